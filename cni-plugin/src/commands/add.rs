@@ -1,0 +1,260 @@
+//! ADD: bridge → veth → IPAM → pod side → node side → masquerade → record.
+//! Each step that creates something pushes its undo; on failure the undo
+//! stack runs in reverse, so a failed ADD leaves nothing behind.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::{Attachment, Step, Undo};
+use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
+use crate::config::{format_mac, NetConf};
+use crate::fault::checkpoint;
+use crate::masquerade;
+use crate::naming;
+use crate::netlink::bridge::{BridgeSpec, PortSpec};
+use crate::netlink::{LinkInfo, Netlink};
+use crate::netns::NetNs;
+use crate::state::Record;
+use crate::sysctl;
+
+pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
+    let att = Attachment::new(conf, env)?;
+    let mut undo = Undo::default();
+    match add(&att, &mut undo).await {
+        Ok(result) => Ok(result),
+        Err(e) => {
+            undo.run(&att).await;
+            Err(e)
+        }
+    }
+}
+
+async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
+    let (conf, env) = (att.conf, att.env);
+    let pod_ns = NetNs::open(att.netns_path()?)?;
+    let pod = Netlink::open(&pod_ns)?;
+    if pod.link(&env.ifname).await?.is_some() {
+        return Err(Error::InvalidEnv {
+            var: "CNI_IFNAME",
+            reason: format!("{} already exists in {}", env.ifname, pod_ns.path().display()),
+        });
+    }
+
+    let (bridge, _) = att
+        .node
+        .ensure_bridge(&BridgeSpec {
+            name: &conf.bridge,
+            mtu: conf.mtu,
+            promisc: conf.promisc_mode,
+            vlan_filtering: conf.vlan.is_some(),
+        })
+        .await?;
+    checkpoint("bridge")?;
+
+    let (host, container) = create_veth(att, &pod_ns, &pod, &bridge, undo).await?;
+    checkpoint("veth")?;
+
+    let mut ipam_result = match &att.ipam {
+        Some(ipam) => {
+            undo.push(Step::Ipam);
+            ipam.add(conf, env).await?
+        }
+        None => CniResult::default(),
+    };
+    checkpoint("ipam")?;
+
+    complete_gateways(conf, &mut ipam_result)?;
+    if !conf.disable_container_interface {
+        configure_pod(conf, &pod_ns, &pod, &container, &ipam_result).await?;
+    }
+    checkpoint("container")?;
+
+    if conf.is_gateway {
+        configure_gateway(att, &bridge, &ipam_result.ips).await?;
+    }
+    checkpoint("host")?;
+
+    let addresses: Vec<IpNet> = ipam_result.ips.iter().map(|c| c.address).collect();
+    if conf.ip_masq && !addresses.is_empty() {
+        undo.push(Step::Masquerade);
+        masquerade::setup(&conf.name, &env.container_id, &addresses)?;
+    }
+    checkpoint("masquerade")?;
+
+    undo.push(Step::Record);
+    att.state.save(&Record {
+        container_id: env.container_id.clone(),
+        ifname: env.ifname.clone(),
+        netns: pod_ns.path().display().to_string(),
+        bridge: conf.bridge.clone(),
+        host_veth: host.name.clone(),
+        ips: addresses,
+        masquerade: conf.ip_masq,
+    })?;
+    checkpoint("state")?;
+
+    Ok(assemble(conf, pod_ns.path().display().to_string(), [bridge, host, container], ipam_result))
+}
+
+/// Creates the pair in the node, moves the pod end into the pod namespace
+/// under `CNI_IFNAME`, and plugs the host end into the bridge.
+async fn create_veth(
+    att: &Attachment<'_>,
+    pod_ns: &NetNs,
+    pod: &Netlink,
+    bridge: &LinkInfo,
+    undo: &mut Undo,
+) -> Result<(LinkInfo, LinkInfo)> {
+    let (conf, env) = (att.conf, att.env);
+    let host_name = naming::host_veth(&env.container_id, &env.ifname);
+    let peer_name = naming::temp_peer(&env.container_id, &env.ifname);
+    // Leftovers of an interrupted earlier ADD of this attachment.
+    att.node.delete_link(&host_name).await?;
+    att.node.delete_link(&peer_name).await?;
+
+    undo.push(Step::HostVeth);
+    att.node.add_veth(&host_name, &peer_name, conf.mtu).await?;
+    let peer = att.link(&peer_name).await?;
+    if let Some(mac) = conf.mac {
+        att.node.set_mac(peer.index, &mac).await?;
+    }
+    att.node.move_to_netns(peer.index, pod_ns.raw_fd()).await?;
+    let moved = pod
+        .link(&peer_name)
+        .await?
+        .ok_or_else(|| Error::io("moving veth", std::io::Error::other(format!("{peer_name} did not arrive in the pod netns"))))?;
+    pod.rename(moved.index, &env.ifname).await?;
+
+    let host = att.link(&host_name).await?;
+    att.node
+        .set_alias(host.index, &format!("lanbridge {} {} {}", conf.name, env.container_id, env.ifname))
+        .await?;
+    att.node.set_master(host.index, bridge.index).await?;
+    att.node
+        .configure_port(
+            host.index,
+            &PortSpec {
+                hairpin: conf.hairpin_mode,
+                isolated: conf.port_isolation,
+                vlan: conf.vlan,
+            },
+        )
+        .await?;
+    att.node.set_up(host.index).await?;
+    let container = pod
+        .link(&env.ifname)
+        .await?
+        .ok_or_else(|| Error::io("renaming veth", std::io::Error::other(format!("{} missing after rename", env.ifname))))?;
+    Ok((att.link(&host_name).await?, container))
+}
+
+/// With `isGateway`, an address without a gateway gets the subnet's first
+/// address; `isDefaultGateway` adds a default route through it.
+fn complete_gateways(conf: &NetConf, result: &mut CniResult) -> Result<()> {
+    if !conf.is_gateway {
+        return Ok(());
+    }
+    for ip in &mut result.ips {
+        if ip.gateway.is_none() {
+            ip.gateway = Some(crate::ipam::host_local::next_ip(ip.address.network()));
+        }
+    }
+    if !conf.is_default_gateway {
+        return Ok(());
+    }
+    for ip in result.ips.clone() {
+        let gw = ip.gateway.expect("completed above");
+        let default: IpNet = match gw {
+            IpAddr::V4(_) => "0.0.0.0/0".parse().expect("valid"),
+            IpAddr::V6(_) => "::/0".parse().expect("valid"),
+        };
+        match result.routes.iter().find(|r| r.dst == default) {
+            Some(r) if r.gw == Some(gw) => {}
+            Some(r) => {
+                return Err(Error::config(
+                    "isDefaultGateway",
+                    format!("IPAM already sets a default route via {:?}", r.gw),
+                ))
+            }
+            None => result.routes.push(Route::via(default, Some(gw))),
+        }
+    }
+    Ok(())
+}
+
+async fn configure_pod(
+    conf: &NetConf,
+    pod_ns: &NetNs,
+    pod: &Netlink,
+    link: &LinkInfo,
+    result: &CniResult,
+) -> Result<()> {
+    // Announce the address at once (gratuitous ARP), as the reference does.
+    sysctl::set(pod_ns, &["net", "ipv4", "conf", &link.name, "arp_notify"], "1")?;
+    for ip in &result.ips {
+        pod.add_address(link.index, ip.address, !conf.enable_dad).await?;
+    }
+    pod.set_up(link.index).await?;
+    for route in &result.routes {
+        pod.add_route(route.dst, route.gw, link.index).await?;
+    }
+    Ok(())
+}
+
+/// Gateway addresses on the bridge and forwarding in the node.
+async fn configure_gateway(att: &Attachment<'_>, bridge: &LinkInfo, ips: &[IpConfig]) -> Result<()> {
+    let existing = att.node.addresses(bridge.index).await?;
+    for ip in ips {
+        let Some(gw) = ip.gateway else { continue };
+        let want = IpNet::new(gw, ip.address.prefix_len()).expect("prefix from address");
+        for other in existing.iter().filter(|e| e.trunc() == want.trunc() && **e != want) {
+            if !att.conf.force_address {
+                return Err(Error::config(
+                    "forceAddress",
+                    format!("bridge {} already has {other} in the same subnet as {want}", bridge.name),
+                ));
+            }
+            att.node.del_address(bridge.index, *other).await?;
+        }
+        att.node.add_address(bridge.index, want, true).await?;
+        let key: &[&str] = match gw {
+            IpAddr::V4(_) => &["net", "ipv4", "ip_forward"],
+            IpAddr::V6(_) => &["net", "ipv6", "conf", "all", "forwarding"],
+        };
+        sysctl::set(&att.node_ns, key, "1")?;
+    }
+    Ok(())
+}
+
+/// The result: prevResult's entries first (chaining), then ours.
+fn assemble(conf: &NetConf, sandbox: String, links: [LinkInfo; 3], ipam: CniResult) -> CniResult {
+    let mut result = conf.prev_result.clone().unwrap_or_default();
+    let base = result.interfaces.len();
+    let [bridge, host, container] = links;
+    for (i, link) in [bridge, host, container].into_iter().enumerate() {
+        result.interfaces.push(Interface {
+            name: link.name,
+            mac: format_mac(&link.mac),
+            mtu: Some(link.mtu),
+            sandbox: if i == 2 { sandbox.clone() } else { String::new() },
+        });
+    }
+    result.ips.extend(ipam.ips.into_iter().map(|ip| IpConfig {
+        interface: Some(base + 2),
+        ..ip
+    }));
+    result.routes.extend(ipam.routes);
+    if !ipam.dns.is_empty() {
+        result.dns = ipam.dns;
+    }
+    result
+}
+
+impl Attachment<'_> {
+    async fn link(&self, name: &str) -> Result<LinkInfo> {
+        self.node.link(name).await?.ok_or_else(|| {
+            Error::io("veth", std::io::Error::other(format!("link {name} vanished")))
+        })
+    }
+}

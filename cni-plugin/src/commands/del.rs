@@ -1,0 +1,40 @@
+//! DEL: best effort and idempotent. It succeeds when called twice, when the
+//! netns or the link is gone, and when nothing was allocated; it still tries
+//! every step when one fails, and reports the first failure.
+
+use super::{first_error, remove_plumbing, Attachment};
+use crate::cni::{CniEnv, Error, Result};
+use crate::config::NetConf;
+use crate::netlink::Netlink;
+use crate::netns::NetNs;
+
+pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
+    let att = Attachment::new(conf, env)?;
+    let mut errors = Vec::new();
+
+    // IPAM first, while the interface still exists (a DHCP release needs it).
+    if let Some(ipam) = &att.ipam {
+        if let Err(e) = ipam.del(conf, env).await {
+            errors.push(e);
+        }
+    }
+    if let Some(path) = &env.netns {
+        match NetNs::open(path) {
+            Ok(ns) => {
+                if let Err(e) = delete_pod_link(&ns, &env.ifname).await {
+                    errors.push(e);
+                }
+            }
+            Err(Error::NetnsNotFound { .. }) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    errors.extend(
+        remove_plumbing(&att.node, &att.state, &conf.name, &env.container_id, &env.ifname).await,
+    );
+    first_error(errors)
+}
+
+async fn delete_pod_link(ns: &NetNs, ifname: &str) -> Result<()> {
+    Netlink::open(ns)?.delete_link(ifname).await.map(drop)
+}

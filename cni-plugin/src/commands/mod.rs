@@ -1,0 +1,142 @@
+//! The CNI commands. Each module is thin: it sequences plumbing, IPAM and
+//! state; the shared pieces (attachment context, teardown) live here.
+
+pub mod add;
+pub mod check;
+pub mod del;
+pub mod gc;
+pub mod status;
+pub mod version;
+
+use std::path::Path;
+
+use crate::cni::{CniEnv, Error, Result};
+use crate::config::NetConf;
+use crate::ipam::Ipam;
+use crate::masquerade;
+use crate::naming;
+use crate::netlink::Netlink;
+use crate::netns::NetNs;
+use crate::state::StateDir;
+
+/// One attachment (container + interface) on one network, with the node's
+/// netlink socket and the IPAM and state the config selects.
+pub struct Attachment<'a> {
+    pub conf: &'a NetConf,
+    pub env: &'a CniEnv,
+    pub node_ns: NetNs,
+    pub node: Netlink,
+    pub ipam: Option<Ipam>,
+    pub state: StateDir,
+}
+
+impl<'a> Attachment<'a> {
+    pub fn new(conf: &'a NetConf, env: &'a CniEnv) -> Result<Attachment<'a>> {
+        let node_ns = NetNs::current()?;
+        let node = Netlink::open(&node_ns)?;
+        Ok(Attachment {
+            conf,
+            env,
+            node,
+            node_ns,
+            ipam: Ipam::from_conf(conf, env)?,
+            state: StateDir::new(&conf.state_dir, &conf.name),
+        })
+    }
+
+    pub fn netns_path(&self) -> Result<&Path> {
+        self.env.netns.as_deref().ok_or(Error::InvalidEnv {
+            var: "CNI_NETNS",
+            reason: "required".into(),
+        })
+    }
+}
+
+/// What ADD created, in order; undone in reverse on failure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step {
+    HostVeth,
+    Ipam,
+    Masquerade,
+    Record,
+}
+
+#[derive(Default)]
+pub struct Undo {
+    steps: Vec<Step>,
+}
+
+impl Undo {
+    pub fn push(&mut self, step: Step) {
+        self.steps.push(step);
+    }
+
+    /// Rolls back; every step is tried even when an earlier one fails.
+    pub async fn run(self, att: &Attachment<'_>) {
+        for step in self.steps.into_iter().rev() {
+            if let Err(e) = undo_step(att, step).await {
+                tracing::error!("rolling back {step:?}: {e}");
+            }
+        }
+    }
+}
+
+async fn undo_step(att: &Attachment<'_>, step: Step) -> Result<()> {
+    let env = att.env;
+    match step {
+        Step::HostVeth => {
+            // Deleting either end removes the pair, wherever the peer went.
+            att.node
+                .delete_link(&naming::temp_peer(&env.container_id, &env.ifname))
+                .await?;
+            att.node
+                .delete_link(&naming::host_veth(&env.container_id, &env.ifname))
+                .await
+                .map(drop)
+        }
+        Step::Ipam => match &att.ipam {
+            Some(ipam) => ipam.del(att.conf, env).await,
+            None => Ok(()),
+        },
+        Step::Masquerade => masquerade::teardown(&att.conf.name, &env.container_id),
+        Step::Record => att.state.remove(&env.container_id, &env.ifname),
+    }
+}
+
+/// Removes everything of one attachment except its IPAM allocation, going on
+/// past failures; returns them all.
+pub async fn remove_plumbing(
+    node: &Netlink,
+    state: &StateDir,
+    network: &str,
+    container_id: &str,
+    ifname: &str,
+) -> Vec<Error> {
+    let mut errors = Vec::new();
+    if let Err(e) = masquerade::teardown(network, container_id) {
+        errors.push(e);
+    }
+    for name in [
+        naming::host_veth(container_id, ifname),
+        naming::temp_peer(container_id, ifname),
+    ] {
+        if let Err(e) = node.delete_link(&name).await {
+            errors.push(e);
+        }
+    }
+    if let Err(e) = state.remove(container_id, ifname) {
+        errors.push(e);
+    }
+    errors
+}
+
+/// The first error of a best-effort sequence, with the rest logged.
+pub fn first_error(mut errors: Vec<Error>) -> Result<()> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    for e in &errors[1..] {
+        tracing::error!("also failed: {e}");
+    }
+    Err(errors.swap_remove(0))
+}

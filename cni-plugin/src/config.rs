@@ -1,0 +1,292 @@
+//! The network configuration: a superset of the reference `bridge` plugin's.
+//!
+//! Parsing is two steps: stdin must be JSON (else code 6), then each key must
+//! have the right type and a sane value (else code 7, naming the key).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::cni::{env::validate_ifname, CniResult, Error, Result, Version};
+
+pub const DEFAULT_BRIDGE: &str = "cni0";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/lanbridge";
+
+/// The keys as they arrive; validated into [`NetConf`].
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConf {
+    cni_version: String,
+    name: String,
+    bridge: Option<String>,
+    #[serde(default)]
+    is_gateway: bool,
+    #[serde(default)]
+    is_default_gateway: bool,
+    #[serde(default)]
+    force_address: bool,
+    #[serde(default)]
+    ip_masq: bool,
+    ip_masq_backend: Option<String>,
+    mtu: Option<i64>,
+    #[serde(default)]
+    hairpin_mode: bool,
+    #[serde(default)]
+    promisc_mode: bool,
+    vlan: Option<i64>,
+    #[serde(default)]
+    vlan_trunk: Vec<Value>,
+    #[serde(default)]
+    macspoofchk: bool,
+    #[serde(default)]
+    port_isolation: bool,
+    #[serde(default)]
+    enabledad: bool,
+    #[serde(default)]
+    disable_container_interface: bool,
+    uplink: Option<String>,
+    state_dir: Option<PathBuf>,
+    ipam: Option<Value>,
+    #[serde(default)]
+    args: Args,
+    #[serde(default)]
+    runtime_config: RuntimeConfig,
+    prev_result: Option<Value>,
+    #[serde(rename = "cni.dev/valid-attachments")]
+    valid_attachments: Option<Vec<Attachment>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Args {
+    #[serde(default)]
+    cni: CniArgs,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CniArgs {
+    mac: Option<String>,
+    #[serde(default)]
+    ips: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RuntimeConfig {
+    mac: Option<String>,
+    #[serde(default)]
+    ips: Vec<String>,
+}
+
+/// One entry of GC's `cni.dev/valid-attachments`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Attachment {
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    pub ifname: String,
+}
+
+/// A validated network configuration.
+#[derive(Debug, Clone)]
+pub struct NetConf {
+    pub version: Version,
+    pub name: String,
+    pub bridge: String,
+    pub is_gateway: bool,
+    pub is_default_gateway: bool,
+    pub force_address: bool,
+    pub ip_masq: bool,
+    pub mtu: Option<u32>,
+    pub hairpin_mode: bool,
+    pub promisc_mode: bool,
+    pub vlan: Option<u16>,
+    pub port_isolation: bool,
+    pub enable_dad: bool,
+    pub disable_container_interface: bool,
+    pub state_dir: PathBuf,
+    /// The `ipam` object, passed as is to built-in or delegated IPAM.
+    pub ipam: Option<Ipam>,
+    /// MAC requested by the runtime (`runtimeConfig.mac`, else `args.cni.mac`).
+    pub mac: Option<[u8; 6]>,
+    /// IPs requested by the runtime (`runtimeConfig.ips`, else `args.cni.ips`).
+    pub requested_ips: Vec<String>,
+    pub prev_result: Option<CniResult>,
+    pub valid_attachments: Option<Vec<Attachment>>,
+    /// The config exactly as received, for delegated IPAM.
+    pub raw: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ipam {
+    pub kind: String,
+    pub conf: Value,
+}
+
+/// Decodes stdin into JSON; only syntax errors are code 6.
+pub fn decode(stdin: &[u8]) -> Result<Value> {
+    serde_json::from_slice(stdin).map_err(|source| Error::Decode {
+        what: "network configuration",
+        source,
+    })
+}
+
+/// The `cniVersion` of a config, if any, so even early errors answer in it.
+pub fn peek_version(raw: &Value) -> Option<&str> {
+    raw.get("cniVersion").and_then(Value::as_str)
+}
+
+impl NetConf {
+    pub fn parse(raw: Value) -> Result<NetConf> {
+        let conf: RawConf = serde_path_to_error::deserialize(&raw).map_err(|e| {
+            let key = e.path().to_string();
+            Error::config(key, e.into_inner().to_string())
+        })?;
+        let version = Version::parse(&conf.cni_version)?;
+        validate_name(&conf.name)?;
+
+        let bridge = conf.bridge.unwrap_or_else(|| DEFAULT_BRIDGE.to_string());
+        validate_ifname(&bridge).map_err(|r| Error::config("bridge", r))?;
+        if conf.uplink.is_some() {
+            return Err(Error::UnsupportedField {
+                field: "uplink",
+                reason: "lan mode is not available in this version of lanbridge".into(),
+            });
+        }
+        if !conf.vlan_trunk.is_empty() {
+            if conf.vlan.is_some() {
+                return Err(Error::config("vlanTrunk", "cannot be combined with vlan"));
+            }
+            return Err(Error::UnsupportedField {
+                field: "vlanTrunk",
+                reason: "trunk ports are not supported; use vlan".into(),
+            });
+        }
+        if conf.macspoofchk {
+            return Err(Error::UnsupportedField {
+                field: "macspoofchk",
+                reason: "MAC spoof checking comes with the eBPF enforcement datapath".into(),
+            });
+        }
+        match conf.ip_masq_backend.as_deref() {
+            None | Some("iptables") => {}
+            Some(other) => {
+                return Err(Error::config(
+                    "ipMasqBackend",
+                    format!("{other:?}: only \"iptables\" is supported"),
+                ))
+            }
+        }
+        let mtu = match conf.mtu {
+            None | Some(0) => None,
+            Some(m @ 68..=65535) => Some(m as u32),
+            Some(m) => return Err(Error::config("mtu", format!("{m} is not within 68..65535"))),
+        };
+        let vlan = match conf.vlan {
+            None | Some(0) => None,
+            Some(v @ 1..=4094) => Some(v as u16),
+            Some(v) => return Err(Error::config("vlan", format!("{v} is not within 0..4094"))),
+        };
+        let mac = match (&conf.runtime_config.mac, &conf.args.cni.mac) {
+            (Some(m), _) => Some(parse_mac(m).map_err(|r| Error::config("runtimeConfig.mac", r))?),
+            (None, Some(m)) => Some(parse_mac(m).map_err(|r| Error::config("args.cni.mac", r))?),
+            (None, None) => None,
+        };
+        let requested_ips = if conf.runtime_config.ips.is_empty() {
+            conf.args.cni.ips
+        } else {
+            conf.runtime_config.ips
+        };
+        let ipam = conf.ipam.map(parse_ipam).transpose()?;
+        let prev_result = conf
+            .prev_result
+            .as_ref()
+            .map(CniResult::from_wire)
+            .transpose()?;
+
+        Ok(NetConf {
+            version,
+            name: conf.name,
+            bridge,
+            // As in the reference plugin, a default gateway implies a gateway.
+            is_gateway: conf.is_gateway || conf.is_default_gateway,
+            is_default_gateway: conf.is_default_gateway,
+            force_address: conf.force_address,
+            ip_masq: conf.ip_masq,
+            mtu,
+            hairpin_mode: conf.hairpin_mode,
+            promisc_mode: conf.promisc_mode,
+            vlan,
+            port_isolation: conf.port_isolation,
+            enable_dad: conf.enabledad,
+            disable_container_interface: conf.disable_container_interface,
+            state_dir: conf
+                .state_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            ipam,
+            mac,
+            requested_ips,
+            prev_result,
+            valid_attachments: conf.valid_attachments,
+            raw,
+        })
+    }
+}
+
+fn parse_ipam(value: Value) -> Result<Ipam> {
+    let kind = value
+        .get("type")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::config("ipam.type", "missing or not a string"))?;
+    if kind.contains('/') {
+        return Err(Error::config("ipam.type", format!("{kind:?} is not a plugin name")));
+    }
+    Ok(Ipam {
+        kind: kind.to_string(),
+        conf: value,
+    })
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name != "."
+        && name != "..";
+    if ok {
+        return Ok(());
+    }
+    Err(Error::config(
+        "name",
+        format!("{name:?} must be non-empty and only alphanumeric, '_', '.' or '-'"),
+    ))
+}
+
+pub fn parse_mac(s: &str) -> std::result::Result<[u8; 6], String> {
+    let bad = || format!("{s:?} is not a MAC address");
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (byte, part) in mac.iter_mut().zip(parts) {
+        if part.len() != 2 {
+            return Err(bad());
+        }
+        *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    if mac[0] & 1 == 1 {
+        return Err(format!("{s:?} is a multicast address"));
+    }
+    Ok(mac)
+}
+
+pub fn format_mac(mac: &[u8]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+use serde_json::json;
+
+use super::*;
+
+fn parse(v: Value) -> Result<NetConf> {
+    NetConf::parse(v)
+}
+
+fn base() -> Value {
+    json!({"cniVersion": "1.0.0", "name": "net1", "type": "lanbridge"})
+}
+
+fn with(key: &str, value: Value) -> Value {
+    let mut v = base();
+    v[key] = value;
+    v
+}
+
+#[test]
+fn defaults_match_the_reference_plugin() {
+    let c = parse(base()).unwrap();
+    assert_eq!(c.bridge, "cni0");
+    assert!(!c.is_gateway && !c.is_default_gateway && !c.ip_masq);
+    assert_eq!(c.mtu, None);
+    assert_eq!(c.vlan, None);
+    assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    assert!(c.ipam.is_none() && c.mac.is_none() && c.prev_result.is_none());
+}
+
+#[test]
+fn every_reference_key_is_read() {
+    let c = parse(json!({
+        "cniVersion": "0.4.0", "name": "n", "type": "lanbridge",
+        "bridge": "br7", "isGateway": true, "isDefaultGateway": true,
+        "forceAddress": true, "ipMasq": true, "ipMasqBackend": "iptables",
+        "mtu": 9000, "hairpinMode": true, "promiscMode": true, "vlan": 42,
+        "portIsolation": true, "enabledad": true, "disableContainerInterface": true,
+        "stateDir": "/tmp/s", "ipam": {"type": "host-local", "subnet": "10.1.0.0/24"},
+        "unknownKey": {"ignored": true}
+    }))
+    .unwrap();
+    assert_eq!(c.version, Version::V0_4_0);
+    assert_eq!(c.bridge, "br7");
+    assert!(c.is_gateway && c.is_default_gateway && c.force_address && c.ip_masq);
+    assert_eq!(c.mtu, Some(9000));
+    assert!(c.hairpin_mode && c.promisc_mode && c.port_isolation && c.enable_dad);
+    assert!(c.disable_container_interface);
+    assert_eq!(c.vlan, Some(42));
+    assert_eq!(c.state_dir, PathBuf::from("/tmp/s"));
+    assert_eq!(c.ipam.unwrap().kind, "host-local");
+}
+
+#[test]
+fn default_gateway_implies_gateway() {
+    let c = parse(with("isDefaultGateway", json!(true))).unwrap();
+    assert!(c.is_gateway);
+}
+
+#[test]
+fn mac_from_runtime_config_wins_over_args() {
+    let mut v = with("args", json!({"cni": {"mac": "02:00:00:00:00:01", "ips": ["10.0.0.9"]}}));
+    let c = parse(v.clone()).unwrap();
+    assert_eq!(c.mac, Some([2, 0, 0, 0, 0, 1]));
+    assert_eq!(c.requested_ips, vec!["10.0.0.9"]);
+    v["runtimeConfig"] = json!({"mac": "02:00:00:00:00:02", "ips": ["10.0.0.7/24"]});
+    let c = parse(v).unwrap();
+    assert_eq!(c.mac, Some([2, 0, 0, 0, 0, 2]));
+    assert_eq!(c.requested_ips, vec!["10.0.0.7/24"]);
+}
+
+#[test]
+fn prev_result_of_any_version_is_understood() {
+    let legacy = with(
+        "prevResult",
+        json!({"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.2/24", "gateway": "10.0.0.1"}}),
+    );
+    let c = parse(legacy).unwrap();
+    assert_eq!(c.prev_result.unwrap().ips[0].address.to_string(), "10.0.0.2/24");
+    let v03 = with(
+        "prevResult",
+        json!({"cniVersion": "0.3.1", "ips": [{"version": "4", "address": "10.0.0.3/24"}]}),
+    );
+    assert_eq!(parse(v03).unwrap().prev_result.unwrap().ips.len(), 1);
+}
+
+#[test]
+fn valid_attachments_for_gc() {
+    let v = with(
+        "cni.dev/valid-attachments",
+        json!([{"containerID": "c1", "ifname": "eth0"}]),
+    );
+    let c = parse(v).unwrap();
+    assert_eq!(c.valid_attachments.unwrap()[0].container_id, "c1");
+}
+
+/// Each malformed value is code 7 and the message names the key.
+#[test]
+fn malformed_values_name_their_key() {
+    let cases = [
+        ("mtu", json!("big"), "mtu"),
+        ("mtu", json!(-1), "mtu"),
+        ("mtu", json!(70000), "mtu"),
+        ("vlan", json!(4095), "vlan"),
+        ("vlan", json!(-2), "vlan"),
+        ("isGateway", json!("yes"), "isGateway"),
+        ("hairpinMode", json!(1), "hairpinMode"),
+        ("bridge", json!("this-name-is-way-too-long"), "bridge"),
+        ("bridge", json!("a/b"), "bridge"),
+        ("name", json!(""), "name"),
+        ("name", json!("a/b"), "name"),
+        ("ipam", json!({"subnet": "10.0.0.0/24"}), "ipam.type"),
+        ("ipMasqBackend", json!("ebtables"), "ipMasqBackend"),
+        ("runtimeConfig", json!({"mac": "zz:00:00:00:00:00"}), "runtimeConfig.mac"),
+        ("args", json!({"cni": {"mac": "01:00:00:00:00:00"}}), "args.cni.mac"),
+    ];
+    for (key, value, named) in cases {
+        let err = parse(with(key, value.clone())).unwrap_err();
+        assert_eq!(err.code(), 7, "{key}={value}: {err}");
+        assert!(err.to_string().contains(named), "{key}={value}: {err}");
+    }
+}
+
+#[test]
+fn contradictions_and_unsupported_fields() {
+    let mut v = with("vlan", json!(5));
+    v["vlanTrunk"] = json!([{"id": 6}]);
+    assert_eq!(parse(v).unwrap_err().code(), 7);
+    assert_eq!(parse(with("vlanTrunk", json!([{"id": 6}]))).unwrap_err().code(), 2);
+    assert_eq!(parse(with("uplink", json!("eth0"))).unwrap_err().code(), 2);
+}
+
+#[test]
+fn version_and_decode_errors() {
+    assert_eq!(parse(with("cniVersion", json!("9.9.9"))).unwrap_err().code(), 1);
+    assert_eq!(decode(b"{not json").unwrap_err().code(), 6);
+    assert_eq!(parse(json!({"name": "x", "type": "lanbridge"})).unwrap_err().code(), 7);
+}
+
+#[test]
+fn mac_format_round_trips() {
+    let mac = parse_mac("0a:58:0A:f4:01:02").unwrap();
+    assert_eq!(format_mac(&mac), "0a:58:0a:f4:01:02");
+    assert!(parse_mac("0a:58:0a:f4:01").is_err());
+}

@@ -1,0 +1,4 @@
+//! The eBPF datapath: the programs' object, and (later) loading, pinning and
+//! maps.
+
+pub mod object;

@@ -1,0 +1,34 @@
+//! The eBPF object (`target/bpf/lanbridge.bpf.o`, from `cargo xtask
+//! build-ebpf`), embedded in the binary when it was built before lanbridge.
+
+/// Bytes aligned to 8, as ELF parsers (aya's included) expect of an object.
+#[cfg(lanbridge_ebpf_embedded)]
+#[repr(C, align(8))]
+struct Aligned<B: ?Sized>(B);
+
+#[cfg(lanbridge_ebpf_embedded)]
+static OBJECT: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("LANBRIDGE_EBPF_OBJECT")));
+
+/// The embedded eBPF object, or `None` if lanbridge was built without one.
+pub fn embedded_object() -> Option<&'static [u8]> {
+    #[cfg(lanbridge_ebpf_embedded)]
+    return Some(&OBJECT.0);
+    #[cfg(not(lanbridge_ebpf_embedded))]
+    None
+}
+
+#[cfg(all(test, lanbridge_ebpf_embedded))]
+mod tests {
+    use super::embedded_object;
+
+    #[test]
+    fn embedded_object_is_bpf_elf_with_lb_from_pod() {
+        let object = embedded_object().expect("built with an object");
+        assert_eq!(object.as_ptr() as usize % 8, 0, "8-byte aligned");
+        assert_eq!(&object[..4], b"\x7fELF");
+        // e_machine, little endian at offset 18: EM_BPF.
+        assert_eq!(u16::from_le_bytes([object[18], object[19]]), 247);
+        let name = b"lb_from_pod";
+        assert!(object.windows(name.len()).any(|w| w == name));
+    }
+}

@@ -1,0 +1,191 @@
+//! Built-in `host-local` IPAM, compatible with the reference plugin's config
+//! and on-disk state.
+
+mod allocator;
+mod range;
+mod store;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{parse_requested, resolv_conf, IpamError, IpamRequest};
+use crate::cni::{CniResult, Error, Result, Route};
+pub use range::{next_ip, Range, RangeSet};
+use store::{DiskStore, Owner};
+
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConf {
+    #[serde(default)]
+    ranges: Vec<Vec<RawRange>>,
+    #[serde(flatten)]
+    legacy: RawRangeOpt,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+    data_dir: Option<PathBuf>,
+    resolv_conf: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRange {
+    subnet: IpNet,
+    range_start: Option<IpAddr>,
+    range_end: Option<IpAddr>,
+    gateway: Option<IpAddr>,
+}
+
+/// The top-level `subnet`/`rangeStart`/... of old configs.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRangeOpt {
+    subnet: Option<IpNet>,
+    range_start: Option<IpAddr>,
+    range_end: Option<IpAddr>,
+    gateway: Option<IpAddr>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawRoute {
+    dst: IpNet,
+    gw: Option<IpAddr>,
+}
+
+#[derive(Debug)]
+pub struct HostLocal {
+    range_sets: Vec<RangeSet>,
+    routes: Vec<Route>,
+    data_dir: PathBuf,
+    resolv_conf: Option<PathBuf>,
+}
+
+impl HostLocal {
+    pub fn parse(ipam: &Value) -> Result<HostLocal> {
+        let raw: RawConf = serde_path_to_error::deserialize(ipam)
+            .map_err(|e| Error::config(format!("ipam.{}", e.path()), e.into_inner().to_string()))?;
+        let mut sets: Vec<Vec<RawRange>> = raw.ranges;
+        if let Some(subnet) = raw.legacy.subnet {
+            sets.insert(
+                0,
+                vec![RawRange {
+                    subnet,
+                    range_start: raw.legacy.range_start,
+                    range_end: raw.legacy.range_end,
+                    gateway: raw.legacy.gateway,
+                }],
+            );
+        }
+        if sets.is_empty() {
+            return Err(Error::config("ipam.ranges", "no subnet or ranges given"));
+        }
+        let mut range_sets: Vec<RangeSet> = Vec::new();
+        for (i, set) in sets.into_iter().enumerate() {
+            if set.is_empty() {
+                return Err(Error::config(format!("ipam.ranges[{i}]"), "empty range set"));
+            }
+            let mut ranges = Vec::new();
+            for (j, r) in set.into_iter().enumerate() {
+                let range = Range::new(r.subnet, r.range_start, r.range_end, r.gateway)
+                    .map_err(|e| Error::config(format!("ipam.ranges[{i}][{j}]"), e))?;
+                if range.subnet.addr().is_ipv4() != ranges.first().map_or(range.subnet.addr().is_ipv4(), |f: &Range| f.subnet.addr().is_ipv4()) {
+                    return Err(Error::config(format!("ipam.ranges[{i}]"), "mixes IPv4 and IPv6"));
+                }
+                ranges.push(range);
+            }
+            let all: Vec<&Range> = range_sets.iter().flatten().chain(ranges.iter()).collect();
+            for (a, ra) in all.iter().enumerate() {
+                if let Some(rb) = all[a + 1..].iter().find(|rb| ra.overlaps(rb)) {
+                    return Err(Error::config(
+                        format!("ipam.ranges[{i}]"),
+                        format!("range {}-{} overlaps {}-{}", ra.start, ra.end, rb.start, rb.end),
+                    ));
+                }
+            }
+            range_sets.push(ranges);
+        }
+        Ok(HostLocal {
+            range_sets,
+            routes: raw.routes.into_iter().map(|r| Route::via(r.dst, r.gw)).collect(),
+            data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            resolv_conf: raw.resolv_conf,
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn add(&self, req: &IpamRequest) -> Result<CniResult> {
+        let mut requested = parse_requested(req)?;
+        let owner = owner(req.container_id, req.ifname);
+        let mut store = DiskStore::open(&self.data_dir, req.network)?;
+        let mut result = CniResult::default();
+        for (i, set) in self.range_sets.iter().enumerate() {
+            let wanted = requested
+                .iter()
+                .position(|ip| set.iter().any(|r| r.contains(*ip)))
+                .map(|pos| requested.remove(pos));
+            match allocator::allocate(&mut store, i, set, &owner, wanted) {
+                Ok(ip) => result.ips.push(ip),
+                Err(e) => {
+                    // Give back what this call took from earlier range sets.
+                    allocator::release(&mut store, &owner)?;
+                    return Err(e.into());
+                }
+            }
+        }
+        if let Some(ip) = requested.first() {
+            allocator::release(&mut store, &owner)?;
+            return Err(IpamError::OutOfRange { ip: *ip }.into());
+        }
+        result.routes = self.routes.clone();
+        if let Some(path) = &self.resolv_conf {
+            result.dns = resolv_conf::read(path)?;
+        }
+        Ok(result)
+    }
+
+    pub fn del(&self, network: &str, container_id: &str, ifname: &str) -> Result<()> {
+        let mut store = DiskStore::open(&self.data_dir, network)?;
+        allocator::release(&mut store, &owner(container_id, ifname))?;
+        Ok(())
+    }
+
+    /// Addresses currently held by the attachment (for CHECK).
+    pub fn held(&self, network: &str, container_id: &str, ifname: &str) -> Result<Vec<IpAddr>> {
+        let store = DiskStore::open(&self.data_dir, network)?;
+        let me = owner(container_id, ifname);
+        Ok(store::Store::all(&store)?
+            .into_iter()
+            .filter(|(_, o)| *o == me)
+            .map(|(ip, _)| ip)
+            .collect())
+    }
+
+    /// Releases every allocation whose owner `keep` rejects.
+    pub fn gc(&self, network: &str, keep: impl Fn(&str, &str) -> bool) -> Result<Vec<IpAddr>> {
+        let mut store = DiskStore::open(&self.data_dir, network)?;
+        let stale: Vec<IpAddr> = store::Store::all(&store)?
+            .into_iter()
+            .filter(|(_, o)| !keep(&o.container_id, &o.ifname))
+            .map(|(ip, _)| ip)
+            .collect();
+        for ip in &stale {
+            store::Store::release(&mut store, *ip)?;
+        }
+        Ok(stale)
+    }
+}
+
+fn owner(container_id: &str, ifname: &str) -> Owner {
+    Owner {
+        container_id: container_id.to_string(),
+        ifname: ifname.to_string(),
+    }
+}

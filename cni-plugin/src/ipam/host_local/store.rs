@@ -1,0 +1,168 @@
+//! Where host-local keeps its allocations.
+//!
+//! The on-disk layout is the reference plugin's (`<dataDir>/<network>/<ip>`
+//! holding `<containerID>\r\n<ifname>`, `last_reserved_ip.<set>`), so an
+//! operator switching plugins keeps the allocations already made.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+
+use crate::ipam::IpamError;
+
+/// The owner of an allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub container_id: String,
+    pub ifname: String,
+}
+
+impl Owner {
+    fn encode(&self) -> String {
+        format!("{}\r\n{}", self.container_id, self.ifname)
+    }
+
+    fn decode(s: &str) -> Owner {
+        let mut lines = s.lines();
+        Owner {
+            container_id: lines.next().unwrap_or_default().trim().to_string(),
+            ifname: lines.next().unwrap_or_default().trim().to_string(),
+        }
+    }
+}
+
+/// Allocation bookkeeping; the allocator is pure logic over this.
+pub trait Store {
+    /// Records `ip` for `owner`; false if it is already taken.
+    fn reserve(&mut self, ip: IpAddr, owner: &Owner, set: usize) -> Result<bool, IpamError>;
+    fn last_reserved(&self, set: usize) -> Result<Option<IpAddr>, IpamError>;
+    fn owner_of(&self, ip: IpAddr) -> Result<Option<Owner>, IpamError>;
+    /// Every allocation, for GC and for finding an owner's addresses.
+    fn all(&self) -> Result<Vec<(IpAddr, Owner)>, IpamError>;
+    fn release(&mut self, ip: IpAddr) -> Result<(), IpamError>;
+}
+
+/// The reference layout on disk, held under an exclusive `flock` for the
+/// whole transaction so concurrent plugin runs never hand out one address twice.
+pub struct DiskStore {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl DiskStore {
+    pub fn open(data_dir: &Path, network: &str) -> Result<DiskStore, IpamError> {
+        let dir = data_dir.join(network);
+        let err = |source| IpamError::Store {
+            path: dir.clone(),
+            source,
+        };
+        fs::create_dir_all(&dir).map_err(err)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))
+            .map_err(err)?;
+        lock.lock().map_err(err)?;
+        Ok(DiskStore { dir, _lock: lock })
+    }
+
+    fn err(&self, path: &Path) -> impl FnOnce(io::Error) -> IpamError {
+        let path = path.to_path_buf();
+        move |source| IpamError::Store { path, source }
+    }
+
+    /// Writes via a temporary file and rename, so a crash never leaves half a record.
+    fn write_atomic(&self, path: &Path, data: &str) -> Result<(), IpamError> {
+        let tmp = path.with_extension("tmp");
+        let mut f = File::create(&tmp).map_err(self.err(&tmp))?;
+        f.write_all(data.as_bytes()).map_err(self.err(&tmp))?;
+        f.sync_all().map_err(self.err(&tmp))?;
+        fs::rename(&tmp, path).map_err(self.err(path))
+    }
+}
+
+impl Store for DiskStore {
+    fn reserve(&mut self, ip: IpAddr, owner: &Owner, set: usize) -> Result<bool, IpamError> {
+        let path = self.dir.join(ip.to_string());
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                f.write_all(owner.encode().as_bytes())
+                    .map_err(self.err(&path))?;
+                let last = self.dir.join(format!("last_reserved_ip.{set}"));
+                self.write_atomic(&last, &ip.to_string())?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(self.err(&path)(e)),
+        }
+    }
+
+    fn last_reserved(&self, set: usize) -> Result<Option<IpAddr>, IpamError> {
+        let path = self.dir.join(format!("last_reserved_ip.{set}"));
+        match fs::read_to_string(&path) {
+            Ok(s) => Ok(s.trim().parse().ok()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err(&path)(e)),
+        }
+    }
+
+    fn owner_of(&self, ip: IpAddr) -> Result<Option<Owner>, IpamError> {
+        let path = self.dir.join(ip.to_string());
+        match fs::read_to_string(&path) {
+            Ok(s) => Ok(Some(Owner::decode(&s))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err(&path)(e)),
+        }
+    }
+
+    fn all(&self) -> Result<Vec<(IpAddr, Owner)>, IpamError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(self.err(&self.dir))? {
+            let entry = entry.map_err(self.err(&self.dir))?;
+            let Some(ip) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let data = fs::read_to_string(entry.path()).map_err(self.err(&entry.path()))?;
+            out.push((ip, Owner::decode(&data)));
+        }
+        out.sort_by_key(|(ip, _)| *ip);
+        Ok(out)
+    }
+
+    fn release(&mut self, ip: IpAddr) -> Result<(), IpamError> {
+        let path = self.dir.join(ip.to_string());
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(self.err(&path)(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_layout_and_exclusive_reserve() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = DiskStore::open(tmp.path(), "net").unwrap();
+        let owner = Owner {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+        };
+        let ip: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(s.reserve(ip, &owner, 0).unwrap());
+        assert!(!s.reserve(ip, &owner, 0).unwrap());
+        let raw = fs::read_to_string(tmp.path().join("net/10.0.0.2")).unwrap();
+        assert_eq!(raw, "c1\r\neth0");
+        assert_eq!(s.last_reserved(0).unwrap(), Some(ip));
+        assert_eq!(s.owner_of(ip).unwrap(), Some(owner.clone()));
+        assert_eq!(s.all().unwrap(), vec![(ip, owner)]);
+        s.release(ip).unwrap();
+        s.release(ip).unwrap();
+        assert!(s.all().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,112 @@
+//! IPAM: built-in `host-local` and `static`, anything else delegated to a
+//! plugin binary in `CNI_PATH`, as the reference plugins do.
+
+pub mod delegate;
+pub mod host_local;
+mod resolv_conf;
+pub mod static_ipam;
+
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::cni::{error::code, CniEnv, CniResult, Result};
+use crate::config::NetConf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IpamError {
+    #[error("no free address in range set {range_set} ({ranges})")]
+    Exhausted { range_set: usize, ranges: String },
+    #[error("requested address {ip} is not in any configured range")]
+    OutOfRange { ip: IpAddr },
+    #[error("requested address {ip} is already allocated to container {owner:?}")]
+    InUse { ip: IpAddr, owner: String },
+    #[error("requested address {value:?} is not an IP address")]
+    BadRequest { value: String },
+    #[error("IPAM store {path:?}: {source}")]
+    Store { path: PathBuf, source: io::Error },
+}
+
+impl IpamError {
+    pub fn code(&self) -> u32 {
+        match self {
+            IpamError::Store { .. } => code::IO_FAILURE,
+            IpamError::BadRequest { .. } => code::INVALID_CONFIG,
+            _ => code::IPAM,
+        }
+    }
+}
+
+/// Who asks for addresses, and which ones they want.
+pub struct IpamRequest<'a> {
+    pub network: &'a str,
+    pub container_id: &'a str,
+    pub ifname: &'a str,
+    /// From `CNI_ARGS` `IP=`, `runtimeConfig.ips`, `args.cni.ips`.
+    pub requested: Vec<String>,
+}
+
+impl<'a> IpamRequest<'a> {
+    pub fn new(conf: &'a NetConf, env: &'a CniEnv) -> IpamRequest<'a> {
+        let mut requested: Vec<String> = env
+            .arg("IP")
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
+        requested.extend(conf.requested_ips.iter().cloned());
+        IpamRequest {
+            network: &conf.name,
+            container_id: &env.container_id,
+            ifname: &env.ifname,
+            requested,
+        }
+    }
+}
+
+/// Requested addresses may come with or without a prefix length.
+fn parse_requested(req: &IpamRequest) -> Result<Vec<IpAddr>, IpamError> {
+    req.requested
+        .iter()
+        .map(|s| {
+            let addr = s.split('/').next().unwrap_or_default().trim();
+            addr.parse().map_err(|_| IpamError::BadRequest { value: s.clone() })
+        })
+        .collect()
+}
+
+/// The IPAM a config selects.
+pub enum Ipam {
+    HostLocal(host_local::HostLocal),
+    Static(static_ipam::Static),
+    Delegate(delegate::Delegate),
+}
+
+impl Ipam {
+    pub fn from_conf(conf: &NetConf, env: &CniEnv) -> Result<Option<Ipam>> {
+        let Some(ipam) = &conf.ipam else {
+            return Ok(None);
+        };
+        Ok(Some(match ipam.kind.as_str() {
+            "host-local" => Ipam::HostLocal(host_local::HostLocal::parse(&ipam.conf)?),
+            "static" => Ipam::Static(static_ipam::Static::parse(&ipam.conf)?),
+            other => Ipam::Delegate(delegate::Delegate::find(other, &env.path)?),
+        }))
+    }
+
+    pub async fn add(&self, conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
+        let req = IpamRequest::new(conf, env);
+        match self {
+            Ipam::HostLocal(h) => h.add(&req),
+            Ipam::Static(s) => s.add(&req),
+            Ipam::Delegate(d) => d.add(conf).await,
+        }
+    }
+
+    /// Releases the attachment's addresses; tolerates there being none.
+    pub async fn del(&self, conf: &NetConf, env: &CniEnv) -> Result<()> {
+        match self {
+            Ipam::HostLocal(h) => h.del(&conf.name, &env.container_id, &env.ifname),
+            Ipam::Static(_) => Ok(()),
+            Ipam::Delegate(d) => d.del(conf).await,
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Deterministic names, so DEL and GC find what ADD created.
+
+use sha2::{Digest, Sha256};
+
+fn digest(container_id: &str, ifname: &str) -> String {
+    hex::encode(Sha256::digest(format!("{container_id}/{ifname}")))
+}
+
+/// Host-side veth: `lb` + 11 hex digits. Never `veth*`, so tools that manage
+/// `veth*` links leave ours alone.
+pub fn host_veth(container_id: &str, ifname: &str) -> String {
+    format!("lb{}", &digest(container_id, ifname)[..11])
+}
+
+/// Temporary name of the pod end while it still lives in the node namespace.
+pub fn temp_peer(container_id: &str, ifname: &str) -> String {
+    format!("lbp{}", &digest(container_id, ifname)[..11])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_fit_ifnamsiz_and_differ_per_attachment() {
+        let a = super::host_veth("c1", "eth0");
+        assert!(a.len() <= 15 && a.starts_with("lb") && !a.starts_with("veth"));
+        assert_ne!(a, super::host_veth("c1", "net1"));
+        assert_eq!(a, super::host_veth("c1", "eth0"));
+        assert!(super::temp_peer("c1", "eth0").len() <= 15);
+    }
+}

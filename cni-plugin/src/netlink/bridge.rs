@@ -1,0 +1,92 @@
+//! The node's bridge and its ports.
+
+use rtnetlink::packet_route::link::{BridgeVlanInfoFlags, InfoKind};
+use rtnetlink::{LinkBridge, LinkBridgePort, LinkBridgeVlan, LinkUnspec};
+
+use super::{is_errno, LinkInfo, Netlink};
+use crate::cni::{Error, Result};
+
+/// How the bridge should look; applied whether lanbridge created it or not.
+pub struct BridgeSpec<'a> {
+    pub name: &'a str,
+    pub mtu: Option<u32>,
+    pub promisc: bool,
+    pub vlan_filtering: bool,
+}
+
+/// Per-port options of the reference plugin.
+pub struct PortSpec {
+    pub hairpin: bool,
+    pub isolated: bool,
+    pub vlan: Option<u16>,
+}
+
+impl Netlink {
+    /// Creates the bridge if missing. Safe when many ADDs race: whoever loses
+    /// the creation race gets EEXIST and uses the winner's bridge.
+    pub async fn ensure_bridge(&self, spec: &BridgeSpec<'_>) -> Result<(LinkInfo, bool)> {
+        let mut created = false;
+        if self.link(spec.name).await?.is_none() {
+            let mut builder = LinkBridge::new(spec.name);
+            if let Some(mtu) = spec.mtu {
+                builder = builder.mtu(mtu);
+            }
+            if spec.vlan_filtering {
+                builder = builder.vlan_filtering(true);
+            }
+            match self.handle.link().add(builder.build()).execute().await {
+                Ok(()) => created = true,
+                Err(e) if is_errno(&e, libc::EEXIST) => {}
+                Err(e) => return Err(Error::netlink(format!("create bridge {}", spec.name), e)),
+            }
+        }
+        let link = self
+            .link(spec.name)
+            .await?
+            .ok_or_else(|| Error::config("bridge", format!("{} vanished after creation", spec.name)))?;
+        if link.kind.as_deref() != Some(InfoKind::Bridge.to_string().as_str()) {
+            return Err(Error::config(
+                "bridge",
+                format!("{:?} exists and is not a bridge", spec.name),
+            ));
+        }
+        if spec.vlan_filtering && !created {
+            let msg = LinkBridge::new(spec.name).vlan_filtering(true).build();
+            let mut msg = msg;
+            msg.header.index = link.index;
+            self.handle
+                .link()
+                .change(msg)
+                .execute()
+                .await
+                .map_err(|e| Error::netlink(format!("enable vlan_filtering on {}", spec.name), e))?;
+        }
+        let mut up = LinkUnspec::new_with_index(link.index).up();
+        if spec.promisc {
+            up = up.promiscuous(true);
+        }
+        self.set(&format!("bring bridge {} up", spec.name), up.build())
+            .await?;
+        Ok((link, created))
+    }
+
+    pub async fn configure_port(&self, port: u32, spec: &PortSpec) -> Result<()> {
+        let msg = LinkBridgePort::new(port)
+            .hairpin(spec.hairpin)
+            .isolated(spec.isolated)
+            .build();
+        self.handle
+            .link()
+            .set_port(msg)
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("set bridge port options on link {port}"), e))?;
+        if let Some(vid) = spec.vlan {
+            let msg = LinkBridgeVlan::new(port)
+                .vlan(vid, BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged)
+                .build();
+            self.set(&format!("add vlan {vid} to link {port}"), msg).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,138 @@
+//! Links: lookup, veth pairs, moving, renaming, deleting.
+
+use std::os::fd::RawFd;
+
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo as NlInfo, LinkMessage};
+use rtnetlink::{LinkUnspec, LinkVeth};
+
+use super::{is_errno, Netlink};
+use crate::cni::{Error, Result};
+
+/// What lanbridge needs to know about a link.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub name: String,
+    pub mac: Vec<u8>,
+    pub mtu: u32,
+    pub up: bool,
+    pub master: Option<u32>,
+    pub kind: Option<String>,
+    pub alias: Option<String>,
+}
+
+impl From<LinkMessage> for LinkInfo {
+    fn from(msg: LinkMessage) -> LinkInfo {
+        let mut info = LinkInfo {
+            index: msg.header.index,
+            up: msg.header.flags.contains(LinkFlags::Up),
+            ..LinkInfo::default()
+        };
+        for attr in msg.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => info.name = n,
+                LinkAttribute::Address(a) => info.mac = a,
+                LinkAttribute::Mtu(m) => info.mtu = m,
+                LinkAttribute::Controller(c) => info.master = Some(c),
+                LinkAttribute::IfAlias(a) => info.alias = Some(a),
+                LinkAttribute::LinkInfo(infos) => {
+                    info.kind = infos.into_iter().find_map(|i| match i {
+                        NlInfo::Kind(k) => Some(k.to_string()),
+                        _ => None,
+                    })
+                }
+                _ => {}
+            }
+        }
+        info
+    }
+}
+
+impl Netlink {
+    pub async fn link(&self, name: &str) -> Result<Option<LinkInfo>> {
+        Ok(self.link_by_name(name).await?.map(LinkInfo::from))
+    }
+
+    /// Creates a veth pair in this namespace, both ends down.
+    pub async fn add_veth(&self, name: &str, peer: &str, mtu: Option<u32>) -> Result<()> {
+        let mut builder = LinkVeth::new(name, peer);
+        if let Some(mtu) = mtu {
+            builder = builder.mtu(mtu);
+        }
+        let mut msg = builder.build();
+        if let Some(mtu) = mtu {
+            // The peer is a nested message: give it the same MTU.
+            set_peer_mtu(&mut msg, mtu);
+        }
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("create veth {name}/{peer}"), e))
+    }
+
+    pub async fn set(&self, op: &str, msg: LinkMessage) -> Result<()> {
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(op.to_string(), e))
+    }
+
+    pub async fn set_up(&self, index: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).up().build();
+        self.set(&format!("set link {index} up"), msg).await
+    }
+
+    pub async fn set_mac(&self, index: u32, mac: &[u8]) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).address(mac.to_vec()).build();
+        self.set(&format!("set MAC of link {index}"), msg).await
+    }
+
+    pub async fn set_alias(&self, index: u32, alias: &str) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).alias(alias).build();
+        self.set(&format!("set alias of link {index}"), msg).await
+    }
+
+    pub async fn rename(&self, index: u32, name: &str) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).name(name.to_string()).build();
+        self.set(&format!("rename link {index} to {name}"), msg).await
+    }
+
+    pub async fn move_to_netns(&self, index: u32, netns_fd: RawFd) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).setns_by_fd(netns_fd).build();
+        self.set(&format!("move link {index} to the pod netns"), msg).await
+    }
+
+    pub async fn set_master(&self, index: u32, master: u32) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(index).controller(master).build();
+        self.set(&format!("attach link {index} to bridge {master}"), msg).await
+    }
+
+    /// Deletes a link; a link that is already gone is not an error.
+    pub async fn delete_link(&self, name: &str) -> Result<bool> {
+        let Some(link) = self.link(name).await? else {
+            return Ok(false);
+        };
+        match self.handle.link().del(link.index).execute().await {
+            Ok(()) => Ok(true),
+            Err(e) if is_errno(&e, libc::ENODEV) => Ok(false),
+            Err(e) => Err(Error::netlink(format!("delete link {name}"), e)),
+        }
+    }
+}
+
+fn set_peer_mtu(msg: &mut LinkMessage, mtu: u32) {
+    use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+    for attr in &mut msg.attributes {
+        if let LinkAttribute::LinkInfo(infos) = attr {
+            for info in infos {
+                if let NlInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) = info {
+                    peer.attributes.push(LinkAttribute::Mtu(mtu));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Routes in a namespace's main table.
+
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use ipnet::IpNet;
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::{IpVersion, RouteMessageBuilder};
+
+use super::{is_errno, Netlink};
+use crate::cni::{Error, Result};
+
+/// A route as CHECK compares it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveRoute {
+    pub dst: IpNet,
+    pub gw: Option<IpAddr>,
+    pub oif: Option<u32>,
+}
+
+impl Netlink {
+    /// Adds `dst via gw dev index`; an identical existing route is fine.
+    pub async fn add_route(&self, dst: IpNet, gw: Option<IpAddr>, index: u32) -> Result<()> {
+        let op = || format!("add route {dst} via {gw:?} dev {index}");
+        let mut builder = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(dst.addr(), dst.prefix_len())
+            .map_err(|e| Error::config("routes", e.to_string()))?
+            .output_interface(index);
+        if let Some(gw) = gw {
+            builder = builder
+                .gateway(gw)
+                .map_err(|e| Error::config("routes", e.to_string()))?;
+        }
+        match self.handle.route().add(builder.build()).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
+            Err(e) => Err(Error::netlink(op(), e)),
+        }
+    }
+
+    pub async fn routes(&self) -> Result<Vec<LiveRoute>> {
+        let mut all = Vec::new();
+        for version in [IpVersion::V4, IpVersion::V6] {
+            let msg = match version {
+                IpVersion::V4 => RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+                IpVersion::V6 => RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
+            };
+            let msgs: Vec<RouteMessage> = self
+                .handle
+                .route()
+                .get(msg)
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|e| Error::netlink("list routes", e))?;
+            all.extend(msgs.into_iter().filter_map(live_route));
+        }
+        Ok(all)
+    }
+}
+
+fn live_route(msg: RouteMessage) -> Option<LiveRoute> {
+    let prefix = msg.header.destination_prefix_length;
+    let mut dst = None;
+    let mut gw = None;
+    let mut oif = None;
+    for attr in &msg.attributes {
+        match attr {
+            RouteAttribute::Destination(a) => dst = addr(a),
+            RouteAttribute::Gateway(a) => gw = addr(a),
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            _ => {}
+        }
+    }
+    let v4 = msg.header.address_family == rtnetlink::packet_route::AddressFamily::Inet;
+    let dst = dst.unwrap_or(if v4 {
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    });
+    Some(LiveRoute {
+        dst: IpNet::new(dst, prefix).ok()?,
+        gw,
+        oif,
+    })
+}
+
+fn addr(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
