@@ -205,3 +205,6 @@ impl Legacy {
         result
     }
 }
+
+#[cfg(test)]
+mod tests;
