@@ -100,6 +100,7 @@ pub struct NetConf {
     pub promisc_mode: bool,
     pub vlan: Option<u16>,
     pub port_isolation: bool,
+    pub mac_spoof_check: bool,
     pub enable_dad: bool,
     pub disable_container_interface: bool,
     pub state_dir: PathBuf,
@@ -160,12 +161,6 @@ impl NetConf {
                 reason: "trunk ports are not supported; use vlan".into(),
             });
         }
-        if conf.macspoofchk {
-            return Err(Error::UnsupportedField {
-                field: "macspoofchk",
-                reason: "MAC spoof checking comes with the eBPF enforcement datapath".into(),
-            });
-        }
         match conf.ip_masq_backend.as_deref() {
             None | Some("iptables") => {}
             Some(other) => {
@@ -216,6 +211,7 @@ impl NetConf {
             promisc_mode: conf.promisc_mode,
             vlan,
             port_isolation: conf.port_isolation,
+            mac_spoof_check: conf.macspoofchk,
             enable_dad: conf.enabledad,
             disable_container_interface: conf.disable_container_interface,
             state_dir: conf

@@ -7,6 +7,7 @@ mod config;
 mod datapath;
 mod fault;
 mod ipam;
+mod macspoof;
 mod masquerade;
 mod naming;
 mod netlink;

@@ -14,6 +14,7 @@ pub mod code {
     pub const IO_FAILURE: u32 = 5;
     pub const DECODE_FAILURE: u32 = 6;
     pub const INVALID_CONFIG: u32 = 7;
+    pub const TRY_AGAIN_LATER: u32 = 11;
     pub const NOT_AVAILABLE: u32 = 50;
     pub const NETLINK: u32 = 100;
     pub const IPAM: u32 = 101;

@@ -10,7 +10,7 @@ use super::{Attachment, Step, Undo};
 use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
 use crate::config::{format_mac, NetConf};
 use crate::fault::checkpoint;
-use crate::masquerade;
+use crate::{macspoof, masquerade};
 use crate::naming;
 use crate::netlink::bridge::{BridgeSpec, PortSpec};
 use crate::netlink::{LinkInfo, Netlink};
@@ -72,6 +72,10 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
 
     if conf.is_gateway {
         configure_gateway(att, &bridge, &ipam_result.ips).await?;
+    }
+    if conf.mac_spoof_check {
+        undo.push(Step::MacSpoof);
+        macspoof::setup(&host.name, &container.mac)?;
     }
     checkpoint("host")?;
 
@@ -204,7 +208,12 @@ async fn configure_pod(
 
 /// Gateway addresses on the bridge and forwarding in the node.
 async fn configure_gateway(att: &Attachment<'_>, bridge: &LinkInfo, ips: &[IpConfig]) -> Result<()> {
-    let existing = att.node.addresses(bridge.index).await?;
+    // With a VLAN the gateway lives on a port of that VLAN, as in the reference.
+    let gw_link = match att.conf.vlan {
+        Some(vid) => &att.node.ensure_vlan_gateway(bridge, vid, att.conf.mtu).await?,
+        None => bridge,
+    };
+    let existing = att.node.addresses(gw_link.index).await?;
     for ip in ips {
         let Some(gw) = ip.gateway else { continue };
         let want = IpNet::new(gw, ip.address.prefix_len()).expect("prefix from address");
@@ -212,12 +221,12 @@ async fn configure_gateway(att: &Attachment<'_>, bridge: &LinkInfo, ips: &[IpCon
             if !att.conf.force_address {
                 return Err(Error::config(
                     "forceAddress",
-                    format!("bridge {} already has {other} in the same subnet as {want}", bridge.name),
+                    format!("{} already has {other} in the same subnet as {want}", gw_link.name),
                 ));
             }
-            att.node.del_address(bridge.index, *other).await?;
+            att.node.del_address(gw_link.index, *other).await?;
         }
-        att.node.add_address(bridge.index, want, true).await?;
+        att.node.add_address(gw_link.index, want, true).await?;
         let key: &[&str] = match gw {
             IpAddr::V4(_) => &["net", "ipv4", "ip_forward"],
             IpAddr::V6(_) => &["net", "ipv6", "conf", "all", "forwarding"],

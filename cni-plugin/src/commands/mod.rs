@@ -13,7 +13,7 @@ use std::path::Path;
 use crate::cni::{CniEnv, Error, Result};
 use crate::config::NetConf;
 use crate::ipam::Ipam;
-use crate::masquerade;
+use crate::{macspoof, masquerade};
 use crate::naming;
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
@@ -57,6 +57,7 @@ impl<'a> Attachment<'a> {
 pub enum Step {
     HostVeth,
     Ipam,
+    MacSpoof,
     Masquerade,
     Record,
 }
@@ -98,6 +99,7 @@ async fn undo_step(att: &Attachment<'_>, step: Step) -> Result<()> {
             Some(ipam) => ipam.del(att.conf, env).await,
             None => Ok(()),
         },
+        Step::MacSpoof => macspoof::teardown(&naming::host_veth(&env.container_id, &env.ifname)),
         Step::Masquerade => masquerade::teardown(&att.conf.name, &env.container_id),
         Step::Record => att.state.remove(&env.container_id, &env.ifname),
     }
@@ -114,6 +116,9 @@ pub async fn remove_plumbing(
 ) -> Vec<Error> {
     let mut errors = Vec::new();
     if let Err(e) = masquerade::teardown(network, container_id) {
+        errors.push(e);
+    }
+    if let Err(e) = macspoof::teardown(&naming::host_veth(container_id, ifname)) {
         errors.push(e);
     }
     for name in [

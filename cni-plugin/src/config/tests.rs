@@ -34,7 +34,7 @@ fn every_reference_key_is_read() {
         "bridge": "br7", "isGateway": true, "isDefaultGateway": true,
         "forceAddress": true, "ipMasq": true, "ipMasqBackend": "iptables",
         "mtu": 9000, "hairpinMode": true, "promiscMode": true, "vlan": 42,
-        "portIsolation": true, "enabledad": true, "disableContainerInterface": true,
+        "portIsolation": true, "macspoofchk": true, "enabledad": true, "disableContainerInterface": true,
         "stateDir": "/tmp/s", "ipam": {"type": "host-local", "subnet": "10.1.0.0/24"},
         "unknownKey": {"ignored": true}
     }))
@@ -44,6 +44,7 @@ fn every_reference_key_is_read() {
     assert!(c.is_gateway && c.is_default_gateway && c.force_address && c.ip_masq);
     assert_eq!(c.mtu, Some(9000));
     assert!(c.hairpin_mode && c.promisc_mode && c.port_isolation && c.enable_dad);
+    assert!(c.mac_spoof_check);
     assert!(c.disable_container_interface);
     assert_eq!(c.vlan, Some(42));
     assert_eq!(c.state_dir, PathBuf::from("/tmp/s"));

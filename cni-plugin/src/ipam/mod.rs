@@ -23,6 +23,8 @@ pub enum IpamError {
     InUse { ip: IpAddr, owner: String },
     #[error("requested address {value:?} is not an IP address")]
     BadRequest { value: String },
+    #[error("IPAM store {path:?} is locked by another plugin run")]
+    Busy { path: PathBuf },
     #[error("IPAM store {path:?}: {source}")]
     Store { path: PathBuf, source: io::Error },
 }
@@ -32,6 +34,7 @@ impl IpamError {
         match self {
             IpamError::Store { .. } => code::IO_FAILURE,
             IpamError::BadRequest { .. } => code::INVALID_CONFIG,
+            IpamError::Busy { .. } => code::TRY_AGAIN_LATER,
             _ => code::IPAM,
         }
     }

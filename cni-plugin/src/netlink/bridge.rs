@@ -4,6 +4,7 @@ use rtnetlink::packet_route::link::{BridgeVlanInfoFlags, InfoKind};
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkBridgeVlan, LinkUnspec};
 
 use super::{is_errno, LinkInfo, Netlink};
+use crate::naming;
 use crate::cni::{Error, Result};
 
 /// How the bridge should look; applied whether lanbridge created it or not.
@@ -37,6 +38,9 @@ impl Netlink {
             match self.handle.link().add(builder.build()).execute().await {
                 Ok(()) => created = true,
                 Err(e) if is_errno(&e, libc::EEXIST) => {}
+                Err(e) if spec.vlan_filtering && is_errno(&e, libc::EOPNOTSUPP) => {
+                    return Err(no_vlan_filtering())
+                }
                 Err(e) => return Err(Error::netlink(format!("create bridge {}", spec.name), e)),
             }
         }
@@ -59,7 +63,10 @@ impl Netlink {
                 .change(msg)
                 .execute()
                 .await
-                .map_err(|e| Error::netlink(format!("enable vlan_filtering on {}", spec.name), e))?;
+                .map_err(|e| match is_errno(&e, libc::EOPNOTSUPP) {
+                    true => no_vlan_filtering(),
+                    false => Error::netlink(format!("enable vlan_filtering on {}", spec.name), e),
+                })?;
         }
         let mut up = LinkUnspec::new_with_index(link.index).up();
         if spec.promisc {
@@ -68,6 +75,30 @@ impl Netlink {
         self.set(&format!("bring bridge {} up", spec.name), up.build())
             .await?;
         Ok((link, created))
+    }
+
+    /// The gateway port of VLAN `vid`: a veth pair in the node whose end
+    /// `<bridge>.<vid>` holds the gateway address and whose other end is an
+    /// untagged member of the VLAN. Shared by all pods of the VLAN.
+    pub async fn ensure_vlan_gateway(&self, bridge: &LinkInfo, vid: u16, mtu: Option<u32>) -> Result<LinkInfo> {
+        let name = format!("{}.{vid}", bridge.name);
+        if name.len() > 15 {
+            return Err(Error::config("vlan", format!("gateway interface name {name:?} exceeds 15 bytes; use a shorter bridge name")));
+        }
+        let peer = naming::vlan_gateway_peer(&bridge.name, vid);
+        if self.link(&name).await?.is_none() {
+            match self.add_veth(&name, &peer, mtu).await {
+                Err(Error::Netlink { source, .. }) if is_errno(&source, libc::EEXIST) => {}
+                other => other?,
+            }
+        }
+        let port = self.link(&peer).await?.ok_or_else(|| Error::config("vlan", format!("{peer} missing")))?;
+        self.set_master(port.index, bridge.index).await?;
+        self.configure_port(port.index, &PortSpec { hairpin: false, isolated: false, vlan: Some(vid) }).await?;
+        self.set_up(port.index).await?;
+        let gw = self.link(&name).await?.ok_or_else(|| Error::config("vlan", format!("{name} missing")))?;
+        self.set_up(gw.index).await?;
+        Ok(gw)
     }
 
     pub async fn configure_port(&self, port: u32, spec: &PortSpec) -> Result<()> {
@@ -88,5 +119,12 @@ impl Netlink {
             self.set(&format!("add vlan {vid} to link {port}"), msg).await?;
         }
         Ok(())
+    }
+}
+
+fn no_vlan_filtering() -> Error {
+    Error::UnsupportedField {
+        field: "vlan",
+        reason: "this kernel's bridge has no VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)".into(),
     }
 }

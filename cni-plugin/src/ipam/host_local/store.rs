@@ -4,10 +4,11 @@
 //! holding `<containerID>\r\n<ifname>`, `last_reserved_ip.<set>`), so an
 //! operator switching plugins keeps the allocations already made.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 
 use crate::ipam::IpamError;
@@ -44,6 +45,25 @@ pub trait Store {
     fn release(&mut self, ip: IpAddr) -> Result<(), IpamError>;
 }
 
+/// How long an ADD waits for another plugin run holding the store before
+/// telling the runtime to try again (code 11) rather than hanging it.
+const LOCK_PATIENCE: Duration = Duration::from_secs(30);
+
+/// `flock` with a deadline; `Err(None)` when the deadline passed.
+fn lock_within(file: &File, patience: Duration) -> Result<(), Option<io::Error>> {
+    let deadline = Instant::now() + patience;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(TryLockError::WouldBlock) => return Err(None),
+            Err(TryLockError::Error(e)) => return Err(Some(e)),
+        }
+    }
+}
+
 /// The reference layout on disk, held under an exclusive `flock` for the
 /// whole transaction so concurrent plugin runs never hand out one address twice.
 pub struct DiskStore {
@@ -65,7 +85,10 @@ impl DiskStore {
             .write(true)
             .open(dir.join("lock"))
             .map_err(err)?;
-        lock.lock().map_err(err)?;
+        lock_within(&lock, LOCK_PATIENCE).map_err(|e| match e {
+            None => IpamError::Busy { path: dir.clone() },
+            Some(source) => err(source),
+        })?;
         Ok(DiskStore { dir, _lock: lock })
     }
 
@@ -164,5 +187,13 @@ mod tests {
         s.release(ip).unwrap();
         s.release(ip).unwrap();
         assert!(s.all().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_held_lock_makes_the_caller_try_again_later() {
+        let tmp = tempfile::tempdir().unwrap();
+        let _held = DiskStore::open(tmp.path(), "net").unwrap();
+        let other = File::open(tmp.path().join("net/lock")).unwrap();
+        assert!(matches!(lock_within(&other, Duration::from_millis(20)), Err(None)));
     }
 }
