@@ -23,6 +23,16 @@ pub fn vlan_gateway_peer(bridge: &str, vid: u16) -> String {
     format!("lbv{}", &hex::encode(Sha256::digest(format!("{bridge}/{vid}")))[..11])
 }
 
+/// A locally administered unicast MAC for a new bridge, unique per creation.
+pub fn bridge_mac(bridge: &str) -> [u8; 6] {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seed = format!("{bridge}/{}/{}", std::process::id(), now.as_nanos());
+    let d = Sha256::digest(seed);
+    [(d[0] & 0xfc) | 0x02, d[1], d[2], d[3], d[4], d[5]]
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -32,5 +42,7 @@ mod tests {
         assert_ne!(a, super::host_veth("c1", "net1"));
         assert_eq!(a, super::host_veth("c1", "eth0"));
         assert!(super::temp_peer("c1", "eth0").len() <= 15);
+        let mac = super::bridge_mac("cni0");
+        assert_eq!(mac[0] & 0x03, 0x02, "locally administered unicast");
     }
 }

@@ -28,7 +28,9 @@ impl Netlink {
     pub async fn ensure_bridge(&self, spec: &BridgeSpec<'_>) -> Result<(LinkInfo, bool)> {
         let mut created = false;
         if self.link(spec.name).await?.is_none() {
-            let mut builder = LinkBridge::new(spec.name);
+            // A fixed MAC: otherwise the bridge takes its lowest port's MAC and
+            // the gateway's MAC changes under the pods as ports come and go.
+            let mut builder = LinkBridge::new(spec.name).address(naming::bridge_mac(spec.name).to_vec());
             if let Some(mtu) = spec.mtu {
                 builder = builder.mtu(mtu);
             }
