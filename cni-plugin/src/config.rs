@@ -234,7 +234,10 @@ fn parse_ipam(value: Value) -> Result<Ipam> {
         .filter(|t| !t.is_empty())
         .ok_or_else(|| Error::config("ipam.type", "missing or not a string"))?;
     if kind.contains('/') {
-        return Err(Error::config("ipam.type", format!("{kind:?} is not a plugin name")));
+        return Err(Error::config(
+            "ipam.type",
+            format!("{kind:?} is not a plugin name"),
+        ));
     }
     Ok(Ipam {
         kind: kind.to_string(),

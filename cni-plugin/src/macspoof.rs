@@ -69,8 +69,15 @@ pub fn teardown(host_veth: &str) -> Result<()> {
     let jump = format!("jump {chain} ");
     let mut script = String::new();
     for line in listing.lines().filter(|l| l.contains(&jump)) {
-        if let Some(handle) = line.rsplit("# handle ").next().filter(|h| h.trim().parse::<u64>().is_ok()) {
-            script += &format!("delete rule bridge {TABLE} prerouting handle {}\n", handle.trim());
+        if let Some(handle) = line
+            .rsplit("# handle ")
+            .next()
+            .filter(|h| h.trim().parse::<u64>().is_ok())
+        {
+            script += &format!(
+                "delete rule bridge {TABLE} prerouting handle {}\n",
+                handle.trim()
+            );
         }
     }
     if nft(&format!("list chain bridge {TABLE} {chain}\n")).is_ok() {

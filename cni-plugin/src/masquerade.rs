@@ -71,7 +71,15 @@ pub fn setup(network: &str, container_id: &str, ips: &[IpNet]) -> Result<()> {
     let chain = chain_name(network, container_id);
     let comment = comment(network, container_id);
     for family in [Family::V4, Family::V6] {
-        let mine: Vec<&IpNet> = ips.iter().filter(|n| matches!((Family::of(n), family), (Family::V4, Family::V4) | (Family::V6, Family::V6))).collect();
+        let mine: Vec<&IpNet> = ips
+            .iter()
+            .filter(|n| {
+                matches!(
+                    (Family::of(n), family),
+                    (Family::V4, Family::V4) | (Family::V6, Family::V6)
+                )
+            })
+            .collect();
         if mine.is_empty() {
             continue;
         }
@@ -81,12 +89,50 @@ pub fn setup(network: &str, container_id: &str, ips: &[IpNet]) -> Result<()> {
         run(family, &["-F", &chain])?;
         for net in &mine {
             let subnet = net.trunc().to_string();
-            run(family, &["-A", &chain, "-d", &subnet, "-j", "ACCEPT", "-m", "comment", "--comment", &comment])?;
+            run(
+                family,
+                &[
+                    "-A",
+                    &chain,
+                    "-d",
+                    &subnet,
+                    "-j",
+                    "ACCEPT",
+                    "-m",
+                    "comment",
+                    "--comment",
+                    &comment,
+                ],
+            )?;
         }
-        run(family, &["-A", &chain, "!", "-d", family.multicast(), "-j", "MASQUERADE", "-m", "comment", "--comment", &comment])?;
+        run(
+            family,
+            &[
+                "-A",
+                &chain,
+                "!",
+                "-d",
+                family.multicast(),
+                "-j",
+                "MASQUERADE",
+                "-m",
+                "comment",
+                "--comment",
+                &comment,
+            ],
+        )?;
         for net in &mine {
             let src = net.addr().to_string();
-            let rule = ["-s", &src, "-j", &chain, "-m", "comment", "--comment", &comment];
+            let rule = [
+                "-s",
+                &src,
+                "-j",
+                &chain,
+                "-m",
+                "comment",
+                "--comment",
+                &comment,
+            ];
             if run(family, &[&["-C", "POSTROUTING"], &rule[..]].concat()).is_err() {
                 run(family, &[&["-A", "POSTROUTING"], &rule[..]].concat())?;
             }
@@ -104,8 +150,14 @@ pub fn teardown(network: &str, container_id: &str) -> Result<()> {
             // No nat table for this family (e.g. no ip6tables): nothing of ours there.
             Err(_) => continue,
         };
-        for line in listing.lines().filter(|l| l.split_whitespace().any(|w| w == chain)) {
-            let mut args: Vec<&str> = line.split_whitespace().map(|w| w.trim_matches('"')).collect();
+        for line in listing
+            .lines()
+            .filter(|l| l.split_whitespace().any(|w| w == chain))
+        {
+            let mut args: Vec<&str> = line
+                .split_whitespace()
+                .map(|w| w.trim_matches('"'))
+                .collect();
             args[0] = "-D";
             run(family, &args)?;
         }

@@ -20,7 +20,10 @@ pub fn temp_peer(container_id: &str, ifname: &str) -> String {
 /// Bridge-side end of the gateway port of VLAN `vid` (the other end is
 /// `<bridge>.<vid>` and holds the gateway address).
 pub fn vlan_gateway_peer(bridge: &str, vid: u16) -> String {
-    format!("lbv{}", &hex::encode(Sha256::digest(format!("{bridge}/{vid}")))[..11])
+    format!(
+        "lbv{}",
+        &hex::encode(Sha256::digest(format!("{bridge}/{vid}")))[..11]
+    )
 }
 
 /// A locally administered unicast MAC for a new bridge, unique per creation.

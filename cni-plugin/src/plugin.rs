@@ -68,7 +68,10 @@ async fn dispatch(command: &str, raw: Value) -> Result<Option<Value>> {
     }
     let env = CniEnv::from_env(command, |k| std::env::var(k).ok())?;
     if raw.is_null() {
-        return Err(Error::config("cniVersion", "no network configuration on stdin"));
+        return Err(Error::config(
+            "cniVersion",
+            "no network configuration on stdin",
+        ));
     }
     let conf = NetConf::parse(raw)?;
     match command {

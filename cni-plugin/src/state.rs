@@ -67,14 +67,17 @@ impl StateDir {
         };
         let mut out = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| Error::io(format!("listing {}", self.dir.display()), e))?;
+            let entry =
+                entry.map_err(|e| Error::io(format!("listing {}", self.dir.display()), e))?;
             if entry.path().extension().is_some_and(|x| x == "json") {
                 let data = fs::read(entry.path())
                     .map_err(|e| Error::io(format!("reading {}", entry.path().display()), e))?;
-                out.push(serde_json::from_slice(&data).map_err(|source| Error::Decode {
-                    what: "attachment record",
-                    source,
-                })?);
+                out.push(
+                    serde_json::from_slice(&data).map_err(|source| Error::Decode {
+                        what: "attachment record",
+                        source,
+                    })?,
+                );
             }
         }
         Ok(out)
@@ -110,7 +113,7 @@ mod tests {
             masquerade: true,
         };
         s.save(&r).unwrap();
-                assert_eq!(s.list().unwrap(), vec![r]);
+        assert_eq!(s.list().unwrap(), vec![r]);
         s.remove("c1", "eth0").unwrap();
         s.remove("c1", "eth0").unwrap();
         assert!(s.list().unwrap().is_empty());

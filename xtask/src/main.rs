@@ -1,1 +1,108 @@
-fn main() {}
+//! Project tasks: `cargo xtask <command>` (alias in .cargo/config.toml).
+
+mod ebpf;
+mod run;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+
+use crate::run::{cargo, run};
+
+#[derive(Parser)]
+#[command(about = "lanbridge project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and testing need (scripts/setup.sh; root).
+    Setup,
+    /// Build the eBPF object into target/bpf/lanbridge.bpf.o (nightly).
+    BuildEbpf,
+    /// Build the eBPF object, then the lanbridge binary, which embeds it.
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Set up, build, then run the workspace tests (root: they use netns).
+    Test {
+        /// Passed on to `cargo test --workspace`, e.g. `-- --nocapture`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build, then run the demo.
+    Demo,
+    /// rustfmt check and clippy with warnings denied.
+    Lint,
+}
+
+fn main() -> Result<()> {
+    let root = workspace_root();
+    match Cli::parse().task {
+        Task::Setup => setup(&root),
+        Task::BuildEbpf => ebpf::build(&root),
+        Task::Build { release } => build(&root, release),
+        Task::Test { args } => {
+            require_root("the tests create network namespaces")?;
+            setup(&root)?;
+            // The integration tests run target/debug/lanbridge.
+            build(&root, false)?;
+            let mut test = vec!["test", "--workspace"];
+            test.extend(args.iter().map(String::as_str));
+            cargo(&root, &test)
+        }
+        Task::Demo => {
+            setup(&root)?;
+            build(&root, false)?;
+            cargo(&root, &["run", "-p", "lanbridge-tests", "--bin", "demo"])
+        }
+        Task::Lint => {
+            cargo(&root, &["fmt", "--all", "--", "--check"])?;
+            cargo(
+                &root,
+                &[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            )?;
+            ebpf::clippy(&root)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn setup(root: &Path) -> Result<()> {
+    require_root("setup installs packages")?;
+    run(root, "bash", [root.join("scripts/setup.sh").as_os_str()])
+}
+
+fn build(root: &Path, release: bool) -> Result<()> {
+    ebpf::build(root)?;
+    let mut args = vec!["build", "-p", "lanbridge"];
+    if release {
+        args.push("--release");
+    }
+    cargo(root, &args)
+}
+
+fn require_root(why: &str) -> Result<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("this task must run as root: {why}");
+    }
+    Ok(())
+}

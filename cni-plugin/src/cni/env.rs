@@ -141,7 +141,10 @@ pub fn validate_ifname(name: &str) -> std::result::Result<(), String> {
     if name.is_empty() || name.len() > 15 {
         return Err(format!("{name:?} must be 1 to 15 bytes"));
     }
-    if name == "." || name == ".." || name.contains(['/', ':']) || name.contains(char::is_whitespace)
+    if name == "."
+        || name == ".."
+        || name.contains(['/', ':'])
+        || name.contains(char::is_whitespace)
     {
         return Err(format!("{name:?} is not a valid interface name"));
     }
@@ -166,7 +169,10 @@ mod tests {
         let err = CniEnv::from_env(Command::Add, env(&vars)).unwrap_err();
         assert_eq!(err.code(), 4);
         assert!(err.to_string().contains("CNI_NETNS"));
-        assert!(CniEnv::from_env(Command::Del, env(&vars)).unwrap().netns.is_none());
+        assert!(CniEnv::from_env(Command::Del, env(&vars))
+            .unwrap()
+            .netns
+            .is_none());
     }
 
     #[test]
@@ -185,8 +191,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_ids_and_ifnames() {
-        let bad_id = [("CNI_CONTAINERID", "a/b"), ("CNI_IFNAME", "eth0"), ("CNI_NETNS", "/x")];
-        assert_eq!(CniEnv::from_env(Command::Add, env(&bad_id)).unwrap_err().code(), 4);
+        let bad_id = [
+            ("CNI_CONTAINERID", "a/b"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_NETNS", "/x"),
+        ];
+        assert_eq!(
+            CniEnv::from_env(Command::Add, env(&bad_id))
+                .unwrap_err()
+                .code(),
+            4
+        );
         assert!(validate_ifname("eth0").is_ok());
         assert!(validate_ifname("a-very-long-interface").is_err());
         assert!(validate_ifname("a/b").is_err());

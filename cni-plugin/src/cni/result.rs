@@ -128,14 +128,17 @@ impl CniResult {
                 .map(|r| Route::via(r.dst, r.gw))
                 .collect();
         }
-        let Value::Object(mut map) = serde_json::to_value(&copy).expect("result serializes")
-        else {
+        let Value::Object(mut map) = serde_json::to_value(&copy).expect("result serializes") else {
             unreachable!("a struct serializes to an object")
         };
         if version.tags_ip_version() {
             if let Some(Value::Array(ips)) = map.get_mut("ips") {
                 for (ip, cfg) in ips.iter_mut().zip(&self.ips) {
-                    let family = if cfg.address.addr().is_ipv4() { "4" } else { "6" };
+                    let family = if cfg.address.addr().is_ipv4() {
+                        "4"
+                    } else {
+                        "6"
+                    };
                     ip["version"] = json!(family);
                 }
             }

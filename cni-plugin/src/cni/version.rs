@@ -5,7 +5,9 @@ use std::fmt;
 use super::error::{Error, Result};
 
 /// Every version a runtime may send, oldest first.
-pub const SUPPORTED: [&str; 7] = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+pub const SUPPORTED: [&str; 7] = [
+    "0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0",
+];
 
 /// The version lanbridge speaks natively (VERSION's `cniVersion`).
 pub const CURRENT: &str = "1.1.0";

@@ -10,13 +10,13 @@ use super::{Attachment, Step, Undo};
 use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
 use crate::config::{format_mac, NetConf};
 use crate::fault::checkpoint;
-use crate::{macspoof, masquerade};
 use crate::naming;
 use crate::netlink::bridge::{BridgeSpec, PortSpec};
 use crate::netlink::{LinkInfo, Netlink};
 use crate::netns::NetNs;
 use crate::state::Record;
 use crate::sysctl;
+use crate::{macspoof, masquerade};
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
     let att = Attachment::new(conf, env)?;
@@ -37,7 +37,11 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     if pod.link(&env.ifname).await?.is_some() {
         return Err(Error::InvalidEnv {
             var: "CNI_IFNAME",
-            reason: format!("{} already exists in {}", env.ifname, pod_ns.path().display()),
+            reason: format!(
+                "{} already exists in {}",
+                env.ifname,
+                pod_ns.path().display()
+            ),
         });
     }
 
@@ -98,7 +102,12 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     })?;
     checkpoint("state")?;
 
-    Ok(assemble(conf, pod_ns.path().display().to_string(), [bridge, host, container], ipam_result))
+    Ok(assemble(
+        conf,
+        pod_ns.path().display().to_string(),
+        [bridge, host, container],
+        ipam_result,
+    ))
 }
 
 /// Creates the pair in the node, moves the pod end into the pod namespace
@@ -124,15 +133,23 @@ async fn create_veth(
         att.node.set_mac(peer.index, &mac).await?;
     }
     att.node.move_to_netns(peer.index, pod_ns.raw_fd()).await?;
-    let moved = pod
-        .link(&peer_name)
-        .await?
-        .ok_or_else(|| Error::io("moving veth", std::io::Error::other(format!("{peer_name} did not arrive in the pod netns"))))?;
+    let moved = pod.link(&peer_name).await?.ok_or_else(|| {
+        Error::io(
+            "moving veth",
+            std::io::Error::other(format!("{peer_name} did not arrive in the pod netns")),
+        )
+    })?;
     pod.rename(moved.index, &env.ifname).await?;
 
     let host = att.link(&host_name).await?;
     att.node
-        .set_alias(host.index, &format!("lanbridge {} {} {}", conf.name, env.container_id, env.ifname))
+        .set_alias(
+            host.index,
+            &format!(
+                "lanbridge {} {} {}",
+                conf.name, env.container_id, env.ifname
+            ),
+        )
         .await?;
     att.node.set_master(host.index, bridge.index).await?;
     att.node
@@ -146,10 +163,12 @@ async fn create_veth(
         )
         .await?;
     att.node.set_up(host.index).await?;
-    let container = pod
-        .link(&env.ifname)
-        .await?
-        .ok_or_else(|| Error::io("renaming veth", std::io::Error::other(format!("{} missing after rename", env.ifname))))?;
+    let container = pod.link(&env.ifname).await?.ok_or_else(|| {
+        Error::io(
+            "renaming veth",
+            std::io::Error::other(format!("{} missing after rename", env.ifname)),
+        )
+    })?;
     Ok((att.link(&host_name).await?, container))
 }
 
@@ -195,9 +214,14 @@ async fn configure_pod(
     result: &CniResult,
 ) -> Result<()> {
     // Announce the address at once (gratuitous ARP), as the reference does.
-    sysctl::set(pod_ns, &["net", "ipv4", "conf", &link.name, "arp_notify"], "1")?;
+    sysctl::set(
+        pod_ns,
+        &["net", "ipv4", "conf", &link.name, "arp_notify"],
+        "1",
+    )?;
     for ip in &result.ips {
-        pod.add_address(link.index, ip.address, !conf.enable_dad).await?;
+        pod.add_address(link.index, ip.address, !conf.enable_dad)
+            .await?;
     }
     pod.set_up(link.index).await?;
     for route in &result.routes {
@@ -207,21 +231,35 @@ async fn configure_pod(
 }
 
 /// Gateway addresses on the bridge and forwarding in the node.
-async fn configure_gateway(att: &Attachment<'_>, bridge: &LinkInfo, ips: &[IpConfig]) -> Result<()> {
+async fn configure_gateway(
+    att: &Attachment<'_>,
+    bridge: &LinkInfo,
+    ips: &[IpConfig],
+) -> Result<()> {
     // With a VLAN the gateway lives on a port of that VLAN, as in the reference.
     let gw_link = match att.conf.vlan {
-        Some(vid) => &att.node.ensure_vlan_gateway(bridge, vid, att.conf.mtu).await?,
+        Some(vid) => {
+            &att.node
+                .ensure_vlan_gateway(bridge, vid, att.conf.mtu)
+                .await?
+        }
         None => bridge,
     };
     let existing = att.node.addresses(gw_link.index).await?;
     for ip in ips {
         let Some(gw) = ip.gateway else { continue };
         let want = IpNet::new(gw, ip.address.prefix_len()).expect("prefix from address");
-        for other in existing.iter().filter(|e| e.trunc() == want.trunc() && **e != want) {
+        for other in existing
+            .iter()
+            .filter(|e| e.trunc() == want.trunc() && **e != want)
+        {
             if !att.conf.force_address {
                 return Err(Error::config(
                     "forceAddress",
-                    format!("{} already has {other} in the same subnet as {want}", gw_link.name),
+                    format!(
+                        "{} already has {other} in the same subnet as {want}",
+                        gw_link.name
+                    ),
                 ));
             }
             att.node.del_address(gw_link.index, *other).await?;
@@ -246,7 +284,11 @@ fn assemble(conf: &NetConf, sandbox: String, links: [LinkInfo; 3], ipam: CniResu
             name: link.name,
             mac: format_mac(&link.mac),
             mtu: Some(link.mtu),
-            sandbox: if i == 2 { sandbox.clone() } else { String::new() },
+            sandbox: if i == 2 {
+                sandbox.clone()
+            } else {
+                String::new()
+            },
         });
     }
     result.ips.extend(ipam.ips.into_iter().map(|ip| IpConfig {
@@ -263,7 +305,10 @@ fn assemble(conf: &NetConf, sandbox: String, links: [LinkInfo; 3], ipam: CniResu
 impl Attachment<'_> {
     async fn link(&self, name: &str) -> Result<LinkInfo> {
         self.node.link(name).await?.ok_or_else(|| {
-            Error::io("veth", std::io::Error::other(format!("link {name} vanished")))
+            Error::io(
+                "veth",
+                std::io::Error::other(format!("link {name} vanished")),
+            )
         })
     }
 }

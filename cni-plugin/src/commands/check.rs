@@ -20,7 +20,11 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     let pod_ns = NetNs::open(att.netns_path()?)?;
     let pod = Netlink::open(&pod_ns)?;
     let Some(link) = pod.link(&env.ifname).await? else {
-        return mismatch(format!("interface {} is missing from {}", env.ifname, pod_ns.path().display()));
+        return mismatch(format!(
+            "interface {} is missing from {}",
+            env.ifname,
+            pod_ns.path().display()
+        ));
     };
     let ours = prev
         .interfaces
@@ -38,14 +42,24 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     }
 
     let live = pod.addresses(link.index).await?;
-    for ip in prev.ips.iter().filter(|ip| ip.interface.is_none() || ip.interface == ours) {
+    for ip in prev
+        .ips
+        .iter()
+        .filter(|ip| ip.interface.is_none() || ip.interface == ours)
+    {
         if !live.contains(&ip.address) {
-            return mismatch(format!("{} does not have address {}", env.ifname, ip.address));
+            return mismatch(format!(
+                "{} does not have address {}",
+                env.ifname, ip.address
+            ));
         }
     }
     let routes = pod.routes().await?;
     for r in &prev.routes {
-        if !routes.iter().any(|l| l.dst == r.dst && (r.gw.is_none() || l.gw == r.gw)) {
+        if !routes
+            .iter()
+            .any(|l| l.dst == r.dst && (r.gw.is_none() || l.gw == r.gw))
+        {
             return mismatch(format!("route to {} via {:?} is missing", r.dst, r.gw));
         }
     }
@@ -71,8 +85,13 @@ async fn check_host_side(node: &Netlink, conf: &NetConf, env: &CniEnv) -> Result
     let bridge = node.link(&conf.bridge).await?;
     let host = node.link(&host_name).await?;
     match (bridge, host) {
-        (None, _) => Err(Error::CheckMismatch(format!("bridge {} is missing", conf.bridge))),
-        (_, None) => Err(Error::CheckMismatch(format!("host veth {host_name} is missing"))),
+        (None, _) => Err(Error::CheckMismatch(format!(
+            "bridge {} is missing",
+            conf.bridge
+        ))),
+        (_, None) => Err(Error::CheckMismatch(format!(
+            "host veth {host_name} is missing"
+        ))),
         (Some(b), Some(h)) if h.master != Some(b.index) => Err(Error::CheckMismatch(format!(
             "host veth {host_name} is not attached to bridge {}",
             conf.bridge

@@ -30,7 +30,14 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
         }
     }
     errors.extend(
-        remove_plumbing(&att.node, &att.state, &conf.name, &env.container_id, &env.ifname).await,
+        remove_plumbing(
+            &att.node,
+            &att.state,
+            &conf.name,
+            &env.container_id,
+            &env.ifname,
+        )
+        .await,
     );
     first_error(errors)
 }

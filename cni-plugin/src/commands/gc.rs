@@ -22,8 +22,14 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
         }
         tracing::info!("GC: removing {} {}", record.container_id, record.ifname);
         errors.extend(
-            remove_plumbing(&att.node, &att.state, &conf.name, &record.container_id, &record.ifname)
-                .await,
+            remove_plumbing(
+                &att.node,
+                &att.state,
+                &conf.name,
+                &record.container_id,
+                &record.ifname,
+            )
+            .await,
         );
     }
     let ipam_gc = match &att.ipam {

@@ -13,11 +13,11 @@ use std::path::Path;
 use crate::cni::{CniEnv, Error, Result};
 use crate::config::NetConf;
 use crate::ipam::Ipam;
-use crate::{macspoof, masquerade};
 use crate::naming;
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
 use crate::state::StateDir;
+use crate::{macspoof, masquerade};
 
 /// One attachment (container + interface) on one network, with the node's
 /// netlink socket and the IPAM and state the config selects.

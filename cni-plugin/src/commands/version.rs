@@ -6,6 +6,8 @@ use crate::cni::version::{CURRENT, SUPPORTED};
 
 /// Answers in the version the runtime asked about, if we speak it.
 pub fn run(requested: Option<&str>) -> Value {
-    let version = requested.filter(|v| SUPPORTED.contains(v)).unwrap_or(CURRENT);
+    let version = requested
+        .filter(|v| SUPPORTED.contains(v))
+        .unwrap_or(CURRENT);
     json!({ "cniVersion": version, "supportedVersions": SUPPORTED })
 }

@@ -59,7 +59,10 @@ fn default_gateway_implies_gateway() {
 
 #[test]
 fn mac_from_runtime_config_wins_over_args() {
-    let mut v = with("args", json!({"cni": {"mac": "02:00:00:00:00:01", "ips": ["10.0.0.9"]}}));
+    let mut v = with(
+        "args",
+        json!({"cni": {"mac": "02:00:00:00:00:01", "ips": ["10.0.0.9"]}}),
+    );
     let c = parse(v.clone()).unwrap();
     assert_eq!(c.mac, Some([2, 0, 0, 0, 0, 1]));
     assert_eq!(c.requested_ips, vec!["10.0.0.9"]);
@@ -76,7 +79,10 @@ fn prev_result_of_any_version_is_understood() {
         json!({"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.2/24", "gateway": "10.0.0.1"}}),
     );
     let c = parse(legacy).unwrap();
-    assert_eq!(c.prev_result.unwrap().ips[0].address.to_string(), "10.0.0.2/24");
+    assert_eq!(
+        c.prev_result.unwrap().ips[0].address.to_string(),
+        "10.0.0.2/24"
+    );
     let v03 = with(
         "prevResult",
         json!({"cniVersion": "0.3.1", "ips": [{"version": "4", "address": "10.0.0.3/24"}]}),
@@ -111,8 +117,16 @@ fn malformed_values_name_their_key() {
         ("name", json!("a/b"), "name"),
         ("ipam", json!({"subnet": "10.0.0.0/24"}), "ipam.type"),
         ("ipMasqBackend", json!("ebtables"), "ipMasqBackend"),
-        ("runtimeConfig", json!({"mac": "zz:00:00:00:00:00"}), "runtimeConfig.mac"),
-        ("args", json!({"cni": {"mac": "01:00:00:00:00:00"}}), "args.cni.mac"),
+        (
+            "runtimeConfig",
+            json!({"mac": "zz:00:00:00:00:00"}),
+            "runtimeConfig.mac",
+        ),
+        (
+            "args",
+            json!({"cni": {"mac": "01:00:00:00:00:00"}}),
+            "args.cni.mac",
+        ),
     ];
     for (key, value, named) in cases {
         let err = parse(with(key, value.clone())).unwrap_err();
@@ -126,15 +140,30 @@ fn contradictions_and_unsupported_fields() {
     let mut v = with("vlan", json!(5));
     v["vlanTrunk"] = json!([{"id": 6}]);
     assert_eq!(parse(v).unwrap_err().code(), 7);
-    assert_eq!(parse(with("vlanTrunk", json!([{"id": 6}]))).unwrap_err().code(), 2);
+    assert_eq!(
+        parse(with("vlanTrunk", json!([{"id": 6}])))
+            .unwrap_err()
+            .code(),
+        2
+    );
     assert_eq!(parse(with("uplink", json!("eth0"))).unwrap_err().code(), 2);
 }
 
 #[test]
 fn version_and_decode_errors() {
-    assert_eq!(parse(with("cniVersion", json!("9.9.9"))).unwrap_err().code(), 1);
+    assert_eq!(
+        parse(with("cniVersion", json!("9.9.9")))
+            .unwrap_err()
+            .code(),
+        1
+    );
     assert_eq!(decode(b"{not json").unwrap_err().code(), 6);
-    assert_eq!(parse(json!({"name": "x", "type": "lanbridge"})).unwrap_err().code(), 7);
+    assert_eq!(
+        parse(json!({"name": "x", "type": "lanbridge"}))
+            .unwrap_err()
+            .code(),
+        7
+    );
 }
 
 #[test]

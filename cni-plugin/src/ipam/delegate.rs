@@ -83,7 +83,10 @@ impl Delegate {
         let mut pipe = child.stdin.take().expect("stdin is piped");
         pipe.write_all(&stdin).await.map_err(io_err("writing to"))?;
         drop(pipe);
-        let out = child.wait_with_output().await.map_err(io_err("waiting for"))?;
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(io_err("waiting for"))?;
         if out.status.success() {
             return Ok(out.stdout);
         }

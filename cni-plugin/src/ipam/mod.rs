@@ -71,7 +71,8 @@ fn parse_requested(req: &IpamRequest) -> Result<Vec<IpAddr>, IpamError> {
         .iter()
         .map(|s| {
             let addr = s.split('/').next().unwrap_or_default().trim();
-            addr.parse().map_err(|_| IpamError::BadRequest { value: s.clone() })
+            addr.parse()
+                .map_err(|_| IpamError::BadRequest { value: s.clone() })
         })
         .collect()
 }

@@ -53,7 +53,11 @@ impl Static {
                     interface: None,
                 })
                 .collect(),
-            routes: raw.routes.into_iter().map(|r| Route::via(r.dst, r.gw)).collect(),
+            routes: raw
+                .routes
+                .into_iter()
+                .map(|r| Route::via(r.dst, r.gw))
+                .collect(),
             dns: raw.dns,
         })
     }
@@ -77,7 +81,10 @@ impl Static {
                 .collect::<Result<Vec<_>, IpamError>>()?
         };
         if ips.is_empty() {
-            return Err(Error::config("ipam.addresses", "static IPAM needs at least one address"));
+            return Err(Error::config(
+                "ipam.addresses",
+                "static IPAM needs at least one address",
+            ));
         }
         Ok(CniResult {
             ips,
@@ -131,6 +138,9 @@ mod tests {
     fn malformed_address_names_the_key() {
         let err = Static::parse(&json!({"addresses": [{"address": "nope"}]})).unwrap_err();
         assert_eq!(err.code(), 7);
-        assert!(err.to_string().contains("ipam.addresses[0].address"), "{err}");
+        assert!(
+            err.to_string().contains("ipam.addresses[0].address"),
+            "{err}"
+        );
     }
 }

@@ -40,12 +40,16 @@ impl Netlink {
         if nodad && net.addr().is_ipv6() {
             let msg = req.message_mut();
             msg.header.flags |= AddressHeaderFlags::Nodad;
-            msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
         match req.execute().await {
             Ok(()) => Ok(()),
             Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
-            Err(e) => Err(Error::netlink(format!("add address {net} to link {index}"), e)),
+            Err(e) => Err(Error::netlink(
+                format!("add address {net} to link {index}"),
+                e,
+            )),
         }
     }
 

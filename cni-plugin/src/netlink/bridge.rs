@@ -4,8 +4,8 @@ use rtnetlink::packet_route::link::{BridgeVlanInfoFlags, InfoKind};
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkBridgeVlan, LinkUnspec};
 
 use super::{is_errno, LinkInfo, Netlink};
-use crate::naming;
 use crate::cni::{Error, Result};
+use crate::naming;
 
 /// How the bridge should look; applied whether lanbridge created it or not.
 pub struct BridgeSpec<'a> {
@@ -30,7 +30,8 @@ impl Netlink {
         if self.link(spec.name).await?.is_none() {
             // A fixed MAC: otherwise the bridge takes its lowest port's MAC and
             // the gateway's MAC changes under the pods as ports come and go.
-            let mut builder = LinkBridge::new(spec.name).address(naming::bridge_mac(spec.name).to_vec());
+            let mut builder =
+                LinkBridge::new(spec.name).address(naming::bridge_mac(spec.name).to_vec());
             if let Some(mtu) = spec.mtu {
                 builder = builder.mtu(mtu);
             }
@@ -46,10 +47,9 @@ impl Netlink {
                 Err(e) => return Err(Error::netlink(format!("create bridge {}", spec.name), e)),
             }
         }
-        let link = self
-            .link(spec.name)
-            .await?
-            .ok_or_else(|| Error::config("bridge", format!("{} vanished after creation", spec.name)))?;
+        let link = self.link(spec.name).await?.ok_or_else(|| {
+            Error::config("bridge", format!("{} vanished after creation", spec.name))
+        })?;
         if link.kind.as_deref() != Some(InfoKind::Bridge.to_string().as_str()) {
             return Err(Error::config(
                 "bridge",
@@ -82,10 +82,20 @@ impl Netlink {
     /// The gateway port of VLAN `vid`: a veth pair in the node whose end
     /// `<bridge>.<vid>` holds the gateway address and whose other end is an
     /// untagged member of the VLAN. Shared by all pods of the VLAN.
-    pub async fn ensure_vlan_gateway(&self, bridge: &LinkInfo, vid: u16, mtu: Option<u32>) -> Result<LinkInfo> {
+    pub async fn ensure_vlan_gateway(
+        &self,
+        bridge: &LinkInfo,
+        vid: u16,
+        mtu: Option<u32>,
+    ) -> Result<LinkInfo> {
         let name = format!("{}.{vid}", bridge.name);
         if name.len() > 15 {
-            return Err(Error::config("vlan", format!("gateway interface name {name:?} exceeds 15 bytes; use a shorter bridge name")));
+            return Err(Error::config(
+                "vlan",
+                format!(
+                    "gateway interface name {name:?} exceeds 15 bytes; use a shorter bridge name"
+                ),
+            ));
         }
         let peer = naming::vlan_gateway_peer(&bridge.name, vid);
         if self.link(&name).await?.is_none() {
@@ -94,11 +104,25 @@ impl Netlink {
                 other => other?,
             }
         }
-        let port = self.link(&peer).await?.ok_or_else(|| Error::config("vlan", format!("{peer} missing")))?;
+        let port = self
+            .link(&peer)
+            .await?
+            .ok_or_else(|| Error::config("vlan", format!("{peer} missing")))?;
         self.set_master(port.index, bridge.index).await?;
-        self.configure_port(port.index, &PortSpec { hairpin: false, isolated: false, vlan: Some(vid) }).await?;
+        self.configure_port(
+            port.index,
+            &PortSpec {
+                hairpin: false,
+                isolated: false,
+                vlan: Some(vid),
+            },
+        )
+        .await?;
         self.set_up(port.index).await?;
-        let gw = self.link(&name).await?.ok_or_else(|| Error::config("vlan", format!("{name} missing")))?;
+        let gw = self
+            .link(&name)
+            .await?
+            .ok_or_else(|| Error::config("vlan", format!("{name} missing")))?;
         self.set_up(gw.index).await?;
         Ok(gw)
     }
@@ -116,9 +140,13 @@ impl Netlink {
             .map_err(|e| Error::netlink(format!("set bridge port options on link {port}"), e))?;
         if let Some(vid) = spec.vlan {
             let msg = LinkBridgeVlan::new(port)
-                .vlan(vid, BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged)
+                .vlan(
+                    vid,
+                    BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged,
+                )
                 .build();
-            self.set(&format!("add vlan {vid} to link {port}"), msg).await?;
+            self.set(&format!("add vlan {vid} to link {port}"), msg)
+                .await?;
         }
         Ok(())
     }

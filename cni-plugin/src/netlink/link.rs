@@ -87,7 +87,9 @@ impl Netlink {
     }
 
     pub async fn set_mac(&self, index: u32, mac: &[u8]) -> Result<()> {
-        let msg = LinkUnspec::new_with_index(index).address(mac.to_vec()).build();
+        let msg = LinkUnspec::new_with_index(index)
+            .address(mac.to_vec())
+            .build();
         self.set(&format!("set MAC of link {index}"), msg).await
     }
 
@@ -97,18 +99,25 @@ impl Netlink {
     }
 
     pub async fn rename(&self, index: u32, name: &str) -> Result<()> {
-        let msg = LinkUnspec::new_with_index(index).name(name.to_string()).build();
-        self.set(&format!("rename link {index} to {name}"), msg).await
+        let msg = LinkUnspec::new_with_index(index)
+            .name(name.to_string())
+            .build();
+        self.set(&format!("rename link {index} to {name}"), msg)
+            .await
     }
 
     pub async fn move_to_netns(&self, index: u32, netns_fd: RawFd) -> Result<()> {
-        let msg = LinkUnspec::new_with_index(index).setns_by_fd(netns_fd).build();
-        self.set(&format!("move link {index} to the pod netns"), msg).await
+        let msg = LinkUnspec::new_with_index(index)
+            .setns_by_fd(netns_fd)
+            .build();
+        self.set(&format!("move link {index} to the pod netns"), msg)
+            .await
     }
 
     pub async fn set_master(&self, index: u32, master: u32) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).controller(master).build();
-        self.set(&format!("attach link {index} to bridge {master}"), msg).await
+        self.set(&format!("attach link {index} to bridge {master}"), msg)
+            .await
     }
 
     /// Deletes a link; a link that is already gone is not an error.

@@ -35,7 +35,12 @@ impl Netlink {
     }
 
     async fn link_by_name(&self, name: &str) -> Result<Option<LinkMessage>> {
-        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         match links.try_next().await {
             Ok(link) => Ok(link),
             Err(e) if is_errno(&e, libc::ENODEV) => Ok(None),

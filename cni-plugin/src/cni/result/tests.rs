@@ -41,7 +41,10 @@ fn sample() -> CniResult {
         routes: vec![
             Route {
                 mtu: Some(1400),
-                ..Route::via("0.0.0.0/0".parse().unwrap(), Some("10.244.1.1".parse().unwrap()))
+                ..Route::via(
+                    "0.0.0.0/0".parse().unwrap(),
+                    Some("10.244.1.1".parse().unwrap()),
+                )
             },
             Route::via("::/0".parse().unwrap(), Some("fd00::1".parse().unwrap())),
         ],

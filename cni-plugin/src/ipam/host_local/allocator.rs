@@ -87,11 +87,12 @@ fn config(ip: IpAddr, range: &Range) -> IpConfig {
 /// set) and wrapping around through the ranges in order.
 fn candidates(set: &RangeSet, last: Option<IpAddr>) -> impl Iterator<Item = (IpAddr, &Range)> {
     let n = set.len();
-    let (first, from) = match last.and_then(|l| set.iter().position(|r| r.contains(l)).map(|i| (i, l))) {
-        Some((i, l)) if l >= set[i].end => ((i + 1) % n, set[(i + 1) % n].start),
-        Some((i, l)) => (i, next_ip(l)),
-        None => (0, set[0].start),
-    };
+    let (first, from) =
+        match last.and_then(|l| set.iter().position(|r| r.contains(l)).map(|i| (i, l))) {
+            Some((i, l)) if l >= set[i].end => ((i + 1) % n, set[(i + 1) % n].start),
+            Some((i, l)) => (i, next_ip(l)),
+            None => (0, set[0].start),
+        };
     let head = span(&set[first], from, set[first].end);
     let middle = (1..n).flat_map(move |k| {
         let r = &set[(first + k) % n];

@@ -87,14 +87,26 @@ impl HostLocal {
         let mut range_sets: Vec<RangeSet> = Vec::new();
         for (i, set) in sets.into_iter().enumerate() {
             if set.is_empty() {
-                return Err(Error::config(format!("ipam.ranges[{i}]"), "empty range set"));
+                return Err(Error::config(
+                    format!("ipam.ranges[{i}]"),
+                    "empty range set",
+                ));
             }
             let mut ranges = Vec::new();
             for (j, r) in set.into_iter().enumerate() {
                 let range = Range::new(r.subnet, r.range_start, r.range_end, r.gateway)
                     .map_err(|e| Error::config(format!("ipam.ranges[{i}][{j}]"), e))?;
-                if range.subnet.addr().is_ipv4() != ranges.first().map_or(range.subnet.addr().is_ipv4(), |f: &Range| f.subnet.addr().is_ipv4()) {
-                    return Err(Error::config(format!("ipam.ranges[{i}]"), "mixes IPv4 and IPv6"));
+                if range.subnet.addr().is_ipv4()
+                    != ranges
+                        .first()
+                        .map_or(range.subnet.addr().is_ipv4(), |f: &Range| {
+                            f.subnet.addr().is_ipv4()
+                        })
+                {
+                    return Err(Error::config(
+                        format!("ipam.ranges[{i}]"),
+                        "mixes IPv4 and IPv6",
+                    ));
                 }
                 ranges.push(range);
             }
@@ -103,7 +115,10 @@ impl HostLocal {
                 if let Some(rb) = all[a + 1..].iter().find(|rb| ra.overlaps(rb)) {
                     return Err(Error::config(
                         format!("ipam.ranges[{i}]"),
-                        format!("range {}-{} overlaps {}-{}", ra.start, ra.end, rb.start, rb.end),
+                        format!(
+                            "range {}-{} overlaps {}-{}",
+                            ra.start, ra.end, rb.start, rb.end
+                        ),
                     ));
                 }
             }
@@ -111,8 +126,14 @@ impl HostLocal {
         }
         Ok(HostLocal {
             range_sets,
-            routes: raw.routes.into_iter().map(|r| Route::via(r.dst, r.gw)).collect(),
-            data_dir: raw.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            routes: raw
+                .routes
+                .into_iter()
+                .map(|r| Route::via(r.dst, r.gw))
+                .collect(),
+            data_dir: raw
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             resolv_conf: raw.resolv_conf,
         })
     }

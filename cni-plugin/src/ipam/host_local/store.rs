@@ -10,7 +10,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-
 use crate::ipam::IpamError;
 
 /// The owner of an allocation.
@@ -194,6 +193,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let _held = DiskStore::open(tmp.path(), "net").unwrap();
         let other = File::open(tmp.path().join("net/lock")).unwrap();
-        assert!(matches!(lock_within(&other, Duration::from_millis(20)), Err(None)));
+        assert!(matches!(
+            lock_within(&other, Duration::from_millis(20)),
+            Err(None)
+        ));
     }
 }
