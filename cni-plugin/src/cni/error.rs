@@ -55,6 +55,8 @@ pub enum Error {
         op: String,
         source: rtnetlink::Error,
     },
+    #[error("link {name} disappeared while being configured")]
+    LinkMissing { name: String },
     #[error("{0}")]
     Ipam(#[from] crate::ipam::IpamError),
     #[error("IPAM plugin {plugin:?} failed: {msg}")]
@@ -112,7 +114,7 @@ impl Error {
             Error::Decode { .. } => code::DECODE_FAILURE,
             Error::InvalidConfig { .. } => code::INVALID_CONFIG,
             Error::NotAvailable { .. } => code::NOT_AVAILABLE,
-            Error::Netlink { .. } => code::NETLINK,
+            Error::Netlink { .. } | Error::LinkMissing { .. } => code::NETLINK,
             Error::Ipam(e) => e.code(),
             Error::Delegate { code, .. } => *code,
             Error::Firewall { .. } => code::FIREWALL,

@@ -128,20 +128,15 @@ async fn create_veth(
 
     undo.push(Step::HostVeth);
     att.node.add_veth(&host_name, &peer_name, conf.mtu).await?;
-    let peer = att.link(&peer_name).await?;
+    let peer = att.node.existing_link(&peer_name).await?;
     if let Some(mac) = conf.mac {
         att.node.set_mac(peer.index, &mac).await?;
     }
     att.node.move_to_netns(peer.index, pod_ns.raw_fd()).await?;
-    let moved = pod.link(&peer_name).await?.ok_or_else(|| {
-        Error::io(
-            "moving veth",
-            std::io::Error::other(format!("{peer_name} did not arrive in the pod netns")),
-        )
-    })?;
+    let moved = pod.existing_link(&peer_name).await?;
     pod.rename(moved.index, &env.ifname).await?;
 
-    let host = att.link(&host_name).await?;
+    let host = att.node.existing_link(&host_name).await?;
     att.node
         .set_alias(
             host.index,
@@ -163,13 +158,8 @@ async fn create_veth(
         )
         .await?;
     att.node.set_up(host.index).await?;
-    let container = pod.link(&env.ifname).await?.ok_or_else(|| {
-        Error::io(
-            "renaming veth",
-            std::io::Error::other(format!("{} missing after rename", env.ifname)),
-        )
-    })?;
-    Ok((att.link(&host_name).await?, container))
+    let container = pod.existing_link(&env.ifname).await?;
+    Ok((att.node.existing_link(&host_name).await?, container))
 }
 
 /// With `isGateway`, an address without a gateway gets the subnet's first
@@ -300,15 +290,4 @@ fn assemble(conf: &NetConf, sandbox: String, links: [LinkInfo; 3], ipam: CniResu
         result.dns = ipam.dns;
     }
     result
-}
-
-impl Attachment<'_> {
-    async fn link(&self, name: &str) -> Result<LinkInfo> {
-        self.node.link(name).await?.ok_or_else(|| {
-            Error::io(
-                "veth",
-                std::io::Error::other(format!("link {name} vanished")),
-            )
-        })
-    }
 }

@@ -47,9 +47,7 @@ impl Netlink {
                 Err(e) => return Err(Error::netlink(format!("create bridge {}", spec.name), e)),
             }
         }
-        let link = self.link(spec.name).await?.ok_or_else(|| {
-            Error::config("bridge", format!("{} vanished after creation", spec.name))
-        })?;
+        let link = self.existing_link(spec.name).await?;
         if link.kind.as_deref() != Some(InfoKind::Bridge.to_string().as_str()) {
             return Err(Error::config(
                 "bridge",
@@ -104,10 +102,7 @@ impl Netlink {
                 other => other?,
             }
         }
-        let port = self
-            .link(&peer)
-            .await?
-            .ok_or_else(|| Error::config("vlan", format!("{peer} missing")))?;
+        let port = self.existing_link(&peer).await?;
         self.set_master(port.index, bridge.index).await?;
         self.configure_port(
             port.index,
@@ -119,10 +114,7 @@ impl Netlink {
         )
         .await?;
         self.set_up(port.index).await?;
-        let gw = self
-            .link(&name)
-            .await?
-            .ok_or_else(|| Error::config("vlan", format!("{name} missing")))?;
+        let gw = self.existing_link(&name).await?;
         self.set_up(gw.index).await?;
         Ok(gw)
     }

@@ -53,6 +53,13 @@ impl Netlink {
         Ok(self.link_by_name(name).await?.map(LinkInfo::from))
     }
 
+    /// A link that must exist because lanbridge just created or moved it.
+    pub async fn existing_link(&self, name: &str) -> Result<LinkInfo> {
+        self.link(name).await?.ok_or_else(|| Error::LinkMissing {
+            name: name.to_string(),
+        })
+    }
+
     /// Creates a veth pair in this namespace, both ends down.
     pub async fn add_veth(&self, name: &str, peer: &str, mtu: Option<u32>) -> Result<()> {
         let mut builder = LinkVeth::new(name, peer);
