@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::cni::{env::validate_ifname, CniResult, Error, Result, Version};
+use crate::cni::{env::validate_ifname, CniResult, Dns, Error, Result, Version};
 
 pub const DEFAULT_BRIDGE: &str = "cni0";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/lanbridge";
@@ -47,6 +47,8 @@ struct RawConf {
     disable_container_interface: bool,
     uplink: Option<String>,
     state_dir: Option<PathBuf>,
+    #[serde(default)]
+    dns: Dns,
     ipam: Option<Value>,
     #[serde(default)]
     args: Args,
@@ -104,6 +106,8 @@ pub struct NetConf {
     pub enable_dad: bool,
     pub disable_container_interface: bool,
     pub state_dir: PathBuf,
+    /// DNS settings of the config; when set they win over IPAM's.
+    pub dns: Dns,
     /// The `ipam` object, passed as is to built-in or delegated IPAM.
     pub ipam: Option<Ipam>,
     /// MAC requested by the runtime (`runtimeConfig.mac`, else `args.cni.mac`).
@@ -217,6 +221,7 @@ impl NetConf {
             state_dir: conf
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            dns: conf.dns,
             ipam,
             mac,
             requested_ips,

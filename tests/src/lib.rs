@@ -1,0 +1,17 @@
+//! Test harness for lanbridge: network-namespace topologies (a LAN, nodes,
+//! pods), a CNI plugin runner, a miniature conflist runtime and
+//! connectivity probes. Nothing here touches the machine's own namespace.
+
+pub mod binary;
+pub mod cni;
+pub mod fixture;
+pub mod netns;
+pub mod podman;
+pub mod probe;
+pub mod process;
+pub mod result;
+pub mod runtime;
+pub mod topology;
+
+pub use fixture::{Flavor, World};
+pub use netns::{require_root, Netns};

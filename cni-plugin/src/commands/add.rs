@@ -215,7 +215,15 @@ async fn configure_pod(
     }
     pod.set_up(link.index).await?;
     for route in &result.routes {
-        pod.add_route(route.dst, route.gw, link.index).await?;
+        // A route without `gw` goes via the gateway of its family, as in the reference.
+        let gw = route.gw.or_else(|| {
+            result
+                .ips
+                .iter()
+                .find(|ip| ip.address.addr().is_ipv4() == route.dst.addr().is_ipv4())
+                .and_then(|ip| ip.gateway)
+        });
+        pod.add_route(route.dst, gw, link.index).await?;
     }
     Ok(())
 }
@@ -286,7 +294,9 @@ fn assemble(conf: &NetConf, sandbox: String, links: [LinkInfo; 3], ipam: CniResu
         ..ip
     }));
     result.routes.extend(ipam.routes);
-    if !ipam.dns.is_empty() {
+    if !conf.dns.is_empty() {
+        result.dns = conf.dns.clone();
+    } else if !ipam.dns.is_empty() {
         result.dns = ipam.dns;
     }
     result

@@ -35,7 +35,7 @@ fn every_reference_key_is_read() {
         "forceAddress": true, "ipMasq": true, "ipMasqBackend": "iptables",
         "mtu": 9000, "hairpinMode": true, "promiscMode": true, "vlan": 42,
         "portIsolation": true, "macspoofchk": true, "enabledad": true, "disableContainerInterface": true,
-        "stateDir": "/tmp/s", "ipam": {"type": "host-local", "subnet": "10.1.0.0/24"},
+        "stateDir": "/tmp/s", "dns": {"nameservers": ["10.96.0.10"]}, "ipam": {"type": "host-local", "subnet": "10.1.0.0/24"},
         "unknownKey": {"ignored": true}
     }))
     .unwrap();
@@ -48,6 +48,7 @@ fn every_reference_key_is_read() {
     assert!(c.disable_container_interface);
     assert_eq!(c.vlan, Some(42));
     assert_eq!(c.state_dir, PathBuf::from("/tmp/s"));
+    assert_eq!(c.dns.nameservers, ["10.96.0.10"]);
     assert_eq!(c.ipam.unwrap().kind, "host-local");
 }
 

@@ -1,0 +1,54 @@
+//! Where the plugin binaries are.
+
+use std::path::{Path, PathBuf};
+
+/// Directory of the reference plugins (Debian `containernetworking-plugins`).
+pub const REFERENCE_DIR: &str = "/usr/lib/cni";
+
+/// The workspace root (parent of this crate), fixed at compile time.
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests crate lives inside the workspace")
+        .to_path_buf()
+}
+
+/// The lanbridge binary under test: `$LANBRIDGE_BIN`, else
+/// `<workspace>/target/debug/lanbridge`. Panics with a hint when missing.
+pub fn lanbridge_bin() -> PathBuf {
+    let path = match std::env::var_os("LANBRIDGE_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => workspace_dir().join("target/debug/lanbridge"),
+    };
+    assert!(
+        path.is_file(),
+        "lanbridge binary not found at {} — build it first (`cargo build -p lanbridge`) \
+         or point LANBRIDGE_BIN at it",
+        path.display()
+    );
+    path
+}
+
+/// A reference plugin by name, e.g. `bridge`, `host-local`, `portmap`.
+pub fn reference_plugin(name: &str) -> PathBuf {
+    let p = Path::new(REFERENCE_DIR).join(name);
+    assert!(
+        p.is_file(),
+        "reference plugin {} missing: install the Debian package containernetworking-plugins",
+        p.display()
+    );
+    p
+}
+
+/// Makes `<dir>/bin` holding a `lanbridge` symlink to the binary under test and
+/// returns that directory (for `CNI_PATH` / podman's `cni_plugin_dirs`).
+pub fn lanbridge_plugin_dir(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("mkdir {}: {e}", bin.display()));
+    let link = bin.join("lanbridge");
+    if !link.exists() {
+        std::os::unix::fs::symlink(lanbridge_bin(), &link)
+            .unwrap_or_else(|e| panic!("symlink {}: {e}", link.display()));
+    }
+    bin
+}

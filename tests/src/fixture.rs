@@ -1,0 +1,190 @@
+//! One test's world: a topology, a temp dir for state, and a runtime whose
+//! `CNI_PATH` finds either lanbridge (plus the reference plugins) or only the
+//! reference plugins.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::binary::{lanbridge_plugin_dir, REFERENCE_DIR};
+use crate::netns::require_root;
+use crate::runtime::Runtime;
+use crate::topology::Topology;
+
+/// Which bridge plugin a world's configs name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `"type": "lanbridge"`, CNI_PATH = <tmp>/bin:/usr/lib/cni.
+    Lanbridge,
+    /// `"type": "bridge"`, CNI_PATH = /usr/lib/cni.
+    Reference,
+}
+
+/// Drop order matters: namespaces go first, the temp dir last.
+pub struct World {
+    pub topo: Topology,
+    pub rt: Runtime,
+    pub flavor: Flavor,
+    pub tmp: TempDir,
+}
+
+impl World {
+    pub fn new(tag: &str, flavor: Flavor) -> World {
+        require_root();
+        let tmp = tempfile::Builder::new()
+            .prefix("lbt-")
+            .tempdir()
+            .expect("temp dir");
+        let topo = Topology::new(tag);
+        let rt = match flavor {
+            Flavor::Lanbridge => {
+                let bin = lanbridge_plugin_dir(tmp.path());
+                Runtime::new(&topo.node, &[&bin, Path::new(REFERENCE_DIR)])
+            }
+            Flavor::Reference => Runtime::new(&topo.node, &[Path::new(REFERENCE_DIR)]),
+        };
+        World {
+            topo,
+            rt,
+            flavor,
+            tmp,
+        }
+    }
+
+    pub fn lanbridge(tag: &str) -> World {
+        Self::new(tag, Flavor::Lanbridge)
+    }
+
+    pub fn reference(tag: &str) -> World {
+        Self::new(tag, Flavor::Reference)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// lanbridge's `stateDir` for this world.
+    pub fn state_dir(&self) -> PathBuf {
+        self.tmp.path().join("state")
+    }
+
+    /// host-local's `dataDir` for this world.
+    pub fn data_dir(&self) -> PathBuf {
+        self.tmp.path().join("ipam")
+    }
+
+    /// The plugin type for this world's flavor.
+    pub fn plugin_type(&self) -> &'static str {
+        match self.flavor {
+            Flavor::Lanbridge => "lanbridge",
+            Flavor::Reference => "bridge",
+        }
+    }
+
+    /// The subnet-mode config of the brief: bridge `lb0`, gateway, default
+    /// route, masquerade, host-local from `subnet` (e.g. "10.244.1.0/24").
+    pub fn subnet_conf(&self, version: &str, subnet: &str) -> Value {
+        let mut c = json!({
+            "cniVersion": version,
+            "name": "lbtnet",
+            "type": self.plugin_type(),
+            "bridge": "lb0",
+            "isGateway": true,
+            "isDefaultGateway": true,
+            "ipMasq": true,
+            "ipam": {
+                "type": "host-local",
+                "subnet": subnet,
+                "dataDir": self.data_dir().display().to_string(),
+            }
+        });
+        if self.flavor == Flavor::Lanbridge {
+            c["stateDir"] = json!(self.state_dir().display().to_string());
+        }
+        c
+    }
+
+    /// A conflist (one plugin: [`World::subnet_conf`]) at `version`.
+    pub fn subnet_list(&self, version: &str, subnet: &str) -> Value {
+        let mut plugin = self.subnet_conf(version, subnet);
+        let obj = plugin.as_object_mut().expect("object");
+        obj.remove("cniVersion");
+        obj.remove("name");
+        json!({"cniVersion": version, "name": "lbtnet", "plugins": [plugin]})
+    }
+
+    /// Links of the node other than `lo`, the uplink and `bridge`: the host-side
+    /// ends of pod veths (and anything leaked).
+    pub fn port_links(&self, bridge: &str) -> Vec<String> {
+        self.topo
+            .node
+            .links()
+            .into_iter()
+            .filter(|l| l != "lo" && l != crate::topology::NODE_UPLINK && l != bridge)
+            .collect()
+    }
+
+    /// The node's nat table without the built-in chains' policy lines: every
+    /// `-A` rule and every user chain (`:NAME - [..]`). Empty in a fresh node.
+    pub fn nat_rules(&self) -> Vec<String> {
+        const BUILTIN: [&str; 4] = [":PREROUTING ", ":INPUT ", ":OUTPUT ", ":POSTROUTING "];
+        self.topo
+            .node
+            .run(&["iptables-save", "-t", "nat"])
+            .lines()
+            .filter(|l| {
+                l.starts_with("-A")
+                    || (l.starts_with(':') && !BUILTIN.iter().any(|b| l.starts_with(b)))
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// host-local allocation files (named by IP) of network `net` under this world's dataDir.
+    pub fn allocations(&self, net: &str) -> Vec<String> {
+        allocations(&self.data_dir().join(net))
+    }
+
+    /// Files (recursively) under the lanbridge state dir, excluding lock files.
+    pub fn state_files(&self) -> Vec<PathBuf> {
+        let mut out = vec![];
+        walk(&self.state_dir(), &mut out);
+        out.retain(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            !name.ends_with(".lock") && name != "lock"
+        });
+        out
+    }
+}
+
+/// host-local allocation files (named by IP) in `dir`.
+pub fn allocations(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+            .collect(),
+        Err(_) => vec![],
+    };
+    v.sort();
+    v
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.filter_map(|e| e.ok()) {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! A LAN (bridge + "router" address + one LAN host) and a node whose uplink
+//! is on it, all in namespaces the test creates. Pods are plain namespaces.
+//!
+//! ```text
+//!  [lan host ns] eth0 192.168.77.50 ──┐
+//!                                     ├── lanbr 192.168.77.1/24  [lan ns]
+//!  [node ns]     eth0 192.168.77.11 ──┘
+//!                default via 192.168.77.1
+//! ```
+
+use crate::netns::{unique_prefix, Netns};
+
+pub const LAN_PREFIX_LEN: u8 = 24;
+/// The LAN's "router": an address on the LAN bridge inside the LAN namespace.
+pub const LAN_ROUTER: &str = "192.168.77.1";
+/// A host on the LAN (its own namespace).
+pub const LAN_HOST: &str = "192.168.77.50";
+/// The first node's uplink address.
+pub const NODE_ADDR: &str = "192.168.77.11";
+/// Name of the node's uplink interface.
+pub const NODE_UPLINK: &str = "eth0";
+/// Name of the LAN bridge (inside the LAN namespace).
+pub const LAN_BRIDGE: &str = "lanbr";
+
+/// The whole world of one test; everything is removed on drop.
+pub struct Topology {
+    prefix: String,
+    pub lan: Netns,
+    pub lan_host: Netns,
+    pub node: Netns,
+}
+
+impl Topology {
+    /// Builds the LAN, its host and one node; `tag` makes namespace names readable.
+    pub fn new(tag: &str) -> Topology {
+        let prefix = format!("{}{}", unique_prefix(), tag);
+        let lan = Netns::create(&format!("{prefix}-lan"));
+        lan.ip(&["link", "add", LAN_BRIDGE, "type", "bridge"]);
+        lan.ip(&[
+            "addr",
+            "add",
+            &format!("{LAN_ROUTER}/{LAN_PREFIX_LEN}"),
+            "dev",
+            LAN_BRIDGE,
+        ]);
+        lan.ip(&["link", "set", LAN_BRIDGE, "up"]);
+        let lan_host = Netns::create(&format!("{prefix}-lanhost"));
+        attach(&lan, "h50", &lan_host, LAN_HOST);
+        let node = Netns::create(&format!("{prefix}-node"));
+        attach(&lan, "n11", &node, NODE_ADDR);
+        Topology {
+            prefix,
+            lan,
+            lan_host,
+            node,
+        }
+    }
+
+    /// The unique prefix of this topology's namespace names.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Adds another node on the LAN with uplink address `addr` (e.g. 192.168.77.12).
+    pub fn add_node(&self, index: u32, addr: &str) -> Netns {
+        let node = Netns::create(&format!("{}-node{index}", self.prefix));
+        attach(&self.lan, &format!("n{index}"), &node, addr);
+        node
+    }
+
+    /// A new, empty pod namespace (only `lo`), owned by the caller.
+    pub fn pod(&self, name: &str) -> Netns {
+        Netns::create(&format!("{}-{name}", self.prefix))
+    }
+}
+
+/// Connects `host` to the LAN bridge: a veth `lan_side` (in the LAN ns, enslaved to
+/// the bridge) peered with `eth0` in `host`, addressed `addr/24`, default via the router.
+fn attach(lan: &Netns, lan_side: &str, host: &Netns, addr: &str) {
+    lan.ip(&[
+        "link",
+        "add",
+        lan_side,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        NODE_UPLINK,
+        "netns",
+        host.name(),
+    ]);
+    lan.ip(&["link", "set", lan_side, "master", LAN_BRIDGE, "up"]);
+    host.ip(&[
+        "addr",
+        "add",
+        &format!("{addr}/{LAN_PREFIX_LEN}"),
+        "dev",
+        NODE_UPLINK,
+    ]);
+    host.ip(&["link", "set", NODE_UPLINK, "up"]);
+    host.ip(&["route", "add", "default", "via", LAN_ROUTER]);
+}

@@ -1,0 +1,274 @@
+//! Subnet mode of lanbridge: pods on a bridge with host-local addresses from
+//! the node's pod subnet, masqueraded towards the LAN.
+
+use std::collections::BTreeSet;
+use std::thread;
+
+use lanbridge_tests::probe::{ip_of, udp_ask, PeerServer};
+use lanbridge_tests::result::{self, first_ip, host_veth};
+use lanbridge_tests::runtime::Attachment;
+use lanbridge_tests::topology::{LAN_HOST, NODE_ADDR, NODE_UPLINK};
+use lanbridge_tests::{Netns, World};
+use serde_json::Value;
+
+const SUBNET: &str = "10.244.1.0/24";
+const GATEWAY: &str = "10.244.1.1";
+const BRIDGE: &str = "lb0";
+const NET: &str = "lbtnet";
+
+fn add(w: &World, conf: &Value, att: &Attachment) -> Value {
+    w.rt.invoke("ADD", conf, att, None)
+        .expect_ok(&format!("ADD {}", att.container_id))
+}
+
+fn del(w: &World, conf: &Value, att: &Attachment, prev: Option<&Value>) {
+    w.rt.invoke("DEL", conf, att, prev)
+        .expect_ok(&format!("DEL {}", att.container_id));
+}
+
+fn pods(w: &World, n: usize) -> (Vec<Netns>, Vec<Attachment>) {
+    let pods: Vec<Netns> = (0..n).map(|i| w.topo.pod(&format!("p{i}"))).collect();
+    let atts = pods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Attachment::new(&format!("ctr{i}"), p, "eth0"))
+        .collect();
+    (pods, atts)
+}
+
+#[test]
+fn three_pods_get_distinct_addresses_and_connectivity() {
+    let w = World::lanbridge("sub3");
+    let conf = w.subnet_conf("1.0.0", SUBNET);
+    let (pods, atts) = pods(&w, 3);
+    let results: Vec<Value> = atts.iter().map(|a| add(&w, &conf, a)).collect();
+
+    let ips: Vec<String> = results.iter().map(first_ip).collect();
+    let distinct: BTreeSet<&String> = ips.iter().collect();
+    assert_eq!(distinct.len(), 3, "addresses not distinct: {ips:?}");
+    for (r, (pod, ip)) in results.iter().zip(pods.iter().zip(&ips)) {
+        assert!(ip.starts_with("10.244.1."), "{ip} not from {SUBNET}");
+        let rips = result::ips(r);
+        assert_eq!(rips.len(), 1, "{r}");
+        assert_eq!(rips[0].address, format!("{ip}/24"));
+        assert_eq!(rips[0].gateway.as_deref(), Some(GATEWAY));
+        assert_eq!(rips[0].interface.as_deref(), Some("eth0"));
+        assert_eq!(result::sandbox_interfaces(r), vec!["eth0"]);
+        assert_eq!(pod.ipv4_addrs("eth0"), vec![format!("{ip}/24")]);
+        assert_eq!(pod.default_gateway().as_deref(), Some(GATEWAY));
+        let veth = host_veth(r, BRIDGE);
+        assert!(
+            veth.starts_with("lb") && !veth.starts_with("veth"),
+            "host veth {veth}"
+        );
+        assert!(
+            w.topo.node.has_link(&veth),
+            "host veth {veth} missing in node"
+        );
+    }
+    assert_eq!(
+        w.topo.node.ipv4_addrs(BRIDGE),
+        vec![format!("{GATEWAY}/24")]
+    );
+    for link in w.port_links(BRIDGE) {
+        assert!(link.starts_with("lb"), "unexpected node link {link}");
+    }
+
+    for (i, from) in pods.iter().enumerate() {
+        for (j, to) in ips.iter().enumerate() {
+            if i != j {
+                assert!(from.ping(to), "pod{i} cannot ping pod{j} ({to})");
+            }
+        }
+        assert!(from.ping(GATEWAY), "pod{i} cannot ping the gateway");
+        assert!(from.ping(LAN_HOST), "pod{i} cannot ping the LAN host");
+    }
+    let server = PeerServer::udp(&w.topo.lan_host, 7777);
+    for (i, pod) in pods.iter().enumerate() {
+        let seen = udp_ask(pod, &format!("{LAN_HOST}:7777"))
+            .unwrap_or_else(|| panic!("pod{i}: no UDP answer from the LAN host"));
+        assert_eq!(
+            ip_of(&seen),
+            NODE_ADDR,
+            "pod{i} not masqueraded behind the node"
+        );
+    }
+    assert_eq!(server.seen().len(), 3);
+    drop(server);
+
+    for (a, r) in atts.iter().zip(&results) {
+        del(&w, &conf, a, Some(r));
+    }
+    assert_eq!(w.port_links(BRIDGE), Vec::<String>::new());
+    assert_eq!(w.allocations(NET), Vec::<String>::new());
+    assert_eq!(
+        w.nat_rules(),
+        Vec::<String>::new(),
+        "masquerade rules left after DEL"
+    );
+}
+
+#[test]
+fn check_passes_then_fails_after_address_removed() {
+    let w = World::lanbridge("subchk");
+    let conf = w.subnet_conf("1.0.0", SUBNET);
+    let (pods, atts) = pods(&w, 1);
+    let r = add(&w, &conf, &atts[0]);
+    w.rt.invoke("CHECK", &conf, &atts[0], Some(&r))
+        .expect_ok("CHECK right after ADD");
+    let addr = format!("{}/24", first_ip(&r));
+    pods[0].ip(&["addr", "del", &addr, "dev", "eth0"]);
+    let out = w.rt.invoke("CHECK", &conf, &atts[0], Some(&r));
+    let code = out.expect_err("CHECK after the address was removed");
+    assert!(code > 0, "{out}");
+    del(&w, &conf, &atts[0], Some(&r));
+}
+
+#[test]
+fn del_twice_and_del_without_add_succeed() {
+    let w = World::lanbridge("subdel");
+    let conf = w.subnet_conf("1.0.0", SUBNET);
+    let (_pods, atts) = pods(&w, 2);
+    let r = add(&w, &conf, &atts[0]);
+    let veth = host_veth(&r, BRIDGE);
+    del(&w, &conf, &atts[0], Some(&r));
+    del(&w, &conf, &atts[0], Some(&r));
+    del(&w, &conf, &atts[0], None);
+    assert!(!w.topo.node.has_link(&veth), "{veth} left after DEL");
+    assert_eq!(w.allocations(NET), Vec::<String>::new());
+    // An attachment that never had an ADD.
+    del(&w, &conf, &atts[1], None);
+}
+
+#[test]
+fn del_after_netns_deleted_frees_everything() {
+    let w = World::lanbridge("subgone");
+    let conf = w.subnet_conf("1.0.0", SUBNET);
+    let (mut pods, atts) = pods(&w, 1);
+    let r = add(&w, &conf, &atts[0]);
+    let ip = first_ip(&r);
+    let veth = host_veth(&r, BRIDGE);
+    assert_eq!(w.allocations(NET), vec![ip.clone()]);
+    pods.remove(0).delete();
+    del(&w, &conf, &atts[0], Some(&r));
+    assert!(w.topo.node.wait_link(&veth, false), "{veth} left after DEL");
+    assert_eq!(
+        w.allocations(NET),
+        Vec::<String>::new(),
+        "{ip} still allocated"
+    );
+    assert_eq!(w.nat_rules(), Vec::<String>::new(), "masquerade rules left");
+    assert_eq!(w.state_files(), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn gc_removes_attachments_not_listed() {
+    let w = World::lanbridge("subgc");
+    let list = w.subnet_list("1.1.0", SUBNET);
+    let (pods, atts) = pods(&w, 3);
+    let results: Vec<Value> = atts
+        .iter()
+        .map(|a| w.rt.add_list(&list, a).unwrap_or_else(|f| panic!("{f}")))
+        .collect();
+    let veths: Vec<String> = results.iter().map(|r| host_veth(r, BRIDGE)).collect();
+    assert_eq!(w.allocations(NET).len(), 3);
+
+    w.rt.gc_list(&list, &[&atts[0]])
+        .unwrap_or_else(|f| panic!("GC: {f}"));
+
+    assert_eq!(
+        w.allocations(NET),
+        vec![first_ip(&results[0])],
+        "GC kept the wrong allocations"
+    );
+    assert!(
+        w.topo.node.has_link(&veths[0]),
+        "GC removed the valid attachment's link"
+    );
+    for v in &veths[1..] {
+        assert!(w.topo.node.wait_link(v, false), "GC left {v}");
+    }
+    assert!(
+        pods[0].ping(GATEWAY),
+        "valid pod lost connectivity after GC"
+    );
+    w.rt.check_list(&list, &atts[0], &results[0])
+        .unwrap_or_else(|f| panic!("CHECK of the valid attachment after GC: {f}"));
+    let nat = w.nat_rules();
+    for (a, r) in atts.iter().zip(&results).skip(1) {
+        let ip = format!("{}/", first_ip(r));
+        assert!(
+            !nat.iter()
+                .any(|l| l.contains(&ip) || l.contains(&a.container_id)),
+            "GC left nat rules of {}: {nat:#?}",
+            a.container_id
+        );
+    }
+    assert!(
+        !nat.is_empty(),
+        "GC removed the valid attachment's masquerade rules"
+    );
+    for (a, r) in atts.iter().zip(&results) {
+        w.rt.del_list(&list, a, Some(r))
+            .unwrap_or_else(|f| panic!("{f}"));
+    }
+    assert_eq!(w.allocations(NET), Vec::<String>::new());
+    assert_eq!(w.nat_rules(), Vec::<String>::new());
+}
+
+#[test]
+fn twenty_concurrent_adds_then_dels_leak_nothing() {
+    const N: usize = 20;
+    let w = World::lanbridge("subconc");
+    let conf = w.subnet_conf("1.0.0", SUBNET);
+    let (_pods, atts) = pods(&w, N);
+    let results: Vec<Value> = thread::scope(|s| {
+        let handles: Vec<_> = atts
+            .iter()
+            .map(|a| s.spawn(|| w.rt.invoke("ADD", &conf, a, None)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("ADD thread").expect_ok("concurrent ADD"))
+            .collect()
+    });
+    let ips: BTreeSet<String> = results.iter().map(first_ip).collect();
+    assert_eq!(ips.len(), N, "duplicate addresses handed out: {ips:?}");
+    assert_eq!(w.allocations(NET).len(), N);
+    assert_eq!(w.port_links(BRIDGE).len(), N);
+
+    thread::scope(|s| {
+        let handles: Vec<_> = atts
+            .iter()
+            .zip(&results)
+            .map(|(a, r)| s.spawn(|| w.rt.invoke("DEL", &conf, a, Some(r))))
+            .collect();
+        for h in handles {
+            h.join().expect("DEL thread").expect_ok("concurrent DEL");
+        }
+    });
+    let mut links = w.topo.node.links();
+    links.sort();
+    let mut want = vec![
+        BRIDGE.to_string(),
+        NODE_UPLINK.to_string(),
+        "lo".to_string(),
+    ];
+    want.sort();
+    assert_eq!(links, want, "links leaked in the node");
+    assert_eq!(
+        w.allocations(NET),
+        Vec::<String>::new(),
+        "allocations leaked"
+    );
+    assert_eq!(
+        w.state_files(),
+        Vec::<std::path::PathBuf>::new(),
+        "state leaked"
+    );
+    assert_eq!(
+        w.nat_rules(),
+        Vec::<String>::new(),
+        "masquerade rules leaked"
+    );
+}
