@@ -15,7 +15,7 @@ struct RawConf {
     #[serde(default)]
     addresses: Vec<RawAddress>,
     #[serde(default)]
-    routes: Vec<RawRoute>,
+    routes: Vec<Route>,
     #[serde(default)]
     dns: Dns,
 }
@@ -24,12 +24,6 @@ struct RawConf {
 struct RawAddress {
     address: IpNet,
     gateway: Option<IpAddr>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawRoute {
-    dst: IpNet,
-    gw: Option<IpAddr>,
 }
 
 #[derive(Debug)]
@@ -53,11 +47,7 @@ impl Static {
                     interface: None,
                 })
                 .collect(),
-            routes: raw
-                .routes
-                .into_iter()
-                .map(|r| Route::via(r.dst, r.gw))
-                .collect(),
+            routes: raw.routes,
             dns: raw.dns,
         })
     }

@@ -27,7 +27,7 @@ struct RawConf {
     #[serde(flatten)]
     legacy: RawRangeOpt,
     #[serde(default)]
-    routes: Vec<RawRoute>,
+    routes: Vec<Route>,
     data_dir: Option<PathBuf>,
     resolv_conf: Option<PathBuf>,
 }
@@ -49,12 +49,6 @@ struct RawRangeOpt {
     range_start: Option<IpAddr>,
     range_end: Option<IpAddr>,
     gateway: Option<IpAddr>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawRoute {
-    dst: IpNet,
-    gw: Option<IpAddr>,
 }
 
 #[derive(Debug)]
@@ -126,11 +120,7 @@ impl HostLocal {
         }
         Ok(HostLocal {
             range_sets,
-            routes: raw
-                .routes
-                .into_iter()
-                .map(|r| Route::via(r.dst, r.gw))
-                .collect(),
+            routes: raw.routes,
             data_dir: raw
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
