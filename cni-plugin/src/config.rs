@@ -47,6 +47,7 @@ struct RawConf {
     disable_container_interface: bool,
     uplink: Option<String>,
     state_dir: Option<PathBuf>,
+    pin_root: Option<PathBuf>,
     #[serde(default)]
     dns: Dns,
     ipam: Option<Value>,
@@ -106,6 +107,8 @@ pub struct NetConf {
     pub enable_dad: bool,
     pub disable_container_interface: bool,
     pub state_dir: PathBuf,
+    /// bpffs directory holding `<network>/` with the pinned datapath.
+    pub pin_root: PathBuf,
     /// DNS settings of the config; when set they win over IPAM's.
     pub dns: Dns,
     /// The `ipam` object, passed as is to built-in or delegated IPAM.
@@ -221,6 +224,9 @@ impl NetConf {
             state_dir: conf
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            pin_root: conf
+                .pin_root
+                .unwrap_or_else(|| PathBuf::from(crate::datapath::DEFAULT_ROOT)),
             dns: conf.dns,
             ipam,
             mac,

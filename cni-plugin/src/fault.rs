@@ -6,9 +6,10 @@ use crate::cni::{Error, Result};
 pub const ENV: &str = "LANBRIDGE_FAIL_AFTER";
 
 /// The steps of ADD, in order.
-pub const STEPS: [&str; 7] = [
+pub const STEPS: [&str; 8] = [
     "bridge",
     "veth",
+    "datapath",
     "ipam",
     "container",
     "host",

@@ -18,6 +18,8 @@ pub struct Record {
     pub netns: String,
     pub bridge: String,
     pub host_veth: String,
+    /// The port's ifindex: its key in the datapath maps.
+    pub host_ifindex: u32,
     pub ips: Vec<IpNet>,
     pub masquerade: bool,
 }
@@ -31,6 +33,10 @@ impl StateDir {
         StateDir {
             dir: state_dir.join(network),
         }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// ':' can appear in neither a container ID nor an interface name.
@@ -47,6 +53,20 @@ impl StateDir {
         fs::write(&tmp, data).map_err(|e| Error::io(ctx("writing"), e))?;
         fs::rename(&tmp, &path).map_err(|e| Error::io(ctx("writing"), e))?;
         Ok(path)
+    }
+
+    pub fn load(&self, container_id: &str, ifname: &str) -> Result<Option<Record>> {
+        let path = self.path(container_id, ifname);
+        match fs::read(&path) {
+            Ok(data) => serde_json::from_slice(&data)
+                .map(Some)
+                .map_err(|source| Error::Decode {
+                    what: "attachment record",
+                    source,
+                }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+        }
     }
 
     pub fn remove(&self, container_id: &str, ifname: &str) -> Result<()> {
@@ -109,14 +129,17 @@ mod tests {
             netns: "/run/netns/x".into(),
             bridge: "cni0".into(),
             host_veth: "lb0123".into(),
+            host_ifindex: 7,
             ips: vec!["10.0.0.2/24".parse().unwrap()],
             masquerade: true,
         };
         s.save(&r).unwrap();
+        assert_eq!(s.load("c1", "eth0").unwrap(), Some(r.clone()));
         assert_eq!(s.list().unwrap(), vec![r]);
         s.remove("c1", "eth0").unwrap();
         s.remove("c1", "eth0").unwrap();
         assert!(s.list().unwrap().is_empty());
+        assert!(s.load("c1", "eth0").unwrap().is_none());
         s.check_writable().unwrap();
     }
 }

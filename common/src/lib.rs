@@ -1,6 +1,6 @@
-//! Names and layouts shared by the eBPF programs (`lanbridge-ebpf`) and the
-//! loader in the `lanbridge` binary. `bpftool` shows these names, so each is
-//! at most 15 bytes (the kernel's BPF_OBJ_NAME_LEN - 1).
+//! Names and map layouts shared by the eBPF programs (`lanbridge-ebpf`) and
+//! the loader in the `lanbridge` binary. `bpftool` shows these names, so each
+//! is at most 15 bytes (the kernel's BPF_OBJ_NAME_LEN - 1).
 #![no_std]
 
 /// TC ingress on a pod's host-side veth: packets leaving the pod.
@@ -10,28 +10,138 @@ pub const PROG_FROM_UPLINK: &str = "lb_from_uplink";
 /// TC egress on a pod's host-side veth.
 pub const PROG_TO_POD: &str = "lb_to_pod";
 
-/// Port ifindex -> pod endpoint (MAC, IPs, flags).
+/// Port ifindex -> [`Endpoint`].
 pub const MAP_ENDPOINTS: &str = "lb_endpoints";
-/// Pod MAC -> port.
+/// [`MacKey`] -> port ifindex (`u32`).
 pub const MAP_BY_MAC: &str = "lb_by_mac";
-/// Pod IP -> port.
+/// Pod IPv4 address (`u32`, network byte order) -> port ifindex (`u32`).
 pub const MAP_BY_IP: &str = "lb_by_ip";
-/// Per-network settings.
+/// Index 0 -> [`NetConfig`].
 pub const MAP_CONFIG: &str = "lb_config";
-/// Per-CPU packet counters, indexed by [`StatReason`].
+/// [`StatKey`] -> packets (`u64`), per CPU.
 pub const MAP_STATS: &str = "lb_stats";
 
-/// Index of a counter in the `lb_stats` per-CPU array (each slot a `u64`).
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StatReason {
-    /// Packets seen by `lb_from_pod`.
-    FromPodSeen = 0,
+pub const MAX_ENDPOINTS: u32 = 4096;
+pub const MAX_STATS: u32 = MAX_ENDPOINTS * 8;
+/// IPv4 addresses per pod that the source guard accepts.
+pub const MAX_IPS: usize = 4;
+
+/// One pod port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Endpoint {
+    pub mac: [u8; 6],
+    /// `EP_*` flags.
+    pub flags: u16,
+    /// Addresses given to the pod (network byte order); 0 = unused slot.
+    pub ipv4: [u32; MAX_IPS],
 }
 
-impl StatReason {
-    /// Number of slots in `lb_stats`.
-    pub const COUNT: u32 = 1;
+impl Endpoint {
+    /// Whether `addr` (network byte order) is one of the pod's addresses.
+    #[inline(always)]
+    pub fn owns(&self, addr: u32) -> bool {
+        addr != 0
+            && (self.ipv4[0] == addr
+                || self.ipv4[1] == addr
+                || self.ipv4[2] == addr
+                || self.ipv4[3] == addr)
+    }
+}
+
+/// The pod's DHCP client packets are relayed to the uplink (lan mode).
+pub const EP_DHCP_RELAY: u16 = 1;
+
+/// Per-network settings, one entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetConfig {
+    /// 0 when the network has no uplink (subnet mode).
+    pub uplink_ifindex: u32,
+    pub uplink_mac: [u8; 6],
+    /// `CFG_*` flags.
+    pub flags: u16,
+}
+
+/// lan mode: relay DHCP client broadcasts, steer replies.
+pub const CFG_LAN_MODE: u16 = 1;
+
+/// A MAC as a hash key (padded to 8 bytes so both sides agree on the size).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MacKey {
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
+impl MacKey {
+    #[inline(always)]
+    pub fn new(mac: [u8; 6]) -> MacKey {
+        MacKey { mac, _pad: [0; 2] }
+    }
+}
+
+/// A counter: which port (ifindex; the uplink's for `lb_from_uplink`) and why.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct StatKey {
+    pub ifindex: u32,
+    pub reason: u32,
+}
+
+/// Why a packet got its verdict. Values are stable: tools read them.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Passed to the kernel untouched.
+    Passed = 0,
+    /// A pod's DHCP client broadcast, redirected out of the uplink.
+    DhcpRelayed = 1,
+    /// A DHCP server reply steered to the pod whose MAC is its `chaddr`.
+    DhcpToPod = 2,
+    /// Dropped: a pod sent a DHCP server packet (UDP source port 67).
+    DropDhcpServer = 3,
+    /// Dropped: a DHCP client packet from a pod with a foreign source
+    /// (MAC other than the pod's, or an IP neither 0.0.0.0 nor the pod's).
+    DropDhcpSpoof = 4,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 5] = [
+        Reason::Passed,
+        Reason::DhcpRelayed,
+        Reason::DhcpToPod,
+        Reason::DropDhcpServer,
+        Reason::DropDhcpSpoof,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Passed => "passed",
+            Reason::DhcpRelayed => "dhcp_relayed",
+            Reason::DhcpToPod => "dhcp_to_pod",
+            Reason::DropDhcpServer => "drop_dhcp_server",
+            Reason::DropDhcpSpoof => "drop_dhcp_spoof",
+        }
+    }
+
+    pub fn from_u32(v: u32) -> Option<Reason> {
+        Reason::ALL.iter().copied().find(|r| *r as u32 == v)
+    }
+
+    pub fn is_drop(self) -> bool {
+        matches!(self, Reason::DropDhcpServer | Reason::DropDhcpSpoof)
+    }
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: plain `repr(C)` data without padding holes that matter to the
+    // kernel; every bit pattern is a valid value.
+    unsafe impl aya::Pod for super::Endpoint {}
+    unsafe impl aya::Pod for super::NetConfig {}
+    unsafe impl aya::Pod for super::MacKey {}
+    unsafe impl aya::Pod for super::StatKey {}
 }
 
 #[cfg(test)]
@@ -52,5 +162,31 @@ mod tests {
         ] {
             assert!(name.len() <= 15, "{name} is longer than 15 bytes");
         }
+    }
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(core::mem::size_of::<Endpoint>(), 24);
+        assert_eq!(core::mem::size_of::<NetConfig>(), 12);
+        assert_eq!(core::mem::size_of::<MacKey>(), 8);
+        assert_eq!(core::mem::size_of::<StatKey>(), 8);
+    }
+
+    #[test]
+    fn reasons_round_trip() {
+        for r in Reason::ALL {
+            assert_eq!(Reason::from_u32(r as u32), Some(r));
+        }
+        assert!(Reason::DropDhcpServer.is_drop() && !Reason::DhcpRelayed.is_drop());
+    }
+
+    #[test]
+    fn owns_ignores_empty_slots() {
+        let ep = Endpoint {
+            ipv4: [0x0a00_0002, 0, 0, 0],
+            ..Endpoint::default()
+        };
+        assert!(ep.owns(0x0a00_0002));
+        assert!(!ep.owns(0));
     }
 }

@@ -69,6 +69,46 @@ impl World {
         self.tmp.path().join("state")
     }
 
+    /// lanbridge's `pinRoot` (on bpffs) for this world; removed with it.
+    pub fn pin_root(&self) -> PathBuf {
+        let name = self.tmp.path().file_name().expect("temp dir has a name");
+        Path::new("/sys/fs/bpf").join(name)
+    }
+
+    /// Points a lanbridge config's state and pins into this world.
+    pub fn lanbridge_keys(&self, conf: &mut Value) {
+        conf["stateDir"] = json!(self.state_dir().display().to_string());
+        conf["pinRoot"] = json!(self.pin_root().display().to_string());
+    }
+
+    /// Interfaces with a TCX link pinned for network `net`.
+    pub fn link_pins(&self, net: &str) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.pin_root().join(net)) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|n| n.strip_prefix("link_").map(str::to_string))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Entries of the pinned map `map` of network `net` (`bpftool map dump`).
+    pub fn map_entries(&self, net: &str, map: &str) -> Vec<Value> {
+        let path = self.pin_root().join(net).join(map);
+        if !path.exists() {
+            return Vec::new();
+        }
+        let out = std::process::Command::new("bpftool")
+            .args(["-j", "map", "dump", "pinned"])
+            .arg(&path)
+            .output()
+            .expect("running bpftool");
+        assert!(out.status.success(), "bpftool map dump {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("bpftool JSON")
+    }
+
     /// host-local's `dataDir` for this world.
     pub fn data_dir(&self) -> PathBuf {
         self.tmp.path().join("ipam")
@@ -100,7 +140,7 @@ impl World {
             }
         });
         if self.flavor == Flavor::Lanbridge {
-            c["stateDir"] = json!(self.state_dir().display().to_string());
+            self.lanbridge_keys(&mut c);
         }
         c
     }
@@ -185,6 +225,18 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             walk(&p, out);
         } else {
             out.push(p);
+        }
+    }
+}
+
+impl Drop for World {
+    /// Unpins the world's datapath (programs, maps, links) from bpffs.
+    fn drop(&mut self) {
+        let pins = self.pin_root();
+        if let Err(e) = std::fs::remove_dir_all(&pins) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                eprintln!("cleanup: removing {}: {e}", pins.display());
+            }
         }
     }
 }

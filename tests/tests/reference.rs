@@ -48,7 +48,7 @@ fn observe(w: &World, conf: &Value, tag: &str, udp_port: u16) -> Observed {
     conf["type"] = json!(w.plugin_type());
     conf["ipam"]["dataDir"] = json!(w.data_dir().display().to_string());
     if w.flavor == Flavor::Lanbridge {
-        conf["stateDir"] = json!(w.state_dir().display().to_string());
+        w.lanbridge_keys(&mut conf);
     }
     let pod = w.topo.pod(tag);
     let att = Attachment::new(&format!("ctr-{tag}"), &pod, "eth0");

@@ -159,6 +159,19 @@ fn del_after_netns_deleted_frees_everything() {
     );
     assert_eq!(w.nat_rules(), Vec::<String>::new(), "masquerade rules left");
     assert_eq!(w.state_files(), Vec::<std::path::PathBuf>::new());
+    assert_no_datapath_entries(&w, "after DEL of a deleted pod");
+}
+
+/// Every port's TCX link pin and map entries are gone.
+fn assert_no_datapath_entries(w: &World, context: &str) {
+    assert_eq!(w.link_pins(NET), Vec::<String>::new(), "{context}: TCX links left");
+    for map in ["lb_endpoints", "lb_by_mac", "lb_by_ip"] {
+        assert_eq!(
+            w.map_entries(NET, map),
+            Vec::<Value>::new(),
+            "{context}: {map} entries left"
+        );
+    }
 }
 
 #[test]
@@ -188,6 +201,8 @@ fn gc_removes_attachments_not_listed() {
     for v in &veths[1..] {
         assert!(w.topo.node.wait_link(v, false), "GC left {v}");
     }
+    assert_eq!(w.link_pins(NET), vec![veths[0].clone()], "GC kept the wrong TCX links");
+    assert_eq!(w.map_entries(NET, "lb_endpoints").len(), 1, "GC kept the wrong endpoints");
     assert!(
         pods[0].ping(GATEWAY),
         "valid pod lost connectivity after GC"
@@ -214,6 +229,7 @@ fn gc_removes_attachments_not_listed() {
     }
     assert_eq!(w.allocations(NET), Vec::<String>::new());
     assert_eq!(w.nat_rules(), Vec::<String>::new());
+    assert_no_datapath_entries(&w, "after GC and DEL");
 }
 
 #[test]
@@ -271,4 +287,5 @@ fn twenty_concurrent_adds_then_dels_leak_nothing() {
         Vec::<String>::new(),
         "masquerade rules leaked"
     );
+    assert_no_datapath_entries(&w, "after 20 DELs");
 }

@@ -20,6 +20,7 @@ pub mod code {
     pub const IPAM: u32 = 101;
     pub const FIREWALL: u32 = 102;
     pub const CHECK_MISMATCH: u32 = 103;
+    pub const DATAPATH: u32 = 104;
     pub const INJECTED: u32 = 199;
 }
 
@@ -57,6 +58,8 @@ pub enum Error {
     },
     #[error("link {name} disappeared while being configured")]
     LinkMissing { name: String },
+    #[error("eBPF datapath: {0}")]
+    Datapath(#[from] crate::datapath::DatapathError),
     #[error("{0}")]
     Ipam(#[from] crate::ipam::IpamError),
     #[error("IPAM plugin {plugin:?} failed: {msg}")]
@@ -115,6 +118,7 @@ impl Error {
             Error::InvalidConfig { .. } => code::INVALID_CONFIG,
             Error::NotAvailable { .. } => code::NOT_AVAILABLE,
             Error::Netlink { .. } | Error::LinkMissing { .. } => code::NETLINK,
+            Error::Datapath(_) => code::DATAPATH,
             Error::Ipam(e) => e.code(),
             Error::Delegate { code, .. } => *code,
             Error::Firewall { .. } => code::FIREWALL,

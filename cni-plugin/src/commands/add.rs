@@ -2,13 +2,16 @@
 //! Each step that creates something pushes its undo; on failure the undo
 //! stack runs in reverse, so a failed ADD leaves nothing behind.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
+
+use lanbridge_common::Endpoint;
 
 use ipnet::IpNet;
 
 use super::{Attachment, Step, Undo};
 use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
 use crate::config::{format_mac, NetConf};
+use crate::datapath::Datapath;
 use crate::fault::checkpoint;
 use crate::naming;
 use crate::netlink::bridge::{BridgeSpec, PortSpec};
@@ -59,6 +62,18 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     let (host, container) = create_veth(att, &pod_ns, &pod, &bridge, undo).await?;
     checkpoint("veth")?;
 
+    // Before IPAM: a DHCP exchange already goes through the port's program.
+    undo.push(Step::Datapath);
+    let mut datapath = Datapath::open(&conf.pin_root, &conf.name, att.state.dir())?;
+    let endpoint = Endpoint {
+        mac: container.mac.as_slice().try_into().map_err(|_| Error::LinkMissing {
+            name: format!("{} (no Ethernet address)", container.name),
+        })?,
+        ..Endpoint::default()
+    };
+    datapath.add_port(&host.name, host.index, endpoint)?;
+    checkpoint("datapath")?;
+
     let mut ipam_result = match &att.ipam {
         Some(ipam) => {
             undo.push(Step::Ipam);
@@ -66,6 +81,15 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         }
         None => CniResult::default(),
     };
+    let v4: Vec<Ipv4Addr> = ipam_result
+        .ips
+        .iter()
+        .filter_map(|c| match c.address.addr() {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    datapath.set_port_ips(host.index, &v4)?;
     checkpoint("ipam")?;
 
     complete_gateways(conf, &mut ipam_result)?;
@@ -97,6 +121,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         netns: pod_ns.path().display().to_string(),
         bridge: conf.bridge.clone(),
         host_veth: host.name.clone(),
+        host_ifindex: host.index,
         ips: addresses,
         masquerade: conf.ip_masq,
     })?;

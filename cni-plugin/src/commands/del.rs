@@ -2,7 +2,7 @@
 //! netns or the link is gone, and when nothing was allocated; it still tries
 //! every step when one fails, and reports the first failure.
 
-use super::{first_error, remove_plumbing, Attachment};
+use super::{first_error, Attachment, Cleanup};
 use crate::cni::{CniEnv, Error, Result};
 use crate::config::NetConf;
 use crate::netlink::Netlink;
@@ -29,16 +29,21 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
             Err(e) => errors.push(e),
         }
     }
-    errors.extend(
-        remove_plumbing(
-            &att.node,
-            &att.state,
-            &conf.name,
-            &env.container_id,
-            &env.ifname,
-        )
-        .await,
-    );
+    let host_ifindex = match att.state.load(&env.container_id, &env.ifname) {
+        Ok(record) => record.map(|r| r.host_ifindex),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    match Cleanup::new(&att) {
+        Ok(mut cleanup) => errors.extend(
+            cleanup
+                .attachment(&env.container_id, &env.ifname, host_ifindex)
+                .await,
+        ),
+        Err(e) => errors.push(e),
+    }
     first_error(errors)
 }
 

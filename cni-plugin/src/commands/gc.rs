@@ -1,7 +1,9 @@
 //! GC (1.1.0): remove what belongs to attachments not in
 //! `cni.dev/valid-attachments`: plumbing, records, allocations.
 
-use super::{first_error, remove_plumbing, Attachment};
+use super::{first_error, Attachment, Cleanup};
+use crate::datapath::Datapath;
+use crate::netlink::Netlink;
 use crate::cni::{CniEnv, Result, Version};
 use crate::config::NetConf;
 use crate::ipam::Ipam;
@@ -15,6 +17,7 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
             .any(|a| a.container_id == cid && a.ifname == ifname)
     };
     let att = Attachment::new(conf, env)?;
+    let mut cleanup = Cleanup::new(&att)?;
     let mut errors = Vec::new();
     for record in att.state.list()? {
         if keep(&record.container_id, &record.ifname) {
@@ -22,15 +25,15 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
         }
         tracing::info!("GC: removing {} {}", record.container_id, record.ifname);
         errors.extend(
-            remove_plumbing(
-                &att.node,
-                &att.state,
-                &conf.name,
-                &record.container_id,
-                &record.ifname,
-            )
-            .await,
+            cleanup
+                .attachment(&record.container_id, &record.ifname, Some(record.host_ifindex))
+                .await,
         );
+    }
+    if let Some(dp) = &mut cleanup.datapath {
+        if let Err(e) = forget_vanished_ports(&att.node, dp).await {
+            errors.push(e);
+        }
     }
     let ipam_gc = match &att.ipam {
         Some(Ipam::HostLocal(h)) => h.gc(&conf.name, keep).map(drop),
@@ -41,4 +44,21 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
         errors.push(e);
     }
     first_error(errors)
+}
+
+/// Map entries and link pins of ports whose interface no longer exists
+/// (e.g. a pod deleted without DEL).
+async fn forget_vanished_ports(node: &Netlink, dp: &mut Datapath) -> Result<()> {
+    let links = node.links().await?;
+    for ifname in dp.attached_interfaces() {
+        if !links.iter().any(|l| l.name == ifname) {
+            dp.remove_port(&ifname, None)?;
+        }
+    }
+    for (port, _) in dp.endpoints()? {
+        if !links.iter().any(|l| l.index == port) {
+            dp.forget_port(port)?;
+        }
+    }
+    Ok(())
 }

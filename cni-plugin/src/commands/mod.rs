@@ -12,6 +12,7 @@ use std::path::Path;
 
 use crate::cni::{CniEnv, Error, Result};
 use crate::config::NetConf;
+use crate::datapath::Datapath;
 use crate::ipam::Ipam;
 use crate::naming;
 use crate::netlink::Netlink;
@@ -56,6 +57,7 @@ impl<'a> Attachment<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Step {
     HostVeth,
+    Datapath,
     Ipam,
     MacSpoof,
     Masquerade,
@@ -95,6 +97,14 @@ async fn undo_step(att: &Attachment<'_>, step: Step) -> Result<()> {
                 .await
                 .map(drop)
         }
+        Step::Datapath => {
+            let host = naming::host_veth(&env.container_id, &env.ifname);
+            let index = att.node.link(&host).await?.map(|l| l.index);
+            match Datapath::existing(&att.conf.pin_root, &att.conf.name)? {
+                Some(mut dp) => Ok(dp.remove_port(&host, index)?),
+                None => Ok(()),
+            }
+        }
         Step::Ipam => match &att.ipam {
             Some(ipam) => ipam.del(att.conf, env).await,
             None => Ok(()),
@@ -107,32 +117,53 @@ async fn undo_step(att: &Attachment<'_>, step: Step) -> Result<()> {
 
 /// Removes everything of one attachment except its IPAM allocation, going on
 /// past failures; returns them all.
-pub async fn remove_plumbing(
-    node: &Netlink,
-    state: &StateDir,
-    network: &str,
-    container_id: &str,
-    ifname: &str,
-) -> Vec<Error> {
-    let mut errors = Vec::new();
-    if let Err(e) = masquerade::teardown(network, container_id) {
-        errors.push(e);
+pub struct Cleanup<'a> {
+    pub node: &'a Netlink,
+    pub state: &'a StateDir,
+    pub datapath: Option<Datapath>,
+    pub network: &'a str,
+}
+
+impl Cleanup<'_> {
+    pub fn new<'a>(att: &'a Attachment<'_>) -> Result<Cleanup<'a>> {
+        Ok(Cleanup {
+            node: &att.node,
+            state: &att.state,
+            datapath: Datapath::existing(&att.conf.pin_root, &att.conf.name)?,
+            network: &att.conf.name,
+        })
     }
-    if let Err(e) = macspoof::teardown(&naming::host_veth(container_id, ifname)) {
-        errors.push(e);
-    }
-    for name in [
-        naming::host_veth(container_id, ifname),
-        naming::temp_peer(container_id, ifname),
-    ] {
-        if let Err(e) = node.delete_link(&name).await {
+
+    /// `host_ifindex` comes from the attachment's record, when there is one.
+    pub async fn attachment(
+        &mut self,
+        container_id: &str,
+        ifname: &str,
+        host_ifindex: Option<u32>,
+    ) -> Vec<Error> {
+        let host = naming::host_veth(container_id, ifname);
+        let mut errors = Vec::new();
+        if let Some(dp) = &mut self.datapath {
+            if let Err(e) = dp.remove_port(&host, host_ifindex) {
+                errors.push(e.into());
+            }
+        }
+        if let Err(e) = masquerade::teardown(self.network, container_id) {
             errors.push(e);
         }
+        if let Err(e) = macspoof::teardown(&host) {
+            errors.push(e);
+        }
+        for name in [host, naming::temp_peer(container_id, ifname)] {
+            if let Err(e) = self.node.delete_link(&name).await {
+                errors.push(e);
+            }
+        }
+        if let Err(e) = self.state.remove(container_id, ifname) {
+            errors.push(e);
+        }
+        errors
     }
-    if let Err(e) = state.remove(container_id, ifname) {
-        errors.push(e);
-    }
-    errors
 }
 
 /// The first error of a best-effort sequence, with the rest logged.

@@ -24,6 +24,7 @@ fn defaults_match_the_reference_plugin() {
     assert_eq!(c.mtu, None);
     assert_eq!(c.vlan, None);
     assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    assert_eq!(c.pin_root, PathBuf::from("/sys/fs/bpf/lanbridge"));
     assert!(c.ipam.is_none() && c.mac.is_none() && c.prev_result.is_none());
 }
 
@@ -35,7 +36,7 @@ fn every_reference_key_is_read() {
         "forceAddress": true, "ipMasq": true, "ipMasqBackend": "iptables",
         "mtu": 9000, "hairpinMode": true, "promiscMode": true, "vlan": 42,
         "portIsolation": true, "macspoofchk": true, "enabledad": true, "disableContainerInterface": true,
-        "stateDir": "/tmp/s", "dns": {"nameservers": ["10.96.0.10"]}, "ipam": {"type": "host-local", "subnet": "10.1.0.0/24"},
+        "stateDir": "/tmp/s", "pinRoot": "/sys/fs/bpf/t", "dns": {"nameservers": ["10.96.0.10"]}, "ipam": {"type": "host-local", "subnet": "10.1.0.0/24"},
         "unknownKey": {"ignored": true}
     }))
     .unwrap();
@@ -48,6 +49,7 @@ fn every_reference_key_is_read() {
     assert!(c.disable_container_interface);
     assert_eq!(c.vlan, Some(42));
     assert_eq!(c.state_dir, PathBuf::from("/tmp/s"));
+    assert_eq!(c.pin_root, PathBuf::from("/sys/fs/bpf/t"));
     assert_eq!(c.dns.nameservers, ["10.96.0.10"]);
     assert_eq!(c.ipam.unwrap().kind, "host-local");
 }

@@ -1,4 +1,116 @@
-//! The eBPF datapath: the programs' object, and (later) loading, pinning and
-//! maps.
+//! The eBPF datapath of one network: programs and maps loaded once and
+//! pinned under `<pinRoot>/<network>/`, a TCX link per attached interface,
+//! and the map entries of each pod port.
 
+mod attach;
+mod error;
+mod load;
+mod maps;
 pub mod object;
+mod pins;
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use lanbridge_common::{Endpoint, NetConfig, StatKey, MAX_IPS, PROG_FROM_POD, PROG_FROM_UPLINK};
+
+pub use error::DatapathError;
+pub use maps::{ip_from_key, ip_key};
+pub use pins::{Pins, DEFAULT_ROOT};
+
+pub struct Datapath {
+    pins: Pins,
+    maps: maps::Maps,
+}
+
+impl Datapath {
+    /// Opens the network's datapath, loading and pinning it on first use.
+    /// `lock_dir` (on a normal filesystem) serialises racing first loads.
+    pub fn open(pin_root: &Path, network: &str, lock_dir: &Path) -> Result<Datapath, DatapathError> {
+        let pins = Pins::new(pin_root, network);
+        load::ensure_loaded(&pins, lock_dir)?;
+        Ok(Datapath {
+            maps: maps::Maps::open(&pins)?,
+            pins,
+        })
+    }
+
+    /// The datapath if it was ever loaded (DEL, GC, inspect never load it).
+    pub fn existing(pin_root: &Path, network: &str) -> Result<Option<Datapath>, DatapathError> {
+        let pins = Pins::new(pin_root, network);
+        if !load::is_loaded(&pins) {
+            return Ok(None);
+        }
+        Ok(Some(Datapath {
+            maps: maps::Maps::open(&pins)?,
+            pins,
+        }))
+    }
+
+    pub fn pins(&self) -> &Pins {
+        &self.pins
+    }
+
+    pub fn set_config(&mut self, config: NetConfig) -> Result<(), DatapathError> {
+        self.maps.set_config(config)
+    }
+
+    /// Attaches `lb_from_pod` to a pod's host-side port and records its endpoint.
+    pub fn add_port(&mut self, ifname: &str, ifindex: u32, ep: Endpoint) -> Result<(), DatapathError> {
+        self.maps.put_endpoint(ifindex, ep)?;
+        attach::attach(&self.pins, PROG_FROM_POD, ifname)
+    }
+
+    /// The addresses IPAM gave the pod behind `ifindex`.
+    pub fn set_port_ips(&mut self, ifindex: u32, ips: &[Ipv4Addr]) -> Result<(), DatapathError> {
+        let Some(mut ep) = self
+            .maps
+            .endpoints()?
+            .into_iter()
+            .find_map(|(port, ep)| (port == ifindex).then_some(ep))
+        else {
+            return Ok(());
+        };
+        self.maps.remove_port(ifindex)?;
+        ep.ipv4 = [0; MAX_IPS];
+        for (slot, ip) in ep.ipv4.iter_mut().zip(ips) {
+            *slot = ip_key(*ip);
+        }
+        self.maps.put_endpoint(ifindex, ep)
+    }
+
+    /// Detaches from a port and forgets its entries; tolerates either being gone.
+    pub fn remove_port(&mut self, ifname: &str, ifindex: Option<u32>) -> Result<(), DatapathError> {
+        attach::detach(&self.pins, ifname)?;
+        match ifindex {
+            Some(index) => self.forget_port(index),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets a port's map entries (its interface is gone).
+    pub fn forget_port(&mut self, ifindex: u32) -> Result<(), DatapathError> {
+        self.maps.remove_port(ifindex)
+    }
+
+    /// Attaches `lb_from_uplink` to the uplink unless it already is.
+    pub fn ensure_uplink(&self, ifname: &str) -> Result<(), DatapathError> {
+        if attach::is_attached(&self.pins, ifname) {
+            return Ok(());
+        }
+        attach::attach(&self.pins, PROG_FROM_UPLINK, ifname)
+    }
+
+    pub fn endpoints(&self) -> Result<Vec<(u32, Endpoint)>, DatapathError> {
+        self.maps.endpoints()
+    }
+
+    pub fn stats(&self) -> Result<Vec<(StatKey, u64)>, DatapathError> {
+        self.maps.stats()
+    }
+
+    /// Interfaces with a pinned link of this network.
+    pub fn attached_interfaces(&self) -> Vec<String> {
+        self.pins.linked_interfaces()
+    }
+}

@@ -3,6 +3,7 @@
 use std::os::fd::RawFd;
 
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo as NlInfo, LinkMessage};
+use futures::TryStreamExt;
 use rtnetlink::{LinkUnspec, LinkVeth};
 
 use super::{is_errno, Netlink};
@@ -51,6 +52,17 @@ impl From<LinkMessage> for LinkInfo {
 impl Netlink {
     pub async fn link(&self, name: &str) -> Result<Option<LinkInfo>> {
         Ok(self.link_by_name(name).await?.map(LinkInfo::from))
+    }
+
+    pub async fn links(&self) -> Result<Vec<LinkInfo>> {
+        self.handle
+            .link()
+            .get()
+            .execute()
+            .map_ok(LinkInfo::from)
+            .try_collect()
+            .await
+            .map_err(|e| Error::netlink("list links", e))
     }
 
     /// A link that must exist because lanbridge just created or moved it.

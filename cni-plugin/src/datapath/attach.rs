@@ -1,0 +1,69 @@
+//! Attaching a pinned program to an interface's TC ingress.
+//!
+//! TCX (kernel 6.6+) with the link pinned next to the program, so the
+//! attachment outlives the plugin process and `bpftool link show` lists it
+//! (Debian's bpftool 7.1 prints TCX links as "type 11"). Older kernels get a
+//! clsact qdisc and a netlink filter (`bpftool net show`).
+
+use std::io::ErrorKind;
+
+use aya::programs::links::FdLink;
+use aya::programs::tc::{self, NlOptions, TcAttachOptions};
+use aya::programs::{LinkOrder, SchedClassifier, TcAttachType};
+use aya::util::KernelVersion;
+
+use super::error::DatapathError;
+use super::pins::Pins;
+
+pub fn attach(pins: &Pins, prog: &'static str, ifname: &str) -> Result<(), DatapathError> {
+    let prog_err = |source| DatapathError::Program { name: prog, source };
+    let mut program = SchedClassifier::from_pin(pins.object(prog)).map_err(prog_err)?;
+    let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+    if !tcx {
+        match tc::qdisc_add_clsact(ifname) {
+            Err(tc::TcError::AlreadyAttached) | Ok(()) => {}
+            Err(e) => return Err(prog_err(e.into())),
+        }
+        let id = program
+            .attach_with_options(ifname, TcAttachType::Ingress, TcAttachOptions::Netlink(NlOptions::default()))
+            .map_err(prog_err)?;
+        // The filter must outlive this process; it goes with the interface.
+        std::mem::forget(program.take_link(id).map_err(prog_err)?);
+        return Ok(());
+    }
+    let id = program
+        .attach_with_options(
+            ifname,
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .map_err(prog_err)?;
+    let link: FdLink = program
+        .take_link(id)
+        .map_err(prog_err)?
+        .try_into()
+        .map_err(|source| DatapathError::Link {
+            path: pins.link(ifname),
+            source,
+        })?;
+    let path = pins.link(ifname);
+    link.pin(&path)
+        .map_err(|source| DatapathError::Pin { path, source })?;
+    Ok(())
+}
+
+pub fn is_attached(pins: &Pins, ifname: &str) -> bool {
+    pins.link(ifname).exists()
+}
+
+/// Unpins the interface's link, which detaches it; a missing pin is fine.
+pub fn detach(pins: &Pins, ifname: &str) -> Result<(), DatapathError> {
+    let path = pins.link(ifname);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(DatapathError::io(
+            format!("unpinning {}", path.display()),
+            e,
+        )),
+        _ => Ok(()),
+    }
+}

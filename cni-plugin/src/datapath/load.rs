@@ -1,0 +1,101 @@
+//! Loading a network's programs and maps once and pinning them. Later plugin
+//! runs only open the pins. A lock file serialises first loads that race.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::Path;
+
+use aya::programs::SchedClassifier;
+use aya::EbpfLoader;
+use lanbridge_common::{
+    MAP_BY_IP, MAP_BY_MAC, MAP_CONFIG, MAP_ENDPOINTS, MAP_STATS, PROG_FROM_POD, PROG_FROM_UPLINK,
+};
+
+use super::error::DatapathError;
+use super::object::embedded_object;
+use super::pins::Pins;
+
+pub const MAPS: [&str; 5] = [MAP_ENDPOINTS, MAP_BY_MAC, MAP_BY_IP, MAP_CONFIG, MAP_STATS];
+pub const PROGRAMS: [&str; 2] = [PROG_FROM_POD, PROG_FROM_UPLINK];
+
+pub fn is_loaded(pins: &Pins) -> bool {
+    MAPS.iter()
+        .chain(PROGRAMS.iter())
+        .all(|name| pins.object(name).exists())
+}
+
+/// Loads and pins the programs and maps unless they already are.
+pub fn ensure_loaded(pins: &Pins, lock_dir: &Path) -> Result<(), DatapathError> {
+    if is_loaded(pins) {
+        return Ok(());
+    }
+    let _lock = lock(lock_dir)?;
+    if is_loaded(pins) {
+        return Ok(());
+    }
+    // A previous load that died half-way: start over.
+    remove_objects(pins)?;
+    if let Err(e) = load_and_pin(pins) {
+        if let Err(cleanup) = remove_objects(pins) {
+            tracing::error!("removing a partial load: {cleanup}");
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn lock(dir: &Path) -> Result<File, DatapathError> {
+    fs::create_dir_all(dir)
+        .map_err(|e| DatapathError::io(format!("creating {}", dir.display()), e))?;
+    let path = dir.join("datapath.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| DatapathError::io(format!("opening {}", path.display()), e))?;
+    file.lock()
+        .map_err(|e| DatapathError::io(format!("locking {}", path.display()), e))?;
+    Ok(file)
+}
+
+fn load_and_pin(pins: &Pins) -> Result<(), DatapathError> {
+    let object = embedded_object().ok_or(DatapathError::NoObject)?;
+    let mut ebpf = EbpfLoader::new().load(object)?;
+    fs::create_dir_all(pins.dir())
+        .map_err(|e| DatapathError::io(format!("creating {}", pins.dir().display()), e))?;
+    for name in MAPS {
+        let path = pins.object(name);
+        ebpf.map(name)
+            .ok_or(DatapathError::Missing(name))?
+            .pin(&path)
+            .map_err(|source| DatapathError::Pin { path, source })?;
+    }
+    // Programs last: their pins are what later runs take as "loaded".
+    for name in PROGRAMS {
+        let prog_err = |source| DatapathError::Program { name, source };
+        let prog: &mut SchedClassifier = ebpf
+            .program_mut(name)
+            .ok_or(DatapathError::Missing(name))?
+            .try_into()
+            .map_err(prog_err)?;
+        prog.load().map_err(prog_err)?;
+        let path = pins.object(name);
+        prog.pin(&path)
+            .map_err(|source| DatapathError::Pin { path, source })?;
+    }
+    Ok(())
+}
+
+/// Unpins the network's programs and maps (links are unpinned by their owners).
+pub fn remove_objects(pins: &Pins) -> Result<(), DatapathError> {
+    for name in MAPS.iter().chain(PROGRAMS.iter()) {
+        let path = pins.object(name);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(DatapathError::io(format!("unpinning {}", path.display()), e))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
