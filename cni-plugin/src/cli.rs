@@ -4,7 +4,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use std::path::PathBuf;
+
 use crate::cni::version::SUPPORTED;
+use crate::config::DEFAULT_STATE_DIR;
+use crate::daemon::{self, protocol::DEFAULT_SOCKET, DaemonOpts};
+use crate::datapath::DEFAULT_ROOT;
+use crate::inspect;
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +31,30 @@ struct Cli {
 enum Cmd {
     /// Print the plugin version, the CNI versions it speaks and its eBPF object.
     Version,
+    /// Show a network's eBPF programs, attachments, endpoints, leases and counters.
+    Inspect {
+        /// The network's `name`.
+        network: String,
+        /// The network's `pinRoot`.
+        #[arg(long, default_value = DEFAULT_ROOT)]
+        pin_root: PathBuf,
+        /// The network's `stateDir`.
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the node agent: owns DHCP leases (acquire, renew, rebind, release)
+    /// for pods on networks with `"ipam": {"type": "dhcp"}`.
+    Daemon {
+        /// Unix socket the plugin talks to (mode 0600).
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Where leases are persisted (the networks' `stateDir`).
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -38,5 +68,28 @@ pub fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Cmd::Inspect {
+            network,
+            pin_root,
+            state_dir,
+            json,
+        } => match inspect::report(&network, &pin_root, &state_dir) {
+            Ok(report) if json => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serializes")
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(report) => {
+                print!("{}", report.render());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("lanbridge inspect: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Daemon { socket, state_dir } => daemon::main(DaemonOpts { socket, state_dir }),
     }
 }

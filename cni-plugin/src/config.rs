@@ -107,6 +107,8 @@ pub struct NetConf {
     pub enable_dad: bool,
     pub disable_container_interface: bool,
     pub state_dir: PathBuf,
+    /// lan mode: the node's NIC towards the LAN (stays out of the bridge).
+    pub uplink: Option<String>,
     /// bpffs directory holding `<network>/` with the pinned datapath.
     pub pin_root: PathBuf,
     /// DNS settings of the config; when set they win over IPAM's.
@@ -153,11 +155,29 @@ impl NetConf {
 
         let bridge = conf.bridge.unwrap_or_else(|| DEFAULT_BRIDGE.to_string());
         validate_ifname(&bridge).map_err(|r| Error::config("bridge", r))?;
-        if conf.uplink.is_some() {
-            return Err(Error::UnsupportedField {
-                field: "uplink",
-                reason: "lan mode is not available in this version of lanbridge".into(),
-            });
+        if let Some(uplink) = &conf.uplink {
+            validate_ifname(uplink).map_err(|r| Error::config("uplink", r))?;
+            let dhcp = conf
+                .ipam
+                .as_ref()
+                .and_then(|i| i.get("type"))
+                .and_then(Value::as_str)
+                == Some("dhcp");
+            if !dhcp {
+                return Err(Error::config(
+                    "uplink",
+                    "lan mode leases from the LAN: it needs \"ipam\": {\"type\": \"dhcp\"}",
+                ));
+            }
+            for (key, set) in [
+                ("isGateway", conf.is_gateway),
+                ("isDefaultGateway", conf.is_default_gateway),
+                ("ipMasq", conf.ip_masq),
+            ] {
+                if set {
+                    return Err(Error::config(key, "contradicts \"uplink\": in lan mode pods use the LAN's router and their own LAN address"));
+                }
+            }
         }
         if !conf.vlan_trunk.is_empty() {
             if conf.vlan.is_some() {
@@ -224,6 +244,7 @@ impl NetConf {
             state_dir: conf
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            uplink: conf.uplink,
             pin_root: conf
                 .pin_root
                 .unwrap_or_else(|| PathBuf::from(crate::datapath::DEFAULT_ROOT)),

@@ -84,7 +84,9 @@ async fn dispatch(command: &str, raw: Value) -> Result<Option<Value>> {
         Command::Gc => commands::gc::run(&conf, &env).await.map(|()| None),
         Command::Status => {
             let ipam = Ipam::from_conf(&conf, &env)?;
-            commands::status::run(&conf, ipam.as_ref()).map(|()| None)
+            commands::status::run(&conf, ipam.as_ref())
+                .await
+                .map(|()| None)
         }
         Command::Version => unreachable!("answered above"),
     }

@@ -21,6 +21,8 @@ pub mod code {
     pub const FIREWALL: u32 = 102;
     pub const CHECK_MISMATCH: u32 = 103;
     pub const DATAPATH: u32 = 104;
+    pub const DAEMON: u32 = 105;
+    pub const DHCP: u32 = 106;
     pub const INJECTED: u32 = 199;
 }
 
@@ -60,6 +62,19 @@ pub enum Error {
     LinkMissing { name: String },
     #[error("eBPF datapath: {0}")]
     Datapath(#[from] crate::datapath::DatapathError),
+    #[error(
+        "lanbridge daemon not reachable at {socket:?} (is `lanbridge daemon` running?): {source}"
+    )]
+    DaemonUnreachable { socket: PathBuf, source: io::Error },
+    #[error("lanbridge daemon at {socket:?} gave no answer within {after:?}")]
+    DaemonTimeout {
+        socket: PathBuf,
+        after: std::time::Duration,
+    },
+    #[error("lanbridge daemon: {msg}")]
+    Daemon { code: u32, msg: String },
+    #[error("DHCP: {0}")]
+    Dhcp(Box<crate::dhcp::DhcpError>),
     #[error("{0}")]
     Ipam(#[from] crate::ipam::IpamError),
     #[error("IPAM plugin {plugin:?} failed: {msg}")]
@@ -119,6 +134,9 @@ impl Error {
             Error::NotAvailable { .. } => code::NOT_AVAILABLE,
             Error::Netlink { .. } | Error::LinkMissing { .. } => code::NETLINK,
             Error::Datapath(_) => code::DATAPATH,
+            Error::DaemonUnreachable { .. } | Error::DaemonTimeout { .. } => code::TRY_AGAIN_LATER,
+            Error::Daemon { code, .. } => *code,
+            Error::Dhcp(_) => code::DHCP,
             Error::Ipam(e) => e.code(),
             Error::Delegate { code, .. } => *code,
             Error::Firewall { .. } => code::FIREWALL,

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use lanbridge_common::Endpoint;
+use lanbridge_common::{Endpoint, NetConfig, CFG_LAN_MODE, EP_DHCP_RELAY};
 
 use ipnet::IpNet;
 
@@ -13,6 +13,7 @@ use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
 use crate::config::{format_mac, NetConf};
 use crate::datapath::Datapath;
 use crate::fault::checkpoint;
+use crate::lan;
 use crate::naming;
 use crate::netlink::bridge::{BridgeSpec, PortSpec};
 use crate::netlink::{LinkInfo, Netlink};
@@ -57,6 +58,10 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
             vlan_filtering: conf.vlan.is_some(),
         })
         .await?;
+    let uplink = match &conf.uplink {
+        Some(name) => Some(lan::prepare(&att.node, &att.node_ns, &bridge, name).await?),
+        None => None,
+    };
     checkpoint("bridge")?;
 
     let (host, container) = create_veth(att, &pod_ns, &pod, &bridge, undo).await?;
@@ -65,19 +70,33 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     // Before IPAM: a DHCP exchange already goes through the port's program.
     undo.push(Step::Datapath);
     let mut datapath = Datapath::open(&conf.pin_root, &conf.name, att.state.dir())?;
-    let endpoint = Endpoint {
-        mac: container.mac.as_slice().try_into().map_err(|_| Error::LinkMissing {
+    let mac: [u8; 6] = container
+        .mac
+        .as_slice()
+        .try_into()
+        .map_err(|_| Error::LinkMissing {
             name: format!("{} (no Ethernet address)", container.name),
-        })?,
+        })?;
+    let mut endpoint = Endpoint {
+        mac,
         ..Endpoint::default()
     };
+    if let Some(uplink) = &uplink {
+        datapath.set_config(NetConfig {
+            uplink_ifindex: uplink.link.index,
+            uplink_mac: uplink.link.mac.as_slice().try_into().unwrap_or_default(),
+            flags: CFG_LAN_MODE,
+        })?;
+        datapath.ensure_uplink(&uplink.link.name)?;
+        endpoint.flags |= EP_DHCP_RELAY;
+    }
     datapath.add_port(&host.name, host.index, endpoint)?;
     checkpoint("datapath")?;
 
     let mut ipam_result = match &att.ipam {
         Some(ipam) => {
             undo.push(Step::Ipam);
-            ipam.add(conf, env).await?
+            ipam.add(conf, env, mac).await?
         }
         None => CniResult::default(),
     };
@@ -100,6 +119,14 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
 
     if conf.is_gateway {
         configure_gateway(att, &bridge, &ipam_result.ips).await?;
+    }
+    if let Some(uplink) = &uplink {
+        for ip in &v4 {
+            undo.push(Step::HostRoute(*ip));
+            att.node
+                .add_host_route(*ip, bridge.index, uplink.address)
+                .await?;
+        }
     }
     if conf.mac_spoof_check {
         undo.push(Step::MacSpoof);

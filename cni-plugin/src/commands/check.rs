@@ -75,7 +75,7 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
             }
         }
         Some(Ipam::Delegate(d)) => d.check(conf).await?,
-        Some(Ipam::Static(_)) | None => {}
+        Some(Ipam::Static(_) | Ipam::Dhcp(_)) | None => {}
     }
     Ok(())
 }

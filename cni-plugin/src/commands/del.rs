@@ -29,17 +29,17 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
             Err(e) => errors.push(e),
         }
     }
-    let host_ifindex = match att.state.load(&env.container_id, &env.ifname) {
-        Ok(record) => record.map(|r| r.host_ifindex),
-        Err(e) => {
+    let record = att
+        .state
+        .load(&env.container_id, &env.ifname)
+        .unwrap_or_else(|e| {
             errors.push(e);
             None
-        }
-    };
+        });
     match Cleanup::new(&att) {
         Ok(mut cleanup) => errors.extend(
             cleanup
-                .attachment(&env.container_id, &env.ifname, host_ifindex)
+                .attachment(&env.container_id, &env.ifname, record.as_ref())
                 .await,
         ),
         Err(e) => errors.push(e),

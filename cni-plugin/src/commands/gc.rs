@@ -2,11 +2,11 @@
 //! `cni.dev/valid-attachments`: plumbing, records, allocations.
 
 use super::{first_error, Attachment, Cleanup};
-use crate::datapath::Datapath;
-use crate::netlink::Netlink;
 use crate::cni::{CniEnv, Result, Version};
 use crate::config::NetConf;
+use crate::datapath::Datapath;
 use crate::ipam::Ipam;
+use crate::netlink::Netlink;
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     conf.version.require("GC", Version::V1_1_0)?;
@@ -26,7 +26,7 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
         tracing::info!("GC: removing {} {}", record.container_id, record.ifname);
         errors.extend(
             cleanup
-                .attachment(&record.container_id, &record.ifname, Some(record.host_ifindex))
+                .attachment(&record.container_id, &record.ifname, Some(&record))
                 .await,
         );
     }
@@ -38,7 +38,7 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     let ipam_gc = match &att.ipam {
         Some(Ipam::HostLocal(h)) => h.gc(&conf.name, keep).map(drop),
         Some(Ipam::Delegate(d)) => d.gc(conf).await,
-        Some(Ipam::Static(_)) | None => Ok(()),
+        Some(Ipam::Static(_) | Ipam::Dhcp(_)) | None => Ok(()),
     };
     if let Err(e) = ipam_gc {
         errors.push(e);

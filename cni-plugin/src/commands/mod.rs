@@ -8,6 +8,7 @@ pub mod gc;
 pub mod status;
 pub mod version;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use crate::cni::{CniEnv, Error, Result};
@@ -17,7 +18,7 @@ use crate::ipam::Ipam;
 use crate::naming;
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
-use crate::state::StateDir;
+use crate::state::{Record, StateDir};
 use crate::{macspoof, masquerade};
 
 /// One attachment (container + interface) on one network, with the node's
@@ -56,6 +57,8 @@ impl<'a> Attachment<'a> {
 /// What ADD created, in order; undone in reverse on failure.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Step {
+    /// lan mode: the node's /32 route to a pod address.
+    HostRoute(Ipv4Addr),
     HostVeth,
     Datapath,
     Ipam,
@@ -97,6 +100,10 @@ async fn undo_step(att: &Attachment<'_>, step: Step) -> Result<()> {
                 .await
                 .map(drop)
         }
+        Step::HostRoute(ip) => match att.node.link(&att.conf.bridge).await? {
+            Some(bridge) => att.node.del_host_route(ip, bridge.index).await,
+            None => Ok(()),
+        },
         Step::Datapath => {
             let host = naming::host_veth(&env.container_id, &env.ifname);
             let index = att.node.link(&host).await?.map(|l| l.index);
@@ -122,6 +129,8 @@ pub struct Cleanup<'a> {
     pub state: &'a StateDir,
     pub datapath: Option<Datapath>,
     pub network: &'a str,
+    /// lan mode: pods have /32 routes on the bridge.
+    pub lan: bool,
 }
 
 impl Cleanup<'_> {
@@ -131,18 +140,25 @@ impl Cleanup<'_> {
             state: &att.state,
             datapath: Datapath::existing(&att.conf.pin_root, &att.conf.name)?,
             network: &att.conf.name,
+            lan: att.conf.uplink.is_some(),
         })
     }
 
-    /// `host_ifindex` comes from the attachment's record, when there is one.
+    /// `record` is the attachment's, when there is one (ADD completed).
     pub async fn attachment(
         &mut self,
         container_id: &str,
         ifname: &str,
-        host_ifindex: Option<u32>,
+        record: Option<&Record>,
     ) -> Vec<Error> {
         let host = naming::host_veth(container_id, ifname);
+        let host_ifindex = record.map(|r| r.host_ifindex);
         let mut errors = Vec::new();
+        if let Some(record) = record {
+            if let Err(e) = self.remove_host_routes(record).await {
+                errors.push(e);
+            }
+        }
         if let Some(dp) = &mut self.datapath {
             if let Err(e) = dp.remove_port(&host, host_ifindex) {
                 errors.push(e.into());
@@ -163,6 +179,22 @@ impl Cleanup<'_> {
             errors.push(e);
         }
         errors
+    }
+
+    /// lan mode's /32 routes to the pod.
+    async fn remove_host_routes(&self, record: &Record) -> Result<()> {
+        if !self.lan {
+            return Ok(());
+        }
+        let Some(bridge) = self.node.link(&record.bridge).await? else {
+            return Ok(());
+        };
+        for ip in &record.ips {
+            if let IpAddr::V4(v4) = ip.addr() {
+                self.node.del_host_route(v4, bridge.index).await?;
+            }
+        }
+        Ok(())
     }
 }
 

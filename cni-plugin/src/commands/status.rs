@@ -5,7 +5,7 @@ use crate::config::NetConf;
 use crate::ipam::Ipam;
 use crate::state::StateDir;
 
-pub fn run(conf: &NetConf, ipam: Option<&Ipam>) -> Result<()> {
+pub async fn run(conf: &NetConf, ipam: Option<&Ipam>) -> Result<()> {
     conf.version.require("STATUS", Version::V1_1_0)?;
     StateDir::new(&conf.state_dir, &conf.name).check_writable()?;
     if let Some(Ipam::HostLocal(h)) = ipam {
@@ -13,6 +13,16 @@ pub fn run(conf: &NetConf, ipam: Option<&Ipam>) -> Result<()> {
             .check_writable()
             .map_err(|e| Error::NotAvailable {
                 reason: format!("host-local {e}"),
+            })?;
+    }
+    if let Some(Ipam::Dhcp(d)) = ipam {
+        tokio::net::UnixStream::connect(d.socket())
+            .await
+            .map_err(|e| Error::NotAvailable {
+                reason: format!(
+                    "lanbridge daemon not reachable at {}: {e}",
+                    d.socket().display()
+                ),
             })?;
     }
     Ok(())

@@ -149,7 +149,17 @@ fn contradictions_and_unsupported_fields() {
             .code(),
         2
     );
-    assert_eq!(parse(with("uplink", json!("eth0"))).unwrap_err().code(), 2);
+    // lan mode needs DHCP and excludes gateway and masquerade.
+    assert_eq!(parse(with("uplink", json!("eth0"))).unwrap_err().code(), 7);
+    let mut lan = with("uplink", json!("eth0"));
+    lan["ipam"] = json!({"type": "dhcp"});
+    assert_eq!(parse(lan.clone()).unwrap().uplink.as_deref(), Some("eth0"));
+    for key in ["isGateway", "isDefaultGateway", "ipMasq"] {
+        let mut bad = lan.clone();
+        bad[key] = json!(true);
+        let err = parse(bad).unwrap_err();
+        assert!(err.code() == 7 && err.to_string().contains(key), "{err}");
+    }
 }
 
 #[test]

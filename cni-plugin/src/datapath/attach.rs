@@ -25,7 +25,11 @@ pub fn attach(pins: &Pins, prog: &'static str, ifname: &str) -> Result<(), Datap
             Err(e) => return Err(prog_err(e.into())),
         }
         let id = program
-            .attach_with_options(ifname, TcAttachType::Ingress, TcAttachOptions::Netlink(NlOptions::default()))
+            .attach_with_options(
+                ifname,
+                TcAttachType::Ingress,
+                TcAttachOptions::Netlink(NlOptions::default()),
+            )
             .map_err(prog_err)?;
         // The filter must outlive this process; it goes with the interface.
         std::mem::forget(program.take_link(id).map_err(prog_err)?);

@@ -92,7 +92,10 @@ pub fn remove_objects(pins: &Pins) -> Result<(), DatapathError> {
         let path = pins.object(name);
         match fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(DatapathError::io(format!("unpinning {}", path.display()), e))
+                return Err(DatapathError::io(
+                    format!("unpinning {}", path.display()),
+                    e,
+                ))
             }
             _ => {}
         }

@@ -18,6 +18,19 @@ pub use error::DatapathError;
 pub use maps::{ip_from_key, ip_key};
 pub use pins::{Pins, DEFAULT_ROOT};
 
+/// One pinned program, as `lanbridge inspect` shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct ProgramReport {
+    pub name: &'static str,
+    pub id: u32,
+    pub tag: String,
+    pub pinned: String,
+    pub verified_instructions: Option<u32>,
+    /// Counted only while `kernel.bpf_stats_enabled` is 1.
+    pub run_count: u64,
+    pub run_time_ns: u64,
+}
+
 pub struct Datapath {
     pins: Pins,
     maps: maps::Maps,
@@ -26,7 +39,11 @@ pub struct Datapath {
 impl Datapath {
     /// Opens the network's datapath, loading and pinning it on first use.
     /// `lock_dir` (on a normal filesystem) serialises racing first loads.
-    pub fn open(pin_root: &Path, network: &str, lock_dir: &Path) -> Result<Datapath, DatapathError> {
+    pub fn open(
+        pin_root: &Path,
+        network: &str,
+        lock_dir: &Path,
+    ) -> Result<Datapath, DatapathError> {
         let pins = Pins::new(pin_root, network);
         load::ensure_loaded(&pins, lock_dir)?;
         Ok(Datapath {
@@ -47,8 +64,24 @@ impl Datapath {
         }))
     }
 
-    pub fn pins(&self) -> &Pins {
-        &self.pins
+    /// What the kernel reports about the network's pinned programs.
+    pub fn programs(&self) -> Result<Vec<ProgramReport>, DatapathError> {
+        load::PROGRAMS
+            .iter()
+            .map(|&name| {
+                let info = aya::programs::ProgramInfo::from_pin(self.pins.object(name))
+                    .map_err(|source| DatapathError::Program { name, source })?;
+                Ok(ProgramReport {
+                    name,
+                    id: info.id(),
+                    tag: format!("{:016x}", info.tag()),
+                    pinned: self.pins.object(name).display().to_string(),
+                    verified_instructions: info.verified_instruction_count(),
+                    run_count: info.run_count(),
+                    run_time_ns: info.run_time().as_nanos() as u64,
+                })
+            })
+            .collect()
     }
 
     pub fn set_config(&mut self, config: NetConfig) -> Result<(), DatapathError> {
@@ -56,7 +89,12 @@ impl Datapath {
     }
 
     /// Attaches `lb_from_pod` to a pod's host-side port and records its endpoint.
-    pub fn add_port(&mut self, ifname: &str, ifindex: u32, ep: Endpoint) -> Result<(), DatapathError> {
+    pub fn add_port(
+        &mut self,
+        ifname: &str,
+        ifindex: u32,
+        ep: Endpoint,
+    ) -> Result<(), DatapathError> {
         self.maps.put_endpoint(ifindex, ep)?;
         attach::attach(&self.pins, PROG_FROM_POD, ifname)
     }

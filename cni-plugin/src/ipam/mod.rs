@@ -2,6 +2,7 @@
 //! plugin binary in `CNI_PATH`, as the reference plugins do.
 
 pub mod delegate;
+pub mod dhcp;
 pub mod host_local;
 mod resolv_conf;
 pub mod static_ipam;
@@ -81,6 +82,7 @@ fn parse_requested(req: &IpamRequest) -> Result<Vec<IpAddr>, IpamError> {
 pub enum Ipam {
     HostLocal(host_local::HostLocal),
     Static(static_ipam::Static),
+    Dhcp(dhcp::Dhcp),
     Delegate(delegate::Delegate),
 }
 
@@ -92,15 +94,18 @@ impl Ipam {
         Ok(Some(match ipam.kind.as_str() {
             "host-local" => Ipam::HostLocal(host_local::HostLocal::parse(&ipam.conf)?),
             "static" => Ipam::Static(static_ipam::Static::parse(&ipam.conf)?),
+            "dhcp" => Ipam::Dhcp(dhcp::Dhcp::parse(&ipam.conf)?),
             other => Ipam::Delegate(delegate::Delegate::find(other, &env.path)?),
         }))
     }
 
-    pub async fn add(&self, conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
+    /// `mac` is the pod interface's (DHCP's `chaddr`).
+    pub async fn add(&self, conf: &NetConf, env: &CniEnv, mac: [u8; 6]) -> Result<CniResult> {
         let req = IpamRequest::new(conf, env);
         match self {
             Ipam::HostLocal(h) => h.add(&req),
             Ipam::Static(s) => s.add(&req),
+            Ipam::Dhcp(d) => d.add(conf, env, mac).await,
             Ipam::Delegate(d) => d.add(conf).await,
         }
     }
@@ -110,6 +115,7 @@ impl Ipam {
         match self {
             Ipam::HostLocal(h) => h.del(&conf.name, &env.container_id, &env.ifname),
             Ipam::Static(_) => Ok(()),
+            Ipam::Dhcp(d) => d.del(conf, env).await,
             Ipam::Delegate(d) => d.del(conf).await,
         }
     }

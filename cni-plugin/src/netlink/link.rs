@@ -2,8 +2,8 @@
 
 use std::os::fd::RawFd;
 
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo as NlInfo, LinkMessage};
 use futures::TryStreamExt;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo as NlInfo, LinkMessage};
 use rtnetlink::{LinkUnspec, LinkVeth};
 
 use super::{is_errno, Netlink};

@@ -1,10 +1,10 @@
 //! Routes in a namespace's main table.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
 use ipnet::IpNet;
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope};
 use rtnetlink::{IpVersion, RouteMessageBuilder};
 
 use super::{is_errno, Netlink};
@@ -42,7 +42,7 @@ impl Netlink {
         let mut all = Vec::new();
         for version in [IpVersion::V4, IpVersion::V6] {
             let msg = match version {
-                IpVersion::V4 => RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
+                IpVersion::V4 => RouteMessageBuilder::<Ipv4Addr>::new().build(),
                 IpVersion::V6 => RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
             };
             let msgs: Vec<RouteMessage> = self
@@ -90,5 +90,38 @@ fn addr(a: &RouteAddress) -> Option<IpAddr> {
         RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
         RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
         _ => None,
+    }
+}
+
+impl Netlink {
+    /// `ip route replace <dst>/32 dev <index> src <src> scope link`: a lan-mode pod.
+    pub async fn add_host_route(&self, dst: Ipv4Addr, index: u32, src: Ipv4Addr) -> Result<()> {
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dst, 32)
+            .output_interface(index)
+            .pref_source(src)
+            .scope(RouteScope::Link)
+            .build();
+        self.handle
+            .route()
+            .add(msg)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("add route {dst}/32 dev {index}"), e))
+    }
+
+    /// Removes `<dst>/32` from the main table; an absent route is fine.
+    pub async fn del_host_route(&self, dst: Ipv4Addr, index: u32) -> Result<()> {
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(dst, 32)
+            .output_interface(index)
+            .scope(RouteScope::Link)
+            .build();
+        match self.handle.route().del(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if is_errno(&e, libc::ESRCH) || is_errno(&e, libc::ENOENT) => Ok(()),
+            Err(e) => Err(Error::netlink(format!("delete route {dst}/32"), e)),
+        }
     }
 }

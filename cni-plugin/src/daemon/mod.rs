@@ -1,0 +1,173 @@
+//! `lanbridge daemon`: the node agent that owns every DHCP lease.
+//!
+//! It serves the plugin over a unix socket, persists each lease so a
+//! restart resumes its timers, renews at T1 (unicast), rebinds at T2
+//! (broadcast), removes the address from the pod when a lease expires, and
+//! sends releases that DEL had to queue while it was down.
+
+pub mod protocol;
+mod release;
+mod renewal;
+mod server;
+pub mod store;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::cni::{Error, Result};
+use crate::dhcp::{self, DhcpSocket, Lease, Params};
+use crate::netns::NetNs;
+use protocol::{AcquireRequest, LeaseKey, LeaseRecord};
+use store::LeaseStore;
+
+pub struct DaemonOpts {
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+pub struct Daemon {
+    store: LeaseStore,
+    /// The renewal task of each lease.
+    tasks: Mutex<HashMap<LeaseKey, JoinHandle<()>>>,
+}
+
+pub fn main(opts: DaemonOpts) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("daemon: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(opts: &DaemonOpts) -> Result<()> {
+    let daemon = Arc::new(Daemon {
+        store: LeaseStore::new(&opts.state_dir),
+        tasks: Mutex::new(HashMap::new()),
+    });
+    let listener = server::bind(&opts.socket).await?;
+    tracing::info!("listening on {}", opts.socket.display());
+    daemon.resume()?;
+    tokio::spawn(release::flush_queue(daemon.store.clone()));
+    let outcome = tokio::select! {
+        r = server::serve(listener, daemon.clone()) => r,
+        r = shutdown() => r,
+    };
+    // Leases stay on disk: the next daemon picks their timers up again.
+    if let Err(e) = std::fs::remove_file(&opts.socket) {
+        tracing::warn!("removing {}: {e}", opts.socket.display());
+    }
+    outcome
+}
+
+async fn shutdown() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    Ok(())
+}
+
+impl Daemon {
+    /// Restarts the timers of every persisted lease.
+    fn resume(self: &Arc<Self>) -> Result<()> {
+        for record in self.store.all()? {
+            tracing::info!(
+                "resuming lease {} of {}/{}",
+                record.lease.address,
+                record.key.container_id,
+                record.key.ifname
+            );
+            self.spawn_renewal(record);
+        }
+        Ok(())
+    }
+
+    async fn acquire(self: &Arc<Self>, req: AcquireRequest) -> Result<Lease> {
+        self.stop_renewal(&req.key);
+        let params = Params {
+            mac: req.mac,
+            client_id: req.client_id.clone(),
+            hostname: req.hostname.clone(),
+            timeout: Duration::from_millis(req.timeout_ms),
+            requested_ip: None,
+        };
+        let ns = NetNs::open(&req.netns)?;
+        let socket = DhcpSocket::open(&ns, &req.key.ifname)?;
+        let lease = dhcp::acquire(&socket, &params).await?;
+        tracing::info!(
+            "leased {} to {}/{} from {} for {} s",
+            lease.network(),
+            req.key.container_id,
+            req.key.ifname,
+            lease.server_id,
+            lease.lease_time
+        );
+        let record = LeaseRecord {
+            key: req.key,
+            netns: req.netns,
+            mac: req.mac,
+            client_id: req.client_id,
+            hostname: req.hostname,
+            lease: lease.clone(),
+        };
+        self.store.save(&record)?;
+        self.spawn_renewal(record);
+        Ok(lease)
+    }
+
+    /// Sends RELEASE for the attachment's lease and forgets it; `false` if
+    /// there was no lease.
+    async fn release(&self, key: &LeaseKey) -> Result<bool> {
+        self.stop_renewal(key);
+        let Some(record) = self.store.load(key)? else {
+            return Ok(false);
+        };
+        release::send(&record).await;
+        self.store.remove(key)?;
+        Ok(true)
+    }
+
+    fn leases(&self) -> Result<Vec<LeaseRecord>> {
+        self.store.all()
+    }
+
+    fn spawn_renewal(self: &Arc<Self>, record: LeaseRecord) {
+        let key = record.key.clone();
+        let task = tokio::spawn(renewal::maintain(self.store.clone(), record));
+        if let Some(old) = self.lock_tasks().insert(key, task) {
+            old.abort();
+        }
+    }
+
+    fn stop_renewal(&self, key: &LeaseKey) {
+        if let Some(task) = self.lock_tasks().remove(key) {
+            task.abort();
+        }
+    }
+
+    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, HashMap<LeaseKey, JoinHandle<()>>> {
+        // A panicked renewal task cannot leave the map half-updated.
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,327 @@
+//! The client's exchanges, driven by the daemon: acquire a lease, renew it
+//! with its server at T1, rebind with any server at T2, release or decline it.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dhcproto::v4::MessageType;
+
+use super::backoff::{random_u32, Backoff};
+use super::error::{DhcpError, Phase};
+use super::lease::Lease;
+use super::message::{self, Reply, ReplyError, RequestKind};
+use super::socket::DhcpSocket;
+
+/// Selecting-phase REQUESTs sent before going back to DISCOVER (the server
+/// that made the OFFER may be gone).
+const SELECTING_REQUESTS: u32 = 4;
+
+/// Who the client is and how long an exchange may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Params {
+    /// The pod interface's MAC: `chaddr` of every message.
+    pub mac: [u8; 6],
+    /// Option 61, stable per attachment so the server keeps the lease.
+    pub client_id: Vec<u8>,
+    /// Option 12, e.g. from `K8S_POD_NAME`.
+    pub hostname: Option<String>,
+    /// Overall deadline of one call of [`acquire`], [`renew`] or [`rebind`].
+    pub timeout: Duration,
+    /// Asks for this address in the DISCOVER (e.g. the previous lease's).
+    pub requested_ip: Option<Ipv4Addr>,
+}
+
+impl Params {
+    fn validate(&self) -> Result<(), DhcpError> {
+        if !(2..=255).contains(&self.client_id.len()) {
+            return Err(DhcpError::ClientIdLength(self.client_id.len()));
+        }
+        match &self.hostname {
+            Some(h) if !(1..=255).contains(&h.len()) => Err(DhcpError::HostnameLength(h.len())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// DISCOVER → OFFER → REQUEST → ACK, retransmitting with backoff; a NAK
+/// restarts discovery. Fails at `params.timeout` saying how far it got.
+pub async fn acquire(sock: &DhcpSocket, params: &Params) -> Result<Lease, DhcpError> {
+    params.validate()?;
+    let started = Instant::now();
+    let deadline = started + params.timeout;
+    let mut discovers = 0;
+    let mut last_nak = None;
+    let mut nak_pause = Backoff::new();
+    loop {
+        let xid = random_u32();
+        let offer = transact(
+            sock,
+            params,
+            Exchange::broadcast(xid, started, deadline, u32::MAX),
+            |secs| message::discover(params, xid, secs),
+            |reply, _| {
+                if reply.kind != MessageType::Offer {
+                    return Ok(None);
+                }
+                let server = reply.server_id().ok_or(ReplyError::NoServerId)?;
+                if reply.yiaddr.is_unspecified() {
+                    return Err(ReplyError::NoAddress);
+                }
+                Ok(Some((server, reply.yiaddr)))
+            },
+        )
+        .await?;
+        discovers += offer.sends;
+        let Some((server, address)) = offer.value else {
+            return Err(last_nak.unwrap_or(DhcpError::NoOffer {
+                ifname: sock.ifname().to_string(),
+                waited: started.elapsed(),
+                discovers,
+            }));
+        };
+        tracing::debug!("{}: DHCPOFFER of {address} from {server}", sock.ifname());
+
+        let requested_at = unix_now();
+        let kind = RequestKind::Selecting {
+            server_id: server,
+            address,
+        };
+        let answer = transact(
+            sock,
+            params,
+            Exchange::broadcast(xid, started, deadline, SELECTING_REQUESTS),
+            |secs| message::request(params, xid, secs, kind),
+            // Other servers stay silent when the client picks this one's offer.
+            |reply, source| match reply.server_id() {
+                Some(s) if s == server => Answer::of(&reply, source, address, server, requested_at),
+                _ => Ok(None),
+            },
+        )
+        .await?;
+        match answer.value {
+            Some(Answer::Ack(lease)) => {
+                tracing::info!(
+                    "{}: leased {} from {server} for {}s",
+                    sock.ifname(),
+                    lease.network(),
+                    lease.lease_time
+                );
+                return Ok(lease);
+            }
+            Some(Answer::Nak(nak)) => {
+                tracing::warn!("{}: {nak}; discovering again", sock.ifname());
+                last_nak = Some(nak);
+                let pause = nak_pause.next_delay();
+                tokio::time::sleep_until(deadline.min(Instant::now() + pause).into()).await;
+            }
+            None if Instant::now() >= deadline => {
+                return Err(DhcpError::NoAck {
+                    ifname: sock.ifname().to_string(),
+                    phase: Phase::Selecting,
+                    address,
+                    server: Some(server),
+                    waited: started.elapsed(),
+                    requests: answer.sends,
+                    rejected: answer.rejected,
+                })
+            }
+            None => tracing::debug!(
+                "{}: no DHCPACK from {server} after {} DHCPREQUESTs; discovering again",
+                sock.ifname(),
+                answer.sends
+            ),
+        }
+    }
+}
+
+/// RENEWING: a unicast REQUEST (ciaddr set) to the server that granted
+/// `lease`; the pod must have the leased address configured. Returns the
+/// extended lease; a NAK means the address must be given up.
+pub async fn renew(sock: &DhcpSocket, params: &Params, lease: &Lease) -> Result<Lease, DhcpError> {
+    extend(sock, params, lease, Phase::Renewing).await
+}
+
+/// REBINDING: the same REQUEST, broadcast to any server (the granting one
+/// did not answer renewals until T2).
+pub async fn rebind(sock: &DhcpSocket, params: &Params, lease: &Lease) -> Result<Lease, DhcpError> {
+    extend(sock, params, lease, Phase::Rebinding).await
+}
+
+async fn extend(
+    sock: &DhcpSocket,
+    params: &Params,
+    lease: &Lease,
+    phase: Phase,
+) -> Result<Lease, DhcpError> {
+    params.validate()?;
+    let started = Instant::now();
+    let deadline = started + params.timeout;
+    let xid = random_u32();
+    let address = lease.address;
+    let (kind, to) = match phase {
+        Phase::Renewing => (RequestKind::Renewing { address }, Some(lease.server_id)),
+        _ => (RequestKind::Rebinding { address }, None),
+    };
+    let requested_at = unix_now();
+    let answer = transact(
+        sock,
+        params,
+        Exchange {
+            to,
+            ..Exchange::broadcast(xid, started, deadline, u32::MAX)
+        },
+        |secs| message::request(params, xid, secs, kind),
+        |reply, source| Answer::of(&reply, source, address, lease.server_id, requested_at),
+    )
+    .await?;
+    match answer.value {
+        Some(Answer::Ack(new)) => Ok(new),
+        Some(Answer::Nak(nak)) => Err(nak),
+        None => Err(DhcpError::NoAck {
+            ifname: sock.ifname().to_string(),
+            phase,
+            address,
+            server: to,
+            waited: started.elapsed(),
+            requests: answer.sends,
+            rejected: answer.rejected,
+        }),
+    }
+}
+
+/// Gives the lease back: a unicast RELEASE from the leased address (which
+/// must still be configured) to its server. No reply exists to wait for.
+pub async fn release(sock: &DhcpSocket, params: &Params, lease: &Lease) -> Result<(), DhcpError> {
+    params.validate()?;
+    let m = message::release(params, random_u32(), lease.address, lease.server_id)?;
+    sock.unicast(&m, lease.server_id).await
+}
+
+/// Tells the server the leased address is already in use on the link.
+pub async fn decline(sock: &DhcpSocket, params: &Params, lease: &Lease) -> Result<(), DhcpError> {
+    params.validate()?;
+    let m = message::decline(params, random_u32(), lease.address, lease.server_id)?;
+    sock.broadcast(&m).await
+}
+
+/// A server's answer to a REQUEST.
+enum Answer {
+    Ack(Lease),
+    Nak(DhcpError),
+}
+
+impl Answer {
+    fn of(
+        reply: &Reply,
+        source: Ipv4Addr,
+        address: Ipv4Addr,
+        server: Ipv4Addr,
+        requested_at: u64,
+    ) -> Result<Option<Answer>, ReplyError> {
+        Ok(match reply.kind {
+            MessageType::Ack => Some(Answer::Ack(Lease::from_ack(
+                reply,
+                Some(server),
+                requested_at,
+            )?)),
+            MessageType::Nak => Some(Answer::Nak(DhcpError::Nak {
+                server: reply.server_id().unwrap_or(source),
+                address,
+                message: reply.message(),
+            })),
+            _ => None,
+        })
+    }
+}
+
+/// One message's retransmission schedule.
+struct Exchange {
+    xid: u32,
+    /// `None`: broadcast.
+    to: Option<Ipv4Addr>,
+    /// When the whole process began (the `secs` field counts from there).
+    started: Instant,
+    deadline: Instant,
+    max_sends: u32,
+}
+
+impl Exchange {
+    fn broadcast(xid: u32, started: Instant, deadline: Instant, max_sends: u32) -> Exchange {
+        Exchange {
+            xid,
+            to: None,
+            started,
+            deadline,
+            max_sends,
+        }
+    }
+}
+
+/// How an exchange ended: the accepted value, if any, and what it took.
+struct Outcome<T> {
+    value: Option<T>,
+    sends: u32,
+    rejected: Option<ReplyError>,
+}
+
+/// Sends what `build` makes (given the `secs` field) and retransmits it with
+/// backoff until `accept` takes a reply, `max_sends` have gone unanswered or
+/// the deadline passes. Replies of other exchanges or clients are skipped;
+/// replies to us that `accept` finds unusable are remembered for the error.
+async fn transact<T>(
+    sock: &DhcpSocket,
+    params: &Params,
+    ex: Exchange,
+    mut build: impl FnMut(u16) -> Result<Vec<u8>, DhcpError>,
+    mut accept: impl FnMut(Reply, Ipv4Addr) -> Result<Option<T>, ReplyError>,
+) -> Result<Outcome<T>, DhcpError> {
+    let mut backoff = Backoff::new();
+    let mut out = Outcome {
+        value: None,
+        sends: 0,
+        rejected: None,
+    };
+    while out.sends < ex.max_sends && Instant::now() < ex.deadline {
+        let secs = u16::try_from(ex.started.elapsed().as_secs()).unwrap_or(u16::MAX);
+        let m = build(secs)?;
+        match ex.to {
+            None => sock.broadcast(&m).await?,
+            Some(server) => sock.unicast(&m, server).await?,
+        }
+        out.sends += 1;
+        let resend_at = ex.deadline.min(Instant::now() + backoff.next_delay());
+        loop {
+            let received = tokio::select! {
+                r = sock.recv() => r?,
+                () = tokio::time::sleep_until(resend_at.into()) => break,
+            };
+            let parsed = Reply::parse(&received.payload, ex.xid, &params.mac, &params.client_id)
+                .and_then(|r| r.map(|r| accept(r, received.source)).transpose());
+            match parsed {
+                Ok(Some(Some(value))) => {
+                    out.value = Some(value);
+                    return Ok(out);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        "{}: ignoring reply from {}: {e}",
+                        sock.ifname(),
+                        received.source
+                    );
+                    out.rejected = Some(e);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests;

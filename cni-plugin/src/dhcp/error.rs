@@ -1,0 +1,87 @@
+//! Why a DHCP exchange failed, phrased for the operator reading the ADD error.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use super::message::ReplyError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DhcpError {
+    #[error("client identifier of {0} bytes: DHCP needs 2 to 255 (RFC 2132 §9.14)")]
+    ClientIdLength(usize),
+    #[error("hostname of {0} bytes: DHCP option 12 takes 1 to 255")]
+    HostnameLength(usize),
+    #[error("opening the DHCP client socket on {ifname}: {source}")]
+    Open {
+        ifname: String,
+        #[source]
+        source: Box<crate::cni::Error>,
+    },
+    #[error("encoding a DHCP message: {0}")]
+    Encode(#[from] dhcproto::error::EncodeError),
+    #[error("sending a DHCP message on {ifname} to {to}: {source}")]
+    Send {
+        ifname: String,
+        to: Ipv4Addr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("receiving DHCP replies on {ifname}: {source}")]
+    Receive {
+        ifname: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "no DHCPOFFER seen on {ifname} in {waited:.1?} ({discovers} DHCPDISCOVERs sent): \
+         is a DHCP server reachable from this interface (relay attached)?"
+    )]
+    NoOffer {
+        ifname: String,
+        waited: Duration,
+        discovers: u32,
+    },
+    #[error(
+        "no DHCPACK on {ifname} for {address} from {} in {waited:.1?} ({phase}, {requests} \
+         DHCPREQUESTs sent){}",
+        server.map_or_else(|| "any server".to_string(), |s| format!("server {s}")),
+        rejected.as_ref().map(|r| format!("; last unusable reply: {r}")).unwrap_or_default()
+    )]
+    NoAck {
+        ifname: String,
+        phase: Phase,
+        address: Ipv4Addr,
+        server: Option<Ipv4Addr>,
+        waited: Duration,
+        requests: u32,
+        rejected: Option<ReplyError>,
+    },
+    #[error(
+        "DHCP server {server} refused {address} (DHCPNAK{})",
+        message.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+    )]
+    Nak {
+        server: Ipv4Addr,
+        address: Ipv4Addr,
+        message: Option<String>,
+    },
+}
+
+/// Which DHCPREQUEST went unanswered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Selecting,
+    Renewing,
+    Rebinding,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Selecting => "selecting",
+            Phase::Renewing => "renewing",
+            Phase::Rebinding => "rebinding",
+        })
+    }
+}

@@ -1,0 +1,162 @@
+//! The client's sockets, created inside the pod's network namespace.
+//!
+//! Sending uses an ordinary UDP socket bound to 0.0.0.0:68 and to the pod's
+//! interface: the kernel sends to 255.255.255.255 through an interface that
+//! has no address yet (source 0.0.0.0, the interface's MAC), and unicast
+//! renewals get their source address and next hop from the pod's routes.
+//!
+//! Receiving uses a packet socket instead. Until the pod has an address, a
+//! broadcast reply from the server fails the reverse-path check when the pod
+//! has `rp_filter` on (no route back to the server), and the UDP socket never
+//! sees it; a packet socket reads it before the IP layer, as dhclient,
+//! udhcpc and systemd-networkd do. The UDP socket keeps port 68 bound (no
+//! ICMP port-unreachable for unicast replies) but drops whatever it receives.
+
+use std::io::{self, Read};
+use std::mem::size_of;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, Socket, Type};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+use super::error::DhcpError;
+use super::frame::{self, client_datagram, CLIENT_PORT};
+use crate::netns::NetNs;
+
+const SERVER_PORT: u16 = 67;
+
+/// A DHCP client's endpoint on one interface of one namespace.
+pub struct DhcpSocket {
+    ifname: String,
+    udp: UdpSocket,
+    packet: AsyncFd<Socket>,
+}
+
+/// One received datagram for the client port.
+pub struct Received {
+    pub source: Ipv4Addr,
+    pub payload: Vec<u8>,
+}
+
+impl DhcpSocket {
+    /// Opens the sockets on `ifname` inside `netns`; they stay in that
+    /// namespace. Must be called within a tokio runtime, which drives them.
+    pub fn open(netns: &NetNs, ifname: &str) -> Result<DhcpSocket, DhcpError> {
+        let runtime = tokio::runtime::Handle::current();
+        let name = ifname.to_string();
+        netns
+            .run(move || {
+                let (udp, packet) = create(&name)?;
+                // Registering with the reactor doesn't care which namespace
+                // this thread is in; the sockets already belong to the pod's.
+                let _entered = runtime.enter();
+                Ok(DhcpSocket {
+                    udp: UdpSocket::from_std(udp.into())?,
+                    // SAFETY: the Socket owns its fd, which nothing else
+                    // closes or replaces while the AsyncFd holds it.
+                    packet: unsafe { AsyncFd::register_with_interest(packet, Interest::READABLE)? },
+                    ifname: name,
+                })
+            })
+            .map_err(|e| DhcpError::Open {
+                ifname: ifname.to_string(),
+                source: Box::new(e),
+            })
+    }
+
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// Sends to 255.255.255.255:67 on the interface.
+    pub async fn broadcast(&self, message: &[u8]) -> Result<(), DhcpError> {
+        self.send(message, Ipv4Addr::BROADCAST).await
+    }
+
+    /// Sends to `server`:67, routed by the pod's own table.
+    pub async fn unicast(&self, message: &[u8], server: Ipv4Addr) -> Result<(), DhcpError> {
+        self.send(message, server).await
+    }
+
+    async fn send(&self, message: &[u8], to: Ipv4Addr) -> Result<(), DhcpError> {
+        self.udp
+            .send_to(message, SocketAddrV4::new(to, SERVER_PORT))
+            .await
+            .map(drop)
+            .map_err(|source| DhcpError::Send {
+                ifname: self.ifname.clone(),
+                to,
+                source,
+            })
+    }
+
+    /// The next UDP datagram to port 68 that reached the interface.
+    pub async fn recv(&self) -> Result<Received, DhcpError> {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let mut ready = self
+                .packet
+                .readable()
+                .await
+                .map_err(|e| self.recv_error(e))?;
+            let n = match ready.try_io(|s| s.get_ref().read(&mut buf)) {
+                Ok(result) => result.map_err(|e| self.recv_error(e))?,
+                Err(_would_block) => continue,
+            };
+            // The filter already keeps other traffic out; this also strips
+            // the headers.
+            if let Some(d) = client_datagram(&buf[..n]) {
+                return Ok(Received {
+                    source: d.source,
+                    payload: d.payload.to_vec(),
+                });
+            }
+        }
+    }
+
+    fn recv_error(&self, source: io::Error) -> DhcpError {
+        DhcpError::Receive {
+            ifname: self.ifname.clone(),
+            source,
+        }
+    }
+}
+
+/// Creates both sockets on `ifname` in the calling thread's namespace.
+fn create(ifname: &str) -> io::Result<(Socket, Socket)> {
+    let ifindex = nix::net::if_::if_nametoindex(ifname).map_err(io::Error::from)?;
+
+    let udp = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    udp.set_broadcast(true)?;
+    // Another socket of this client (e.g. a RELEASE while a renewal runs)
+    // may hold port 68 on the same interface.
+    udp.set_reuse_address(true)?;
+    udp.bind_device(Some(ifname.as_bytes()))?;
+    udp.attach_filter(&frame::drop_all_filter())?;
+    udp.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, CLIENT_PORT).into())?;
+    udp.set_nonblocking(true)?;
+
+    // Protocol 0: nothing is queued until bind() names the protocol, by which
+    // time the filter is in place.
+    let packet = Socket::new(Domain::PACKET, Type::DGRAM, Some(Protocol::from(0)))?;
+    packet.attach_filter(&frame::client_filter())?;
+    packet.bind(&link_address(ifindex))?;
+    packet.set_nonblocking(true)?;
+    Ok((udp, packet))
+}
+
+/// `sockaddr_ll` for IPv4 frames on interface `ifindex`.
+fn link_address(ifindex: u32) -> SockAddr {
+    let mut storage = SockAddrStorage::zeroed();
+    // SAFETY: the storage is large enough and suitably aligned for any
+    // sockaddr (that is its purpose), and zeroed.
+    let ll = unsafe { storage.view_as::<libc::sockaddr_ll>() };
+    ll.sll_family = libc::AF_PACKET as u16;
+    ll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+    ll.sll_ifindex = ifindex as i32;
+    // SAFETY: the family is AF_PACKET and the length that of sockaddr_ll,
+    // matching what was written.
+    unsafe { SockAddr::new(storage, size_of::<libc::sockaddr_ll>() as libc::socklen_t) }
+}
