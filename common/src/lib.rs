@@ -3,6 +3,8 @@
 //! is at most 15 bytes (the kernel's BPF_OBJ_NAME_LEN - 1).
 #![no_std]
 
+pub mod packet;
+
 /// TC ingress on a pod's host-side veth: packets leaving the pod.
 pub const PROG_FROM_POD: &str = "lb_from_pod";
 /// TC ingress on the uplink.
@@ -99,20 +101,25 @@ pub enum Reason {
     DhcpRelayed = 1,
     /// A DHCP server reply steered to the pod whose MAC is its `chaddr`.
     DhcpToPod = 2,
-    /// Dropped: a pod sent a DHCP server packet (UDP source port 67).
+    /// Dropped: a pod sent a DHCP server packet (UDP source port 67, or
+    /// destination port 68, the client port).
     DropDhcpServer = 3,
     /// Dropped: a DHCP client packet from a pod with a foreign source
     /// (MAC other than the pod's, or an IP neither 0.0.0.0 nor the pod's).
     DropDhcpSpoof = 4,
+    /// Dropped: rewriting a relayed or steered packet failed half-way (a
+    /// kernel helper returned an error); the sender retransmits.
+    DropError = 5,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 5] = [
+    pub const ALL: [Reason; 6] = [
         Reason::Passed,
         Reason::DhcpRelayed,
         Reason::DhcpToPod,
         Reason::DropDhcpServer,
         Reason::DropDhcpSpoof,
+        Reason::DropError,
     ];
 
     pub fn name(self) -> &'static str {
@@ -122,6 +129,7 @@ impl Reason {
             Reason::DhcpToPod => "dhcp_to_pod",
             Reason::DropDhcpServer => "drop_dhcp_server",
             Reason::DropDhcpSpoof => "drop_dhcp_spoof",
+            Reason::DropError => "drop_error",
         }
     }
 
@@ -130,7 +138,10 @@ impl Reason {
     }
 
     pub fn is_drop(self) -> bool {
-        matches!(self, Reason::DropDhcpServer | Reason::DropDhcpSpoof)
+        matches!(
+            self,
+            Reason::DropDhcpServer | Reason::DropDhcpSpoof | Reason::DropError
+        )
     }
 }
 

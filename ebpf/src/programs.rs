@@ -1,14 +1,31 @@
+//! `lb_from_pod` and `lb_from_uplink`: thin entry points over the parsers and
+//! verdicts of `lanbridge_common::packet`, plus the packet rewrites, which
+//! only kernel helpers can do.
+
 use aya_ebpf::{
-    bindings::TC_ACT_OK,
-    btf_maps::PerCpuArray,
+    bindings::{BPF_F_MARK_MANGLED_0, BPF_NOEXIST, TC_ACT_SHOT, TC_ACT_UNSPEC},
+    btf_maps::{Array, HashMap, PerCpuHashMap},
+    helpers::bpf_redirect,
     macros::{btf_map, classifier},
     programs::TcContext,
 };
-use lanbridge_common::{StatReason, MAP_STATS, PROG_FROM_POD};
+use lanbridge_common::{
+    packet::{
+        from_pod_verdict, parse_from_pod, parse_from_uplink, ClientBroadcast, FromPod, Packet,
+        PodVerdict, Short, ETH_SRC_OFF,
+    },
+    Endpoint, MacKey, NetConfig, Reason, StatKey, MAP_BY_IP, MAP_BY_MAC, MAP_CONFIG, MAP_ENDPOINTS,
+    MAP_STATS, MAX_ENDPOINTS, MAX_STATS, PROG_FROM_POD, PROG_FROM_UPLINK,
+};
 
 // The aya macros take names as literals (or from the item's identifier);
 // these checks keep them equal to the shared constants.
 const _: () = assert!(str_eq(PROG_FROM_POD, "lb_from_pod"));
+const _: () = assert!(str_eq(PROG_FROM_UPLINK, "lb_from_uplink"));
+const _: () = assert!(str_eq(MAP_ENDPOINTS, "lb_endpoints"));
+const _: () = assert!(str_eq(MAP_BY_MAC, "lb_by_mac"));
+const _: () = assert!(str_eq(MAP_BY_IP, "lb_by_ip"));
+const _: () = assert!(str_eq(MAP_CONFIG, "lb_config"));
 const _: () = assert!(str_eq(MAP_STATS, "lb_stats"));
 
 const fn str_eq(a: &str, b: &str) -> bool {
@@ -26,28 +43,250 @@ const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
-// A BTF map (`.maps` section): loadable by aya and by libbpf/bpftool alike.
-#[btf_map(name = "lb_stats")]
-static STATS: PerCpuArray<u64, { StatReason::COUNT as usize }> = PerCpuArray::new();
+// BTF maps (`.maps` section): loadable by aya and by libbpf/bpftool alike.
 
+#[btf_map(name = "lb_endpoints")]
+static ENDPOINTS: HashMap<u32, Endpoint, { MAX_ENDPOINTS as usize }> = HashMap::new();
+
+#[btf_map(name = "lb_by_mac")]
+static BY_MAC: HashMap<MacKey, u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
+
+/// Not read by the programs yet (the LAN fast path will); declared so that
+/// the loader creates and pins it with the others.
+#[btf_map(name = "lb_by_ip")]
+static BY_IP: HashMap<u32, u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
+
+#[btf_map(name = "lb_config")]
+static CONFIG: Array<NetConfig, 1> = Array::new();
+
+#[btf_map(name = "lb_stats")]
+static STATS: PerCpuHashMap<StatKey, u64, { MAX_STATS as usize }> = PerCpuHashMap::new();
+
+/// A verdict: the TC action and the counter it goes to.
+type Verdict = (i32, Reason);
+
+/// "No opinion": with TCX the next program on the hook runs (TC_ACT_OK would
+/// end the chain and hide packets from, say, another network's program on
+/// the same uplink); after the last one the packet goes to the stack.
+const PASS: Verdict = (TC_ACT_UNSPEC, Reason::Passed);
+/// A helper failed after the packet may have been changed.
+const ERROR: Verdict = (TC_ACT_SHOT, Reason::DropError);
+/// `bpf_redirect` flags: 0 = the egress of the target device.
+const EGRESS: u64 = 0;
+/// `bpf_l4_csum_replace` flags: a 2-byte field that is not part of the
+/// pseudo header; a zero UDP checksum (none) stays zero, and a computed zero
+/// is written as 0xffff.
+const CSUM_2_UDP: u64 = 2 | BPF_F_MARK_MANGLED_0 as u64;
+
+/// TC ingress on a pod's host-side veth (packets leaving the pod).
 #[classifier]
 pub fn lb_from_pod(ctx: TcContext) -> i32 {
-    match try_lb_from_pod(ctx) {
-        Ok(action) | Err(action) => action,
+    let ifindex = ifindex(&ctx);
+    let (action, reason) = from_pod(&ctx, ifindex).unwrap_or_else(|e| e);
+    count(ifindex, reason);
+    action
+}
+
+/// TC ingress on the uplink (packets from the LAN). Counted under the
+/// uplink's ifindex.
+#[classifier]
+pub fn lb_from_uplink(ctx: TcContext) -> i32 {
+    let ifindex = ifindex(&ctx);
+    let (action, reason) = from_uplink(&ctx).unwrap_or_else(|e| e);
+    count(ifindex, reason);
+    action
+}
+
+#[inline(always)]
+fn from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Verdict> {
+    let Some(frame) = parse!(ctx, parse_from_pod) else {
+        return Ok(PASS);
+    };
+    let broadcast = match frame {
+        FromPod::Other => return Ok(PASS),
+        FromPod::DhcpServer => None,
+        FromPod::ClientBroadcast(b) => Some(b),
+    };
+    // Only DHCP packets get here: the lookups stay off the path of ordinary
+    // traffic. A port without an endpoint (not, or no longer, a pod of this
+    // network) gets no verdict.
+    let Some(ep) = ENDPOINTS.get_ptr(ifindex) else {
+        return Ok(PASS);
+    };
+    let Some(mut broadcast) = broadcast else {
+        return Ok((TC_ACT_SHOT, Reason::DropDhcpServer));
+    };
+    // SAFETY: a map value, valid for this run (RCU). An update of this very
+    // entry while the packet is judged could at worst mix old and new values
+    // for this one packet; the loader writes an endpoint before the pod runs.
+    let ep = unsafe { &*ep };
+    broadcast.tagged |= vlan_tagged(ctx);
+    let cfg = match CONFIG.get(0) {
+        Some(cfg) => *cfg,
+        None => NetConfig::default(),
+    };
+    let verdict = from_pod_verdict(&broadcast, ep, &cfg);
+    match verdict {
+        PodVerdict::Pass => Ok(PASS),
+        PodVerdict::DropSpoof => Ok((TC_ACT_SHOT, verdict.reason())),
+        PodVerdict::Relay => relay(ctx, &broadcast, &cfg),
     }
 }
 
-fn try_lb_from_pod(_ctx: TcContext) -> Result<i32, i32> {
-    count(StatReason::FromPodSeen);
-    Ok(TC_ACT_OK)
+/// Forces the BOOTP broadcast flag (so the server's replies come back as
+/// broadcasts a non-promiscuous uplink accepts), puts the uplink's MAC as the
+/// Ethernet source (the pod's MAC stays inside the payload only) and sends
+/// the frame out of the uplink.
+#[inline(always)]
+fn relay(ctx: &TcContext, b: &ClientBroadcast, cfg: &NetConfig) -> Result<Verdict, Verdict> {
+    if let Some(flags) = b.broadcast_flags() {
+        ctx.store(b.flags_off(), &flags, 0).map_err(|_| ERROR)?;
+        // A payload change: no pseudo-header part. The helper copes with
+        // every ip_summed (with CHECKSUM_PARTIAL the field is left alone, the
+        // device or the stack sums the payload later). No
+        // BPF_F_RECOMPUTE_CSUM on the store: skb->csum matters on receive
+        // only, and this frame is transmitted.
+        ctx.l4_csum_replace(
+            b.csum_off(),
+            u64::from(u16::from_ne_bytes(b.flags)),
+            u64::from(u16::from_ne_bytes(flags)),
+            CSUM_2_UDP,
+        )
+        .map_err(|_| ERROR)?;
+    }
+    ctx.store(ETH_SRC_OFF, &cfg.uplink_mac, 0)
+        .map_err(|_| ERROR)?;
+    Ok((redirect(cfg.uplink_ifindex), Reason::DhcpRelayed))
 }
 
-fn count(reason: StatReason) {
-    if let Some(slot) = STATS.get_ptr_mut(reason as u32) {
-        // SAFETY: per-CPU slot, valid for the program's run; no other writer.
+/// DHCP server replies whose `chaddr` is a pod's go to that pod's port with
+/// the pod's MAC as the Ethernet destination; all else passes untouched (the
+/// node's own DHCP client keeps working).
+#[inline(always)]
+fn from_uplink(ctx: &TcContext) -> Result<Verdict, Verdict> {
+    // A tag in the skb's metadata: a frame of a VLAN of the node, see
+    // `vlan_tagged`. Pods live on the untagged LAN.
+    if vlan_tagged(ctx) {
+        return Ok(PASS);
+    }
+    let Some(Some(chaddr)) = parse!(ctx, parse_from_uplink) else {
+        return Ok(PASS);
+    };
+    let Some(port) = BY_MAC.get_ptr(MacKey::new(chaddr)) else {
+        return Ok(PASS);
+    };
+    // SAFETY: a map value, valid for this run.
+    let port = unsafe { *port };
+    // Destination := the pod's MAC (a broadcast OFFER/ACK would otherwise
+    // reach the pod as a broadcast, which clients accept too, but a unicast
+    // frame to the right MAC is what a relay delivers).
+    ctx.store(0, &chaddr, 0).map_err(|_| ERROR)?;
+    Ok((redirect(port), Reason::DhcpToPod))
+}
+
+#[inline(always)]
+fn redirect(ifindex: u32) -> i32 {
+    // SAFETY: a plain helper call; TC_ACT_REDIRECT, or TC_ACT_SHOT for bad
+    // flags (these are constant and valid).
+    unsafe { bpf_redirect(ifindex, EGRESS) as i32 }
+}
+
+#[inline(always)]
+fn ifindex(ctx: &TcContext) -> u32 {
+    // SAFETY: the context the kernel passed in; `ifindex` is readable by TC
+    // programs (the device the hook runs on).
+    unsafe { (*ctx.skb.skb).ifindex }
+}
+
+/// A VLAN tag with a non-zero id held in the skb's metadata. On receive the
+/// kernel moves the outer tag out of the frame into `vlan_tci` before TC
+/// ingress runs, so a single-tagged frame shows no tag in the packet data;
+/// an in-frame tag (the inner one of QinQ, or a BPF_PROG_TEST_RUN input) is
+/// handled by the parser. VID 0 (priority tag) counts as untagged.
+#[inline(always)]
+fn vlan_tagged(ctx: &TcContext) -> bool {
+    // SAFETY: as in `ifindex`; both fields are readable by TC programs.
+    let (present, tci) = unsafe { ((*ctx.skb.skb).vlan_present, (*ctx.skb.skb).vlan_tci) };
+    present != 0 && tci & 0x0fff != 0
+}
+
+/// Per-CPU packet counter of (ifindex, reason): increments the slot, creates
+/// it on first use.
+#[inline(always)]
+fn count(ifindex: u32, reason: Reason) {
+    let key = StatKey {
+        ifindex,
+        reason: reason as u32,
+    };
+    if let Some(slot) = STATS.get_ptr_mut(key) {
+        // SAFETY: this CPU's slot; TC programs do not preempt each other on
+        // one CPU.
         unsafe { *slot += 1 };
+        return;
+    }
+    // Another CPU may have created the entry since the lookup: then it
+    // exists with a zero slot for this CPU.
+    if STATS.insert(key, 1, BPF_NOEXIST as u64).is_err() {
+        if let Some(slot) = STATS.get_ptr_mut(key) {
+            // SAFETY: as above.
+            unsafe { *slot += 1 };
+        }
     }
 }
+
+/// The linear part of the skb as a [`Packet`], read in place: the fast path.
+struct Direct<'a>(&'a TcContext);
+
+impl Packet for Direct<'_> {
+    #[inline(always)]
+    fn read<const N: usize>(&self, off: usize) -> Result<[u8; N], Short> {
+        // Volatile: each read gets its own `data` and its own check.
+        // Otherwise LLVM reuses one `data` for several reads and drops checks
+        // that a later, larger one implies, which the verifier cannot follow
+        // (it tracks ranges per checked pointer).
+        // SAFETY: context fields readable by TC programs.
+        let (start, end) = unsafe {
+            let skb = self.0.skb.skb;
+            (
+                core::ptr::read_volatile(&raw const (*skb).data) as usize,
+                core::ptr::read_volatile(&raw const (*skb).data_end) as usize,
+            )
+        };
+        if start + off + N > end {
+            return Err(Short);
+        }
+        // SAFETY: within [data, data_end), checked just above.
+        Ok(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) })
+    }
+}
+
+/// The whole skb as a [`Packet`], copied out by `bpf_skb_load_bytes`, which
+/// also reaches paged data.
+struct Loaded<'a>(&'a TcContext);
+
+impl Packet for Loaded<'_> {
+    #[inline(always)]
+    fn read<const N: usize>(&self, off: usize) -> Result<[u8; N], Short> {
+        self.0.load::<[u8; N]>(off).map_err(|_| Short)
+    }
+}
+
+/// Runs a parser on the linear data, and again through
+/// `bpf_skb_load_bytes` when that was too short: headers in paged data (a
+/// NIC that splits headers, or a pod crafting such skbs to slip past the
+/// guard) are parsed, not passed blindly. `None` when the frame is really
+/// too short (it then passes: nothing to act on). A macro, not a function
+/// taking the parser: each instance must be inlined, and LLVM does not
+/// inline through a function item passed as a value.
+macro_rules! parse {
+    ($ctx:expr, $parser:ident) => {
+        match $parser(&Direct($ctx)) {
+            Ok(v) => Some(v),
+            Err(Short) => $parser(&Loaded($ctx)).ok(),
+        }
+    };
+}
+use parse;
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

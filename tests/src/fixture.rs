@@ -105,7 +105,12 @@ impl World {
             .arg(&path)
             .output()
             .expect("running bpftool");
-        assert!(out.status.success(), "bpftool map dump {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "bpftool map dump {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("bpftool JSON")
     }
 

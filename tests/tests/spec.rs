@@ -44,9 +44,17 @@ fn assert_nothing_left_ip(w: &World, pod: &Netns, att: &Attachment, ip: &str, co
         Vec::<std::path::PathBuf>::new(),
         "{context}: state left"
     );
-    assert_eq!(w.link_pins(NET), Vec::<String>::new(), "{context}: TCX links left");
+    assert_eq!(
+        w.link_pins(NET),
+        Vec::<String>::new(),
+        "{context}: TCX links left"
+    );
     for map in ["lb_endpoints", "lb_by_mac", "lb_by_ip"] {
-        assert_eq!(w.map_entries(NET, map), Vec::<serde_json::Value>::new(), "{context}: {map} entries left");
+        assert_eq!(
+            w.map_entries(NET, map),
+            Vec::<serde_json::Value>::new(),
+            "{context}: {map} entries left"
+        );
     }
     let nat = w.nat_rules();
     for line in &nat {

@@ -164,7 +164,11 @@ fn del_after_netns_deleted_frees_everything() {
 
 /// Every port's TCX link pin and map entries are gone.
 fn assert_no_datapath_entries(w: &World, context: &str) {
-    assert_eq!(w.link_pins(NET), Vec::<String>::new(), "{context}: TCX links left");
+    assert_eq!(
+        w.link_pins(NET),
+        Vec::<String>::new(),
+        "{context}: TCX links left"
+    );
     for map in ["lb_endpoints", "lb_by_mac", "lb_by_ip"] {
         assert_eq!(
             w.map_entries(NET, map),
@@ -201,8 +205,16 @@ fn gc_removes_attachments_not_listed() {
     for v in &veths[1..] {
         assert!(w.topo.node.wait_link(v, false), "GC left {v}");
     }
-    assert_eq!(w.link_pins(NET), vec![veths[0].clone()], "GC kept the wrong TCX links");
-    assert_eq!(w.map_entries(NET, "lb_endpoints").len(), 1, "GC kept the wrong endpoints");
+    assert_eq!(
+        w.link_pins(NET),
+        vec![veths[0].clone()],
+        "GC kept the wrong TCX links"
+    );
+    assert_eq!(
+        w.map_entries(NET, "lb_endpoints").len(),
+        1,
+        "GC kept the wrong endpoints"
+    );
     assert!(
         pods[0].ping(GATEWAY),
         "valid pod lost connectivity after GC"

@@ -52,20 +52,22 @@ pub async fn acquire(sock: &DhcpSocket, params: &Params) -> Result<Lease, DhcpEr
     let mut discovers = 0;
     let mut last_nak = None;
     let mut nak_pause = Backoff::new();
+    // Option 50 is only a wish: after a NAK the client starts afresh.
+    let mut asking = params.clone();
     loop {
         let xid = random_u32();
         let offer = transact(
             sock,
             params,
             Exchange::broadcast(xid, started, deadline, u32::MAX),
-            |secs| message::discover(params, xid, secs),
+            |secs| message::discover(&asking, xid, secs),
             |reply, _| {
                 if reply.kind != MessageType::Offer {
                     return Ok(None);
                 }
-                let server = reply.server_id().ok_or(ReplyError::NoServerId)?;
+                let server = reply.server_id().ok_or(ReplyError::ServerIdMissing)?;
                 if reply.yiaddr.is_unspecified() {
-                    return Err(ReplyError::NoAddress);
+                    return Err(ReplyError::AddressZero);
                 }
                 Ok(Some((server, reply.yiaddr)))
             },
@@ -111,6 +113,7 @@ pub async fn acquire(sock: &DhcpSocket, params: &Params) -> Result<Lease, DhcpEr
             Some(Answer::Nak(nak)) => {
                 tracing::warn!("{}: {nak}; discovering again", sock.ifname());
                 last_nak = Some(nak);
+                asking.requested_ip = None;
                 let pause = nak_pause.next_delay();
                 tokio::time::sleep_until(deadline.min(Instant::now() + pause).into()).await;
             }

@@ -46,13 +46,15 @@ impl Lease {
         let o = &ack.options;
         let address = ack.yiaddr;
         if address.is_unspecified() {
-            return Err(ReplyError::NoAddress);
+            return Err(ReplyError::AddressZero);
         }
         let server_id = o
             .ipv4(options::SERVER_ID)
             .or(server_id)
-            .ok_or(ReplyError::NoServerId)?;
-        let lease_time = o.u32(options::LEASE_TIME).ok_or(ReplyError::NoLeaseTime)?;
+            .ok_or(ReplyError::ServerIdMissing)?;
+        let lease_time = o
+            .u32(options::LEASE_TIME)
+            .ok_or(ReplyError::LeaseTimeMissing)?;
         let prefix_len = match o
             .ipv4(options::SUBNET_MASK)
             .map(|m| (m, mask_prefix_len(m)))

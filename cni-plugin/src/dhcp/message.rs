@@ -159,13 +159,13 @@ pub struct Reply {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplyError {
     #[error("reply without a DHCP message type (option 53)")]
-    NoMessageType,
+    MessageTypeMissing,
     #[error("reply without a server identifier (option 54)")]
-    NoServerId,
+    ServerIdMissing,
     #[error("DHCPACK without a lease time (option 51)")]
-    NoLeaseTime,
+    LeaseTimeMissing,
     #[error("reply without an address (yiaddr 0.0.0.0)")]
-    NoAddress,
+    AddressZero,
 }
 
 impl Reply {
@@ -202,7 +202,7 @@ impl Reply {
         }
         let kind = options
             .u8(options::MESSAGE_TYPE)
-            .ok_or(ReplyError::NoMessageType)?
+            .ok_or(ReplyError::MessageTypeMissing)?
             .into();
         Ok(Some(Reply {
             kind,

@@ -339,7 +339,7 @@ fn unusable_acks_say_what_is_missing() {
             "10.0.1.7",
             without(OptionCode::AddressLeaseTime)
         )),
-        Err(ReplyError::NoLeaseTime)
+        Err(ReplyError::LeaseTimeMissing)
     );
     assert_eq!(
         parse_lease(&reply(
@@ -347,11 +347,11 @@ fn unusable_acks_say_what_is_missing() {
             "10.0.1.7",
             without(OptionCode::ServerIdentifier)
         )),
-        Err(ReplyError::NoServerId)
+        Err(ReplyError::ServerIdMissing)
     );
     assert_eq!(
         parse_lease(&reply(MessageType::Ack, "0.0.0.0", ack_options())),
-        Err(ReplyError::NoAddress)
+        Err(ReplyError::AddressZero)
     );
     // A missing server id is taken from the exchange when known.
     let bytes = reply(
@@ -419,7 +419,7 @@ fn a_reply_without_message_type_is_unusable() {
     bytes[at] = 250; // an unknown option instead of 53
     assert_eq!(
         Reply::parse(&bytes, XID, &MAC, &client_id()),
-        Err(ReplyError::NoMessageType)
+        Err(ReplyError::MessageTypeMissing)
     );
 }
 

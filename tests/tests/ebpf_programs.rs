@@ -1,0 +1,1157 @@
+//! `lb_from_pod` and `lb_from_uplink` run by the kernel on crafted frames
+//! with BPF_PROG_TEST_RUN: loaded from target/bpf/lanbridge.bpf.o (so they
+//! pass the verifier), maps filled through aya, nothing attached anywhere.
+//!
+//! The programs key their endpoints and counters by the skb's ifindex. A
+//! test run's skb belongs to the loopback device of the caller's network
+//! namespace unless the `__sk_buff` context passed in names another
+//! `ifindex`, which must then exist in that namespace
+//! (net/bpf/test_run.c, `bpf_prog_test_run_skb`). So each test runs on a
+//! thread of its own that first moves into a fresh network namespace
+//! (`unshare(CLONE_NEWNET)`, which affects only that thread) and creates
+//! veth devices there to stand for the ports and the uplink; they vanish
+//! with the namespace when the thread ends. The machine's own namespace is
+//! never touched. A redirect in a test run only sets the verdict
+//! (TC_ACT_REDIRECT): no frame is sent.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use aya::maps::{Array, HashMap, MapData, PerCpuHashMap};
+use aya::programs::SchedClassifier;
+use aya::{Ebpf, TestRun, TestRunOptions};
+use lanbridge_common::{
+    Endpoint, MacKey, NetConfig, Reason, StatKey, CFG_LAN_MODE, EP_DHCP_RELAY, MAP_BY_MAC,
+    MAP_CONFIG, MAP_ENDPOINTS, MAP_STATS, PROG_FROM_POD, PROG_FROM_UPLINK,
+};
+use lanbridge_tests::require_root;
+
+/// The programs pass with TC_ACT_UNSPEC (-1): "next program, then the stack".
+const TC_ACT_UNSPEC: u32 = -1i32 as u32;
+const TC_ACT_SHOT: u32 = 2;
+const TC_ACT_REDIRECT: u32 = 7;
+
+const POD_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+const POD2_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
+const OTHER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x99];
+const UPLINK_MAC: [u8; 6] = [0x02, 0xaa, 0x00, 0x00, 0x00, 0x01];
+const SERVER_MAC: [u8; 6] = [0x02, 0x11, 0x00, 0x00, 0x00, 0x01];
+const POD_IP: [u8; 4] = [192, 168, 1, 50];
+const SERVER_IP: [u8; 4] = [192, 168, 1, 1];
+const BROADCAST_MAC: [u8; 6] = [0xff; 6];
+
+/// `offsetof(struct __sk_buff, ifindex)` and `sizeof(struct __sk_buff)`.
+const SKB_IFINDEX_OFF: usize = 40;
+const SKB_SIZE: usize = 192;
+
+/// The shortest input BPF_PROG_TEST_RUN takes for `spec`'s frames: more than
+/// an Ethernet header, and (kernel 6.18) an IPv4 header whole when the
+/// EtherType says IPv4 (EINVAL otherwise). A tagged frame's EtherType is
+/// 802.1Q, so cuts inside its IPv4 header do run. The host tests in
+/// lanbridge-common cover every length.
+fn min_test_run_len(spec: &Frame) -> usize {
+    if spec.vlan.is_none() && spec.ethertype == 0x0800 {
+        14 + 20
+    } else {
+        15
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Frames
+
+/// A DHCP-shaped frame; the defaults make a pod's DHCPDISCOVER broadcast.
+#[derive(Clone)]
+struct Frame {
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    /// An 802.1Q TCI: one tag in the frame.
+    vlan: Option<u16>,
+    ethertype: u16,
+    /// IPv4 header length in 32-bit words (5 = no options).
+    ihl: u8,
+    /// Flags and fragment offset.
+    frag: u16,
+    proto: u8,
+    saddr: [u8; 4],
+    daddr: [u8; 4],
+    sport: u16,
+    dport: u16,
+    /// Whether to fill in the UDP checksum (0 = none otherwise).
+    udp_csum: bool,
+    op: u8,
+    htype: u8,
+    hlen: u8,
+    flags: u16,
+    chaddr: [u8; 6],
+    /// DHCP message type (option 53).
+    msg_type: u8,
+}
+
+impl Default for Frame {
+    fn default() -> Self {
+        Frame {
+            dst_mac: BROADCAST_MAC,
+            src_mac: POD_MAC,
+            vlan: None,
+            ethertype: 0x0800,
+            ihl: 5,
+            frag: 0,
+            proto: 17,
+            saddr: [0; 4],
+            daddr: [255; 4],
+            sport: 68,
+            dport: 67,
+            udp_csum: true,
+            op: 1,
+            htype: 1,
+            hlen: 6,
+            flags: 0,
+            chaddr: POD_MAC,
+            msg_type: 1,
+        }
+    }
+}
+
+fn discover() -> Frame {
+    Frame::default()
+}
+
+/// A broadcast DHCPOFFER for the pod, as the LAN's server sends it.
+fn offer() -> Frame {
+    Frame {
+        dst_mac: BROADCAST_MAC,
+        src_mac: SERVER_MAC,
+        saddr: SERVER_IP,
+        daddr: [255; 4],
+        sport: 67,
+        dport: 68,
+        op: 2,
+        flags: 0x8000,
+        msg_type: 2,
+        ..Frame::default()
+    }
+}
+
+impl Frame {
+    fn l3_off(&self) -> usize {
+        14 + if self.vlan.is_some() { 4 } else { 0 }
+    }
+
+    fn udp_off(&self) -> usize {
+        self.l3_off() + self.ihl as usize * 4
+    }
+
+    fn bootp_off(&self) -> usize {
+        self.udp_off() + 8
+    }
+
+    fn build(&self) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&self.dst_mac);
+        f.extend_from_slice(&self.src_mac);
+        if let Some(tci) = self.vlan {
+            f.extend_from_slice(&0x8100u16.to_be_bytes());
+            f.extend_from_slice(&tci.to_be_bytes());
+        }
+        f.extend_from_slice(&self.ethertype.to_be_bytes());
+
+        // BOOTP: fixed part, magic cookie, options, padded to 300 bytes.
+        let mut bootp = vec![0u8; 300];
+        bootp[0] = self.op;
+        bootp[1] = self.htype;
+        bootp[2] = self.hlen;
+        bootp[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+        bootp[10..12].copy_from_slice(&self.flags.to_be_bytes());
+        bootp[28..34].copy_from_slice(&self.chaddr);
+        bootp[236..240].copy_from_slice(&[99, 130, 83, 99]);
+        bootp[240..244].copy_from_slice(&[53, 1, self.msg_type, 255]);
+
+        let mut udp = Vec::new();
+        udp.extend_from_slice(&self.sport.to_be_bytes());
+        udp.extend_from_slice(&self.dport.to_be_bytes());
+        udp.extend_from_slice(&((8 + bootp.len()) as u16).to_be_bytes());
+        udp.extend_from_slice(&[0, 0]);
+        udp.extend_from_slice(&bootp);
+        if self.udp_csum {
+            let sum = udp_checksum(self.saddr, self.daddr, &udp);
+            udp[6..8].copy_from_slice(&sum.to_be_bytes());
+        }
+
+        // At least 20 bytes, whatever the IHL says (broken headers are tests too).
+        let ip_hlen = (self.ihl as usize * 4).max(20);
+        let mut ip = vec![0u8; ip_hlen];
+        ip[0] = 0x40 | self.ihl;
+        ip[2..4].copy_from_slice(&((ip_hlen + udp.len()) as u16).to_be_bytes());
+        ip[6..8].copy_from_slice(&self.frag.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = self.proto;
+        ip[12..16].copy_from_slice(&self.saddr);
+        ip[16..20].copy_from_slice(&self.daddr);
+        // Options: Router Alert (4 bytes), then NOPs.
+        if ip_hlen > 20 {
+            ip[20..24].copy_from_slice(&[0x94, 0x04, 0, 0]);
+            for b in &mut ip[24..] {
+                *b = 1;
+            }
+        }
+        let sum = !fold(sum16(0, &ip));
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&udp);
+        f
+    }
+}
+
+/// An ARP request from `mac`.
+fn arp(mac: [u8; 6]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&BROADCAST_MAC);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&POD_IP);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&SERVER_IP);
+    f.resize(60, 0);
+    f
+}
+
+fn sum16(mut sum: u32, bytes: &[u8]) -> u32 {
+    for pair in bytes.chunks(2) {
+        let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+        sum += u32::from(word);
+    }
+    sum
+}
+
+fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+fn pseudo_sum(saddr: [u8; 4], daddr: [u8; 4], udp_len: usize) -> u32 {
+    let mut sum = sum16(0, &saddr);
+    sum = sum16(sum, &daddr);
+    sum + 17 + udp_len as u32
+}
+
+/// The UDP checksum of `udp` (whose checksum field is zero).
+fn udp_checksum(saddr: [u8; 4], daddr: [u8; 4], udp: &[u8]) -> u16 {
+    let sum = !fold(sum16(pseudo_sum(saddr, daddr, udp.len()), udp));
+    if sum == 0 {
+        0xffff
+    } else {
+        sum
+    }
+}
+
+/// Whether the UDP checksum of the frame verifies (sums to 0xffff).
+fn udp_checksum_ok(frame: &[u8], spec: &Frame) -> bool {
+    let udp = &frame[spec.udp_off()..];
+    fold(sum16(pseudo_sum(spec.saddr, spec.daddr, udp.len()), udp)) == 0xffff
+}
+
+fn udp_checksum_field(frame: &[u8], spec: &Frame) -> u16 {
+    let off = spec.udp_off() + 6;
+    u16::from_be_bytes([frame[off], frame[off + 1]])
+}
+
+fn bootp_flags(frame: &[u8], spec: &Frame) -> u16 {
+    let off = spec.bootp_off() + 10;
+    u16::from_be_bytes([frame[off], frame[off + 1]])
+}
+
+/// The offsets where `a` and `b` differ.
+fn diff(a: &[u8], b: &[u8]) -> Vec<usize> {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    (0..a.len()).filter(|&i| a[i] != b[i]).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Harness
+
+fn object_path() -> PathBuf {
+    let path = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/bpf/lanbridge.bpf.o"
+    ));
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo xtask build-ebpf` (`cargo xtask test` does)",
+        path.display()
+    );
+    path
+}
+
+/// The programs loaded from the object, their maps, and the devices of the
+/// test's namespace.
+struct Datapath {
+    ebpf: Ebpf,
+    endpoints: HashMap<MapData, u32, Endpoint>,
+    by_mac: HashMap<MapData, MacKey, u32>,
+    config: Array<MapData, NetConfig>,
+    stats: PerCpuHashMap<MapData, StatKey, u64>,
+    /// A pod's port, with an endpoint (POD_MAC, POD_IP, relay).
+    pod: u32,
+    /// A second pod's port (POD2_MAC, no address yet, relay).
+    pod2: u32,
+    /// A port without an endpoint.
+    stranger: u32,
+    uplink: u32,
+}
+
+/// A run's outcome.
+struct Run {
+    retval: u32,
+    out: Vec<u8>,
+}
+
+impl Datapath {
+    /// Loads the programs, creates the devices, and writes a lan-mode
+    /// network with two pods.
+    fn new() -> Datapath {
+        let mut ebpf = Ebpf::load_file(object_path()).expect("loading the eBPF object");
+        for name in [PROG_FROM_POD, PROG_FROM_UPLINK] {
+            let prog: &mut SchedClassifier = ebpf
+                .program_mut(name)
+                .unwrap_or_else(|| panic!("no program {name} in the object"))
+                .try_into()
+                .unwrap_or_else(|e| panic!("{name} is not a classifier: {e}"));
+            // The verifier runs here.
+            prog.load()
+                .unwrap_or_else(|e| panic!("loading {name}: {e:?}"));
+        }
+        let take = |ebpf: &mut Ebpf, name: &str| {
+            ebpf.take_map(name)
+                .unwrap_or_else(|| panic!("no map {name} in the object"))
+        };
+        let endpoints = take(&mut ebpf, MAP_ENDPOINTS).try_into().unwrap();
+        let by_mac = take(&mut ebpf, MAP_BY_MAC).try_into().unwrap();
+        let config = take(&mut ebpf, MAP_CONFIG).try_into().unwrap();
+        let stats = take(&mut ebpf, MAP_STATS).try_into().unwrap();
+        let mut dp = Datapath {
+            ebpf,
+            endpoints,
+            by_mac,
+            config,
+            stats,
+            pod: device("lbtpod1"),
+            pod2: device("lbtpod2"),
+            stranger: device("lbtpod3"),
+            uplink: device("lbtup"),
+        };
+        dp.set_config(CFG_LAN_MODE);
+        dp.put_endpoint(
+            dp.pod,
+            POD_MAC,
+            [u32::from_ne_bytes(POD_IP), 0, 0, 0],
+            EP_DHCP_RELAY,
+        );
+        dp.put_endpoint(dp.pod2, POD2_MAC, [0; 4], EP_DHCP_RELAY);
+        dp
+    }
+
+    fn set_config(&mut self, flags: u16) {
+        let cfg = NetConfig {
+            uplink_ifindex: self.uplink,
+            uplink_mac: UPLINK_MAC,
+            flags,
+        };
+        self.config.set(0, cfg, 0).expect("writing lb_config");
+    }
+
+    fn put_endpoint(&mut self, port: u32, mac: [u8; 6], ipv4: [u32; 4], flags: u16) {
+        let ep = Endpoint { mac, flags, ipv4 };
+        self.endpoints
+            .insert(port, ep, 0)
+            .expect("writing lb_endpoints");
+        self.by_mac
+            .insert(MacKey::new(mac), port, 0)
+            .expect("writing lb_by_mac");
+    }
+
+    /// Runs program `name` on `frame` as if it arrived on device `ifindex`.
+    fn run(&self, name: &str, ifindex: u32, frame: &[u8]) -> Run {
+        self.run_repeat(name, ifindex, frame, 1).0
+    }
+
+    /// Runs program `name` `repeat` times on `frame` (on the same skb, so
+    /// a rewrite is seen by the next run); also returns the kernel's
+    /// average time per run.
+    fn run_repeat(&self, name: &str, ifindex: u32, frame: &[u8], repeat: u32) -> (Run, Duration) {
+        let prog: &SchedClassifier = self
+            .ebpf
+            .program(name)
+            .expect("program")
+            .try_into()
+            .expect("classifier");
+        let mut ctx = [0u8; SKB_SIZE];
+        ctx[SKB_IFINDEX_OFF..SKB_IFINDEX_OFF + 4].copy_from_slice(&ifindex.to_ne_bytes());
+        let mut out = vec![0u8; frame.len() + 256];
+        let result = prog
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ctx_in: Some(&ctx),
+                repeat,
+                ..TestRunOptions::default()
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "BPF_PROG_TEST_RUN of {name} on {} bytes: {e:?}",
+                    frame.len()
+                )
+            });
+        out.truncate(result.data_size_out as usize);
+        let run = Run {
+            retval: result.return_value,
+            out,
+        };
+        (run, result.duration)
+    }
+
+    fn run_pod(&self, port: u32, frame: &[u8]) -> Run {
+        self.run(PROG_FROM_POD, port, frame)
+    }
+
+    fn run_uplink(&self, frame: &[u8]) -> Run {
+        self.run(PROG_FROM_UPLINK, self.uplink, frame)
+    }
+
+    /// Packets counted for (ifindex, reason), summed over the CPUs.
+    fn count(&self, ifindex: u32, reason: Reason) -> u64 {
+        let key = StatKey {
+            ifindex,
+            reason: reason as u32,
+        };
+        match self.stats.get(&key, 0) {
+            Ok(values) => values.iter().sum(),
+            Err(aya::maps::MapError::KeyNotFound) => 0,
+            Err(e) => panic!("reading lb_stats: {e}"),
+        }
+    }
+
+    /// Every non-zero counter, sorted.
+    fn counters(&self) -> Vec<(u32, Reason, u64)> {
+        let mut all: Vec<(u32, Reason, u64)> = self
+            .stats
+            .iter()
+            .map(|entry| {
+                let (key, values) = entry.expect("iterating lb_stats");
+                let reason = Reason::from_u32(key.reason).expect("a known reason");
+                (key.ifindex, reason, values.iter().sum())
+            })
+            .filter(|(_, _, n)| *n != 0)
+            .collect();
+        all.sort_by_key(|(i, r, _)| (*i, *r as u32));
+        all
+    }
+}
+
+/// Creates device `name` (one end of a veth pair: this kernel may lack the
+/// dummy driver) in the current (the test thread's own) namespace and
+/// returns its ifindex.
+fn device(name: &str) -> u32 {
+    let peer = format!("{name}p");
+    let out = Command::new("ip")
+        .args(["link", "add", name, "type", "veth", "peer", "name", &peer])
+        .output()
+        .expect("running ip");
+    assert!(
+        out.status.success(),
+        "ip link add {name} type veth: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let cname = CString::new(name).unwrap();
+    // SAFETY: a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    assert_ne!(index, 0, "no ifindex for {name}");
+    index
+}
+
+/// Runs `test` on a thread of its own in a fresh network namespace, with the
+/// programs loaded.
+fn with_datapath(test: impl FnOnce(&mut Datapath) + Send + 'static) {
+    require_root();
+    // Fail with the build hint before anything else.
+    object_path();
+    let handle = thread::spawn(move || {
+        // SAFETY: plain syscall; CLONE_NEWNET moves only this thread.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "unshare(CLONE_NEWNET): {}",
+            std::io::Error::last_os_error()
+        );
+        let mut dp = Datapath::new();
+        test(&mut dp);
+    });
+    if let Err(panic) = handle.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn assert_untouched(run: &Run, frame: &[u8], what: &str) {
+    assert_eq!(run.out, frame, "{what}: the frame was changed");
+}
+
+// ---------------------------------------------------------------------------
+// lb_from_pod
+
+#[test]
+fn both_programs_pass_the_verifier() {
+    with_datapath(|dp| {
+        for name in [PROG_FROM_POD, PROG_FROM_UPLINK] {
+            let prog: &SchedClassifier = dp.ebpf.program(name).unwrap().try_into().unwrap();
+            let info = prog.info().expect("program info");
+            assert_eq!(info.name_as_str(), Some(name));
+            eprintln!(
+                "{name}: {} bytes xlated ({} instructions)",
+                info.size_translated().unwrap_or(0),
+                info.size_translated().unwrap_or(0) / 8
+            );
+        }
+        // Not a benchmark (that comes later), a sanity check of the cost
+        // per packet as the kernel's test runner measures it.
+        let tcp = Frame {
+            proto: 6,
+            ..discover()
+        }
+        .build();
+        let dns = Frame {
+            sport: 40000,
+            dport: 53,
+            ..discover()
+        }
+        .build();
+        let cases = [
+            ("lb_from_pod, TCP", PROG_FROM_POD, dp.pod, tcp.clone()),
+            ("lb_from_pod, DNS", PROG_FROM_POD, dp.pod, dns),
+            (
+                // The runs share one skb: the first relays, the others see
+                // the uplink's MAC as the source and drop it as spoofed.
+                "lb_from_pod, DHCPDISCOVER (spoof drop)",
+                PROG_FROM_POD,
+                dp.pod,
+                discover().build(),
+            ),
+            ("lb_from_uplink, TCP", PROG_FROM_UPLINK, dp.uplink, tcp),
+            (
+                "lb_from_uplink, DHCPOFFER",
+                PROG_FROM_UPLINK,
+                dp.uplink,
+                offer().build(),
+            ),
+        ];
+        for (what, name, ifindex, frame) in cases {
+            let (run, per_run) = dp.run_repeat(name, ifindex, &frame, 100_000);
+            assert!(
+                matches!(run.retval, TC_ACT_UNSPEC | TC_ACT_REDIRECT | TC_ACT_SHOT),
+                "{what}: {}",
+                run.retval
+            );
+            eprintln!("{what}: {} ns per run", per_run.as_nanos());
+        }
+    });
+}
+
+#[test]
+fn discover_is_relayed_with_broadcast_flag_and_uplink_mac() {
+    with_datapath(|dp| {
+        let spec = discover();
+        let frame = spec.build();
+        assert!(udp_checksum_ok(&frame, &spec));
+        let run = dp.run_pod(dp.pod, &frame);
+        assert_eq!(run.retval, TC_ACT_REDIRECT);
+        assert_eq!(run.out.len(), frame.len());
+        assert_eq!(run.out[0..6], BROADCAST_MAC, "destination kept");
+        assert_eq!(run.out[6..12], UPLINK_MAC, "source := uplink MAC");
+        assert_eq!(bootp_flags(&run.out, &spec), 0x8000);
+        assert!(udp_checksum_ok(&run.out, &spec), "UDP checksum after relay");
+        // The pod's MAC stays in chaddr; nothing else changed.
+        assert_eq!(run.out[spec.bootp_off() + 28..][..6], POD_MAC);
+        let changed = diff(&frame, &run.out);
+        let csum = spec.udp_off() + 6;
+        let flags = spec.bootp_off() + 10;
+        assert!(
+            changed
+                .iter()
+                .all(|&i| (6..12).contains(&i) || i == csum || i == csum + 1 || i == flags),
+            "unexpected changes at {changed:?}"
+        );
+        assert_eq!(dp.counters(), vec![(dp.pod, Reason::DhcpRelayed, 1)]);
+    });
+}
+
+#[test]
+fn discover_variants_are_relayed() {
+    with_datapath(|dp| {
+        let cases = [
+            // REQUEST broadcast from the pod's own address (rebinding)
+            Frame {
+                saddr: POD_IP,
+                msg_type: 3,
+                ..discover()
+            },
+            // IP options: the UDP header moves
+            Frame {
+                ihl: 6,
+                ..discover()
+            },
+            Frame {
+                ihl: 15,
+                ..discover()
+            },
+            // broadcast flag already set: payload and checksum unchanged
+            Frame {
+                flags: 0x8000,
+                ..discover()
+            },
+            // other flag bits kept
+            Frame {
+                flags: 0x0001,
+                ..discover()
+            },
+            // no UDP checksum: stays 0
+            Frame {
+                udp_csum: false,
+                ..discover()
+            },
+            // DF is not a fragment
+            Frame {
+                frag: 0x4000,
+                ..discover()
+            },
+            // a priority tag (VID 0) is the untagged network: offsets shift by 4
+            Frame {
+                vlan: Some(0xa000),
+                ..discover()
+            },
+        ];
+        for (i, spec) in cases.iter().enumerate() {
+            let frame = spec.build();
+            let run = dp.run_pod(dp.pod, &frame);
+            assert_eq!(run.retval, TC_ACT_REDIRECT, "case {i}");
+            assert_eq!(run.out[6..12], UPLINK_MAC, "case {i}");
+            assert_eq!(bootp_flags(&run.out, spec), spec.flags | 0x8000, "case {i}");
+            if spec.udp_csum {
+                assert!(udp_checksum_ok(&run.out, spec), "case {i}: checksum");
+            } else {
+                assert_eq!(udp_checksum_field(&run.out, spec), 0, "case {i}");
+            }
+            if spec.flags & 0x8000 != 0 {
+                let changed = diff(&frame, &run.out);
+                assert!(changed.iter().all(|b| (6..12).contains(b)), "{changed:?}");
+            }
+        }
+        // A pod without an address yet relays from 0.0.0.0 as well.
+        let spec = Frame {
+            src_mac: POD2_MAC,
+            chaddr: POD2_MAC,
+            ..discover()
+        };
+        assert_eq!(dp.run_pod(dp.pod2, &spec.build()).retval, TC_ACT_REDIRECT);
+        assert_eq!(
+            dp.counters(),
+            vec![
+                (dp.pod, Reason::DhcpRelayed, cases.len() as u64),
+                (dp.pod2, Reason::DhcpRelayed, 1)
+            ]
+        );
+    });
+}
+
+#[test]
+fn spoofed_client_broadcasts_are_dropped() {
+    with_datapath(|dp| {
+        let cases = [
+            // another MAC than the pod's
+            Frame {
+                src_mac: OTHER_MAC,
+                ..discover()
+            },
+            // the other pod's MAC
+            Frame {
+                src_mac: POD2_MAC,
+                ..discover()
+            },
+            // an address that is not the pod's
+            Frame {
+                saddr: [192, 168, 1, 51],
+                ..discover()
+            },
+            // tagged: the guard still applies
+            Frame {
+                src_mac: OTHER_MAC,
+                vlan: Some(100),
+                ..discover()
+            },
+        ];
+        for (i, spec) in cases.iter().enumerate() {
+            let frame = spec.build();
+            let run = dp.run_pod(dp.pod, &frame);
+            assert_eq!(run.retval, TC_ACT_SHOT, "case {i}");
+            assert_untouched(&run, &frame, &format!("case {i}"));
+        }
+        // pod2 has no address: its own old address is not accepted either
+        let spec = Frame {
+            src_mac: POD2_MAC,
+            saddr: POD_IP,
+            ..discover()
+        };
+        assert_eq!(dp.run_pod(dp.pod2, &spec.build()).retval, TC_ACT_SHOT);
+        // in subnet mode too
+        dp.set_config(0);
+        assert_eq!(dp.run_pod(dp.pod, &cases[0].build()).retval, TC_ACT_SHOT);
+        assert_eq!(
+            dp.counters(),
+            vec![
+                (dp.pod, Reason::DropDhcpSpoof, cases.len() as u64 + 1),
+                (dp.pod2, Reason::DropDhcpSpoof, 1)
+            ]
+        );
+    });
+}
+
+#[test]
+fn dhcp_server_packets_from_pods_are_dropped_in_every_mode() {
+    with_datapath(|dp| {
+        let cases = [
+            // an OFFER from a DHCP server in the pod
+            offer(),
+            // unicast ACK
+            Frame {
+                dst_mac: POD2_MAC,
+                daddr: [192, 168, 1, 60],
+                msg_type: 5,
+                ..offer()
+            },
+            // to the client port from another source port
+            Frame {
+                sport: 1067,
+                ..offer()
+            },
+            // a relay agent's packet to a server
+            Frame {
+                sport: 67,
+                dport: 67,
+                op: 1,
+                ..offer()
+            },
+            // tagged
+            Frame {
+                vlan: Some(100),
+                ..offer()
+            },
+            // with IP options
+            Frame { ihl: 9, ..offer() },
+        ];
+        for mode in [CFG_LAN_MODE, 0] {
+            dp.set_config(mode);
+            for (i, spec) in cases.iter().enumerate() {
+                let frame = spec.build();
+                let run = dp.run_pod(dp.pod, &frame);
+                assert_eq!(run.retval, TC_ACT_SHOT, "mode {mode} case {i}");
+                assert_untouched(&run, &frame, &format!("case {i}"));
+            }
+        }
+        assert_eq!(
+            dp.counters(),
+            vec![(dp.pod, Reason::DropDhcpServer, 2 * cases.len() as u64)]
+        );
+    });
+}
+
+#[test]
+fn client_broadcasts_pass_when_not_relayed() {
+    with_datapath(|dp| {
+        let frame = discover().build();
+        // subnet mode
+        dp.set_config(0);
+        let run = dp.run_pod(dp.pod, &frame);
+        assert_eq!(run.retval, TC_ACT_UNSPEC);
+        assert_untouched(&run, &frame, "subnet mode");
+        // lan mode, but an endpoint without the relay flag
+        dp.set_config(CFG_LAN_MODE);
+        dp.put_endpoint(dp.pod, POD_MAC, [u32::from_ne_bytes(POD_IP), 0, 0, 0], 0);
+        let run = dp.run_pod(dp.pod, &frame);
+        assert_eq!(run.retval, TC_ACT_UNSPEC);
+        assert_untouched(&run, &frame, "no relay flag");
+        // tagged (VID 100): guarded, not relayed (the uplink is untagged)
+        dp.put_endpoint(
+            dp.pod,
+            POD_MAC,
+            [u32::from_ne_bytes(POD_IP), 0, 0, 0],
+            EP_DHCP_RELAY,
+        );
+        let tagged = Frame {
+            vlan: Some(100),
+            ..discover()
+        }
+        .build();
+        let run = dp.run_pod(dp.pod, &tagged);
+        assert_eq!(run.retval, TC_ACT_UNSPEC);
+        assert_untouched(&run, &tagged, "tagged");
+        assert_eq!(dp.counters(), vec![(dp.pod, Reason::Passed, 3)]);
+    });
+}
+
+#[test]
+fn ports_without_endpoint_pass_everything() {
+    with_datapath(|dp| {
+        for frame in [discover().build(), offer().build(), arp(OTHER_MAC)] {
+            let run = dp.run_pod(dp.stranger, &frame);
+            assert_eq!(run.retval, TC_ACT_UNSPEC);
+            assert_untouched(&run, &frame, "stranger");
+        }
+        assert_eq!(dp.counters(), vec![(dp.stranger, Reason::Passed, 3)]);
+    });
+}
+
+#[test]
+fn other_pod_traffic_passes_untouched() {
+    with_datapath(|dp| {
+        let frames = [
+            // unicast renewal to the server: ordinary routed traffic
+            Frame {
+                dst_mac: SERVER_MAC,
+                saddr: POD_IP,
+                daddr: SERVER_IP,
+                msg_type: 3,
+                ..discover()
+            }
+            .build(),
+            // a BOOTREPLY from the client port (not a request)
+            Frame {
+                op: 2,
+                ..discover()
+            }
+            .build(),
+            // DNS
+            Frame {
+                sport: 40000,
+                dport: 53,
+                daddr: SERVER_IP,
+                ..discover()
+            }
+            .build(),
+            // TCP
+            Frame {
+                proto: 6,
+                ..discover()
+            }
+            .build(),
+            // fragments that look like DHCP: MF, an offset, both
+            Frame {
+                frag: 0x2000,
+                ..discover()
+            }
+            .build(),
+            Frame {
+                frag: 0x0010,
+                ..offer()
+            }
+            .build(),
+            Frame {
+                frag: 0x2010,
+                ..offer()
+            }
+            .build(),
+            // not IPv4
+            arp(POD_MAC),
+            Frame {
+                ethertype: 0x86dd,
+                ..discover()
+            }
+            .build(),
+            // QinQ: the inner tag is not parsed
+            Frame {
+                vlan: Some(100),
+                ethertype: 0x8100,
+                ..offer()
+            }
+            .build(),
+            // broken IPv4 header length
+            Frame { ihl: 4, ..offer() }.build(),
+        ];
+        for (i, frame) in frames.iter().enumerate() {
+            let run = dp.run_pod(dp.pod, frame);
+            assert_eq!(run.retval, TC_ACT_UNSPEC, "case {i}");
+            assert_untouched(&run, frame, &format!("case {i}"));
+        }
+        assert_eq!(
+            dp.counters(),
+            vec![(dp.pod, Reason::Passed, frames.len() as u64)]
+        );
+    });
+}
+
+#[test]
+fn truncated_frames_from_pods_pass_at_every_length() {
+    with_datapath(|dp| {
+        let specs = [
+            discover(),
+            Frame {
+                ihl: 7,
+                ..discover()
+            },
+            Frame {
+                vlan: Some(0x2000),
+                ..discover()
+            },
+        ];
+        let mut relayed = 0;
+        let mut dropped = 0;
+        let mut passed = 0;
+        for spec in specs {
+            let frame = spec.build();
+            for len in min_test_run_len(&spec)..frame.len() {
+                let cut = &frame[..len];
+                let run = dp.run_pod(dp.pod, cut);
+                // The relay needs BOOTP up to `flags`.
+                if len < spec.bootp_off() + 12 {
+                    assert_eq!(run.retval, TC_ACT_UNSPEC, "len {len}");
+                    assert_untouched(&run, cut, &format!("len {len}"));
+                    passed += 1;
+                } else {
+                    assert_eq!(run.retval, TC_ACT_REDIRECT, "len {len}");
+                    relayed += 1;
+                }
+            }
+            let frame = Frame {
+                src_mac: POD_MAC,
+                ..offer()
+            };
+            let bytes = frame.build();
+            for len in min_test_run_len(&frame)..bytes.len() {
+                let cut = &bytes[..len];
+                let run = dp.run_pod(dp.pod, cut);
+                // A server packet is known by its UDP header.
+                if len < frame.udp_off() + 8 {
+                    assert_eq!(run.retval, TC_ACT_UNSPEC, "len {len}");
+                    passed += 1;
+                } else {
+                    assert_eq!(run.retval, TC_ACT_SHOT, "len {len}");
+                    dropped += 1;
+                }
+            }
+        }
+        assert_eq!(
+            dp.counters(),
+            vec![
+                (dp.pod, Reason::Passed, passed),
+                (dp.pod, Reason::DhcpRelayed, relayed),
+                (dp.pod, Reason::DropDhcpServer, dropped),
+            ]
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------
+// lb_from_uplink
+
+#[test]
+fn replies_for_pods_are_steered_to_their_port() {
+    with_datapath(|dp| {
+        let cases = [
+            (offer(), POD_MAC),
+            // unicast ACK to the pod's address
+            (
+                Frame {
+                    dst_mac: POD_MAC,
+                    daddr: POD_IP,
+                    flags: 0,
+                    msg_type: 5,
+                    ..offer()
+                },
+                POD_MAC,
+            ),
+            // with IP options
+            (Frame { ihl: 8, ..offer() }, POD_MAC),
+            // for the second pod
+            (
+                Frame {
+                    chaddr: POD2_MAC,
+                    ..offer()
+                },
+                POD2_MAC,
+            ),
+            // priority-tagged
+            (
+                Frame {
+                    vlan: Some(0x2000),
+                    ..offer()
+                },
+                POD_MAC,
+            ),
+        ];
+        for (i, (spec, mac)) in cases.iter().enumerate() {
+            let frame = spec.build();
+            let run = dp.run_uplink(&frame);
+            assert_eq!(run.retval, TC_ACT_REDIRECT, "case {i}");
+            assert_eq!(run.out[0..6], *mac, "case {i}: destination := chaddr");
+            let changed = diff(&frame, &run.out);
+            assert!(changed.iter().all(|&b| b < 6), "case {i}: {changed:?}");
+            assert!(udp_checksum_ok(&run.out, spec), "case {i}");
+        }
+        assert_eq!(
+            dp.counters(),
+            vec![(dp.uplink, Reason::DhcpToPod, cases.len() as u64)]
+        );
+    });
+}
+
+#[test]
+fn everything_else_on_the_uplink_passes_untouched() {
+    with_datapath(|dp| {
+        let frames = [
+            // a reply for someone else (the node's own DHCP client)
+            Frame {
+                chaddr: OTHER_MAC,
+                ..offer()
+            }
+            .build(),
+            // another node's DISCOVER on the LAN
+            Frame {
+                src_mac: OTHER_MAC,
+                chaddr: POD_MAC,
+                ..discover()
+            }
+            .build(),
+            // not Ethernet hardware addresses
+            Frame {
+                htype: 6,
+                ..offer()
+            }
+            .build(),
+            Frame {
+                hlen: 16,
+                ..offer()
+            }
+            .build(),
+            // a BOOTREQUEST from port 67 (a relay agent)
+            Frame { op: 1, ..offer() }.build(),
+            // tagged with a VLAN id: for a VLAN interface of the node
+            Frame {
+                vlan: Some(100),
+                ..offer()
+            }
+            .build(),
+            // fragments
+            Frame {
+                frag: 0x2000,
+                ..offer()
+            }
+            .build(),
+            Frame {
+                frag: 0x0020,
+                ..offer()
+            }
+            .build(),
+            // other UDP, TCP, ARP, IPv6
+            Frame {
+                sport: 53,
+                dport: 40000,
+                ..offer()
+            }
+            .build(),
+            Frame {
+                proto: 6,
+                ..offer()
+            }
+            .build(),
+            arp(SERVER_MAC),
+            Frame {
+                ethertype: 0x86dd,
+                ..offer()
+            }
+            .build(),
+        ];
+        for (i, frame) in frames.iter().enumerate() {
+            let run = dp.run_uplink(frame);
+            assert_eq!(run.retval, TC_ACT_UNSPEC, "case {i}");
+            assert_untouched(&run, frame, &format!("case {i}"));
+        }
+        assert_eq!(
+            dp.counters(),
+            vec![(dp.uplink, Reason::Passed, frames.len() as u64)]
+        );
+    });
+}
+
+#[test]
+fn truncated_frames_on_the_uplink_pass_at_every_length() {
+    with_datapath(|dp| {
+        let mut passed = 0;
+        let mut steered = 0;
+        let specs = [
+            offer(),
+            Frame { ihl: 6, ..offer() },
+            // priority-tagged: the kernel runs cuts inside the IPv4 header
+            Frame {
+                vlan: Some(0x2000),
+                ..offer()
+            },
+        ];
+        for spec in specs {
+            let frame = spec.build();
+            for len in min_test_run_len(&spec)..frame.len() {
+                let cut = &frame[..len];
+                let run = dp.run_uplink(cut);
+                // Steering needs BOOTP up to the end of chaddr.
+                if len < spec.bootp_off() + 34 {
+                    assert_eq!(run.retval, TC_ACT_UNSPEC, "len {len}");
+                    assert_untouched(&run, cut, &format!("len {len}"));
+                    passed += 1;
+                } else {
+                    assert_eq!(run.retval, TC_ACT_REDIRECT, "len {len}");
+                    steered += 1;
+                }
+            }
+        }
+        assert_eq!(
+            dp.counters(),
+            vec![
+                (dp.uplink, Reason::Passed, passed),
+                (dp.uplink, Reason::DhcpToPod, steered),
+            ]
+        );
+    });
+}
+
+#[test]
+fn counters_accumulate_per_port_and_reason() {
+    with_datapath(|dp| {
+        let discover = discover().build();
+        let spoof = Frame {
+            src_mac: OTHER_MAC,
+            ..self::discover()
+        }
+        .build();
+        let offer = offer().build();
+        for _ in 0..3 {
+            dp.run_pod(dp.pod, &discover);
+        }
+        dp.run_pod(dp.pod, &spoof);
+        dp.run_pod(dp.pod, &offer);
+        dp.run_pod(dp.pod2, &arp(POD2_MAC));
+        dp.run_uplink(&offer);
+        dp.run_uplink(&arp(SERVER_MAC));
+        assert_eq!(dp.count(dp.pod, Reason::DhcpRelayed), 3);
+        assert_eq!(dp.count(dp.pod, Reason::DropDhcpSpoof), 1);
+        assert_eq!(dp.count(dp.pod, Reason::DropDhcpServer), 1);
+        assert_eq!(dp.count(dp.pod, Reason::Passed), 0);
+        assert_eq!(dp.count(dp.pod2, Reason::Passed), 1);
+        assert_eq!(dp.count(dp.uplink, Reason::DhcpToPod), 1);
+        assert_eq!(dp.count(dp.uplink, Reason::Passed), 1);
+        assert_eq!(dp.counters().len(), 6);
+    });
+}
