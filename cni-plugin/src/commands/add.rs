@@ -211,6 +211,10 @@ async fn create_veth(
         .await?;
     att.node.set_up(host.index).await?;
     let container = pod.existing_link(&env.ifname).await?;
+    // Up before IPAM: a DHCP client needs a working link.
+    if !conf.disable_container_interface {
+        pod.set_up(container.index).await?;
+    }
     Ok((att.node.existing_link(&host_name).await?, container))
 }
 
@@ -265,7 +269,6 @@ async fn configure_pod(
         pod.add_address(link.index, ip.address, !conf.enable_dad)
             .await?;
     }
-    pod.set_up(link.index).await?;
     for route in &result.routes {
         // A route without `gw` goes via the gateway of its family, as in the reference.
         let gw = route.gw.or_else(|| {

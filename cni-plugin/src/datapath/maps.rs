@@ -71,6 +71,17 @@ impl Maps {
         Ok(())
     }
 
+    /// Drops the IP index entries of `ep`'s addresses.
+    pub fn remove_ips(&mut self, ep: &Endpoint) -> Result<(), DatapathError> {
+        for ip in ep.ipv4.iter().filter(|ip| **ip != 0) {
+            ignore_missing(self.by_ip.remove(ip)).map_err(|source| DatapathError::Map {
+                name: MAP_BY_IP,
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
     /// Removes a port's entries; entries already gone are fine.
     pub fn remove_port(&mut self, port: u32) -> Result<(), DatapathError> {
         let err = |name| move |source| DatapathError::Map { name, source };
@@ -81,9 +92,7 @@ impl Maps {
         };
         if let Some(ep) = ep {
             ignore_missing(self.by_mac.remove(&MacKey::new(ep.mac))).map_err(err(MAP_BY_MAC))?;
-            for ip in ep.ipv4.iter().filter(|ip| **ip != 0) {
-                ignore_missing(self.by_ip.remove(ip)).map_err(err(MAP_BY_IP))?;
-            }
+            self.remove_ips(&ep)?;
             ignore_missing(self.endpoints.remove(&port)).map_err(err(MAP_ENDPOINTS))?;
         }
         let stale: Vec<StatKey> = self

@@ -109,7 +109,7 @@ impl Datapath {
         else {
             return Ok(());
         };
-        self.maps.remove_port(ifindex)?;
+        self.maps.remove_ips(&ep)?;
         ep.ipv4 = [0; MAX_IPS];
         for (slot, ip) in ep.ipv4.iter_mut().zip(ips) {
             *slot = ip_key(*ip);

@@ -79,6 +79,7 @@ pub async fn acquire(sock: &DhcpSocket, params: &Params) -> Result<Lease, DhcpEr
                 ifname: sock.ifname().to_string(),
                 waited: started.elapsed(),
                 discovers,
+                rejected: offer.rejected,
             }));
         };
         tracing::debug!("{}: DHCPOFFER of {address} from {server}", sock.ifname());
@@ -102,7 +103,7 @@ pub async fn acquire(sock: &DhcpSocket, params: &Params) -> Result<Lease, DhcpEr
         .await?;
         match answer.value {
             Some(Answer::Ack(lease)) => {
-                tracing::info!(
+                tracing::debug!(
                     "{}: leased {} from {server} for {}s",
                     sock.ifname(),
                     lease.network(),

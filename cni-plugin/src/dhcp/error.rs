@@ -34,13 +34,15 @@ pub enum DhcpError {
         source: io::Error,
     },
     #[error(
-        "no DHCPOFFER seen on {ifname} in {waited:.1?} ({discovers} DHCPDISCOVERs sent): \
-         is a DHCP server reachable from this interface (relay attached)?"
+        "no DHCPOFFER seen on {ifname} in {waited:.1?} ({discovers} DHCPDISCOVERs sent{}): \
+         is a DHCP server reachable from this interface (relay attached)?",
+        rejected.as_ref().map(|r| format!("; last unusable reply: {r}")).unwrap_or_default()
     )]
     NoOffer {
         ifname: String,
         waited: Duration,
         discovers: u32,
+        rejected: Option<ReplyError>,
     },
     #[error(
         "no DHCPACK on {ifname} for {address} from {} in {waited:.1?} ({phase}, {requests} \
