@@ -13,6 +13,7 @@ use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
 use crate::config::{format_mac, NetConf};
 use crate::datapath::Datapath;
 use crate::fault::checkpoint;
+use crate::ipam::Ipam;
 use crate::lan;
 use crate::naming;
 use crate::netlink::bridge::{BridgeSpec, PortSpec};
@@ -113,7 +114,8 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
 
     complete_gateways(conf, &mut ipam_result)?;
     if !conf.disable_container_interface {
-        configure_pod(conf, &pod_ns, &pod, &container, &ipam_result).await?;
+        let onlink = matches!(att.ipam, Some(Ipam::Dhcp(_)));
+        configure_pod(conf, &pod_ns, &pod, &container, &ipam_result, onlink).await?;
     }
     checkpoint("container")?;
 
@@ -258,6 +260,7 @@ async fn configure_pod(
     pod: &Netlink,
     link: &LinkInfo,
     result: &CniResult,
+    onlink: bool,
 ) -> Result<()> {
     // Announce the address at once (gratuitous ARP), as the reference does.
     sysctl::set(
@@ -270,14 +273,19 @@ async fn configure_pod(
             .await?;
     }
     for route in &result.routes {
-        // A route without `gw` goes via the gateway of its family, as in the reference.
-        let gw = route.gw.or_else(|| {
+        // Except for DHCP (where no router means on-link), a route without
+        // `gw` goes via the gateway of its family, as in the reference plugin.
+        let family_gateway = || {
             result
                 .ips
                 .iter()
                 .find(|ip| ip.address.addr().is_ipv4() == route.dst.addr().is_ipv4())
                 .and_then(|ip| ip.gateway)
-        });
+        };
+        let gw = match route.gw {
+            None if !onlink => family_gateway(),
+            gw => gw,
+        };
         pod.add_route(route.dst, gw, link.index).await?;
     }
     Ok(())

@@ -180,7 +180,6 @@ async fn acquire_without_a_server_fails_with_no_offer_within_the_timeout() {
     let t = Instant::now();
     let err = acquire(&open(&pod), &p).await.unwrap_err();
     let took = t.elapsed();
-    eprintln!("ERR1 {err} ({took:?})");
     assert!(
         matches!(err, DhcpError::NoOffer { discovers, .. } if discovers >= 3),
         "{err:?}"
@@ -217,7 +216,6 @@ async fn renewing_a_lease_the_server_does_not_know_is_nakked() {
     let err = renew(&open(&pod), &params(MAC_A, "forged"), &forged)
         .await
         .unwrap_err();
-    eprintln!("ERR3 {err}");
     assert!(
         matches!(&err, DhcpError::Nak { server, address, .. }
             if *server == ip(SERVER) && *address == forged.address),
@@ -380,7 +378,6 @@ async fn an_offer_without_ack_fails_naming_the_server_and_address() {
         ..params(MAC_A, "no-ack")
     };
     let err = acquire(&open(&pod), &p).await.unwrap_err();
-    eprintln!("ERR2 {err}");
     assert!(
         matches!(&err, DhcpError::NoAck { phase: Phase::Selecting, address, server: Some(s), requests, .. }
             if *address == ip("192.168.79.130") && *s == ip(SERVER) && *requests >= 3),
