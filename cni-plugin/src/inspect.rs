@@ -121,9 +121,10 @@ impl Report {
         }
         out += "\nprograms\n";
         for p in &self.programs {
-            let per_run = (p.run_count > 0)
-                .then(|| format!("{} ns/run", p.run_time_ns / p.run_count))
-                .unwrap_or_else(|| "-".into());
+            let per_run = match p.run_count {
+                0 => "-".to_string(),
+                n => format!("{} ns/run", p.run_time_ns / n),
+            };
             out += &format!(
                 "  {:<15} id {:<6} tag {}  insns {:<6} runs {:<10} {}\n",
                 p.name,
