@@ -1,0 +1,156 @@
+//! The eBPF datapath's lifecycle in subnet mode: one pinned set per network,
+//! a TCX link and map entries per port, gone with the port.
+
+use lanbridge_tests::result::host_veth;
+use lanbridge_tests::runtime::Attachment;
+use lanbridge_tests::World;
+use serde_json::{json, Value};
+
+const PROGRAMS: [&str; 2] = ["lb_from_pod", "lb_from_uplink"];
+const MAPS: [&str; 5] = [
+    "lb_endpoints",
+    "lb_by_mac",
+    "lb_by_ip",
+    "lb_config",
+    "lb_stats",
+];
+
+fn conf(w: &World, name: &str, bridge: &str, subnet: &str) -> Value {
+    let mut c = w.subnet_conf("1.1.0", subnet);
+    c["name"] = json!(name);
+    c["bridge"] = json!(bridge);
+    c
+}
+
+/// The `ifindex` keys of a port map, as bpftool prints them.
+fn endpoint_ports(w: &World, net: &str) -> usize {
+    w.map_entries(net, "lb_endpoints").len()
+}
+
+#[test]
+fn each_network_gets_its_own_pins_and_ports() {
+    let w = World::lanbridge("dp2net");
+    let a = conf(&w, "neta", "lba", "10.244.1.0/24");
+    let b = conf(&w, "netb", "lbb", "10.244.2.0/24");
+    let pod = w.topo.pod("p");
+    let att_a = Attachment::new("ctr-a", &pod, "eth0");
+    let att_b = Attachment::new("ctr-a", &pod, "net1");
+    let ra =
+        w.rt.invoke("ADD", &a, &att_a, None)
+            .expect_ok("ADD on neta");
+    let rb =
+        w.rt.invoke("ADD", &b, &att_b, None)
+            .expect_ok("ADD on netb");
+
+    for net in ["neta", "netb"] {
+        let dir = w.pin_root().join(net);
+        for name in PROGRAMS.iter().chain(MAPS.iter()) {
+            assert!(
+                dir.join(name).exists(),
+                "{net}: {name} not pinned in {}",
+                dir.display()
+            );
+        }
+    }
+    assert_eq!(w.link_pins("neta"), vec![host_veth(&ra, "lba")]);
+    assert_eq!(w.link_pins("netb"), vec![host_veth(&rb, "lbb")]);
+    assert_eq!(endpoint_ports(&w, "neta"), 1);
+    assert_eq!(endpoint_ports(&w, "netb"), 1);
+    // The pod's address is in its own network's IP map only.
+    assert_eq!(w.map_entries("neta", "lb_by_ip").len(), 1);
+    assert_eq!(w.map_entries("netb", "lb_by_ip").len(), 1);
+
+    w.rt.invoke("DEL", &a, &att_a, Some(&ra))
+        .expect_ok("DEL on neta");
+    assert_eq!(w.link_pins("neta"), Vec::<String>::new());
+    assert_eq!(endpoint_ports(&w, "neta"), 0);
+    assert_eq!(w.link_pins("netb").len(), 1, "DEL on neta touched netb");
+    w.rt.invoke("DEL", &b, &att_b, Some(&rb))
+        .expect_ok("DEL on netb");
+    assert_eq!(endpoint_ports(&w, "netb"), 0);
+}
+
+/// A pod that vanished without DEL (runtime crash): GC forgets its port even
+/// when the runtime still lists the attachment as valid.
+#[test]
+fn gc_forgets_ports_whose_interface_is_gone() {
+    let w = World::lanbridge("dpgc");
+    let c = conf(&w, "lbtnet", "lb0", "10.244.1.0/24");
+    let pod = w.topo.pod("p");
+    let att = Attachment::new("ctr-gone", &pod, "eth0");
+    let r = w.rt.invoke("ADD", &c, &att, None).expect_ok("ADD");
+    let veth = host_veth(&r, "lb0");
+    assert_eq!(w.link_pins("lbtnet"), vec![veth.clone()]);
+    pod.delete();
+    assert!(
+        w.topo.node.wait_link(&veth, false),
+        "{veth} outlived its pod"
+    );
+
+    let list = json!({"cniVersion": "1.1.0", "name": "lbtnet", "plugins": [{
+        "type": "lanbridge", "bridge": "lb0",
+        "stateDir": c["stateDir"], "pinRoot": c["pinRoot"],
+        "ipam": c["ipam"],
+    }]});
+    w.rt.gc_list(&list, &[&att])
+        .unwrap_or_else(|f| panic!("GC: {f}"));
+    assert_eq!(
+        w.link_pins("lbtnet"),
+        Vec::<String>::new(),
+        "link pin of a vanished port"
+    );
+    assert_eq!(
+        endpoint_ports(&w, "lbtnet"),
+        0,
+        "endpoint of a vanished port"
+    );
+    assert_eq!(w.map_entries("lbtnet", "lb_by_mac").len(), 0);
+    assert_eq!(w.map_entries("lbtnet", "lb_by_ip").len(), 0);
+}
+
+/// Operators see the programs and their TCX links with bpftool.
+#[test]
+fn bpftool_shows_the_programs_and_their_links() {
+    let w = World::lanbridge("dpbpftool");
+    let c = conf(&w, "lbtnet", "lb0", "10.244.1.0/24");
+    let pod = w.topo.pod("p");
+    let att = Attachment::new("ctr-b", &pod, "eth0");
+    let r = w.rt.invoke("ADD", &c, &att, None).expect_ok("ADD");
+    let prog = w.pin_root().join("lbtnet/lb_from_pod");
+    let out = std::process::Command::new("bpftool")
+        .args(["-j", "prog", "show", "pinned"])
+        .arg(&prog)
+        .output()
+        .expect("bpftool");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+    assert_eq!(info["name"], "lb_from_pod");
+    assert_eq!(info["type"], "sched_cls");
+    assert!(
+        info["btf_id"].as_u64().is_some(),
+        "program without BTF: {info}"
+    );
+    let link = w
+        .pin_root()
+        .join(format!("lbtnet/link_{}", host_veth(&r, "lb0")));
+    let out = std::process::Command::new("bpftool")
+        .args(["-j", "link", "show", "pinned"])
+        .arg(&link)
+        .output()
+        .expect("bpftool");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let link: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+    assert_eq!(
+        link["prog_id"], info["id"],
+        "the link runs another program: {link}"
+    );
+    w.rt.invoke("DEL", &c, &att, Some(&r)).expect_ok("DEL");
+}
