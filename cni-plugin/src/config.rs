@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -12,6 +13,9 @@ use crate::cni::{env::validate_ifname, CniResult, Dns, Error, Result, Version};
 
 pub const DEFAULT_BRIDGE: &str = "cni0";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/lanbridge";
+/// kubeadm's default service CIDR: without it, a lan-mode pod's traffic to
+/// a ClusterIP would follow the LAN's default route.
+pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
 
 /// The keys as they arrive; validated into [`NetConf`].
 #[derive(Debug, Deserialize)]
@@ -46,6 +50,11 @@ struct RawConf {
     #[serde(default)]
     disable_container_interface: bool,
     uplink: Option<String>,
+    enforce: Option<bool>,
+    fast_path: Option<bool>,
+    service_cidrs: Option<Vec<IpNet>>,
+    #[serde(default)]
+    cluster_cidrs: Vec<IpNet>,
     state_dir: Option<PathBuf>,
     pin_root: Option<PathBuf>,
     #[serde(default)]
@@ -109,6 +118,15 @@ pub struct NetConf {
     pub state_dir: PathBuf,
     /// lan mode: the node's NIC towards the LAN (stays out of the bridge).
     pub uplink: Option<String>,
+    /// Source guard in `lb_from_pod` (default on).
+    pub enforce: bool,
+    /// lan mode's eBPF fast path (default on; off: everything is routed by
+    /// the stack, through iptables FORWARD).
+    pub fast_path: bool,
+    /// Destinations that always take the host stack (kube-proxy's DNAT).
+    pub service_cidrs: Vec<IpNet>,
+    /// The cluster's pod CIDRs: never masqueraded, never fast-pathed in lan mode.
+    pub cluster_cidrs: Vec<IpNet>,
     /// bpffs directory holding `<network>/` with the pinned datapath.
     pub pin_root: PathBuf,
     /// DNS settings of the config; when set they win over IPAM's.
@@ -245,6 +263,12 @@ impl NetConf {
                 .state_dir
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
             uplink: conf.uplink,
+            enforce: conf.enforce.unwrap_or(true),
+            fast_path: conf.fast_path.unwrap_or(true),
+            service_cidrs: conf
+                .service_cidrs
+                .unwrap_or_else(|| vec![DEFAULT_SERVICE_CIDR.parse().expect("valid CIDR")]),
+            cluster_cidrs: conf.cluster_cidrs,
             pin_root: conf
                 .pin_root
                 .unwrap_or_else(|| PathBuf::from(crate::datapath::DEFAULT_ROOT)),

@@ -3,14 +3,19 @@
 //! is at most 15 bytes (the kernel's BPF_OBJ_NAME_LEN - 1).
 #![no_std]
 
+pub mod frame;
 pub mod packet;
 
 /// TC ingress on a pod's host-side veth: packets leaving the pod.
 pub const PROG_FROM_POD: &str = "lb_from_pod";
 /// TC ingress on the uplink.
 pub const PROG_FROM_UPLINK: &str = "lb_from_uplink";
-/// TC egress on a pod's host-side veth.
+/// TC egress on a pod's host-side veth: packets the host stack sends to the
+/// pod (lan mode), whose replies must take the stack too.
 pub const PROG_TO_POD: &str = "lb_to_pod";
+/// TC egress on the uplink: pod packets the host stack sends to the LAN
+/// (lan mode), whose replies must take the stack too.
+pub const PROG_TO_UPLINK: &str = "lb_to_uplink";
 
 /// Port ifindex -> [`Endpoint`].
 pub const MAP_ENDPOINTS: &str = "lb_endpoints";
@@ -22,9 +27,26 @@ pub const MAP_BY_IP: &str = "lb_by_ip";
 pub const MAP_CONFIG: &str = "lb_config";
 /// [`StatKey`] -> packets (`u64`), per CPU.
 pub const MAP_STATS: &str = "lb_stats";
+/// LPM trie (prefix length, IPv4 address in network byte order) -> `u8`: destinations that always take the host
+/// stack (service and cluster CIDRs).
+pub const MAP_SLOW_CIDRS: &str = "lb_slow_cidrs";
+/// LRU hash [`FlowKey`] -> last seen (`u64`, `bpf_ktime_get_ns`): flows the
+/// host stack carried (NAT: services, hostPort), recorded by the egress
+/// programs as the key their replies will have, so the replies take the
+/// stack too and conntrack can reverse the NAT.
+pub const MAP_FLOWS: &str = "lb_flows";
 
 pub const MAX_ENDPOINTS: u32 = 4096;
-pub const MAX_STATS: u32 = MAX_ENDPOINTS * 8;
+pub const MAX_STATS: u32 = MAX_ENDPOINTS * 16;
+pub const MAX_SLOW_CIDRS: u32 = 256;
+pub const MAX_FLOWS: u32 = 65536;
+/// How long an unused entry of `lb_flows` keeps its flow on the slow path.
+/// TCP flows live long in conntrack (established: days); others short.
+pub const FLOW_TTL_TCP_NS: u64 = 2 * 3600 * 1_000_000_000;
+pub const FLOW_TTL_OTHER_NS: u64 = 180 * 1_000_000_000;
+/// `skb->mark` bit set on fast-path packets, so the uplink's egress program
+/// does not record them as slow-path flows (it clears the bit).
+pub const FAST_PATH_MARK: u32 = 0x0010_0000;
 /// IPv4 addresses per pod that the source guard accepts.
 pub const MAX_IPS: usize = 4;
 
@@ -53,6 +75,10 @@ impl Endpoint {
 
 /// The pod's DHCP client packets are relayed to the uplink (lan mode).
 pub const EP_DHCP_RELAY: u16 = 1;
+/// The pod's IPv4 sources are checked against `ipv4` (IPAM gave addresses).
+pub const EP_GUARD_IP: u16 = 2;
+/// `portIsolation`: no traffic to other isolated pods of the node.
+pub const EP_ISOLATED: u16 = 4;
 
 /// Per-network settings, one entry.
 #[repr(C)]
@@ -60,13 +86,49 @@ pub const EP_DHCP_RELAY: u16 = 1;
 pub struct NetConfig {
     /// 0 when the network has no uplink (subnet mode).
     pub uplink_ifindex: u32,
+    pub bridge_ifindex: u32,
     pub uplink_mac: [u8; 6],
+    /// Source MAC of frames the fast path delivers to pods (their gateway).
+    pub bridge_mac: [u8; 6],
     /// `CFG_*` flags.
     pub flags: u16,
+    pub _pad: u16,
 }
 
 /// lan mode: relay DHCP client broadcasts, steer replies.
 pub const CFG_LAN_MODE: u16 = 1;
+/// Source guard: pods send only from their own MAC and addresses.
+pub const CFG_ENFORCE: u16 = 2;
+/// Forward pod <-> LAN and pod <-> pod traffic in eBPF (lan mode).
+pub const CFG_FAST_PATH: u16 = 4;
+
+/// A flow's 5-tuple as one direction's packets carry it (addresses in
+/// network byte order, ports in host order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub saddr: u32,
+    pub daddr: u32,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+
+impl FlowKey {
+    /// The key of the packets flowing the other way.
+    #[inline(always)]
+    pub fn reversed(&self) -> FlowKey {
+        FlowKey {
+            saddr: self.daddr,
+            daddr: self.saddr,
+            sport: self.dport,
+            dport: self.sport,
+            proto: self.proto,
+            _pad: [0; 3],
+        }
+    }
+}
 
 /// A MAC as a hash key (padded to 8 bytes so both sides agree on the size).
 #[repr(C)]
@@ -110,16 +172,41 @@ pub enum Reason {
     /// Dropped: rewriting a relayed or steered packet failed half-way (a
     /// kernel helper returned an error); the sender retransmits.
     DropError = 5,
+    /// Fast path: a pod's packet sent straight out of the uplink.
+    FastToLan = 6,
+    /// Fast path: a packet delivered straight into a pod (from the LAN or
+    /// from another pod of the node).
+    FastToPod = 7,
+    /// To the host stack: a service or cluster destination (iptables DNAT).
+    SlowService = 8,
+    /// To the host stack: a flow the stack carried the other way (NAT).
+    SlowFlow = 9,
+    /// Dropped: a frame from a pod with a source MAC not its own.
+    DropSpoofMac = 10,
+    /// Dropped: an IPv4 packet from a pod with a source address not its own.
+    DropSpoofIp = 11,
+    /// Dropped: ARP from a pod claiming a MAC or an address not its own.
+    DropArpSpoof = 12,
+    /// Dropped: between two isolated pods (`portIsolation`).
+    DropIsolated = 13,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 14] = [
         Reason::Passed,
         Reason::DhcpRelayed,
         Reason::DhcpToPod,
         Reason::DropDhcpServer,
         Reason::DropDhcpSpoof,
         Reason::DropError,
+        Reason::FastToLan,
+        Reason::FastToPod,
+        Reason::SlowService,
+        Reason::SlowFlow,
+        Reason::DropSpoofMac,
+        Reason::DropSpoofIp,
+        Reason::DropArpSpoof,
+        Reason::DropIsolated,
     ];
 
     pub fn name(self) -> &'static str {
@@ -130,6 +217,14 @@ impl Reason {
             Reason::DropDhcpServer => "drop_dhcp_server",
             Reason::DropDhcpSpoof => "drop_dhcp_spoof",
             Reason::DropError => "drop_error",
+            Reason::FastToLan => "fast_to_lan",
+            Reason::FastToPod => "fast_to_pod",
+            Reason::SlowService => "slow_service",
+            Reason::SlowFlow => "slow_flow",
+            Reason::DropSpoofMac => "drop_spoof_mac",
+            Reason::DropSpoofIp => "drop_spoof_ip",
+            Reason::DropArpSpoof => "drop_arp_spoof",
+            Reason::DropIsolated => "drop_isolated",
         }
     }
 
@@ -140,7 +235,13 @@ impl Reason {
     pub fn is_drop(self) -> bool {
         matches!(
             self,
-            Reason::DropDhcpServer | Reason::DropDhcpSpoof | Reason::DropError
+            Reason::DropDhcpServer
+                | Reason::DropDhcpSpoof
+                | Reason::DropError
+                | Reason::DropSpoofMac
+                | Reason::DropSpoofIp
+                | Reason::DropArpSpoof
+                | Reason::DropIsolated
         )
     }
 }
@@ -153,6 +254,7 @@ mod user {
     unsafe impl aya::Pod for super::NetConfig {}
     unsafe impl aya::Pod for super::MacKey {}
     unsafe impl aya::Pod for super::StatKey {}
+    unsafe impl aya::Pod for super::FlowKey {}
 }
 
 #[cfg(test)]
@@ -170,6 +272,9 @@ mod tests {
             MAP_BY_IP,
             MAP_CONFIG,
             MAP_STATS,
+            MAP_SLOW_CIDRS,
+            MAP_FLOWS,
+            PROG_TO_UPLINK,
         ] {
             assert!(name.len() <= 15, "{name} is longer than 15 bytes");
         }
@@ -178,7 +283,8 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<Endpoint>(), 24);
-        assert_eq!(core::mem::size_of::<NetConfig>(), 12);
+        assert_eq!(core::mem::size_of::<NetConfig>(), 24);
+        assert_eq!(core::mem::size_of::<FlowKey>(), 16);
         assert_eq!(core::mem::size_of::<MacKey>(), 8);
         assert_eq!(core::mem::size_of::<StatKey>(), 8);
     }

@@ -4,6 +4,10 @@
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
 #[cfg(target_arch = "bpf")]
+mod egress;
+#[cfg(target_arch = "bpf")]
+mod fast;
+#[cfg(target_arch = "bpf")]
 mod programs;
 
 #[cfg(not(target_arch = "bpf"))]

@@ -4,19 +4,24 @@
 
 use aya_ebpf::{
     bindings::{BPF_F_MARK_MANGLED_0, BPF_NOEXIST, TC_ACT_SHOT, TC_ACT_UNSPEC},
-    btf_maps::{Array, HashMap, PerCpuHashMap},
+    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuHashMap},
     helpers::bpf_redirect,
     macros::{btf_map, classifier},
     programs::TcContext,
 };
 use lanbridge_common::{
+    frame::{guard, parse_frame, Kind},
     packet::{
         from_pod_verdict, parse_from_pod, parse_from_uplink, ClientBroadcast, FromPod, Packet,
         PodVerdict, Short, ETH_SRC_OFF,
     },
-    Endpoint, MacKey, NetConfig, Reason, StatKey, MAP_BY_IP, MAP_BY_MAC, MAP_CONFIG, MAP_ENDPOINTS,
-    MAP_STATS, MAX_ENDPOINTS, MAX_STATS, PROG_FROM_POD, PROG_FROM_UPLINK,
+    Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_FAST_PATH,
+    CFG_LAN_MODE, MAP_BY_IP, MAP_BY_MAC, MAP_CONFIG, MAP_ENDPOINTS, MAP_FLOWS, MAP_SLOW_CIDRS,
+    MAP_STATS, MAX_ENDPOINTS, MAX_FLOWS, MAX_SLOW_CIDRS, MAX_STATS, PROG_FROM_POD,
+    PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
 };
+
+use crate::{egress, fast};
 
 // The aya macros take names as literals (or from the item's identifier);
 // these checks keep them equal to the shared constants.
@@ -27,6 +32,10 @@ const _: () = assert!(str_eq(MAP_BY_MAC, "lb_by_mac"));
 const _: () = assert!(str_eq(MAP_BY_IP, "lb_by_ip"));
 const _: () = assert!(str_eq(MAP_CONFIG, "lb_config"));
 const _: () = assert!(str_eq(MAP_STATS, "lb_stats"));
+const _: () = assert!(str_eq(MAP_SLOW_CIDRS, "lb_slow_cidrs"));
+const _: () = assert!(str_eq(MAP_FLOWS, "lb_flows"));
+const _: () = assert!(str_eq(PROG_TO_POD, "lb_to_pod"));
+const _: () = assert!(str_eq(PROG_TO_UPLINK, "lb_to_uplink"));
 
 const fn str_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -46,31 +55,35 @@ const fn str_eq(a: &str, b: &str) -> bool {
 // BTF maps (`.maps` section): loadable by aya and by libbpf/bpftool alike.
 
 #[btf_map(name = "lb_endpoints")]
-static ENDPOINTS: HashMap<u32, Endpoint, { MAX_ENDPOINTS as usize }> = HashMap::new();
+pub(crate) static ENDPOINTS: HashMap<u32, Endpoint, { MAX_ENDPOINTS as usize }> = HashMap::new();
 
 #[btf_map(name = "lb_by_mac")]
 static BY_MAC: HashMap<MacKey, u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
 
-/// Not read by the programs yet (the LAN fast path will); declared so that
-/// the loader creates and pins it with the others.
 #[btf_map(name = "lb_by_ip")]
-static BY_IP: HashMap<u32, u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
+pub(crate) static BY_IP: HashMap<u32, u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
 
 #[btf_map(name = "lb_config")]
 static CONFIG: Array<NetConfig, 1> = Array::new();
+
+#[btf_map(name = "lb_slow_cidrs")]
+pub(crate) static SLOW_CIDRS: LpmTrie<u32, u8, { MAX_SLOW_CIDRS as usize }> = LpmTrie::new();
+
+#[btf_map(name = "lb_flows")]
+pub(crate) static FLOWS: LruHashMap<FlowKey, u64, { MAX_FLOWS as usize }> = LruHashMap::new();
 
 #[btf_map(name = "lb_stats")]
 static STATS: PerCpuHashMap<StatKey, u64, { MAX_STATS as usize }> = PerCpuHashMap::new();
 
 /// A verdict: the TC action and the counter it goes to.
-type Verdict = (i32, Reason);
+pub(crate) type Verdict = (i32, Reason);
 
 /// "No opinion": with TCX the next program on the hook runs (TC_ACT_OK would
 /// end the chain and hide packets from, say, another network's program on
 /// the same uplink); after the last one the packet goes to the stack.
-const PASS: Verdict = (TC_ACT_UNSPEC, Reason::Passed);
+pub(crate) const PASS: Verdict = (TC_ACT_UNSPEC, Reason::Passed);
 /// A helper failed after the packet may have been changed.
-const ERROR: Verdict = (TC_ACT_SHOT, Reason::DropError);
+pub(crate) const ERROR: Verdict = (TC_ACT_SHOT, Reason::DropError);
 /// `bpf_redirect` flags: 0 = the egress of the target device.
 const EGRESS: u64 = 0;
 /// `bpf_l4_csum_replace` flags: a 2-byte field that is not part of the
@@ -97,39 +110,81 @@ pub fn lb_from_uplink(ctx: TcContext) -> i32 {
     action
 }
 
+/// TC egress on a pod's host-side veth: what the host stack sends the pod.
+#[classifier]
+pub fn lb_to_pod(ctx: TcContext) -> i32 {
+    egress::to_pod(&ctx);
+    TC_ACT_UNSPEC
+}
+
+/// TC egress on the uplink: what leaves the node for the LAN.
+#[classifier]
+pub fn lb_to_uplink(ctx: TcContext) -> i32 {
+    egress::to_uplink(&ctx);
+    TC_ACT_UNSPEC
+}
+
+/// Source guard first (every mode), then DHCP snooping and relay, then the
+/// fast path (lan mode).
 #[inline(always)]
 fn from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Verdict> {
-    let Some(frame) = parse!(ctx, parse_from_pod) else {
-        return Ok(PASS);
-    };
-    let broadcast = match frame {
-        FromPod::Other => return Ok(PASS),
-        FromPod::DhcpServer => None,
-        FromPod::ClientBroadcast(b) => Some(b),
-    };
-    // Only DHCP packets get here: the lookups stay off the path of ordinary
-    // traffic. A port without an endpoint (not, or no longer, a pod of this
-    // network) gets no verdict.
+    // A port without an endpoint (not, or no longer, a pod of this network)
+    // gets no verdict.
     let Some(ep) = ENDPOINTS.get_ptr(ifindex) else {
         return Ok(PASS);
-    };
-    let Some(mut broadcast) = broadcast else {
-        return Ok((TC_ACT_SHOT, Reason::DropDhcpServer));
     };
     // SAFETY: a map value, valid for this run (RCU). An update of this very
     // entry while the packet is judged could at worst mix old and new values
     // for this one packet; the loader writes an endpoint before the pod runs.
-    let ep = unsafe { &*ep };
-    broadcast.tagged |= vlan_tagged(ctx);
-    let cfg = match CONFIG.get(0) {
-        Some(cfg) => *cfg,
-        None => NetConfig::default(),
+    let ep = unsafe { *ep };
+    let cfg = config();
+    let Some(frame) = parse!(ctx, parse_frame) else {
+        return Ok(PASS);
     };
-    let verdict = from_pod_verdict(&broadcast, ep, &cfg);
+    if cfg.flags & CFG_ENFORCE != 0 {
+        if let Err(reason) = guard(&frame, &ep) {
+            return Ok((TC_ACT_SHOT, reason));
+        }
+    }
+    let Kind::Ipv4(ip) = frame.kind else {
+        return Ok(PASS);
+    };
+    if ip.proto == lanbridge_common::frame::IPPROTO_UDP && !ip.fragment {
+        if ip.sport == 67 || ip.dport == 68 {
+            return Ok((TC_ACT_SHOT, Reason::DropDhcpServer));
+        }
+        if ip.sport == 68 && ip.dport == 67 {
+            return dhcp_client(ctx, &ep, &cfg);
+        }
+    }
+    let fast = CFG_LAN_MODE | CFG_FAST_PATH;
+    if cfg.flags & fast == fast && !frame.tagged && !vlan_tagged(ctx) {
+        return fast::from_pod(ctx, &ip, &ep, &cfg);
+    }
+    Ok(PASS)
+}
+
+/// A pod's DHCP client packet: broadcasts are judged and maybe relayed;
+/// unicast renewals are ordinary traffic.
+#[inline(always)]
+fn dhcp_client(ctx: &TcContext, ep: &Endpoint, cfg: &NetConfig) -> Result<Verdict, Verdict> {
+    let Some(FromPod::ClientBroadcast(mut broadcast)) = parse!(ctx, parse_from_pod) else {
+        return Ok(PASS);
+    };
+    broadcast.tagged |= vlan_tagged(ctx);
+    let verdict = from_pod_verdict(&broadcast, ep, cfg);
     match verdict {
         PodVerdict::Pass => Ok(PASS),
         PodVerdict::DropSpoof => Ok((TC_ACT_SHOT, verdict.reason())),
-        PodVerdict::Relay => relay(ctx, &broadcast, &cfg),
+        PodVerdict::Relay => relay(ctx, &broadcast, cfg),
+    }
+}
+
+#[inline(always)]
+pub(crate) fn config() -> NetConfig {
+    match CONFIG.get(0) {
+        Some(cfg) => *cfg,
+        None => NetConfig::default(),
     }
 }
 
@@ -169,8 +224,10 @@ fn from_uplink(ctx: &TcContext) -> Result<Verdict, Verdict> {
     if vlan_tagged(ctx) {
         return Ok(PASS);
     }
-    let Some(Some(chaddr)) = parse!(ctx, parse_from_uplink) else {
-        return Ok(PASS);
+    let chaddr = match parse!(ctx, parse_from_uplink) {
+        Some(Some(chaddr)) => chaddr,
+        Some(None) => return fast::from_uplink(ctx, &config()),
+        None => return Ok(PASS),
     };
     let Some(port) = BY_MAC.get_ptr(MacKey::new(chaddr)) else {
         return Ok(PASS);
@@ -185,7 +242,7 @@ fn from_uplink(ctx: &TcContext) -> Result<Verdict, Verdict> {
 }
 
 #[inline(always)]
-fn redirect(ifindex: u32) -> i32 {
+pub(crate) fn redirect(ifindex: u32) -> i32 {
     // SAFETY: a plain helper call; TC_ACT_REDIRECT, or TC_ACT_SHOT for bad
     // flags (these are constant and valid).
     unsafe { bpf_redirect(ifindex, EGRESS) as i32 }
@@ -204,7 +261,7 @@ fn ifindex(ctx: &TcContext) -> u32 {
 /// an in-frame tag (the inner one of QinQ, or a BPF_PROG_TEST_RUN input) is
 /// handled by the parser. VID 0 (priority tag) counts as untagged.
 #[inline(always)]
-fn vlan_tagged(ctx: &TcContext) -> bool {
+pub(crate) fn vlan_tagged(ctx: &TcContext) -> bool {
     // SAFETY: as in `ifindex`; both fields are readable by TC programs.
     let (present, tci) = unsafe { ((*ctx.skb.skb).vlan_present, (*ctx.skb.skb).vlan_tci) };
     present != 0 && tci & 0x0fff != 0
@@ -235,7 +292,7 @@ fn count(ifindex: u32, reason: Reason) {
 }
 
 /// The linear part of the skb as a [`Packet`], read in place: the fast path.
-struct Direct<'a>(&'a TcContext);
+pub(crate) struct Direct<'a>(pub(crate) &'a TcContext);
 
 impl Packet for Direct<'_> {
     #[inline(always)]
@@ -262,7 +319,7 @@ impl Packet for Direct<'_> {
 
 /// The whole skb as a [`Packet`], copied out by `bpf_skb_load_bytes`, which
 /// also reaches paged data.
-struct Loaded<'a>(&'a TcContext);
+pub(crate) struct Loaded<'a>(pub(crate) &'a TcContext);
 
 impl Packet for Loaded<'_> {
     #[inline(always)]
@@ -282,11 +339,11 @@ macro_rules! parse {
     ($ctx:expr, $parser:ident) => {
         match $parser(&Direct($ctx)) {
             Ok(v) => Some(v),
-            Err(Short) => $parser(&Loaded($ctx)).ok(),
+            Err(lanbridge_common::packet::Short) => $parser(&Loaded($ctx)).ok(),
         }
     };
 }
-use parse;
+pub(crate) use parse;
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

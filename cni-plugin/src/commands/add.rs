@@ -4,7 +4,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use lanbridge_common::{Endpoint, NetConfig, CFG_LAN_MODE, EP_DHCP_RELAY};
+use lanbridge_common::{
+    Endpoint, NetConfig, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE, EP_DHCP_RELAY, EP_ISOLATED,
+};
 
 use ipnet::IpNet;
 
@@ -14,13 +16,13 @@ use crate::config::{format_mac, NetConf};
 use crate::datapath::Datapath;
 use crate::fault::checkpoint;
 use crate::ipam::Ipam;
-use crate::lan;
 use crate::naming;
 use crate::netlink::bridge::{BridgeSpec, PortSpec};
 use crate::netlink::{LinkInfo, Netlink};
 use crate::netns::NetNs;
 use crate::state::Record;
 use crate::sysctl;
+use crate::{forward, lan};
 use crate::{macspoof, masquerade};
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
@@ -78,20 +80,20 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         .map_err(|_| Error::LinkMissing {
             name: format!("{} (no Ethernet address)", container.name),
         })?;
+    datapath.set_config(net_config(conf, &bridge, uplink.as_ref()))?;
     let mut endpoint = Endpoint {
         mac,
         ..Endpoint::default()
     };
+    if conf.port_isolation {
+        endpoint.flags |= EP_ISOLATED;
+    }
     if let Some(uplink) = &uplink {
-        datapath.set_config(NetConfig {
-            uplink_ifindex: uplink.link.index,
-            uplink_mac: uplink.link.mac.as_slice().try_into().unwrap_or_default(),
-            flags: CFG_LAN_MODE,
-        })?;
+        datapath.set_slow_cidrs(&slow_cidrs(conf))?;
         datapath.ensure_uplink(&uplink.link.name)?;
         endpoint.flags |= EP_DHCP_RELAY;
     }
-    datapath.add_port(&host.name, host.index, endpoint)?;
+    datapath.add_port(&host.name, host.index, endpoint, uplink.is_some())?;
     checkpoint("datapath")?;
 
     let mut ipam_result = match &att.ipam {
@@ -123,6 +125,8 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         configure_gateway(att, &bridge, &ipam_result.ips).await?;
     }
     if let Some(uplink) = &uplink {
+        undo.push(Step::Forward);
+        forward::setup(&conf.name, &env.container_id, &bridge.name, &v4)?;
         for ip in &v4 {
             undo.push(Step::HostRoute(*ip));
             att.node
@@ -139,7 +143,12 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     let addresses: Vec<IpNet> = ipam_result.ips.iter().map(|c| c.address).collect();
     if conf.ip_masq && !addresses.is_empty() {
         undo.push(Step::Masquerade);
-        masquerade::setup(&conf.name, &env.container_id, &addresses)?;
+        masquerade::setup(
+            &conf.name,
+            &env.container_id,
+            &addresses,
+            &conf.cluster_cidrs,
+        )?;
     }
     checkpoint("masquerade")?;
 
@@ -218,6 +227,48 @@ async fn create_veth(
         pod.set_up(container.index).await?;
     }
     Ok((att.node.existing_link(&host_name).await?, container))
+}
+
+/// The network's settings as the programs read them; every ADD rewrites
+/// them, so a changed config takes effect with the next pod.
+fn net_config(conf: &NetConf, bridge: &LinkInfo, uplink: Option<&lan::Uplink>) -> NetConfig {
+    let mac6 = |mac: &[u8]| mac.try_into().unwrap_or_default();
+    let mut flags = 0;
+    if conf.enforce {
+        flags |= CFG_ENFORCE;
+    }
+    if let Some(uplink) = uplink {
+        flags |= CFG_LAN_MODE;
+        if conf.fast_path {
+            flags |= CFG_FAST_PATH;
+        }
+        return NetConfig {
+            uplink_ifindex: uplink.link.index,
+            bridge_ifindex: bridge.index,
+            uplink_mac: mac6(&uplink.link.mac),
+            bridge_mac: mac6(&bridge.mac),
+            flags,
+            _pad: 0,
+        };
+    }
+    NetConfig {
+        bridge_ifindex: bridge.index,
+        bridge_mac: mac6(&bridge.mac),
+        flags,
+        ..NetConfig::default()
+    }
+}
+
+/// IPv4 service and cluster CIDRs: the fast path leaves them to the stack.
+fn slow_cidrs(conf: &NetConf) -> Vec<ipnet::Ipv4Net> {
+    conf.service_cidrs
+        .iter()
+        .chain(&conf.cluster_cidrs)
+        .filter_map(|n| match n {
+            IpNet::V4(v4) => Some(v4.trunc()),
+            IpNet::V6(_) => None,
+        })
+        .collect()
 }
 
 /// With `isGateway`, an address without a gateway gets the subnet's first

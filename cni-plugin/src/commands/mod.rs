@@ -19,7 +19,7 @@ use crate::naming;
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
 use crate::state::{Record, StateDir};
-use crate::{macspoof, masquerade};
+use crate::{forward, macspoof, masquerade};
 
 /// One attachment (container + interface) on one network, with the node's
 /// netlink socket and the IPAM and state the config selects.
@@ -57,6 +57,8 @@ impl<'a> Attachment<'a> {
 /// What ADD created, in order; undone in reverse on failure.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Step {
+    /// lan mode: the pod's FORWARD accept rules.
+    Forward,
     /// lan mode: the node's /32 route to a pod address.
     HostRoute(Ipv4Addr),
     HostVeth,
@@ -100,6 +102,7 @@ async fn undo_step(att: &Attachment<'_>, step: Step) -> Result<()> {
                 .await
                 .map(drop)
         }
+        Step::Forward => forward::teardown(&att.conf.name, &env.container_id),
         Step::HostRoute(ip) => match att.node.link(&att.conf.bridge).await? {
             Some(bridge) => att.node.del_host_route(ip, bridge.index).await,
             None => Ok(()),
@@ -156,6 +159,11 @@ impl Cleanup<'_> {
         let mut errors = Vec::new();
         if let Some(record) = record {
             if let Err(e) = self.remove_host_routes(record).await {
+                errors.push(e);
+            }
+        }
+        if self.lan {
+            if let Err(e) = forward::teardown(self.network, container_id) {
                 errors.push(e);
             }
         }

@@ -1,5 +1,7 @@
 use serde_json::json;
 
+use ipnet::IpNet;
+
 use super::*;
 
 fn parse(v: Value) -> Result<NetConf> {
@@ -25,6 +27,12 @@ fn defaults_match_the_reference_plugin() {
     assert_eq!(c.vlan, None);
     assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
     assert_eq!(c.pin_root, PathBuf::from("/sys/fs/bpf/lanbridge"));
+    assert!(c.enforce && c.fast_path);
+    assert_eq!(
+        c.service_cidrs,
+        vec!["10.96.0.0/12".parse::<IpNet>().unwrap()]
+    );
+    assert!(c.cluster_cidrs.is_empty());
     assert!(c.ipam.is_none() && c.mac.is_none() && c.prev_result.is_none());
 }
 
@@ -52,6 +60,30 @@ fn every_reference_key_is_read() {
     assert_eq!(c.pin_root, PathBuf::from("/sys/fs/bpf/t"));
     assert_eq!(c.dns.nameservers, ["10.96.0.10"]);
     assert_eq!(c.ipam.unwrap().kind, "host-local");
+}
+
+#[test]
+fn lanbridge_datapath_keys() {
+    let mut v = with("enforce", json!(false));
+    v["fastPath"] = json!(false);
+    v["serviceCidrs"] = json!(["10.96.0.0/16", "fd00:96::/108"]);
+    v["clusterCidrs"] = json!(["10.244.0.0/16"]);
+    let c = parse(v).unwrap();
+    assert!(!c.enforce && !c.fast_path);
+    assert_eq!(c.service_cidrs.len(), 2);
+    assert_eq!(
+        c.cluster_cidrs,
+        vec!["10.244.0.0/16".parse::<IpNet>().unwrap()]
+    );
+    for (key, value) in [
+        ("serviceCidrs", json!(["10.96.0.0/33"])),
+        ("clusterCidrs", json!("10.244.0.0/16")),
+        ("enforce", json!("yes")),
+        ("fastPath", json!(1)),
+    ] {
+        let err = parse(with(key, value)).unwrap_err();
+        assert!(err.code() == 7 && err.to_string().contains(key), "{err}");
+    }
 }
 
 #[test]

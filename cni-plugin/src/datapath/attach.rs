@@ -15,7 +15,29 @@ use aya::util::KernelVersion;
 use super::error::DatapathError;
 use super::pins::Pins;
 
-pub fn attach(pins: &Pins, prog: &'static str, ifname: &str) -> Result<(), DatapathError> {
+/// Where a program runs on its interface.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Hook {
+    Ingress,
+    Egress,
+}
+
+impl Hook {
+    fn tc(self) -> TcAttachType {
+        match self {
+            Hook::Ingress => TcAttachType::Ingress,
+            Hook::Egress => TcAttachType::Egress,
+        }
+    }
+}
+
+pub fn attach(
+    pins: &Pins,
+    prog: &'static str,
+    ifname: &str,
+    hook: Hook,
+) -> Result<(), DatapathError> {
+    let egress = hook == Hook::Egress;
     let prog_err = |source| DatapathError::Program { name: prog, source };
     let mut program = SchedClassifier::from_pin(pins.object(prog)).map_err(prog_err)?;
     let tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
@@ -27,7 +49,7 @@ pub fn attach(pins: &Pins, prog: &'static str, ifname: &str) -> Result<(), Datap
         let id = program
             .attach_with_options(
                 ifname,
-                TcAttachType::Ingress,
+                hook.tc(),
                 TcAttachOptions::Netlink(NlOptions::default()),
             )
             .map_err(prog_err)?;
@@ -38,7 +60,7 @@ pub fn attach(pins: &Pins, prog: &'static str, ifname: &str) -> Result<(), Datap
     let id = program
         .attach_with_options(
             ifname,
-            TcAttachType::Ingress,
+            hook.tc(),
             TcAttachOptions::TcxOrder(LinkOrder::default()),
         )
         .map_err(prog_err)?;
@@ -47,22 +69,22 @@ pub fn attach(pins: &Pins, prog: &'static str, ifname: &str) -> Result<(), Datap
         .map_err(prog_err)?
         .try_into()
         .map_err(|source| DatapathError::Link {
-            path: pins.link(ifname),
+            path: pins.link(ifname, egress),
             source,
         })?;
-    let path = pins.link(ifname);
+    let path = pins.link(ifname, egress);
     link.pin(&path)
         .map_err(|source| DatapathError::Pin { path, source })?;
     Ok(())
 }
 
-pub fn is_attached(pins: &Pins, ifname: &str) -> bool {
-    pins.link(ifname).exists()
+pub fn is_attached(pins: &Pins, ifname: &str, hook: Hook) -> bool {
+    pins.link(ifname, hook == Hook::Egress).exists()
 }
 
 /// Unpins the interface's link, which detaches it; a missing pin is fine.
-pub fn detach(pins: &Pins, ifname: &str) -> Result<(), DatapathError> {
-    let path = pins.link(ifname);
+pub fn detach(pins: &Pins, ifname: &str, hook: Hook) -> Result<(), DatapathError> {
+    let path = pins.link(ifname, hook == Hook::Egress);
     match std::fs::remove_file(&path) {
         Err(e) if e.kind() != ErrorKind::NotFound => Err(DatapathError::io(
             format!("unpinning {}", path.display()),

@@ -12,7 +12,13 @@ mod pins;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use lanbridge_common::{Endpoint, NetConfig, StatKey, MAX_IPS, PROG_FROM_POD, PROG_FROM_UPLINK};
+use ipnet::Ipv4Net;
+use lanbridge_common::{
+    Endpoint, NetConfig, StatKey, EP_GUARD_IP, MAX_IPS, PROG_FROM_POD, PROG_FROM_UPLINK,
+    PROG_TO_POD, PROG_TO_UPLINK,
+};
+
+use attach::Hook;
 
 pub use error::DatapathError;
 pub use maps::{ip_from_key, ip_key};
@@ -88,15 +94,21 @@ impl Datapath {
         self.maps.set_config(config)
     }
 
-    /// Attaches `lb_from_pod` to a pod's host-side port and records its endpoint.
+    /// Attaches `lb_from_pod` to a pod's host-side port (and, in lan mode,
+    /// `lb_to_pod` to its egress) and records its endpoint.
     pub fn add_port(
         &mut self,
         ifname: &str,
         ifindex: u32,
         ep: Endpoint,
+        lan: bool,
     ) -> Result<(), DatapathError> {
         self.maps.put_endpoint(ifindex, ep)?;
-        attach::attach(&self.pins, PROG_FROM_POD, ifname)
+        attach::attach(&self.pins, PROG_FROM_POD, ifname, Hook::Ingress)?;
+        if lan {
+            attach::attach(&self.pins, PROG_TO_POD, ifname, Hook::Egress)?;
+        }
+        Ok(())
     }
 
     /// The addresses IPAM gave the pod behind `ifindex`.
@@ -114,12 +126,16 @@ impl Datapath {
         for (slot, ip) in ep.ipv4.iter_mut().zip(ips) {
             *slot = ip_key(*ip);
         }
+        if !ips.is_empty() {
+            ep.flags |= EP_GUARD_IP;
+        }
         self.maps.put_endpoint(ifindex, ep)
     }
 
     /// Detaches from a port and forgets its entries; tolerates either being gone.
     pub fn remove_port(&mut self, ifname: &str, ifindex: Option<u32>) -> Result<(), DatapathError> {
-        attach::detach(&self.pins, ifname)?;
+        attach::detach(&self.pins, ifname, Hook::Ingress)?;
+        attach::detach(&self.pins, ifname, Hook::Egress)?;
         match ifindex {
             Some(index) => self.forget_port(index),
             None => Ok(()),
@@ -131,12 +147,23 @@ impl Datapath {
         self.maps.remove_port(ifindex)
     }
 
-    /// Attaches `lb_from_uplink` to the uplink unless it already is.
+    /// Attaches `lb_from_uplink` and `lb_to_uplink` to the uplink unless
+    /// they already are.
     pub fn ensure_uplink(&self, ifname: &str) -> Result<(), DatapathError> {
-        if attach::is_attached(&self.pins, ifname) {
-            return Ok(());
+        for (prog, hook) in [
+            (PROG_FROM_UPLINK, Hook::Ingress),
+            (PROG_TO_UPLINK, Hook::Egress),
+        ] {
+            if !attach::is_attached(&self.pins, ifname, hook) {
+                attach::attach(&self.pins, prog, ifname, hook)?;
+            }
         }
-        attach::attach(&self.pins, PROG_FROM_UPLINK, ifname)
+        Ok(())
+    }
+
+    /// Replaces the destinations that always take the host stack.
+    pub fn set_slow_cidrs(&mut self, cidrs: &[Ipv4Net]) -> Result<(), DatapathError> {
+        self.maps.set_slow_cidrs(cidrs)
     }
 
     pub fn endpoints(&self) -> Result<Vec<(u32, Endpoint)>, DatapathError> {

@@ -27,19 +27,28 @@ impl Pins {
         self.dir.join(name)
     }
 
-    /// The TCX link attaching a program to `ifname` (`link_<ifname>`).
-    pub fn link(&self, ifname: &str) -> PathBuf {
-        self.dir.join(format!("link_{ifname}"))
+    /// The TCX link attaching a program to `ifname`'s ingress
+    /// (`link_<ifname>`) or egress (`egress_<ifname>`).
+    pub fn link(&self, ifname: &str, egress: bool) -> PathBuf {
+        let prefix = if egress { "egress" } else { "link" };
+        self.dir.join(format!("{prefix}_{ifname}"))
     }
 
-    /// Interface names with a link pinned here.
+    /// Interface names with a link pinned here (ingress or egress).
     pub fn linked_interfaces(&self) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
-        entries
+        let mut names: Vec<String> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter_map(|n| n.strip_prefix("link_").map(str::to_string))
-            .collect()
+            .filter_map(|n| {
+                n.strip_prefix("link_")
+                    .or_else(|| n.strip_prefix("egress_"))
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 }

@@ -107,6 +107,7 @@ fn lan() -> NetConfig {
         uplink_ifindex: 7,
         uplink_mac: [0x02, 0xaa, 0, 0, 0, 1],
         flags: CFG_LAN_MODE,
+        ..NetConfig::default()
     }
 }
 

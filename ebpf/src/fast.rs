@@ -1,0 +1,230 @@
+//! The lan-mode fast path: pod <-> LAN and pod <-> pod forwarded in eBPF,
+//! skipping the bridge, netfilter and the routing slow path. It never takes
+//! service or cluster destinations (`lb_slow_cidrs`), the node's own
+//! addresses (the FIB says "not forwarded"), flows the stack carried with
+//! NAT (`lb_flows`), fragments, multicast, or packets whose TTL runs out:
+//! those go to the stack, which routes, NATs and answers them.
+
+use core::mem::{size_of, zeroed};
+
+use aya_ebpf::{
+    bindings::{
+        bpf_fib_lookup as FibParams, bpf_redir_neigh, BPF_FIB_LKUP_RET_NO_NEIGH,
+        BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_SHOT,
+    },
+    btf_maps::lpm_trie::Key,
+    helpers::{
+        bpf_fib_lookup, bpf_ktime_get_ns, bpf_l3_csum_replace, bpf_redirect_neigh,
+        bpf_redirect_peer,
+    },
+    programs::TcContext,
+};
+use lanbridge_common::{
+    frame::{parse_frame, Ip4, Kind, IPPROTO_TCP, IP_CSUM_OFF, IP_TTL_OFF},
+    Endpoint, FlowKey, NetConfig, Reason, EP_ISOLATED, FAST_PATH_MARK, FLOW_TTL_OTHER_NS,
+    FLOW_TTL_TCP_NS,
+};
+
+use crate::programs::{
+    parse, redirect, Direct, Loaded, Verdict, BY_IP, ENDPOINTS, ERROR, FLOWS, PASS, SLOW_CIDRS,
+};
+
+const AF_INET: u8 = 2;
+/// The Ethernet header's two addresses.
+const ETH_ADDRS: usize = 12;
+
+#[inline(always)]
+pub fn from_pod(ctx: &TcContext, ip: &Ip4, ep: &Endpoint, cfg: &NetConfig) -> Result<Verdict, Verdict> {
+    if let Some(slow) = slow_path(ip) {
+        return Ok(slow);
+    }
+    if SLOW_CIDRS.get(&Key::new(32, ip.daddr)).is_some() {
+        return Ok((PASS.0, Reason::SlowService));
+    }
+    if let Some(port) = BY_IP.get_ptr(ip.daddr) {
+        // SAFETY: a map value, valid for this run.
+        let port = unsafe { *port };
+        let Some(peer) = ENDPOINTS.get_ptr(port) else {
+            return Ok(PASS);
+        };
+        // SAFETY: as above.
+        let peer = unsafe { *peer };
+        if ep.flags & peer.flags & EP_ISOLATED != 0 {
+            return Ok((TC_ACT_SHOT, Reason::DropIsolated));
+        }
+        return into_pod(ctx, ip, port, &peer, cfg);
+    }
+    // SAFETY: an all-zero `bpf_fib_lookup` is a valid input.
+    let mut fib: FibParams = unsafe { zeroed() };
+    fib.family = AF_INET;
+    fib.l4_protocol = ip.proto;
+    fib.sport = ip.sport.to_be();
+    fib.dport = ip.dport.to_be();
+    // tot_len stays 0: with the IP length, every GSO super-packet would fail
+    // the MTU check ("fragmentation needed") and take the slow path.
+    fib.ifindex = cfg.bridge_ifindex;
+    fib.__bindgen_anon_3.ipv4_src = ip.saddr;
+    fib.__bindgen_anon_4.ipv4_dst = ip.daddr;
+    // SAFETY: the helper reads and writes `fib` only.
+    let rc = unsafe {
+        bpf_fib_lookup(
+            ctx.skb.skb as *mut _,
+            &mut fib,
+            size_of::<FibParams>() as i32,
+            0,
+        )
+    } as u32;
+    if fib.ifindex != cfg.uplink_ifindex || cfg.uplink_ifindex == 0 {
+        return Ok(PASS);
+    }
+    match rc {
+        BPF_FIB_LKUP_RET_SUCCESS => {
+            let mut addrs = [0u8; ETH_ADDRS];
+            addrs[..6].copy_from_slice(&fib.dmac);
+            addrs[6..].copy_from_slice(&fib.smac);
+            ctx.store(0, &addrs, 0).map_err(|_| ERROR)?;
+            decrement_ttl(ctx, ip)?;
+            mark_fast(ctx);
+            Ok((redirect(cfg.uplink_ifindex), Reason::FastToLan))
+        }
+        BPF_FIB_LKUP_RET_NO_NEIGH => {
+            decrement_ttl(ctx, ip)?;
+            mark_fast(ctx);
+            // SAFETY: an all-zero `bpf_redir_neigh` is a valid input.
+            let mut nh: bpf_redir_neigh = unsafe { zeroed() };
+            nh.nh_family = AF_INET as u32;
+            // After the lookup `ipv4_dst` holds the next hop.
+            // SAFETY: plain union field copies.
+            unsafe { nh.__bindgen_anon_1.ipv4_nh = fib.__bindgen_anon_4.ipv4_dst };
+            // SAFETY: the helper reads `nh` only.
+            let action = unsafe {
+                bpf_redirect_neigh(
+                    cfg.uplink_ifindex,
+                    &mut nh,
+                    size_of::<bpf_redir_neigh>() as i32,
+                    0,
+                )
+            };
+            Ok((action as i32, Reason::FastToLan))
+        }
+        _ => Ok(PASS),
+    }
+}
+
+/// Packets from the LAN for a pod of this node go straight into the pod.
+#[inline(always)]
+pub fn from_uplink(ctx: &TcContext, cfg: &NetConfig) -> Result<Verdict, Verdict> {
+    use lanbridge_common::{CFG_FAST_PATH, CFG_LAN_MODE};
+    let fast = CFG_LAN_MODE | CFG_FAST_PATH;
+    if cfg.flags & fast != fast {
+        return Ok(PASS);
+    }
+    let Some(frame) = parse!(ctx, parse_frame) else {
+        return Ok(PASS);
+    };
+    let Kind::Ipv4(ip) = frame.kind else {
+        return Ok(PASS);
+    };
+    if frame.tagged {
+        return Ok(PASS);
+    }
+    let Some(port) = BY_IP.get_ptr(ip.daddr) else {
+        return Ok(PASS);
+    };
+    // SAFETY: a map value, valid for this run.
+    let port = unsafe { *port };
+    if let Some(slow) = slow_path(&ip) {
+        return Ok(slow);
+    }
+    let Some(ep) = ENDPOINTS.get_ptr(port) else {
+        return Ok(PASS);
+    };
+    // SAFETY: as above.
+    let ep = unsafe { *ep };
+    into_pod(ctx, &ip, port, &ep, cfg)
+}
+
+/// What must take the stack whichever way it goes.
+#[inline(always)]
+fn slow_path(ip: &Ip4) -> Option<Verdict> {
+    let first_octet = ip.daddr.to_ne_bytes()[0];
+    // Fragments (no ports to match flows), multicast and broadcast, and a
+    // TTL the stack must answer with "time exceeded".
+    if ip.fragment || first_octet >= 224 || ip.ttl <= 1 {
+        return Some(PASS);
+    }
+    if ip.has_ports() && nat_flow(&ip.flow()) {
+        return Some((PASS.0, Reason::SlowFlow));
+    }
+    None
+}
+
+/// Delivers to the pod behind `port`, as its gateway would: Ethernet
+/// destination the pod's MAC, source the bridge's, TTL decremented.
+#[inline(always)]
+fn into_pod(ctx: &TcContext, ip: &Ip4, port: u32, ep: &Endpoint, cfg: &NetConfig) -> Result<Verdict, Verdict> {
+    let mut addrs = [0u8; ETH_ADDRS];
+    addrs[..6].copy_from_slice(&ep.mac);
+    addrs[6..].copy_from_slice(&cfg.bridge_mac);
+    ctx.store(0, &addrs, 0).map_err(|_| ERROR)?;
+    decrement_ttl(ctx, ip)?;
+    // SAFETY: a plain helper call with constant, valid flags.
+    let action = unsafe { bpf_redirect_peer(port, 0) };
+    Ok((action as i32, Reason::FastToPod))
+}
+
+#[inline(always)]
+fn decrement_ttl(ctx: &TcContext, ip: &Ip4) -> Result<(), Verdict> {
+    // The checksummed 16-bit word holding TTL and protocol.
+    let old = u16::from_ne_bytes([ip.ttl, ip.proto]);
+    let new = u16::from_ne_bytes([ip.ttl - 1, ip.proto]);
+    // SAFETY: the helper bounds-checks the offset against the skb.
+    let rc = unsafe {
+        bpf_l3_csum_replace(
+            ctx.skb.skb,
+            (ip.off + IP_CSUM_OFF) as u32,
+            u64::from(old),
+            u64::from(new),
+            2,
+        )
+    };
+    if rc != 0 {
+        return Err(ERROR);
+    }
+    ctx.store(ip.off + IP_TTL_OFF, &[ip.ttl - 1], 0)
+        .map_err(|_| ERROR)
+}
+
+/// Tells `lb_to_uplink` that this packet took the fast path.
+#[inline(always)]
+fn mark_fast(ctx: &TcContext) {
+    // SAFETY: `mark` is writable by TC programs.
+    let mark = unsafe { (*ctx.skb.skb).mark };
+    ctx.set_mark(mark | FAST_PATH_MARK);
+}
+
+/// Whether the host stack carried this flow's other direction recently;
+/// an entry in use is refreshed, an expired one removed.
+#[inline(always)]
+fn nat_flow(key: &FlowKey) -> bool {
+    let Some(seen) = FLOWS.get_ptr_mut(key) else {
+        return false;
+    };
+    // SAFETY: a helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let ttl = if key.proto == IPPROTO_TCP {
+        FLOW_TTL_TCP_NS
+    } else {
+        FLOW_TTL_OTHER_NS
+    };
+    // SAFETY: a map value, valid for this run; a racing update from another
+    // CPU writes a timestamp too.
+    unsafe {
+        if now.saturating_sub(*seen) > ttl {
+            let _removed = FLOWS.remove(key);
+            return false;
+        }
+        *seen = now;
+    }
+    true
+}
