@@ -174,6 +174,10 @@ fn chained_with_portmap_and_tuning() {
     let w = World::lanbridge("chain");
     let mut list = w.subnet_list("1.0.0", "10.244.1.0/24");
     let plugins = list["plugins"].as_array_mut().expect("plugins");
+    // tuning changes the pod's MAC after lanbridge recorded it: the source
+    // guard would then drop the pod's frames (README: set the MAC through
+    // runtimeConfig/args instead, or turn the guard off as here).
+    plugins[0]["enforce"] = json!(false);
     plugins.push(json!({"type": "portmap", "capabilities": {"portMappings": true}}));
     plugins.push(json!({"type": "tuning", "mac": "c2:11:22:33:44:55",
                         "sysctl": {"net.ipv4.conf.eth0.arp_filter": "1"}}));

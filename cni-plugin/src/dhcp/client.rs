@@ -1,11 +1,13 @@
 //! The client's exchanges, driven by the daemon: acquire a lease, renew it
-//! with its server at T1, rebind with any server at T2, release or decline it.
+//! with its server at T1, rebind with any server at T2, release it. A newly
+//! granted address is probed with ARP first and declined if in use.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dhcproto::v4::MessageType;
 
+use super::arp::mac_string;
 use super::backoff::{random_u32, Backoff};
 use super::error::{DhcpError, Phase};
 use super::lease::Lease;
@@ -43,16 +45,21 @@ impl Params {
     }
 }
 
-/// DISCOVER → OFFER → REQUEST → ACK, retransmitting with backoff; a NAK
-/// restarts discovery. Fails at `params.timeout` saying how far it got.
+/// DISCOVER → OFFER → REQUEST → ACK, retransmitting with backoff, then an
+/// ARP probe of the address (RFC 5227, [`super::arp`]). A NAK restarts
+/// discovery; so does an address another host answers for, after a DECLINE,
+/// and offers of it are ignored from then on. Fails at `params.timeout`
+/// saying how far it got; a probe begun before then still runs to its end
+/// (at most [`super::arp::PROBE_TIME`] later).
 pub async fn acquire(sock: &DhcpSocket, params: &Params) -> Result<Lease, DhcpError> {
     params.validate()?;
     let started = Instant::now();
     let deadline = started + params.timeout;
     let mut discovers = 0;
-    let mut last_nak = None;
-    let mut nak_pause = Backoff::new();
-    // Option 50 is only a wish: after a NAK the client starts afresh.
+    let mut last_setback = None;
+    let mut setback_pause = Backoff::new();
+    let mut declined = Vec::new();
+    // Option 50 is only a wish: after a NAK or DECLINE the client starts afresh.
     let mut asking = params.clone();
     loop {
         let xid = random_u32();
@@ -69,18 +76,42 @@ pub async fn acquire(sock: &DhcpSocket, params: &Params) -> Result<Lease, DhcpEr
                 if reply.yiaddr.is_unspecified() {
                     return Err(ReplyError::AddressZero);
                 }
+                if declined.contains(&reply.yiaddr) {
+                    tracing::debug!(
+                        "{}: skipping DHCPOFFER of {}, declined before",
+                        sock.ifname(),
+                        reply.yiaddr
+                    );
+                    return Ok(None);
+                }
                 Ok(Some((server, reply.yiaddr)))
             },
         )
         .await?;
         discovers += offer.sends;
         let Some((server, address)) = offer.value else {
-            return Err(last_nak.unwrap_or(DhcpError::NoOffer {
-                ifname: sock.ifname().to_string(),
-                waited: started.elapsed(),
-                discovers,
-                rejected: offer.rejected,
-            }));
+            let waited = started.elapsed();
+            return Err(match last_setback {
+                Some(Setback::Nak(nak)) => nak,
+                Some(Setback::InUse {
+                    address,
+                    server,
+                    mac,
+                }) => DhcpError::AddressInUse {
+                    ifname: sock.ifname().to_string(),
+                    address,
+                    server,
+                    mac,
+                    declines: declined.len() as u32,
+                    waited,
+                },
+                None => DhcpError::NoOffer {
+                    ifname: sock.ifname().to_string(),
+                    waited,
+                    discovers,
+                    rejected: offer.rejected,
+                },
+            });
         };
         tracing::debug!("{}: DHCPOFFER of {address} from {server}", sock.ifname());
 
@@ -101,22 +132,28 @@ pub async fn acquire(sock: &DhcpSocket, params: &Params) -> Result<Lease, DhcpEr
             },
         )
         .await?;
-        match answer.value {
+        let setback = match answer.value {
             Some(Answer::Ack(lease)) => {
-                tracing::debug!(
-                    "{}: leased {} from {server} for {}s",
-                    sock.ifname(),
-                    lease.network(),
-                    lease.lease_time
-                );
-                return Ok(lease);
+                let Some(mac) = sock.probe(&params.mac, lease.address).await? else {
+                    tracing::debug!(
+                        "{}: leased {} from {server} for {}s",
+                        sock.ifname(),
+                        lease.network(),
+                        lease.lease_time
+                    );
+                    return Ok(lease);
+                };
+                decline(sock, params, &lease, mac).await?;
+                declined.push(lease.address);
+                Setback::InUse {
+                    address: lease.address,
+                    server: lease.server_id,
+                    mac,
+                }
             }
             Some(Answer::Nak(nak)) => {
                 tracing::warn!("{}: {nak}; discovering again", sock.ifname());
-                last_nak = Some(nak);
-                asking.requested_ip = None;
-                let pause = nak_pause.next_delay();
-                tokio::time::sleep_until(deadline.min(Instant::now() + pause).into()).await;
+                Setback::Nak(nak)
             }
             None if Instant::now() >= deadline => {
                 return Err(DhcpError::NoAck {
@@ -129,18 +166,40 @@ pub async fn acquire(sock: &DhcpSocket, params: &Params) -> Result<Lease, DhcpEr
                     rejected: answer.rejected,
                 })
             }
-            None => tracing::debug!(
-                "{}: no DHCPACK from {server} after {} DHCPREQUESTs; discovering again",
-                sock.ifname(),
-                answer.sends
-            ),
-        }
+            None => {
+                tracing::debug!(
+                    "{}: no DHCPACK from {server} after {} DHCPREQUESTs; discovering again",
+                    sock.ifname(),
+                    answer.sends
+                );
+                continue;
+            }
+        };
+        last_setback = Some(setback);
+        asking.requested_ip = None;
+        // RFC 2131 §3.1.5 would wait 10 s after a DECLINE; an ADD can't, and
+        // offers of a declined address are skipped, so this can't loop fast.
+        let pause = setback_pause.next_delay();
+        tokio::time::sleep_until(deadline.min(Instant::now() + pause).into()).await;
     }
+}
+
+/// Why discovery started over.
+enum Setback {
+    Nak(DhcpError),
+    /// The ACKed address was in use (`mac` claimed it) and was declined.
+    InUse {
+        address: Ipv4Addr,
+        server: Ipv4Addr,
+        mac: [u8; 6],
+    },
 }
 
 /// RENEWING: a unicast REQUEST (ciaddr set) to the server that granted
 /// `lease`; the pod must have the leased address configured. Returns the
-/// extended lease; a NAK means the address must be given up.
+/// extended lease; a NAK means the address must be given up. Should the ACK
+/// grant another address, that one is probed (and declined if in use) as in
+/// [`acquire`].
 pub async fn renew(sock: &DhcpSocket, params: &Params, lease: &Lease) -> Result<Lease, DhcpError> {
     extend(sock, params, lease, Phase::Renewing).await
 }
@@ -179,7 +238,26 @@ async fn extend(
     )
     .await?;
     match answer.value {
-        Some(Answer::Ack(new)) => Ok(new),
+        Some(Answer::Ack(new)) if new.address == address => Ok(new),
+        Some(Answer::Ack(new)) => {
+            tracing::warn!(
+                "{}: {phase} {address} got {} instead",
+                sock.ifname(),
+                new.address
+            );
+            let Some(mac) = sock.probe(&params.mac, new.address).await? else {
+                return Ok(new);
+            };
+            decline(sock, params, &new, mac).await?;
+            Err(DhcpError::AddressInUse {
+                ifname: sock.ifname().to_string(),
+                address: new.address,
+                server: new.server_id,
+                mac,
+                declines: 1,
+                waited: started.elapsed(),
+            })
+        }
         Some(Answer::Nak(nak)) => Err(nak),
         None => Err(DhcpError::NoAck {
             ifname: sock.ifname().to_string(),
@@ -201,10 +279,23 @@ pub async fn release(sock: &DhcpSocket, params: &Params, lease: &Lease) -> Resul
     sock.unicast(&m, lease.server_id).await
 }
 
-/// Tells the server the leased address is already in use on the link.
-pub async fn decline(sock: &DhcpSocket, params: &Params, lease: &Lease) -> Result<(), DhcpError> {
-    params.validate()?;
-    let m = message::decline(params, random_u32(), lease.address, lease.server_id)?;
+/// Tells the server that granted `lease` that its address is already in use
+/// on the link: `mac` claimed it over ARP.
+async fn decline(
+    sock: &DhcpSocket,
+    params: &Params,
+    lease: &Lease,
+    mac: [u8; 6],
+) -> Result<(), DhcpError> {
+    let mac = mac_string(&mac);
+    tracing::warn!(
+        "{}: {} from {} is already in use by {mac} (ARP): sending DHCPDECLINE",
+        sock.ifname(),
+        lease.address,
+        lease.server_id
+    );
+    let why = format!("address in use by {mac} (ARP)");
+    let m = message::decline(params, random_u32(), lease.address, lease.server_id, &why)?;
     sock.broadcast(&m).await
 }
 

@@ -4,6 +4,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use super::arp::mac_string;
 use super::message::ReplyError;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,28 @@ pub enum DhcpError {
         waited: Duration,
         requests: u32,
         rejected: Option<ReplyError>,
+    },
+    #[error("probing {address} with ARP on {ifname}: {source}")]
+    Probe {
+        ifname: String,
+        address: Ipv4Addr,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "no usable lease on {ifname} in {waited:.1?}: {address} from DHCP server {server} is \
+         already in use on the link (ARP from {}), so it was declined (DHCPDECLINEs sent: \
+         {declines})",
+        mac_string(mac)
+    )]
+    AddressInUse {
+        ifname: String,
+        address: Ipv4Addr,
+        server: Ipv4Addr,
+        /// Of the host that claimed the address.
+        mac: [u8; 6],
+        declines: u32,
+        waited: Duration,
     },
     #[error(
         "DHCP server {server} refused {address} (DHCPNAK{})",

@@ -95,17 +95,20 @@ pub fn release(
 }
 
 /// DHCPDECLINE: the offered address is in use (e.g. a duplicate address was
-/// detected); broadcast, ciaddr 0, the address in option 50.
+/// detected); broadcast, ciaddr 0, the address in option 50 and `why` in
+/// option 56 (servers log it).
 pub fn decline(
     p: &Params,
     xid: u32,
     address: Ipv4Addr,
     server_id: Ipv4Addr,
+    why: &str,
 ) -> Result<Vec<u8>, DhcpError> {
     let mut m = base(p, xid, MessageType::Decline);
     m.set_flags(Flags::default().set_broadcast());
     m.opts_mut().insert(DhcpOption::RequestedIpAddress(address));
     m.opts_mut().insert(DhcpOption::ServerIdentifier(server_id));
+    m.opts_mut().insert(DhcpOption::Message(why.to_string()));
     encode(&m)
 }
 

@@ -1,12 +1,10 @@
 //! DHCPv4 client protocol engine used by the daemon to lease pod addresses
 //! from the LAN's server: messages (RFC 2131/2132/3442/3396), sockets inside
-//! the pod's namespace, and the acquire / renew / rebind / release / decline
-//! exchanges. The daemon owns the timers and persistence.
+//! the pod's namespace, the acquire / renew / rebind / release exchanges,
+//! and ARP probing (RFC 5227) with DHCPDECLINE of addresses found in use.
+//! The daemon owns the timers and persistence.
 
-// Temporary, until the daemon uses all of it (today: `decline` and the
-// `Phase` / `ClasslessRoute` re-exports are not): the lead removes it.
-#![allow(dead_code, unused_imports)]
-
+mod arp;
 mod backoff;
 mod client;
 mod error;
@@ -18,8 +16,7 @@ mod socket;
 #[cfg(test)]
 mod testnet;
 
-pub use client::{acquire, decline, rebind, release, renew, Params};
-pub use error::{DhcpError, Phase};
+pub use client::{acquire, rebind, release, renew, Params};
+pub use error::DhcpError;
 pub use lease::Lease;
-pub use options::ClasslessRoute;
 pub use socket::DhcpSocket;

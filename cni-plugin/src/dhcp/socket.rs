@@ -11,6 +11,8 @@
 //! sees it; a packet socket reads it before the IP layer, as dhclient,
 //! udhcpc and systemd-networkd do. The UDP socket keeps port 68 bound (no
 //! ICMP port-unreachable for unicast replies) but drops whatever it receives.
+//!
+//! A third socket, for ARP, probes granted addresses (see [`super::arp`]).
 
 use std::io::{self, Read};
 use std::mem::size_of;
@@ -21,6 +23,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
+use super::arp::{self, ArpSocket};
 use super::error::DhcpError;
 use super::frame::{self, client_datagram, CLIENT_PORT};
 use crate::netns::NetNs;
@@ -32,6 +35,7 @@ pub struct DhcpSocket {
     ifname: String,
     udp: UdpSocket,
     packet: AsyncFd<Socket>,
+    arp: ArpSocket,
 }
 
 /// One received datagram for the client port.
@@ -48,7 +52,7 @@ impl DhcpSocket {
         let name = ifname.to_string();
         netns
             .run(move || {
-                let (udp, packet) = create(&name)?;
+                let (udp, packet, arp) = create(&name)?;
                 // Registering with the reactor doesn't care which namespace
                 // this thread is in; the sockets already belong to the pod's.
                 let _entered = runtime.enter();
@@ -57,6 +61,7 @@ impl DhcpSocket {
                     // SAFETY: the Socket owns its fd, which nothing else
                     // closes or replaces while the AsyncFd holds it.
                     packet: unsafe { AsyncFd::register_with_interest(packet, Interest::READABLE)? },
+                    arp: ArpSocket::new(arp)?,
                     ifname: name,
                 })
             })
@@ -116,6 +121,23 @@ impl DhcpSocket {
         }
     }
 
+    /// Probes `address` with ARP as `mac` (RFC 5227): the MAC of another
+    /// host that claims it, or `None` after [`arp::PROBE_TIME`].
+    pub async fn probe(
+        &self,
+        mac: &[u8; 6],
+        address: Ipv4Addr,
+    ) -> Result<Option<[u8; 6]>, DhcpError> {
+        self.arp
+            .probe(mac, address)
+            .await
+            .map_err(|source| DhcpError::Probe {
+                ifname: self.ifname.clone(),
+                address,
+                source,
+            })
+    }
+
     fn recv_error(&self, source: io::Error) -> DhcpError {
         DhcpError::Receive {
             ifname: self.ifname.clone(),
@@ -124,8 +146,8 @@ impl DhcpSocket {
     }
 }
 
-/// Creates both sockets on `ifname` in the calling thread's namespace.
-fn create(ifname: &str) -> io::Result<(Socket, Socket)> {
+/// Creates the sockets on `ifname` in the calling thread's namespace.
+fn create(ifname: &str) -> io::Result<(Socket, Socket, Socket)> {
     let ifindex = nix::net::if_::if_nametoindex(ifname).map_err(io::Error::from)?;
 
     let udp = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
@@ -142,19 +164,19 @@ fn create(ifname: &str) -> io::Result<(Socket, Socket)> {
     // time the filter is in place.
     let packet = Socket::new(Domain::PACKET, Type::DGRAM, Some(Protocol::from(0)))?;
     packet.attach_filter(&frame::client_filter())?;
-    packet.bind(&link_address(ifindex))?;
+    packet.bind(&link_address(ifindex, libc::ETH_P_IP as u16))?;
     packet.set_nonblocking(true)?;
-    Ok((udp, packet))
+    Ok((udp, packet, arp::create(ifindex)?))
 }
 
-/// `sockaddr_ll` for IPv4 frames on interface `ifindex`.
-fn link_address(ifindex: u32) -> SockAddr {
+/// `sockaddr_ll` for frames of `protocol` (an ethertype) on interface `ifindex`.
+pub(super) fn link_address(ifindex: u32, protocol: u16) -> SockAddr {
     let mut storage = SockAddrStorage::zeroed();
     // SAFETY: the storage is large enough and suitably aligned for any
     // sockaddr (that is its purpose), and zeroed.
     let ll = unsafe { storage.view_as::<libc::sockaddr_ll>() };
     ll.sll_family = libc::AF_PACKET as u16;
-    ll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+    ll.sll_protocol = protocol.to_be();
     ll.sll_ifindex = ifindex as i32;
     // SAFETY: the family is AF_PACKET and the length that of sockaddr_ll,
     // matching what was written.

@@ -5,8 +5,6 @@
 //! (The tests crate has similar helpers but cannot reach this binary's
 //! private modules, so these tests live here.)
 
-use std::fs::File;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -83,12 +81,6 @@ impl Ns {
             .arg("--")
             .arg(program);
         c
-    }
-
-    /// Moves the calling thread into this namespace (test threads only).
-    pub fn enter(&self) {
-        let f = File::open(self.path()).expect("open netns");
-        nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
     }
 }
 

@@ -3,18 +3,21 @@
 
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use dhcproto::v4::{DhcpOption, Message, Opcode};
+use dhcproto::v4::{DhcpOption, Message, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::*;
+use crate::dhcp::arp::PROBE_TIME;
 use crate::dhcp::testnet::{self, Lan, Ns, BRIDGE, DNS, DOMAIN, LEASE_SECS, SERVER};
 
 const MAC_A: [u8; 6] = [0x02, 0x1b, 0xd0, 0, 0, 0x0a];
 const MAC_B: [u8; 6] = [0x02, 0x1b, 0xd0, 0, 0, 0x0b];
+/// A host on the LAN that already holds an address.
+const SQUATTER: [u8; 6] = [0x02, 0x1b, 0xd0, 0, 0, 0x0c];
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
@@ -39,6 +42,14 @@ fn open(pod: &Ns) -> DhcpSocket {
 fn in_range(a: Ipv4Addr) -> bool {
     let [x, y, z, w] = a.octets();
     [x, y, z] == [192, 168, 79] && (testnet::RANGE_START..=testnet::RANGE_END).contains(&w)
+}
+
+/// A namespace on the LAN with `address`/24 configured: its kernel answers
+/// ARP probes for it.
+fn squatter(lan: &Lan, address: &str) -> Ns {
+    let ns = lan.pod(SQUATTER);
+    ns.ip(&["addr", "add", &format!("{address}/24"), "dev", "eth0"]);
+    ns
 }
 
 /// The dnsmasq lease line for `mac`, if any.
@@ -388,4 +399,172 @@ async fn an_offer_without_ack_fails_naming_the_server_and_address() {
             .starts_with("no DHCPACK on eth0 for 192.168.79.130 from server 192.168.79.1"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn probe_finds_the_holder_at_once_and_hears_silence_in_probe_time() {
+    let lan = Lan::new();
+    let _squatter = squatter(&lan, "192.168.79.110");
+    let pod = lan.pod(MAC_A);
+    let sock = open(&pod);
+
+    let t = Instant::now();
+    let free = sock.probe(&MAC_A, ip("192.168.79.111")).await.unwrap();
+    let took = t.elapsed();
+    eprintln!("probe of a free address took {took:?}");
+    assert_eq!(free, None);
+    // PROBE_TIME by design; the margin is for a loaded test machine.
+    assert!(
+        took >= PROBE_TIME && took < PROBE_TIME + Duration::from_secs(1),
+        "{took:?}"
+    );
+
+    let t = Instant::now();
+    let taken = sock.probe(&MAC_A, ip("192.168.79.110")).await.unwrap();
+    let took = t.elapsed();
+    eprintln!("probe of a taken address took {took:?}");
+    assert_eq!(taken, Some(SQUATTER));
+    assert!(took < Duration::from_millis(100), "{took:?}");
+
+    // The socket is reusable, and a probe's own frames are no conflict.
+    assert_eq!(
+        sock.probe(&MAC_A, ip("192.168.79.112")).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn declines_an_address_in_use_and_leases_another_from_dnsmasq() {
+    // dnsmasq reserves the squatter's address for the pod, so its first
+    // offer is the conflict.
+    let taken = "192.168.79.110";
+    let mut lan = Lan::new();
+    lan.start_dnsmasq(&[&format!(
+        "--dhcp-host={},{taken}",
+        testnet::mac_string(&MAC_A)
+    )]);
+    let _squatter = squatter(&lan, taken);
+    let pod = lan.pod(MAC_A);
+    let sock = open(&pod);
+
+    let t = Instant::now();
+    let lease = acquire(&sock, &params(MAC_A, "declining")).await.unwrap();
+    eprintln!("acquire with one DHCPDECLINE took {:?}", t.elapsed());
+    assert_ne!(lease.address, ip(taken), "{}", lan.log());
+    assert!(in_range(lease.address), "{lease:?}");
+    let log = lan.log();
+    assert!(
+        log.contains(&format!(
+            "DHCPDECLINE(br0) {taken} {} address in use by {} (ARP)",
+            testnet::mac_string(&MAC_A),
+            testnet::mac_string(&SQUATTER)
+        )),
+        "{log}"
+    );
+    assert_eq!(
+        lease_line(&lan, &MAC_A).unwrap()[2],
+        lease.address.to_string()
+    );
+}
+
+/// A fake server's received messages, shared with the test.
+type Inbox = Arc<Mutex<Vec<Message>>>;
+
+#[tokio::test]
+async fn a_server_offering_only_an_address_in_use_fails_with_address_in_use() {
+    let taken = "192.168.79.120";
+    let lan = Lan::new();
+    let _squatter = squatter(&lan, taken);
+    let pod = lan.pod(MAC_A);
+    let inbox = Inbox::default();
+    let got = inbox.clone();
+    let server = FakeServer::start(&lan, move |req| {
+        got.lock().unwrap().push(req.clone());
+        match req.opts().msg_type() {
+            Some(MessageType::Discover) => vec![answer(req, MessageType::Offer, taken)],
+            Some(MessageType::Request) => vec![answer(req, MessageType::Ack, taken)],
+            _ => vec![],
+        }
+    });
+    let p = Params {
+        timeout: Duration::from_secs(2),
+        ..params(MAC_A, "unlucky")
+    };
+    let t = Instant::now();
+    let err = acquire(&open(&pod), &p).await.unwrap_err();
+    let took = t.elapsed();
+    assert!(
+        matches!(&err, DhcpError::AddressInUse { address, server, mac, declines: 1, .. }
+            if *address == ip(taken) && *server == ip(SERVER) && *mac == SQUATTER),
+        "{err:?}"
+    );
+    assert!(took >= p.timeout && took < p.timeout + Duration::from_millis(500));
+    assert!(
+        err.to_string().starts_with(
+            "no usable lease on eth0 in 2.0s: 192.168.79.120 from DHCP server 192.168.79.1 is \
+             already in use on the link (ARP from 02:1b:d0:00:00:0c), so it was declined"
+        ),
+        "{err}"
+    );
+
+    let mut seen = server.stop();
+    seen.dedup();
+    use MessageType::{Decline, Discover, Request};
+    // The re-offers of the declined address are not requested.
+    assert_eq!(seen, [Discover, Request, Decline, Discover], "{err}");
+    let declines: Vec<_> = inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.opts().msg_type() == Some(Decline))
+        .cloned()
+        .collect();
+    let [decline] = &declines[..] else {
+        panic!("{declines:?}")
+    };
+    assert_eq!(decline.ciaddr(), Ipv4Addr::UNSPECIFIED);
+    assert_eq!(
+        decline.opts().get(OptionCode::RequestedIpAddress),
+        Some(&DhcpOption::RequestedIpAddress(ip(taken)))
+    );
+    assert_eq!(
+        decline.opts().get(OptionCode::ServerIdentifier),
+        Some(&DhcpOption::ServerIdentifier(ip(SERVER)))
+    );
+}
+
+#[tokio::test]
+async fn a_rebind_granting_another_address_in_use_declines_it() {
+    let lan = Lan::new();
+    let _squatter = squatter(&lan, "192.168.79.121");
+    let pod = lan.pod(MAC_A);
+    pod.ip(&["addr", "add", "192.168.79.120/24", "dev", "eth0"]);
+    let server = FakeServer::start(&lan, |req| match req.opts().msg_type() {
+        Some(MessageType::Request) => vec![answer(req, MessageType::Ack, "192.168.79.121")],
+        _ => vec![],
+    });
+    let lease = Lease {
+        address: ip("192.168.79.120"),
+        prefix_len: 24,
+        router: None,
+        dns_servers: vec![],
+        domain: None,
+        classless_routes: vec![],
+        server_id: ip(SERVER),
+        lease_time: 300,
+        t1: 150,
+        t2: 262,
+        acquired_at: unix_now(),
+    };
+    let err = rebind(&open(&pod), &params(MAC_A, "moved"), &lease)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, DhcpError::AddressInUse { address, mac, declines: 1, .. }
+            if *address == ip("192.168.79.121") && *mac == SQUATTER),
+        "{err:?}"
+    );
+    let mut seen = server.stop();
+    seen.dedup();
+    assert_eq!(seen, [MessageType::Request, MessageType::Decline]);
 }

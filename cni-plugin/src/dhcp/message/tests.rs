@@ -167,18 +167,33 @@ fn release_names_the_address_in_ciaddr_and_the_server() {
 }
 
 #[test]
-fn decline_names_the_address_in_option_50() {
-    let m = decode(&decline(&params(), XID, ip("10.0.0.42"), ip("10.0.0.1")).unwrap());
+fn decline_names_the_address_in_option_50_and_why_in_56() {
+    let why = "in use by 02:1b:d0:00:00:0c";
+    let m = decode(&decline(&params(), XID, ip("10.0.0.42"), ip("10.0.0.1"), why).unwrap());
     assert_header(&m, MessageType::Decline);
     assert_eq!(m.ciaddr(), Ipv4Addr::UNSPECIFIED);
+    assert!(m.flags().broadcast());
     assert_eq!(
         codes(&m),
         [
             OptionCode::RequestedIpAddress,
             OptionCode::MessageType,
             OptionCode::ServerIdentifier,
+            OptionCode::Message,
             OptionCode::ClientIdentifier
         ]
+    );
+    assert_eq!(
+        m.opts().get(OptionCode::RequestedIpAddress),
+        Some(&DhcpOption::RequestedIpAddress(ip("10.0.0.42")))
+    );
+    assert_eq!(
+        m.opts().get(OptionCode::ServerIdentifier),
+        Some(&DhcpOption::ServerIdentifier(ip("10.0.0.1")))
+    );
+    assert_eq!(
+        m.opts().get(OptionCode::Message),
+        Some(&DhcpOption::Message(why.to_string()))
     );
 }
 
