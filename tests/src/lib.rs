@@ -2,9 +2,15 @@
 //! pods), a CNI plugin runner, a miniature conflist runtime and
 //! connectivity probes. Nothing here touches the machine's own namespace.
 
+pub mod background;
 pub mod binary;
+pub mod cluster;
 pub mod cni;
+pub mod daemon;
+pub mod dhcp_server;
 pub mod fixture;
+pub mod flows;
+pub mod lan;
 pub mod netns;
 pub mod podman;
 pub mod probe;

@@ -28,6 +28,8 @@ use store::LeaseStore;
 pub struct DaemonOpts {
     pub socket: PathBuf,
     pub state_dir: PathBuf,
+    /// `--peers FILE --node NAME`: keep the routes to the other nodes' pod subnets.
+    pub routes: Option<crate::routes::Follow>,
 }
 
 pub struct Daemon {
@@ -66,6 +68,10 @@ async fn run(opts: &DaemonOpts) -> Result<()> {
     tracing::info!("listening on {}", opts.socket.display());
     daemon.resume()?;
     tokio::spawn(release::flush_queue(daemon.store.clone()));
+    if let Some(follow) = opts.routes.clone() {
+        // Syncs at start and on every change of the file; never ends the daemon.
+        tokio::spawn(crate::routes::follow(follow));
+    }
     let outcome = tokio::select! {
         r = server::serve(listener, daemon.clone()) => r,
         r = shutdown() => r,

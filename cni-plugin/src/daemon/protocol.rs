@@ -85,10 +85,16 @@ where
     T: for<'de> Deserialize<'de>,
 {
     let mut line = String::new();
-    BufReader::new(r)
+    let read = BufReader::new(r)
         .read_line(&mut line)
         .await
         .map_err(|e| Error::io("reading from the lanbridge daemon socket", e))?;
+    if read == 0 {
+        return Err(Error::io(
+            "reading from the lanbridge daemon socket",
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before a message"),
+        ));
+    }
     serde_json::from_str(&line).map_err(|source| Error::Decode {
         what: "daemon protocol message",
         source,

@@ -2,7 +2,8 @@
 //! address, from that address (dnsmasq ignores releases from 0.0.0.0).
 //! Normally sent from the pod; when the pod is already gone (a release
 //! queued while the daemon was down) it is sent from the node with the
-//! leased address as source (IP_FREEBIND), as no interface holds it anymore.
+//! leased address as source (IP_TRANSPARENT: FREEBIND would allow the bind
+//! but not the route lookup), as no interface holds it anymore.
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
@@ -61,7 +62,7 @@ fn from_node(record: &LeaseRecord) -> std::io::Result<()> {
     )
     .map_err(std::io::Error::other)?;
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_freebind_v4(true)?;
+    socket.set_ip_transparent_v4(true)?;
     socket.bind(&SocketAddrV4::new(lease.address, 68).into())?;
     socket.send_to(&message, &SocketAddrV4::new(lease.server_id, 67).into())?;
     Ok(())

@@ -24,15 +24,17 @@ pub async fn maintain(store: LeaseStore, mut record: LeaseRecord) {
         };
         sleep_until(t1).await;
         let renewed = match extend(&record, Step::Renew, t2).await {
-            Some(lease) => Some(lease),
-            None => extend(&record, Step::Rebind, expiry).await,
+            Some(lease) => Some((lease, "renewed")),
+            None => extend(&record, Step::Rebind, expiry)
+                .await
+                .map(|lease| (lease, "rebound")),
         };
-        let Some(lease) = renewed else {
+        let Some((lease, how)) = renewed else {
             expire(&store, &record).await;
             return;
         };
         tracing::info!(
-            "renewed {} of {}/{} for {} s",
+            "{how} {} of {}/{} for {} s",
             lease.address,
             record.key.container_id,
             record.key.ifname,
@@ -57,11 +59,11 @@ enum Step {
 /// Tries `step` until `deadline` (unix seconds); the new lease, if any.
 async fn extend(record: &LeaseRecord, step: Step, deadline: u64) -> Option<Lease> {
     loop {
-        let left = deadline.saturating_sub(now());
-        if left == 0 {
+        let left = until(deadline);
+        if left.is_zero() {
             return None;
         }
-        let wait = Duration::from_secs((left / 2).clamp(1, 60));
+        let wait = (left / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
         match attempt(record, step, wait).await {
             Ok(lease) => return Some(lease),
             Err(e) => tracing::warn!(
@@ -118,15 +120,16 @@ async fn remove_address(record: &LeaseRecord) -> Result<()> {
         .await
 }
 
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// Time left until `unix_secs`, to the nanosecond (whole seconds would wake
+/// up to a second early).
+fn until(unix_secs: u64) -> Duration {
+    (UNIX_EPOCH + Duration::from_secs(unix_secs))
+        .duration_since(SystemTime::now())
+        .unwrap_or_default()
 }
 
 async fn sleep_until(unix_secs: u64) {
-    let left = unix_secs.saturating_sub(now());
-    tokio::time::sleep(Duration::from_secs(left)).await;
+    tokio::time::sleep(until(unix_secs)).await;
 }
 
 impl From<dhcp::DhcpError> for Error {

@@ -45,8 +45,15 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> Result<()> {
             .map_err(|e| Error::io("accepting on the daemon socket", e))?;
         let daemon = daemon.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, &daemon).await {
-                tracing::warn!("plugin connection: {e}");
+            match handle(stream, &daemon).await {
+                // A health probe connects and closes.
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
+                    tracing::debug!("connection closed without a request")
+                }
+                Err(e) => tracing::warn!("plugin connection: {e}"),
+                Ok(()) => {}
             }
         });
     }

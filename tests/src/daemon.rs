@@ -1,0 +1,137 @@
+//! `lanbridge daemon` run by a test inside a node namespace, with its socket
+//! and log in the test's temp dir; killed by PID on drop. It can be killed
+//! (SIGKILL) and started again on the same socket and state dir.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::background::{read_log, Background};
+use crate::binary::lanbridge_bin;
+use crate::netns::Netns;
+use crate::process::wait_until;
+
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct LanbridgeDaemon {
+    node: PathBuf,
+    node_name: String,
+    socket: PathBuf,
+    state_dir: PathBuf,
+    log: PathBuf,
+    proc: Option<Background>,
+    /// Byte offset of the log where the current run started.
+    run_start: usize,
+    runs: u32,
+}
+
+impl LanbridgeDaemon {
+    /// Starts the daemon in `node` with socket `<dir>/lanbridge.sock`, log
+    /// `<dir>/daemon.log` (one log across restarts) and `state_dir`, and waits
+    /// until it listens on its socket.
+    pub fn start(node: &Netns, dir: &Path, state_dir: &Path) -> LanbridgeDaemon {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let mut d = LanbridgeDaemon {
+            node: node.path(),
+            node_name: node.name().to_string(),
+            socket: dir.join("lanbridge.sock"),
+            state_dir: state_dir.to_path_buf(),
+            log: dir.join("daemon.log"),
+            proc: None,
+            run_start: 0,
+            runs: 0,
+        };
+        d.restart();
+        d
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The whole log (every run).
+    pub fn log(&self) -> String {
+        read_log(&self.log)
+    }
+
+    /// The log of the current (latest) run only.
+    pub fn run_log(&self) -> String {
+        let all = self.log();
+        all.get(self.run_start..).unwrap_or_default().to_string()
+    }
+
+    /// Polls the current run's log for `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.run_log().contains(needle))
+    }
+
+    /// Polls the current run's log until `needle` occurs at least `n` times.
+    pub fn wait_log_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        wait_until(timeout, || self.run_log().matches(needle).count() >= n)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().and_then(Background::pid)
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.proc.as_mut().is_some_and(Background::running)
+    }
+
+    /// SIGKILL (by PID): no chance to clean up, the socket file stays behind.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.stop(Duration::from_secs(5));
+        }
+    }
+
+    /// Starts the daemon (again), after killing a running one, and waits until
+    /// the new process listens on the socket.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.run_start = self.log().len();
+        self.runs += 1;
+        let mut cmd = std::process::Command::new("nsenter");
+        cmd.arg(format!("--net={}", self.node.display()))
+            .arg("--")
+            .arg(lanbridge_bin())
+            .arg("daemon")
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .env("LANBRIDGE_LOG", "info");
+        let mut proc = Background::spawn(
+            &format!("lanbridge daemon #{} in {}", self.runs, self.node_name),
+            cmd,
+            &self.log,
+        );
+        let up = wait_until(START_TIMEOUT, || {
+            (self.run_log().contains("listening on") && self.socket.exists()) || !proc.running()
+        });
+        let alive = proc.running();
+        self.proc = Some(proc);
+        assert!(
+            up && alive,
+            "lanbridge daemon did not start in {}:\n{}",
+            self.node_name,
+            self.run_log()
+        );
+    }
+}
+
+impl Drop for LanbridgeDaemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

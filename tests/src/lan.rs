@@ -1,0 +1,158 @@
+//! Lan mode helpers: the network config (`uplink` + `dhcp` IPAM through the
+//! test's daemon), `lanbridge inspect` in the node, counters, lease files,
+//! and the client identifier lanbridge derives for an attachment.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::binary::lanbridge_bin;
+use crate::fixture::World;
+use crate::netns::Netns;
+use crate::process::{self, DEFAULT_TIMEOUT};
+use crate::topology::NODE_UPLINK;
+
+/// Bridge of the lan-mode network in the node.
+pub const LAN_NET_BRIDGE: &str = "lb0";
+
+/// The lan-mode config of `net`: bridge `lb0`, uplink `eth0`, built-in DHCP
+/// IPAM through the daemon at `socket`, ADD bounded by `timeout` seconds.
+pub fn lan_conf(w: &World, net: &str, socket: &Path, timeout: f64) -> Value {
+    let mut c = json!({
+        "cniVersion": "1.0.0",
+        "name": net,
+        "type": "lanbridge",
+        "bridge": LAN_NET_BRIDGE,
+        "uplink": NODE_UPLINK,
+        "ipam": {
+            "type": "dhcp",
+            "daemonSocketPath": socket.display().to_string(),
+            "timeout": timeout,
+        }
+    });
+    w.lanbridge_keys(&mut c);
+    c
+}
+
+/// `CNI_ARGS` naming the pod as Kubernetes does (the hostname lanbridge sends).
+pub fn k8s_args(pod: &str) -> String {
+    format!(
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod};K8S_POD_INFRA_CONTAINER_ID=x"
+    )
+}
+
+/// `lanbridge inspect <net> --json` run inside the node (interface names
+/// resolve there). Panics unless it succeeds.
+pub fn inspect(w: &World, net: &str) -> Value {
+    let mut c = w.topo.node.command(&lanbridge_bin().display().to_string());
+    c.args(["inspect", net, "--json", "--pin-root"])
+        .arg(w.pin_root())
+        .arg("--state-dir")
+        .arg(w.state_dir());
+    let out = process::run_ok(&mut c);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("inspect --json: {e}\n{out}"))
+}
+
+/// `lanbridge inspect <net>` as the table an operator reads.
+pub fn inspect_table(w: &World, net: &str) -> String {
+    let mut c = w.topo.node.command(&lanbridge_bin().display().to_string());
+    c.args(["inspect", net, "--pin-root"])
+        .arg(w.pin_root())
+        .arg("--state-dir")
+        .arg(w.state_dir());
+    process::run_ok(&mut c)
+}
+
+/// The packets counted for `reason` on `interface` in an inspect report.
+pub fn counter(report: &Value, interface: &str, reason: &str) -> u64 {
+    report["counters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["interface"] == interface && c["reason"] == reason)
+        .filter_map(|c| c["packets"].as_u64())
+        .sum()
+}
+
+/// The packets counted for `reason` on every interface.
+pub fn counter_total(report: &Value, reason: &str) -> u64 {
+    report["counters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["reason"] == reason)
+        .filter_map(|c| c["packets"].as_u64())
+        .sum()
+}
+
+/// The endpoint of port `port` in an inspect report.
+pub fn endpoint<'a>(report: &'a Value, port: &str) -> Option<&'a Value> {
+    report["endpoints"]
+        .as_array()?
+        .iter()
+        .find(|e| e["port"] == port)
+}
+
+/// Program names of an inspect report.
+pub fn program_names(report: &Value) -> Vec<String> {
+    report["programs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The daemon's lease file of an attachment.
+pub fn lease_file(w: &World, net: &str, container_id: &str, ifname: &str) -> PathBuf {
+    w.state_dir()
+        .join("leases")
+        .join(net)
+        .join(format!("{container_id}:{ifname}.json"))
+}
+
+/// Files in the release queue (`<state>/release-queue/`).
+pub fn release_queue(w: &World) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(w.state_dir().join("release-queue")) else {
+        return vec![];
+    };
+    let mut v: Vec<PathBuf> = rd.filter_map(|e| Some(e.ok()?.path())).collect();
+    v.sort();
+    v
+}
+
+/// Option 61 lanbridge sends by default, as dnsmasq prints it: `00:` and the
+/// first 16 bytes of SHA-256("<containerID>/<ifname>"), lowercase hex.
+pub fn attachment_client_id(container_id: &str, ifname: &str) -> String {
+    let input = format!("{container_id}/{ifname}");
+    let out = process::run(
+        &mut Command::new("sha256sum"),
+        Some(input.as_bytes()),
+        DEFAULT_TIMEOUT,
+    );
+    assert!(out.success(), "sha256sum: {}", out.stderr);
+    let hex = out
+        .stdout
+        .split_whitespace()
+        .next()
+        .expect("sha256sum output")
+        .to_string();
+    let bytes: Vec<&str> = (0..16).map(|i| &hex[2 * i..2 * i + 2]).collect();
+    format!("00:{}", bytes.join(":"))
+}
+
+/// The MAC of `ifname` in `ns`, lowercase.
+pub fn mac_of(ns: &Netns, ifname: &str) -> String {
+    let j = ns.ip_json(&["link", "show", "dev", ifname]);
+    j[0]["address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no MAC for {ifname} in {}: {j}", ns.name()))
+        .to_lowercase()
+}
+
+/// The master of `ifname` in `ns`, if enslaved.
+pub fn master_of(ns: &Netns, ifname: &str) -> Option<String> {
+    let j = ns.ip_json(&["link", "show", "dev", ifname]);
+    j[0]["master"].as_str().map(str::to_string)
+}
