@@ -1,8 +1,9 @@
-//! lan mode: the host stack may forward a pod's traffic (what the fast path
-//! leaves to it: service and hostPort NAT, or everything with `fastPath`
-//! off) even under `iptables -P FORWARD DROP`. Per pod, two ACCEPT rules in
-//! lanbridge's own chain, matching the pod's /32 on the bridge: nothing else
-//! on the host is opened.
+//! The host stack forwards a routed pod's traffic (subnet mode with a
+//! gateway; in lan mode what the fast path leaves to it: service and hostPort
+//! NAT, or everything with `fastPath` off) even under `iptables -P FORWARD
+//! DROP` (Docker's default). Per pod, two ACCEPT rules in lanbridge's own
+//! chain, matching the pod's /32 on the bridge: nothing else on the host is
+//! opened.
 
 use std::net::Ipv4Addr;
 

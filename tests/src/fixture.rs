@@ -186,6 +186,17 @@ impl World {
             .collect()
     }
 
+    /// The node's filter-table rules that lanbridge tagged (`lanbridge:` comments).
+    pub fn forward_rules(&self) -> Vec<String> {
+        self.topo
+            .node
+            .run(&["iptables-save", "-t", "filter"])
+            .lines()
+            .filter(|l| l.starts_with("-A") && l.contains("lanbridge:"))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// host-local allocation files (named by IP) of network `net` under this world's dataDir.
     pub fn allocations(&self, net: &str) -> Vec<String> {
         allocations(&self.data_dir().join(net))

@@ -49,6 +49,11 @@ fn assert_nothing_left_ip(w: &World, pod: &Netns, att: &Attachment, ip: &str, co
         Vec::<String>::new(),
         "{context}: TCX links left"
     );
+    assert_eq!(
+        w.forward_rules(),
+        Vec::<String>::new(),
+        "{context}: FORWARD rules left"
+    );
     for map in ["lb_endpoints", "lb_by_mac", "lb_by_ip"] {
         assert_eq!(
             w.map_entries(NET, map),

@@ -300,4 +300,40 @@ fn twenty_concurrent_adds_then_dels_leak_nothing() {
         "masquerade rules leaked"
     );
     assert_no_datapath_entries(&w, "after 20 DELs");
+    assert_eq!(
+        w.forward_rules(),
+        Vec::<String>::new(),
+        "FORWARD rules leaked"
+    );
+}
+
+/// Docker flips FORWARD to DROP: lanbridge's per-pod accepts keep routed pod
+/// traffic flowing without opening FORWARD for the host.
+#[test]
+fn forward_drop_in_the_node_does_not_cut_pods_off() {
+    let w = World::lanbridge("subfwd");
+    w.topo.node.run(&["iptables", "-P", "FORWARD", "DROP"]);
+    let conf = w.subnet_conf("1.0.0", SUBNET);
+    let (pods, atts) = pods(&w, 2);
+    let results: Vec<Value> = atts.iter().map(|a| add(&w, &conf, a)).collect();
+    let server = PeerServer::udp(&w.topo.lan_host, 7778);
+    for (i, pod) in pods.iter().enumerate() {
+        let seen = udp_ask(pod, &format!("{LAN_HOST}:7778"))
+            .unwrap_or_else(|| panic!("pod{i}: no UDP answer through FORWARD DROP"));
+        assert_eq!(ip_of(&seen), NODE_ADDR, "pod{i} not masqueraded");
+    }
+    assert!(pods[0].ping(&first_ip(&results[1])), "pod to pod");
+    drop(server);
+    // Only lanbridge's chain and per-pod rules were added; the policy stays.
+    let filter = w.topo.node.run(&["iptables", "-S", "FORWARD"]);
+    assert!(filter.contains("-P FORWARD DROP"), "{filter}");
+    assert_eq!(w.forward_rules().len(), 4, "{:#?}", w.forward_rules());
+    for (a, r) in atts.iter().zip(&results) {
+        del(&w, &conf, a, Some(r));
+    }
+    assert_eq!(
+        w.forward_rules(),
+        Vec::<String>::new(),
+        "FORWARD rules left after DEL"
+    );
 }

@@ -124,9 +124,11 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     if conf.is_gateway {
         configure_gateway(att, &bridge, &ipam_result.ips).await?;
     }
-    if let Some(uplink) = &uplink {
+    if routed(conf) && !v4.is_empty() {
         undo.push(Step::Forward);
         forward::setup(&conf.name, &env.container_id, &bridge.name, &v4)?;
+    }
+    if let Some(uplink) = &uplink {
         for ip in &v4 {
             undo.push(Step::HostRoute(*ip));
             att.node
@@ -227,6 +229,12 @@ async fn create_veth(
         pod.set_up(container.index).await?;
     }
     Ok((att.node.existing_link(&host_name).await?, container))
+}
+
+/// The node routes the pods' traffic (gateway in subnet mode, lan mode):
+/// then it must get through iptables FORWARD even with a DROP policy.
+pub fn routed(conf: &NetConf) -> bool {
+    conf.is_gateway || conf.uplink.is_some()
 }
 
 /// The network's settings as the programs read them; every ADD rewrites

@@ -134,6 +134,8 @@ pub struct Cleanup<'a> {
     pub network: &'a str,
     /// lan mode: pods have /32 routes on the bridge.
     pub lan: bool,
+    /// Pods have FORWARD accept rules.
+    pub routed: bool,
 }
 
 impl Cleanup<'_> {
@@ -144,6 +146,7 @@ impl Cleanup<'_> {
             datapath: Datapath::existing(&att.conf.pin_root, &att.conf.name)?,
             network: &att.conf.name,
             lan: att.conf.uplink.is_some(),
+            routed: add::routed(att.conf),
         })
     }
 
@@ -162,7 +165,7 @@ impl Cleanup<'_> {
                 errors.push(e);
             }
         }
-        if self.lan {
+        if self.routed {
             if let Err(e) = forward::teardown(self.network, container_id) {
                 errors.push(e);
             }
