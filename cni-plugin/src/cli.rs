@@ -11,6 +11,7 @@ use crate::config::DEFAULT_STATE_DIR;
 use crate::daemon::{self, protocol::DEFAULT_SOCKET, DaemonOpts};
 use crate::datapath::DEFAULT_ROOT;
 use crate::inspect;
+use crate::{install, routes};
 
 #[derive(Parser)]
 #[command(
@@ -54,7 +55,17 @@ enum Cmd {
         /// Where leases are persisted (the networks' `stateDir`).
         #[arg(long, default_value = DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
+        #[command(flatten)]
+        peers: routes::FollowArgs,
     },
+    /// Routes to the other nodes' pod subnets, from a peers file.
+    Routes {
+        #[command(subcommand)]
+        command: routes::Command,
+    },
+    /// Copy this binary into the CNI bin directory and a network config into
+    /// the runtime's config directory (atomically; identical files are left alone).
+    Install(install::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -90,6 +101,16 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Daemon { socket, state_dir } => daemon::main(DaemonOpts { socket, state_dir }),
+        Cmd::Daemon {
+            socket,
+            state_dir,
+            peers,
+        } => daemon::main(DaemonOpts {
+            socket,
+            state_dir,
+            routes: peers.follow(),
+        }),
+        Cmd::Routes { command } => routes::main(command),
+        Cmd::Install(args) => install::main(args),
     }
 }

@@ -2,12 +2,13 @@
 //! attachment's addresses. Rules carry a space-free comment naming the
 //! network and container, so DEL and GC remove exactly what ADD created.
 
-use std::process::Command;
-
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
-use crate::cni::{Error, Result};
+use crate::cni::Result;
+use crate::iptables::{comment, delete_rules_with, ensure_chain, ensure_rule, run, Family};
+
+const TABLE: &str = "nat";
 
 /// The chain of one attachment (`LB-` + 20 hex: well under iptables' 28).
 pub fn chain_name(network: &str, container_id: &str) -> String {
@@ -15,112 +16,57 @@ pub fn chain_name(network: &str, container_id: &str) -> String {
     format!("LB-{}", &hex::encode(digest)[..20].to_uppercase())
 }
 
-fn comment(network: &str, container_id: &str) -> String {
-    format!("lanbridge:{network}:{container_id}")
-}
-
-#[derive(Clone, Copy)]
-enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    fn tool(self) -> &'static str {
-        match self {
-            Family::V4 => "iptables",
-            Family::V6 => "ip6tables",
-        }
-    }
-
-    fn multicast(self) -> &'static str {
-        match self {
-            Family::V4 => "224.0.0.0/4",
-            Family::V6 => "ff00::/8",
-        }
-    }
-
-    fn of(net: &IpNet) -> Family {
-        match net {
-            IpNet::V4(_) => Family::V4,
-            IpNet::V6(_) => Family::V6,
-        }
+fn multicast(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "224.0.0.0/4",
+        Family::V6 => "ff00::/8",
     }
 }
 
-fn run(family: Family, args: &[&str]) -> Result<String> {
-    let tool = family.tool();
-    let out = Command::new(tool)
-        .arg("-w")
-        .args(["-t", "nat"])
-        .args(args)
-        .output()
-        .map_err(|e| Error::io(format!("running {tool}"), e))?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
-    }
-    Err(Error::Firewall {
-        tool,
-        args: args.join(" "),
-        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    })
-}
-
-/// Masquerades traffic from `ips` leaving their own subnets. Idempotent.
-pub fn setup(network: &str, container_id: &str, ips: &[IpNet]) -> Result<()> {
+/// Masquerades traffic from `ips` leaving their own subnets and the
+/// `cluster` CIDRs (`clusterCidrs`: other nodes' pods see the pod's own
+/// address). Idempotent.
+pub fn setup(network: &str, container_id: &str, ips: &[IpNet], cluster: &[IpNet]) -> Result<()> {
     let chain = chain_name(network, container_id);
     let comment = comment(network, container_id);
     for family in [Family::V4, Family::V6] {
-        let mine: Vec<&IpNet> = ips
-            .iter()
-            .filter(|n| {
-                matches!(
-                    (Family::of(n), family),
-                    (Family::V4, Family::V4) | (Family::V6, Family::V6)
-                )
-            })
-            .collect();
+        let mine: Vec<&IpNet> = ips.iter().filter(|n| Family::of(n) == family).collect();
         if mine.is_empty() {
             continue;
         }
-        if run(family, &["-S", &chain]).is_err() {
-            run(family, &["-N", &chain])?;
-        }
-        run(family, &["-F", &chain])?;
-        for net in &mine {
-            let subnet = net.trunc().to_string();
-            run(
-                family,
-                &[
-                    "-A",
-                    &chain,
-                    "-d",
-                    &subnet,
-                    "-j",
-                    "ACCEPT",
-                    "-m",
-                    "comment",
-                    "--comment",
-                    &comment,
-                ],
-            )?;
-        }
-        run(
-            family,
-            &[
-                "-A",
-                &chain,
-                "!",
+        ensure_chain(family, TABLE, &chain)?;
+        run(family, TABLE, &["-F", &chain])?;
+        let excluded = mine
+            .iter()
+            .copied()
+            .chain(cluster.iter().filter(|n| Family::of(n) == family))
+            .map(IpNet::trunc);
+        for net in excluded {
+            let dst = net.to_string();
+            let rule = [
                 "-d",
-                family.multicast(),
+                &dst,
                 "-j",
-                "MASQUERADE",
+                "ACCEPT",
                 "-m",
                 "comment",
                 "--comment",
                 &comment,
-            ],
-        )?;
+            ];
+            run(family, TABLE, &[&["-A", &chain], &rule[..]].concat())?;
+        }
+        let rule = [
+            "!",
+            "-d",
+            multicast(family),
+            "-j",
+            "MASQUERADE",
+            "-m",
+            "comment",
+            "--comment",
+            &comment,
+        ];
+        run(family, TABLE, &[&["-A", &chain], &rule[..]].concat())?;
         for net in &mine {
             let src = net.addr().to_string();
             let rule = [
@@ -133,9 +79,7 @@ pub fn setup(network: &str, container_id: &str, ips: &[IpNet]) -> Result<()> {
                 "--comment",
                 &comment,
             ];
-            if run(family, &[&["-C", "POSTROUTING"], &rule[..]].concat()).is_err() {
-                run(family, &[&["-A", "POSTROUTING"], &rule[..]].concat())?;
-            }
+            ensure_rule(family, TABLE, "POSTROUTING", &rule)?;
         }
     }
     Ok(())
@@ -145,25 +89,10 @@ pub fn setup(network: &str, container_id: &str, ips: &[IpNet]) -> Result<()> {
 pub fn teardown(network: &str, container_id: &str) -> Result<()> {
     let chain = chain_name(network, container_id);
     for family in [Family::V4, Family::V6] {
-        let listing = match run(family, &["-S", "POSTROUTING"]) {
-            Ok(l) => l,
-            // No nat table for this family (e.g. no ip6tables): nothing of ours there.
-            Err(_) => continue,
-        };
-        for line in listing
-            .lines()
-            .filter(|l| l.split_whitespace().any(|w| w == chain))
-        {
-            let mut args: Vec<&str> = line
-                .split_whitespace()
-                .map(|w| w.trim_matches('"'))
-                .collect();
-            args[0] = "-D";
-            run(family, &args)?;
-        }
-        if run(family, &["-S", &chain]).is_ok() {
-            run(family, &["-F", &chain])?;
-            run(family, &["-X", &chain])?;
+        delete_rules_with(family, TABLE, "POSTROUTING", &chain)?;
+        if run(family, TABLE, &["-S", &chain]).is_ok() {
+            run(family, TABLE, &["-F", &chain])?;
+            run(family, TABLE, &["-X", &chain])?;
         }
     }
     Ok(())

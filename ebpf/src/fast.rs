@@ -153,7 +153,12 @@ fn slow_path(ip: &Ip4) -> Option<Verdict> {
     if ip.fragment || first_octet >= 224 || ip.ttl <= 1 {
         return Some(PASS);
     }
-    if ip.has_ports() && nat_flow(&ip.flow()) {
+    // Either direction of a flow the stack carried: its replies (recorded
+    // as they will arrive), and a new flow reusing the same 5-tuple while
+    // conntrack still holds the NAT-ed one (the stack then picks a fresh
+    // port for it instead of reverse-NATing its replies).
+    let flow = ip.flow();
+    if ip.has_ports() && (nat_flow(&flow) || nat_flow(&flow.reversed())) {
         return Some((PASS.0, Reason::SlowFlow));
     }
     None

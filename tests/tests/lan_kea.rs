@@ -182,7 +182,8 @@ fn kea_rebinds_when_unicast_renewals_are_lost() {
     let first = s.kea.last_row(&ip).expect("kea row after ADD");
     let relayed = s.relayed(&r);
     assert!(
-        s.daemon.wait_log(&format!("rebound {ip}"), Duration::from_secs(6)),
+        s.daemon
+            .wait_log(&format!("rebound {ip}"), Duration::from_secs(6)),
         "lease not extended by rebind before it expired\n{}",
         s.evidence()
     );
