@@ -34,7 +34,12 @@ const AF_INET: u8 = 2;
 const ETH_ADDRS: usize = 12;
 
 #[inline(always)]
-pub fn from_pod(ctx: &TcContext, ip: &Ip4, ep: &Endpoint, cfg: &NetConfig) -> Result<Verdict, Verdict> {
+pub fn from_pod(
+    ctx: &TcContext,
+    ip: &Ip4,
+    ep: &Endpoint,
+    cfg: &NetConfig,
+) -> Result<Verdict, Verdict> {
     if let Some(slow) = slow_path(ip) {
         return Ok(slow);
     }
@@ -167,7 +172,13 @@ fn slow_path(ip: &Ip4) -> Option<Verdict> {
 /// Delivers to the pod behind `port`, as its gateway would: Ethernet
 /// destination the pod's MAC, source the bridge's, TTL decremented.
 #[inline(always)]
-fn into_pod(ctx: &TcContext, ip: &Ip4, port: u32, ep: &Endpoint, cfg: &NetConfig) -> Result<Verdict, Verdict> {
+fn into_pod(
+    ctx: &TcContext,
+    ip: &Ip4,
+    port: u32,
+    ep: &Endpoint,
+    cfg: &NetConfig,
+) -> Result<Verdict, Verdict> {
     let mut addrs = [0u8; ETH_ADDRS];
     addrs[..6].copy_from_slice(&ep.mac);
     addrs[6..].copy_from_slice(&cfg.bridge_mac);
