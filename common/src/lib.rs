@@ -30,6 +30,10 @@ pub const MAP_STATS: &str = "lb_stats";
 /// LPM trie (prefix length, IPv4 address in network byte order) -> `u8`: destinations that always take the host
 /// stack (service and cluster CIDRs).
 pub const MAP_SLOW_CIDRS: &str = "lb_slow_cidrs";
+/// LPM trie, as [`MAP_SLOW_CIDRS`]: subnet mode's cluster CIDRs, the
+/// destinations its fast path forwards (everything else is masqueraded by
+/// the stack).
+pub const MAP_CLUSTER: &str = "lb_cluster";
 /// LRU hash [`FlowKey`] -> last seen (`u64`, `bpf_ktime_get_ns`): flows the
 /// host stack carried (NAT: services, hostPort), recorded by the egress
 /// programs as the key their replies will have, so the replies take the
@@ -99,7 +103,8 @@ pub struct NetConfig {
 pub const CFG_LAN_MODE: u16 = 1;
 /// Source guard: pods send only from their own MAC and addresses.
 pub const CFG_ENFORCE: u16 = 2;
-/// Forward pod <-> LAN and pod <-> pod traffic in eBPF (lan mode).
+/// Forward pod traffic in eBPF: lan mode, pod <-> LAN and pod <-> pod;
+/// subnet mode, pod -> other nodes' pods (`lb_cluster`).
 pub const CFG_FAST_PATH: u16 = 4;
 
 /// A flow's 5-tuple as one direction's packets carry it (addresses in
@@ -273,6 +278,7 @@ mod tests {
             MAP_CONFIG,
             MAP_STATS,
             MAP_SLOW_CIDRS,
+            MAP_CLUSTER,
             MAP_FLOWS,
             PROG_TO_UPLINK,
         ] {

@@ -26,7 +26,8 @@ use lanbridge_common::{
 };
 
 use crate::programs::{
-    parse, redirect, Direct, Loaded, Verdict, BY_IP, ENDPOINTS, ERROR, FLOWS, PASS, SLOW_CIDRS,
+    parse, redirect, Direct, Loaded, Verdict, BY_IP, CLUSTER, ENDPOINTS, ERROR, FLOWS, PASS,
+    SLOW_CIDRS,
 };
 
 const AF_INET: u8 = 2;
@@ -59,6 +60,29 @@ pub fn from_pod(
         }
         return into_pod(ctx, ip, port, &peer, cfg);
     }
+    route_out(ctx, ip, cfg, true)
+}
+
+/// Subnet mode: a pod's packet for another node's pod subnet (a cluster
+/// destination: no masquerade, no NAT) goes straight out of the interface
+/// the FIB picks, towards that node. Replies come back through the stack.
+#[inline(always)]
+pub fn subnet_from_pod(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig) -> Result<Verdict, Verdict> {
+    if let Some(slow) = slow_path(ip) {
+        return Ok(slow);
+    }
+    if CLUSTER.get(&Key::new(32, ip.daddr)).is_none() {
+        return Ok(PASS);
+    }
+    route_out(ctx, ip, cfg, false)
+}
+
+/// `bpf_fib_lookup` as the bridge would route it, then out of the egress
+/// it found with the next hop's MAC (`bpf_redirect_neigh` when that is not
+/// known yet), TTL decremented. lan mode leaves only through the uplink;
+/// subnet mode through anything but the bridge (its own subnet is L2).
+#[inline(always)]
+fn route_out(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig, lan: bool) -> Result<Verdict, Verdict> {
     // SAFETY: an all-zero `bpf_fib_lookup` is a valid input.
     let mut fib: FibParams = unsafe { zeroed() };
     fib.family = AF_INET;
@@ -79,7 +103,13 @@ pub fn from_pod(
             0,
         )
     } as u32;
-    if fib.ifindex != cfg.uplink_ifindex || cfg.uplink_ifindex == 0 {
+    let egress = fib.ifindex;
+    let allowed = if lan {
+        egress == cfg.uplink_ifindex && egress != 0
+    } else {
+        egress != cfg.bridge_ifindex && egress != 0
+    };
+    if !allowed {
         return Ok(PASS);
     }
     match rc {
@@ -89,12 +119,16 @@ pub fn from_pod(
             addrs[6..].copy_from_slice(&fib.smac);
             ctx.store(0, &addrs, 0).map_err(|_| ERROR)?;
             decrement_ttl(ctx, ip)?;
-            mark_fast(ctx);
-            Ok((redirect(cfg.uplink_ifindex), Reason::FastToLan))
+            if lan {
+                mark_fast(ctx);
+            }
+            Ok((redirect(egress), Reason::FastToLan))
         }
         BPF_FIB_LKUP_RET_NO_NEIGH => {
             decrement_ttl(ctx, ip)?;
-            mark_fast(ctx);
+            if lan {
+                mark_fast(ctx);
+            }
             // SAFETY: an all-zero `bpf_redir_neigh` is a valid input.
             let mut nh: bpf_redir_neigh = unsafe { zeroed() };
             nh.nh_family = AF_INET as u32;
@@ -103,12 +137,7 @@ pub fn from_pod(
             unsafe { nh.__bindgen_anon_1.ipv4_nh = fib.__bindgen_anon_4.ipv4_dst };
             // SAFETY: the helper reads `nh` only.
             let action = unsafe {
-                bpf_redirect_neigh(
-                    cfg.uplink_ifindex,
-                    &mut nh,
-                    size_of::<bpf_redir_neigh>() as i32,
-                    0,
-                )
+                bpf_redirect_neigh(egress, &mut nh, size_of::<bpf_redir_neigh>() as i32, 0)
             };
             Ok((action as i32, Reason::FastToLan))
         }

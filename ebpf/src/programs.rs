@@ -16,8 +16,8 @@ use lanbridge_common::{
         PodVerdict, Short, ETH_SRC_OFF,
     },
     Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_FAST_PATH,
-    CFG_LAN_MODE, MAP_BY_IP, MAP_BY_MAC, MAP_CONFIG, MAP_ENDPOINTS, MAP_FLOWS, MAP_SLOW_CIDRS,
-    MAP_STATS, MAX_ENDPOINTS, MAX_FLOWS, MAX_SLOW_CIDRS, MAX_STATS, PROG_FROM_POD,
+    CFG_LAN_MODE, MAP_BY_IP, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_ENDPOINTS, MAP_FLOWS,
+    MAP_SLOW_CIDRS, MAP_STATS, MAX_ENDPOINTS, MAX_FLOWS, MAX_SLOW_CIDRS, MAX_STATS, PROG_FROM_POD,
     PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
 };
 
@@ -33,6 +33,7 @@ const _: () = assert!(str_eq(MAP_BY_IP, "lb_by_ip"));
 const _: () = assert!(str_eq(MAP_CONFIG, "lb_config"));
 const _: () = assert!(str_eq(MAP_STATS, "lb_stats"));
 const _: () = assert!(str_eq(MAP_SLOW_CIDRS, "lb_slow_cidrs"));
+const _: () = assert!(str_eq(MAP_CLUSTER, "lb_cluster"));
 const _: () = assert!(str_eq(MAP_FLOWS, "lb_flows"));
 const _: () = assert!(str_eq(PROG_TO_POD, "lb_to_pod"));
 const _: () = assert!(str_eq(PROG_TO_UPLINK, "lb_to_uplink"));
@@ -68,6 +69,9 @@ static CONFIG: Array<NetConfig, 1> = Array::new();
 
 #[btf_map(name = "lb_slow_cidrs")]
 pub(crate) static SLOW_CIDRS: LpmTrie<u32, u8, { MAX_SLOW_CIDRS as usize }> = LpmTrie::new();
+
+#[btf_map(name = "lb_cluster")]
+pub(crate) static CLUSTER: LpmTrie<u32, u8, { MAX_SLOW_CIDRS as usize }> = LpmTrie::new();
 
 #[btf_map(name = "lb_flows")]
 pub(crate) static FLOWS: LruHashMap<FlowKey, u64, { MAX_FLOWS as usize }> = LruHashMap::new();
@@ -157,11 +161,14 @@ fn from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Verdict> {
             return dhcp_client(ctx, &ep, &cfg);
         }
     }
-    let fast = CFG_LAN_MODE | CFG_FAST_PATH;
-    if cfg.flags & fast == fast && !frame.tagged && !vlan_tagged(ctx) {
-        return fast::from_pod(ctx, &ip, &ep, &cfg);
+    if cfg.flags & CFG_FAST_PATH == 0 || frame.tagged || vlan_tagged(ctx) {
+        return Ok(PASS);
     }
-    Ok(PASS)
+    if cfg.flags & CFG_LAN_MODE != 0 {
+        fast::from_pod(ctx, &ip, &ep, &cfg)
+    } else {
+        fast::subnet_from_pod(ctx, &ip, &cfg)
+    }
 }
 
 /// A pod's DHCP client packet: broadcasts are judged and maybe relayed;

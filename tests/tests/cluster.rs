@@ -116,6 +116,34 @@ fn pods_reach_pods_on_every_node_with_their_own_address() {
     }
 
     assert_connectivity(&c);
+    // Pod -> other nodes' pods left every node on the eBPF fast path.
+    for node in 0..3 {
+        let pins = c.w.pin_root().join(&c.nodes[node].name);
+        let out = c.lanbridge(
+            node,
+            &[
+                "inspect",
+                "lbtnet",
+                "--pin-root",
+                &pins.display().to_string(),
+                "--json",
+            ],
+        );
+        assert!(out.success(), "{out:?}");
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("inspect JSON");
+        let fast: u64 = report["counters"]
+            .as_array()
+            .expect("counters")
+            .iter()
+            .filter(|c| c["reason"] == "fast_to_lan")
+            .filter_map(|c| c["packets"].as_u64())
+            .sum();
+        assert!(
+            fast > 0,
+            "node{node}: no fast_to_lan packets\n{}",
+            out.stdout
+        );
+    }
 }
 
 #[test]

@@ -88,8 +88,13 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     if conf.port_isolation {
         endpoint.flags |= EP_ISOLATED;
     }
+    if uplink.is_none() && subnet_fast_path(conf) {
+        datapath.set_cluster_cidrs(&v4_nets(&conf.cluster_cidrs))?;
+    }
     if let Some(uplink) = &uplink {
-        datapath.set_slow_cidrs(&slow_cidrs(conf))?;
+        datapath.set_slow_cidrs(&v4_nets(
+            &[&conf.service_cidrs[..], &conf.cluster_cidrs[..]].concat(),
+        ))?;
         datapath.ensure_uplink(&uplink.link.name)?;
         endpoint.flags |= EP_DHCP_RELAY;
     }
@@ -259,6 +264,9 @@ fn net_config(conf: &NetConf, bridge: &LinkInfo, uplink: Option<&lan::Uplink>) -
             _pad: 0,
         };
     }
+    if subnet_fast_path(conf) {
+        flags |= CFG_FAST_PATH;
+    }
     NetConfig {
         bridge_ifindex: bridge.index,
         bridge_mac: mac6(&bridge.mac),
@@ -267,11 +275,15 @@ fn net_config(conf: &NetConf, bridge: &LinkInfo, uplink: Option<&lan::Uplink>) -
     }
 }
 
-/// IPv4 service and cluster CIDRs: the fast path leaves them to the stack.
-fn slow_cidrs(conf: &NetConf) -> Vec<ipnet::Ipv4Net> {
-    conf.service_cidrs
-        .iter()
-        .chain(&conf.cluster_cidrs)
+/// Subnet mode forwards pod -> other nodes' pods in eBPF when the node
+/// routes for its pods and knows the cluster's CIDRs.
+fn subnet_fast_path(conf: &NetConf) -> bool {
+    conf.fast_path && conf.is_gateway && !conf.cluster_cidrs.is_empty()
+}
+
+/// The IPv4 ones of `nets`, as the programs' prefix maps hold them.
+fn v4_nets(nets: &[IpNet]) -> Vec<ipnet::Ipv4Net> {
+    nets.iter()
         .filter_map(|n| match n {
             IpNet::V4(v4) => Some(v4.trunc()),
             IpNet::V6(_) => None,

@@ -6,8 +6,8 @@ use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap};
 use ipnet::Ipv4Net;
 use lanbridge_common::{
-    Endpoint, MacKey, NetConfig, StatKey, MAP_BY_IP, MAP_BY_MAC, MAP_CONFIG, MAP_ENDPOINTS,
-    MAP_SLOW_CIDRS, MAP_STATS,
+    Endpoint, MacKey, NetConfig, StatKey, MAP_BY_IP, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG,
+    MAP_ENDPOINTS, MAP_SLOW_CIDRS, MAP_STATS,
 };
 
 use super::error::DatapathError;
@@ -20,6 +20,7 @@ pub struct Maps {
     pub config: Array<MapData, NetConfig>,
     pub stats: PerCpuHashMap<MapData, StatKey, u64>,
     pub slow_cidrs: LpmTrie<MapData, u32, u8>,
+    pub cluster: LpmTrie<MapData, u32, u8>,
 }
 
 fn open(pins: &Pins, name: &'static str, wrap: fn(MapData) -> Map) -> Result<Map, DatapathError> {
@@ -48,6 +49,7 @@ impl Maps {
             config: typed!(pins, MAP_CONFIG, Array),
             stats: typed!(pins, MAP_STATS, PerCpuHashMap),
             slow_cidrs: typed!(pins, MAP_SLOW_CIDRS, LpmTrie),
+            cluster: typed!(pins, MAP_CLUSTER, LpmTrie),
         })
     }
 
@@ -58,35 +60,6 @@ impl Maps {
                 name: MAP_CONFIG,
                 source,
             })
-    }
-
-    /// Makes `lb_slow_cidrs` hold exactly `cidrs`.
-    pub fn set_slow_cidrs(&mut self, cidrs: &[Ipv4Net]) -> Result<(), DatapathError> {
-        let err = |source| DatapathError::Map {
-            name: MAP_SLOW_CIDRS,
-            source,
-        };
-        let want: Vec<Key<u32>> = cidrs
-            .iter()
-            .map(|n| Key::new(u32::from(n.prefix_len()), ip_key(n.network())))
-            .collect();
-        let stale: Vec<Key<u32>> = self
-            .slow_cidrs
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| {
-                !want
-                    .iter()
-                    .any(|w| w.prefix_len() == k.prefix_len() && w.data() == k.data())
-            })
-            .collect();
-        for key in &stale {
-            ignore_missing(self.slow_cidrs.remove(key)).map_err(err)?;
-        }
-        for key in &want {
-            self.slow_cidrs.insert(key, 1, 0).map_err(err)?;
-        }
-        Ok(())
     }
 
     /// Adds or replaces a port's endpoint and its MAC and IP index entries.
@@ -161,6 +134,33 @@ impl Maps {
                 source,
             })
     }
+}
+
+/// Makes an LPM trie of prefixes hold exactly `cidrs`.
+pub fn set_prefixes(
+    trie: &mut LpmTrie<MapData, u32, u8>,
+    name: &'static str,
+    cidrs: &[Ipv4Net],
+) -> Result<(), DatapathError> {
+    let err = |source| DatapathError::Map { name, source };
+    let want: Vec<Key<u32>> = cidrs
+        .iter()
+        .map(|n| Key::new(u32::from(n.prefix_len()), ip_key(n.network())))
+        .collect();
+    let same =
+        |a: &Key<u32>, b: &Key<u32>| a.prefix_len() == b.prefix_len() && a.data() == b.data();
+    let stale: Vec<Key<u32>> = trie
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| !want.iter().any(|w| same(w, k)))
+        .collect();
+    for key in &stale {
+        ignore_missing(trie.remove(key)).map_err(err)?;
+    }
+    for key in &want {
+        trie.insert(key, 1, 0).map_err(err)?;
+    }
+    Ok(())
 }
 
 fn ignore_missing(r: Result<(), aya::maps::MapError>) -> Result<(), aya::maps::MapError> {

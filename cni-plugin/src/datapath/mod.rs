@@ -14,8 +14,8 @@ use std::path::Path;
 
 use ipnet::Ipv4Net;
 use lanbridge_common::{
-    Endpoint, NetConfig, StatKey, EP_GUARD_IP, MAX_IPS, PROG_FROM_POD, PROG_FROM_UPLINK,
-    PROG_TO_POD, PROG_TO_UPLINK,
+    Endpoint, NetConfig, StatKey, EP_GUARD_IP, MAP_CLUSTER, MAP_SLOW_CIDRS, MAX_IPS, PROG_FROM_POD,
+    PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
 };
 
 use attach::Hook;
@@ -161,9 +161,14 @@ impl Datapath {
         Ok(())
     }
 
-    /// Replaces the destinations that always take the host stack.
+    /// Replaces the destinations that always take the host stack (lan mode).
     pub fn set_slow_cidrs(&mut self, cidrs: &[Ipv4Net]) -> Result<(), DatapathError> {
-        self.maps.set_slow_cidrs(cidrs)
+        maps::set_prefixes(&mut self.maps.slow_cidrs, MAP_SLOW_CIDRS, cidrs)
+    }
+
+    /// Replaces the destinations subnet mode's fast path forwards.
+    pub fn set_cluster_cidrs(&mut self, cidrs: &[Ipv4Net]) -> Result<(), DatapathError> {
+        maps::set_prefixes(&mut self.maps.cluster, MAP_CLUSTER, cidrs)
     }
 
     pub fn endpoints(&self) -> Result<Vec<(u32, Endpoint)>, DatapathError> {
