@@ -10,7 +10,7 @@ use crate::{Endpoint, FlowKey, Reason, EP_GUARD_IP};
 pub const ETH_P_ARP: u16 = 0x0806;
 pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
+pub use crate::packet::IPPROTO_UDP;
 /// Offsets in the IPv4 header.
 pub const IP_TTL_OFF: usize = 8;
 pub const IP_CSUM_OFF: usize = 10;
