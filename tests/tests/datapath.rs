@@ -116,30 +116,30 @@ fn bpftool_shows_the_programs_and_their_links() {
     let pod = w.topo.pod("p");
     let att = Attachment::new("ctr-b", &pod, "eth0");
     let r = w.rt.invoke("ADD", &c, &att, None).expect_ok("ADD");
-    let prog = w.pin_root().join("lbtnet/lb_from_pod");
-    let out = std::process::Command::new("bpftool")
-        .args(["-j", "prog", "show", "pinned"])
-        .arg(&prog)
-        .output()
-        .expect("bpftool");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let info: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+    let info = bpftool_pinned("prog", &w.pin_root().join("lbtnet/lb_from_pod"));
     assert_eq!(info["name"], "lb_from_pod");
     assert_eq!(info["type"], "sched_cls");
     assert!(
         info["btf_id"].as_u64().is_some(),
         "program without BTF: {info}"
     );
-    let link = w
-        .pin_root()
-        .join(format!("lbtnet/link_{}", host_veth(&r, "lb0")));
+    let link = bpftool_pinned(
+        "link",
+        &w.pin_root()
+            .join(format!("lbtnet/link_{}", host_veth(&r, "lb0"))),
+    );
+    assert_eq!(
+        link["prog_id"], info["id"],
+        "the link runs another program: {link}"
+    );
+    w.rt.invoke("DEL", &c, &att, Some(&r)).expect_ok("DEL");
+}
+
+/// `bpftool -j <object> show pinned <path>`.
+fn bpftool_pinned(object: &str, path: &std::path::Path) -> Value {
     let out = std::process::Command::new("bpftool")
-        .args(["-j", "link", "show", "pinned"])
-        .arg(&link)
+        .args(["-j", object, "show", "pinned"])
+        .arg(path)
         .output()
         .expect("bpftool");
     assert!(
@@ -147,10 +147,5 @@ fn bpftool_shows_the_programs_and_their_links() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let link: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
-    assert_eq!(
-        link["prog_id"], info["id"],
-        "the link runs another program: {link}"
-    );
-    w.rt.invoke("DEL", &c, &att, Some(&r)).expect_ok("DEL");
+    serde_json::from_slice(&out.stdout).expect("bpftool JSON")
 }
