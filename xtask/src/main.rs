@@ -38,6 +38,17 @@ enum Task {
     Demo,
     /// rustfmt check and clippy with warnings denied.
     Lint,
+    /// Build the release binary, run the Criterion micro-benchmarks and the
+    /// side-by-side benchmark against the reference plugins (root; writes
+    /// docs/bench/ and the README's Benchmarks section, or target/bench/quick).
+    Bench {
+        /// Short run (under 3 minutes).
+        #[arg(long)]
+        quick: bool,
+        /// Passed on to lanbridge-bench, e.g. `-- --only latency`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -60,6 +71,7 @@ fn main() -> Result<()> {
             build(&root, false)?;
             cargo(&root, &["run", "-p", "lanbridge-tests", "--bin", "demo"])
         }
+        Task::Bench { quick, args } => bench(&root, quick, &args),
         Task::Lint => {
             cargo(&root, &["fmt", "--all", "--", "--check"])?;
             cargo(
@@ -97,6 +109,48 @@ fn build(root: &Path, release: bool) -> Result<()> {
         args.push("--release");
     }
     cargo(root, &args)
+}
+
+fn bench(root: &Path, quick: bool, args: &[String]) -> Result<()> {
+    require_root("the benchmark creates network namespaces")?;
+    setup(root)?;
+    build(root, true)?;
+    let (warm_up, measure) = if quick { ("0.5", "1") } else { ("1", "3") };
+    cargo(
+        root,
+        &[
+            "bench",
+            "-p",
+            "lanbridge-bench",
+            "--bench",
+            "micro",
+            "--",
+            "--noplot",
+            "--warm-up-time",
+            warm_up,
+            "--measurement-time",
+            measure,
+        ],
+    )?;
+    let mut run = vec!["run", "--release", "-p", "lanbridge-bench", "--"];
+    if quick {
+        run.push("--quick");
+    }
+    run.extend(args.iter().map(String::as_str));
+    // Ctrl-C reaches the benchmark too, which removes what it made and
+    // exits; xtask waits for that instead of dying first.
+    ignore_sigint();
+    cargo(root, &run)
+}
+
+/// A no-op SIGINT handler for this process (a handler, unlike SIG_IGN, is
+/// not inherited by the children it execs).
+fn ignore_sigint() {
+    extern "C" fn noop(_: libc::c_int) {}
+    // SAFETY: installs an async-signal-safe handler that does nothing.
+    unsafe {
+        libc::signal(libc::SIGINT, noop as *const () as libc::sighandler_t);
+    }
 }
 
 fn require_root(why: &str) -> Result<()> {

@@ -1,0 +1,278 @@
+//! In-process micro-benchmarks (Criterion): the pieces of lanbridge's hot
+//! paths that a library can reach.
+//!
+//! The plugin is a binary crate, so its private modules (`dhcp::message`,
+//! `config`) cannot be linked from here. What is measured instead:
+//! - `packet/*`: `lanbridge-common`'s frame parsers and verdicts, the very
+//!   code the TC programs run (compiled for the host here);
+//! - `dhcp/*`: building a DHCPDISCOVER the way `cni-plugin/src/dhcp/message.rs`
+//!   does (dhcproto 0.15, same fields and options, padded to 300 bytes) and
+//!   decoding a DHCPOFFER with dhcproto (the plugin reads replies with its
+//!   own option walker, which is cheaper than a full decode);
+//! - `config/*`: parsing a representative network config (subnet mode, and
+//!   a DEL config carrying a 1.0.0 `prevResult`) with serde_json, into a
+//!   `Value` (the plugin's first step) and into a struct with the same keys
+//!   and types as the plugin's `RawConf`.
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dhcproto::v4::{DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode};
+use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use lanbridge_common::packet::{from_pod_verdict, parse_from_pod, parse_from_uplink, FromPod};
+use lanbridge_common::{Endpoint, NetConfig, CFG_LAN_MODE, EP_DHCP_RELAY};
+use serde::Deserialize;
+use serde_json::Value;
+
+const POD_MAC: [u8; 6] = [0x0a, 0x58, 0x0a, 0xf4, 0x01, 0x05];
+const SERVER_MAC: [u8; 6] = [0x02, 0x42, 0xac, 0x11, 0x00, 0x01];
+
+/// Ethernet + IPv4 + UDP around `payload`.
+fn udp_frame(
+    src_mac: [u8; 6],
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = Vec::with_capacity(42 + payload.len());
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    let total = (20 + 8 + payload.len()) as u16;
+    f.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+    f[16..18].copy_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A TCP segment's frame (not UDP: the parsers' cheapest "not mine").
+fn tcp_frame() -> Vec<u8> {
+    let mut f = udp_frame(
+        POD_MAC,
+        [10, 244, 1, 5],
+        [10, 77, 0, 50],
+        40000,
+        5201,
+        &[0u8; 1400],
+    );
+    f[23] = 6;
+    f
+}
+
+const PARAMETERS: [OptionCode; 8] = [
+    OptionCode::SubnetMask,
+    OptionCode::Router,
+    OptionCode::DomainNameServer,
+    OptionCode::DomainName,
+    OptionCode::ClasslessStaticRoute,
+    OptionCode::AddressLeaseTime,
+    OptionCode::Renewal,
+    OptionCode::Rebinding,
+];
+
+/// DHCPDISCOVER as the plugin's `dhcp::message::discover` builds it.
+fn discover(xid: u32) -> Vec<u8> {
+    let z = Ipv4Addr::UNSPECIFIED;
+    let mut m = Message::new_with_id(xid, z, z, z, z, &POD_MAC);
+    m.set_opcode(Opcode::BootRequest).set_htype(HType::Eth);
+    m.opts_mut()
+        .insert(DhcpOption::MessageType(MessageType::Discover));
+    let mut client_id = vec![0xff, 0, 0, 0, 1, 0, 2];
+    client_id.extend_from_slice(&[0x5a; 16]);
+    m.opts_mut().insert(DhcpOption::ClientIdentifier(client_id));
+    m.set_secs(0).set_flags(Flags::default().set_broadcast());
+    m.opts_mut()
+        .insert(DhcpOption::Hostname("web-7d9f8c6b5-x2x4q".into()));
+    m.opts_mut()
+        .insert(DhcpOption::ParameterRequestList(PARAMETERS.to_vec()));
+    let mut buf = Vec::with_capacity(300);
+    m.encode(&mut Encoder::new(&mut buf)).expect("encodes");
+    if buf.len() < 300 {
+        buf.resize(300, 0);
+    }
+    buf
+}
+
+/// A DHCPOFFER with what dnsmasq sends.
+fn offer(xid: u32) -> Vec<u8> {
+    let z = Ipv4Addr::UNSPECIFIED;
+    let server = Ipv4Addr::new(10, 77, 0, 1);
+    let mut m = Message::new_with_id(xid, z, Ipv4Addr::new(10, 77, 1, 23), server, z, &POD_MAC);
+    m.set_opcode(Opcode::BootReply).set_htype(HType::Eth);
+    let o = m.opts_mut();
+    o.insert(DhcpOption::MessageType(MessageType::Offer));
+    o.insert(DhcpOption::ServerIdentifier(server));
+    o.insert(DhcpOption::AddressLeaseTime(3600));
+    o.insert(DhcpOption::Renewal(1800));
+    o.insert(DhcpOption::Rebinding(3150));
+    o.insert(DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 0, 0)));
+    o.insert(DhcpOption::BroadcastAddr(Ipv4Addr::new(10, 77, 255, 255)));
+    o.insert(DhcpOption::Router(vec![server]));
+    o.insert(DhcpOption::DomainNameServer(vec![server]));
+    o.insert(DhcpOption::DomainName("lan.test".into()));
+    let mut buf = Vec::new();
+    m.encode(&mut Encoder::new(&mut buf)).expect("encodes");
+    buf
+}
+
+fn packet(c: &mut Criterion) {
+    let disc = udp_frame(POD_MAC, [0; 4], [255; 4], 68, 67, &discover(0x1234_5678));
+    let off = udp_frame(
+        SERVER_MAC,
+        [10, 77, 0, 1],
+        [255; 4],
+        67,
+        68,
+        &offer(0x1234_5678),
+    );
+    let tcp = tcp_frame();
+    let dns = udp_frame(
+        POD_MAC,
+        [10, 244, 1, 5],
+        [10, 96, 0, 10],
+        40000,
+        53,
+        &[0u8; 40],
+    );
+    let ep = Endpoint {
+        mac: POD_MAC,
+        flags: EP_DHCP_RELAY,
+        ..Endpoint::default()
+    };
+    let cfg = NetConfig {
+        uplink_ifindex: 2,
+        flags: CFG_LAN_MODE,
+        ..NetConfig::default()
+    };
+    let mut g = c.benchmark_group("packet");
+    g.bench_function("from_pod/dhcp_discover", |b| {
+        b.iter(|| parse_from_pod(black_box(&disc[..])))
+    });
+    g.bench_function("from_pod/tcp", |b| {
+        b.iter(|| parse_from_pod(black_box(&tcp[..])))
+    });
+    g.bench_function("from_pod/udp_dns", |b| {
+        b.iter(|| parse_from_pod(black_box(&dns[..])))
+    });
+    g.bench_function("from_pod/discover_parse_and_verdict", |b| {
+        b.iter(|| match parse_from_pod(black_box(&disc[..])) {
+            Ok(FromPod::ClientBroadcast(cb)) => {
+                Some(from_pod_verdict(&cb, black_box(&ep), black_box(&cfg)))
+            }
+            _ => None,
+        })
+    });
+    g.bench_function("from_uplink/dhcp_offer", |b| {
+        b.iter(|| parse_from_uplink(black_box(&off[..])))
+    });
+    g.bench_function("from_uplink/tcp", |b| {
+        b.iter(|| parse_from_uplink(black_box(&tcp[..])))
+    });
+    g.finish();
+}
+
+fn dhcp(c: &mut Criterion) {
+    let off = offer(0xdead_beef);
+    let mut g = c.benchmark_group("dhcp");
+    g.throughput(Throughput::Bytes(300));
+    g.bench_function("build_discover", |b| {
+        b.iter(|| discover(black_box(0xdead_beef)))
+    });
+    g.throughput(Throughput::Bytes(off.len() as u64));
+    g.bench_function("decode_offer", |b| {
+        b.iter(|| Message::decode(&mut Decoder::new(black_box(&off[..]))).expect("decodes"))
+    });
+    g.finish();
+}
+
+/// The keys and types of the plugin's `RawConf` (cni-plugin/src/config.rs).
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConf {
+    cni_version: String,
+    name: String,
+    bridge: Option<String>,
+    #[serde(default)]
+    is_gateway: bool,
+    #[serde(default)]
+    is_default_gateway: bool,
+    #[serde(default)]
+    force_address: bool,
+    #[serde(default)]
+    ip_masq: bool,
+    ip_masq_backend: Option<String>,
+    mtu: Option<i64>,
+    #[serde(default)]
+    hairpin_mode: bool,
+    #[serde(default)]
+    promisc_mode: bool,
+    vlan: Option<i64>,
+    #[serde(default)]
+    vlan_trunk: Vec<Value>,
+    #[serde(default)]
+    macspoofchk: bool,
+    #[serde(default)]
+    port_isolation: bool,
+    #[serde(default)]
+    enabledad: bool,
+    #[serde(default)]
+    disable_container_interface: bool,
+    uplink: Option<String>,
+    state_dir: Option<PathBuf>,
+    pin_root: Option<PathBuf>,
+    #[serde(default)]
+    dns: Value,
+    ipam: Option<Value>,
+    #[serde(default)]
+    args: Value,
+    #[serde(default)]
+    runtime_config: Value,
+    prev_result: Option<Value>,
+}
+
+const SUBNET_CONF: &str = r#"{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"lanbridge",
+"bridge":"cni0","isGateway":true,"isDefaultGateway":true,"ipMasq":true,"hairpinMode":true,
+"mtu":1450,"stateDir":"/var/lib/cni/lanbridge","pinRoot":"/sys/fs/bpf/lanbridge",
+"ipam":{"type":"host-local","ranges":[[{"subnet":"10.244.1.0/24","gateway":"10.244.1.1"}]],
+"routes":[{"dst":"0.0.0.0/0"}],"dataDir":"/var/lib/cni/networks"},
+"runtimeConfig":{"mac":"0a:58:0a:f4:01:05"}}"#;
+
+const PREV_RESULT: &str = r#"{"cniVersion":"1.0.0","interfaces":[{"name":"cni0","mac":"32:3b:b7:c7:62:db"},
+{"name":"lbd72e032fedd","mac":"5e:30:20:5e:fe:13"},{"name":"eth0","mac":"0a:58:0a:f4:01:05",
+"sandbox":"/var/run/netns/cni-6f5b1c1e-4d4e-8c2a-0c7e-0d9f1e2a3b4c"}],
+"ips":[{"address":"10.244.1.5/24","gateway":"10.244.1.1","interface":2}],
+"routes":[{"dst":"0.0.0.0/0","gw":"10.244.1.1"}],"dns":{}}"#;
+
+fn config(c: &mut Criterion) {
+    let mut del: Value = serde_json::from_str(SUBNET_CONF).expect("json");
+    del["prevResult"] = serde_json::from_str(PREV_RESULT).expect("json");
+    let del = del.to_string().into_bytes();
+    let add = SUBNET_CONF.as_bytes();
+    let mut g = c.benchmark_group("config");
+    g.throughput(Throughput::Bytes(add.len() as u64));
+    g.bench_function("add/value", |b| {
+        b.iter(|| serde_json::from_slice::<Value>(black_box(add)).expect("parses"))
+    });
+    g.bench_function("add/typed", |b| {
+        b.iter(|| serde_json::from_slice::<RawConf>(black_box(add)).expect("parses"))
+    });
+    g.throughput(Throughput::Bytes(del.len() as u64));
+    g.bench_function("del_with_prev_result/typed", |b| {
+        b.iter(|| serde_json::from_slice::<RawConf>(black_box(&del)).expect("parses"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, packet, dhcp, config);
+criterion_main!(benches);

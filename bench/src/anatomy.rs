@@ -1,0 +1,285 @@
+//! Where an ADD or DEL spends its time: one invocation of each plugin under
+//! `strace -f -ttt -T`, broken down into the external programs it ran
+//! (iptables, host-local, nft, …: start to exit) and its slowest kernel
+//! calls by kind (a netlink request is processed inside `sendto`/`sendmsg`,
+//! so its duration is the kernel's work; `bpf()` by command). strace slows
+//! everything down, so only the proportions mean something.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use lanbridge_tests::netns::Netns;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::world::{Flavor, Net};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Anatomy {
+    pub flavor: String,
+    pub command: String,
+    /// First to last traced event, ms.
+    pub wall_ms: f64,
+    /// (program, runs, total ms from execve to exit).
+    pub programs: Tally,
+    /// (kind, calls, total ms) of the plugin's own kernel calls, slowest first.
+    pub calls: Tally,
+}
+
+/// Calls left out: those that only wait (for a child, a pipe, another
+/// thread, a timer), and process creation, which strace itself slows down
+/// (the children's cost is in their lifetimes).
+const WAITS: [&str; 21] = [
+    "clone",
+    "clone3",
+    "fork",
+    "vfork",
+    "execve",
+    "wait4",
+    "waitid",
+    "poll",
+    "ppoll",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "futex",
+    "read",
+    "nanosleep",
+    "clock_nanosleep",
+    "select",
+    "pselect6",
+    "rt_sigsuspend",
+    "restart_syscall",
+    "sched_yield",
+];
+
+fn rtm(t: u32) -> String {
+    let name = match t {
+        0x10 => "RTM_NEWLINK",
+        0x11 => "RTM_DELLINK",
+        0x12 => "RTM_GETLINK",
+        0x13 => "RTM_SETLINK",
+        0x14 => "RTM_NEWADDR",
+        0x15 => "RTM_DELADDR",
+        0x16 => "RTM_GETADDR",
+        0x18 => "RTM_NEWROUTE",
+        0x19 => "RTM_DELROUTE",
+        0x1a => "RTM_GETROUTE",
+        0x1c => "RTM_NEWNEIGH",
+        0x1e => "RTM_GETNEIGH",
+        0x24 => "RTM_NEWQDISC",
+        0x2c => "RTM_NEWTFILTER",
+        0x4a => "RTM_GETNETCONF",
+        0x58 => "RTM_NEWNSID",
+        0x5a => "RTM_GETNSID",
+        _ => return format!("netlink type {t:#x}"),
+    };
+    format!("netlink {name}")
+}
+
+fn label(name: &str, args: &str) -> String {
+    if matches!(name, "sendto" | "sendmsg") {
+        if let Some(i) = args.find("nlmsg_type=") {
+            let rest = &args[i + 11..];
+            let end = rest
+                .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .unwrap_or(rest.len());
+            let t = &rest[..end];
+            if let Some(hex) = t.strip_prefix("0x") {
+                if let Ok(v) = u32::from_str_radix(hex, 16) {
+                    // IFLA_NET_NS_FD (28): a link moved to another namespace.
+                    if v == 0x13 && args.contains("\\x08\\x00\\x1c\\x00") {
+                        return "netlink RTM_SETLINK (move to another netns)".into();
+                    }
+                    return rtm(v);
+                }
+            }
+            return format!("netlink {t}");
+        }
+    }
+    if name == "bpf" {
+        if let Some(i) = args.find("BPF_") {
+            let rest = &args[i..];
+            let end = rest
+                .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .unwrap_or(rest.len());
+            return format!("bpf {}", &rest[..end]);
+        }
+    }
+    name.to_string()
+}
+
+/// (what, how many, total ms).
+pub type Tally = Vec<(String, usize, f64)>;
+
+/// Parses an `strace -f -ttt -T` log: wall ms, programs, kernel calls.
+pub fn parse(text: &str) -> (f64, Tally, Tally) {
+    let mut first = f64::NAN;
+    let mut last = f64::NAN;
+    let mut root: Option<u32> = None;
+    // pid -> (program, exec time)
+    let mut execs: BTreeMap<u32, (String, f64)> = BTreeMap::new();
+    let mut exits: BTreeMap<u32, f64> = BTreeMap::new();
+    let mut pending: BTreeMap<u32, String> = BTreeMap::new();
+    // (pid, label, seconds)
+    let mut calls: Vec<(u32, String, f64)> = Vec::new();
+    for line in text.lines() {
+        // strace pads the PID column: "4065  1795….288250 execve(…".
+        let Some((pid, rest)) = line.trim_start().split_once(' ') else {
+            continue;
+        };
+        let Some((ts, rest)) = rest.trim_start().split_once(' ') else {
+            continue;
+        };
+        let (Ok(pid), Ok(ts)) = (pid.parse::<u32>(), ts.parse::<f64>()) else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if first.is_nan() {
+            first = ts;
+            root = Some(pid);
+        }
+        last = ts;
+        if rest.starts_with("+++ exited") || rest.starts_with("+++ killed") {
+            exits.insert(pid, ts);
+            continue;
+        }
+        if rest.starts_with("execve(") && Some(pid) != root && !rest.contains("= -1") {
+            let program = rest
+                .split('"')
+                .nth(1)
+                .and_then(|p| p.rsplit('/').next())
+                .unwrap_or("?")
+                .to_string();
+            execs.insert(pid, (program, ts));
+        }
+        // A call split over two lines: keep the first half for its arguments.
+        let full = if let Some(stripped) = rest.strip_prefix("<... ") {
+            let head = pending.remove(&pid).unwrap_or_default();
+            format!("{head} {stripped}")
+        } else if rest.ends_with("<unfinished ...>") {
+            pending.insert(pid, rest.to_string());
+            continue;
+        } else {
+            rest.to_string()
+        };
+        let Some(dur) = full
+            .rsplit_once('<')
+            .and_then(|(_, d)| d.strip_suffix('>'))
+            .and_then(|d| d.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        let name: String = full
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if name.is_empty() || WAITS.contains(&name.as_str()) {
+            continue;
+        }
+        calls.push((pid, label(&name, &full), dur));
+    }
+    let mut programs: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+    for (pid, (program, start)) in &execs {
+        let end = exits.get(pid).copied().unwrap_or(last);
+        let e = programs.entry(program.clone()).or_default();
+        e.0 += 1;
+        e.1 += (end - start) * 1e3;
+    }
+    let mut by_kind: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+    for (pid, l, d) in calls {
+        if execs.contains_key(&pid) {
+            continue; // a child program's own calls: counted in its lifetime
+        }
+        let e = by_kind.entry(l).or_default();
+        e.0 += 1;
+        e.1 += d * 1e3;
+    }
+    let mut programs: Vec<(String, usize, f64)> =
+        programs.into_iter().map(|(k, (n, t))| (k, n, t)).collect();
+    programs.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let mut kinds: Vec<(String, usize, f64)> =
+        by_kind.into_iter().map(|(k, (n, t))| (k, n, t)).collect();
+    kinds.sort_by(|a, b| b.2.total_cmp(&a.2));
+    kinds.truncate(6);
+    ((last - first) * 1e3, programs, kinds)
+}
+
+/// Traces one ADD and one DEL of `net` on `pod` (which must be empty).
+pub fn trace(net: &Net, pod: &Netns, dir: &Path) -> Vec<Anatomy> {
+    let mut out = Vec::new();
+    let flavor = match net.flavor {
+        Flavor::Lanbridge => "lanbridge",
+        Flavor::Reference => "reference",
+    };
+    let add_log = dir.join(format!("{flavor}-add.strace"));
+    let del_log = dir.join(format!("{flavor}-del.strace"));
+    let wrapper = |log: &Path| {
+        vec![
+            "strace".to_string(),
+            "-f".into(),
+            "-ttt".into(),
+            "-T".into(),
+            "-o".into(),
+            log.display().to_string(),
+        ]
+    };
+    let w = wrapper(&add_log);
+    let w: Vec<&str> = w.iter().map(String::as_str).collect();
+    let add = net.add_wrapped(&w, "anatomy", pod);
+    let prev: Option<Value> = add.ok().then(|| add.json().unwrap_or(Value::Null));
+    let w2 = wrapper(&del_log);
+    let w2: Vec<&str> = w2.iter().map(String::as_str).collect();
+    let del = net.del_wrapped(&w2, "anatomy", pod, prev.as_ref());
+    if !del.ok() {
+        crate::latency::scrub(pod);
+    }
+    for (cmd, log, ok) in [("ADD", &add_log, add.ok()), ("DEL", &del_log, del.ok())] {
+        if !ok {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(log) else {
+            continue;
+        };
+        let (wall_ms, programs, calls) = parse(&text);
+        out.push(Anatomy {
+            flavor: flavor.into(),
+            command: cmd.into(),
+            wall_ms,
+            programs,
+            calls,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_programs_and_slow_calls() {
+        let log = "\
+10   1.000000 execve(\"/usr/bin/nsenter\", [\"nsenter\"], 0x1 /* 6 vars */) = 0 <0.000200>
+10 1.001000 execve(\"/x/lanbridge\", [\"lanbridge\"], 0x1 /* 6 vars */) = 0 <0.000200>
+10 1.002000 sendto(13, [{nlmsg_len=32, nlmsg_type=0x11 /* NLMSG_??? */, nlmsg_flags=NLM_F_REQUEST}, \"\"], 32, 0, NULL, 0) = 32 <0.031000>
+10 1.035000 sendto(11, [{nlmsg_len=40, nlmsg_type=0x13 /* NLMSG_??? */}, \"\\x05\\x00\\x08\\x00\\x1c\\x00\\x0c\\x00\"], 40, 0, NULL, 12) = 40 <0.004000>
+10 1.040000 bpf(BPF_LINK_CREATE, {link_create={prog_fd=19}}, 152 <unfinished ...>
+11 1.041000 execve(\"/usr/sbin/iptables\", [\"iptables\", \"-w\"], 0x1 /* 6 vars */) = 0 <0.000100>
+10 1.052000 <... bpf resumed>) = 20 <0.012000>
+11 1.045000 +++ exited with 0 +++
+10 1.060000 wait4(11, NULL, 0, NULL) = 11 <0.010000>
+10 1.070000 +++ exited with 0 +++
+";
+        let (wall, programs, calls) = parse(log);
+        assert!((wall - 70.0).abs() < 0.01);
+        assert_eq!(programs.len(), 1);
+        assert_eq!(programs[0].0, "iptables");
+        assert!((programs[0].2 - 4.0).abs() < 0.01);
+        assert_eq!(calls[0].0, "netlink RTM_DELLINK");
+        assert!((calls[0].2 - 31.0).abs() < 0.01);
+        assert_eq!(calls[1].0, "bpf BPF_LINK_CREATE");
+        assert_eq!(calls[2].0, "netlink RTM_SETLINK (move to another netns)");
+        assert!(calls.iter().all(|c| c.0 != "wait4"));
+    }
+}

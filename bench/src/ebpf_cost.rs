@@ -1,0 +1,199 @@
+//! Section 4: what each eBPF program costs per run, from the kernel's own
+//! accounting (`kernel.bpf_stats_enabled`: run_time_ns / run_cnt), under a
+//! TCP stream and under small-packet load.
+//!
+//! `bpf_stats_enabled` is host-global: it is set only for the duration of
+//! this section and put back as it was (also on panic, and on SIGINT by the
+//! guard).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use lanbridge_tests::netns::Netns;
+use serde::{Deserialize, Serialize};
+
+use crate::exec;
+use crate::guard;
+use crate::traffic;
+
+/// The programs a network may have pinned.
+pub const PROGRAMS: [&str; 4] = ["lb_from_pod", "lb_from_uplink", "lb_to_pod", "lb_to_uplink"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cost {
+    pub program: String,
+    pub runs: u64,
+    pub run_time_ns: u64,
+}
+
+impl Cost {
+    pub fn ns_per_run(&self) -> Option<f64> {
+        (self.runs > 0).then(|| self.run_time_ns as f64 / self.runs as f64)
+    }
+}
+
+/// One load and what the programs did under it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadResult {
+    pub load: String,
+    pub mode: String,
+    pub seconds: f64,
+    pub programs: Vec<Cost>,
+    /// Packets counted by the programs under this load, by verdict
+    /// (`lb_stats` via `lanbridge inspect`): says which path they took.
+    pub verdicts: BTreeMap<String, u64>,
+}
+
+impl LoadResult {
+    /// Whether most packets took the eBPF fast path (a `fast_*` verdict).
+    pub fn fast_path(&self) -> bool {
+        let fast: u64 = self
+            .verdicts
+            .iter()
+            .filter(|(k, _)| k.starts_with("fast"))
+            .map(|(_, v)| v)
+            .sum();
+        let all: u64 = self.verdicts.values().sum();
+        all > 0 && fast * 2 > all
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct EbpfCost {
+    pub loads: Vec<LoadResult>,
+    pub errors: Vec<String>,
+    /// kernel.bpf_stats_enabled before the section.
+    pub stats_was: String,
+}
+
+/// (run_time_ns, run_cnt) of the program pinned at `path`.
+fn stats(path: &Path) -> Option<(u64, u64)> {
+    let out = exec::run_measured(
+        std::process::Command::new("bpftool")
+            .args(["-j", "prog", "show", "pinned"])
+            .arg(path),
+        b"",
+        Duration::from_secs(10),
+    );
+    if !out.ok() {
+        return None;
+    }
+    let j: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+    Some((
+        j["run_time_ns"].as_u64().unwrap_or(0),
+        j["run_cnt"].as_u64().unwrap_or(0),
+    ))
+}
+
+fn snapshot(pins: &Path) -> Vec<(String, PathBuf, (u64, u64))> {
+    PROGRAMS
+        .iter()
+        .filter_map(|p| {
+            let path = pins.join(p);
+            path.exists()
+                .then(|| stats(&path).map(|s| (p.to_string(), path, s)))
+                .flatten()
+        })
+        .collect()
+}
+
+/// A load to measure under: a description and the closure that generates it.
+pub struct Load<'a> {
+    pub name: String,
+    pub mode: &'static str,
+    /// `<pinRoot>/<network>`.
+    pub pins: PathBuf,
+    pub run: Box<dyn Fn() -> Result<()> + 'a>,
+    /// The network's counters by verdict (summed over ports).
+    pub counters: Box<dyn Fn() -> BTreeMap<String, u64> + 'a>,
+}
+
+/// Restores `bpf_stats_enabled` when dropped.
+struct StatsOn;
+
+impl Drop for StatsOn {
+    fn drop(&mut self) {
+        guard::bpf_stats_restore();
+    }
+}
+
+pub fn run(loads: &[Load], seconds: f64) -> EbpfCost {
+    let mut r = EbpfCost {
+        stats_was: std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        ..EbpfCost::default()
+    };
+    if let Err(e) = guard::bpf_stats_enable() {
+        r.errors
+            .push(format!("cannot set kernel.bpf_stats_enabled=1: {e}"));
+        return r;
+    }
+    let _restore = StatsOn;
+    for load in loads {
+        if guard::interrupted() {
+            break;
+        }
+        crate::progress(&format!("ebpf: {} ({})", load.name, load.mode));
+        let before = snapshot(&load.pins);
+        if before.is_empty() {
+            r.errors.push(format!(
+                "{}: no programs pinned under {}",
+                load.name,
+                load.pins.display()
+            ));
+            continue;
+        }
+        let counters_before = (load.counters)();
+        if let Err(e) = (load.run)() {
+            r.errors.push(format!("{}: {e}", load.name));
+            continue;
+        }
+        let mut verdicts = (load.counters)();
+        for (k, v) in verdicts.iter_mut() {
+            *v = v.saturating_sub(counters_before.get(k).copied().unwrap_or(0));
+        }
+        verdicts.retain(|_, v| *v > 0);
+        let mut programs = Vec::new();
+        for (name, path, (t0, c0)) in before {
+            if let Some((t1, c1)) = stats(&path) {
+                programs.push(Cost {
+                    program: name,
+                    runs: c1.saturating_sub(c0),
+                    run_time_ns: t1.saturating_sub(t0),
+                });
+            }
+        }
+        r.loads.push(LoadResult {
+            load: load.name.clone(),
+            mode: load.mode.to_string(),
+            seconds,
+            programs,
+            verdicts,
+        });
+    }
+    r
+}
+
+/// A TCP stream load from `from` to `to` (or reversed).
+pub fn tcp_load<'a>(
+    from: &'a Netns,
+    to: &'a str,
+    secs: f64,
+    reverse: bool,
+) -> Box<dyn Fn() -> Result<()> + 'a> {
+    Box::new(move || traffic::iperf(from, to, secs, 0, reverse).map(|_| ()))
+}
+
+/// A 64-byte UDP load from `from` to `to` (sink in `to_ns`).
+pub fn udp_load<'a>(
+    from: &'a Netns,
+    to_ns: &'a Netns,
+    to: &'a str,
+    secs: f64,
+) -> Box<dyn Fn() -> Result<()> + 'a> {
+    Box::new(move || traffic::blast(from, to_ns, to, secs).map(|_| ()))
+}

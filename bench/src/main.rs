@@ -1,0 +1,596 @@
+//! `lanbridge-bench`: lanbridge against the reference CNI plugins and the
+//! kernel's limit, in the same run, on namespace topologies (issue 6).
+//! Run through `cargo xtask bench [--quick]`, as root.
+//!
+//! Nothing here touches the machine's own network: every namespace, process,
+//! bpffs directory and temp dir the run makes is removed at the end, also on
+//! failure and on SIGINT / SIGTERM.
+
+mod anatomy;
+mod criterion;
+mod dhcp;
+mod ebpf_cost;
+mod exec;
+mod guard;
+mod latency;
+mod machine;
+mod report;
+mod stats;
+mod svg;
+mod traffic;
+mod world;
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+use crate::ebpf_cost::Load;
+use crate::report::Results;
+use crate::traffic::Setup;
+use crate::world::{Flavor, Lan, Net, Pods, RawChain, Run, LAN_HOST};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks lanbridge against the reference CNI plugins (run as root)")]
+struct Cli {
+    /// Short run (under 3 minutes) for day-to-day use.
+    #[arg(long)]
+    quick: bool,
+    /// The lanbridge binary to measure (a release build).
+    #[arg(long, default_value = "target/release/lanbridge")]
+    lanbridge: PathBuf,
+    /// Where REPORT.md, the SVGs and results.json go
+    /// (default: docs/bench, or target/bench/quick with --quick).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The README whose "Benchmarks" section is rewritten (full runs only).
+    #[arg(long, default_value = "README.md")]
+    readme: PathBuf,
+    /// Leave the README alone.
+    #[arg(long)]
+    no_readme: bool,
+    /// Criterion's output directory, read for the micro-benchmark table.
+    #[arg(long, default_value = "target/criterion")]
+    criterion: PathBuf,
+    /// Only these sections (comma-separated: latency,dhcp,traffic,ebpf).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Measure nothing: write the report (and README section) again from a
+    /// previous run's results.json (no root needed).
+    #[arg(long)]
+    from_results: Option<PathBuf>,
+}
+
+/// Sizes of one run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Params {
+    pub warm_iters: usize,
+    pub seq_pods: usize,
+    pub seq_reps: usize,
+    pub par_pods: usize,
+    pub par_reps: usize,
+    pub par_workers: usize,
+    pub growth_pods: usize,
+    pub dhcp_iters: usize,
+    pub leases: usize,
+    pub iperf_secs: f64,
+    pub iperf_omit: u32,
+    pub traffic_reps: usize,
+    pub rtt_iters: usize,
+    pub ebpf_secs: f64,
+}
+
+impl Params {
+    fn new(quick: bool) -> Params {
+        if quick {
+            Params {
+                warm_iters: 10,
+                seq_pods: 20,
+                seq_reps: 2,
+                par_pods: 24,
+                par_reps: 2,
+                par_workers: 8,
+                growth_pods: 50,
+                dhcp_iters: 4,
+                leases: 24,
+                iperf_secs: 1.0,
+                iperf_omit: 0,
+                traffic_reps: 2,
+                rtt_iters: 2000,
+                ebpf_secs: 1.0,
+            }
+        } else {
+            Params {
+                warm_iters: 30,
+                seq_pods: 100,
+                seq_reps: 3,
+                par_pods: 100,
+                par_reps: 3,
+                par_workers: 8,
+                growth_pods: 250,
+                dhcp_iters: 20,
+                leases: 250,
+                iperf_secs: 4.0,
+                iperf_omit: 1,
+                traffic_reps: 3,
+                rtt_iters: 10000,
+                ebpf_secs: 3.0,
+            }
+        }
+    }
+
+    fn pods(&self) -> usize {
+        [self.seq_pods, self.par_pods, self.growth_pods, self.leases]
+            .into_iter()
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+}
+
+static START: Mutex<Option<Instant>> = Mutex::new(None);
+static FOREIGN_MAX: AtomicUsize = AtomicUsize::new(0);
+static PREFIX: Mutex<String> = Mutex::new(String::new());
+
+/// Prints a step with the elapsed time; samples how busy the machine is.
+pub fn progress(msg: &str) {
+    let t = START
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .map_or(0.0, |s| s.elapsed().as_secs_f64());
+    let prefix = PREFIX.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    FOREIGN_MAX.fetch_max(machine::foreign_netns(&prefix), Ordering::SeqCst);
+    eprintln!("[bench {t:6.1}s] {msg}");
+}
+
+fn main() -> ExitCode {
+    guard::install_signal_thread();
+    let cli = Cli::parse();
+    if let Some(path) = &cli.from_results {
+        return match rerender(&cli, path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("lanbridge-bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("lanbridge-bench needs root (network namespaces, bpffs, sysctl); run `sudo cargo xtask bench`");
+        return ExitCode::FAILURE;
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| body(&cli)));
+    guard::cleanup_all();
+    let leftovers = leftovers();
+    if !leftovers.is_empty() {
+        eprintln!("[bench] left behind (removing failed): {leftovers:?}");
+    }
+    match outcome {
+        Ok(Ok(())) if leftovers.is_empty() => ExitCode::SUCCESS,
+        Ok(Ok(())) => ExitCode::FAILURE,
+        Ok(Err(e)) => {
+            eprintln!("lanbridge-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("lanbridge-bench: panicked (see above); everything it made was removed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Namespaces and pin dirs of this process still present.
+fn leftovers() -> Vec<String> {
+    let prefix = format!("lbb{}", std::process::id());
+    let mut v = Vec::new();
+    for dir in ["/run/netns", "/sys/fs/bpf"] {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.filter_map(|e| e.ok()) {
+                let n = e.file_name().to_string_lossy().to_string();
+                if n.starts_with(&format!("{prefix}-")) {
+                    v.push(format!("{dir}/{n}"));
+                }
+            }
+        }
+    }
+    v
+}
+
+fn check_tools(lanbridge: &Path) -> Result<()> {
+    if !lanbridge.is_file() {
+        bail!(
+            "{} not found: build it with `cargo xtask build --release` (cargo xtask bench does)",
+            lanbridge.display()
+        );
+    }
+    for (tool, pkg) in [
+        ("/usr/bin/nsenter", "util-linux"),
+        ("/usr/bin/iperf3", "iperf3"),
+        ("/usr/sbin/dnsmasq", "dnsmasq-base"),
+        ("/usr/sbin/bpftool", "bpftool"),
+        ("/usr/lib/cni/bridge", "containernetworking-plugins"),
+        ("/usr/lib/cni/dhcp", "containernetworking-plugins"),
+        ("/usr/lib/cni/host-local", "containernetworking-plugins"),
+    ] {
+        if !Path::new(tool).exists() {
+            bail!("{tool} is missing: install the Debian package {pkg} (scripts/setup.sh does)");
+        }
+    }
+    Ok(())
+}
+
+/// Runs one section; a failure or panic is recorded and the run goes on.
+fn section<T>(res: &mut Results, name: &str, f: impl FnOnce() -> Result<T>) -> Option<T> {
+    if guard::interrupted() {
+        return None;
+    }
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            eprintln!("[bench] {name} failed: {e:#}");
+            res.errors.push(format!("{name}: {e:#}"));
+            None
+        }
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            eprintln!("[bench] {name} panicked: {msg}");
+            res.errors.push(format!("{name}: panicked: {msg}"));
+            None
+        }
+    }
+}
+
+fn body(cli: &Cli) -> Result<()> {
+    let started = Instant::now();
+    *START.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
+    let lanbridge = std::fs::canonicalize(&cli.lanbridge).with_context(|| {
+        format!(
+            "{} (build it: cargo xtask build --release)",
+            cli.lanbridge.display()
+        )
+    })?;
+    check_tools(&lanbridge)?;
+    let p = Params::new(cli.quick);
+    let want = |s: &str| cli.only.is_empty() || cli.only.iter().any(|o| o == s);
+    let run = Run::new(&lanbridge)?;
+    *PREFIX.lock().unwrap_or_else(|p| p.into_inner()) = run.prefix.clone();
+    let mut res = Results {
+        quick: cli.quick,
+        machine: machine::describe(&lanbridge, &run.prefix),
+        params: p.clone(),
+        micro: criterion::read(&cli.criterion),
+        ..Results::default()
+    };
+    FOREIGN_MAX.store(res.machine.foreign_netns_start, Ordering::SeqCst);
+    progress(&format!(
+        "{} run, namespaces {}-*, temp {}",
+        if cli.quick { "quick" } else { "full" },
+        run.prefix,
+        run.tmp.display()
+    ));
+
+    // The shared world. Drop order at the end: daemons, then namespaces.
+    let mut lan = Lan::new(&run)?;
+    lan.start_dnsmasq(&run)?;
+    let mut pools = [Pods::new("a"), Pods::new("b")];
+    progress(&format!("creating 2 × {} pod namespaces", p.pods()));
+    for pool in pools.iter_mut() {
+        pool.ensure(&run, p.pods());
+    }
+
+    // 1. ADD / DEL latency, subnet mode.
+    if want("latency") {
+        let node_l = lan.node(&run, "sublb", "10.77.0.21");
+        let node_r = lan.node(&run, "subref", "10.77.0.22");
+        let nets = [
+            Net::subnet(&run, Flavor::Lanbridge, &node_l, "10.244.1.0/24", true),
+            Net::subnet(&run, Flavor::Reference, &node_r, "10.244.1.0/24", true),
+        ];
+        res.latency = section(&mut res, "latency", || {
+            Ok(latency::run(&p, &nets, &pools, &[&node_l, &node_r]))
+        });
+        if Path::new("/usr/bin/strace").exists() {
+            progress("latency: one traced ADD and DEL per plugin (strace)");
+            let dir = run.dir("strace");
+            res.anatomy = section(&mut res, "anatomy", || {
+                Ok([
+                    anatomy::trace(&nets[0], pools[0].get(0), &dir),
+                    anatomy::trace(&nets[1], pools[1].get(0), &dir),
+                ]
+                .concat())
+            })
+            .unwrap_or_default();
+        }
+    }
+
+    // 2. DHCP: lan mode vs the reference on a bridged node.
+    let node_lan = lan.node(&run, "nlan", "10.77.0.11");
+    let node_brd = lan.bridged_node(&run, "nbrd", "10.77.0.12");
+    let lb_dir = run.dir("lbdaemon");
+    let ref_dir = run.dir("refdaemon");
+    let (lb_daemon, lb_sock) = world::lanbridge_daemon(&run, &node_lan, &lb_dir)?;
+    let (ref_daemon, ref_sock) = world::reference_dhcp_daemon(&node_brd, &ref_dir)?;
+    let dhcp_nets = [
+        Net::lan(&run, &node_lan, &lb_dir.join("state"), &lb_sock),
+        Net::bridged_dhcp(&run, &node_brd, &ref_sock),
+    ];
+    if want("dhcp") {
+        res.dhcp = section(&mut res, "dhcp", || {
+            Ok(dhcp::run(
+                &p,
+                &dhcp_nets,
+                &pools,
+                &[&lb_daemon, &ref_daemon],
+            ))
+        });
+    }
+
+    // 3 and 4: traffic setups.
+    if want("traffic") || want("ebpf") {
+        let node_tlb = lan.node(&run, "tlb", "10.77.0.23");
+        let node_tref = lan.node(&run, "tref", "10.77.0.24");
+        let sub_nets = [
+            Net::subnet(&run, Flavor::Lanbridge, &node_tlb, "10.244.3.0/24", false),
+            Net::subnet(&run, Flavor::Reference, &node_tref, "10.244.4.0/24", false),
+        ];
+        lan.host
+            .ip(&["route", "add", "10.244.3.0/24", "via", "10.77.0.23"]);
+        lan.host
+            .ip(&["route", "add", "10.244.4.0/24", "via", "10.77.0.24"]);
+        let raw = RawChain::new(&run, &lan)?;
+        let mut tpods = Pods::new("t");
+        tpods.ensure(&run, 8);
+        let t = |i: usize| tpods.get(i).as_ref();
+        progress("traffic: leasing / adding 2 pods per setup");
+        let lb_lan = dhcp::lease_pods(&dhcp_nets[0], &[t(0), t(1)], "tl")?;
+        let ref_brd = dhcp::lease_pods(&dhcp_nets[1], &[t(2), t(3)], "tb")?;
+        let lb_sub = dhcp::lease_pods(&sub_nets[0], &[t(4), t(5)], "ts")?;
+        let ref_sub = dhcp::lease_pods(&sub_nets[1], &[t(6), t(7)], "tr")?;
+        let setups = vec![
+            Setup {
+                key: "lb_lan",
+                label: "lanbridge lan mode",
+                a: t(0),
+                a_ip: lb_lan[0].clone(),
+                b: t(1),
+                b_ip: lb_lan[1].clone(),
+            },
+            Setup {
+                key: "lb_subnet",
+                label: "lanbridge subnet",
+                a: t(4),
+                a_ip: lb_sub[0].clone(),
+                b: t(5),
+                b_ip: lb_sub[1].clone(),
+            },
+            Setup {
+                key: "ref_bridged",
+                label: "reference, uplink enslaved",
+                a: t(2),
+                a_ip: ref_brd[0].clone(),
+                b: t(3),
+                b_ip: ref_brd[1].clone(),
+            },
+            Setup {
+                key: "ref_subnet",
+                label: "reference subnet",
+                a: t(6),
+                a_ip: ref_sub[0].clone(),
+                b: t(7),
+                b_ip: ref_sub[1].clone(),
+            },
+            Setup {
+                key: "raw",
+                label: "raw routed chain",
+                a: &raw.src,
+                a_ip: world::RAW_SRC.into(),
+                b: &raw.dst,
+                b_ip: world::RAW_DST.into(),
+            },
+        ];
+        // Every pair reaches the LAN host and each other before measuring.
+        for s in &setups {
+            for dst in [LAN_HOST, s.b_ip.as_str()] {
+                if !s.a.ping(dst) {
+                    res.errors
+                        .push(format!("{}: {} cannot reach {dst}", s.key, s.a_ip));
+                }
+            }
+        }
+        if want("traffic") {
+            res.traffic = section(&mut res, "traffic", || {
+                traffic::run(&p, &run, &lan.host, &setups)
+            });
+        }
+        if want("ebpf") {
+            let lan_pins = dhcp_nets[0]
+                .pin_root()
+                .expect("lanbridge has a pinRoot")
+                .join(dhcp_nets[0].name());
+            let sub_pins = sub_nets[0]
+                .pin_root()
+                .expect("lanbridge has a pinRoot")
+                .join(sub_nets[0].name());
+            let counters = |net: &Net, node: &lanbridge_tests::netns::Netns| {
+                let net_name = net.name().to_string();
+                let pin_root = net.pin_root().expect("pinRoot");
+                let state = PathBuf::from(net.conf["stateDir"].as_str().unwrap_or_default());
+                let lb = run.lanbridge.clone();
+                let node = node.path();
+                Box::new(move || inspect_counters(&lb, &node, &net_name, &pin_root, &state))
+                    as Box<dyn Fn() -> BTreeMap<String, u64>>
+            };
+            let secs = p.ebpf_secs;
+            let (lan_a, lan_b, sub_a, sub_b) = (t(0), t(1), t(4), t(5));
+            let lb_lan_b = lb_lan[1].clone();
+            let lb_sub_b = lb_sub[1].clone();
+            let loads = vec![
+                Load {
+                    name: "TCP stream pod → LAN host".into(),
+                    mode: "lan",
+                    pins: lan_pins.clone(),
+                    run: ebpf_cost::tcp_load(lan_a, LAN_HOST, secs, false),
+                    counters: counters(&dhcp_nets[0], &node_lan),
+                },
+                Load {
+                    name: "TCP stream LAN host → pod".into(),
+                    mode: "lan",
+                    pins: lan_pins.clone(),
+                    run: ebpf_cost::tcp_load(lan_a, LAN_HOST, secs, true),
+                    counters: counters(&dhcp_nets[0], &node_lan),
+                },
+                Load {
+                    name: "64-byte UDP pod → LAN host".into(),
+                    mode: "lan",
+                    pins: lan_pins.clone(),
+                    run: ebpf_cost::udp_load(lan_a, &lan.host, LAN_HOST, secs),
+                    counters: counters(&dhcp_nets[0], &node_lan),
+                },
+                Load {
+                    name: "TCP stream pod → pod".into(),
+                    mode: "lan",
+                    pins: lan_pins.clone(),
+                    run: Box::new(move || {
+                        traffic::iperf(lan_a, &lb_lan_b, secs, 0, false).map(|_| ())
+                    }),
+                    counters: counters(&dhcp_nets[0], &node_lan),
+                },
+                Load {
+                    name: "64-byte UDP pod → pod".into(),
+                    mode: "lan",
+                    pins: lan_pins,
+                    run: ebpf_cost::udp_load(lan_a, lan_b, &lb_lan[1], secs),
+                    counters: counters(&dhcp_nets[0], &node_lan),
+                },
+                Load {
+                    name: "TCP stream pod → pod".into(),
+                    mode: "subnet",
+                    pins: sub_pins.clone(),
+                    run: Box::new(move || {
+                        traffic::iperf(sub_a, &lb_sub_b, secs, 0, false).map(|_| ())
+                    }),
+                    counters: counters(&sub_nets[0], &node_tlb),
+                },
+                Load {
+                    name: "64-byte UDP pod → pod".into(),
+                    mode: "subnet",
+                    pins: sub_pins,
+                    run: ebpf_cost::udp_load(sub_a, sub_b, &lb_sub[1], secs),
+                    counters: counters(&sub_nets[0], &node_tlb),
+                },
+            ];
+            res.ebpf = section(&mut res, "ebpf", || {
+                let _servers = traffic::iperf_servers(&run, &lan.host, &setups[..2])?;
+                Ok(ebpf_cost::run(&loads, secs))
+            });
+        }
+    }
+
+    res.machine.load_end = machine::loadavg();
+    res.machine.foreign_netns_max = FOREIGN_MAX.load(Ordering::SeqCst);
+    res.duration_s = started.elapsed().as_secs_f64();
+    if guard::interrupted() {
+        bail!("interrupted");
+    }
+    let out = cli.out.clone().unwrap_or_else(|| {
+        PathBuf::from(if cli.quick {
+            "target/bench/quick"
+        } else {
+            "docs/bench"
+        })
+    });
+    let rows = report::write(&res, &out)?;
+    progress(&format!(
+        "report written to {}",
+        out.join("REPORT.md").display()
+    ));
+    write_readme(cli, &res, &rows, &out)?;
+    print!("{}", summary(&rows));
+    drop(lb_daemon);
+    drop(ref_daemon);
+    Ok(())
+}
+
+/// Writes the report of a previous run again (after a change to the report).
+fn rerender(cli: &Cli, path: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let res: Results =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let out = cli.out.clone().unwrap_or_else(|| {
+        path.parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    });
+    let rows = report::write(&res, &out)?;
+    eprintln!("report written to {}", out.join("REPORT.md").display());
+    write_readme(cli, &res, &rows, &out)?;
+    Ok(())
+}
+
+fn write_readme(cli: &Cli, res: &Results, rows: &[report::Row], out: &Path) -> Result<()> {
+    if res.quick || cli.no_readme || !cli.readme.is_file() {
+        return Ok(());
+    }
+    let rel = out.join("REPORT.md");
+    let rel = rel
+        .strip_prefix(cli.readme.parent().unwrap_or(Path::new("")))
+        .unwrap_or(&rel);
+    report::update_readme(&cli.readme, res, rows, &rel.display().to_string())?;
+    eprintln!("README section updated in {}", cli.readme.display());
+    Ok(())
+}
+
+/// `lanbridge inspect --json` counters summed by reason.
+fn inspect_counters(
+    lanbridge: &Path,
+    node: &Path,
+    net: &str,
+    pin_root: &Path,
+    state: &Path,
+) -> BTreeMap<String, u64> {
+    let mut c = std::process::Command::new("nsenter");
+    c.arg(format!("--net={}", node.display()))
+        .arg("--")
+        .arg(lanbridge)
+        .args(["inspect", net, "--json", "--pin-root"])
+        .arg(pin_root)
+        .arg("--state-dir")
+        .arg(state);
+    let out = exec::run_measured(&mut c, b"", std::time::Duration::from_secs(20));
+    let mut m = BTreeMap::new();
+    if let Ok(j) = serde_json::from_str::<serde_json::Value>(&out.stdout) {
+        for c in j["counters"].as_array().into_iter().flatten() {
+            if let (Some(r), Some(n)) = (c["reason"].as_str(), c["packets"].as_u64()) {
+                *m.entry(r.to_string()).or_insert(0) += n;
+            }
+        }
+    }
+    m
+}
+
+fn summary(rows: &[report::Row]) -> String {
+    let mut s = String::from("\nlanbridge-bench summary\n");
+    for r in rows.iter().filter(|r| r.headline) {
+        s.push_str(&format!(
+            "  {:<70} lanbridge {:<28} reference {:<28} ratio {:<22} {}\n",
+            r.metric,
+            r.lanbridge,
+            r.reference,
+            r.ratio,
+            r.met.text()
+        ));
+    }
+    s
+}

@@ -1,0 +1,384 @@
+//! Section 3: single-stream TCP throughput (iperf3) and UDP request/response
+//! round trips (a ping-pong written here), for each path and each setup,
+//! interleaved: every repetition runs every setup once, in a rotating order.
+//! Also the small-packet load of section 4 (a UDP blaster and sink).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use lanbridge_tests::netns::Netns;
+use serde::{Deserialize, Serialize};
+
+use crate::exec::{self, Background};
+use crate::guard;
+use crate::stats::Series;
+use crate::world::{Run, LAN_HOST};
+use crate::Params;
+
+pub const IPERF_PORT: u16 = 5201;
+pub const PINGPONG_PORT: u16 = 7007;
+pub const SINK_PORT: u16 = 7008;
+
+/// One way of connecting pods: a plugin setup or the raw chain.
+pub struct Setup<'a> {
+    pub key: &'static str,
+    pub label: &'static str,
+    /// The pod that sends (pod → LAN, pod → pod) and its peer on the same node.
+    pub a: &'a Netns,
+    pub a_ip: String,
+    pub b: &'a Netns,
+    pub b_ip: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Path {
+    PodToLan,
+    LanToPod,
+    PodToPod,
+}
+
+impl Path {
+    pub const ALL: [Path; 3] = [Path::PodToLan, Path::LanToPod, Path::PodToPod];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Path::PodToLan => "pod → LAN host",
+            Path::LanToPod => "LAN host → pod",
+            Path::PodToPod => "pod → pod (same node)",
+        }
+    }
+}
+
+/// Gbit/s and µs per (path, setup).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Traffic {
+    pub seconds: f64,
+    pub throughput: Vec<Measured>,
+    pub rtt: Vec<Measured>,
+    pub rtt_iters: usize,
+    pub rtt_lost: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Measured {
+    pub path: Path,
+    pub setup: String,
+    pub label: String,
+    pub series: Series,
+}
+
+impl Traffic {
+    pub fn tput(&self, path: Path, setup: &str) -> Option<&Series> {
+        self.throughput
+            .iter()
+            .find(|m| m.path == path && m.setup == setup)
+            .map(|m| &m.series)
+    }
+
+    pub fn rtt(&self, path: Path, setup: &str) -> Option<&Series> {
+        self.rtt
+            .iter()
+            .find(|m| m.path == path && m.setup == setup)
+            .map(|m| &m.series)
+    }
+}
+
+/// iperf3 servers: one in the LAN host, one in each setup's `b`.
+pub fn iperf_servers(run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<Vec<Background>> {
+    let mut v = Vec::new();
+    let mut hosts: Vec<&Netns> = vec![lan_host];
+    hosts.extend(setups.iter().map(|s| s.b));
+    for ns in hosts {
+        let mut c = ns.command("iperf3");
+        c.args(["-s", "-p", &IPERF_PORT.to_string()]);
+        let log = run.dir("iperf").join("server.log");
+        v.push(Background::spawn("iperf3 -s", c, &log)?);
+    }
+    // Until they listen.
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(v)
+}
+
+/// One iperf3 client run; Gbit/s received.
+pub fn iperf(from: &Netns, to: &str, secs: f64, omit: u32, reverse: bool) -> Result<f64> {
+    let mut last = String::new();
+    for _attempt in 0..3 {
+        let mut c = from.command("iperf3");
+        c.args(["-c", to, "-p", &IPERF_PORT.to_string(), "-J"])
+            .args(["-t", &format!("{secs}")])
+            .args(["-O", &omit.to_string()]);
+        if reverse {
+            c.arg("-R");
+        }
+        let out = exec::run_measured(&mut c, b"", Duration::from_secs_f64(secs + 30.0));
+        let j: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+        if let Some(bps) = j["end"]["sum_received"]["bits_per_second"].as_f64() {
+            if out.ok() && bps > 0.0 {
+                return Ok(bps / 1e9);
+            }
+        }
+        last = format!(
+            "{} {}",
+            j["error"].as_str().unwrap_or_default(),
+            out.stderr.trim()
+        );
+        // "the server is busy" or not listening yet.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    bail!("iperf3 {to}: {last}")
+}
+
+/// Pins the calling thread to the machine's last CPU. The ping-pong's two
+/// threads share it, so a round trip never waits for a cross-CPU wake-up
+/// (an IPI, which on a VM is a hypervisor exit worth tens of µs and made
+/// repetitions bimodal): what is left is the path's own cost.
+pub fn pin_to_last_cpu() {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; affects this thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(n - 1, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// A UDP echo server thread in `ns`; stops on drop.
+pub struct Echo {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Echo {
+    pub fn start(ns: &Netns, port: u16) -> Result<Echo> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = ns.spawn(move || {
+            let sock = match UdpSocket::bind(("0.0.0.0", port)) {
+                Ok(s) => s,
+                Err(e) => {
+                    tx.send(Err(e.to_string())).ok();
+                    return;
+                }
+            };
+            sock.set_read_timeout(Some(Duration::from_millis(100))).ok();
+            pin_to_last_cpu();
+            tx.send(Ok(())).ok();
+            let mut buf = [0u8; 2048];
+            while !st.load(Ordering::SeqCst) {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    sock.send_to(&buf[..n], from).ok();
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(Ok(())) => Ok(Echo {
+                stop,
+                handle: Some(handle),
+            }),
+            Ok(Err(e)) => bail!("echo server in {}: {e}", ns.name()),
+            Err(e) => bail!("echo server in {}: {e}", ns.name()),
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            h.join().ok();
+        }
+    }
+}
+
+/// `iters` UDP round trips of 64-byte requests from `from` to `to`; RTTs in
+/// µs and the number of requests that got no answer within 200 ms.
+pub fn pingpong(from: &Netns, to: &str, port: u16, iters: usize) -> Result<(Vec<f64>, u64)> {
+    let dst: SocketAddr = format!("{to}:{port}").parse()?;
+    from.within(move || {
+        pin_to_last_cpu();
+        let sock = UdpSocket::bind("0.0.0.0:0")?;
+        sock.connect(dst)?;
+        sock.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let req = [0x5au8; 64];
+        let mut buf = [0u8; 2048];
+        let mut rtts = Vec::with_capacity(iters);
+        let mut lost = 0u64;
+        let warmup = 200;
+        for i in 0..iters + warmup {
+            let t = Instant::now();
+            sock.send(&req)?;
+            match sock.recv(&mut buf) {
+                Ok(_) => {
+                    if i >= warmup {
+                        rtts.push(t.elapsed().as_secs_f64() * 1e6);
+                    }
+                }
+                Err(_) => lost += 1,
+            }
+        }
+        if rtts.is_empty() {
+            bail!("no answer from {dst}");
+        }
+        Ok((rtts, lost))
+    })
+}
+
+/// Small-packet load: a sink in `to_ns` and a blaster in `from` sending
+/// 64-byte UDP datagrams to `to` for `secs`; returns datagrams sent.
+pub fn blast(from: &Netns, to_ns: &Netns, to: &str, secs: f64) -> Result<u64> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+    let (st, rc) = (stop.clone(), received.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = to_ns.spawn(move || {
+        let Ok(sock) = UdpSocket::bind(("0.0.0.0", SINK_PORT)) else {
+            tx.send(false).ok();
+            return;
+        };
+        sock.set_read_timeout(Some(Duration::from_millis(100))).ok();
+        tx.send(true).ok();
+        let mut buf = [0u8; 2048];
+        while !st.load(Ordering::SeqCst) {
+            if sock.recv(&mut buf).is_ok() {
+                rc.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    if !rx.recv_timeout(Duration::from_secs(5)).unwrap_or(false) {
+        stop.store(true, Ordering::SeqCst);
+        sink.join().ok();
+        bail!("sink in {} did not start", to_ns.name());
+    }
+    let dst: SocketAddr = format!("{to}:{SINK_PORT}").parse()?;
+    let sent = from.within(move || -> Result<u64> {
+        let sock = UdpSocket::bind("0.0.0.0:0")?;
+        sock.connect(dst)?;
+        let payload = [0u8; 22]; // 64-byte Ethernet frames (14 + 20 + 8 + 22)
+        let end = Instant::now() + Duration::from_secs_f64(secs);
+        let mut n = 0u64;
+        while Instant::now() < end {
+            for _ in 0..64 {
+                // ENOBUFS under load just drops a datagram.
+                if sock.send(&payload).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::SeqCst);
+    sink.join().ok();
+    sent
+}
+
+/// Section 3 over `setups`; `lan_host` runs the LAN-side servers.
+pub fn run(p: &Params, run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<Traffic> {
+    let mut t = Traffic {
+        seconds: p.iperf_secs,
+        rtt_iters: p.rtt_iters,
+        ..Traffic::default()
+    };
+    for path in Path::ALL {
+        for s in setups {
+            t.throughput.push(Measured {
+                path,
+                setup: s.key.to_string(),
+                label: s.label.to_string(),
+                series: Series::new(),
+            });
+            if path != Path::LanToPod {
+                t.rtt.push(Measured {
+                    path,
+                    setup: s.key.to_string(),
+                    label: s.label.to_string(),
+                    series: Series::new(),
+                });
+            }
+        }
+    }
+    let _servers = iperf_servers(run, lan_host, setups)?;
+    let n = setups.len();
+    for rep in 0..p.traffic_reps {
+        crate::progress(&format!(
+            "traffic: iperf3 repetition {}/{} ({} runs of {} s)",
+            rep + 1,
+            p.traffic_reps,
+            3 * n,
+            p.iperf_secs
+        ));
+        for m in t.throughput.iter_mut() {
+            m.series.next_rep();
+        }
+        for path in Path::ALL {
+            for k in 0..n {
+                if guard::interrupted() {
+                    bail!("interrupted");
+                }
+                let s = &setups[(k + rep) % n];
+                let r = match path {
+                    Path::PodToLan => iperf(s.a, LAN_HOST, p.iperf_secs, p.iperf_omit, false),
+                    Path::LanToPod => iperf(s.a, LAN_HOST, p.iperf_secs, p.iperf_omit, true),
+                    Path::PodToPod => iperf(s.a, &s.b_ip, p.iperf_secs, p.iperf_omit, false),
+                };
+                let m = t
+                    .throughput
+                    .iter_mut()
+                    .find(|m| m.path == path && m.setup == s.key)
+                    .expect("a slot per path and setup");
+                match r {
+                    Ok(g) => m.series.push(g),
+                    Err(e) => m.series.fail(e.to_string()),
+                }
+            }
+        }
+    }
+    drop(_servers);
+
+    let _echo_lan = Echo::start(lan_host, PINGPONG_PORT)?;
+    let _echo_b: Vec<Echo> = setups
+        .iter()
+        .map(|s| Echo::start(s.b, PINGPONG_PORT))
+        .collect::<Result<_>>()?;
+    for rep in 0..p.traffic_reps {
+        crate::progress(&format!(
+            "traffic: UDP ping-pong repetition {}/{} ({} × {} round trips)",
+            rep + 1,
+            p.traffic_reps,
+            2 * n,
+            p.rtt_iters
+        ));
+        for m in t.rtt.iter_mut() {
+            m.series.next_rep();
+        }
+        for path in [Path::PodToLan, Path::PodToPod] {
+            for k in 0..n {
+                let s = &setups[(k + rep) % n];
+                let to = match path {
+                    Path::PodToPod => s.b_ip.clone(),
+                    _ => LAN_HOST.to_string(),
+                };
+                let r = pingpong(s.a, &to, PINGPONG_PORT, p.rtt_iters);
+                let m = t
+                    .rtt
+                    .iter_mut()
+                    .find(|m| m.path == path && m.setup == s.key)
+                    .expect("a slot per path and setup");
+                match r {
+                    Ok((v, lost)) => {
+                        t.rtt_lost += lost;
+                        for x in v {
+                            m.series.push(x);
+                        }
+                    }
+                    Err(e) => m.series.fail(e.to_string()),
+                }
+            }
+        }
+    }
+    Ok(t)
+}

@@ -1,0 +1,548 @@
+//! The benchmark's world, built from network namespaces it creates (names
+//! `lbb<pid>-…`), never touching the machine's own namespace:
+//!
+//! ```text
+//!  LAN ns: bridge lanbr 10.77.0.1/16, dnsmasq (pool 10.77.1.1-10.77.7.254, --no-ping)
+//!    ├─ lanhost  eth0 10.77.0.50/16       (iperf3 server, ping-pong server)
+//!    ├─ node-*   eth0 10.77.0.1x/16       (one node per plugin setup, plugin runs here)
+//!    │            - subnet mode: the plugin's bridge + host-local pod subnet
+//!    │            - lan mode: lanbridge bridge, eth0 NOT in it, `lanbridge daemon`
+//!    │            - bridged: eth0 enslaved to br0 (node address on br0),
+//!    │              reference `dhcp daemon`
+//!    └─ rawfwd   eth0 10.77.0.19/16       the kernel's limit: a forwarding namespace,
+//!                 ├─ veth 10.99.0.1/24 ── rawsrc 10.99.0.2     no bridge, no rules
+//!                 └─ veth 10.99.1.1/24 ── rawdst 10.99.1.2
+//!  pods: empty namespaces; a plugin ADD gives them eth0
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use lanbridge_tests::netns::Netns;
+use serde_json::{json, Value};
+
+use crate::exec::{self, Background, CniCall, Invocation};
+use crate::guard;
+
+pub const LAN_BRIDGE: &str = "lanbr";
+pub const LAN_ROUTER: &str = "10.77.0.1";
+pub const LAN_PREFIX: u8 = 16;
+pub const LAN_HOST: &str = "10.77.0.50";
+pub const UPLINK: &str = "eth0";
+pub const REFERENCE_DIR: &str = "/usr/lib/cni";
+pub const IFNAME: &str = "eth0";
+pub const RAW_SRC: &str = "10.99.0.2";
+pub const RAW_DST: &str = "10.99.1.2";
+const RAW_FWD_LAN: &str = "10.77.0.19";
+
+/// Plugin invocations slower than this are killed and counted as failures.
+pub const PLUGIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Names, files and binaries of one benchmark run.
+pub struct Run {
+    pub prefix: String,
+    pub tmp: PathBuf,
+    pub lanbridge: PathBuf,
+    /// `CNI_PATH` of lanbridge networks: `<tmp>/bin` (a `lanbridge`
+    /// symlink) then the reference plugins.
+    pub lb_cni_path: String,
+    counter: AtomicUsize,
+}
+
+impl Run {
+    pub fn new(lanbridge: &Path) -> Result<Run> {
+        let prefix = format!("lbb{}", std::process::id());
+        let tmp = tempfile::Builder::new()
+            .prefix("lbb-")
+            .tempdir()
+            .context("temp dir")?
+            .keep();
+        guard::track_dir(&tmp);
+        let bin = tmp.join("bin");
+        std::fs::create_dir_all(&bin)?;
+        std::os::unix::fs::symlink(lanbridge, bin.join("lanbridge"))?;
+        Ok(Run {
+            prefix,
+            lb_cni_path: format!("{}:{REFERENCE_DIR}", bin.display()),
+            tmp,
+            lanbridge: lanbridge.to_path_buf(),
+            counter: AtomicUsize::new(0),
+        })
+    }
+
+    /// A namespace named `<prefix>-<tag>`.
+    pub fn netns(&self, tag: &str) -> Netns {
+        Netns::create(&format!("{}-{tag}", self.prefix))
+    }
+
+    /// A fresh directory under the run's temp dir.
+    pub fn dir(&self, tag: &str) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        let d = self.tmp.join(format!("{tag}{n}"));
+        std::fs::create_dir_all(&d).expect("creating a directory in the run's temp dir");
+        d
+    }
+
+    /// A bpffs directory for a lanbridge `pinRoot`, removed at the end.
+    pub fn pin_root(&self, tag: &str) -> PathBuf {
+        let p = Path::new("/sys/fs/bpf").join(format!("{}-{tag}", self.prefix));
+        guard::track_dir(&p);
+        p
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        guard::remove_dir(&self.tmp);
+    }
+}
+
+/// The LAN: its namespace, the LAN host, maybe dnsmasq.
+pub struct Lan {
+    // Drop order: processes, then namespaces.
+    pub dnsmasq: Option<Background>,
+    pub ns: Netns,
+    pub host: Netns,
+    ports: AtomicUsize,
+}
+
+impl Lan {
+    pub fn new(run: &Run) -> Result<Lan> {
+        let ns = run.netns("lan");
+        ns.ip(&["link", "add", LAN_BRIDGE, "type", "bridge"]);
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("{LAN_ROUTER}/{LAN_PREFIX}"),
+            "dev",
+            LAN_BRIDGE,
+        ]);
+        ns.ip(&["link", "set", LAN_BRIDGE, "up"]);
+        let host = run.netns("lanhost");
+        let lan = Lan {
+            dnsmasq: None,
+            ns,
+            host,
+            ports: AtomicUsize::new(0),
+        };
+        lan.attach(&lan.host, LAN_HOST);
+        lan.host.ip(&["route", "add", "default", "via", LAN_ROUTER]);
+        Ok(lan)
+    }
+
+    /// A veth from the LAN bridge to `eth0` in `ns` (up, no address).
+    pub fn plug(&self, ns: &Netns) {
+        let port = format!("p{}", self.ports.fetch_add(1, Ordering::SeqCst));
+        self.ns.ip(&[
+            "link",
+            "add",
+            &port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            UPLINK,
+            "netns",
+            ns.name(),
+        ]);
+        self.ns
+            .ip(&["link", "set", &port, "master", LAN_BRIDGE, "up"]);
+        ns.ip(&["link", "set", UPLINK, "up"]);
+    }
+
+    /// Plugs `ns` in and gives its eth0 `addr`/16.
+    pub fn attach(&self, ns: &Netns, addr: &str) {
+        self.plug(ns);
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("{addr}/{LAN_PREFIX}"),
+            "dev",
+            UPLINK,
+        ]);
+    }
+
+    /// A node whose uplink `eth0` has `addr`, default route via the LAN router.
+    pub fn node(&self, run: &Run, tag: &str, addr: &str) -> Netns {
+        let node = run.netns(tag);
+        self.attach(&node, addr);
+        node.ip(&["route", "add", "default", "via", LAN_ROUTER]);
+        node
+    }
+
+    /// The old recipe: the node's uplink enslaved to `br0`, which holds the
+    /// node's address (the only topology where the reference dhcp IPAM leases).
+    pub fn bridged_node(&self, run: &Run, tag: &str, addr: &str) -> Netns {
+        let node = run.netns(tag);
+        self.plug(&node);
+        node.ip(&["link", "add", "br0", "type", "bridge"]);
+        node.ip(&["link", "set", UPLINK, "master", "br0"]);
+        node.ip(&["addr", "add", &format!("{addr}/{LAN_PREFIX}"), "dev", "br0"]);
+        node.ip(&["link", "set", "br0", "up"]);
+        node.ip(&["route", "add", "default", "via", LAN_ROUTER]);
+        node
+    }
+
+    /// dnsmasq on the LAN bridge, a pool large enough for every lease of the run.
+    pub fn start_dnsmasq(&mut self, run: &Run) -> Result<()> {
+        let d = run.dir("dnsmasq");
+        let pid_file = d.join("pid");
+        let mut c = self.ns.command("dnsmasq");
+        c.args([
+            "--conf-file=/dev/null",
+            "--keep-in-foreground",
+            "--no-ping",
+            "--port=0",
+            "--no-resolv",
+            "--no-hosts",
+            "--user=root",
+            "--bind-interfaces",
+            "--dhcp-lease-max=5000",
+        ])
+        .arg(format!("--interface={LAN_BRIDGE}"))
+        .arg("--dhcp-range=10.77.1.1,10.77.7.254,255.255.0.0,3600")
+        .arg(format!("--dhcp-leasefile={}", d.join("leases").display()))
+        .arg(format!("--pid-file={}", pid_file.display()));
+        let bg = Background::spawn("dnsmasq", c, &d.join("log"))?;
+        self.dnsmasq = Some(bg);
+        if !wait_until(Duration::from_secs(5), || {
+            std::fs::read_to_string(&pid_file).is_ok_and(|s| !s.trim().is_empty())
+        }) {
+            bail!(
+                "dnsmasq did not start: {}",
+                self.dnsmasq
+                    .as_ref()
+                    .map(|b| b.log_text())
+                    .unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Enables IPv4 forwarding in `ns` (our namespace, never the host's).
+pub fn forwarding(ns: &Netns) -> Result<()> {
+    exec::run_ok(ns.command("sysctl").args(["-qw", "net.ipv4.ip_forward=1"]))?;
+    Ok(())
+}
+
+/// The kernel's limit: src -- fwd -- dst, two veth pairs through a
+/// forwarding namespace (plain routing, no bridge, no rules), fwd also on
+/// the LAN so that `rawsrc` reaches the LAN host over the same number of hops
+/// as a pod.
+pub struct RawChain {
+    pub src: Netns,
+    pub dst: Netns,
+    /// The forwarding namespace (kept for its lifetime).
+    _fwd: Netns,
+}
+
+impl RawChain {
+    pub fn new(run: &Run, lan: &Lan) -> Result<RawChain> {
+        let fwd = lan.node(run, "rawfwd", RAW_FWD_LAN);
+        forwarding(&fwd)?;
+        let src = run.netns("rawsrc");
+        let dst = run.netns("rawdst");
+        for (ns, peer, net) in [(&src, "vs", "10.99.0"), (&dst, "vd", "10.99.1")] {
+            fwd.ip(&[
+                "link",
+                "add",
+                peer,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                IFNAME,
+                "netns",
+                ns.name(),
+            ]);
+            fwd.ip(&["addr", "add", &format!("{net}.1/24"), "dev", peer]);
+            fwd.ip(&["link", "set", peer, "up"]);
+            ns.ip(&["addr", "add", &format!("{net}.2/24"), "dev", IFNAME]);
+            ns.ip(&["link", "set", IFNAME, "up"]);
+            ns.ip(&["route", "add", "default", "via", &format!("{net}.1")]);
+        }
+        lan.host
+            .ip(&["route", "add", "10.99.0.0/16", "via", RAW_FWD_LAN]);
+        Ok(RawChain {
+            src,
+            dst,
+            _fwd: fwd,
+        })
+    }
+}
+
+/// A pool of pod namespaces, reused across measurements (a DEL leaves a pod
+/// empty again).
+pub struct Pods {
+    pub tag: String,
+    pub pods: Vec<Arc<Netns>>,
+}
+
+impl Pods {
+    pub fn new(tag: &str) -> Pods {
+        Pods {
+            tag: tag.to_string(),
+            pods: Vec::new(),
+        }
+    }
+
+    /// Grows the pool to `n` namespaces (created 4 at a time).
+    pub fn ensure(&mut self, run: &Run, n: usize) {
+        let start = self.pods.len();
+        if n <= start {
+            return;
+        }
+        let names: Vec<String> = (start..n)
+            .map(|i| format!("{}-{}{i}", run.prefix, self.tag))
+            .collect();
+        let chunks: Vec<Vec<String>> = names
+            .chunks(names.len().div_ceil(4))
+            .map(<[String]>::to_vec)
+            .collect();
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| {
+                std::thread::spawn(move || {
+                    c.iter()
+                        .map(|name| Arc::new(Netns::create(name)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            match h.join() {
+                Ok(v) => self.pods.extend(v),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+    }
+
+    pub fn get(&self, i: usize) -> &Arc<Netns> {
+        &self.pods[i]
+    }
+}
+
+/// Which plugin a network is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Lanbridge,
+    Reference,
+}
+
+impl Flavor {
+    pub fn label(self) -> &'static str {
+        match self {
+            Flavor::Lanbridge => "lanbridge",
+            Flavor::Reference => "reference",
+        }
+    }
+}
+
+/// One network on one node: what a runtime needs to call the plugin.
+pub struct Net {
+    pub flavor: Flavor,
+    pub node: PathBuf,
+    pub plugin: PathBuf,
+    pub cni_path: String,
+    pub conf: Value,
+}
+
+impl Net {
+    /// Subnet mode with host-local, as `tests/src/fixture.rs` `subnet_conf`:
+    /// bridge `lb0` with the gateway, default route, masquerade.
+    pub fn subnet(run: &Run, flavor: Flavor, node: &Netns, subnet: &str, masq: bool) -> Net {
+        let data = run.dir("ipam");
+        let mut conf = json!({
+            "cniVersion": "1.0.0",
+            "name": "lbbnet",
+            "type": match flavor { Flavor::Lanbridge => "lanbridge", Flavor::Reference => "bridge" },
+            "bridge": "lb0",
+            "isGateway": true,
+            "isDefaultGateway": true,
+            "ipMasq": masq,
+            "ipam": {
+                "type": "host-local",
+                "subnet": subnet,
+                "dataDir": data.display().to_string(),
+            }
+        });
+        if flavor == Flavor::Lanbridge {
+            conf["stateDir"] = json!(run.dir("state").display().to_string());
+            conf["pinRoot"] = json!(run
+                .pin_root(node.name().rsplit('-').next().unwrap_or("x"))
+                .display()
+                .to_string());
+        }
+        Net::new(run, flavor, node, conf)
+    }
+
+    /// lanbridge lan mode: uplink eth0 (not in the bridge), dhcp IPAM served
+    /// by the lanbridge daemon at `socket`.
+    pub fn lan(run: &Run, node: &Netns, state: &Path, socket: &Path) -> Net {
+        let conf = json!({
+            "cniVersion": "1.0.0",
+            "name": "lbblan",
+            "type": "lanbridge",
+            "bridge": "lb0",
+            "uplink": UPLINK,
+            "stateDir": state.display().to_string(),
+            "pinRoot": run.pin_root("lan").display().to_string(),
+            "ipam": {"type": "dhcp", "daemonSocketPath": socket.display().to_string()}
+        });
+        Net::new(run, Flavor::Lanbridge, node, conf)
+    }
+
+    /// The reference bridge + dhcp on a bridged node (uplink in br0).
+    pub fn bridged_dhcp(run: &Run, node: &Netns, socket: &Path) -> Net {
+        let conf = json!({
+            "cniVersion": "1.0.0",
+            "name": "lbbref",
+            "type": "bridge",
+            "bridge": "br0",
+            "ipam": {"type": "dhcp", "daemonSocketPath": socket.display().to_string()}
+        });
+        Net::new(run, Flavor::Reference, node, conf)
+    }
+
+    fn new(run: &Run, flavor: Flavor, node: &Netns, conf: Value) -> Net {
+        let (plugin, cni_path) = match flavor {
+            Flavor::Lanbridge => (run.lanbridge.clone(), run.lb_cni_path.clone()),
+            Flavor::Reference => (
+                Path::new(REFERENCE_DIR).join("bridge"),
+                REFERENCE_DIR.to_string(),
+            ),
+        };
+        Net {
+            flavor,
+            node: node.path(),
+            plugin,
+            cni_path,
+            conf,
+        }
+    }
+
+    pub fn pin_root(&self) -> Option<PathBuf> {
+        self.conf["pinRoot"].as_str().map(PathBuf::from)
+    }
+
+    pub fn name(&self) -> &str {
+        self.conf["name"].as_str().unwrap_or_default()
+    }
+
+    fn call<'a>(&'a self, command: &'a str, container: &'a str, pod: &'a str) -> CniCall<'a> {
+        CniCall {
+            node: &self.node,
+            plugin: &self.plugin,
+            cni_path: &self.cni_path,
+            command,
+            container_id: container,
+            netns: pod,
+            ifname: IFNAME,
+            args: None,
+        }
+    }
+
+    pub fn add(&self, container: &str, pod: &Netns) -> Invocation {
+        self.add_wrapped(&[], container, pod)
+    }
+
+    /// ADD under a wrapper program (see [`exec::cni_wrapped`]).
+    pub fn add_wrapped(&self, wrapper: &[&str], container: &str, pod: &Netns) -> Invocation {
+        let pod = pod.path_str();
+        exec::cni_wrapped(
+            wrapper,
+            &self.call("ADD", container, &pod),
+            self.conf.to_string().as_bytes(),
+            PLUGIN_TIMEOUT,
+        )
+    }
+
+    /// DEL with the cached ADD result as `prevResult`, as libcni does.
+    pub fn del(&self, container: &str, pod: &Netns, prev: Option<&Value>) -> Invocation {
+        self.del_wrapped(&[], container, pod, prev)
+    }
+
+    /// DEL under a wrapper program (see [`exec::cni_wrapped`]).
+    pub fn del_wrapped(
+        &self,
+        wrapper: &[&str],
+        container: &str,
+        pod: &Netns,
+        prev: Option<&Value>,
+    ) -> Invocation {
+        let pod = pod.path_str();
+        let mut conf = self.conf.clone();
+        if let Some(p) = prev {
+            conf["prevResult"] = p.clone();
+        }
+        exec::cni_wrapped(
+            wrapper,
+            &self.call("DEL", container, &pod),
+            conf.to_string().as_bytes(),
+            PLUGIN_TIMEOUT,
+        )
+    }
+}
+
+/// The first IPv4 address (without prefix) of an ADD result.
+pub fn result_ip(result: &Value) -> Option<String> {
+    result["ips"]
+        .as_array()?
+        .iter()
+        .find_map(|ip| ip["address"].as_str())
+        .and_then(|a| a.split('/').next())
+        .map(str::to_string)
+}
+
+/// `lanbridge daemon` in `node`, socket and state in `dir`.
+pub fn lanbridge_daemon(run: &Run, node: &Netns, dir: &Path) -> Result<(Background, PathBuf)> {
+    let socket = dir.join("lanbridge.sock");
+    let mut c = node.command(&run.lanbridge.display().to_string());
+    c.arg("daemon")
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--state-dir")
+        .arg(dir.join("state"));
+    let bg = Background::spawn("lanbridge daemon", c, &dir.join("daemon.log"))?;
+    wait_socket(&socket, &bg)?;
+    Ok((bg, socket))
+}
+
+/// The reference `dhcp daemon` in `node`.
+pub fn reference_dhcp_daemon(node: &Netns, dir: &Path) -> Result<(Background, PathBuf)> {
+    let socket = dir.join("dhcp.sock");
+    let mut c = node.command(&format!("{REFERENCE_DIR}/dhcp"));
+    c.arg("daemon").arg("-socketpath").arg(&socket);
+    let bg = Background::spawn("reference dhcp daemon", c, &dir.join("dhcp.log"))?;
+    wait_socket(&socket, &bg)?;
+    Ok((bg, socket))
+}
+
+fn wait_socket(socket: &Path, bg: &Background) -> Result<()> {
+    if !wait_until(Duration::from_secs(10), || socket.exists()) {
+        bail!(
+            "{} did not open {}: {}",
+            bg.name,
+            socket.display(),
+            bg.log_text()
+        );
+    }
+    Ok(())
+}
+
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
