@@ -1,7 +1,19 @@
 //! Test hook: `LANBRIDGE_FAIL_AFTER=<step>` makes ADD fail right after that
 //! step, so tests can prove that every step's undo leaves nothing behind.
+//! Each step's end is also logged at debug level with the time since the
+//! process started (`LANBRIDGE_LOG=debug`): where an ADD spends its time.
+
+use std::sync::LazyLock;
+use std::time::Instant;
 
 use crate::cni::{Error, Result};
+
+/// Set by [`start_clock`] at the top of `main`.
+static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+pub fn start_clock() {
+    LazyLock::force(&START);
+}
 
 pub const ENV: &str = "LANBRIDGE_FAIL_AFTER";
 
@@ -11,14 +23,18 @@ pub const STEPS: [&str; 8] = [
     "veth",
     "datapath",
     "ipam",
+    "firewall",
     "container",
     "host",
-    "masquerade",
     "state",
 ];
 
 pub fn checkpoint(step: &'static str) -> Result<()> {
     debug_assert!(STEPS.contains(&step));
+    tracing::debug!(
+        "ADD step {step} done at {:.1} ms",
+        START.elapsed().as_secs_f64() * 1e3
+    );
     match std::env::var(ENV) {
         Ok(v) if v == step => Err(Error::Injected(step.to_string())),
         _ => Ok(()),

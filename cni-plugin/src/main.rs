@@ -8,6 +8,7 @@ mod daemon;
 mod datapath;
 mod dhcp;
 mod fault;
+mod firewall;
 mod forward;
 mod inspect;
 mod install;
@@ -28,6 +29,7 @@ mod sysctl;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    fault::start_clock();
     // Logs go to stderr only: stdout belongs to the CNI result.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

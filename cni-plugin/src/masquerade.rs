@@ -5,8 +5,7 @@
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
-use crate::cni::Result;
-use crate::iptables::{comment, delete_rules_with, ensure_chain, ensure_rule, run, Family};
+use crate::iptables::{comment, deletion, mentions, rules, run, Batch, Family};
 
 const TABLE: &str = "nat";
 
@@ -23,79 +22,96 @@ fn multicast(family: Family) -> &'static str {
     }
 }
 
-/// Masquerades traffic from `ips` leaving their own subnets and the
-/// `cluster` CIDRs (`clusterCidrs`: other nodes' pods see the pod's own
-/// address). Idempotent.
-pub fn setup(network: &str, container_id: &str, ips: &[IpNet], cluster: &[IpNet]) -> Result<()> {
+/// The networks of one family that masquerade looks at.
+pub struct Nets<'a> {
+    /// The attachment's addresses (with their prefixes).
+    pub own: &'a [IpNet],
+    /// `clusterCidrs`: other nodes' pods see the pod's own address.
+    pub cluster: &'a [IpNet],
+}
+
+/// Adds to `batch` (the caller holds the
+/// [`NetnsLock`](crate::iptables::NetnsLock)) the chain masquerading traffic
+/// from `nets.own` that leaves their subnets and the cluster, and the
+/// POSTROUTING jumps to it; an earlier ADD's chain and jumps are replaced.
+pub fn plan(network: &str, container_id: &str, family: Family, nets: &Nets, batch: &mut Batch) {
     let chain = chain_name(network, container_id);
     let comment = comment(network, container_id);
-    for family in [Family::V4, Family::V6] {
-        let mine: Vec<&IpNet> = ips.iter().filter(|n| Family::of(n) == family).collect();
-        if mine.is_empty() {
-            continue;
-        }
-        ensure_chain(family, TABLE, &chain)?;
-        run(family, TABLE, &["-F", &chain])?;
-        let excluded = mine
-            .iter()
-            .copied()
-            .chain(cluster.iter().filter(|n| Family::of(n) == family))
-            .map(IpNet::trunc);
-        for net in excluded {
-            let dst = net.to_string();
-            let rule = [
-                "-d",
-                &dst,
-                "-j",
-                "ACCEPT",
-                "-m",
-                "comment",
-                "--comment",
-                &comment,
-            ];
-            run(family, TABLE, &[&["-A", &chain], &rule[..]].concat())?;
-        }
+    // Creates the chain, or empties the one an earlier ADD left.
+    batch.line(TABLE, format!(":{chain} - [0:0]"));
+    remove_jumps(family, &chain, batch);
+    let excluded = nets
+        .own
+        .iter()
+        .chain(nets.cluster.iter().filter(|n| Family::of(n) == family))
+        .map(IpNet::trunc);
+    for net in excluded {
+        let dst = net.to_string();
         let rule = [
-            "!",
             "-d",
-            multicast(family),
+            &dst,
             "-j",
-            "MASQUERADE",
+            "ACCEPT",
             "-m",
             "comment",
             "--comment",
             &comment,
         ];
-        run(family, TABLE, &[&["-A", &chain], &rule[..]].concat())?;
-        for net in &mine {
-            let src = net.addr().to_string();
-            let rule = [
-                "-s",
-                &src,
-                "-j",
-                &chain,
-                "-m",
-                "comment",
-                "--comment",
-                &comment,
-            ];
-            ensure_rule(family, TABLE, "POSTROUTING", &rule)?;
-        }
+        batch.append(TABLE, &chain, &rule);
     }
-    Ok(())
+    let rule = [
+        "!",
+        "-d",
+        multicast(family),
+        "-j",
+        "MASQUERADE",
+        "-m",
+        "comment",
+        "--comment",
+        &comment,
+    ];
+    batch.append(TABLE, &chain, &rule);
+    for jump in jumps(nets.own, &chain, &comment) {
+        batch.line(TABLE, format!("-A POSTROUTING {jump}"));
+    }
 }
 
-/// Removes the attachment's POSTROUTING jumps and its chain; missing ones are fine.
-pub fn teardown(network: &str, container_id: &str) -> Result<()> {
+/// POSTROUTING's jumps to the attachment's chain, as ADD writes them.
+fn jumps(own: &[IpNet], chain: &str, comment: &str) -> Vec<String> {
+    own.iter()
+        .map(|n| format!("-s {} -j {chain} -m comment --comment {comment}", n.addr()))
+        .collect()
+}
+
+/// Adds the removal of exactly the jumps and chain ADD wrote for `own`
+/// (no read; the restore fails if one is missing).
+pub fn teardown_exact(network: &str, container_id: &str, own: &[IpNet], batch: &mut Batch) {
     let chain = chain_name(network, container_id);
-    for family in [Family::V4, Family::V6] {
-        delete_rules_with(family, TABLE, "POSTROUTING", &chain)?;
-        if run(family, TABLE, &["-S", &chain]).is_ok() {
-            run(family, TABLE, &["-F", &chain])?;
-            run(family, TABLE, &["-X", &chain])?;
+    for jump in jumps(own, &chain, &comment(network, container_id)) {
+        batch.line(TABLE, format!("-D POSTROUTING {jump}"));
+    }
+    batch.line(TABLE, format!("-F {chain}"));
+    batch.line(TABLE, format!("-X {chain}"));
+}
+
+/// Deletions of POSTROUTING's jumps to `chain`.
+fn remove_jumps(family: Family, chain: &str, batch: &mut Batch) {
+    for rule in rules(family, TABLE, "POSTROUTING") {
+        if mentions(&rule, chain) {
+            batch.line(TABLE, deletion(&rule));
         }
     }
-    Ok(())
+}
+
+/// Adds the removal of the attachment's POSTROUTING jumps and chain to
+/// `batch` (the caller holds the lock); missing ones are fine.
+pub fn teardown(network: &str, container_id: &str, family: Family, batch: &mut Batch) {
+    let chain = chain_name(network, container_id);
+    remove_jumps(family, &chain, batch);
+    if run(family, TABLE, &["-S", &chain]).is_ok() {
+        batch.line(TABLE, format!("-F {chain}"));
+        batch.line(TABLE, format!("-X {chain}"));
+    }
 }
 
 #[cfg(test)]

@@ -12,11 +12,6 @@ pub fn host_veth(container_id: &str, ifname: &str) -> String {
     format!("lb{}", &digest(container_id, ifname)[..11])
 }
 
-/// Temporary name of the pod end while it still lives in the node namespace.
-pub fn temp_peer(container_id: &str, ifname: &str) -> String {
-    format!("lbp{}", &digest(container_id, ifname)[..11])
-}
-
 /// Bridge-side end of the gateway port of VLAN `vid` (the other end is
 /// `<bridge>.<vid>` and holds the gateway address).
 pub fn vlan_gateway_peer(bridge: &str, vid: u16) -> String {
@@ -44,7 +39,6 @@ mod tests {
         assert!(a.len() <= 15 && a.starts_with("lb") && !a.starts_with("veth"));
         assert_ne!(a, super::host_veth("c1", "net1"));
         assert_eq!(a, super::host_veth("c1", "eth0"));
-        assert!(super::temp_peer("c1", "eth0").len() <= 15);
         let mac = super::bridge_mac("cni0");
         assert_eq!(mac[0] & 0x03, 0x02, "locally administered unicast");
     }

@@ -22,6 +22,14 @@ pub struct Record {
     pub host_ifindex: u32,
     pub ips: Vec<IpNet>,
     pub masquerade: bool,
+    /// The port has a `macspoofchk` chain.
+    #[serde(default = "yes")]
+    pub mac_spoof_check: bool,
+}
+
+/// Records written before a field existed: assume ADD set the thing up.
+fn yes() -> bool {
+    true
 }
 
 pub struct StateDir {
@@ -132,6 +140,7 @@ mod tests {
             host_ifindex: 7,
             ips: vec!["10.0.0.2/24".parse().unwrap()],
             masquerade: true,
+            mac_spoof_check: false,
         };
         s.save(&r).unwrap();
         assert_eq!(s.load("c1", "eth0").unwrap(), Some(r.clone()));

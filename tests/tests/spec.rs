@@ -381,8 +381,8 @@ fn failed_add_after_host_leaves_nothing() {
 }
 
 #[test]
-fn failed_add_after_masquerade_leaves_nothing() {
-    fail_after("masquerade");
+fn failed_add_after_firewall_leaves_nothing() {
+    fail_after("firewall");
 }
 
 #[test]

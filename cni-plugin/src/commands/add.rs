@@ -1,4 +1,4 @@
-//! ADD: bridge → veth → IPAM → pod side → node side → masquerade → record.
+//! ADD: bridge → veth → eBPF → IPAM → firewall → pod side → node side → record.
 //! Each step that creates something pushes its undo; on failure the undo
 //! stack runs in reverse, so a failed ADD leaves nothing behind.
 
@@ -18,12 +18,11 @@ use crate::fault::checkpoint;
 use crate::ipam::Ipam;
 use crate::naming;
 use crate::netlink::bridge::{BridgeSpec, PortSpec};
-use crate::netlink::{LinkInfo, Netlink};
+use crate::netlink::{LinkInfo, Netlink, VethSpec};
 use crate::netns::NetNs;
 use crate::state::Record;
 use crate::sysctl;
-use crate::{forward, lan};
-use crate::{macspoof, masquerade};
+use crate::{firewall, lan, macspoof};
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
     let att = Attachment::new(conf, env)?;
@@ -98,7 +97,11 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         datapath.ensure_uplink(&uplink.link.name)?;
         endpoint.flags |= EP_DHCP_RELAY;
     }
-    datapath.add_port(&host.name, host.index, endpoint, uplink.is_some())?;
+    undo.attaching(datapath.add_port(&host.name, host.index, endpoint, uplink.is_some())?);
+    // A DHCP exchange needs the relay in place; other IPAM does not.
+    if uplink.is_some() {
+        undo.attached()?;
+    }
     checkpoint("datapath")?;
 
     let mut ipam_result = match &att.ipam {
@@ -119,6 +122,22 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     datapath.set_port_ips(host.index, &v4)?;
     checkpoint("ipam")?;
 
+    // The firewall now: its process starts overlap the port's attachment,
+    // which holds the RTNL lock the pod and gateway setup below need.
+    let addresses: Vec<IpNet> = ipam_result.ips.iter().map(|c| c.address).collect();
+    let rules = firewall::Rules {
+        network: &conf.name,
+        container_id: &env.container_id,
+        forward: (routed(conf) && !v4.is_empty()).then_some((&bridge.name[..], &v4[..])),
+        masquerade: (conf.ip_masq && !addresses.is_empty())
+            .then_some((&addresses[..], &conf.cluster_cidrs[..])),
+    };
+    if !rules.is_empty() {
+        undo.push(Step::Firewall);
+        rules.apply()?;
+    }
+    checkpoint("firewall")?;
+
     complete_gateways(conf, &mut ipam_result)?;
     if !conf.disable_container_interface {
         let onlink = matches!(att.ipam, Some(Ipam::Dhcp(_)));
@@ -128,10 +147,6 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
 
     if conf.is_gateway {
         configure_gateway(att, &bridge, &ipam_result.ips).await?;
-    }
-    if routed(conf) && !v4.is_empty() {
-        undo.push(Step::Forward);
-        forward::setup(&conf.name, &env.container_id, &bridge.name, &v4)?;
     }
     if let Some(uplink) = &uplink {
         for ip in &v4 {
@@ -147,17 +162,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     }
     checkpoint("host")?;
 
-    let addresses: Vec<IpNet> = ipam_result.ips.iter().map(|c| c.address).collect();
-    if conf.ip_masq && !addresses.is_empty() {
-        undo.push(Step::Masquerade);
-        masquerade::setup(
-            &conf.name,
-            &env.container_id,
-            &addresses,
-            &conf.cluster_cidrs,
-        )?;
-    }
-    checkpoint("masquerade")?;
+    undo.attached()?;
 
     undo.push(Step::Record);
     att.state.save(&Record {
@@ -169,6 +174,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         host_ifindex: host.index,
         ips: addresses,
         masquerade: conf.ip_masq,
+        mac_spoof_check: conf.mac_spoof_check,
     })?;
     checkpoint("state")?;
 
@@ -180,8 +186,8 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     ))
 }
 
-/// Creates the pair in the node, moves the pod end into the pod namespace
-/// under `CNI_IFNAME`, and plugs the host end into the bridge.
+/// Creates the pair with the pod end already in the pod namespace under
+/// `CNI_IFNAME`, and plugs the host end into the bridge.
 async fn create_veth(
     att: &Attachment<'_>,
     pod_ns: &NetNs,
@@ -191,20 +197,19 @@ async fn create_veth(
 ) -> Result<(LinkInfo, LinkInfo)> {
     let (conf, env) = (att.conf, att.env);
     let host_name = naming::host_veth(&env.container_id, &env.ifname);
-    let peer_name = naming::temp_peer(&env.container_id, &env.ifname);
-    // Leftovers of an interrupted earlier ADD of this attachment.
+    // The leftover of an interrupted earlier ADD of this attachment.
     att.node.delete_link(&host_name).await?;
-    att.node.delete_link(&peer_name).await?;
 
     undo.push(Step::HostVeth);
-    att.node.add_veth(&host_name, &peer_name, conf.mtu).await?;
-    let peer = att.node.existing_link(&peer_name).await?;
-    if let Some(mac) = conf.mac {
-        att.node.set_mac(peer.index, &mac).await?;
-    }
-    att.node.move_to_netns(peer.index, pod_ns.raw_fd()).await?;
-    let moved = pod.existing_link(&peer_name).await?;
-    pod.rename(moved.index, &env.ifname).await?;
+    att.node
+        .add_veth(&VethSpec {
+            name: &host_name,
+            peer: &env.ifname,
+            mtu: conf.mtu,
+            peer_mac: conf.mac.as_ref().map(|m| &m[..]),
+            peer_netns: Some(pod_ns.raw_fd()),
+        })
+        .await?;
 
     let host = att.node.existing_link(&host_name).await?;
     att.node

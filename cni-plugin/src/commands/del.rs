@@ -5,7 +5,6 @@
 use super::{first_error, Attachment, Cleanup};
 use crate::cni::{CniEnv, Error, Result};
 use crate::config::NetConf;
-use crate::netlink::Netlink;
 use crate::netns::NetNs;
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
@@ -18,17 +17,17 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
             errors.push(e);
         }
     }
-    if let Some(path) = &env.netns {
-        match NetNs::open(path) {
-            Ok(ns) => {
-                if let Err(e) = delete_pod_link(&ns, &env.ifname).await {
-                    errors.push(e);
-                }
+    let pod = match &env.netns {
+        Some(path) => match NetNs::open(path) {
+            Ok(ns) => Some(ns),
+            Err(Error::NetnsNotFound { .. }) => None,
+            Err(e) => {
+                errors.push(e);
+                None
             }
-            Err(Error::NetnsNotFound { .. }) => {}
-            Err(e) => errors.push(e),
-        }
-    }
+        },
+        None => None,
+    };
     let record = att
         .state
         .load(&env.container_id, &env.ifname)
@@ -39,14 +38,15 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     match Cleanup::new(&att) {
         Ok(mut cleanup) => errors.extend(
             cleanup
-                .attachment(&env.container_id, &env.ifname, record.as_ref())
+                .attachment(
+                    &env.container_id,
+                    &env.ifname,
+                    record.as_ref(),
+                    pod.as_ref(),
+                )
                 .await,
         ),
         Err(e) => errors.push(e),
     }
     first_error(errors)
-}
-
-async fn delete_pod_link(ns: &NetNs, ifname: &str) -> Result<()> {
-    Netlink::open(ns)?.delete_link(ifname).await.map(drop)
 }

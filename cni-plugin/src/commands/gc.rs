@@ -26,7 +26,7 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
         tracing::info!("GC: removing {} {}", record.container_id, record.ifname);
         errors.extend(
             cleanup
-                .attachment(&record.container_id, &record.ifname, Some(&record))
+                .attachment(&record.container_id, &record.ifname, Some(&record), None)
                 .await,
         );
     }

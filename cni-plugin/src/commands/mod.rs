@@ -13,13 +13,13 @@ use std::path::Path;
 
 use crate::cni::{CniEnv, Error, Result};
 use crate::config::NetConf;
-use crate::datapath::Datapath;
+use crate::datapath::{Datapath, PortAttach};
 use crate::ipam::Ipam;
 use crate::naming;
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
 use crate::state::{Record, StateDir};
-use crate::{forward, macspoof, masquerade};
+use crate::{firewall, macspoof};
 
 /// One attachment (container + interface) on one network, with the node's
 /// netlink socket and the IPAM and state the config selects.
@@ -57,21 +57,22 @@ impl<'a> Attachment<'a> {
 /// What ADD created, in order; undone in reverse on failure.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Step {
-    /// lan mode: the pod's FORWARD accept rules.
-    Forward,
     /// lan mode: the node's /32 route to a pod address.
     HostRoute(Ipv4Addr),
     HostVeth,
     Datapath,
     Ipam,
     MacSpoof,
-    Masquerade,
+    /// FORWARD accepts and masquerade.
+    Firewall,
     Record,
 }
 
 #[derive(Default)]
 pub struct Undo {
     steps: Vec<Step>,
+    /// The port's programs being attached meanwhile.
+    attach: Option<PortAttach>,
 }
 
 impl Undo {
@@ -79,8 +80,24 @@ impl Undo {
         self.steps.push(step);
     }
 
+    pub fn attaching(&mut self, attach: PortAttach) {
+        self.attach = Some(attach);
+    }
+
+    /// Waits for the port's programs (when an attach is under way).
+    pub fn attached(&mut self) -> Result<()> {
+        match self.attach.take() {
+            Some(a) => Ok(a.wait()?),
+            None => Ok(()),
+        }
+    }
+
     /// Rolls back; every step is tried even when an earlier one fails.
-    pub async fn run(self, att: &Attachment<'_>) {
+    pub async fn run(mut self, att: &Attachment<'_>) {
+        // Detaching must not race a link still being created.
+        if let Err(e) = self.attached() {
+            tracing::error!("attaching while rolling back: {e}");
+        }
         for step in self.steps.into_iter().rev() {
             if let Err(e) = undo_step(att, step).await {
                 tracing::error!("rolling back {step:?}: {e}");
@@ -93,16 +110,12 @@ async fn undo_step(att: &Attachment<'_>, step: Step) -> Result<()> {
     let env = att.env;
     match step {
         Step::HostVeth => {
-            // Deleting either end removes the pair, wherever the peer went.
-            att.node
-                .delete_link(&naming::temp_peer(&env.container_id, &env.ifname))
-                .await?;
+            // Deleting the host end removes the pair.
             att.node
                 .delete_link(&naming::host_veth(&env.container_id, &env.ifname))
                 .await
                 .map(drop)
         }
-        Step::Forward => forward::teardown(&att.conf.name, &env.container_id),
         Step::HostRoute(ip) => match att.node.link(&att.conf.bridge).await? {
             Some(bridge) => att.node.del_host_route(ip, bridge.index).await,
             None => Ok(()),
@@ -120,7 +133,12 @@ async fn undo_step(att: &Attachment<'_>, step: Step) -> Result<()> {
             None => Ok(()),
         },
         Step::MacSpoof => macspoof::teardown(&naming::host_veth(&env.container_id, &env.ifname)),
-        Step::Masquerade => masquerade::teardown(&att.conf.name, &env.container_id),
+        Step::Firewall => firewall::remove(
+            &att.conf.name,
+            &env.container_id,
+            add::routed(att.conf),
+            None,
+        ),
         Step::Record => att.state.remove(&env.container_id, &env.ifname),
     }
 }
@@ -150,23 +168,32 @@ impl Cleanup<'_> {
         })
     }
 
-    /// `record` is the attachment's, when there is one (ADD completed).
+    /// `record` is the attachment's, when there is one (ADD completed);
+    /// `pod` the pod's namespace when DEL still has it.
     pub async fn attachment(
         &mut self,
         container_id: &str,
         ifname: &str,
         record: Option<&Record>,
+        pod: Option<&NetNs>,
     ) -> Vec<Error> {
         let host = naming::host_veth(container_id, ifname);
         let host_ifindex = record.map(|r| r.host_ifindex);
         let mut errors = Vec::new();
-        if let Some(record) = record {
-            if let Err(e) = self.remove_host_routes(record).await {
+        // Both iptables' commit and the veth's deletion wait for RCU grace
+        // periods: let them wait at the same time.
+        let firewall = {
+            let (network, cid) = (self.network.to_string(), container_id.to_string());
+            let (routed, record) = (self.routed, record.cloned());
+            std::thread::spawn(move || firewall::remove(&network, &cid, routed, record.as_ref()))
+        };
+        if let Some(pod) = pod {
+            if let Err(e) = delete_pod_link(pod, ifname).await {
                 errors.push(e);
             }
         }
-        if self.routed {
-            if let Err(e) = forward::teardown(self.network, container_id) {
+        if let Some(record) = record {
+            if let Err(e) = self.remove_host_routes(record).await {
                 errors.push(e);
             }
         }
@@ -175,16 +202,19 @@ impl Cleanup<'_> {
                 errors.push(e.into());
             }
         }
-        if let Err(e) = masquerade::teardown(self.network, container_id) {
-            errors.push(e);
-        }
-        if let Err(e) = macspoof::teardown(&host) {
-            errors.push(e);
-        }
-        for name in [host, naming::temp_peer(container_id, ifname)] {
-            if let Err(e) = self.node.delete_link(&name).await {
+        // The nft bridge table: only when ADD set it up, or nobody knows.
+        if record.is_none_or(|r| r.mac_spoof_check) {
+            if let Err(e) = macspoof::teardown(&host) {
                 errors.push(e);
             }
+        }
+        if let Err(e) = self.node.delete_link(&host).await {
+            errors.push(e);
+        }
+        match firewall.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.push(e),
+            Err(_) => errors.push(Error::Panicked("removing the firewall rules")),
         }
         if let Err(e) = self.state.remove(container_id, ifname) {
             errors.push(e);
@@ -207,6 +237,11 @@ impl Cleanup<'_> {
         }
         Ok(())
     }
+}
+
+/// Deletes the pod's end of the pair (and so the pair) from inside the pod.
+async fn delete_pod_link(ns: &NetNs, ifname: &str) -> Result<()> {
+    Netlink::open(ns)?.delete_link(ifname).await.map(drop)
 }
 
 /// The first error of a best-effort sequence, with the rest logged.

@@ -33,6 +33,8 @@ pub enum DatapathError {
     Io { context: String, source: io::Error },
     #[error("the eBPF object has no program or map named {0}")]
     Missing(&'static str),
+    #[error("attaching the port's programs panicked")]
+    AttachPanicked,
 }
 
 impl DatapathError {

@@ -37,6 +37,16 @@ pub struct ProgramReport {
     pub run_time_ns: u64,
 }
 
+/// A port's program attachment under way.
+#[must_use = "wait for the attachment before the pod may send"]
+pub struct PortAttach(std::thread::JoinHandle<Result<(), DatapathError>>);
+
+impl PortAttach {
+    pub fn wait(self) -> Result<(), DatapathError> {
+        self.0.join().unwrap_or(Err(DatapathError::AttachPanicked))
+    }
+}
+
 pub struct Datapath {
     pins: Pins,
     maps: maps::Maps,
@@ -94,21 +104,34 @@ impl Datapath {
         self.maps.set_config(config)
     }
 
-    /// Attaches `lb_from_pod` to a pod's host-side port (and, in lan mode,
-    /// `lb_to_pod` to its egress) and records its endpoint.
+    /// Records a pod port's endpoint and starts attaching `lb_from_pod` to
+    /// it (and, in lan mode, `lb_to_pod` to its egress) on a thread of its
+    /// own: a TCX attach waits for an RCU grace period, which ADD spends on
+    /// its other steps. [`PortAttach::wait`] before relying on the programs.
     pub fn add_port(
         &mut self,
         ifname: &str,
         ifindex: u32,
         ep: Endpoint,
         lan: bool,
-    ) -> Result<(), DatapathError> {
+    ) -> Result<PortAttach, DatapathError> {
         self.maps.put_endpoint(ifindex, ep)?;
-        attach::attach(&self.pins, PROG_FROM_POD, ifname, Hook::Ingress)?;
-        if lan {
-            attach::attach(&self.pins, PROG_TO_POD, ifname, Hook::Egress)?;
-        }
-        Ok(())
+        let (pins, ifname) = (self.pins.clone(), ifname.to_string());
+        // A new thread starts in this thread's (the node's) namespace.
+        let thread = std::thread::Builder::new()
+            .name("attach".into())
+            .spawn(move || {
+                attach::attach(&pins, PROG_FROM_POD, &ifname, Hook::Ingress)?;
+                if lan {
+                    attach::attach(&pins, PROG_TO_POD, &ifname, Hook::Egress)?;
+                }
+                Ok(())
+            })
+            .map_err(|source| DatapathError::Io {
+                context: "starting the attach thread".into(),
+                source,
+            })?;
+        Ok(PortAttach(thread))
     }
 
     /// The addresses IPAM gave the pod behind `ifindex`.

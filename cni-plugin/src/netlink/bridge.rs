@@ -3,7 +3,7 @@
 use rtnetlink::packet_route::link::{BridgeVlanInfoFlags, InfoKind};
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkBridgeVlan, LinkUnspec};
 
-use super::{is_errno, LinkInfo, Netlink};
+use super::{is_errno, LinkInfo, Netlink, VethSpec};
 use crate::cni::{Error, Result};
 use crate::naming;
 
@@ -97,7 +97,13 @@ impl Netlink {
         }
         let peer = naming::vlan_gateway_peer(&bridge.name, vid);
         if self.link(&name).await?.is_none() {
-            match self.add_veth(&name, &peer, mtu).await {
+            let veth = VethSpec {
+                name: &name,
+                peer: &peer,
+                mtu,
+                ..VethSpec::default()
+            };
+            match self.add_veth(&veth).await {
                 Err(Error::Netlink { source, .. }) if is_errno(&source, libc::EEXIST) => {}
                 other => other?,
             }

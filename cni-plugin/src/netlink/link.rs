@@ -1,4 +1,4 @@
-//! Links: lookup, veth pairs, moving, renaming, deleting.
+//! Links: lookup, veth pairs, settings, deleting.
 
 use std::os::fd::RawFd;
 
@@ -8,6 +8,17 @@ use rtnetlink::{LinkUnspec, LinkVeth};
 
 use super::{is_errno, Netlink};
 use crate::cni::{Error, Result};
+
+/// A veth pair to create.
+#[derive(Debug, Default)]
+pub struct VethSpec<'a> {
+    pub name: &'a str,
+    pub peer: &'a str,
+    pub mtu: Option<u32>,
+    pub peer_mac: Option<&'a [u8]>,
+    /// Where the peer goes (a namespace fd); this namespace when `None`.
+    pub peer_netns: Option<RawFd>,
+}
 
 /// What lanbridge needs to know about a link.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -72,23 +83,33 @@ impl Netlink {
         })
     }
 
-    /// Creates a veth pair in this namespace, both ends down.
-    pub async fn add_veth(&self, name: &str, peer: &str, mtu: Option<u32>) -> Result<()> {
-        let mut builder = LinkVeth::new(name, peer);
-        if let Some(mtu) = mtu {
+    /// Creates a veth pair, both ends down: `name` in this namespace, the
+    /// peer in `peer_netns` when given. Creating the peer in place spares a
+    /// later namespace move, which waits for an RCU grace period.
+    pub async fn add_veth(&self, veth: &VethSpec<'_>) -> Result<()> {
+        let mut builder = LinkVeth::new(veth.name, veth.peer);
+        if let Some(mtu) = veth.mtu {
             builder = builder.mtu(mtu);
         }
         let mut msg = builder.build();
-        if let Some(mtu) = mtu {
-            // The peer is a nested message: give it the same MTU.
-            set_peer_mtu(&mut msg, mtu);
+        // The peer is a nested message with attributes of its own.
+        let mut peer_attrs = Vec::new();
+        if let Some(mtu) = veth.mtu {
+            peer_attrs.push(LinkAttribute::Mtu(mtu));
         }
+        if let Some(mac) = veth.peer_mac {
+            peer_attrs.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(fd) = veth.peer_netns {
+            peer_attrs.push(LinkAttribute::NetNsFd(fd));
+        }
+        extend_peer(&mut msg, peer_attrs);
         self.handle
             .link()
             .add(msg)
             .execute()
             .await
-            .map_err(|e| Error::netlink(format!("create veth {name}/{peer}"), e))
+            .map_err(|e| Error::netlink(format!("create veth {}/{}", veth.name, veth.peer), e))
     }
 
     pub async fn set(&self, op: &str, msg: LinkMessage) -> Result<()> {
@@ -105,32 +126,9 @@ impl Netlink {
         self.set(&format!("set link {index} up"), msg).await
     }
 
-    pub async fn set_mac(&self, index: u32, mac: &[u8]) -> Result<()> {
-        let msg = LinkUnspec::new_with_index(index)
-            .address(mac.to_vec())
-            .build();
-        self.set(&format!("set MAC of link {index}"), msg).await
-    }
-
     pub async fn set_alias(&self, index: u32, alias: &str) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).alias(alias).build();
         self.set(&format!("set alias of link {index}"), msg).await
-    }
-
-    pub async fn rename(&self, index: u32, name: &str) -> Result<()> {
-        let msg = LinkUnspec::new_with_index(index)
-            .name(name.to_string())
-            .build();
-        self.set(&format!("rename link {index} to {name}"), msg)
-            .await
-    }
-
-    pub async fn move_to_netns(&self, index: u32, netns_fd: RawFd) -> Result<()> {
-        let msg = LinkUnspec::new_with_index(index)
-            .setns_by_fd(netns_fd)
-            .build();
-        self.set(&format!("move link {index} to the pod netns"), msg)
-            .await
     }
 
     pub async fn set_master(&self, index: u32, master: u32) -> Result<()> {
@@ -152,13 +150,14 @@ impl Netlink {
     }
 }
 
-fn set_peer_mtu(msg: &mut LinkMessage, mtu: u32) {
+fn extend_peer(msg: &mut LinkMessage, attrs: Vec<LinkAttribute>) {
     use rtnetlink::packet_route::link::{InfoData, InfoVeth};
     for attr in &mut msg.attributes {
         if let LinkAttribute::LinkInfo(infos) = attr {
             for info in infos {
                 if let NlInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) = info {
-                    peer.attributes.push(LinkAttribute::Mtu(mtu));
+                    peer.attributes.extend(attrs);
+                    return;
                 }
             }
         }

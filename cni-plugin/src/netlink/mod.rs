@@ -17,7 +17,7 @@ use rtnetlink::Handle;
 use crate::cni::{Error, Result};
 use crate::netns::NetNs;
 
-pub use link::LinkInfo;
+pub use link::{LinkInfo, VethSpec};
 
 pub struct Netlink {
     handle: Handle,

@@ -1,0 +1,116 @@
+//! An attachment's iptables rules, FORWARD accepts ([`forward`]) and
+//! masquerade ([`masquerade`]), written and removed together: under the
+//! namespace's [`NetnsLock`], one read per chain involved and one
+//! `iptables-restore` per family.
+
+use std::net::Ipv4Addr;
+
+use ipnet::IpNet;
+
+use crate::cni::Result;
+use crate::commands::first_error;
+use crate::iptables::{Batch, Family, NetnsLock};
+use crate::state::Record;
+use crate::{forward, masquerade};
+
+/// What ADD puts in iptables for one attachment.
+pub struct Rules<'a> {
+    pub network: &'a str,
+    pub container_id: &'a str,
+    /// Routed pods: accepts on this bridge for these addresses.
+    pub forward: Option<(&'a str, &'a [Ipv4Addr])>,
+    /// `ipMasq`: the attachment's addresses and the `clusterCidrs`.
+    pub masquerade: Option<(&'a [IpNet], &'a [IpNet])>,
+}
+
+impl Rules<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.forward.is_none() && self.masquerade.is_none()
+    }
+
+    /// Writes the rules; an earlier ADD's rules of the attachment are replaced.
+    pub fn apply(&self) -> Result<()> {
+        let _lock = NetnsLock::acquire()?;
+        for family in Family::ALL {
+            let mut batch = Batch::default();
+            if let (Family::V4, Some((bridge, ips))) = (family, self.forward) {
+                forward::plan(self.network, self.container_id, bridge, ips, &mut batch)?;
+            }
+            if let Some((ips, cluster)) = self.masquerade {
+                let mine: Vec<IpNet> = ips
+                    .iter()
+                    .filter(|n| Family::of(n) == family)
+                    .copied()
+                    .collect();
+                if !mine.is_empty() {
+                    let nets = masquerade::Nets {
+                        own: &mine,
+                        cluster,
+                    };
+                    masquerade::plan(self.network, self.container_id, family, &nets, &mut batch);
+                }
+            }
+            batch.apply(family)?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes an attachment's rules, limited to what its record says ADD set
+/// up; missing rules are fine. With a record, the rules ADD wrote are
+/// deleted without reading anything first; should that fail (something
+/// already removed one), and without a record, the chains are read and
+/// whatever carries the attachment's tag goes.
+pub fn remove(
+    network: &str,
+    container_id: &str,
+    routed: bool,
+    record: Option<&Record>,
+) -> Result<()> {
+    let _lock = NetnsLock::acquire()?;
+    let mut errors = Vec::new();
+    for family in Family::ALL {
+        let own: Vec<IpNet> = record
+            .map(|r| {
+                r.ips
+                    .iter()
+                    .filter(|n| Family::of(n) == family)
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(record) = record {
+            if own.is_empty() {
+                continue;
+            }
+            let mut exact = Batch::default();
+            if routed && family == Family::V4 {
+                let v4: Vec<Ipv4Addr> = own
+                    .iter()
+                    .filter_map(|n| match n {
+                        IpNet::V4(n) => Some(n.addr()),
+                        IpNet::V6(_) => None,
+                    })
+                    .collect();
+                forward::teardown_exact(network, container_id, &record.bridge, &v4, &mut exact);
+            }
+            if record.masquerade {
+                masquerade::teardown_exact(network, container_id, &own, &mut exact);
+            }
+            if exact.apply(family).is_ok() {
+                continue;
+            }
+        }
+        let mut batch = Batch::default();
+        if routed && family == Family::V4 {
+            forward::teardown(network, container_id, &mut batch);
+        }
+        if record.is_none_or(|r| r.masquerade) {
+            masquerade::teardown(network, container_id, family, &mut batch);
+        }
+        if let Err(e) = batch.apply(family) {
+            errors.push(e);
+        }
+    }
+    first_error(errors)
+}
