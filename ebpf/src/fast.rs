@@ -68,6 +68,12 @@ pub fn from_pod(
 /// the FIB picks, towards that node. Replies come back through the stack.
 #[inline(always)]
 pub fn subnet_from_pod(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig) -> Result<Verdict, Verdict> {
+    // Only frames for the gateway get routed; the bridge switches the rest
+    // (pods of this node) without any lookup of ours.
+    let dst: [u8; 6] = ctx.load(0).map_err(|_| ERROR)?;
+    if dst != cfg.bridge_mac {
+        return Ok(PASS);
+    }
     if let Some(slow) = slow_path(ip) {
         return Ok(slow);
     }
