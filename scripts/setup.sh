@@ -6,7 +6,7 @@
 set -euo pipefail
 
 APT_PACKAGES=(containernetworking-plugins dnsmasq-base iptables bpftool iperf3
-	podman runc busybox-static iproute2 kea-dhcp4-server jq nftables)
+	podman runc busybox-static iproute2 kea-dhcp4-server jq nftables tcpdump)
 BPF_LINKER_VERSION=0.13.0
 LLVM_PREFIX_DIR=${LANBRIDGE_LLVM_PREFIX:-/opt/lanbridge-llvm}
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"

@@ -62,7 +62,8 @@ fn main() -> Result<()> {
             setup(&root)?;
             // The integration tests run target/debug/lanbridge.
             build(&root, false)?;
-            let mut test = vec!["test", "--workspace"];
+            // Every failure of the run, not just the first test binary's.
+            let mut test = vec!["test", "--workspace", "--no-fail-fast"];
             test.extend(args.iter().map(String::as_str));
             cargo(&root, &test)
         }
