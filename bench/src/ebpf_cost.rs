@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
+use lanbridge_common::{PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK};
 use lanbridge_tests::netns::Netns;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +20,7 @@ use crate::guard;
 use crate::traffic;
 
 /// The programs a network may have pinned.
-pub const PROGRAMS: [&str; 4] = ["lb_from_pod", "lb_from_uplink", "lb_to_pod", "lb_to_uplink"];
+pub const PROGRAMS: [&str; 4] = [PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cost {

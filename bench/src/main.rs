@@ -7,6 +7,7 @@
 //! failure and on SIGINT / SIGTERM.
 
 mod anatomy;
+mod cluster;
 mod criterion;
 mod dhcp;
 mod ebpf_cost;
@@ -32,6 +33,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::TwoNodes;
 use crate::ebpf_cost::Load;
 use crate::report::Results;
 use crate::traffic::Setup;
@@ -339,25 +341,25 @@ fn body(cli: &Cli) -> Result<()> {
 
     // 3 and 4: traffic setups.
     if want("traffic") || want("ebpf") {
-        let node_tlb = lan.node(&run, "tlb", "10.77.0.23");
-        let node_tref = lan.node(&run, "tref", "10.77.0.24");
-        let sub_nets = [
-            Net::subnet(&run, Flavor::Lanbridge, &node_tlb, "10.244.3.0/24", false),
-            Net::subnet(&run, Flavor::Reference, &node_tref, "10.244.4.0/24", false),
-        ];
-        lan.host
-            .ip(&["route", "add", "10.244.3.0/24", "via", "10.77.0.23"]);
-        lan.host
-            .ip(&["route", "add", "10.244.4.0/24", "via", "10.77.0.24"]);
+        // Subnet mode on two nodes per plugin: pods 4, 5 and 8 (remote) on
+        // lanbridge's, 6, 7 and 9 (remote) on the reference's.
+        let lb_two = TwoNodes::lanbridge(&run, &lan)?;
+        let ref_two = TwoNodes::reference(&run, &lan)?;
+        let (node_tlb, sub_nets) = (&lb_two.nodes[0], &lb_two.nets);
         let raw = RawChain::new(&run, &lan)?;
         let mut tpods = Pods::new("t");
-        tpods.ensure(&run, 8);
+        tpods.ensure(&run, 10);
         let t = |i: usize| tpods.get(i).as_ref();
-        progress("traffic: leasing / adding 2 pods per setup");
+        progress("traffic: leasing / adding 2 pods per setup, 1 on each second node");
         let lb_lan = dhcp::lease_pods(&dhcp_nets[0], &[t(0), t(1)], "tl")?;
         let ref_brd = dhcp::lease_pods(&dhcp_nets[1], &[t(2), t(3)], "tb")?;
         let lb_sub = dhcp::lease_pods(&sub_nets[0], &[t(4), t(5)], "ts")?;
-        let ref_sub = dhcp::lease_pods(&sub_nets[1], &[t(6), t(7)], "tr")?;
+        let ref_sub = dhcp::lease_pods(&ref_two.nets[0], &[t(6), t(7)], "tr")?;
+        let lb_far = dhcp::lease_pods(&sub_nets[1], &[t(8)], "ts2")?.remove(0);
+        let ref_far = dhcp::lease_pods(&ref_two.nets[1], &[t(9)], "tr2")?.remove(0);
+        for two in [&lb_two, &ref_two] {
+            res.errors.extend(two.check_forwarding());
+        }
         let setups = vec![
             Setup {
                 key: "lb_lan",
@@ -366,6 +368,7 @@ fn body(cli: &Cli) -> Result<()> {
                 a_ip: lb_lan[0].clone(),
                 b: t(1),
                 b_ip: lb_lan[1].clone(),
+                remote: None,
             },
             Setup {
                 key: "lb_subnet",
@@ -374,6 +377,7 @@ fn body(cli: &Cli) -> Result<()> {
                 a_ip: lb_sub[0].clone(),
                 b: t(5),
                 b_ip: lb_sub[1].clone(),
+                remote: Some((t(8), lb_far.clone())),
             },
             Setup {
                 key: "ref_bridged",
@@ -382,6 +386,7 @@ fn body(cli: &Cli) -> Result<()> {
                 a_ip: ref_brd[0].clone(),
                 b: t(3),
                 b_ip: ref_brd[1].clone(),
+                remote: None,
             },
             Setup {
                 key: "ref_subnet",
@@ -390,6 +395,7 @@ fn body(cli: &Cli) -> Result<()> {
                 a_ip: ref_sub[0].clone(),
                 b: t(7),
                 b_ip: ref_sub[1].clone(),
+                remote: Some((t(9), ref_far)),
             },
             Setup {
                 key: "raw",
@@ -398,6 +404,7 @@ fn body(cli: &Cli) -> Result<()> {
                 a_ip: world::RAW_SRC.into(),
                 b: &raw.dst,
                 b_ip: world::RAW_DST.into(),
+                remote: Some((&raw.far, world::RAW_FAR.into())),
             },
         ];
         // Every pair reaches the LAN host and each other before measuring.
@@ -408,6 +415,10 @@ fn body(cli: &Cli) -> Result<()> {
                         .push(format!("{}: {} cannot reach {dst}", s.key, s.a_ip));
                 }
             }
+            // Pod → pod on another node: both ways, and no NAT on the way.
+            let (errors, seen) = cluster::check_remote(s);
+            res.errors.extend(errors);
+            res.source_seen.extend(seen);
         }
         if want("traffic") {
             res.traffic = section(&mut res, "traffic", || {
@@ -481,14 +492,21 @@ fn body(cli: &Cli) -> Result<()> {
                     run: Box::new(move || {
                         traffic::iperf(sub_a, &lb_sub_b, secs, 0, false).map(|_| ())
                     }),
-                    counters: counters(&sub_nets[0], &node_tlb),
+                    counters: counters(&sub_nets[0], node_tlb),
                 },
                 Load {
                     name: "64-byte UDP pod → pod".into(),
                     mode: "subnet",
-                    pins: sub_pins,
+                    pins: sub_pins.clone(),
                     run: ebpf_cost::udp_load(sub_a, sub_b, &lb_sub[1], secs),
-                    counters: counters(&sub_nets[0], &node_tlb),
+                    counters: counters(&sub_nets[0], node_tlb),
+                },
+                Load {
+                    name: "TCP stream pod → remote pod".into(),
+                    mode: "subnet",
+                    pins: sub_pins,
+                    run: ebpf_cost::tcp_load(sub_a, &lb_far, secs, false),
+                    counters: counters(&sub_nets[0], node_tlb),
                 },
             ];
             res.ebpf = section(&mut res, "ebpf", || {

@@ -6,9 +6,11 @@ use std::fmt::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use lanbridge_common::{Reason, PROG_FROM_POD, PROG_FROM_UPLINK};
 use serde::{Deserialize, Serialize};
 
 use crate::anatomy::Anatomy;
+use crate::cluster::{self, SourceSeen, CLUSTER_CIDR};
 use crate::criterion::Micro;
 use crate::dhcp::Dhcp;
 use crate::ebpf_cost::EbpfCost;
@@ -41,6 +43,10 @@ pub struct Results {
     pub micro: Vec<Micro>,
     /// One traced ADD and DEL per plugin (where the time goes).
     pub anatomy: Vec<Anatomy>,
+    /// Pod → pod on another node: the source address each receiving pod saw
+    /// (checked before measuring; none in results of older runs).
+    #[serde(default)]
+    pub source_seen: Vec<SourceSeen>,
     pub errors: Vec<String>,
     pub duration_s: f64,
 }
@@ -195,11 +201,10 @@ fn rtt_row(t: &Traffic, path: TPath, lb: &str, reference: &str, what: &str, head
     let refs = t.rtt(path, reference);
     let raws = t.rtt(path, "raw");
     let (l, r, w) = (lbs.and_then(med), refs.and_then(med), raws.and_then(med));
-    let label = match path {
-        TPath::PodToPod => "pod ↔ pod (same node)",
-        _ => "pod ↔ LAN host",
-    };
-    let mut row = Row::new(format!("UDP round trip (64 B), {label}, {what}"));
+    let mut row = Row::new(format!(
+        "UDP round trip (64 B), {}, {what}",
+        path.rtt_label()
+    ));
     row.lanbridge = lbs.map_or("—".into(), |s| fmt_sum(s, "µs", 1));
     row.reference = refs.map_or("—".into(), |s| fmt_sum(s, "µs", 1));
     row.raw = raws.map_or("—".into(), |s| fmt_sum(s, "µs", 1));
@@ -319,40 +324,48 @@ fn rows(res: &Results) -> Vec<Row> {
         rows.push(row);
     }
     if let Some(t) = &res.traffic {
-        for path in TPath::ALL {
-            rows.push(tput_row(
-                t,
-                path,
-                "lb_lan",
-                "ref_bridged",
-                "lan mode vs bridged reference",
-                path == TPath::PodToLan,
-            ));
+        // lan mode has no second node; runs before pod → remote pod existed
+        // have no such rows at all.
+        let paths = || TPath::ALL.into_iter().filter(|p| t.has(*p));
+        let remote = TPath::PodToRemotePod;
+        for path in paths() {
+            if path != remote {
+                rows.push(tput_row(
+                    t,
+                    path,
+                    "lb_lan",
+                    "ref_bridged",
+                    "lan mode vs bridged reference",
+                    path == TPath::PodToLan,
+                ));
+            }
             rows.push(tput_row(
                 t,
                 path,
                 "lb_subnet",
                 "ref_subnet",
                 "subnet mode",
-                path == TPath::PodToPod,
+                path == TPath::PodToPod || path == remote,
             ));
         }
-        for path in [TPath::PodToLan, TPath::PodToPod] {
-            rows.push(rtt_row(
-                t,
-                path,
-                "lb_lan",
-                "ref_bridged",
-                "lan mode vs bridged reference",
-                path == TPath::PodToLan,
-            ));
+        for path in paths().filter(|p| TPath::RTT.contains(p)) {
+            if path != remote {
+                rows.push(rtt_row(
+                    t,
+                    path,
+                    "lb_lan",
+                    "ref_bridged",
+                    "lan mode vs bridged reference",
+                    path == TPath::PodToLan,
+                ));
+            }
             rows.push(rtt_row(
                 t,
                 path,
                 "lb_subnet",
                 "ref_subnet",
                 "subnet mode",
-                false,
+                path == remote,
             ));
         }
     }
@@ -361,8 +374,8 @@ fn rows(res: &Results) -> Vec<Row> {
         for l in &e.loads {
             for c in &l.programs {
                 let Some(ns) = c.ns_per_run() else { continue };
-                let fast = l.fast_path() && c.program == "lb_from_pod"
-                    || l.fast_path() && c.program == "lb_from_uplink";
+                let fast =
+                    l.fast_path() && (c.program == PROG_FROM_POD || c.program == PROG_FROM_UPLINK);
                 let mut row = Row::new(format!(
                     "eBPF `{}` per run, {} ({})",
                     c.program, l.load, l.mode
@@ -458,7 +471,23 @@ fn why_not(res: &Results, rows: &[Row]) -> String {
         s.push_str("Every target with a measurement was met in this run.\n");
         return s;
     }
-    let has = |word: &str| missed.iter().any(|r| r.metric.contains(word));
+    let remote = |r: &&&Row| {
+        r.metric.contains(TPath::PodToRemotePod.label())
+            || r.metric.contains(TPath::PodToRemotePod.rtt_label())
+    };
+    // Pod → pod on another node has a paragraph of its own.
+    let has = |word: &str| {
+        missed
+            .iter()
+            .filter(|r| !remote(r))
+            .any(|r| r.metric.contains(word))
+    };
+    let has_remote = |word: &str| {
+        missed
+            .iter()
+            .filter(remote)
+            .any(|r| r.metric.contains(word))
+    };
     if has("ADD,") || has("DEL,") || has("growth") {
         let _ = writeln!(s, "- **ADD / DEL latency.** {}", latency_why(res));
     }
@@ -470,6 +499,13 @@ fn why_not(res: &Results, rows: &[Row]) -> String {
     }
     if has("round trip") {
         let _ = writeln!(s, "- **Round trips.** {}", rtt_why(res));
+    }
+    let (tput, rtt) = (has_remote("TCP throughput"), has_remote("round trip"));
+    if tput || rtt {
+        s.push_str(&format!(
+            "- **Pod → pod on another node.** {}\n",
+            remote_why(res, tput, rtt)
+        ));
     }
     if has("eBPF") {
         let _ = writeln!(s, "- **eBPF cost.** {}", ebpf_why(res));
@@ -494,9 +530,15 @@ fn throughput_why(res: &Results) -> String {
     };
     let mut s = String::new();
     if fast_path_seen(res) {
-        s.push_str("lan-mode pod traffic ran on the eBPF fast path in this run (verdicts `fast_to_lan` / `fast_to_pod` in the eBPF table below). ");
+        s.push_str(&format!(
+            "lan-mode pod traffic ran on the eBPF fast path in this run (verdicts `{}` / `{}` in the eBPF table below). ",
+            Reason::FastToLan.name(),
+            Reason::FastToPod.name()
+        ));
     } else {
-        s.push_str("The lan-mode eBPF fast path is not built yet (a later issue): lan-mode pod traffic takes the node's routing path (bridge → IP forwarding → uplink, proxy ARP) plus `lb_from_pod` on every packet. ");
+        s.push_str(&format!(
+            "The lan-mode eBPF fast path is not built yet (a later issue): lan-mode pod traffic takes the node's routing path (bridge → IP forwarding → uplink, proxy ARP) plus `{PROG_FROM_POD}` on every packet. "
+        ));
     }
     // How close the reference paths already are to the raw chain.
     let mut at_limit = Vec::new();
@@ -529,7 +571,9 @@ fn throughput_why(res: &Results) -> String {
     if let Some(r) = lan {
         let _ = write!(s, "lan mode pod → LAN host reaches {r:.2}× the raw chain. ");
     }
-    s.push_str("In subnet mode pods sit on a Linux bridge exactly like the reference's, with `lb_from_pod` added on every packet, so parity with the reference (not ≥ 1.1×) is the expected outcome. Repetitions of one stream spread by several percent on this shared VM; the bracketed ranges show it.");
+    s.push_str(&format!(
+        "In subnet mode on one node pods sit on a Linux bridge exactly like the reference's, with `{PROG_FROM_POD}` added on every packet, so parity with the reference (not ≥ 1.1×) is the expected outcome. Repetitions of one stream spread by several percent on this shared VM; the bracketed ranges show it."
+    ));
     s
 }
 
@@ -546,14 +590,14 @@ fn rtt_why(res: &Results) -> String {
                 .iter()
                 .filter(|l| l.mode == "subnet" && l.load.contains("UDP"))
                 .flat_map(|l| l.programs.iter())
-                .find(|c| c.program == "lb_from_pod")
+                .find(|c| c.program == PROG_FROM_POD)
                 .and_then(|c| c.ns_per_run())
         });
         let _ = write!(
             s,
             "In subnet mode lanbridge's round trip is {a:+.2} µs (pod ↔ LAN host) and {b:+.2} µs (pod ↔ pod) off the reference's: same bridge, same hops, plus lanbridge's programs on each pod port{}. ",
             per_run.map_or(String::new(), |ns| format!(
-                " (`lb_from_pod` alone measured {ns:.0} ns per packet under small-packet load, with bpf_stats on)"
+                " (`{PROG_FROM_POD}` alone measured {ns:.0} ns per packet under small-packet load, with bpf_stats on)"
             ))
         );
     }
@@ -567,6 +611,78 @@ fn rtt_why(res: &Results) -> String {
         );
     }
     s.push_str("Both ping-pong threads share one CPU, so the figures are the path's cost; repetitions agree to a few tenths of a µs.");
+    s
+}
+
+/// The eBPF load of pod → remote pod, if it ran.
+pub const REMOTE_LOAD: &str = "TCP stream pod → remote pod";
+
+/// Pod → pod on another node, from this run's numbers: how far each setup
+/// is from the raw chain and which path lanbridge's packets took.
+fn remote_why(res: &Results, tput: bool, rtt: bool) -> String {
+    let Some(t) = &res.traffic else {
+        return String::new();
+    };
+    let path = TPath::PodToRemotePod;
+    let mut s = String::new();
+    let fast = Reason::FastToLan.name();
+    let load = res
+        .ebpf
+        .as_ref()
+        .and_then(|e| e.loads.iter().find(|l| l.load == REMOTE_LOAD));
+    match load {
+        Some(l) => {
+            let n = l.verdicts.get(fast).copied().unwrap_or(0);
+            let all: u64 = l.verdicts.values().sum();
+            if l.fast_path() {
+                s.push_str(&format!(
+                    "lanbridge's sending node forwarded {n} of the {all} packets its programs counted under \"{REMOTE_LOAD}\" on the eBPF fast path (`{fast}`: `bpf_fib_lookup`, then straight out of the uplink with `bpf_redirect_neigh`, skipping the bridge and the node's IP forwarding; the other node, with the same `clusterCidrs`, does the same for the replies). A receiving node has no program on its uplink, so each packet still crosses the receiving node's routing and bridge as with the reference. "
+                ));
+            } else {
+                let v: Vec<String> = l.verdicts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                s.push_str(&format!(
+                    "Under \"{REMOTE_LOAD}\" most packets did not take the eBPF fast path (verdicts: {}), so lanbridge's pods reached the other node through the bridge and the node's IP forwarding, as the reference's do, plus `{PROG_FROM_POD}` on every packet. ",
+                    if v.is_empty() { "none counted".into() } else { v.join(", ") }
+                ));
+            }
+        }
+        None => s.push_str("The eBPF section did not run, so this run does not show which path lanbridge's packets took. "),
+    }
+    if tput {
+        let (l, r, w) = (
+            tput_med(t, path, "lb_subnet"),
+            tput_med(t, path, "ref_subnet"),
+            tput_med(t, path, "raw"),
+        );
+        if let (Some(l), Some(r), Some(w)) = (l, r, w) {
+            s.push_str(&format!(
+                "Throughput: lanbridge {l:.2} Gbit/s, the reference {r:.2}, the raw chain (the same hops, plain routing, no bridges) {w:.2}: lanbridge at {:.2}× raw and {:.2}× the reference. The reference itself runs at {:.2}× raw here, so \"≥ {TPUT_VS_REF_TARGET}× the reference\" asks for {:.2}× the kernel's routed limit; one TCP stream on this 2-vCPU VM is bound by the CPUs that run iperf3 and both TCP stacks as much as by the forwarding work a fast path saves, and repetitions spread by several percent (the bracketed ranges). ",
+                l / w,
+                l / r,
+                r / w,
+                TPUT_VS_REF_TARGET * r / w
+            ));
+        } else {
+            s.push_str(
+                "Throughput: a setup has no measurement on this path (see the errors above). ",
+            );
+        }
+    }
+    if rtt {
+        match (
+            med_diff(t, path, "lb_subnet", "ref_subnet"),
+            med_diff(t, path, "lb_subnet", "raw"),
+        ) {
+            (Some(r), Some(w)) => {
+                s.push_str(&format!(
+                    "Round trip: lanbridge is {r:+.2} µs off the reference and {w:+.2} µs off the raw chain; a request and its reply each cross two nodes, and the fast path shortens only the sending node's half of each crossing."
+                ));
+            }
+            _ => s.push_str(
+                "Round trip: a setup has no measurement on this path (see the errors above).",
+            ),
+        }
+    }
     s
 }
 
@@ -757,7 +873,8 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Row>> {
         "Medians over all samples; in brackets the min–max of the per-repetition medians (or p10–p90 when \
          there is one repetition). Ratios are lanbridge / reference (latency, memory) or lanbridge / other \
          (throughput, round trips). \"raw\" is the kernel's limit for the same hops: a plain routed chain of \
-         two veth pairs through a forwarding namespace, no bridge, no rules.\n\n",
+         two veth pairs through a forwarding namespace, no bridge, no rules (pod → pod on another node: the \
+         same through two forwarding namespaces on the LAN, plain routes between them).\n\n",
     );
     md.push_str(&table(&rows, false));
     md.push('\n');
@@ -881,7 +998,7 @@ fn details(res: &Results) -> String {
             );
         }
         s.push_str("\nBoth ping-pong threads are pinned to the same CPU: a cross-CPU wake-up on this VM costs tens of µs (an IPI is a hypervisor exit) and made repetitions bimodal; pinned, the round trip measures the path.\n\n");
-        s.push_str("pod → remote-node pod is not measured yet (needs the cross-node routes of a later issue).\n\n");
+        s.push_str(&remote_details(res, t));
     }
     if let Some(e) = &res.ebpf {
         let _ = writeln!(
@@ -915,9 +1032,9 @@ fn details(res: &Results) -> String {
             s,
             "\n{}\n",
             if fast {
-                "Under loads whose verdicts are mostly `fast_*` (the eBPF fast path forwarded the packets) the ingress programs `lb_from_pod` and `lb_from_uplink` are held to the 300 ns fast-path target; every other program run passes its packet to the stack and is held to 100 ns. Programs that did not run under a load are left out."
+                format!("Under loads whose verdicts are mostly `fast_*` (the eBPF fast path forwarded the packets) the ingress programs `{PROG_FROM_POD}` and `{PROG_FROM_UPLINK}` are held to the 300 ns fast-path target; every other program run passes its packet to the stack and is held to 100 ns. Programs that did not run under a load are left out.")
             } else {
-                "No load ran on an eBPF fast path (none of the verdicts is `fast_*`): the lan-mode fast path is not built yet (a later issue), so every program run here passes its packet to the stack and is held to the ≤ 100 ns target; the ≤ 300 ns fast-path target cannot be measured yet."
+                "No load ran on an eBPF fast path (none of the verdicts is `fast_*`): the lan-mode fast path is not built yet (a later issue), so every program run here passes its packet to the stack and is held to the ≤ 100 ns target; the ≤ 300 ns fast-path target cannot be measured yet.".to_string()
             }
         );
         for err in &e.errors {
@@ -946,6 +1063,37 @@ fn details(res: &Results) -> String {
         }
         s.push('\n');
     }
+    s
+}
+
+/// Pod → pod on another node: the setups and the no-NAT check.
+fn remote_details(res: &Results, t: &Traffic) -> String {
+    if !t.has(TPath::PodToRemotePod) {
+        return "Pod → pod on another node was not measured in this run (it predates that path).\n\n".into();
+    }
+    let mut s = String::from(
+        "**Pod → pod on another node** (subnet mode and raw only; lan mode and the bridged reference have no \
+         second node): the sender is the same pod as for the other paths, the receiver a pod on a second node \
+         of the same plugin (see Method). Before measuring, each pair pinged both ways and each pod sent the other \
+         UDP datagrams whose source address the receiver read with `recv_from`: the sender's own pod address \
+         means no NAT on the way.\n\n",
+    );
+    if res.source_seen.is_empty() {
+        s.push_str("No source-address check was recorded.\n\n");
+        return s;
+    }
+    s.push_str("| setup | sender | receiver | source seen by the receiver | no NAT? |\n|---|---|---|---|---|\n");
+    for c in &res.source_seen {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            c.setup,
+            c.sender,
+            c.receiver,
+            c.seen.as_deref().unwrap_or("nothing arrived"),
+            Met::of(c.ok()).text()
+        ));
+    }
+    s.push('\n');
     s
 }
 
@@ -981,7 +1129,9 @@ fn method(res: &Results) -> String {
          - **Traffic**: setups `lb_lan` (lan mode), `lb_subnet` / `ref_subnet` (subnet mode without masquerade; the \
            LAN host routes the pod subnets to the nodes), `ref_bridged` (reference bridge with the uplink enslaved, \
            pods leased by DHCP) and `raw` (a namespace with two veth pairs, forwarding, also plugged into the LAN). \
-           iperf3 `-t {}` `-O {}`, {} repetitions; ping-pong {} round trips.\n\
+           iperf3 `-t {}` `-O {}`, {} repetitions; ping-pong {} round trips; every path of every setup once per \
+           repetition, in a rotating order.\n\
+{remote}\
          - **eBPF**: `kernel.bpf_stats_enabled=1` for the section only; loads of {} s each.\n\
          - **Memory**: `ru_maxrss` of every plugin invocation (the maximum over the plugin and the children it \
            waited for, e.g. host-local and iptables; nsenter's few hundred KiB before exec included), daemon VmHWM.\n\n\
@@ -1001,6 +1151,33 @@ fn method(res: &Results) -> String {
         p.traffic_reps,
         p.rtt_iters,
         p.ebpf_secs,
+        remote = remote_method(res),
+    )
+}
+
+/// The Method bullet of pod → pod on another node (when the run measured it).
+fn remote_method(res: &Results) -> String {
+    if !res
+        .traffic
+        .as_ref()
+        .is_some_and(|t| t.has(TPath::PodToRemotePod))
+    {
+        return String::new();
+    }
+    format!(
+        "- **Pod → pod on another node**: two subnet-mode nodes per plugin on the same LAN, same config on both. \
+           lanbridge: {lb}, both with \
+           `\"clusterCidrs\": [\"{CLUSTER_CIDR}\"]` (what enables the subnet fast path to other nodes' pods; the \
+           same-node and LAN paths of `lb_subnet` run with it too); routes the lanbridge way: one peers file listing \
+           both nodes and `lanbridge routes sync --peers FILE --node NAME` in each node (`<podCidr> via <node> \
+           proto 76`). Reference: {rf}, \
+           routes by hand, `ip route add <other podCidr> via <other node>` in each node. Both plugins' `isGateway` \
+           turns `net.ipv4.ip_forward` on; the run checks it in all four nodes. Raw: `rawsrc` → `rawfwd` \
+           (10.77.0.19) → LAN → `rawfwd2` (10.77.0.20) → `rawfar` (10.99.2.2), plain routes between the two \
+           forwarders. Each pair is checked before measuring: ping both ways, and the source address a receiving \
+           pod sees (no NAT).\n",
+        lb = cluster::describe(Flavor::Lanbridge),
+        rf = cluster::describe(Flavor::Reference),
     )
 }
 
@@ -1171,13 +1348,15 @@ fn plots(res: &Results, out: &Path) -> Result<Vec<(String, String)>> {
                 hi: m.rep_max.max(m.median),
             })
         };
+        // Paths this run measured (older results lack pod → remote pod).
+        let measured: Vec<TPath> = TPath::ALL.into_iter().filter(|p| t.has(*p)).collect();
         let tp = BarChart {
             title: "Single-stream TCP throughput (iperf3), median and min–max of repetitions"
                 .into(),
             y_label: "Gbit/s".into(),
-            groups: TPath::ALL.iter().map(|p| p.label().to_string()).collect(),
+            groups: measured.iter().map(|p| group_label(p.label())).collect(),
             series: setups.iter().map(|(_, n, c)| (n.to_string(), *c)).collect(),
-            values: TPath::ALL
+            values: measured
                 .iter()
                 .map(|p| setups.iter().map(|(k, _, _)| bar(t.tput(*p, k))).collect())
                 .collect(),
@@ -1188,12 +1367,15 @@ fn plots(res: &Results, out: &Path) -> Result<Vec<(String, String)>> {
             "Throughput by path and setup",
             tp.render(),
         )?;
-        let paths = [TPath::PodToLan, TPath::PodToPod];
+        let paths: Vec<TPath> = measured
+            .into_iter()
+            .filter(|p| TPath::RTT.contains(p))
+            .collect();
         let rt = BarChart {
             title: "UDP request/response round trip (64 B), median and min–max of repetitions"
                 .into(),
             y_label: "µs".into(),
-            groups: vec!["pod ↔ LAN host".into(), "pod ↔ pod (same node)".into()],
+            groups: paths.iter().map(|p| group_label(p.rtt_label())).collect(),
             series: setups.iter().map(|(_, n, c)| (n.to_string(), *c)).collect(),
             values: paths
                 .iter()
@@ -1259,6 +1441,11 @@ fn plots(res: &Results, out: &Path) -> Result<Vec<(String, String)>> {
         save("ebpf_cost.svg", "eBPF cost per program run", chart.render())?;
     }
     Ok(v)
+}
+
+/// A path's label on two lines under its bars.
+fn group_label(label: &str) -> String {
+    label.replacen(" (", "\n(", 1).replacen(" on ", "\non ", 1)
 }
 
 fn short_load(l: &str) -> String {
@@ -1343,4 +1530,60 @@ pub fn update_readme(readme: &Path, res: &Results, rows: &[Row], report_rel: &st
     };
     std::fs::write(readme, new)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traffic::Measured;
+
+    fn measured(path: TPath, setup: &str, v: f64) -> Measured {
+        let mut series = Series::new();
+        series.push(v);
+        Measured {
+            path,
+            setup: setup.into(),
+            label: setup.into(),
+            series,
+        }
+    }
+
+    #[test]
+    fn results_without_remote_pods_still_load_and_render() {
+        let mut j = serde_json::to_value(Results::default()).expect("JSON");
+        j.as_object_mut().expect("object").remove("source_seen");
+        let mut res: Results = serde_json::from_value(j).expect("old results load");
+        res.traffic = Some(Traffic {
+            throughput: vec![measured(TPath::PodToPod, "lb_subnet", 10.0)],
+            ..Traffic::default()
+        });
+        let rows = rows(&res);
+        let remote = TPath::PodToRemotePod.label();
+        assert!(rows.iter().all(|r| !r.metric.contains(remote)));
+        let t = res.traffic.as_ref().expect("traffic");
+        assert!(remote_details(&res, t).contains("not measured"));
+        assert!(remote_method(&res).is_empty());
+    }
+
+    #[test]
+    fn remote_rows_are_headlines_and_judged() {
+        let path = TPath::PodToRemotePod;
+        let tput = [("lb_subnet", 10.0), ("ref_subnet", 9.5), ("raw", 10.0)];
+        let rtt = [("lb_subnet", 30.0), ("ref_subnet", 31.0), ("raw", 21.0)];
+        let res = Results {
+            traffic: Some(Traffic {
+                throughput: tput.iter().map(|(k, v)| measured(path, k, *v)).collect(),
+                rtt: rtt.iter().map(|(k, v)| measured(path, k, *v)).collect(),
+                ..Traffic::default()
+            }),
+            ..Results::default()
+        };
+        let rows = rows(&res);
+        let find = |m: &str| rows.iter().find(|r| r.metric == m).expect(m);
+        let t = find("TCP throughput, pod → pod on another node, subnet mode");
+        assert!(t.headline && t.met == Met::No, "{}", t.ratio);
+        let r = find("UDP round trip (64 B), pod ↔ pod on another node, subnet mode");
+        assert!(r.headline && r.met == Met::No);
+        assert!(why_not(&res, &rows).contains("**Pod → pod on another node.**"));
+    }
 }

@@ -489,11 +489,23 @@ impl BarChart {
                     esc(line)
                 );
             }
-            for (s, (_, color)) in self.series.iter().enumerate() {
-                let Some(b) = self.values.get(g).and_then(|v| v.get(s)).copied().flatten() else {
-                    continue;
-                };
-                let bx = gx + gw * 0.1 + bw * s as f64;
+            // The group's bars side by side, centred: a series without a
+            // value here (a setup without this path) leaves no gap.
+            let present: Vec<(usize, Bar)> = (0..self.series.len())
+                .filter_map(|s| {
+                    let b = self
+                        .values
+                        .get(g)
+                        .and_then(|v| v.get(s))
+                        .copied()
+                        .flatten()?;
+                    Some((s, b))
+                })
+                .collect();
+            let shift = (ns - present.len() as f64) / 2.0;
+            for (slot, (s, b)) in present.into_iter().enumerate() {
+                let color = self.series[s].1;
+                let bx = gx + gw * 0.1 + bw * (slot as f64 + shift);
                 let top = py(b.value);
                 let _ = writeln!(
                     out,

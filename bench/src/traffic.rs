@@ -31,6 +31,20 @@ pub struct Setup<'a> {
     pub a_ip: String,
     pub b: &'a Netns,
     pub b_ip: String,
+    /// A pod on another node and its address, for setups that have a
+    /// second node; the others are skipped for [`Path::PodToRemotePod`].
+    pub remote: Option<(&'a Netns, String)>,
+}
+
+impl Setup<'_> {
+    /// Where `path` goes from `a`, if this setup has that path.
+    fn target(&self, path: Path) -> Option<String> {
+        match path {
+            Path::PodToLan | Path::LanToPod => Some(LAN_HOST.to_string()),
+            Path::PodToPod => Some(self.b_ip.clone()),
+            Path::PodToRemotePod => self.remote.as_ref().map(|(_, ip)| ip.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,16 +52,35 @@ pub enum Path {
     PodToLan,
     LanToPod,
     PodToPod,
+    /// To a pod on another node (subnet mode across nodes).
+    PodToRemotePod,
 }
 
 impl Path {
-    pub const ALL: [Path; 3] = [Path::PodToLan, Path::LanToPod, Path::PodToPod];
+    pub const ALL: [Path; 4] = [
+        Path::PodToLan,
+        Path::LanToPod,
+        Path::PodToPod,
+        Path::PodToRemotePod,
+    ];
+    /// The paths with a round-trip measurement.
+    pub const RTT: [Path; 3] = [Path::PodToLan, Path::PodToPod, Path::PodToRemotePod];
 
     pub fn label(self) -> &'static str {
         match self {
             Path::PodToLan => "pod → LAN host",
             Path::LanToPod => "LAN host → pod",
             Path::PodToPod => "pod → pod (same node)",
+            Path::PodToRemotePod => "pod → pod on another node",
+        }
+    }
+
+    /// The label of the path's round trip.
+    pub fn rtt_label(self) -> &'static str {
+        match self {
+            Path::PodToLan | Path::LanToPod => "pod ↔ LAN host",
+            Path::PodToPod => "pod ↔ pod (same node)",
+            Path::PodToRemotePod => "pod ↔ pod on another node",
         }
     }
 }
@@ -84,13 +117,20 @@ impl Traffic {
             .find(|m| m.path == path && m.setup == setup)
             .map(|m| &m.series)
     }
+
+    /// Whether `path` was measured for any setup (results of older runs
+    /// have no pod → remote pod).
+    pub fn has(&self, path: Path) -> bool {
+        self.throughput.iter().any(|m| m.path == path)
+    }
 }
 
-/// iperf3 servers: one in the LAN host, one in each setup's `b`.
+/// iperf3 servers: one in the LAN host, one in each setup's `b` and remote pod.
 pub fn iperf_servers(run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<Vec<Background>> {
     let mut v = Vec::new();
     let mut hosts: Vec<&Netns> = vec![lan_host];
     hosts.extend(setups.iter().map(|s| s.b));
+    hosts.extend(setups.iter().filter_map(|s| s.remote.as_ref().map(|r| r.0)));
     for ns in hosts {
         let mut c = ns.command("iperf3");
         c.args(["-s", "-p", &IPERF_PORT.to_string()]);
@@ -276,7 +316,8 @@ pub fn blast(from: &Netns, to_ns: &Netns, to: &str, secs: f64) -> Result<u64> {
     sent
 }
 
-/// Section 3 over `setups`; `lan_host` runs the LAN-side servers.
+/// Section 3 over `setups`; `lan_host` runs the LAN-side servers. Setups
+/// without a remote pod have no slot for [`Path::PodToRemotePod`].
 pub fn run(p: &Params, run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<Traffic> {
     let mut t = Traffic {
         seconds: p.iperf_secs,
@@ -284,31 +325,27 @@ pub fn run(p: &Params, run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<
         ..Traffic::default()
     };
     for path in Path::ALL {
-        for s in setups {
-            t.throughput.push(Measured {
+        for s in setups.iter().filter(|s| s.target(path).is_some()) {
+            let slot = || Measured {
                 path,
                 setup: s.key.to_string(),
                 label: s.label.to_string(),
                 series: Series::new(),
-            });
-            if path != Path::LanToPod {
-                t.rtt.push(Measured {
-                    path,
-                    setup: s.key.to_string(),
-                    label: s.label.to_string(),
-                    series: Series::new(),
-                });
+            };
+            t.throughput.push(slot());
+            if Path::RTT.contains(&path) {
+                t.rtt.push(slot());
             }
         }
     }
-    let _servers = iperf_servers(run, lan_host, setups)?;
+    let servers = iperf_servers(run, lan_host, setups)?;
     let n = setups.len();
     for rep in 0..p.traffic_reps {
         crate::progress(&format!(
             "traffic: iperf3 repetition {}/{} ({} runs of {} s)",
             rep + 1,
             p.traffic_reps,
-            3 * n,
+            t.throughput.len(),
             p.iperf_secs
         ));
         for m in t.throughput.iter_mut() {
@@ -320,11 +357,9 @@ pub fn run(p: &Params, run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<
                     bail!("interrupted");
                 }
                 let s = &setups[(k + rep) % n];
-                let r = match path {
-                    Path::PodToLan => iperf(s.a, LAN_HOST, p.iperf_secs, p.iperf_omit, false),
-                    Path::LanToPod => iperf(s.a, LAN_HOST, p.iperf_secs, p.iperf_omit, true),
-                    Path::PodToPod => iperf(s.a, &s.b_ip, p.iperf_secs, p.iperf_omit, false),
-                };
+                let Some(to) = s.target(path) else { continue };
+                let reverse = path == Path::LanToPod;
+                let r = iperf(s.a, &to, p.iperf_secs, p.iperf_omit, reverse);
                 let m = t
                     .throughput
                     .iter_mut()
@@ -337,31 +372,32 @@ pub fn run(p: &Params, run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<
             }
         }
     }
-    drop(_servers);
+    drop(servers);
 
     let _echo_lan = Echo::start(lan_host, PINGPONG_PORT)?;
-    let _echo_b: Vec<Echo> = setups
+    let _echo_pods: Vec<Echo> = setups
         .iter()
-        .map(|s| Echo::start(s.b, PINGPONG_PORT))
+        .flat_map(|s| std::iter::once(s.b).chain(s.remote.as_ref().map(|r| r.0)))
+        .map(|ns| Echo::start(ns, PINGPONG_PORT))
         .collect::<Result<_>>()?;
     for rep in 0..p.traffic_reps {
         crate::progress(&format!(
             "traffic: UDP ping-pong repetition {}/{} ({} × {} round trips)",
             rep + 1,
             p.traffic_reps,
-            2 * n,
+            t.rtt.len(),
             p.rtt_iters
         ));
         for m in t.rtt.iter_mut() {
             m.series.next_rep();
         }
-        for path in [Path::PodToLan, Path::PodToPod] {
+        for path in Path::RTT {
             for k in 0..n {
+                if guard::interrupted() {
+                    bail!("interrupted");
+                }
                 let s = &setups[(k + rep) % n];
-                let to = match path {
-                    Path::PodToPod => s.b_ip.clone(),
-                    _ => LAN_HOST.to_string(),
-                };
+                let Some(to) = s.target(path) else { continue };
                 let r = pingpong(s.a, &to, PINGPONG_PORT, p.rtt_iters);
                 let m = t
                     .rtt

@@ -9,9 +9,11 @@
 //!    │            - lan mode: lanbridge bridge, eth0 NOT in it, `lanbridge daemon`
 //!    │            - bridged: eth0 enslaved to br0 (node address on br0),
 //!    │              reference `dhcp daemon`
-//!    └─ rawfwd   eth0 10.77.0.19/16       the kernel's limit: a forwarding namespace,
-//!                 ├─ veth 10.99.0.1/24 ── rawsrc 10.99.0.2     no bridge, no rules
-//!                 └─ veth 10.99.1.1/24 ── rawdst 10.99.1.2
+//!    ├─ rawfwd   eth0 10.77.0.19/16       the kernel's limit: a forwarding namespace,
+//!    │            ├─ veth 10.99.0.1/24 ── rawsrc 10.99.0.2     no bridge, no rules
+//!    │            └─ veth 10.99.1.1/24 ── rawdst 10.99.1.2
+//!    └─ rawfwd2  eth0 10.77.0.20/16       the same on a second "node":
+//!                 └─ veth 10.99.2.1/24 ── rawfar 10.99.2.2     (src → fwd → LAN → fwd2 → far)
 //!  pods: empty namespaces; a plugin ADD gives them eth0
 //! ```
 
@@ -36,7 +38,10 @@ pub const REFERENCE_DIR: &str = "/usr/lib/cni";
 pub const IFNAME: &str = "eth0";
 pub const RAW_SRC: &str = "10.99.0.2";
 pub const RAW_DST: &str = "10.99.1.2";
+/// The raw chain's pod on the second forwarding namespace.
+pub const RAW_FAR: &str = "10.99.2.2";
 const RAW_FWD_LAN: &str = "10.77.0.19";
+const RAW_FWD2_LAN: &str = "10.77.0.20";
 
 /// Plugin invocations slower than this are killed and counted as failures.
 pub const PLUGIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -232,21 +237,32 @@ pub fn forwarding(ns: &Netns) -> Result<()> {
 /// The kernel's limit: src -- fwd -- dst, two veth pairs through a
 /// forwarding namespace (plain routing, no bridge, no rules), fwd also on
 /// the LAN so that `rawsrc` reaches the LAN host over the same number of hops
-/// as a pod.
+/// as a pod; and src -- fwd -- LAN -- fwd2 -- far, the hops of a pod to a pod
+/// on another node, with plain routes between the two forwarders.
 pub struct RawChain {
     pub src: Netns,
     pub dst: Netns,
-    /// The forwarding namespace (kept for its lifetime).
+    /// Behind the second forwarding namespace.
+    pub far: Netns,
+    /// The forwarding namespaces (kept for their lifetime).
     _fwd: Netns,
+    _fwd2: Netns,
 }
 
 impl RawChain {
     pub fn new(run: &Run, lan: &Lan) -> Result<RawChain> {
         let fwd = lan.node(run, "rawfwd", RAW_FWD_LAN);
         forwarding(&fwd)?;
+        let fwd2 = lan.node(run, "rawfwd2", RAW_FWD2_LAN);
+        forwarding(&fwd2)?;
         let src = run.netns("rawsrc");
         let dst = run.netns("rawdst");
-        for (ns, peer, net) in [(&src, "vs", "10.99.0"), (&dst, "vd", "10.99.1")] {
+        let far = run.netns("rawfar");
+        for (fwd, ns, peer, net) in [
+            (&fwd, &src, "vs", "10.99.0"),
+            (&fwd, &dst, "vd", "10.99.1"),
+            (&fwd2, &far, "vr", "10.99.2"),
+        ] {
             fwd.ip(&[
                 "link",
                 "add",
@@ -265,12 +281,19 @@ impl RawChain {
             ns.ip(&["link", "set", IFNAME, "up"]);
             ns.ip(&["route", "add", "default", "via", &format!("{net}.1")]);
         }
+        fwd.ip(&["route", "add", "10.99.2.0/24", "via", RAW_FWD2_LAN]);
+        fwd2.ip(&["route", "add", "10.99.0.0/24", "via", RAW_FWD_LAN]);
+        // The more specific route wins for the far side.
         lan.host
             .ip(&["route", "add", "10.99.0.0/16", "via", RAW_FWD_LAN]);
+        lan.host
+            .ip(&["route", "add", "10.99.2.0/24", "via", RAW_FWD2_LAN]);
         Ok(RawChain {
             src,
             dst,
+            far,
             _fwd: fwd,
+            _fwd2: fwd2,
         })
     }
 }
@@ -378,6 +401,13 @@ impl Net {
                 .to_string());
         }
         Net::new(run, flavor, node, conf)
+    }
+
+    /// The cluster's pod CIDRs (`clusterCidrs`): with them lanbridge's subnet
+    /// mode forwards pod → other nodes' pods on its eBPF fast path.
+    pub fn with_cluster_cidrs(mut self, cidrs: &[&str]) -> Net {
+        self.conf["clusterCidrs"] = json!(cidrs);
+        self
     }
 
     /// lanbridge lan mode: uplink eth0 (not in the bridge), dhcp IPAM served
