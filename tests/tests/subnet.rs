@@ -140,6 +140,75 @@ fn del_twice_and_del_without_add_succeed() {
     del(&w, &conf, &atts[1], None);
 }
 
+/// DEL deletes the rules ADD wrote without reading first; when an operator
+/// (or a firewall reload) already removed one, it falls back to reading the
+/// chains and still removes the rest, leaving the other pod's rules alone.
+#[test]
+fn del_after_a_rule_was_removed_by_hand_cleans_up_the_rest() {
+    let w = World::lanbridge("subhand");
+    let conf = w.subnet_conf("1.0.0", SUBNET);
+    let (_pods, atts) = pods(&w, 2);
+    let r0 = add(&w, &conf, &atts[0]);
+    let r1 = add(&w, &conf, &atts[1]);
+    let ip0 = first_ip(&r0);
+    let tag0 = format!("lanbridge:{NET}:{}", atts[0].container_id);
+    let tag1 = format!("lanbridge:{NET}:{}", atts[1].container_id);
+    let forward = w.forward_rules();
+    assert_eq!(
+        forward.iter().filter(|l| l.contains(&tag0)).count(),
+        2,
+        "{forward:?}"
+    );
+    assert_eq!(
+        forward.iter().filter(|l| l.contains(&tag1)).count(),
+        2,
+        "{forward:?}"
+    );
+    // One of pod 0's accepts and its POSTROUTING jump go by hand.
+    let gone = forward
+        .iter()
+        .find(|l| l.contains(&tag0))
+        .expect("a rule of pod 0");
+    let mut args: Vec<&str> = vec!["iptables", "-D"];
+    args.extend(gone.split_whitespace().skip(1).map(|w| w.trim_matches('"')));
+    w.topo.node.run(&args);
+    let jump = w
+        .nat_rules()
+        .into_iter()
+        .find(|l| l.starts_with("-A POSTROUTING") && l.contains(&tag0))
+        .expect("pod 0's masquerade jump");
+    let mut args: Vec<&str> = vec!["iptables", "-t", "nat", "-D"];
+    args.extend(jump.split_whitespace().skip(1).map(|w| w.trim_matches('"')));
+    w.topo.node.run(&args);
+
+    del(&w, &conf, &atts[0], Some(&r0));
+    let left: Vec<String> = [w.forward_rules(), w.nat_rules()]
+        .concat()
+        .into_iter()
+        .filter(|l| l.contains(&tag0) || l.contains(&ip0))
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "pod 0's rules left after DEL");
+    let chain0 = w
+        .nat_rules()
+        .into_iter()
+        .filter(|l| l.starts_with(":LB-"))
+        .count();
+    assert_eq!(chain0, 1, "only pod 1's masquerade chain stays");
+    let forward = w.forward_rules();
+    assert_eq!(
+        forward.iter().filter(|l| l.contains(&tag1)).count(),
+        2,
+        "pod 1's accepts must stay: {forward:?}"
+    );
+    del(&w, &conf, &atts[1], Some(&r1));
+    assert_eq!(w.nat_rules(), Vec::<String>::new(), "masquerade rules left");
+    assert_eq!(
+        w.forward_rules(),
+        Vec::<String>::new(),
+        "FORWARD accepts left"
+    );
+}
+
 #[test]
 fn del_after_netns_deleted_frees_everything() {
     let w = World::lanbridge("subgone");
