@@ -37,11 +37,7 @@ impl Rules<'_> {
                 forward::plan(self.network, self.container_id, bridge, ips, &mut batch)?;
             }
             if let Some((ips, cluster)) = self.masquerade {
-                let mine: Vec<IpNet> = ips
-                    .iter()
-                    .filter(|n| Family::of(n) == family)
-                    .copied()
-                    .collect();
+                let mine = family.select(ips);
                 if !mine.is_empty() {
                     let nets = masquerade::Nets {
                         own: &mine,
@@ -70,15 +66,7 @@ pub fn remove(
     let _lock = NetnsLock::acquire()?;
     let mut errors = Vec::new();
     for family in Family::ALL {
-        let own: Vec<IpNet> = record
-            .map(|r| {
-                r.ips
-                    .iter()
-                    .filter(|n| Family::of(n) == family)
-                    .copied()
-                    .collect()
-            })
-            .unwrap_or_default();
+        let own = record.map(|r| family.select(&r.ips)).unwrap_or_default();
         if let Some(record) = record {
             if own.is_empty() {
                 continue;

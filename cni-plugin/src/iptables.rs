@@ -44,6 +44,14 @@ impl Family {
             IpNet::V6(_) => Family::V6,
         }
     }
+
+    /// The networks of `nets` in this family.
+    pub fn select(self, nets: &[IpNet]) -> Vec<IpNet> {
+        nets.iter()
+            .filter(|n| Family::of(n) == self)
+            .copied()
+            .collect()
+    }
 }
 
 /// The comment lanbridge puts on an attachment's rules: no spaces, so

@@ -40,11 +40,8 @@ pub fn plan(network: &str, container_id: &str, family: Family, nets: &Nets, batc
     // Creates the chain, or empties the one an earlier ADD left.
     batch.line(TABLE, format!(":{chain} - [0:0]"));
     remove_jumps(family, &chain, batch);
-    let excluded = nets
-        .own
-        .iter()
-        .chain(nets.cluster.iter().filter(|n| Family::of(n) == family))
-        .map(IpNet::trunc);
+    let cluster = family.select(nets.cluster);
+    let excluded = nets.own.iter().chain(&cluster).map(IpNet::trunc);
     for net in excluded {
         let dst = net.to_string();
         let rule = [
