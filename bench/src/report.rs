@@ -1390,18 +1390,32 @@ fn plots(res: &Results, out: &Path) -> Result<Vec<(String, String)>> {
         };
         // Paths this run measured (older results lack pod → remote pod).
         let measured: Vec<TPath> = TPath::ALL.into_iter().filter(|p| t.has(*p)).collect();
-        let tp = BarChart {
-            title: "Single-stream TCP throughput (iperf3), median and min–max of repetitions"
-                .into(),
-            y_label: "Gbit/s".into(),
-            groups: measured.iter().map(|p| group_label(p.label())).collect(),
-            series: setups.iter().map(|(_, n, c)| (n.to_string(), *c)).collect(),
-            values: measured
-                .iter()
-                .map(|p| setups.iter().map(|(k, _, _)| bar(t.tput(*p, k))).collect())
-                .collect(),
-            targets: vec![],
-        };
+        // One group per path, one bar per setup.
+        let chart =
+            |title: &str,
+             y_label: &str,
+             paths: &[TPath],
+             label: fn(TPath) -> &'static str,
+             get: for<'t> fn(&'t Traffic, TPath, &str) -> Option<&'t Series>| {
+                BarChart {
+                    title: title.into(),
+                    y_label: y_label.into(),
+                    groups: paths.iter().map(|p| group_label(label(*p))).collect(),
+                    series: setups.iter().map(|(_, n, c)| (n.to_string(), *c)).collect(),
+                    values: paths
+                        .iter()
+                        .map(|p| setups.iter().map(|(k, _, _)| bar(get(t, *p, k))).collect())
+                        .collect(),
+                    targets: vec![],
+                }
+            };
+        let tp = chart(
+            "Single-stream TCP throughput (iperf3), median and min–max of repetitions",
+            "Gbit/s",
+            &measured,
+            TPath::label,
+            Traffic::tput,
+        );
         save(
             "throughput.svg",
             "Throughput by path and setup",
@@ -1411,18 +1425,13 @@ fn plots(res: &Results, out: &Path) -> Result<Vec<(String, String)>> {
             .into_iter()
             .filter(|p| TPath::RTT.contains(p))
             .collect();
-        let rt = BarChart {
-            title: "UDP request/response round trip (64 B), median and min–max of repetitions"
-                .into(),
-            y_label: "µs".into(),
-            groups: paths.iter().map(|p| group_label(p.rtt_label())).collect(),
-            series: setups.iter().map(|(_, n, c)| (n.to_string(), *c)).collect(),
-            values: paths
-                .iter()
-                .map(|p| setups.iter().map(|(k, _, _)| bar(t.rtt(*p, k))).collect())
-                .collect(),
-            targets: vec![],
-        };
+        let rt = chart(
+            "UDP request/response round trip (64 B), median and min–max of repetitions",
+            "µs",
+            &paths,
+            TPath::rtt_label,
+            Traffic::rtt,
+        );
         save("rtt.svg", "Round-trip time by path and setup", rt.render())?;
     }
     if let Some(e) = &res.ebpf {

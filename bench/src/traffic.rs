@@ -316,6 +316,29 @@ pub fn blast(from: &Netns, to_ns: &Netns, to: &str, secs: f64) -> Result<u64> {
     sent
 }
 
+/// The setups that have `path`, with its target, starting at a different
+/// setup each repetition (so that none always goes first).
+fn rotation<'s, 'a>(
+    setups: &'s [Setup<'a>],
+    rep: usize,
+    path: Path,
+) -> impl Iterator<Item = (&'s Setup<'a>, String)> {
+    let n = setups.len();
+    (0..n).filter_map(move |k| {
+        let s = &setups[(k + rep) % n];
+        s.target(path).map(|to| (s, to))
+    })
+}
+
+/// The series of `setup` on `path` (every measured pair has one).
+fn slot<'m>(measured: &'m mut [Measured], path: Path, setup: &str) -> &'m mut Series {
+    &mut measured
+        .iter_mut()
+        .find(|m| m.path == path && m.setup == setup)
+        .expect("a slot per path and setup")
+        .series
+}
+
 /// Section 3 over `setups`; `lan_host` runs the LAN-side servers. Setups
 /// without a remote pod have no slot for [`Path::PodToRemotePod`].
 pub fn run(p: &Params, run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<Traffic> {
@@ -339,7 +362,6 @@ pub fn run(p: &Params, run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<
         }
     }
     let servers = iperf_servers(run, lan_host, setups)?;
-    let n = setups.len();
     for rep in 0..p.traffic_reps {
         crate::progress(&format!(
             "traffic: iperf3 repetition {}/{} ({} runs of {} s)",
@@ -352,22 +374,16 @@ pub fn run(p: &Params, run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<
             m.series.next_rep();
         }
         for path in Path::ALL {
-            for k in 0..n {
+            for (s, to) in rotation(setups, rep, path) {
                 if guard::interrupted() {
                     bail!("interrupted");
                 }
-                let s = &setups[(k + rep) % n];
-                let Some(to) = s.target(path) else { continue };
                 let reverse = path == Path::LanToPod;
                 let r = iperf(s.a, &to, p.iperf_secs, p.iperf_omit, reverse);
-                let m = t
-                    .throughput
-                    .iter_mut()
-                    .find(|m| m.path == path && m.setup == s.key)
-                    .expect("a slot per path and setup");
+                let series = slot(&mut t.throughput, path, s.key);
                 match r {
-                    Ok(g) => m.series.push(g),
-                    Err(e) => m.series.fail(e.to_string()),
+                    Ok(g) => series.push(g),
+                    Err(e) => series.fail(e.to_string()),
                 }
             }
         }
@@ -392,26 +408,20 @@ pub fn run(p: &Params, run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<
             m.series.next_rep();
         }
         for path in Path::RTT {
-            for k in 0..n {
+            for (s, to) in rotation(setups, rep, path) {
                 if guard::interrupted() {
                     bail!("interrupted");
                 }
-                let s = &setups[(k + rep) % n];
-                let Some(to) = s.target(path) else { continue };
                 let r = pingpong(s.a, &to, PINGPONG_PORT, p.rtt_iters);
-                let m = t
-                    .rtt
-                    .iter_mut()
-                    .find(|m| m.path == path && m.setup == s.key)
-                    .expect("a slot per path and setup");
+                let series = slot(&mut t.rtt, path, s.key);
                 match r {
                     Ok((v, lost)) => {
                         t.rtt_lost += lost;
                         for x in v {
-                            m.series.push(x);
+                            series.push(x);
                         }
                     }
-                    Err(e) => m.series.fail(e.to_string()),
+                    Err(e) => series.fail(e.to_string()),
                 }
             }
         }
