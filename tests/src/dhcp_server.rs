@@ -201,6 +201,20 @@ impl Kea {
     /// Writes the config into `dir` (created), checks it with `kea-dhcp4 -t`
     /// inside `ns`, starts the server there and waits until it serves.
     pub fn start(ns: &Netns, dir: &Path, timers: KeaTimers) -> Kea {
+        Kea::start_with(ns, dir, timers, &[])
+    }
+
+    /// [`Kea::start`] with host reservations `(MAC, address)`.
+    pub fn start_with(
+        ns: &Netns,
+        dir: &Path,
+        timers: KeaTimers,
+        reservations: &[(&str, &str)],
+    ) -> Kea {
+        let reservations: Vec<_> = reservations
+            .iter()
+            .map(|(mac, ip)| json!({"hw-address": mac, "ip-address": ip}))
+            .collect();
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
         let config = dir.join("kea-dhcp4.json");
         let conf = json!({"Dhcp4": {
@@ -220,7 +234,8 @@ impl Kea {
                 "id": 1,
                 "subnet": "192.168.77.0/24",
                 "pools": [{"pool": format!("{POOL_START} - {POOL_END}")}],
-                "option-data": [{"name": "routers", "data": LAN_ROUTER}]
+                "option-data": [{"name": "routers", "data": LAN_ROUTER}],
+                "reservations": reservations
             }],
             "loggers": [{
                 "name": "kea-dhcp4",
@@ -294,6 +309,24 @@ impl Kea {
     /// Stops the server now (SIGKILL by PID).
     pub fn kill(&mut self) {
         self.proc.kill();
+    }
+
+    /// SIGSTOP: the server hears nothing and answers nothing until [`Kea::resume`].
+    pub fn pause(&self) {
+        self.proc.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`Kea::pause`].
+    pub fn resume(&self) {
+        self.proc.signal(libc::SIGCONT);
+    }
+
+    /// Kills the server and starts it again in `ns` with an empty lease
+    /// database and `reservations` (the log goes on in the same file).
+    pub fn restart_empty(&mut self, ns: &Netns, timers: KeaTimers, reservations: &[(&str, &str)]) {
+        self.kill();
+        let _ = std::fs::remove_file(self.lease_file());
+        *self = Kea::start_with(ns, &self.dir.clone(), timers, reservations);
     }
 }
 

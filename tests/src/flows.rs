@@ -560,6 +560,15 @@ pub fn udp_send_and_collect(
     })
 }
 
+/// Whether anyone answers an ARP request for `ip` sent from `ifname` in
+/// `ns` (two requests, two seconds).
+pub fn arp_answered(ns: &Netns, ifname: &str, ip: &str) -> bool {
+    ns.exec(&[
+        "busybox", "arping", "-f", "-c", "2", "-w", "2", "-I", ifname, ip,
+    ])
+    .success()
+}
+
 /// `busybox udhcpc -f -n -q -t <tries> -T 1 -s /bin/true -i <ifname>` in
 /// `ns` (the interface is left alone).
 pub fn udhcpc(ns: &Netns, ifname: &str, tries: u32) -> process::Finished {
