@@ -106,9 +106,12 @@ impl Dnsmasq {
         if let Some(router) = &conf.router {
             cmd.arg(format!("--dhcp-option=option:router,{router}"));
         }
-        let mut proc = Background::spawn("dnsmasq", cmd, &dir.join("log"));
+        let log = dir.join("log");
+        // A restart appends to the log of the earlier run.
+        let runs = starts(&log, "DHCP, IP range");
+        let mut proc = Background::spawn("dnsmasq", cmd, &log);
         let up = process::wait_until(START_TIMEOUT, || {
-            proc.log().contains("DHCP, IP range") || !proc.running()
+            starts(&log, "DHCP, IP range") > runs || !proc.running()
         });
         assert!(
             up && proc.running(),
@@ -148,6 +151,19 @@ impl Dnsmasq {
     pub fn kill(&mut self) {
         self.proc.kill();
     }
+
+    /// Kills the server and starts it again in `ns` serving `conf`, with an
+    /// empty lease file (the log goes on in the same file).
+    pub fn restart_empty(&mut self, ns: &Netns, conf: &DnsmasqConf) {
+        self.kill();
+        let _ = std::fs::remove_file(self.dir.join("leases"));
+        *self = Dnsmasq::start(ns, &self.dir.clone(), conf);
+    }
+}
+
+/// How often a server's log says it started.
+fn starts(log: &Path, needle: &str) -> usize {
+    crate::background::read_log(log).matches(needle).count()
 }
 
 pub fn parse_dnsmasq_leases(text: &str) -> Vec<DnsmasqLease> {
@@ -260,9 +276,11 @@ impl Kea {
             check.stdout,
             check.stderr
         );
-        let mut proc = Background::spawn("kea-dhcp4", kea(&["-c", &config_s]), &dir.join("log"));
+        let log = dir.join("log");
+        let runs = starts(&log, "DHCP4_STARTED");
+        let mut proc = Background::spawn("kea-dhcp4", kea(&["-c", &config_s]), &log);
         let up = process::wait_until(START_TIMEOUT, || {
-            proc.log().contains("DHCP4_STARTED") || !proc.running()
+            starts(&log, "DHCP4_STARTED") > runs || !proc.running()
         });
         assert!(
             up && proc.running(),

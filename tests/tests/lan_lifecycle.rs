@@ -12,7 +12,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use lanbridge_tests::daemon::LanbridgeDaemon;
-use lanbridge_tests::dhcp_server::{in_pool, Kea, KeaTimers};
+use lanbridge_tests::dhcp_server::{in_pool, DnsmasqConf, Kea, KeaTimers};
 use lanbridge_tests::flows::{arp_answered, Capture, LanNet, LanOpts, Pod};
 use lanbridge_tests::lan::LAN_NET_BRIDGE;
 use lanbridge_tests::lan::{endpoint, inspect, k8s_args, lan_conf, lease_file, mac_of};
@@ -208,7 +208,7 @@ fn expiry_withdraws_the_claim_and_a_returning_server_restores_it() {
 /// address at once (one REQUEST per NAK, no storm: the next client message
 /// after a NAK is a DISCOVER), and the pod and the node move to the new one.
 #[test]
-fn a_nak_withdraws_once_and_everything_moves_to_the_new_address() {
+fn kea_nak_withdraws_once_and_everything_moves_to_the_new_address() {
     const T: KeaTimers = KeaTimers {
         valid: 8,
         renew: 2,
@@ -216,58 +216,135 @@ fn a_nak_withdraws_once_and_everything_moves_to_the_new_address() {
     };
     let mut s = KeaNet::new("lcnak", T);
     let pod = s.add("p0");
-    let old = pod.ip.clone();
-    let new = if old == "192.168.77.140" {
-        "192.168.77.141"
-    } else {
-        "192.168.77.140"
-    };
-    let capture = Capture::start(
-        &s.w.topo.lan,
-        LAN_BRIDGE,
-        "udp port 67 or udp port 68",
-        &s.w.path().join("lan.pcap.txt"),
-    );
+    let new = another_address(&pod.ip);
+    let capture = lan_dhcp_capture(&s.w);
     s.kea
         .restart_empty(&s.w.topo.lan, s.timers, &[(&pod.mac, new)]);
-    let moved = wait_until(Duration::from_secs(20), || {
-        claim(&s.w, &pod, new) == Claim::ALL
-    });
-    assert!(
-        moved,
-        "claim of {new}: {:?}\n{}\n{}",
-        claim(&s.w, &pod, new),
-        s.evidence(),
-        capture.text()
-    );
-    assert_eq!(claim(&s.w, &pod, &old), Claim::NONE, "{}", s.evidence());
-    assert_eq!(pod.ns.ipv4_addrs("eth0"), vec![format!("{new}/24")]);
+    let moved = Move {
+        w: &s.w,
+        conf: &s.conf,
+        pod: &pod,
+        new,
+        daemon: &s.daemon,
+        capture: &capture,
+        server_log: s.kea.log(),
+    };
+    moved.assert_after_a_nak(Duration::from_secs(20));
     let row = s.kea.last_row(new).expect("Kea's row of the new address");
     assert_eq!(row.hwaddr, pod.mac);
-    assert!(s.daemon.log().contains(&format!("lease {old} of ")));
-    assert!(s.daemon.log().contains("was refused"), "{}", s.evidence());
-
-    let kinds = message_kinds(&capture.text());
-    let naks = kinds.iter().filter(|k| *k == "NACK").count();
-    assert!((1..=2).contains(&naks), "NAKs: {kinds:?}");
-    for (i, k) in kinds.iter().enumerate() {
-        if k == "NACK" {
-            let next = kinds[i + 1..].iter().find(|k| CLIENT.contains(&k.as_str()));
-            assert_eq!(
-                next.map(String::as_str),
-                Some("Discover"),
-                "a NAK must send the client back to DISCOVER: {kinds:?}"
-            );
-        }
-    }
-    let text = check_fails(&s.w, &s.conf, &pod);
-    assert!(
-        text.contains(&format!("moved to {new} bound since")),
-        "{text}"
-    );
     s.w.rt
         .invoke("DEL", &s.conf, &pod.att, Some(&pod.result))
         .expect_ok("DEL");
+}
+
+/// The same with dnsmasq (its shortest lease, 2 min: T1 after a minute):
+/// restarted with an empty lease file and a `dhcp-host` for the pod's MAC,
+/// it NAKs the renewal.
+#[test]
+fn dnsmasq_nak_withdraws_once_and_everything_moves_to_the_new_address() {
+    let mut server = DnsmasqConf::lan();
+    server.lease = "2m".into();
+    let mut n = LanNet::with_server("lcdnak", NET, LanOpts::default(), &server);
+    let pod = n.add("p0");
+    let new = another_address(&pod.ip);
+    let capture = lan_dhcp_capture(&n.w);
+    server.extra.push(format!("--dhcp-host={},{new}", pod.mac));
+    n.dns.restart_empty(&n.w.topo.lan, &server);
+    let moved = Move {
+        w: &n.w,
+        conf: &n.conf,
+        pod: &pod,
+        new,
+        daemon: &n.daemon,
+        capture: &capture,
+        server_log: n.dns.log(),
+    };
+    moved.assert_after_a_nak(Duration::from_secs(80));
+    assert!(
+        n.dns.lease_of(new).is_some_and(|l| l.mac == pod.mac),
+        "{:?}",
+        n.dns.leases()
+    );
+    n.w.rt
+        .invoke("DEL", &n.conf, &pod.att, Some(&pod.result))
+        .expect_ok("DEL");
+}
+
+/// An address of the pool other than `ip`, for a reservation.
+fn another_address(ip: &str) -> &'static str {
+    match ip {
+        "192.168.77.140" => "192.168.77.141",
+        _ => "192.168.77.140",
+    }
+}
+
+/// DHCP on the LAN's bridge, as the server sees it.
+fn lan_dhcp_capture(w: &World) -> Capture {
+    Capture::start(
+        &w.topo.lan,
+        LAN_BRIDGE,
+        "udp port 67 or udp port 68",
+        &w.path().join("lan-dhcp.txt"),
+    )
+}
+
+/// A pod whose lease is to move to `new` after the server refuses the old one.
+struct Move<'a> {
+    w: &'a World,
+    conf: &'a Value,
+    pod: &'a Pod,
+    new: &'a str,
+    daemon: &'a LanbridgeDaemon,
+    capture: &'a Capture,
+    server_log: String,
+}
+
+impl Move<'_> {
+    /// The claim moved whole from the pod's old address to `new`, after one
+    /// NAK (two if the server also refused a rebind) each followed by a
+    /// DISCOVER; the daemon logged the refusal once; CHECK says where it went.
+    fn assert_after_a_nak(&self, within: Duration) {
+        let (w, pod, new, old) = (self.w, self.pod, self.new, &self.pod.ip);
+        let evidence = || {
+            format!(
+                "--- daemon ---\n{}\n--- server ---\n{}\n--- LAN ---\n{}",
+                self.daemon.log(),
+                self.server_log,
+                self.capture.text()
+            )
+        };
+        let moved = wait_until(within, || claim(w, pod, new) == Claim::ALL);
+        assert!(
+            moved,
+            "claim of {new}: {:?}\n{}",
+            claim(w, pod, new),
+            evidence()
+        );
+        assert_eq!(claim(w, pod, old), Claim::NONE, "{}", evidence());
+        assert_eq!(pod.ns.ipv4_addrs("eth0"), vec![format!("{new}/24")]);
+        let log = self.daemon.log();
+        assert_eq!(log.matches(&format!("lease {old} of ")).count(), 1, "{log}");
+        assert!(log.contains("was refused"), "{log}");
+
+        let kinds = message_kinds(&self.capture.text());
+        let naks = kinds.iter().filter(|k| *k == "NACK").count();
+        assert!((1..=2).contains(&naks), "NAKs: {kinds:?}");
+        for (i, k) in kinds.iter().enumerate() {
+            if k == "NACK" {
+                let next = kinds[i + 1..].iter().find(|k| CLIENT.contains(&k.as_str()));
+                assert_eq!(
+                    next.map(String::as_str),
+                    Some("Discover"),
+                    "a NAK must send the client back to DISCOVER: {kinds:?}"
+                );
+            }
+        }
+        let text = check_fails(w, self.conf, pod);
+        assert!(
+            text.contains(&format!("moved to {new} bound since")),
+            "{text}"
+        );
+    }
 }
 
 const CLIENT: [&str; 5] = ["Discover", "Request", "Decline", "Release", "Inform"];
