@@ -161,6 +161,89 @@ impl Dnsmasq {
     }
 }
 
+/// A minimal DHCP server that answers every DHCPREQUEST with a DHCPACK of
+/// one fixed `address` (whatever was asked for): what a real server does
+/// when its pool is renumbered under a running client. Unicast replies go
+/// to `ciaddr`, others are broadcast on the LAN bridge. Stopped on drop.
+pub struct Readdresser {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u32>>,
+}
+
+impl Readdresser {
+    /// Serves in `ns` (port 67 must be free there) as server `server_id`,
+    /// granting `address`/24 with router `server_id` for `lease` seconds.
+    pub fn start(ns: &Netns, server_id: &str, address: &str, lease: u32) -> Readdresser {
+        use std::net::{Ipv4Addr, UdpSocket};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let server: Ipv4Addr = server_id.parse().expect("server id");
+        let address: Ipv4Addr = address.parse().expect("address");
+        let socket = ns.within(|| UdpSocket::bind("0.0.0.0:67").expect("bind :67"));
+        socket.set_broadcast(true).expect("SO_BROADCAST");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut acks = 0;
+            let mut buf = [0u8; 1500];
+            while !flag.load(Ordering::Relaxed) {
+                let Ok((n, _)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let m = &buf[..n];
+                // A BOOTREQUEST carrying option 53 = 3 (DHCPREQUEST).
+                if n < 240 || m[0] != 1 || !m[240..].windows(3).any(|w| w == [53, 1, 3]) {
+                    continue;
+                }
+                let mut ack = m[..240].to_vec();
+                ack[0] = 2;
+                ack[16..20].copy_from_slice(&address.octets());
+                for (code, value) in [
+                    (53u8, vec![5u8]),
+                    (54, server.octets().to_vec()),
+                    (51, lease.to_be_bytes().to_vec()),
+                    (1, vec![255, 255, 255, 0]),
+                    (3, server.octets().to_vec()),
+                ] {
+                    ack.push(code);
+                    ack.push(value.len() as u8);
+                    ack.extend(value);
+                }
+                ack.push(255);
+                let ciaddr = Ipv4Addr::new(m[12], m[13], m[14], m[15]);
+                let to = match ciaddr.is_unspecified() {
+                    true => Ipv4Addr::BROADCAST,
+                    false => ciaddr,
+                };
+                if socket.send_to(&ack, (to, 68)).is_ok() {
+                    acks += 1;
+                }
+            }
+            acks
+        });
+        Readdresser {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops serving; the number of DHCPACKs sent.
+    pub fn stop(&mut self) -> u32 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .take()
+            .map_or(0, |t| t.join().unwrap_or_default())
+    }
+}
+
+impl Drop for Readdresser {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// How often a server's log says it started.
 fn starts(log: &Path, needle: &str) -> usize {
     crate::background::read_log(log).matches(needle).count()

@@ -12,14 +12,14 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use lanbridge_tests::daemon::LanbridgeDaemon;
-use lanbridge_tests::dhcp_server::{in_pool, DnsmasqConf, Kea, KeaTimers};
+use lanbridge_tests::dhcp_server::{in_pool, DnsmasqConf, Kea, KeaTimers, Readdresser};
 use lanbridge_tests::flows::{arp_answered, Capture, LanNet, LanOpts, Pod};
 use lanbridge_tests::lan::LAN_NET_BRIDGE;
 use lanbridge_tests::lan::{endpoint, inspect, k8s_args, lan_conf, lease_file, mac_of};
 use lanbridge_tests::process::wait_until;
 use lanbridge_tests::result::{first_ip, host_veth};
 use lanbridge_tests::runtime::Attachment;
-use lanbridge_tests::topology::LAN_BRIDGE;
+use lanbridge_tests::topology::{LAN_BRIDGE, LAN_ROUTER};
 use lanbridge_tests::World;
 use serde_json::Value;
 
@@ -267,6 +267,52 @@ fn dnsmasq_nak_withdraws_once_and_everything_moves_to_the_new_address() {
     );
     n.w.rt
         .invoke("DEL", &n.conf, &pod.att, Some(&pod.result))
+        .expect_ok("DEL");
+}
+
+/// A renewal answered with another address (the server's pool renumbered):
+/// the pod and the node (address, route, endpoint IPs, FORWARD accepts) move
+/// to it, the LAN host reaches the pod there, and CHECK says where it went.
+#[test]
+fn a_renewal_granting_another_address_moves_everything() {
+    const T: KeaTimers = KeaTimers {
+        valid: 20,
+        renew: 2,
+        rebind: 15,
+    };
+    let mut s = KeaNet::new("lcmove", T);
+    let pod = s.add("p0");
+    let (old, new) = (pod.ip.clone(), another_address(&pod.ip));
+    s.kea.kill();
+    let mut server = Readdresser::start(&s.w.topo.lan, LAN_ROUTER, new, 30);
+    let moved = wait_until(Duration::from_secs(10), || {
+        claim(&s.w, &pod, new) == Claim::ALL
+    });
+    assert!(
+        moved,
+        "claim of {new}: {:?}\n{}",
+        claim(&s.w, &pod, new),
+        s.evidence()
+    );
+    assert_eq!(claim(&s.w, &pod, &old), Claim::NONE, "{}", s.evidence());
+    assert_eq!(pod.ns.ipv4_addrs("eth0"), vec![format!("{new}/24")]);
+    assert!(
+        s.daemon
+            .log()
+            .contains(&format!("renewed {old} of p0-ctr/eth0 as {new}: moving")),
+        "{}",
+        s.evidence()
+    );
+    assert!(s.w.topo.lan_host.ping(new), "LAN host cannot reach {new}");
+    assert!(!arp_answered(&s.w.topo.lan_host, "eth0", &old));
+    let text = check_fails(&s.w, &s.conf, &pod);
+    assert!(
+        text.contains(&format!("moved to {new} bound since")),
+        "{text}"
+    );
+    assert!(server.stop() >= 1);
+    s.w.rt
+        .invoke("DEL", &s.conf, &pod.att, Some(&pod.result))
         .expect_ok("DEL");
 }
 
