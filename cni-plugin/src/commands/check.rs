@@ -46,7 +46,12 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     if let Some(Ipam::Dhcp(dhcp)) = &att.ipam {
         // A lost or moved lease explains a missing address better than the
         // address check below would.
-        if let Some(status) = dhcp.status(conf, env).await? {
+        // Without the daemon the checks below still judge the pod.
+        let status = match dhcp.status(conf, env).await {
+            Err(Error::DaemonUnreachable { .. }) => None,
+            other => other?,
+        };
+        if let Some(status) = status {
             let granted = IpAddr::V4(status.address);
             if status.lost() {
                 return mismatch(format!("{}: {status}", env.ifname));

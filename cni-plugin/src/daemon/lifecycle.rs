@@ -77,6 +77,9 @@ impl Book {
 pub struct Ctx {
     pub store: LeaseStore,
     pub book: Book,
+    /// Held while a task changes the node's claim and its record, and by
+    /// whoever stops a task: a task is never stopped half-way through.
+    pub claims: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub async fn maintain(ctx: Ctx, mut record: LeaseRecord) {
@@ -141,6 +144,7 @@ async fn keep(ctx: &Ctx, record: &mut LeaseRecord) -> End {
                 }
             }
         };
+        let _claiming = ctx.claims.lock().await;
         if lease.address != record.lease.address {
             tracing::warn!(
                 "{how} {} of {} as {}: moving the pod and the node to it",
@@ -171,6 +175,7 @@ async fn lose(ctx: &Ctx, record: &mut LeaseRecord, state: LeaseState, error: Opt
         (_, Some(e)) => format!("expired without renewal ({e})"),
         _ => "expired without renewal".to_string(),
     };
+    let _claiming = ctx.claims.lock().await;
     tracing::warn!(
         "lease {} of {} {why}: withdrawing it from the pod and the node; re-acquiring",
         record.lease.address,
@@ -219,6 +224,7 @@ async fn reacquire(ctx: &Ctx, record: &LeaseRecord) -> Option<Lease> {
 
 /// A lease is back: the pod and the node move to it.
 async fn regain(ctx: &Ctx, record: &mut LeaseRecord, lease: Lease) {
+    let _claiming = ctx.claims.lock().await;
     tracing::info!(
         "re-acquired {} for {} from {} for {} s (had {})",
         lease.network(),
@@ -239,6 +245,7 @@ async fn regain(ctx: &Ctx, record: &mut LeaseRecord, lease: Lease) {
 /// The pod vanished without DEL: the lease goes back to the server and the
 /// node forgets it.
 async fn forget(ctx: &Ctx, record: &LeaseRecord) {
+    let _claiming = ctx.claims.lock().await;
     tracing::warn!(
         "the namespace of {} is gone: releasing {} and forgetting the lease",
         who(record),

@@ -39,6 +39,8 @@ pub struct Daemon {
     store: LeaseStore,
     /// Where each lease stands.
     book: Book,
+    /// See [`Ctx::claims`].
+    claims: Arc<tokio::sync::Mutex<()>>,
     /// The renewal task of each lease.
     tasks: Mutex<HashMap<LeaseKey, JoinHandle<()>>>,
 }
@@ -68,6 +70,7 @@ async fn run(opts: &DaemonOpts) -> Result<()> {
     let daemon = Arc::new(Daemon {
         store: LeaseStore::new(&opts.state_dir),
         book: Book::default(),
+        claims: Arc::default(),
         tasks: Mutex::new(HashMap::new()),
     });
     let listener = server::bind(&opts.socket).await?;
@@ -126,7 +129,7 @@ impl Daemon {
     }
 
     async fn acquire(self: &Arc<Self>, req: AcquireRequest) -> Result<Lease> {
-        self.stop_renewal(&req.key);
+        self.stop_renewal(&req.key).await;
         let params = Params {
             mac: req.mac,
             client_id: req.client_id.clone(),
@@ -164,7 +167,7 @@ impl Daemon {
     /// Sends RELEASE for the attachment's lease, withdraws the node's part
     /// and forgets it; `false` if there was no lease (or it was already lost).
     async fn release(&self, key: &LeaseKey) -> Result<bool> {
-        self.stop_renewal(key);
+        self.stop_renewal(key).await;
         self.book.forget(key);
         let Some(record) = self.store.load(key)? else {
             return Ok(false);
@@ -194,6 +197,7 @@ impl Daemon {
         let ctx = Ctx {
             store: self.store.clone(),
             book: self.book.clone(),
+            claims: self.claims.clone(),
         };
         let task = tokio::spawn(lifecycle::maintain(ctx, record));
         if let Some(old) = self.lock_tasks().insert(key, task) {
@@ -201,7 +205,9 @@ impl Daemon {
         }
     }
 
-    fn stop_renewal(&self, key: &LeaseKey) {
+    /// Stops the lease's task, never in the middle of a change of the claim.
+    async fn stop_renewal(&self, key: &LeaseKey) {
+        let _claims = self.claims.lock().await;
         if let Some(task) = self.lock_tasks().remove(key) {
             task.abort();
         }

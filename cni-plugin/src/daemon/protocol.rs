@@ -244,6 +244,30 @@ mod tests {
     }
 
     #[test]
+    fn statuses_read_as_check_reports_them() {
+        let status = |state, last_error: Option<&str>| LeaseStatus {
+            state,
+            address: Ipv4Addr::new(192, 168, 77, 100),
+            since: 951_782_400,
+            last_error: last_error.map(str::to_string),
+        };
+        assert_eq!(
+            status(LeaseState::Expired, None).to_string(),
+            "lease of 192.168.77.100 expired at 2000-02-29T00:00:00Z, re-acquiring"
+        );
+        assert_eq!(
+            status(LeaseState::Refused, Some("no DHCPOFFER")).to_string(),
+            "lease of 192.168.77.100 NAKed at 2000-02-29T00:00:00Z, re-acquiring \
+             (last error: no DHCPOFFER)"
+        );
+        assert_eq!(
+            status(LeaseState::Bound, None).to_string(),
+            "192.168.77.100 bound since 2000-02-29T00:00:00Z"
+        );
+        assert!(!status(LeaseState::Rebinding, None).lost());
+    }
+
+    #[test]
     fn records_without_the_node_side_still_load() {
         let old = r#"{"key":{"network":"n","containerId":"c","ifname":"eth0"},
             "netns":"/run/netns/p","mac":[2,0,0,0,0,1],"clientId":[0,1],"hostname":null,
