@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use lanbridge_tests::daemon::LanbridgeDaemon;
 use lanbridge_tests::dhcp_server::{in_pool, DnsmasqConf, Kea, KeaTimers, Readdresser};
 use lanbridge_tests::flows::{arp_answered, Capture, LanNet, LanOpts, Pod};
-use lanbridge_tests::lan::LAN_NET_BRIDGE;
-use lanbridge_tests::lan::{endpoint, inspect, k8s_args, lan_conf, lease_file, mac_of};
+use lanbridge_tests::lan::{
+    endpoint, inspect, inspect_table, k8s_args, lan_conf, lease_file, mac_of, LAN_NET_BRIDGE,
+};
 use lanbridge_tests::process::wait_until;
 use lanbridge_tests::result::{first_ip, host_veth};
 use lanbridge_tests::runtime::Attachment;
@@ -170,6 +171,8 @@ fn expiry_withdraws_the_claim_and_a_returning_server_restores_it() {
         text.contains(&format!("lease of {ip} expired at")) && text.contains("re-acquiring"),
         "CHECK: {text}"
     );
+    let table = inspect_table(&s.w, NET);
+    assert!(table.contains("(lost: withdrawn, re-acquiring)"), "{table}");
 
     s.kea.resume();
     let back = wait_until(Duration::from_secs(25), || {
