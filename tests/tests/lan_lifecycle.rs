@@ -15,7 +15,8 @@ use lanbridge_tests::daemon::LanbridgeDaemon;
 use lanbridge_tests::dhcp_server::{in_pool, DnsmasqConf, Kea, KeaTimers, Readdresser};
 use lanbridge_tests::flows::{arp_answered, Capture, LanNet, LanOpts, Pod};
 use lanbridge_tests::lan::{
-    endpoint, inspect, inspect_table, k8s_args, lan_conf, lease_file, mac_of, LAN_NET_BRIDGE,
+    endpoint, inspect, inspect_table, k8s_args, lan_conf, lease_file, mac_of, release_queue,
+    LAN_NET_BRIDGE,
 };
 use lanbridge_tests::process::wait_until;
 use lanbridge_tests::result::{first_ip, host_veth};
@@ -439,30 +440,55 @@ fn gc_releases_the_leases_of_removed_attachments() {
         .expect_ok("DEL");
 }
 
-/// A truncated lease file: the restarted daemon moves it aside, names it in
-/// its log, and resumes the other lease (DEL then releases it at dnsmasq).
+/// A truncated lease file and a truncated release-queue file: the restarted
+/// daemon moves each aside, names it in its log, and resumes the other lease
+/// (DEL then releases it at dnsmasq).
 #[test]
-fn a_truncated_lease_file_is_set_aside_and_the_others_resume() {
+fn truncated_lease_and_queue_files_are_set_aside_and_the_others_resume() {
     let mut n = LanNet::new("lctrunc", NET, LanOpts::default());
     let bad = n.add("tra");
     let good = n.add("trb");
+    let queued = n.add("trc");
     n.daemon.kill();
-    let file = lease_file(&n.w, NET, &bad.att.container_id, "eth0");
-    let data = std::fs::read(&file).expect("lease file");
-    std::fs::write(&file, &data[..data.len() / 2]).expect("truncate");
+    n.w.rt
+        .invoke("DEL", &n.conf, &queued.att, Some(&queued.result))
+        .expect_ok("DEL with the daemon down (release queued)");
+    let queue = release_queue(&n.w);
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    let lease = lease_file(&n.w, NET, &bad.att.container_id, "eth0");
+    for file in [&lease, &queue[0]] {
+        let data = std::fs::read(file).expect("state file");
+        std::fs::write(file, &data[..data.len() / 2]).expect("truncate");
+    }
     n.daemon.restart();
+    assert!(
+        n.daemon.wait_log(
+            &format!("lease record {} is corrupt", queue[0].display()),
+            Duration::from_secs(2)
+        ),
+        "{}",
+        n.daemon.run_log()
+    );
     let log = n.daemon.run_log();
     assert!(
-        log.contains(&format!("lease record {} is corrupt", file.display())),
+        log.contains(&format!("lease record {} is corrupt", lease.display())),
         "{log}"
     );
     assert!(
         log.contains(&format!("resuming lease {}", good.ip)),
         "{log}"
     );
-    let mut aside = file.clone().into_os_string();
-    aside.push(".corrupt");
-    assert!(std::path::Path::new(&aside).is_file());
+    for file in [&lease, &queue[0]] {
+        let mut aside = file.clone().into_os_string();
+        aside.push(".corrupt");
+        assert!(std::path::Path::new(&aside).is_file(), "{aside:?}");
+    }
+    let left = release_queue(&n.w);
+    assert!(
+        left.iter()
+            .all(|f| f.extension().is_some_and(|x| x == "corrupt")),
+        "{left:?}"
+    );
     assert!(n.daemon.running());
     n.w.rt
         .invoke("DEL", &n.conf, &good.att, Some(&good.result))
