@@ -546,10 +546,20 @@ fn the_daemon_survives_descriptor_exhaustion() {
 }
 
 /// A client that connects and sends nothing is closed after the daemon's
-/// read timeout (5 s), and the daemon says so.
+/// read timeout (5 s), one that sends an endless line is cut off at the
+/// size limit, the daemon says so for each and serves an ADD afterwards.
 #[test]
-fn an_idle_connection_is_closed_after_the_read_timeout() {
+fn idle_and_oversized_requests_are_cut_off() {
     let n = LanNet::new("lcidle", NET, LanOpts::default());
+    let mut big = UnixStream::connect(n.daemon.socket()).expect("connect");
+    let sent = std::io::Write::write_all(&mut big, &vec![b'x'; 5 << 20]);
+    assert!(sent.is_err(), "the daemon read 5 MiB without a newline");
+    assert!(
+        n.daemon
+            .wait_log("message longer than 4194304 bytes", Duration::from_secs(3)),
+        "{}",
+        n.daemon.log()
+    );
     let mut c = UnixStream::connect(n.daemon.socket()).expect("connect");
     c.set_read_timeout(Some(Duration::from_secs(15)))
         .expect("timeout");
@@ -570,6 +580,10 @@ fn an_idle_connection_is_closed_after_the_read_timeout() {
         "{}",
         n.daemon.log()
     );
+    let pod = n.add("idle0");
+    n.w.rt
+        .invoke("DEL", &n.conf, &pod.att, Some(&pod.result))
+        .expect_ok("DEL");
 }
 
 /// The daemon SIGKILLed while an ADD waits for its lease: the plugin answers

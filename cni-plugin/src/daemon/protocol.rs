@@ -206,13 +206,19 @@ where
         ));
     }
     if !line.ends_with('\n') {
-        let why = match read as u64 {
-            MAX_MESSAGE => format!("message longer than {MAX_MESSAGE} bytes"),
-            _ => "closed in the middle of a message".to_string(),
+        let (kind, why) = match read as u64 {
+            MAX_MESSAGE => (
+                std::io::ErrorKind::InvalidData,
+                format!("message longer than {MAX_MESSAGE} bytes"),
+            ),
+            _ => (
+                std::io::ErrorKind::UnexpectedEof,
+                "closed in the middle of a message".to_string(),
+            ),
         };
         return Err(Error::io(
             "reading from the lanbridge daemon socket",
-            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, why),
+            std::io::Error::new(kind, why),
         ));
     }
     serde_json::from_str(&line).map_err(|source| Error::Decode {

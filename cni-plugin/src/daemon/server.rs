@@ -87,7 +87,7 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> Result<()> {
                 Err(Error::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::UnexpectedEof =>
                 {
-                    tracing::debug!("connection closed without a request")
+                    tracing::debug!("connection closed before a whole request")
                 }
                 Err(e) => tracing::warn!("plugin connection: {e}"),
                 Ok(()) => {}
