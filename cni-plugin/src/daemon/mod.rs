@@ -130,6 +130,7 @@ impl Daemon {
 
     async fn acquire(self: &Arc<Self>, req: AcquireRequest) -> Result<Lease> {
         self.stop_renewal(&req.key).await;
+        self.book.forget(&req.key);
         let params = Params {
             mac: req.mac,
             client_id: req.client_id.clone(),
