@@ -159,13 +159,18 @@ impl Report {
         out += "\nleases\n";
         for l in &self.leases {
             out += &format!(
-                "  {}/{:<6} {:<18} from {:<15} {} s, renew at +{} s\n",
+                "  {}/{:<6} {:<18} from {:<15} {} s, renew at +{} s{}\n",
                 l.key.container_id,
                 l.key.ifname,
                 l.lease.network(),
                 l.lease.server_id,
                 l.lease.lease_time,
-                l.lease.t1
+                l.lease.t1,
+                if l.withdrawn {
+                    "  (lost: withdrawn, re-acquiring)"
+                } else {
+                    ""
+                }
             );
         }
         out += "\ncounters\n";

@@ -19,6 +19,8 @@ pub struct LanbridgeDaemon {
     state_dir: PathBuf,
     log: PathBuf,
     proc: Option<Background>,
+    /// `RLIMIT_NOFILE` of the next start, if limited.
+    nofile: Option<u64>,
     /// Byte offset of the log where the current run started.
     run_start: usize,
     runs: u32,
@@ -37,6 +39,7 @@ impl LanbridgeDaemon {
             state_dir: state_dir.to_path_buf(),
             log: dir.join("daemon.log"),
             proc: None,
+            nofile: None,
             run_start: 0,
             runs: 0,
         };
@@ -95,14 +98,24 @@ impl LanbridgeDaemon {
         }
     }
 
+    /// Restarts the daemon with at most `n` open file descriptors.
+    pub fn restart_with_nofile(&mut self, n: u64) {
+        self.nofile = Some(n);
+        self.restart();
+    }
+
     /// Starts the daemon (again), after killing a running one, and waits until
     /// the new process listens on the socket.
     pub fn restart(&mut self) {
         self.kill();
         self.run_start = self.log().len();
         self.runs += 1;
-        let mut cmd = std::process::Command::new("nsenter");
-        cmd.arg(format!("--net={}", self.node.display()))
+        let mut cmd = std::process::Command::new("prlimit");
+        if let Some(n) = self.nofile {
+            cmd.arg(format!("--nofile={n}:{n}"));
+        }
+        cmd.arg("nsenter")
+            .arg(format!("--net={}", self.node.display()))
             .arg("--")
             .arg(lanbridge_bin())
             .arg("daemon")

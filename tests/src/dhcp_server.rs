@@ -106,9 +106,12 @@ impl Dnsmasq {
         if let Some(router) = &conf.router {
             cmd.arg(format!("--dhcp-option=option:router,{router}"));
         }
-        let mut proc = Background::spawn("dnsmasq", cmd, &dir.join("log"));
+        let log = dir.join("log");
+        // A restart appends to the log of the earlier run.
+        let runs = starts(&log, "DHCP, IP range");
+        let mut proc = Background::spawn("dnsmasq", cmd, &log);
         let up = process::wait_until(START_TIMEOUT, || {
-            proc.log().contains("DHCP, IP range") || !proc.running()
+            starts(&log, "DHCP, IP range") > runs || !proc.running()
         });
         assert!(
             up && proc.running(),
@@ -148,6 +151,102 @@ impl Dnsmasq {
     pub fn kill(&mut self) {
         self.proc.kill();
     }
+
+    /// Kills the server and starts it again in `ns` serving `conf`, with an
+    /// empty lease file (the log goes on in the same file).
+    pub fn restart_empty(&mut self, ns: &Netns, conf: &DnsmasqConf) {
+        self.kill();
+        let _ = std::fs::remove_file(self.dir.join("leases"));
+        *self = Dnsmasq::start(ns, &self.dir.clone(), conf);
+    }
+}
+
+/// A minimal DHCP server that answers every DHCPREQUEST with a DHCPACK of
+/// one fixed `address` (whatever was asked for): what a real server does
+/// when its pool is renumbered under a running client. Unicast replies go
+/// to `ciaddr`, others are broadcast on the LAN bridge. Stopped on drop.
+pub struct Readdresser {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u32>>,
+}
+
+impl Readdresser {
+    /// Serves in `ns` (port 67 must be free there) as server `server_id`,
+    /// granting `address`/24 with router `server_id` for `lease` seconds.
+    pub fn start(ns: &Netns, server_id: &str, address: &str, lease: u32) -> Readdresser {
+        use std::net::{Ipv4Addr, UdpSocket};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let server: Ipv4Addr = server_id.parse().expect("server id");
+        let address: Ipv4Addr = address.parse().expect("address");
+        let socket = ns.within(|| UdpSocket::bind("0.0.0.0:67").expect("bind :67"));
+        socket.set_broadcast(true).expect("SO_BROADCAST");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut acks = 0;
+            let mut buf = [0u8; 1500];
+            while !flag.load(Ordering::Relaxed) {
+                let Ok((n, _)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let m = &buf[..n];
+                // A BOOTREQUEST carrying option 53 = 3 (DHCPREQUEST).
+                if n < 240 || m[0] != 1 || !m[240..].windows(3).any(|w| w == [53, 1, 3]) {
+                    continue;
+                }
+                let mut ack = m[..240].to_vec();
+                ack[0] = 2;
+                ack[16..20].copy_from_slice(&address.octets());
+                for (code, value) in [
+                    (53u8, vec![5u8]),
+                    (54, server.octets().to_vec()),
+                    (51, lease.to_be_bytes().to_vec()),
+                    (1, vec![255, 255, 255, 0]),
+                    (3, server.octets().to_vec()),
+                ] {
+                    ack.push(code);
+                    ack.push(value.len() as u8);
+                    ack.extend(value);
+                }
+                ack.push(255);
+                let ciaddr = Ipv4Addr::new(m[12], m[13], m[14], m[15]);
+                let to = match ciaddr.is_unspecified() {
+                    true => Ipv4Addr::BROADCAST,
+                    false => ciaddr,
+                };
+                if socket.send_to(&ack, (to, 68)).is_ok() {
+                    acks += 1;
+                }
+            }
+            acks
+        });
+        Readdresser {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops serving; the number of DHCPACKs sent.
+    pub fn stop(&mut self) -> u32 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .take()
+            .map_or(0, |t| t.join().unwrap_or_default())
+    }
+}
+
+impl Drop for Readdresser {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// How often a server's log says it started.
+fn starts(log: &Path, needle: &str) -> usize {
+    crate::background::read_log(log).matches(needle).count()
 }
 
 pub fn parse_dnsmasq_leases(text: &str) -> Vec<DnsmasqLease> {
@@ -201,6 +300,20 @@ impl Kea {
     /// Writes the config into `dir` (created), checks it with `kea-dhcp4 -t`
     /// inside `ns`, starts the server there and waits until it serves.
     pub fn start(ns: &Netns, dir: &Path, timers: KeaTimers) -> Kea {
+        Kea::start_with(ns, dir, timers, &[])
+    }
+
+    /// [`Kea::start`] with host reservations `(MAC, address)`.
+    pub fn start_with(
+        ns: &Netns,
+        dir: &Path,
+        timers: KeaTimers,
+        reservations: &[(&str, &str)],
+    ) -> Kea {
+        let reservations: Vec<_> = reservations
+            .iter()
+            .map(|(mac, ip)| json!({"hw-address": mac, "ip-address": ip}))
+            .collect();
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
         let config = dir.join("kea-dhcp4.json");
         let conf = json!({"Dhcp4": {
@@ -220,7 +333,8 @@ impl Kea {
                 "id": 1,
                 "subnet": "192.168.77.0/24",
                 "pools": [{"pool": format!("{POOL_START} - {POOL_END}")}],
-                "option-data": [{"name": "routers", "data": LAN_ROUTER}]
+                "option-data": [{"name": "routers", "data": LAN_ROUTER}],
+                "reservations": reservations
             }],
             "loggers": [{
                 "name": "kea-dhcp4",
@@ -245,9 +359,11 @@ impl Kea {
             check.stdout,
             check.stderr
         );
-        let mut proc = Background::spawn("kea-dhcp4", kea(&["-c", &config_s]), &dir.join("log"));
+        let log = dir.join("log");
+        let runs = starts(&log, "DHCP4_STARTED");
+        let mut proc = Background::spawn("kea-dhcp4", kea(&["-c", &config_s]), &log);
         let up = process::wait_until(START_TIMEOUT, || {
-            proc.log().contains("DHCP4_STARTED") || !proc.running()
+            starts(&log, "DHCP4_STARTED") > runs || !proc.running()
         });
         assert!(
             up && proc.running(),
@@ -294,6 +410,24 @@ impl Kea {
     /// Stops the server now (SIGKILL by PID).
     pub fn kill(&mut self) {
         self.proc.kill();
+    }
+
+    /// SIGSTOP: the server hears nothing and answers nothing until [`Kea::resume`].
+    pub fn pause(&self) {
+        self.proc.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`Kea::pause`].
+    pub fn resume(&self) {
+        self.proc.signal(libc::SIGCONT);
+    }
+
+    /// Kills the server and starts it again in `ns` with an empty lease
+    /// database and `reservations` (the log goes on in the same file).
+    pub fn restart_empty(&mut self, ns: &Netns, timers: KeaTimers, reservations: &[(&str, &str)]) {
+        self.kill();
+        let _ = std::fs::remove_file(self.lease_file());
+        *self = Kea::start_with(ns, &self.dir.clone(), timers, reservations);
     }
 }
 

@@ -55,11 +55,16 @@ pub struct Pod {
 
 impl LanNet {
     pub fn new(tag: &str, net: &str, opts: LanOpts) -> LanNet {
+        LanNet::with_server(tag, net, opts, &DnsmasqConf::lan())
+    }
+
+    /// [`LanNet::new`] with the LAN's dnsmasq serving `server`.
+    pub fn with_server(tag: &str, net: &str, opts: LanOpts, server: &DnsmasqConf) -> LanNet {
         let w = World::lanbridge(tag);
         if opts.forward_drop {
             iptables(&w.topo.node, &["-P", "FORWARD", "DROP"]);
         }
-        let dns = Dnsmasq::start(&w.topo.lan, &w.path().join("dnsmasq"), &DnsmasqConf::lan());
+        let dns = Dnsmasq::start(&w.topo.lan, &w.path().join("dnsmasq"), server);
         let daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"), &w.state_dir());
         let mut conf = lan_conf(&w, net, daemon.socket(), 5.0);
         if let Some(Value::Object(extra)) = opts.extra {
@@ -558,6 +563,15 @@ pub fn udp_send_and_collect(
         }
         seen
     })
+}
+
+/// Whether anyone answers an ARP request for `ip` sent from `ifname` in
+/// `ns` (two requests, two seconds).
+pub fn arp_answered(ns: &Netns, ifname: &str, ip: &str) -> bool {
+    ns.exec(&[
+        "busybox", "arping", "-f", "-c", "2", "-w", "2", "-I", ifname, ip,
+    ])
+    .success()
 }
 
 /// `busybox udhcpc -f -n -q -t <tries> -T 1 -s /bin/true -i <ifname>` in

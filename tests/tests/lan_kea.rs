@@ -262,7 +262,7 @@ fn kea_lease_survives_daemon_sigkill() {
 }
 
 /// With the server gone, the lease runs out: the daemon takes the address
-/// off the pod at expiry and logs it. "At expiry" allows a second early: the
+/// off the pod at expiry, logs it and keeps the record marked as lost. "At expiry" allows a second early: the
 /// daemon keeps its timers in whole unix seconds.
 #[test]
 fn kea_lease_expires_when_the_server_is_gone() {
@@ -295,7 +295,10 @@ fn kea_lease_expires_when_the_server_is_gone() {
         "expiry not logged\n{}",
         s.evidence()
     );
-    assert!(!s.lease_file().exists(), "expired lease still persisted");
+    // Kept, marked lost: a restarted daemon goes on re-acquiring.
+    let record: Value = serde_json::from_slice(&std::fs::read(s.lease_file()).expect("lease file"))
+        .expect("lease file JSON");
+    assert_eq!(record["withdrawn"], true, "{record}");
     s.del(&r);
 }
 

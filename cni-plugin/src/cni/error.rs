@@ -66,6 +66,11 @@ pub enum Error {
         "lanbridge daemon not reachable at {socket:?} (is `lanbridge daemon` running?): {source}"
     )]
     DaemonUnreachable { socket: PathBuf, source: io::Error },
+    #[error(
+        "lanbridge daemon at {socket:?} went away in the middle of the request (restarted or \
+         killed?): {source}; try again"
+    )]
+    DaemonGone { socket: PathBuf, source: io::Error },
     #[error("lanbridge daemon at {socket:?} gave no answer within {after:?}")]
     DaemonTimeout {
         socket: PathBuf,
@@ -137,7 +142,9 @@ impl Error {
             Error::NotAvailable { .. } => code::NOT_AVAILABLE,
             Error::Netlink { .. } | Error::LinkMissing { .. } => code::NETLINK,
             Error::Datapath(_) => code::DATAPATH,
-            Error::DaemonUnreachable { .. } | Error::DaemonTimeout { .. } => code::TRY_AGAIN_LATER,
+            Error::DaemonUnreachable { .. }
+            | Error::DaemonGone { .. }
+            | Error::DaemonTimeout { .. } => code::TRY_AGAIN_LATER,
             Error::Daemon { code, .. } => *code,
             Error::Dhcp(_) => code::DHCP,
             Error::Ipam(e) => e.code(),

@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use super::{Attachment, Step, Undo};
 use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
 use crate::config::{format_mac, NetConf};
+use crate::daemon::protocol::NodeSide;
 use crate::datapath::Datapath;
 use crate::fault::checkpoint;
 use crate::ipam::Ipam;
@@ -107,7 +108,15 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     let mut ipam_result = match &att.ipam {
         Some(ipam) => {
             undo.push(Step::Ipam);
-            ipam.add(conf, env, mac).await?
+            let node = NodeSide {
+                bridge: bridge.name.clone(),
+                port: host.name.clone(),
+                port_ifindex: host.index,
+                pin_root: conf.pin_root.clone(),
+                route_src: uplink.as_ref().map(|u| u.address),
+                routed: routed(conf),
+            };
+            ipam.add(conf, env, mac, node).await?
         }
         None => CniResult::default(),
     };

@@ -1,5 +1,7 @@
 //! CHECK (0.4.0+): live state must still match `prevResult`.
 
+use std::net::IpAddr;
+
 use super::Attachment;
 use crate::cni::{CniEnv, Error, Result, Version};
 use crate::config::{format_mac, NetConf};
@@ -41,6 +43,27 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
         }
     }
 
+    if let Some(Ipam::Dhcp(dhcp)) = &att.ipam {
+        // A lost or moved lease explains a missing address better than the
+        // address check below would.
+        // Without the daemon the checks below still judge the pod.
+        let status = match dhcp.status(conf, env).await {
+            Err(Error::DaemonUnreachable { .. }) => None,
+            other => other?,
+        };
+        if let Some(status) = status {
+            let granted = IpAddr::V4(status.address);
+            if status.lost() {
+                return mismatch(format!("{}: {status}", env.ifname));
+            }
+            if !prev.ips.iter().any(|ip| ip.address.addr() == granted) {
+                return mismatch(format!(
+                    "{}: the lease moved to {status}; prevResult has another address",
+                    env.ifname
+                ));
+            }
+        }
+    }
     let live = pod.addresses(link.index).await?;
     for ip in prev
         .ips

@@ -24,6 +24,15 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
             continue;
         }
         tracing::info!("GC: removing {} {}", record.container_id, record.ifname);
+        // The lease goes back to the LAN's server before the state naming it.
+        if let Some(Ipam::Dhcp(dhcp)) = &att.ipam {
+            if let Err(e) = dhcp
+                .release(conf, &record.container_id, &record.ifname)
+                .await
+            {
+                errors.push(e);
+            }
+        }
         errors.extend(
             cleanup
                 .attachment(&record.container_id, &record.ifname, Some(&record), None)

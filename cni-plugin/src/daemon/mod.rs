@@ -2,12 +2,14 @@
 //!
 //! It serves the plugin over a unix socket, persists each lease so a
 //! restart resumes its timers, renews at T1 (unicast), rebinds at T2
-//! (broadcast), removes the address from the pod when a lease expires, and
+//! (broadcast), withdraws what the node did for an address when its lease
+//! ends and moves it to the next lease ([`lifecycle`], [`claim`]), and
 //! sends releases that DEL had to queue while it was down.
 
+mod claim;
+mod lifecycle;
 pub mod protocol;
 mod release;
-mod renewal;
 mod server;
 pub mod store;
 
@@ -22,7 +24,8 @@ use tokio::task::JoinHandle;
 use crate::cni::{Error, Result};
 use crate::dhcp::{self, DhcpSocket, Lease, Params};
 use crate::netns::NetNs;
-use protocol::{AcquireRequest, LeaseKey, LeaseRecord};
+use lifecycle::{Book, Ctx};
+use protocol::{AcquireRequest, LeaseKey, LeaseRecord, LeaseState, LeaseStatus};
 use store::LeaseStore;
 
 pub struct DaemonOpts {
@@ -34,6 +37,10 @@ pub struct DaemonOpts {
 
 pub struct Daemon {
     store: LeaseStore,
+    /// Where each lease stands.
+    book: Book,
+    /// See [`Ctx::claims`].
+    claims: Arc<tokio::sync::Mutex<()>>,
     /// The renewal task of each lease.
     tasks: Mutex<HashMap<LeaseKey, JoinHandle<()>>>,
 }
@@ -62,6 +69,8 @@ pub fn main(opts: DaemonOpts) -> ExitCode {
 async fn run(opts: &DaemonOpts) -> Result<()> {
     let daemon = Arc::new(Daemon {
         store: LeaseStore::new(&opts.state_dir),
+        book: Book::default(),
+        claims: Arc::default(),
         tasks: Mutex::new(HashMap::new()),
     });
     let listener = server::bind(&opts.socket).await?;
@@ -99,18 +108,29 @@ impl Daemon {
     fn resume(self: &Arc<Self>) -> Result<()> {
         for record in self.store.all()? {
             tracing::info!(
-                "resuming lease {} of {}/{}",
+                "resuming lease {} of {}/{}{}",
                 record.lease.address,
                 record.key.container_id,
-                record.key.ifname
+                record.key.ifname,
+                if record.withdrawn {
+                    " (lost: re-acquiring)"
+                } else {
+                    ""
+                }
             );
+            let state = match record.withdrawn {
+                true => LeaseState::Expired,
+                false => LeaseState::Bound,
+            };
+            self.book.set(&record, state, None);
             self.spawn_renewal(record);
         }
         Ok(())
     }
 
     async fn acquire(self: &Arc<Self>, req: AcquireRequest) -> Result<Lease> {
-        self.stop_renewal(&req.key);
+        self.stop_renewal(&req.key).await;
+        self.book.forget(&req.key);
         let params = Params {
             mac: req.mac,
             client_id: req.client_id.clone(),
@@ -136,37 +156,59 @@ impl Daemon {
             client_id: req.client_id,
             hostname: req.hostname,
             lease: lease.clone(),
+            node: req.node,
+            withdrawn: false,
         };
         self.store.save(&record)?;
+        self.book.set(&record, LeaseState::Bound, None);
         self.spawn_renewal(record);
         Ok(lease)
     }
 
-    /// Sends RELEASE for the attachment's lease and forgets it; `false` if
-    /// there was no lease.
+    /// Sends RELEASE for the attachment's lease, withdraws the node's part
+    /// and forgets it; `false` if there was no lease (or it was already lost).
     async fn release(&self, key: &LeaseKey) -> Result<bool> {
-        self.stop_renewal(key);
+        self.stop_renewal(key).await;
+        self.book.forget(key);
         let Some(record) = self.store.load(key)? else {
             return Ok(false);
         };
-        release::send(&record).await;
+        let held = !record.withdrawn;
+        if held {
+            release::send(&record).await;
+            // The pod is going away; its part goes with it.
+            if let Err(e) = claim::withdraw(&record, false).await {
+                tracing::warn!("withdrawing {} at release: {e}", record.lease.address);
+            }
+        }
         self.store.remove(key)?;
-        Ok(true)
+        Ok(held)
     }
 
     fn leases(&self) -> Result<Vec<LeaseRecord>> {
         self.store.all()
     }
 
+    fn status(&self, key: &LeaseKey) -> Option<LeaseStatus> {
+        self.book.get(key)
+    }
+
     fn spawn_renewal(self: &Arc<Self>, record: LeaseRecord) {
         let key = record.key.clone();
-        let task = tokio::spawn(renewal::maintain(self.store.clone(), record));
+        let ctx = Ctx {
+            store: self.store.clone(),
+            book: self.book.clone(),
+            claims: self.claims.clone(),
+        };
+        let task = tokio::spawn(lifecycle::maintain(ctx, record));
         if let Some(old) = self.lock_tasks().insert(key, task) {
             old.abort();
         }
     }
 
-    fn stop_renewal(&self, key: &LeaseKey) {
+    /// Stops the lease's task, never in the middle of a change of the claim.
+    async fn stop_renewal(&self, key: &LeaseKey) {
+        let _claims = self.claims.lock().await;
         if let Some(task) = self.lock_tasks().remove(key) {
             task.abort();
         }

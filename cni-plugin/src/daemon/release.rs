@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::lifecycle::params;
 use super::protocol::LeaseRecord;
-use super::renewal::params;
 use super::store::LeaseStore;
 use crate::dhcp::{self, DhcpSocket};
 use crate::netns::NetNs;
@@ -85,7 +85,10 @@ pub async fn flush_queue(store: LeaseStore) {
         }
     };
     for record in queued {
-        send(&record).await;
+        // A lost lease has nothing left to give back.
+        if !record.withdrawn {
+            send(&record).await;
+        }
         if let Err(e) = store.dequeue_release(&record.key) {
             tracing::error!("dequeueing the release of {}: {e}", record.lease.address);
         }

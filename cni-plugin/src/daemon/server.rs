@@ -1,11 +1,17 @@
 //! The daemon's unix socket: mode 0600, a stale file from a dead daemon is
-//! replaced, a live daemon's socket is left alone.
+//! replaced, a live daemon's socket is left alone. Bounded so that no client
+//! and no load can end or starve the daemon: at most [`MAX_CONNECTIONS`] at
+//! once, a request must arrive within [`READ_TIMEOUT`] (and fit
+//! [`MAX_MESSAGE`](super::protocol::MAX_MESSAGE)), and a failing accept
+//! (EMFILE, ENFILE, ENOBUFS) pauses instead of ending `serve`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 
 use super::protocol::{read_message, write_message, Request, Response};
 use super::Daemon;
@@ -37,20 +43,51 @@ pub async fn bind(path: &Path) -> Result<UnixListener> {
     Ok(listener)
 }
 
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 256;
+/// How long a connection may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause after a failed accept, doubling up to [`ACCEPT_PAUSE_MAX`].
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(2);
+
 pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> Result<()> {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut pause = ACCEPT_PAUSE;
+    let mut failing = false;
     loop {
-        let (stream, _) = listener
-            .accept()
+        let slot = slots
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|e| Error::io("accepting on the daemon socket", e))?;
+            .expect("the semaphore is never closed");
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Logged once per run of failures, not per retry.
+                if !failing {
+                    tracing::error!("accepting on the daemon socket: {e}; retrying");
+                    failing = true;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(ACCEPT_PAUSE_MAX);
+                continue;
+            }
+        };
+        if failing {
+            tracing::info!("accepting on the daemon socket again");
+            failing = false;
+            pause = ACCEPT_PAUSE;
+        }
         let daemon = daemon.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             match handle(stream, &daemon).await {
                 // A health probe connects and closes.
                 Err(Error::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::UnexpectedEof =>
                 {
-                    tracing::debug!("connection closed without a request")
+                    tracing::debug!("connection closed before a whole request")
                 }
                 Err(e) => tracing::warn!("plugin connection: {e}"),
                 Ok(()) => {}
@@ -61,7 +98,17 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> Result<()> {
 
 async fn handle(stream: UnixStream, daemon: &Arc<Daemon>) -> Result<()> {
     let (reader, mut writer) = stream.into_split();
-    let request: Request = read_message(reader).await?;
+    let request: Request = tokio::time::timeout(READ_TIMEOUT, read_message(reader))
+        .await
+        .map_err(|_| {
+            Error::io(
+                "reading a request on the daemon socket",
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("none within {READ_TIMEOUT:?}: closing the connection"),
+                ),
+            )
+        })??;
     let response = match request {
         Request::Acquire(req) => match daemon.acquire(req).await {
             Ok(lease) => Response::Lease { lease },
@@ -74,6 +121,9 @@ async fn handle(stream: UnixStream, daemon: &Arc<Daemon>) -> Result<()> {
         Request::Leases => match daemon.leases() {
             Ok(leases) => Response::Leases { leases },
             Err(e) => error(e),
+        },
+        Request::Status { key } => Response::Status {
+            status: daemon.status(&key),
         },
     };
     write_message(&mut writer, &response).await

@@ -3,6 +3,8 @@
 //!
 //! `<stateDir>/leases/<network>/<container>:<ifname>.json`; releases that
 //! could not be sent (daemon down at DEL) wait in `<stateDir>/release-queue/`.
+//! A file that does not decode (truncated, a full disk) is renamed
+//! `*.json.corrupt` and named in the log: it never stops the others.
 
 use std::fs;
 use std::io;
@@ -45,7 +47,7 @@ impl LeaseStore {
     }
 
     pub fn load(&self, key: &LeaseKey) -> Result<Option<LeaseRecord>> {
-        read(&self.lease_path(key))
+        read_or_set_aside(&self.lease_path(key))
     }
 
     pub fn remove(&self, key: &LeaseKey) -> Result<()> {
@@ -57,7 +59,7 @@ impl LeaseStore {
         let mut out = Vec::new();
         for network in list(&dir)? {
             for file in list(&network)? {
-                out.extend(read(&file)?);
+                out.extend(read_or_set_aside(&file)?);
             }
         }
         Ok(out)
@@ -81,7 +83,7 @@ impl LeaseStore {
     pub fn queued_releases(&self) -> Result<Vec<LeaseRecord>> {
         let mut out = Vec::new();
         for file in list(&self.root.join("release-queue"))? {
-            out.extend(read(&file)?);
+            out.extend(read_or_set_aside(&file)?);
         }
         Ok(out)
     }
@@ -120,6 +122,30 @@ fn read(path: &Path) -> Result<Option<LeaseRecord>> {
     }
 }
 
+/// [`read`], with an undecodable file moved aside (and so out of every
+/// later listing) instead of failing.
+fn read_or_set_aside(path: &Path) -> Result<Option<LeaseRecord>> {
+    match read(path) {
+        Err(Error::Decode { source, .. }) => {
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(".corrupt");
+            match fs::rename(path, &aside) {
+                Ok(()) => tracing::error!(
+                    "lease record {} is corrupt ({source}): moved to {}",
+                    path.display(),
+                    Path::new(&aside).display()
+                ),
+                Err(e) => tracing::error!(
+                    "lease record {} is corrupt ({source}), and moving it aside failed: {e}",
+                    path.display()
+                ),
+            }
+            Ok(None)
+        }
+        other => other,
+    }
+}
+
 fn remove(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -147,4 +173,26 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrupt_record_is_set_aside_and_the_others_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LeaseStore::new(dir.path());
+        let net = dir.path().join("leases").join("n");
+        fs::create_dir_all(&net).unwrap();
+        fs::write(net.join("bad:eth0.json"), b"{\"key\": {\"netw").unwrap();
+        let queue = dir.path().join("release-queue");
+        fs::create_dir_all(&queue).unwrap();
+        fs::write(queue.join("n_q:eth0.json"), b"").unwrap();
+        assert_eq!(store.all().unwrap(), vec![]);
+        assert!(net.join("bad:eth0.json.corrupt").is_file());
+        assert!(!net.join("bad:eth0.json").exists());
+        assert_eq!(store.queued_releases().unwrap(), vec![]);
+        assert!(queue.join("n_q:eth0.json.corrupt").is_file());
+    }
 }

@@ -16,7 +16,8 @@ use tokio::net::UnixStream;
 use crate::cni::{CniEnv, CniResult, Dns, Error, IpConfig, Result, Route};
 use crate::config::NetConf;
 use crate::daemon::protocol::{
-    read_message, write_message, AcquireRequest, LeaseKey, Request, Response, DEFAULT_SOCKET,
+    read_message, write_message, AcquireRequest, LeaseKey, LeaseStatus, NodeSide, Request,
+    Response, DEFAULT_SOCKET,
 };
 use crate::daemon::store::LeaseStore;
 use crate::dhcp::Lease;
@@ -76,7 +77,13 @@ impl Dhcp {
         })
     }
 
-    pub async fn add(&self, conf: &NetConf, env: &CniEnv, mac: [u8; 6]) -> Result<CniResult> {
+    pub async fn add(
+        &self,
+        conf: &NetConf,
+        env: &CniEnv,
+        mac: [u8; 6],
+        node: NodeSide,
+    ) -> Result<CniResult> {
         let netns = env.netns.clone().ok_or(Error::InvalidEnv {
             var: "CNI_NETNS",
             reason: "required".into(),
@@ -88,6 +95,7 @@ impl Dhcp {
             client_id: client_id(self.client_id, env, mac),
             hostname: env.arg("K8S_POD_NAME").map(str::to_string),
             timeout_ms: self.timeout.as_millis() as u64,
+            node: Some(node),
         });
         // The daemon bounds the exchange; a little more here covers the hand-off.
         let patience = self.timeout + Duration::from_secs(2);
@@ -99,7 +107,16 @@ impl Dhcp {
 
     /// Releases the lease; with the daemon down, queues the release.
     pub async fn del(&self, conf: &NetConf, env: &CniEnv) -> Result<()> {
-        let key = key(conf, env);
+        self.release(conf, &env.container_id, &env.ifname).await
+    }
+
+    /// [`Dhcp::del`] of any attachment of the network (GC).
+    pub async fn release(&self, conf: &NetConf, container_id: &str, ifname: &str) -> Result<()> {
+        let key = LeaseKey {
+            network: conf.name.clone(),
+            container_id: container_id.to_string(),
+            ifname: ifname.to_string(),
+        };
         let request = Request::Release { key: key.clone() };
         match self.call(&request, Duration::from_secs(10)).await {
             Ok(Response::Released { .. }) => Ok(()),
@@ -123,6 +140,18 @@ impl Dhcp {
         }
     }
 
+    /// Where the daemon says the attachment's lease stands; `None` if it
+    /// holds none.
+    pub async fn status(&self, conf: &NetConf, env: &CniEnv) -> Result<Option<LeaseStatus>> {
+        let request = Request::Status {
+            key: key(conf, env),
+        };
+        match self.call(&request, Duration::from_secs(5)).await? {
+            Response::Status { status } => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub fn socket(&self) -> &Path {
         &self.socket
     }
@@ -139,6 +168,15 @@ impl Dhcp {
             write_message(&mut writer, request).await?;
             read_message::<_, Response>(reader).await
         };
+        let exchange = async {
+            exchange.await.map_err(|e| match e {
+                Error::Io { source, .. } if went_away(&source) => Error::DaemonGone {
+                    socket: self.socket.clone(),
+                    source,
+                },
+                e => e,
+            })
+        };
         let response = tokio::time::timeout(patience, exchange)
             .await
             .map_err(|_| Error::DaemonTimeout {
@@ -150,6 +188,12 @@ impl Dhcp {
             other => Ok(other),
         }
     }
+}
+
+/// The daemon closed the connection before answering (killed, restarting).
+fn went_away(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
+    matches!(e.kind(), UnexpectedEof | ConnectionReset | BrokenPipe)
 }
 
 fn key(conf: &NetConf, env: &CniEnv) -> LeaseKey {

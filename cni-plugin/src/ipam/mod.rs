@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use crate::cni::{error::code, CniEnv, CniResult, Result};
 use crate::config::NetConf;
+use crate::daemon::protocol::NodeSide;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IpamError {
@@ -99,13 +100,21 @@ impl Ipam {
         }))
     }
 
-    /// `mac` is the pod interface's (DHCP's `chaddr`).
-    pub async fn add(&self, conf: &NetConf, env: &CniEnv, mac: [u8; 6]) -> Result<CniResult> {
+    /// `mac` is the pod interface's (DHCP's `chaddr`); `node` what the node
+    /// does for the pod's addresses (the DHCP daemon withdraws and moves it
+    /// with the lease).
+    pub async fn add(
+        &self,
+        conf: &NetConf,
+        env: &CniEnv,
+        mac: [u8; 6],
+        node: NodeSide,
+    ) -> Result<CniResult> {
         let req = IpamRequest::new(conf, env);
         match self {
             Ipam::HostLocal(h) => h.add(&req),
             Ipam::Static(s) => s.add(&req),
-            Ipam::Dhcp(d) => d.add(conf, env, mac).await,
+            Ipam::Dhcp(d) => d.add(conf, env, mac, node).await,
             Ipam::Delegate(d) => d.add(conf).await,
         }
     }
