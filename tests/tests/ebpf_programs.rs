@@ -369,7 +369,12 @@ impl Datapath {
     }
 
     fn put_endpoint(&mut self, port: u32, mac: [u8; 6], ipv4: [u32; 4], flags: u16) {
-        let ep = Endpoint { mac, flags, ipv4 };
+        let ep = Endpoint {
+            mac,
+            flags,
+            ipv4,
+            ..Endpoint::default()
+        };
         self.endpoints
             .insert(port, ep, 0)
             .expect("writing lb_endpoints");
