@@ -627,4 +627,22 @@ fn subnet_dual_stack_pods_cannot_spoof_or_steer_ipv6() {
     assert_eq!(neigh6(&c.ns, &b.ip6, "eth0"), Some(b_mac));
     assert_eq!(count(&a.port, "drop_nd_spoof"), 3);
     assert!(ping6(&w.topo.node, "lb0", &b.ip6), "node -> b afterwards");
+    // The honest pods' own IPv6 (DAD, router solicitations, MLD, neighbour
+    // discovery, echoes) counted no drop.
+    let report = lan::inspect(&w, "lbtnet");
+    for p in [&b, &c] {
+        for reason in [
+            "drop_spoof_ip6",
+            "drop_nd_spoof",
+            "drop_ip6_unjudged",
+            "drop_spoof_mac",
+        ] {
+            assert_eq!(
+                lan::counter(&report, &p.port, reason),
+                0,
+                "{reason} on {}",
+                p.port
+            );
+        }
+    }
 }
