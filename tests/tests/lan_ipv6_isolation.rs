@@ -646,3 +646,70 @@ fn subnet_dual_stack_pods_cannot_spoof_or_steer_ipv6() {
         }
     }
 }
+
+#[test]
+fn subnet_isolated_pods_do_not_reach_each_other_through_the_node() {
+    let w = World::lanbridge("v6iso");
+    let mut conf = dual_stack_conf(&w);
+    conf["portIsolation"] = json!(true);
+    let a = subnet_pod(&w, &conf, "isa");
+    let b = subnet_pod(&w, &conf, "isb");
+    link_local_of(&a.ns, "eth0");
+    let gateway: Ipv6Addr = "fd00:10:244:1::1".parse().expect("gateway");
+    let bridge_mac = mac_of(&w.topo.node, "lb0");
+    // a sends to b through the gateway (the node routes it), both families.
+    a.ns.ip(&[
+        "-6",
+        "neigh",
+        "replace",
+        &b.ip6.to_string(),
+        "lladdr",
+        &bridge_mac,
+        "dev",
+        "eth0",
+    ]);
+    let b_ip4 = b.ns.ipv4_addrs("eth0")[0]
+        .split('/')
+        .next()
+        .expect("addr")
+        .to_string();
+    a.ns.ip(&[
+        "neigh",
+        "replace",
+        &b_ip4,
+        "lladdr",
+        &bridge_mac,
+        "dev",
+        "eth0",
+    ]);
+    // A 3000-byte datagram (fragments) and a small one.
+    let send = |dst: String| {
+        let dst: SocketAddr = dst.parse().expect("destination");
+        a.ns.within(move || {
+            let any = if dst.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+            let sock = UdpSocket::bind(any).expect("bind");
+            for size in [3000, 64] {
+                sock.send_to(&vec![0x5a; size], dst).expect("send");
+            }
+        })
+    };
+    let seen = udp6_received(&b.ns, UDP_PORT, LISTEN, || {
+        send(format!("[{}]:{UDP_PORT}", b.ip6));
+    });
+    assert_eq!(seen, Vec::<Ipv6Addr>::new(), "b received IPv6 from a");
+    let server = PeerServer::udp(&b.ns, UDP_PORT);
+    send(format!("{b_ip4}:{UDP_PORT}"));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        server.seen().is_empty(),
+        "b received IPv4 from a: {:?}",
+        server.seen()
+    );
+    let dropped = lan::counter(&lan::inspect(&w, "lbtnet"), &b.port, "drop_isolated");
+    // Per family: the large datagram's fragments and the small one.
+    assert!(dropped >= 6, "drop_isolated on b's port: {dropped}");
+    // The gateway, in both families, and the LAN stay reachable.
+    assert!(ping6(&a.ns, "eth0", &gateway), "a -> IPv6 gateway");
+    assert!(a.ns.ping("10.244.1.1"), "a -> IPv4 gateway");
+    assert!(a.ns.ping(LAN_HOST), "a -> LAN host (masqueraded)");
+}
