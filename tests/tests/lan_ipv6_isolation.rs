@@ -312,6 +312,43 @@ fn ipv6_from_foreign_sources_and_forged_advertisements_are_never_delivered() {
     );
 }
 
+/// With `"enforce": false` the RA guard still holds (it is not part of the
+/// source guard), while a foreign IPv6 source now reaches the other pod:
+/// the receivers of the test above can hear what the guard drops.
+#[test]
+fn without_enforcement_the_ra_guard_still_holds() {
+    let n = LanNet::new(
+        "v6noenf",
+        NET,
+        LanOpts {
+            forward_drop: false,
+            extra: Some(json!({"enforce": false})),
+        },
+    );
+    let a = n.add("nea");
+    let b = n.add("neb");
+    let a_mac = mac_bytes(&a.mac);
+    let b_ll = link_local_of(&b.ns, "eth0");
+    let ras = rogue_ras(&a);
+    send_frames(&a.ns, "eth0", ras.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_no_rogue_router(n.node(), LAN_NET_BRIDGE, &[(&b.ns, "eth0")]);
+    assert_eq!(counter(&n, &a.port, "drop_ra"), ras.len() as u64);
+    let spoofed = Ip6Frame::new(
+        a_mac,
+        NEVER_GIVEN,
+        b_ll,
+        IPPROTO_UDP,
+        udp(40000, UDP_PORT, b"x"),
+    )
+    .to(mac_bytes(&b.mac))
+    .build();
+    let seen = udp6_received(&b.ns, UDP_PORT, LISTEN, || {
+        send_frames(&a.ns, "eth0", vec![spoofed])
+    });
+    assert_eq!(seen, vec![NEVER_GIVEN], "pod b received");
+}
+
 /// `from` sends to `to` through the gateway (a static neighbour entry with
 /// the bridge's MAC; ARP between isolated ports goes unanswered), so the
 /// node routes what the fast path does not drop.
