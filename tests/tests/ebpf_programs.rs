@@ -568,9 +568,18 @@ fn both_programs_pass_the_verifier() {
             ..discover()
         }
         .build();
+        let udp6 = Ip6Frame::new(
+            POD_MAC,
+            link_local(POD_MAC),
+            ALL_NODES,
+            17,
+            frames6::udp(40000, 53, &[0; 32]),
+        )
+        .build();
         let cases = [
             ("lb_from_pod, TCP", PROG_FROM_POD, dp.pod, tcp.clone()),
             ("lb_from_pod, DNS", PROG_FROM_POD, dp.pod, dns),
+            ("lb_from_pod, IPv6 UDP", PROG_FROM_POD, dp.pod, udp6),
             (
                 // The runs share one skb: the first relays, the others see
                 // the uplink's MAC as the source and drop it as spoofed.
