@@ -195,7 +195,8 @@ fn from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Verdict> {
 // chain walk and the verdict each get a stack frame of their own, beside
 // (not on top of) `lb_from_pod`'s. They read through `bpf_skb_load_bytes`
 // only (linear and paged data alike): IPv6 has no fast path to keep quick,
-// and one parser instance keeps the frames small.
+// one parser instance keeps the frames small, and direct packet access at
+// the chain's variable offsets takes the verifier past its 1M instructions.
 
 /// [`ip6::chain`], as [`ip6::Chain::to_bits`]; too short for its payload
 /// length (the kernel drops it anyway): not IPv6, so not judged.
