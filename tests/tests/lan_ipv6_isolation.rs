@@ -630,15 +630,35 @@ fn subnet_dual_stack_pods_cannot_spoof_or_steer_ipv6() {
         )
     });
     assert_eq!(seen, vec![a.ip6], "pod c received");
-    assert_eq!(count(&a.port, "drop_spoof_ip6"), 3);
+    // And to the node, at the gateway address.
+    let gateway: Ipv6Addr = "fd00:10:244:1::1".parse().expect("gateway");
+    let bridge_mac = mac_bytes(&mac_of(&w.topo.node, "lb0"));
+    let to_node = |saddr: Ipv6Addr| {
+        Ip6Frame::new(
+            a.mac,
+            saddr,
+            gateway,
+            IPPROTO_UDP,
+            udp(40000, UDP_PORT, b"spoof"),
+        )
+        .to(bridge_mac)
+        .build()
+    };
+    let seen = udp6_received(&w.topo.node, UDP_PORT, LISTEN, || {
+        send_frames(
+            &a.ns,
+            "eth0",
+            vec![to_node(b.ip6), to_node(NEVER_GIVEN), to_node(a.ip6)],
+        )
+    });
+    assert_eq!(seen, vec![a.ip6], "the node received");
+    assert_eq!(count(&a.port, "drop_spoof_ip6"), 5);
 
     // The node (the gateway) and c know b; a claims b's address.
-    let gateway: Ipv6Addr = "fd00:10:244:1::1".parse().expect("gateway");
     assert!(ping6(&b.ns, "eth0", &gateway), "b -> gateway");
     assert!(ping6(&w.topo.node, "lb0", &b.ip6), "node -> b");
     assert!(ping6(&c.ns, "eth0", &b.ip6), "c -> b");
     let b_mac = mac_of(&b.ns, "eth0");
-    let bridge_mac = mac_bytes(&mac_of(&w.topo.node, "lb0"));
     let forged = |dst: Ipv6Addr, dst_mac: [u8; 6]| {
         Ip6Frame::new(
             a.mac,
