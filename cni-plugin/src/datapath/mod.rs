@@ -159,6 +159,14 @@ impl Datapath {
             return Ok(());
         };
         self.maps.remove_ips(&ep)?;
+        if ips.len() > MAX_IPS6 {
+            tracing::warn!(
+                "the pod behind ifindex {ifindex} has {} IPv6 addresses; the source guard \
+                 accepts the first {MAX_IPS6}: {:?}",
+                ips.len(),
+                &ips[..MAX_IPS6]
+            );
+        }
         ep.ipv6 = [[0; 16]; MAX_IPS6];
         for (slot, ip) in ep.ipv6.iter_mut().zip(ips) {
             *slot = ip.octets();
