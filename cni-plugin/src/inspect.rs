@@ -1,7 +1,7 @@
 //! `lanbridge inspect`: a network's programs, attachments, endpoints, leases
 //! and counters, read from its pins and state (no daemon needed).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use lanbridge_common::{Reason, EP_DHCP_RELAY};
@@ -31,6 +31,8 @@ struct EndpointReport {
     ifindex: u32,
     mac: String,
     ips: Vec<Ipv4Addr>,
+    /// The IPv6 addresses the guard accepts besides the link-local one.
+    ipv6: Vec<Ipv6Addr>,
     dhcp_relay: bool,
 }
 
@@ -77,6 +79,12 @@ pub fn report(network: &str, pin_root: &Path, state_dir: &Path) -> Result<Report
                 .iter()
                 .filter(|ip| **ip != 0)
                 .map(|ip| ip_from_key(*ip))
+                .collect(),
+            ipv6: ep
+                .ipv6
+                .iter()
+                .filter(|ip| **ip != [0; 16])
+                .map(|ip| Ipv6Addr::from(*ip))
                 .collect(),
             dhcp_relay: ep.flags & EP_DHCP_RELAY != 0,
         })
@@ -142,7 +150,12 @@ impl Report {
         }
         out += "\nendpoints\n";
         for e in &self.endpoints {
-            let ips: Vec<String> = e.ips.iter().map(|i| i.to_string()).collect();
+            let ips: Vec<String> = e
+                .ips
+                .iter()
+                .map(|i| i.to_string())
+                .chain(e.ipv6.iter().map(|i| i.to_string()))
+                .collect();
             out += &format!(
                 "  {:<15} ifindex {:<5} mac {}  ips {:<18} {}\n",
                 e.port,

@@ -2,6 +2,7 @@
 //! guard and the fast path; loop-free and bounds-checked like
 //! [`crate::packet`], whose [`Packet`] trait it reads through.
 
+use crate::ip6::ETH_P_IPV6;
 use crate::packet::{
     mac_eq, Packet, Short, ETH_ALEN, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, VLAN_HLEN,
 };
@@ -27,7 +28,10 @@ pub struct Frame {
 pub enum Kind {
     Ipv4(Ip4),
     Arp(Arp),
-    /// IPv6 and everything else: only the source MAC is judged.
+    /// IPv6, with the offset of its header: parsed and judged apart by
+    /// [`crate::ip6`] (a program keeps it out of its main stack frame).
+    Ipv6(usize),
+    /// Everything else: only the source MAC is judged.
     Other,
 }
 
@@ -92,6 +96,7 @@ pub fn parse_frame<P: Packet + ?Sized>(p: &P) -> Result<Frame, Short> {
     let kind = match ethertype {
         ETH_P_IP => parse_ip4(p, l3)?.map_or(Kind::Other, Kind::Ipv4),
         ETH_P_ARP => parse_arp(p, l3)?.map_or(Kind::Other, Kind::Arp),
+        ETH_P_IPV6 => Kind::Ipv6(l3),
         _ => Kind::Other,
     };
     Ok(Frame {
@@ -144,7 +149,8 @@ fn parse_arp<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Option<Arp>, Short
 /// The source guard: `Err(reason)` when the pod sends as someone else.
 /// A pod sends from its own MAC only; IPv4 from its own addresses only (once
 /// IPAM gave it some), 0.0.0.0 for DHCP client packets only; ARP only for
-/// itself (0.0.0.0 sender: an RFC 5227 probe). IPv6 is judged by MAC only.
+/// itself (0.0.0.0 sender: an RFC 5227 probe). IPv6 beyond the MAC:
+/// [`crate::ip6::verdict`].
 #[inline(always)]
 pub fn guard(frame: &Frame, ep: &Endpoint) -> Result<(), Reason> {
     if !mac_eq(&frame.src_mac, &ep.mac) {
@@ -167,7 +173,7 @@ pub fn guard(frame: &Frame, ep: &Endpoint) -> Result<(), Reason> {
                 return Err(Reason::DropArpSpoof);
             }
         }
-        Kind::Other => {}
+        Kind::Ipv6(_) | Kind::Other => {}
     }
     Ok(())
 }

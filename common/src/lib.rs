@@ -4,6 +4,7 @@
 #![no_std]
 
 pub mod frame;
+pub mod ip6;
 pub mod packet;
 
 /// TC ingress on a pod's host-side veth: packets leaving the pod.
@@ -23,6 +24,8 @@ pub const MAP_ENDPOINTS: &str = "lb_endpoints";
 pub const MAP_BY_MAC: &str = "lb_by_mac";
 /// Pod IPv4 address (`u32`, network byte order) -> port ifindex (`u32`).
 pub const MAP_BY_IP: &str = "lb_by_ip";
+/// Pod IPv6 address given by IPAM (`[u8; 16]`, wire order) -> port ifindex (`u32`).
+pub const MAP_BY_IP6: &str = "lb_by_ip6";
 /// Index 0 -> [`NetConfig`].
 pub const MAP_CONFIG: &str = "lb_config";
 /// [`StatKey`] -> packets (`u64`), per CPU.
@@ -53,6 +56,8 @@ pub const FLOW_TTL_OTHER_NS: u64 = 180 * 1_000_000_000;
 pub const FAST_PATH_MARK: u32 = 0x0010_0000;
 /// IPv4 addresses per pod that the source guard accepts.
 pub const MAX_IPS: usize = 4;
+/// IPv6 addresses per pod (besides its link-local) that the source guard accepts.
+pub const MAX_IPS6: usize = 2;
 
 /// One pod port.
 #[repr(C)]
@@ -63,6 +68,8 @@ pub struct Endpoint {
     pub flags: u16,
     /// Addresses given to the pod (network byte order); 0 = unused slot.
     pub ipv4: [u32; MAX_IPS],
+    /// IPv6 addresses IPAM gave the pod (wire order); `::` = unused slot.
+    pub ipv6: [[u8; 16]; MAX_IPS6],
 }
 
 impl Endpoint {
@@ -75,6 +82,16 @@ impl Endpoint {
                 || self.ipv4[2] == addr
                 || self.ipv4[3] == addr)
     }
+
+    /// Whether `addr` is the pod's EUI-64 link-local address or one IPAM
+    /// gave it.
+    #[inline(always)]
+    pub fn owns6(&self, addr: &[u8; 16]) -> bool {
+        !ip6::is_unspecified(addr)
+            && (ip6::is_link_local_of(addr, &self.mac)
+                || ip6::addr_eq(addr, &self.ipv6[0])
+                || ip6::addr_eq(addr, &self.ipv6[1]))
+    }
 }
 
 /// The pod's DHCP client packets are relayed to the uplink (lan mode).
@@ -83,6 +100,10 @@ pub const EP_DHCP_RELAY: u16 = 1;
 pub const EP_GUARD_IP: u16 = 2;
 /// `portIsolation`: no traffic to other isolated pods of the node.
 pub const EP_ISOLATED: u16 = 4;
+/// The pod's IPv6 sources and neighbour discovery are checked against its
+/// link-local address and `ipv6` (IPAM configured the pod). A high bit,
+/// clear of the flags other work adds next to the ones above.
+pub const EP_GUARD_IP6: u16 = 0x100;
 
 /// Per-network settings, one entry.
 #[repr(C)]
@@ -194,10 +215,28 @@ pub enum Reason {
     DropArpSpoof = 12,
     /// Dropped: between two isolated pods (`portIsolation`).
     DropIsolated = 13,
+    // IPv6 guard (values from 24: room for other reasons added after 13).
+    /// Dropped: an ICMPv6 router advertisement from a pod (RA guard, RFC 6105).
+    DropRa = 24,
+    /// Dropped: an ICMPv6 redirect from a pod.
+    DropRedirect6 = 25,
+    /// Dropped: a DHCPv6 server or relay packet from a pod (UDP from port
+    /// 547, or to port 546, the client port).
+    DropDhcp6Server = 26,
+    /// Dropped: IPv6 whose upper-layer header cannot be judged (more
+    /// extension headers than the guard walks, or a first fragment ending
+    /// before the upper-layer header; RFC 7112).
+    DropIp6Unjudged = 27,
+    /// Dropped: IPv6 from a pod with a source neither its link-local
+    /// address nor one IPAM gave it (`::` only for DAD, RS and MLD reports).
+    DropSpoofIp6 = 28,
+    /// Dropped: a neighbour solicitation or advertisement from a pod for an
+    /// address or with a link-layer address not its own.
+    DropNdSpoof = 29,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 20] = [
         Reason::Passed,
         Reason::DhcpRelayed,
         Reason::DhcpToPod,
@@ -212,6 +251,12 @@ impl Reason {
         Reason::DropSpoofIp,
         Reason::DropArpSpoof,
         Reason::DropIsolated,
+        Reason::DropRa,
+        Reason::DropRedirect6,
+        Reason::DropDhcp6Server,
+        Reason::DropIp6Unjudged,
+        Reason::DropSpoofIp6,
+        Reason::DropNdSpoof,
     ];
 
     pub fn name(self) -> &'static str {
@@ -230,6 +275,12 @@ impl Reason {
             Reason::DropSpoofIp => "drop_spoof_ip",
             Reason::DropArpSpoof => "drop_arp_spoof",
             Reason::DropIsolated => "drop_isolated",
+            Reason::DropRa => "drop_ra",
+            Reason::DropRedirect6 => "drop_redirect6",
+            Reason::DropDhcp6Server => "drop_dhcp6_server",
+            Reason::DropIp6Unjudged => "drop_ip6_unjudged",
+            Reason::DropSpoofIp6 => "drop_spoof_ip6",
+            Reason::DropNdSpoof => "drop_nd_spoof",
         }
     }
 
@@ -247,6 +298,12 @@ impl Reason {
                 | Reason::DropSpoofIp
                 | Reason::DropArpSpoof
                 | Reason::DropIsolated
+                | Reason::DropRa
+                | Reason::DropRedirect6
+                | Reason::DropDhcp6Server
+                | Reason::DropIp6Unjudged
+                | Reason::DropSpoofIp6
+                | Reason::DropNdSpoof
         )
     }
 }
@@ -275,6 +332,7 @@ mod tests {
             MAP_ENDPOINTS,
             MAP_BY_MAC,
             MAP_BY_IP,
+            MAP_BY_IP6,
             MAP_CONFIG,
             MAP_STATS,
             MAP_SLOW_CIDRS,
@@ -288,7 +346,7 @@ mod tests {
 
     #[test]
     fn layouts_have_no_implicit_padding() {
-        assert_eq!(core::mem::size_of::<Endpoint>(), 24);
+        assert_eq!(core::mem::size_of::<Endpoint>(), 56);
         assert_eq!(core::mem::size_of::<NetConfig>(), 24);
         assert_eq!(core::mem::size_of::<FlowKey>(), 16);
         assert_eq!(core::mem::size_of::<MacKey>(), 8);

@@ -1,24 +1,68 @@
-//! The egress programs of lan mode record the flows the host stack carried
-//! to or from a pod. Their replies must take the stack too: only conntrack
-//! can reverse a NAT (a service's DNAT, a hostPort's DNAT), and conntrack
-//! sees only what the stack forwards.
+//! The egress programs. On a pod's port: `portIsolation` for what the host
+//! stack routes (with the fast path off, fragments, anything the fast path
+//! hands to the stack), the bridge's port flag covering what it switches.
+//! In lan mode both record the flows the host stack carried to or from a
+//! pod. Their replies must take the stack too: only conntrack can reverse a
+//! NAT (a service's DNAT, a hostPort's DNAT), and conntrack sees only what
+//! the stack forwards.
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TcContext};
+use aya_ebpf::{bindings::TC_ACT_SHOT, helpers::bpf_ktime_get_ns, programs::TcContext};
 use lanbridge_common::{
-    frame::{parse_frame, Kind},
-    FlowKey, FAST_PATH_MARK,
+    frame::{parse_frame, Frame, Kind},
+    ip6::IP6_SADDR_OFF,
+    FlowKey, Reason, CFG_LAN_MODE, EP_ISOLATED, FAST_PATH_MARK,
 };
 
-use crate::programs::{parse, Direct, Loaded, BY_IP, FLOWS};
+use crate::programs::{
+    config, parse, Direct, Loaded, Verdict, BY_IP, BY_IP6, ENDPOINTS, FLOWS, PASS,
+};
 
-/// The stack delivers to a pod: its replies, as `lb_from_pod` will see them,
-/// go to the stack. (Fast-path deliveries use `bpf_redirect_peer`, which
-/// skips this hook.)
+/// The stack delivers to the pod behind `ifindex`: dropped when both are
+/// isolated pods; otherwise, in lan mode, its replies, as `lb_from_pod`
+/// will see them, go to the stack. (Fast-path deliveries use
+/// `bpf_redirect_peer`, which skips this hook.)
 #[inline(always)]
-pub fn to_pod(ctx: &TcContext) {
-    if let Some(key) = flow(ctx) {
-        record(&key.reversed());
+pub fn to_pod(ctx: &TcContext, ifindex: u32) -> Verdict {
+    let Some(frame) = parse!(ctx, parse_frame) else {
+        return PASS;
+    };
+    if from_isolated_peer(ctx, &frame, ifindex) {
+        return (TC_ACT_SHOT, Reason::DropIsolated);
     }
+    if config().flags & CFG_LAN_MODE != 0 {
+        if let Some(key) = flow(&frame) {
+            record(&key.reversed());
+        }
+    }
+    PASS
+}
+
+/// Whether the port `ifindex` is isolated and `frame` comes from another
+/// isolated pod of the node (its source address is that pod's).
+#[inline(always)]
+fn from_isolated_peer(ctx: &TcContext, frame: &Frame, ifindex: u32) -> bool {
+    let isolated = |port: u32| match ENDPOINTS.get_ptr(port) {
+        // SAFETY: a map value, valid for this run.
+        Some(ep) => (unsafe { (*ep).flags }) & EP_ISOLATED != 0,
+        None => false,
+    };
+    if !isolated(ifindex) {
+        return false;
+    }
+    let source = match frame.kind {
+        Kind::Ipv4(ip) => BY_IP.get_ptr(ip.saddr),
+        Kind::Ipv6(off) => match ctx.load::<[u8; 16]>(off + IP6_SADDR_OFF) {
+            Ok(saddr) => BY_IP6.get_ptr(saddr),
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    let Some(source) = source else {
+        return false;
+    };
+    // SAFETY: as above.
+    let source = unsafe { *source };
+    source != ifindex && isolated(source)
 }
 
 /// The stack sends a pod's packet to the LAN: its replies, as
@@ -32,7 +76,7 @@ pub fn to_uplink(ctx: &TcContext) {
         ctx.set_mark(mark & !FAST_PATH_MARK);
         return;
     }
-    let Some(key) = flow(ctx) else {
+    let Some(key) = parse!(ctx, parse_frame).and_then(|frame| flow(&frame)) else {
         return;
     };
     if BY_IP.get_ptr(key.saddr).is_some() {
@@ -41,8 +85,7 @@ pub fn to_uplink(ctx: &TcContext) {
 }
 
 #[inline(always)]
-fn flow(ctx: &TcContext) -> Option<FlowKey> {
-    let frame = parse!(ctx, parse_frame)?;
+fn flow(frame: &Frame) -> Option<FlowKey> {
     match frame.kind {
         Kind::Ipv4(ip) if ip.has_ports() => Some(ip.flow()),
         _ => None,

@@ -9,12 +9,13 @@ use core::mem::{size_of, zeroed};
 
 use aya_ebpf::{
     bindings::{
+        bpf_check_mtu_flags::BPF_MTU_CHK_SEGS, bpf_check_mtu_ret::BPF_MTU_CHK_RET_SUCCESS,
         bpf_fib_lookup as FibParams, bpf_redir_neigh, BPF_FIB_LKUP_RET_NO_NEIGH,
         BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_SHOT,
     },
     btf_maps::lpm_trie::Key,
     helpers::{
-        bpf_fib_lookup, bpf_ktime_get_ns, bpf_l3_csum_replace, bpf_redirect_neigh,
+        bpf_check_mtu, bpf_fib_lookup, bpf_ktime_get_ns, bpf_l3_csum_replace, bpf_redirect_neigh,
         bpf_redirect_peer,
     },
     programs::TcContext,
@@ -54,11 +55,11 @@ pub fn from_pod(
             return Ok(PASS);
         };
         // SAFETY: as above.
-        let peer = unsafe { *peer };
+        let peer = unsafe { &*peer };
         if ep.flags & peer.flags & EP_ISOLATED != 0 {
             return Ok((TC_ACT_SHOT, Reason::DropIsolated));
         }
-        return into_pod(ctx, ip, port, &peer, cfg);
+        return into_pod(ctx, ip, port, peer, cfg);
     }
     route_out(ctx, ip, cfg, true)
 }
@@ -87,6 +88,8 @@ pub fn subnet_from_pod(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig) -> Result<Ver
 /// it found with the next hop's MAC (`bpf_redirect_neigh` when that is not
 /// known yet), TTL decremented. lan mode leaves only through the uplink;
 /// subnet mode through anything but the bridge (its own subnet is L2).
+/// What does not fit the egress's MTU goes to the stack, which fragments it
+/// or answers "fragmentation needed".
 #[inline(always)]
 fn route_out(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig, lan: bool) -> Result<Verdict, Verdict> {
     // SAFETY: an all-zero `bpf_fib_lookup` is a valid input.
@@ -130,6 +133,9 @@ fn route_out(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig, lan: bool) -> Result<Ve
             }
             Ok((redirect(egress), Reason::FastToLan))
         }
+        // With `tot_len` 0 the helper checked the skb against the egress's
+        // MTU only on success (FRAG_NEEDED otherwise, which passes below).
+        BPF_FIB_LKUP_RET_NO_NEIGH if !fits(ctx, egress) => Ok(PASS),
         BPF_FIB_LKUP_RET_NO_NEIGH => {
             decrement_ttl(ctx, ip)?;
             if lan {
@@ -149,6 +155,28 @@ fn route_out(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig, lan: bool) -> Result<Ve
         }
         _ => Ok(PASS),
     }
+}
+
+/// Whether the packet fits the MTU of `egress`; a GSO packet when its
+/// segments do. Such a packet handed to the stack does not make its flow a
+/// NAT flow: the stack answers it with ICMP (no ports) or sends it as
+/// fragments (no ports either), and `lb_to_uplink` records only packets
+/// with ports.
+#[inline(always)]
+fn fits(ctx: &TcContext, egress: u32) -> bool {
+    // 0: judge the skb's own length.
+    let mut mtu_len: u32 = 0;
+    // SAFETY: the helper reads the skb and writes `mtu_len` only.
+    let rc = unsafe {
+        bpf_check_mtu(
+            ctx.skb.skb as *mut _,
+            egress,
+            &mut mtu_len,
+            0,
+            u64::from(BPF_MTU_CHK_SEGS),
+        )
+    };
+    rc == i64::from(BPF_MTU_CHK_RET_SUCCESS)
 }
 
 /// Packets from the LAN for a pod of this node go straight into the pod.
@@ -180,8 +208,8 @@ pub fn from_uplink(ctx: &TcContext, cfg: &NetConfig) -> Result<Verdict, Verdict>
         return Ok(PASS);
     };
     // SAFETY: as above.
-    let ep = unsafe { *ep };
-    into_pod(ctx, &ip, port, &ep, cfg)
+    let ep = unsafe { &*ep };
+    into_pod(ctx, &ip, port, ep, cfg)
 }
 
 /// What must take the stack whichever way it goes.

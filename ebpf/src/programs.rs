@@ -11,14 +11,15 @@ use aya_ebpf::{
 };
 use lanbridge_common::{
     frame::{guard, parse_frame, Kind},
+    ip6,
     packet::{
         from_pod_verdict, parse_from_pod, parse_from_uplink, ClientBroadcast, FromPod, Packet,
         PodVerdict, Short, ETH_SRC_OFF,
     },
     Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_FAST_PATH,
-    CFG_LAN_MODE, MAP_BY_IP, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_ENDPOINTS, MAP_FLOWS,
-    MAP_SLOW_CIDRS, MAP_STATS, MAX_ENDPOINTS, MAX_FLOWS, MAX_SLOW_CIDRS, MAX_STATS, PROG_FROM_POD,
-    PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
+    CFG_LAN_MODE, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_ENDPOINTS,
+    MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS, MAX_ENDPOINTS, MAX_FLOWS, MAX_SLOW_CIDRS, MAX_STATS,
+    PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
 };
 
 use crate::{egress, fast};
@@ -30,6 +31,7 @@ const _: () = assert!(str_eq(PROG_FROM_UPLINK, "lb_from_uplink"));
 const _: () = assert!(str_eq(MAP_ENDPOINTS, "lb_endpoints"));
 const _: () = assert!(str_eq(MAP_BY_MAC, "lb_by_mac"));
 const _: () = assert!(str_eq(MAP_BY_IP, "lb_by_ip"));
+const _: () = assert!(str_eq(MAP_BY_IP6, "lb_by_ip6"));
 const _: () = assert!(str_eq(MAP_CONFIG, "lb_config"));
 const _: () = assert!(str_eq(MAP_STATS, "lb_stats"));
 const _: () = assert!(str_eq(MAP_SLOW_CIDRS, "lb_slow_cidrs"));
@@ -63,6 +65,9 @@ static BY_MAC: HashMap<MacKey, u32, { MAX_ENDPOINTS as usize }> = HashMap::new()
 
 #[btf_map(name = "lb_by_ip")]
 pub(crate) static BY_IP: HashMap<u32, u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
+
+#[btf_map(name = "lb_by_ip6")]
+pub(crate) static BY_IP6: HashMap<[u8; 16], u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
 
 #[btf_map(name = "lb_config")]
 static CONFIG: Array<NetConfig, 1> = Array::new();
@@ -115,10 +120,15 @@ pub fn lb_from_uplink(ctx: TcContext) -> i32 {
 }
 
 /// TC egress on a pod's host-side veth: what the host stack sends the pod.
+/// Only drops are counted (this hook sees every packet of the pod).
 #[classifier]
 pub fn lb_to_pod(ctx: TcContext) -> i32 {
-    egress::to_pod(&ctx);
-    TC_ACT_UNSPEC
+    let ifindex = ifindex(&ctx);
+    let (action, reason) = egress::to_pod(&ctx, ifindex);
+    if reason.is_drop() {
+        count(ifindex, reason);
+    }
+    action
 }
 
 /// TC egress on the uplink: what leaves the node for the LAN.
@@ -128,8 +138,8 @@ pub fn lb_to_uplink(ctx: TcContext) -> i32 {
     TC_ACT_UNSPEC
 }
 
-/// Source guard first (every mode), then DHCP snooping and relay, then the
-/// fast path (lan mode).
+/// Source guard first (every mode), then DHCP snooping and relay and the RA
+/// guard, then the fast path (lan mode).
 #[inline(always)]
 fn from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Verdict> {
     // A port without an endpoint (not, or no longer, a pod of this network)
@@ -140,35 +150,66 @@ fn from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Verdict> {
     // SAFETY: a map value, valid for this run (RCU). An update of this very
     // entry while the packet is judged could at worst mix old and new values
     // for this one packet; the loader writes an endpoint before the pod runs.
-    let ep = unsafe { *ep };
+    // Borrowed, not copied: the BPF stack is small.
+    let ep = unsafe { &*ep };
     let cfg = config();
     let Some(frame) = parse!(ctx, parse_frame) else {
         return Ok(PASS);
     };
-    if cfg.flags & CFG_ENFORCE != 0 {
-        if let Err(reason) = guard(&frame, &ep) {
+    let enforce = cfg.flags & CFG_ENFORCE != 0;
+    if enforce {
+        if let Err(reason) = guard(&frame, ep) {
             return Ok((TC_ACT_SHOT, reason));
         }
     }
-    let Kind::Ipv4(ip) = frame.kind else {
-        return Ok(PASS);
+    let ip = match frame.kind {
+        Kind::Ipv4(ip) => ip,
+        Kind::Ipv6(off) => {
+            let chain = ipv6_chain(ctx, off);
+            return Ok(match ipv6_verdict(ctx, off, chain, ep, enforce) {
+                Reason::Passed => PASS,
+                reason => (TC_ACT_SHOT, reason),
+            });
+        }
+        _ => return Ok(PASS),
     };
     if ip.proto == lanbridge_common::frame::IPPROTO_UDP && !ip.fragment {
         if ip.sport == 67 || ip.dport == 68 {
             return Ok((TC_ACT_SHOT, Reason::DropDhcpServer));
         }
         if ip.sport == 68 && ip.dport == 67 {
-            return dhcp_client(ctx, &ep, &cfg);
+            return dhcp_client(ctx, ep, &cfg);
         }
     }
     if cfg.flags & CFG_FAST_PATH == 0 || frame.tagged || vlan_tagged(ctx) {
         return Ok(PASS);
     }
     if cfg.flags & CFG_LAN_MODE != 0 {
-        fast::from_pod(ctx, &ip, &ep, &cfg)
+        fast::from_pod(ctx, &ip, ep, &cfg)
     } else {
         fast::subnet_from_pod(ctx, &ip, &cfg)
     }
+}
+
+// The IPv6 guards in two BPF subprograms, called one after the other: the
+// chain walk and the verdict each get a stack frame of their own, beside
+// (not on top of) `lb_from_pod`'s. They read through `bpf_skb_load_bytes`
+// only (linear and paged data alike): IPv6 has no fast path to keep quick,
+// one parser instance keeps the frames small, and direct packet access at
+// the chain's variable offsets takes the verifier past its 1M instructions.
+
+/// [`ip6::chain`], as [`ip6::Chain::to_bits`]; too short for its payload
+/// length (the kernel drops it anyway): not IPv6, so not judged.
+#[inline(never)]
+fn ipv6_chain(ctx: &TcContext, off: usize) -> u64 {
+    ip6::chain(&Loaded(ctx), off).map_or(0, ip6::Chain::to_bits)
+}
+
+/// [`ip6::verdict`]; `Passed` when too short, as above.
+#[inline(never)]
+fn ipv6_verdict(ctx: &TcContext, off: usize, chain: u64, ep: &Endpoint, enforce: bool) -> Reason {
+    let chain = ip6::Chain::from_bits(chain);
+    ip6::verdict(&Loaded(ctx), off, chain, ep, enforce).unwrap_or(Reason::Passed)
 }
 
 /// A pod's DHCP client packet: broadcasts are judged and maybe relayed;

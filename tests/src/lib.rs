@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod dhcp_server;
 pub mod fixture;
 pub mod flows;
+pub mod frames6;
 pub mod lan;
 pub mod netns;
 pub mod podman;

@@ -23,9 +23,17 @@ use std::time::Duration;
 use aya::maps::{Array, HashMap, MapData, PerCpuHashMap};
 use aya::programs::SchedClassifier;
 use aya::{Ebpf, TestRun, TestRunOptions};
+use std::net::Ipv6Addr;
+
 use lanbridge_common::{
-    Endpoint, MacKey, NetConfig, Reason, StatKey, CFG_LAN_MODE, EP_DHCP_RELAY, MAP_BY_MAC,
-    MAP_CONFIG, MAP_ENDPOINTS, MAP_STATS, PROG_FROM_POD, PROG_FROM_UPLINK,
+    Endpoint, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_LAN_MODE, EP_DHCP_RELAY,
+    EP_GUARD_IP, EP_GUARD_IP6, EP_ISOLATED, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC, MAP_CONFIG,
+    MAP_ENDPOINTS, MAP_STATS, PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD,
+};
+use lanbridge_tests::frames6::{
+    self, fragment_header, link_local, neighbour_advertisement, neighbour_solicitation,
+    pad_options, router_advertisement, Ip6Frame, ALL_NODES, IPPROTO_ICMPV6, NEXTHDR_DEST,
+    NEXTHDR_FRAGMENT, NEXTHDR_HOP,
 };
 use lanbridge_tests::require_root;
 
@@ -318,7 +326,7 @@ impl Datapath {
     /// network with two pods.
     fn new() -> Datapath {
         let mut ebpf = Ebpf::load_file(object_path()).expect("loading the eBPF object");
-        for name in [PROG_FROM_POD, PROG_FROM_UPLINK] {
+        for name in [PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD] {
             let prog: &mut SchedClassifier = ebpf
                 .program_mut(name)
                 .unwrap_or_else(|| panic!("no program {name} in the object"))
@@ -369,13 +377,40 @@ impl Datapath {
     }
 
     fn put_endpoint(&mut self, port: u32, mac: [u8; 6], ipv4: [u32; 4], flags: u16) {
-        let ep = Endpoint { mac, flags, ipv4 };
+        let ep = Endpoint {
+            mac,
+            flags,
+            ipv4,
+            ..Endpoint::default()
+        };
         self.endpoints
             .insert(port, ep, 0)
             .expect("writing lb_endpoints");
         self.by_mac
             .insert(MacKey::new(mac), port, 0)
             .expect("writing lb_by_mac");
+    }
+
+    /// The endpoint of `port`, changed by `f`.
+    fn update_endpoint(&mut self, port: u32, f: impl FnOnce(&mut Endpoint)) {
+        let mut ep = self.endpoints.get(&port, 0).expect("reading lb_endpoints");
+        f(&mut ep);
+        self.endpoints
+            .insert(port, ep, 0)
+            .expect("writing lb_endpoints");
+    }
+
+    /// `lb_by_ip` and `lb_by_ip6` entries: the pod behind `port` has `ip`.
+    fn index_ip(&mut self, ip: [u8; 4], port: u32) {
+        let mut map: HashMap<&mut MapData, u32, u32> =
+            self.ebpf.map_mut(MAP_BY_IP).unwrap().try_into().unwrap();
+        map.insert(u32::from_ne_bytes(ip), port, 0).unwrap();
+    }
+
+    fn index_ip6(&mut self, ip: Ipv6Addr, port: u32) {
+        let mut map: HashMap<&mut MapData, [u8; 16], u32> =
+            self.ebpf.map_mut(MAP_BY_IP6).unwrap().try_into().unwrap();
+        map.insert(ip.octets(), port, 0).unwrap();
     }
 
     /// Runs program `name` on `frame` as if it arrived on device `ifindex`.
@@ -533,9 +568,18 @@ fn both_programs_pass_the_verifier() {
             ..discover()
         }
         .build();
+        let udp6 = Ip6Frame::new(
+            POD_MAC,
+            link_local(POD_MAC),
+            ALL_NODES,
+            17,
+            frames6::udp(40000, 53, &[0; 32]),
+        )
+        .build();
         let cases = [
             ("lb_from_pod, TCP", PROG_FROM_POD, dp.pod, tcp.clone()),
             ("lb_from_pod, DNS", PROG_FROM_POD, dp.pod, dns),
+            ("lb_from_pod, IPv6 UDP", PROG_FROM_POD, dp.pod, udp6),
             (
                 // The runs share one skb: the first relays, the others see
                 // the uplink's MAC as the source and drop it as spoofed.
@@ -952,6 +996,255 @@ fn truncated_frames_from_pods_pass_at_every_length() {
                 (dp.pod, Reason::DhcpRelayed, relayed),
                 (dp.pod, Reason::DropDhcpServer, dropped),
             ]
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------
+// lb_from_pod: IPv6
+
+const POD_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x10, 0x244, 1, 0, 0, 0, 5);
+const POD2_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x10, 0x244, 1, 0, 0, 0, 6);
+const ROGUE_PREFIX: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xbad, 0, 0, 0, 0, 0);
+
+/// The first pod with its IPv6 address, as ADD leaves it after IPAM.
+fn with_ipv6(dp: &mut Datapath) {
+    dp.update_endpoint(dp.pod, |ep| {
+        ep.ipv6[0] = POD_IP6.octets();
+        ep.flags |= EP_GUARD_IP | EP_GUARD_IP6;
+    });
+}
+
+fn from_pod6(saddr: Ipv6Addr, proto: u8, payload: Vec<u8>) -> Ip6Frame {
+    Ip6Frame::new(POD_MAC, saddr, ALL_NODES, proto, payload)
+}
+
+#[test]
+fn router_advertisements_redirects_and_dhcp6_servers_are_dropped_in_every_mode() {
+    with_datapath(|dp| {
+        with_ipv6(dp);
+        let ll = link_local(POD_MAC);
+        let ra = router_advertisement(ROGUE_PREFIX, POD_MAC);
+        let mut redirect = vec![137, 0, 0, 0, 0, 0, 0, 0];
+        redirect.extend(POD2_IP6.octets());
+        redirect.extend(POD_IP6.octets());
+        let hidden = vec![(NEXTHDR_HOP, pad_options()), (NEXTHDR_DEST, pad_options())];
+        let cases = [
+            (from_pod6(ll, IPPROTO_ICMPV6, ra.clone()), Reason::DropRa),
+            (
+                from_pod6(ll, IPPROTO_ICMPV6, ra.clone()).chain(hidden.clone()),
+                Reason::DropRa,
+            ),
+            (
+                from_pod6(ll, IPPROTO_ICMPV6, ra.clone())
+                    .chain(vec![(NEXTHDR_FRAGMENT, fragment_header(0, false))]),
+                Reason::DropRa,
+            ),
+            (
+                from_pod6(ll, IPPROTO_ICMPV6, redirect),
+                Reason::DropRedirect6,
+            ),
+            (
+                from_pod6(ll, 17, frames6::udp(547, 546, &[2, 0, 0, 1])),
+                Reason::DropDhcp6Server,
+            ),
+            // Five extension headers: more than the guard walks.
+            (
+                from_pod6(ll, IPPROTO_ICMPV6, ra.clone())
+                    .chain(vec![(NEXTHDR_DEST, pad_options()); 5]),
+                Reason::DropIp6Unjudged,
+            ),
+            // A first fragment without the ICMPv6 header.
+            (
+                from_pod6(ll, NEXTHDR_DEST, pad_options())
+                    .chain(vec![(NEXTHDR_FRAGMENT, fragment_header(0, true))]),
+                Reason::DropIp6Unjudged,
+            ),
+        ];
+        for flags in [0, CFG_LAN_MODE, CFG_LAN_MODE | CFG_ENFORCE] {
+            dp.set_config(flags);
+            for (frame, reason) in &cases {
+                let run = dp.run_pod(dp.pod, &frame.build());
+                assert_eq!(run.retval, TC_ACT_SHOT, "flags {flags}: {reason:?}");
+            }
+        }
+        // What a pod does send passes: an echo request, a DHCPv6 client
+        // message, a solicitation, a later fragment.
+        let passing = [
+            from_pod6(ll, IPPROTO_ICMPV6, vec![128, 0, 0, 0, 0, 1, 0, 1]),
+            from_pod6(POD_IP6, 17, frames6::udp(546, 547, &[1, 0, 0, 1])),
+            from_pod6(
+                ll,
+                IPPROTO_ICMPV6,
+                neighbour_solicitation(POD2_IP6, Some(POD_MAC)),
+            ),
+            from_pod6(POD_IP6, 17, vec![0xaa; 64])
+                .chain(vec![(NEXTHDR_FRAGMENT, fragment_header(185, false))]),
+        ];
+        for frame in &passing {
+            let run = dp.run_pod(dp.pod, &frame.build());
+            assert_eq!(run.retval, TC_ACT_UNSPEC);
+        }
+        let n = |r| dp.count(dp.pod, r);
+        assert_eq!(n(Reason::DropRa), 9);
+        assert_eq!(n(Reason::DropRedirect6), 3);
+        assert_eq!(n(Reason::DropDhcp6Server), 3);
+        assert_eq!(n(Reason::DropIp6Unjudged), 6);
+        assert_eq!(n(Reason::Passed), 4);
+    });
+}
+
+#[test]
+fn ipv6_sources_and_neighbour_discovery_are_the_pods_own() {
+    with_datapath(|dp| {
+        with_ipv6(dp);
+        dp.set_config(CFG_LAN_MODE | CFG_ENFORCE);
+        let ll = link_local(POD_MAC);
+        let data = || frames6::udp(40000, 7, b"spoof");
+        let cases = [
+            (from_pod6(ll, 17, data()), TC_ACT_UNSPEC, Reason::Passed),
+            (
+                from_pod6(POD_IP6, 17, data()),
+                TC_ACT_UNSPEC,
+                Reason::Passed,
+            ),
+            (
+                from_pod6(POD2_IP6, 17, data()),
+                TC_ACT_SHOT,
+                Reason::DropSpoofIp6,
+            ),
+            (
+                from_pod6(link_local(POD2_MAC), 17, data()),
+                TC_ACT_SHOT,
+                Reason::DropSpoofIp6,
+            ),
+            (
+                from_pod6(Ipv6Addr::UNSPECIFIED, 17, data()),
+                TC_ACT_SHOT,
+                Reason::DropSpoofIp6,
+            ),
+            // The override attack: an NA for another pod's address.
+            (
+                from_pod6(
+                    ll,
+                    IPPROTO_ICMPV6,
+                    neighbour_advertisement(POD2_IP6, POD_MAC),
+                ),
+                TC_ACT_SHOT,
+                Reason::DropNdSpoof,
+            ),
+            (
+                from_pod6(
+                    ll,
+                    IPPROTO_ICMPV6,
+                    neighbour_advertisement(POD_IP6, POD2_MAC),
+                ),
+                TC_ACT_SHOT,
+                Reason::DropNdSpoof,
+            ),
+            (
+                from_pod6(
+                    ll,
+                    IPPROTO_ICMPV6,
+                    neighbour_advertisement(POD_IP6, POD_MAC),
+                ),
+                TC_ACT_UNSPEC,
+                Reason::Passed,
+            ),
+            // DAD: for its own address only.
+            (
+                from_pod6(
+                    Ipv6Addr::UNSPECIFIED,
+                    IPPROTO_ICMPV6,
+                    neighbour_solicitation(POD_IP6, None),
+                ),
+                TC_ACT_UNSPEC,
+                Reason::Passed,
+            ),
+            (
+                from_pod6(
+                    Ipv6Addr::UNSPECIFIED,
+                    IPPROTO_ICMPV6,
+                    neighbour_solicitation(POD2_IP6, None),
+                ),
+                TC_ACT_SHOT,
+                Reason::DropNdSpoof,
+            ),
+        ];
+        for (frame, retval, reason) in &cases {
+            let before = dp.count(dp.pod, *reason);
+            let run = dp.run_pod(dp.pod, &frame.build());
+            assert_eq!(run.retval, *retval, "{reason:?}");
+            assert_eq!(dp.count(dp.pod, *reason), before + 1, "{reason:?}");
+        }
+        // Without enforcement only the RA guard applies.
+        dp.set_config(CFG_LAN_MODE);
+        let run = dp.run_pod(dp.pod, &from_pod6(POD2_IP6, 17, data()).build());
+        assert_eq!(run.retval, TC_ACT_UNSPEC);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// lb_to_pod
+
+#[test]
+fn to_pod_drops_what_another_isolated_pod_sent_through_the_stack() {
+    with_datapath(|dp| {
+        const POD2_IP: [u8; 4] = [192, 168, 1, 51];
+        dp.set_config(CFG_LAN_MODE);
+        dp.index_ip(POD2_IP, dp.pod2);
+        dp.index_ip6(POD2_IP6, dp.pod2);
+        let udp4 = |saddr, frag| {
+            Frame {
+                dst_mac: POD_MAC,
+                src_mac: UPLINK_MAC,
+                saddr,
+                daddr: POD_IP,
+                sport: 40000,
+                dport: 7,
+                frag,
+                ..discover()
+            }
+            .build()
+        };
+        let udp6 = |saddr| {
+            Ip6Frame::new(UPLINK_MAC, saddr, POD_IP6, 17, frames6::udp(40000, 7, b"x"))
+                .to(POD_MAC)
+                .build()
+        };
+        let from_peer = [
+            udp4(POD2_IP, 0),
+            // First and later fragments of a large datagram.
+            udp4(POD2_IP, 0x2000),
+            udp4(POD2_IP, 0x00b9),
+            udp6(POD2_IP6),
+        ];
+        let to_pod = |dp: &Datapath, frame: &[u8]| dp.run(PROG_TO_POD, dp.pod, frame).retval;
+        // Not isolated: everything passes.
+        for frame in &from_peer {
+            assert_eq!(to_pod(dp, frame), TC_ACT_UNSPEC);
+        }
+        for port in [dp.pod, dp.pod2] {
+            dp.update_endpoint(port, |ep| ep.flags |= EP_ISOLATED);
+        }
+        for frame in &from_peer {
+            assert_eq!(to_pod(dp, frame), TC_ACT_SHOT);
+        }
+        // The LAN, the node, and the pod's own packets (hairpin) pass.
+        dp.index_ip(POD_IP, dp.pod);
+        for frame in [
+            udp4(SERVER_IP, 0),
+            udp4(POD_IP, 0),
+            udp6(link_local(SERVER_MAC)),
+        ] {
+            assert_eq!(to_pod(dp, &frame), TC_ACT_UNSPEC);
+        }
+        // Only one of the two isolated: passes.
+        dp.update_endpoint(dp.pod2, |ep| ep.flags &= !EP_ISOLATED);
+        assert_eq!(to_pod(dp, &from_peer[0]), TC_ACT_UNSPEC);
+        assert_eq!(
+            dp.counters(),
+            vec![(dp.pod, Reason::DropIsolated, from_peer.len() as u64)]
         );
     });
 }

@@ -35,8 +35,9 @@ const SHORT: Duration = Duration::from_millis(600);
 /// A LAN address nobody was given.
 const SPOOFED_IP: &str = "192.168.77.222";
 
-/// Every drop reason: legitimate traffic must count none of them.
-const DROPS: [&str; 7] = [
+/// Every drop reason: legitimate traffic (the pods' own IPv6 chatter, DAD,
+/// router solicitations, MLD, included) must count none of them.
+const DROPS: [&str; 13] = [
     "drop_dhcp_server",
     "drop_dhcp_spoof",
     "drop_error",
@@ -44,6 +45,12 @@ const DROPS: [&str; 7] = [
     "drop_spoof_ip",
     "drop_arp_spoof",
     "drop_isolated",
+    "drop_ra",
+    "drop_redirect6",
+    "drop_dhcp6_server",
+    "drop_ip6_unjudged",
+    "drop_spoof_ip6",
+    "drop_nd_spoof",
 ];
 
 /// A UDP and a TCP peer server in one namespace.

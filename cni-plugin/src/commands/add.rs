@@ -2,7 +2,7 @@
 //! Each step that creates something pushes its undo; on failure the undo
 //! stack runs in reverse, so a failed ADD leaves nothing behind.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lanbridge_common::{
     Endpoint, NetConfig, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE, EP_DHCP_RELAY, EP_ISOLATED,
@@ -61,6 +61,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
             vlan_filtering: conf.vlan.is_some(),
         })
         .await?;
+    refuse_router_advertisements(att, &bridge.name)?;
     let uplink = match &conf.uplink {
         Some(name) => Some(lan::prepare(&att.node, &att.node_ns, &bridge, name).await?),
         None => None,
@@ -68,6 +69,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     checkpoint("bridge")?;
 
     let (host, container) = create_veth(att, &pod_ns, &pod, &bridge, undo).await?;
+    refuse_router_advertisements(att, &host.name)?;
     checkpoint("veth")?;
 
     // Before IPAM: a DHCP exchange already goes through the port's program.
@@ -98,7 +100,10 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         datapath.ensure_uplink(&uplink.link.name)?;
         endpoint.flags |= EP_DHCP_RELAY;
     }
-    undo.attaching(datapath.add_port(&host.name, host.index, endpoint, uplink.is_some())?);
+    // `lb_to_pod`: lan mode's flow records, and isolation of what the
+    // node's stack routes between pods.
+    let egress = uplink.is_some() || conf.port_isolation;
+    undo.attaching(datapath.add_port(&host.name, host.index, endpoint, egress)?);
     // A DHCP exchange needs the relay in place; other IPAM does not.
     if uplink.is_some() {
         undo.attached()?;
@@ -129,6 +134,18 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         })
         .collect();
     datapath.set_port_ips(host.index, &v4)?;
+    // IPAM configured the pod: its IPv6 is what IPAM gave and its link-local.
+    if !ipam_result.ips.is_empty() {
+        let v6: Vec<Ipv6Addr> = ipam_result
+            .ips
+            .iter()
+            .filter_map(|c| match c.address.addr() {
+                IpAddr::V6(a) => Some(a),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        datapath.set_port_ips6(host.index, &v6)?;
+    }
     checkpoint("ipam")?;
 
     // The firewall now: its process starts overlap the port's attachment,
@@ -248,6 +265,17 @@ async fn create_veth(
         pod.set_up(container.index).await?;
     }
     Ok((att.node.existing_link(&host_name).await?, container))
+}
+
+/// The node never takes a router advertisement from a pod (the RA guard
+/// drops them too): `accept_ra=0` on the bridge and the host-side ports, as
+/// the reference bridge plugin does for its bridge.
+fn refuse_router_advertisements(att: &Attachment<'_>, dev: &str) -> Result<()> {
+    sysctl::set_if_present(
+        &att.node_ns,
+        &["net", "ipv6", "conf", dev, "accept_ra"],
+        "0",
+    )
 }
 
 /// The node routes the pods' traffic (gateway in subnet mode, lan mode):

@@ -6,8 +6,8 @@ use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap};
 use ipnet::Ipv4Net;
 use lanbridge_common::{
-    Endpoint, MacKey, NetConfig, StatKey, MAP_BY_IP, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG,
-    MAP_ENDPOINTS, MAP_SLOW_CIDRS, MAP_STATS,
+    Endpoint, MacKey, NetConfig, StatKey, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER,
+    MAP_CONFIG, MAP_ENDPOINTS, MAP_SLOW_CIDRS, MAP_STATS,
 };
 
 use super::error::DatapathError;
@@ -17,6 +17,7 @@ pub struct Maps {
     pub endpoints: HashMap<MapData, u32, Endpoint>,
     pub by_mac: HashMap<MapData, MacKey, u32>,
     pub by_ip: HashMap<MapData, u32, u32>,
+    pub by_ip6: HashMap<MapData, [u8; 16], u32>,
     pub config: Array<MapData, NetConfig>,
     pub stats: PerCpuHashMap<MapData, StatKey, u64>,
     pub slow_cidrs: LpmTrie<MapData, u32, u8>,
@@ -46,6 +47,7 @@ impl Maps {
             endpoints: typed!(pins, MAP_ENDPOINTS, HashMap),
             by_mac: typed!(pins, MAP_BY_MAC, HashMap),
             by_ip: typed!(pins, MAP_BY_IP, HashMap),
+            by_ip6: typed!(pins, MAP_BY_IP6, HashMap),
             config: typed!(pins, MAP_CONFIG, Array),
             stats: typed!(pins, MAP_STATS, PerCpuHashMap),
             slow_cidrs: typed!(pins, MAP_SLOW_CIDRS, LpmTrie),
@@ -74,6 +76,9 @@ impl Maps {
         for ip in ep.ipv4.iter().filter(|ip| **ip != 0) {
             self.by_ip.insert(*ip, port, 0).map_err(err(MAP_BY_IP))?;
         }
+        for ip in ipv6_in_use(&ep) {
+            self.by_ip6.insert(ip, port, 0).map_err(err(MAP_BY_IP6))?;
+        }
         Ok(())
     }
 
@@ -82,6 +87,12 @@ impl Maps {
         for ip in ep.ipv4.iter().filter(|ip| **ip != 0) {
             ignore_missing(self.by_ip.remove(ip)).map_err(|source| DatapathError::Map {
                 name: MAP_BY_IP,
+                source,
+            })?;
+        }
+        for ip in ipv6_in_use(ep) {
+            ignore_missing(self.by_ip6.remove(ip)).map_err(|source| DatapathError::Map {
+                name: MAP_BY_IP6,
                 source,
             })?;
         }
@@ -161,6 +172,11 @@ pub fn set_prefixes(
         trie.insert(key, 1, 0).map_err(err)?;
     }
     Ok(())
+}
+
+/// The endpoint's IPv6 slots that hold an address.
+fn ipv6_in_use(ep: &Endpoint) -> impl Iterator<Item = &[u8; 16]> {
+    ep.ipv6.iter().filter(|ip| **ip != [0; 16])
 }
 
 fn ignore_missing(r: Result<(), aya::maps::MapError>) -> Result<(), aya::maps::MapError> {

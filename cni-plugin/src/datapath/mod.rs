@@ -9,13 +9,13 @@ mod maps;
 pub mod object;
 mod pins;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use ipnet::Ipv4Net;
 use lanbridge_common::{
-    Endpoint, NetConfig, StatKey, EP_GUARD_IP, MAP_CLUSTER, MAP_SLOW_CIDRS, MAX_IPS, PROG_FROM_POD,
-    PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
+    Endpoint, NetConfig, StatKey, EP_GUARD_IP, EP_GUARD_IP6, MAP_CLUSTER, MAP_SLOW_CIDRS, MAX_IPS,
+    MAX_IPS6, PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
 };
 
 use attach::Hook;
@@ -105,15 +105,16 @@ impl Datapath {
     }
 
     /// Records a pod port's endpoint and starts attaching `lb_from_pod` to
-    /// it (and, in lan mode, `lb_to_pod` to its egress) on a thread of its
-    /// own: a TCX attach waits for an RCU grace period, which ADD spends on
-    /// its other steps. [`PortAttach::wait`] before relying on the programs.
+    /// it (and, with `egress` — lan mode, isolated ports — `lb_to_pod` to its
+    /// egress) on a thread of its own: a TCX attach waits for an RCU grace
+    /// period, which ADD spends on its other steps. [`PortAttach::wait`]
+    /// before relying on the programs.
     pub fn add_port(
         &mut self,
         ifname: &str,
         ifindex: u32,
         ep: Endpoint,
-        lan: bool,
+        egress: bool,
     ) -> Result<PortAttach, DatapathError> {
         self.maps.put_endpoint(ifindex, ep)?;
         let (pins, ifname) = (self.pins.clone(), ifname.to_string());
@@ -122,7 +123,7 @@ impl Datapath {
             .name("attach".into())
             .spawn(move || {
                 attach::attach(&pins, PROG_FROM_POD, &ifname, Hook::Ingress)?;
-                if lan {
+                if egress {
                     attach::attach(&pins, PROG_TO_POD, &ifname, Hook::Egress)?;
                 }
                 Ok(())
@@ -136,12 +137,7 @@ impl Datapath {
 
     /// The addresses IPAM gave the pod behind `ifindex`.
     pub fn set_port_ips(&mut self, ifindex: u32, ips: &[Ipv4Addr]) -> Result<(), DatapathError> {
-        let Some(mut ep) = self
-            .maps
-            .endpoints()?
-            .into_iter()
-            .find_map(|(port, ep)| (port == ifindex).then_some(ep))
-        else {
+        let Some(mut ep) = self.endpoint(ifindex)? else {
             return Ok(());
         };
         self.maps.remove_ips(&ep)?;
@@ -153,6 +149,38 @@ impl Datapath {
             ep.flags |= EP_GUARD_IP;
         }
         self.maps.put_endpoint(ifindex, ep)
+    }
+
+    /// The IPv6 addresses IPAM gave the pod behind `ifindex` (none: its
+    /// link-local only), and from now on its IPv6 sources and neighbour
+    /// discovery are checked against them.
+    pub fn set_port_ips6(&mut self, ifindex: u32, ips: &[Ipv6Addr]) -> Result<(), DatapathError> {
+        let Some(mut ep) = self.endpoint(ifindex)? else {
+            return Ok(());
+        };
+        self.maps.remove_ips(&ep)?;
+        if ips.len() > MAX_IPS6 {
+            tracing::warn!(
+                "the pod behind ifindex {ifindex} has {} IPv6 addresses; the source guard \
+                 accepts the first {MAX_IPS6}: {:?}",
+                ips.len(),
+                &ips[..MAX_IPS6]
+            );
+        }
+        ep.ipv6 = [[0; 16]; MAX_IPS6];
+        for (slot, ip) in ep.ipv6.iter_mut().zip(ips) {
+            *slot = ip.octets();
+        }
+        ep.flags |= EP_GUARD_IP6;
+        self.maps.put_endpoint(ifindex, ep)
+    }
+
+    fn endpoint(&self, ifindex: u32) -> Result<Option<Endpoint>, DatapathError> {
+        Ok(self
+            .maps
+            .endpoints()?
+            .into_iter()
+            .find_map(|(port, ep)| (port == ifindex).then_some(ep)))
     }
 
     /// Detaches from a port and forgets its entries; tolerates either being gone.

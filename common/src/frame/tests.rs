@@ -16,6 +16,7 @@ fn ep() -> Endpoint {
         mac: POD_MAC,
         flags: EP_GUARD_IP,
         ipv4: [u32::from_ne_bytes(POD_IP), 0, 0, 0],
+        ..Endpoint::default()
     }
 }
 
@@ -64,7 +65,7 @@ fn own_traffic_passes_the_guard() {
         judge(&ipv4(POD_MAC, [0; 4], [255; 4], IPPROTO_UDP, (68, 67))),
         Ok(())
     );
-    assert_eq!(judge(&eth(POD_MAC, 0x86dd)), Ok(()));
+    assert_eq!(judge(&eth(POD_MAC, 0x88cc)), Ok(()));
 }
 
 #[test]
@@ -73,7 +74,7 @@ fn spoofing_is_caught_with_its_reason() {
         judge(&ipv4(OTHER_MAC, POD_IP, LAN_IP, IPPROTO_TCP, (1, 2))),
         Err(Reason::DropSpoofMac)
     );
-    assert_eq!(judge(&eth(OTHER_MAC, 0x86dd)), Err(Reason::DropSpoofMac));
+    assert_eq!(judge(&eth(OTHER_MAC, 0x88cc)), Err(Reason::DropSpoofMac));
     assert_eq!(
         judge(&ipv4(
             POD_MAC,

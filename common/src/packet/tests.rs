@@ -99,6 +99,7 @@ fn endpoint(flags: u16) -> Endpoint {
         mac: POD_MAC,
         flags,
         ipv4: [u32::from_ne_bytes(POD_IP), 0, 0, 0],
+        ..Endpoint::default()
     }
 }
 
