@@ -54,11 +54,7 @@ impl Family {
     }
 }
 
-/// The comment lanbridge puts on an attachment's rules: no spaces, so
-/// `-S` prints it unquoted and a rule reads back as plain words.
-pub fn comment(network: &str, container_id: &str) -> String {
-    format!("lanbridge:{network}:{container_id}")
-}
+pub use crate::naming::rule_comment as comment;
 
 pub fn run(family: Family, table: &str, args: &[&str]) -> Result<String> {
     let tool = family.tool();

@@ -10,6 +10,7 @@ mod dhcp;
 mod fault;
 mod firewall;
 mod forward;
+mod gone;
 mod inspect;
 mod install;
 mod ipam;

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::binary::{lanbridge_plugin_dir, REFERENCE_DIR};
-use crate::netns::require_root;
+use crate::netns::{require_root, Netns};
 use crate::runtime::Runtime;
 use crate::topology::Topology;
 
@@ -195,6 +195,60 @@ impl World {
             .filter(|l| l.starts_with("-A") && l.contains("lanbridge:"))
             .map(str::to_string)
             .collect()
+    }
+
+    /// Asserts nothing of the attachment of `container_id` (address `ip`) on
+    /// [`World::subnet_conf`]'s network is left in the node, the pod, the
+    /// dataDir, the stateDir, bpffs, or iptables.
+    pub fn assert_nothing_left(&self, pod: &Netns, container_id: &str, ip: &str, context: &str) {
+        assert_eq!(
+            self.port_links("lb0"),
+            Vec::<String>::new(),
+            "{context}: host-side links left"
+        );
+        assert_eq!(pod.links(), vec!["lo"], "{context}: links left in the pod");
+        assert_eq!(
+            self.allocations("lbtnet"),
+            Vec::<String>::new(),
+            "{context}: allocations left"
+        );
+        assert_eq!(
+            self.state_files(),
+            Vec::<std::path::PathBuf>::new(),
+            "{context}: state left"
+        );
+        assert_eq!(
+            self.link_pins("lbtnet"),
+            Vec::<String>::new(),
+            "{context}: TCX links left"
+        );
+        assert_eq!(
+            self.forward_rules(),
+            Vec::<String>::new(),
+            "{context}: FORWARD rules left"
+        );
+        for map in ["lb_endpoints", "lb_by_mac", "lb_by_ip", "lb_flows"] {
+            assert_eq!(
+                self.map_entries("lbtnet", map),
+                Vec::<serde_json::Value>::new(),
+                "{context}: {map} entries left"
+            );
+        }
+        let nat = self.nat_rules();
+        for line in &nat {
+            assert!(
+                !line.contains(container_id)
+                    && !line.contains(&format!("{ip}/"))
+                    && !line.contains(&format!("{ip} ")),
+                "{context}: nat rule left: {line}\n{nat:#?}"
+            );
+        }
+        // Only one attachment per world here: no chain or rule at all may remain.
+        assert_eq!(
+            nat,
+            Vec::<String>::new(),
+            "{context}: nat chains/rules left"
+        );
     }
 
     /// host-local allocation files (named by IP) of network `net` under this world's dataDir.

@@ -10,10 +10,10 @@ use lanbridge_common::{
 
 use ipnet::IpNet;
 
-use super::{Attachment, Step, Undo};
+use super::{first_error, Attachment, Cleanup, Step, Undo};
 use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
 use crate::config::{format_mac, NetConf};
-use crate::datapath::Datapath;
+use crate::datapath::{Datapath, Pins};
 use crate::fault::checkpoint;
 use crate::ipam::Ipam;
 use crate::naming;
@@ -40,6 +40,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     let (conf, env) = (att.conf, att.env);
     let pod_ns = NetNs::open(att.netns_path()?)?;
     let pod = Netlink::open(&pod_ns)?;
+    replace_leftovers(att).await?;
     if pod.link(&env.ifname).await?.is_some() {
         return Err(Error::InvalidEnv {
             var: "CNI_IFNAME",
@@ -186,6 +187,44 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     ))
 }
 
+/// Removes what an earlier attachment of this container and interface left
+/// behind (its sandbox vanished without DEL, an ADD was killed, a runtime
+/// retries ADD after losing track): the port, its pins, map entries,
+/// routes, rules and record, so ADD converges instead of failing on them.
+/// IPAM keeps the attachment's address. Cheap when there is nothing: two
+/// stats of pins, one of the record, one link lookup.
+async fn replace_leftovers(att: &Attachment<'_>) -> Result<()> {
+    let (conf, env) = (att.conf, att.env);
+    let host = naming::host_veth(&env.container_id, &env.ifname);
+    let pins = Pins::new(&conf.pin_root, &conf.name);
+    let record_path = att.state.path(&env.container_id, &env.ifname);
+    let found = att.node.link(&host).await?.is_some()
+        || record_path.exists()
+        || pins.link(&host, false).exists()
+        || pins.link(&host, true).exists();
+    if !found {
+        return Ok(());
+    }
+    let record = att
+        .state
+        .load(&env.container_id, &env.ifname)
+        .unwrap_or_else(|e| {
+            tracing::warn!("{e}");
+            None
+        });
+    tracing::warn!(
+        "replacing what an earlier attachment of {} {} left behind",
+        env.container_id,
+        env.ifname
+    );
+    let mut cleanup = Cleanup::new(att)?;
+    first_error(
+        cleanup
+            .attachment(&env.container_id, &env.ifname, record.as_ref(), None)
+            .await,
+    )
+}
+
 /// Creates the pair with the pod end already in the pod namespace under
 /// `CNI_IFNAME`, and plugs the host end into the bridge.
 async fn create_veth(
@@ -215,10 +254,7 @@ async fn create_veth(
     att.node
         .set_alias(
             host.index,
-            &format!(
-                "lanbridge {} {} {}",
-                conf.name, env.container_id, env.ifname
-            ),
+            &naming::host_veth_alias(&conf.name, &env.container_id, &env.ifname),
         )
         .await?;
     att.node.set_master(host.index, bridge.index).await?;

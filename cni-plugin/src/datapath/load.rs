@@ -14,6 +14,7 @@ use lanbridge_common::{
 use super::error::DatapathError;
 use super::object::embedded_object;
 use super::pins::Pins;
+use crate::gone::done;
 
 pub const MAPS: [&str; 8] = [
     MAP_ENDPOINTS,
@@ -100,15 +101,8 @@ fn load_and_pin(pins: &Pins) -> Result<(), DatapathError> {
 pub fn remove_objects(pins: &Pins) -> Result<(), DatapathError> {
     for name in MAPS.iter().chain(PROGRAMS.iter()) {
         let path = pins.object(name);
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(DatapathError::io(
-                    format!("unpinning {}", path.display()),
-                    e,
-                ))
-            }
-            _ => {}
-        }
+        done(fs::remove_file(&path))
+            .map_err(|e| DatapathError::io(format!("unpinning {}", path.display()), e))?;
     }
     Ok(())
 }

@@ -155,6 +155,21 @@ impl Datapath {
         self.maps.put_endpoint(ifindex, ep)
     }
 
+    /// The pod addresses a port's endpoint holds (none if it has no entry).
+    pub fn port_ips(&self, ifindex: u32) -> Result<Vec<Ipv4Addr>, DatapathError> {
+        Ok(self
+            .maps
+            .endpoint(ifindex)?
+            .map(|ep| {
+                ep.ipv4
+                    .iter()
+                    .filter(|k| **k != 0)
+                    .map(|k| ip_from_key(*k))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// Detaches from a port and forgets its entries; tolerates either being gone.
     pub fn remove_port(&mut self, ifname: &str, ifindex: Option<u32>) -> Result<(), DatapathError> {
         attach::detach(&self.pins, ifname, Hook::Ingress)?;
