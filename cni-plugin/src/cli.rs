@@ -11,6 +11,7 @@ use crate::config::DEFAULT_STATE_DIR;
 use crate::daemon::{self, protocol::DEFAULT_SOCKET, DaemonOpts};
 use crate::datapath::DEFAULT_ROOT;
 use crate::inspect;
+use crate::scope;
 use crate::{install, routes};
 
 #[derive(Parser)]
@@ -36,11 +37,11 @@ enum Cmd {
     Inspect {
         /// The network's `name`.
         network: String,
-        /// The network's `pinRoot`.
-        #[arg(long, default_value = DEFAULT_ROOT)]
+        /// The network's `pinRoot` (the default is scoped per network namespace).
+        #[arg(long, default_value_os_t = scope::dir(DEFAULT_ROOT))]
         pin_root: PathBuf,
-        /// The network's `stateDir`.
-        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        /// The network's `stateDir` (the default is scoped per network namespace).
+        #[arg(long, default_value_os_t = scope::dir(DEFAULT_STATE_DIR))]
         state_dir: PathBuf,
         /// Print JSON instead of tables.
         #[arg(long)]
@@ -49,11 +50,12 @@ enum Cmd {
     /// Run the node agent: owns DHCP leases (acquire, renew, rebind, release)
     /// for pods on networks with `"ipam": {"type": "dhcp"}`.
     Daemon {
-        /// Unix socket the plugin talks to (mode 0600).
-        #[arg(long, default_value = DEFAULT_SOCKET)]
+        /// Unix socket the plugin talks to (mode 0600; the default is scoped
+        /// per network namespace).
+        #[arg(long, default_value_os_t = scope::file(DEFAULT_SOCKET))]
         socket: PathBuf,
         /// Where leases are persisted (the networks' `stateDir`).
-        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        #[arg(long, default_value_os_t = scope::dir(DEFAULT_STATE_DIR))]
         state_dir: PathBuf,
         #[command(flatten)]
         peers: routes::FollowArgs,

@@ -24,6 +24,7 @@ mod netns;
 mod peers;
 mod plugin;
 mod routes;
+mod scope;
 mod state;
 mod sysctl;
 

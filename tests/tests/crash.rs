@@ -2,9 +2,11 @@
 //! without DEL, truncated state files and a full state dir never leave a
 //! node where ADD, DEL or GC fail, and afterwards nothing is left.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use lanbridge_tests::netns::scoped_defaults;
 use lanbridge_tests::result::{first_ip, host_veth};
 use lanbridge_tests::runtime::Attachment;
 use lanbridge_tests::World;
@@ -359,4 +361,44 @@ fn run(program: &str, args: &[&str], dir: &Path) {
         .status()
         .unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(status.success(), "{program} {args:?} {}", dir.display());
+}
+
+/// The default paths of a dead node namespace whose inode a new one got:
+/// the scope's marker names another namespace, so the first ADD removes the
+/// stale pins and records and loads afresh; later ADDs keep them.
+#[test]
+fn reused_namespace_inode_gets_fresh_pins_and_state() {
+    let w = World::lanbridge("reuse");
+    let mut c = conf(&w);
+    let keys = c.as_object_mut().unwrap();
+    keys.remove("stateDir");
+    keys.remove("pinRoot");
+    let [pins, state, run] = scoped_defaults(w.topo.node.inode());
+    let program = pins.join(NET).join("lb_from_pod");
+    let pinned = || std::fs::metadata(&program).map(|m| m.ino()).ok();
+
+    let old = w.topo.pod("old");
+    let att = Attachment::new("ctr-old", &old, "eth0");
+    w.rt.invoke("ADD", &c, &att, None).expect_ok("ADD");
+    let first = pinned().expect("pinned under the scoped default");
+    let old_record = state.join(NET).join("ctr-old:eth0.json");
+    assert!(old_record.exists());
+
+    // What a dead namespace with this inode would have left.
+    std::fs::write(run.join("netns-cookie"), "1").unwrap();
+    let pod = w.topo.pod("p");
+    let att = Attachment::new("ctr-new", &pod, "eth0");
+    let out = w.rt.invoke("ADD", &c, &att, None);
+    out.expect_ok("ADD after the inode was reused");
+    assert!(out.stderr.contains("dead network namespace"), "{out}");
+    assert!(!old_record.exists(), "a dead namespace's record survived");
+    let second = pinned().expect("pinned again");
+    assert_ne!(first, second, "the dead namespace's programs were reused");
+    assert!(pod.ping("10.244.1.1"), "the new pod is cut off");
+
+    let q = w.topo.pod("q");
+    let again = Attachment::new("ctr-new2", &q, "eth0");
+    w.rt.invoke("ADD", &c, &again, None)
+        .expect_ok("a later ADD");
+    assert_eq!(pinned(), Some(second), "a later ADD replaced the pins");
 }

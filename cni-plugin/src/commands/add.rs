@@ -12,8 +12,8 @@ use ipnet::IpNet;
 
 use super::{first_error, Attachment, Cleanup, Step, Undo};
 use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
-use crate::config::{format_mac, NetConf};
-use crate::datapath::{Datapath, Pins};
+use crate::config::{format_mac, NetConf, DEFAULT_STATE_DIR};
+use crate::datapath::{Datapath, Pins, DEFAULT_ROOT};
 use crate::fault::checkpoint;
 use crate::ipam::Ipam;
 use crate::naming;
@@ -21,10 +21,14 @@ use crate::netlink::bridge::{BridgeSpec, PortSpec};
 use crate::netlink::{LinkInfo, Netlink, VethSpec};
 use crate::netns::NetNs;
 use crate::state::Record;
-use crate::sysctl;
 use crate::{firewall, lan, macspoof};
+use crate::{scope, sysctl};
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
+    scope::claim(&[
+        (&conf.pin_root, DEFAULT_ROOT),
+        (&conf.state_dir, DEFAULT_STATE_DIR),
+    ])?;
     let att = Attachment::new(conf, env)?;
     let mut undo = Undo::default();
     match add(&att, &mut undo).await {
