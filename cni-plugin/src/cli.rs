@@ -68,6 +68,9 @@ enum Cmd {
     /// Copy this binary into the CNI bin directory and a network config into
     /// the runtime's config directory (atomically; identical files are left alone).
     Install(install::Args),
+    /// Remove what lanbridge made on this node for networks without
+    /// attachments: programs, pins, rules, its bridge, sysctls, state.
+    Cleanup(crate::cleanup::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -114,5 +117,6 @@ pub fn main() -> ExitCode {
         }),
         Cmd::Routes { command } => routes::main(command),
         Cmd::Install(args) => install::main(args),
+        Cmd::Cleanup(args) => crate::cleanup::main(args),
     }
 }

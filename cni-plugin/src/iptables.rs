@@ -145,7 +145,15 @@ impl Batch {
         self.tables.is_empty()
     }
 
-    fn script(&self) -> String {
+    /// Whether a line of the batch is exactly `line`.
+    pub fn mentions(&self, line: &str) -> bool {
+        self.tables
+            .iter()
+            .any(|(_, lines)| lines.iter().any(|l| l == line))
+    }
+
+    /// The `iptables-restore` input (what `--dry-run` shows).
+    pub fn script(&self) -> String {
         let mut s = String::new();
         for (table, lines) in &self.tables {
             s += &format!("*{table}\n");

@@ -1,5 +1,6 @@
 //! lanbridge: a CNI plugin when a runtime sets `CNI_COMMAND`, a CLI otherwise.
 
+mod cleanup;
 mod cli;
 mod cni;
 mod commands;

@@ -33,6 +33,31 @@ fn yes() -> bool {
     true
 }
 
+/// What setting up the network changed on the node itself, so `lanbridge
+/// cleanup` can undo it: kept in `<stateDir>/<network>/node-changes`.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeChanges {
+    /// The bridge, when lanbridge created it.
+    #[serde(default)]
+    pub created_bridge: Option<String>,
+    /// Sysctl (`net/ipv4/...`) -> the value it had before lanbridge set it.
+    #[serde(default)]
+    pub sysctls: std::collections::BTreeMap<String, String>,
+}
+
+impl NodeChanges {
+    /// Adds what `other` knows; the first old value seen of a sysctl wins.
+    pub fn merge(&mut self, other: NodeChanges) {
+        if other.created_bridge.is_some() {
+            self.created_bridge = other.created_bridge;
+        }
+        for (key, old) in other.sysctls {
+            self.sysctls.entry(key).or_insert(old);
+        }
+    }
+}
+
 pub struct StateDir {
     dir: PathBuf,
 }
@@ -129,6 +154,43 @@ impl StateDir {
             }
         }
         Ok((good, bad))
+    }
+
+    fn changes_path(&self) -> PathBuf {
+        self.dir.join("node-changes")
+    }
+
+    /// What the network changed on the node (nothing recorded: empty).
+    pub fn node_changes(&self) -> Result<NodeChanges> {
+        let path = self.changes_path();
+        match found(fs::read(&path)) {
+            Ok(Some(data)) => serde_json::from_slice(&data).map_err(|source| Error::Decode {
+                what: "node-changes",
+                source,
+            }),
+            Ok(None) => Ok(NodeChanges::default()),
+            Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    /// Records more changes to the node (called only when there are some).
+    pub fn note_changes(&self, more: NodeChanges) -> Result<()> {
+        let mut all = self.node_changes().unwrap_or_else(|e| {
+            tracing::warn!("{e}: starting it afresh");
+            NodeChanges::default()
+        });
+        let before = all.clone();
+        all.merge(more);
+        if all == before {
+            return Ok(());
+        }
+        let path = self.changes_path();
+        let tmp = path.with_extension("tmp");
+        let data = serde_json::to_vec_pretty(&all).expect("changes serialize");
+        fs::create_dir_all(&self.dir)
+            .and_then(|()| fs::write(&tmp, data))
+            .and_then(|()| fs::rename(&tmp, &path))
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))
     }
 
     /// STATUS: can ADD write here?

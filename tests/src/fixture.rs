@@ -256,7 +256,8 @@ impl World {
         allocations(&self.data_dir().join(net))
     }
 
-    /// Files (recursively) under the lanbridge state dir, excluding lock files.
+    /// Files (recursively) under the lanbridge state dir, excluding lock files
+    /// and the network's `node-changes` (network-level, like the bridge).
     pub fn state_files(&self) -> Vec<PathBuf> {
         let mut out = vec![];
         walk(&self.state_dir(), &mut out);
@@ -265,7 +266,7 @@ impl World {
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
-            !name.ends_with(".lock") && name != "lock"
+            !name.ends_with(".lock") && name != "lock" && name != "node-changes"
         });
         out
     }

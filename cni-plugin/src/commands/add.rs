@@ -20,7 +20,7 @@ use crate::naming;
 use crate::netlink::bridge::{BridgeSpec, PortSpec};
 use crate::netlink::{LinkInfo, Netlink, VethSpec};
 use crate::netns::NetNs;
-use crate::state::Record;
+use crate::state::{NodeChanges, Record};
 use crate::{firewall, lan, macspoof};
 use crate::{scope, sysctl};
 
@@ -56,7 +56,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         });
     }
 
-    let (bridge, _) = att
+    let (bridge, created) = att
         .node
         .ensure_bridge(&BridgeSpec {
             name: &conf.bridge,
@@ -69,6 +69,14 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         Some(name) => Some(lan::prepare(&att.node, &att.node_ns, &bridge, name).await?),
         None => None,
     };
+    note_changes(
+        att,
+        created.then(|| bridge.name.clone()),
+        uplink
+            .as_ref()
+            .map(|u| u.changed.clone())
+            .unwrap_or_default(),
+    )?;
     checkpoint("bridge")?;
 
     let (host, container) = create_veth(att, &pod_ns, &pod, &bridge, undo).await?;
@@ -446,9 +454,25 @@ async fn configure_gateway(
             IpAddr::V4(_) => &["net", "ipv4", "ip_forward"],
             IpAddr::V6(_) => &["net", "ipv6", "conf", "all", "forwarding"],
         };
-        sysctl::set(&att.node_ns, key, "1")?;
+        let changed = sysctl::change(&att.node_ns, &[(key, "1")])?;
+        note_changes(att, None, changed)?;
     }
     Ok(())
+}
+
+/// Records what was changed on the node (nothing: no I/O), for `lanbridge cleanup`.
+fn note_changes(
+    att: &Attachment<'_>,
+    created_bridge: Option<String>,
+    sysctls: Vec<(String, String)>,
+) -> Result<()> {
+    if created_bridge.is_none() && sysctls.is_empty() {
+        return Ok(());
+    }
+    att.state.note_changes(NodeChanges {
+        created_bridge,
+        sysctls: sysctls.into_iter().collect(),
+    })
 }
 
 /// The result: prevResult's entries first (chaining), then ours.

@@ -217,6 +217,21 @@ impl Datapath {
         self.maps.stats()
     }
 
+    /// Detaches every program of a network (its pods' ports and the
+    /// uplink) and removes its pins; returns the interfaces it detached.
+    pub fn remove_network(pin_root: &Path, network: &str) -> Result<Vec<String>, DatapathError> {
+        let pins = Pins::new(pin_root, network);
+        let detached = pins.linked_interfaces();
+        for ifname in &detached {
+            attach::detach(&pins, ifname, Hook::Ingress)?;
+            attach::detach(&pins, ifname, Hook::Egress)?;
+        }
+        load::remove_objects(&pins)?;
+        crate::gone::done(std::fs::remove_dir(pins.dir()))
+            .map_err(|e| DatapathError::io(format!("removing {}", pins.dir().display()), e))?;
+        Ok(detached)
+    }
+
     /// Interfaces with a pinned link of this network.
     pub fn attached_interfaces(&self) -> Vec<String> {
         self.pins.linked_interfaces()
