@@ -8,6 +8,7 @@ mod load;
 mod maps;
 pub mod object;
 mod pins;
+mod upgrade;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
