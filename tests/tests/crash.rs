@@ -6,9 +6,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use lanbridge_tests::flows::{LanNet, LanOpts};
+use lanbridge_tests::lan::LAN_NET_BRIDGE;
 use lanbridge_tests::netns::scoped_defaults;
 use lanbridge_tests::result::{first_ip, host_veth};
 use lanbridge_tests::runtime::Attachment;
+use lanbridge_tests::topology::{LAN_HOST, NODE_UPLINK};
 use lanbridge_tests::World;
 use serde_json::Value;
 
@@ -401,4 +404,58 @@ fn reused_namespace_inode_gets_fresh_pins_and_state() {
     w.rt.invoke("ADD", &c, &again, None)
         .expect_ok("a later ADD");
     assert_eq!(pinned(), Some(second), "a later ADD replaced the pins");
+}
+
+/// Lan mode under FORWARD DROP: a plugin killed after each ADD step, then
+/// DEL, leaves no pod route, accept, endpoint, link or record behind; killed
+/// again and retried, ADD gives a pod that reaches the LAN.
+#[test]
+fn lan_sigkill_after_each_add_step() {
+    let lan = LanNet::new(
+        "killlan",
+        NET,
+        LanOpts {
+            forward_drop: true,
+            extra: None,
+        },
+    );
+    let w = &lan.w;
+    let (pod, att) = lan.pod_ns("k");
+    let kill = |step: &str| {
+        let env = w.rt.env("ADD", &att).with("LANBRIDGE_KILL_AFTER", step);
+        let out = w.rt.exec(&lan.conf, &env);
+        assert_eq!(out.code, None, "ADD not killed after {step}: {out}");
+    };
+    let del = |what: &str| {
+        w.rt.invoke("DEL", &lan.conf, &att, None).expect_ok(what);
+    };
+    for step in STEPS {
+        kill(step);
+        del(&format!("DEL after a kill after {step}"));
+        let routes: Vec<_> = w
+            .topo
+            .node
+            .routes4()
+            .into_iter()
+            .filter(|r| r["dev"] == LAN_NET_BRIDGE)
+            .collect();
+        assert!(routes.is_empty(), "{step}: pod routes left: {routes:?}");
+        assert_eq!(w.forward_rules(), Vec::<String>::new(), "{step}");
+        assert!(endpoint_ports(w).is_empty(), "{step}: endpoint left");
+        let ports: Vec<_> = w
+            .link_pins(NET)
+            .into_iter()
+            .filter(|l| l != NODE_UPLINK)
+            .collect();
+        assert!(ports.is_empty(), "{step}: port links left: {ports:?}");
+        assert_eq!(w.port_links(LAN_NET_BRIDGE), Vec::<String>::new(), "{step}");
+        assert!(!record_path(w, &att).exists(), "{step}: record left");
+
+        kill(step);
+        w.rt.invoke("ADD", &lan.conf, &att, None)
+            .expect_ok(&format!("ADD after a kill after {step}"));
+        assert!(pod.ping(LAN_HOST), "{step}: the pod cannot reach the LAN");
+        assert_eq!(endpoint_ports(w).len(), 1, "{step}");
+        del(&format!("DEL after ADD after kill at {step}"));
+    }
 }
