@@ -231,3 +231,85 @@ fn another_builds_programs_are_replaced_without_cutting_pods_off() {
         w.rt.invoke("DEL", &c, att, Some(r)).expect_ok("DEL");
     }
 }
+
+/// A map whose values grew in the new build (an older `lb_endpoints` with
+/// 16-byte values stands in for it) is recreated with its entries carried
+/// over, zero-extended, before the links move.
+#[test]
+fn a_map_whose_values_grew_keeps_its_entries_across_an_upgrade() {
+    let w = World::lanbridge("dpmigrate");
+    let c = conf(&w, "lbtnet", "lb0", "10.244.1.0/24");
+    let pod = w.topo.pod("a");
+    let att = Attachment::new("ctr-a", &pod, "eth0");
+    let r = w.rt.invoke("ADD", &c, &att, None).expect_ok("ADD a");
+    let dir = w.pin_root().join("lbtnet");
+    let older = dir.join("lb_endpoints_older");
+    let bpftool = |args: &[&str]| {
+        let out = std::process::Command::new("bpftool")
+            .args(args)
+            .output()
+            .expect("bpftool");
+        assert!(
+            out.status.success(),
+            "bpftool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let older_s = older.display().to_string();
+    bpftool(&[
+        "map",
+        "create",
+        &older_s,
+        "type",
+        "hash",
+        "key",
+        "4",
+        "value",
+        "16",
+        "entries",
+        "64",
+        "name",
+        "lb_endpoints",
+    ]);
+    let mut update = vec![
+        "map", "update", "pinned", &older_s, "key", "7", "0", "0", "0", "value",
+    ];
+    let bytes: Vec<String> = (1..=16).map(|b| b.to_string()).collect();
+    update.extend(bytes.iter().map(String::as_str));
+    bpftool(&update);
+    std::fs::rename(&older, dir.join("lb_endpoints")).expect("bpffs rename");
+    std::fs::remove_file(dir.join("lb_version")).expect("version marker pinned");
+
+    let pod_b = w.topo.pod("b");
+    let att_b = Attachment::new("ctr-b", &pod_b, "eth0");
+    let rb =
+        w.rt.invoke("ADD", &c, &att_b, None)
+            .expect_ok("ADD b (upgrade)");
+    assert!(rb.is_object());
+    let entries = w.map_entries("lbtnet", "lb_endpoints");
+    let carried = entries
+        .iter()
+        .map(|e| &e["formatted"])
+        .find(|e| e["key"] == 7)
+        .unwrap_or_else(|| panic!("entry 7 not carried over: {entries:#?}"));
+    assert_eq!(
+        carried["value"]["mac"],
+        serde_json::json!([1, 2, 3, 4, 5, 6]),
+        "{carried}"
+    );
+    assert_eq!(
+        carried["value"]["ipv4"][2], 0,
+        "not zero-extended: {carried}"
+    );
+    assert_eq!(
+        carried["value"]["ipv4"][3], 0,
+        "not zero-extended: {carried}"
+    );
+    assert_eq!(
+        bpftool_pinned("map", &dir.join("lb_endpoints"))["bytes_value"],
+        24
+    );
+    for (att, r) in [(&att, &r), (&att_b, &rb)] {
+        w.rt.invoke("DEL", &c, att, Some(r)).expect_ok("DEL");
+    }
+}

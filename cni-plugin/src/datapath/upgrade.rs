@@ -3,15 +3,18 @@
 //! link moves to the new program with `BPF_LINK_UPDATE`, atomically, so a
 //! pod's traffic never passes unfiltered or unforwarded. Maps whose
 //! definition is unchanged are kept with their entries (the pods'
-//! endpoints, flows, counters); a map whose layout changed is recreated
-//! empty and named in the log (the next ADD or DEL of each pod rewrites its
-//! endpoint).
+//! endpoints, flows, counters). A map whose layout changed is recreated;
+//! when only its values grew (layouts grow at the end, new fields zero =
+//! off) and its keys did not change, its entries are copied over
+//! zero-extended before any link moves, so running pods keep their
+//! endpoints; otherwise it starts empty and is named in the log.
 
 use std::collections::HashMap;
 use std::fs;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use aya::maps::{Array, Map, MapData, MapInfo};
+use aya::maps::{Array, Map, MapData, MapInfo, MapType};
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::tc::SchedClassifierLink;
 use aya::programs::{ProgramInfo, SchedClassifier};
@@ -72,11 +75,6 @@ pub fn replace(pins: &Pins, object: &[u8], id: u64) -> Result<(), DatapathError>
         .iter()
         .filter_map(|&n| Some((ProgramInfo::from_pin(pins.object(n)).ok()?.id(), n)))
         .collect();
-    for ifname in pins.linked_interfaces() {
-        for egress in [false, true] {
-            move_link(pins, &mut ebpf, &old, &pins.link(&ifname, egress))?;
-        }
-    }
     for name in PROGRAMS {
         let tmp = staged(&pins.object(name), "new");
         program(&mut ebpf, name)?
@@ -87,9 +85,12 @@ pub fn replace(pins: &Pins, object: &[u8], id: u64) -> Result<(), DatapathError>
             })?;
         replace_pin(&tmp, &pins.object(name))?;
     }
-    for name in MAPS.iter().filter(|n| !keep.contains(n)) {
-        tracing::warn!("map {name} changed its layout: recreated empty");
+    // New maps first, filled from the old ones, so the programs find the
+    // pods' entries the moment their links move.
+    let changed: Vec<&'static str> = MAPS.into_iter().filter(|n| !keep.contains(n)).collect();
+    for &name in &changed {
         let tmp = staged(&pins.object(name), "new");
+        done(fs::remove_file(&tmp)).map_err(|e| DatapathError::io("unpinning a stale map", e))?;
         ebpf.map(name)
             .ok_or(DatapathError::Missing(name))?
             .pin(&tmp)
@@ -97,7 +98,21 @@ pub fn replace(pins: &Pins, object: &[u8], id: u64) -> Result<(), DatapathError>
                 path: tmp.clone(),
                 source,
             })?;
-        replace_pin(&tmp, &pins.object(name))?;
+        match migrate(&pins.object(name), &tmp) {
+            Ok(Some(n)) => {
+                tracing::warn!("map {name} changed its layout: {n} entries carried over")
+            }
+            Ok(None) => tracing::warn!("map {name} changed its layout: recreated empty"),
+            Err(e) => tracing::warn!("map {name} changed its layout, recreated empty: {e}"),
+        }
+    }
+    for ifname in pins.linked_interfaces() {
+        for egress in [false, true] {
+            move_link(pins, &mut ebpf, &old, &pins.link(&ifname, egress))?;
+        }
+    }
+    for &name in &changed {
+        replace_pin(&staged(&pins.object(name), "new"), &pins.object(name))?;
     }
     mark(pins, id)?;
     tracing::info!("replaced the programs in {}", pins.dir().display());
@@ -190,6 +205,124 @@ fn move_link(
             .map_err(|source| DatapathError::Program { name, source })?,
     );
     Ok(())
+}
+
+/// Copies the entries of the map pinned at `old` into the one pinned at
+/// `new`, each value zero-extended; `None` when the layouts do not allow it
+/// (another type or key, or a smaller value).
+pub fn migrate(old: &Path, new: &Path) -> Result<Option<usize>, DatapathError> {
+    let open = |p: &Path| {
+        MapData::from_pin(p).map_err(|source| DatapathError::Map {
+            name: "migrated map",
+            source,
+        })
+    };
+    let (old, new) = (open(old)?, open(new)?);
+    let info = |m: &MapData| {
+        m.info().map_err(|source| DatapathError::Map {
+            name: "migrated map",
+            source,
+        })
+    };
+    let (a, b) = (info(&old)?, info(&new)?);
+    let same_type = a.map_type().ok() == b.map_type().ok();
+    // Per-CPU values are laid out per CPU: not carried over.
+    let type_ok = matches!(
+        a.map_type(),
+        Ok(MapType::Hash | MapType::Array | MapType::LruHash | MapType::LpmTrie)
+    );
+    if !same_type || !type_ok || a.key_size() != b.key_size() || a.value_size() > b.value_size() {
+        return Ok(None);
+    }
+    raw::copy(
+        old.fd().as_fd(),
+        new.fd().as_fd(),
+        a.key_size() as usize,
+        b.value_size() as usize,
+    )
+    .map(Some)
+    .map_err(|e| DatapathError::io("copying map entries", e))
+}
+
+/// The element commands of `bpf(2)`, which aya only offers for typed maps.
+mod raw {
+    use std::io;
+    use std::os::fd::{AsRawFd, BorrowedFd};
+
+    const LOOKUP: libc::c_long = 1;
+    const UPDATE: libc::c_long = 2;
+    const NEXT_KEY: libc::c_long = 4;
+
+    /// `union bpf_attr` as the element commands use it.
+    #[repr(C)]
+    struct ElemAttr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+
+    fn bpf(cmd: libc::c_long, fd: BorrowedFd, key: *const u8, value: *mut u8) -> io::Result<()> {
+        let mut attr = ElemAttr {
+            map_fd: fd.as_raw_fd() as u32,
+            _pad: 0,
+            key: key as u64,
+            value: value as u64,
+            flags: 0,
+        };
+        // SAFETY: `attr` points at buffers of the map's key and value sizes,
+        // which the caller allocated; the kernel reads/writes only those.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                cmd,
+                &mut attr as *mut ElemAttr,
+                std::mem::size_of::<ElemAttr>(),
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Copies every entry of `old` into `new`, values zero-extended to
+    /// `value_size` (at least the old map's).
+    pub fn copy(
+        old: BorrowedFd,
+        new: BorrowedFd,
+        key_size: usize,
+        value_size: usize,
+    ) -> io::Result<usize> {
+        let (mut key, mut next) = (vec![0u8; key_size], vec![0u8; key_size]);
+        let mut value = vec![0u8; value_size];
+        let mut first = true;
+        let mut copied = 0;
+        loop {
+            let from = if first {
+                std::ptr::null()
+            } else {
+                key.as_ptr()
+            };
+            match bpf(NEXT_KEY, old, from, next.as_mut_ptr()) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(copied),
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
+            first = false;
+            key.copy_from_slice(&next);
+            value.fill(0);
+            match bpf(LOOKUP, old, key.as_ptr(), value.as_mut_ptr()) {
+                // Deleted meanwhile.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
+            bpf(UPDATE, new, key.as_ptr(), value.as_mut_ptr())?;
+            copied += 1;
+        }
+    }
 }
 
 /// A pin next to `path` for a new object (bpffs refuses names with a dot).
