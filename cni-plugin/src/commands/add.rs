@@ -21,8 +21,7 @@ use crate::netlink::bridge::{BridgeSpec, PortSpec};
 use crate::netlink::{LinkInfo, Netlink, VethSpec};
 use crate::netns::NetNs;
 use crate::state::{NodeChanges, Record};
-use crate::{firewall, lan, macspoof};
-use crate::{scope, sysctl};
+use crate::{firewall, lan, macspoof, scope, sysctl};
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
     scope::claim(&[
@@ -248,9 +247,6 @@ async fn create_veth(
 ) -> Result<(LinkInfo, LinkInfo)> {
     let (conf, env) = (att.conf, att.env);
     let host_name = naming::host_veth(&env.container_id, &env.ifname);
-    // The leftover of an interrupted earlier ADD of this attachment.
-    att.node.delete_link(&host_name).await?;
-
     undo.push(Step::HostVeth);
     att.node
         .add_veth(&VethSpec {

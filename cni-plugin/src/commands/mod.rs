@@ -13,7 +13,7 @@ use std::path::Path;
 
 use crate::cni::{CniEnv, Error, Result};
 use crate::config::NetConf;
-use crate::datapath::{ip_from_key, Datapath, PortAttach};
+use crate::datapath::{ips_of, Datapath, PortAttach};
 use crate::ipam::Ipam;
 use crate::naming;
 use crate::netlink::Netlink;
@@ -276,12 +276,16 @@ impl Cleanup<'_> {
                 dp.remove_port(&ifname, None)?;
             }
         }
+        let (live, vanished): (Vec<_>, Vec<_>) = dp
+            .endpoints()?
+            .into_iter()
+            .partition(|(port, _)| links.iter().any(|l| l.index == *port));
         let mut routes = Vec::new();
-        for (port, ep) in dp.endpoints()? {
-            if !links.iter().any(|l| l.index == port) {
-                routes.extend(ep.ipv4.iter().filter(|k| **k != 0).map(|k| ip_from_key(*k)));
-                dp.forget_port(port)?;
-            }
+        for (port, ep) in vanished {
+            // A live pod may have been given the address since.
+            let taken = |ip: &Ipv4Addr| live.iter().any(|(_, l)| ips_of(l).contains(ip));
+            routes.extend(ips_of(&ep).into_iter().filter(|ip| !taken(ip)));
+            dp.forget_port(port)?;
         }
         self.remove_host_routes(self.bridge, &routes).await
     }

@@ -80,13 +80,17 @@ impl Maps {
         Ok(())
     }
 
-    /// Drops the IP index entries of `ep`'s addresses.
-    pub fn remove_ips(&mut self, ep: &Endpoint) -> Result<(), DatapathError> {
+    /// Drops the IP index entries of `ep`'s addresses that still point at
+    /// `port` (a newer pod may hold one of them by now).
+    pub fn remove_ips(&mut self, port: u32, ep: &Endpoint) -> Result<(), DatapathError> {
+        let err = |source| DatapathError::Map {
+            name: MAP_BY_IP,
+            source,
+        };
         for ip in ep.ipv4.iter().filter(|ip| **ip != 0) {
-            done(self.by_ip.remove(ip)).map_err(|source| DatapathError::Map {
-                name: MAP_BY_IP,
-                source,
-            })?;
+            if found(self.by_ip.get(ip, 0)).map_err(err)? == Some(port) {
+                done(self.by_ip.remove(ip)).map_err(err)?;
+            }
         }
         Ok(())
     }
@@ -122,8 +126,11 @@ impl Maps {
     pub fn remove_port(&mut self, port: u32) -> Result<(), DatapathError> {
         let err = |name| move |source| DatapathError::Map { name, source };
         if let Some(ep) = self.endpoint(port)? {
-            done(self.by_mac.remove(&MacKey::new(ep.mac))).map_err(err(MAP_BY_MAC))?;
-            self.remove_ips(&ep)?;
+            let mac = MacKey::new(ep.mac);
+            if found(self.by_mac.get(&mac, 0)).map_err(err(MAP_BY_MAC))? == Some(port) {
+                done(self.by_mac.remove(&mac)).map_err(err(MAP_BY_MAC))?;
+            }
+            self.remove_ips(port, &ep)?;
             self.remove_flows(&ep)?;
             done(self.endpoints.remove(&port)).map_err(err(MAP_ENDPOINTS))?;
         }

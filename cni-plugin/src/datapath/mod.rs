@@ -25,6 +25,15 @@ pub use error::DatapathError;
 pub use maps::{ip_from_key, ip_key};
 pub use pins::{Pins, DEFAULT_ROOT};
 
+/// An endpoint's addresses.
+pub fn ips_of(ep: &Endpoint) -> Vec<Ipv4Addr> {
+    ep.ipv4
+        .iter()
+        .filter(|k| **k != 0)
+        .map(|k| ip_from_key(*k))
+        .collect()
+}
+
 /// One pinned program, as `lanbridge inspect` shows it.
 #[derive(Debug, serde::Serialize)]
 pub struct ProgramReport {
@@ -145,7 +154,7 @@ impl Datapath {
         else {
             return Ok(());
         };
-        self.maps.remove_ips(&ep)?;
+        self.maps.remove_ips(ifindex, &ep)?;
         ep.ipv4 = [0; MAX_IPS];
         for (slot, ip) in ep.ipv4.iter_mut().zip(ips) {
             *slot = ip_key(*ip);
@@ -161,13 +170,7 @@ impl Datapath {
         Ok(self
             .maps
             .endpoint(ifindex)?
-            .map(|ep| {
-                ep.ipv4
-                    .iter()
-                    .filter(|k| **k != 0)
-                    .map(|k| ip_from_key(*k))
-                    .collect()
-            })
+            .map(|ep| ips_of(&ep))
             .unwrap_or_default())
     }
 
