@@ -459,3 +459,33 @@ fn lan_sigkill_after_each_add_step() {
         del(&format!("DEL after ADD after kill at {step}"));
     }
 }
+
+/// The uplink's link pin gone stale (the uplink was recreated, so its TCX
+/// link is defunct; here the pin names another interface's link instead):
+/// the next ADD attaches the uplink's programs anew, and its pod gets a
+/// lease through them.
+#[test]
+fn stale_uplink_pin_is_replaced() {
+    let lan = LanNet::new("staleup", NET, LanOpts::default());
+    let w = &lan.w;
+    let a = lan.add("a");
+    let dir = w.pin_root().join(NET);
+    let uplink_pin = dir.join(format!("link_{NODE_UPLINK}"));
+    std::fs::remove_file(&uplink_pin).expect("uplink pinned");
+    std::fs::rename(dir.join(format!("link_{}", a.port)), &uplink_pin).expect("bpffs rename");
+    let add = |name: &str| {
+        let (ns, att) = lan.pod_ns(name);
+        let out = w.rt.invoke("ADD", &lan.conf, &att, None);
+        out.expect_ok(&format!("ADD {name}"));
+        (ns, att, out.stderr)
+    };
+    let (b, att_b, stderr) = add("b");
+    assert!(stderr.contains("stale link"), "{stderr}");
+    assert!(b.ping(LAN_HOST), "the new pod cannot reach the LAN");
+    // Now the pin is the uplink's own: left alone.
+    let (_c, att_c, stderr) = add("c");
+    assert!(!stderr.contains("stale link"), "{stderr}");
+    for att in [&a.att, &att_b, &att_c] {
+        w.rt.invoke("DEL", &lan.conf, att, None).expect_ok("DEL");
+    }
+}

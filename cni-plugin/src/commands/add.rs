@@ -106,7 +106,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         datapath.set_slow_cidrs(&v4_nets(
             &[&conf.service_cidrs[..], &conf.cluster_cidrs[..]].concat(),
         ))?;
-        datapath.ensure_uplink(&uplink.link.name)?;
+        datapath.ensure_uplink(&uplink.link.name, uplink.link.index)?;
         endpoint.flags |= EP_DHCP_RELAY;
     }
     undo.attaching(datapath.add_port(&host.name, host.index, endpoint, uplink.is_some())?);

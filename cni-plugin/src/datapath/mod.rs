@@ -8,6 +8,7 @@ mod load;
 mod maps;
 pub mod object;
 mod pins;
+mod raw;
 mod upgrade;
 
 use std::net::Ipv4Addr;
@@ -189,16 +190,27 @@ impl Datapath {
         self.maps.remove_port(ifindex)
     }
 
-    /// Attaches `lb_from_uplink` and `lb_to_uplink` to the uplink unless
-    /// they already are.
-    pub fn ensure_uplink(&self, ifname: &str) -> Result<(), DatapathError> {
+    /// Attaches `lb_from_uplink` and `lb_to_uplink` to the uplink (index
+    /// `ifindex`) unless they already are; a pin whose link is on another
+    /// interface, or on none (the uplink was recreated), is replaced.
+    pub fn ensure_uplink(&self, ifname: &str, ifindex: u32) -> Result<(), DatapathError> {
         for (prog, hook) in [
             (PROG_FROM_UPLINK, Hook::Ingress),
             (PROG_TO_UPLINK, Hook::Egress),
         ] {
-            if !attach::is_attached(&self.pins, ifname, hook) {
-                attach::attach(&self.pins, prog, ifname, hook)?;
+            if attach::is_attached(&self.pins, ifname, hook) {
+                let pin = self.pins.link(ifname, hook == Hook::Egress);
+                match raw::tcx_link_ifindex(&pin) {
+                    Ok(index) if index == ifindex => continue,
+                    // Not a TCX link (an older kernel's netlink filter): trust it.
+                    Err(_) => continue,
+                    Ok(other) => tracing::warn!(
+                        "{} is a stale link (on ifindex {other}, {ifname} is {ifindex}): replacing it",
+                        pin.display()
+                    ),
+                }
             }
+            attach::attach(&self.pins, prog, ifname, hook)?;
         }
         Ok(())
     }

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use super::error::DatapathError;
 use super::load::{MAPS, PROGRAMS};
 use super::pins::Pins;
+use super::raw;
 use crate::gone::done;
 
 /// A build's identity: the first 8 bytes of SHA-256 of its eBPF object.
@@ -242,87 +243,6 @@ pub fn migrate(old: &Path, new: &Path) -> Result<Option<usize>, DatapathError> {
     )
     .map(Some)
     .map_err(|e| DatapathError::io("copying map entries", e))
-}
-
-/// The element commands of `bpf(2)`, which aya only offers for typed maps.
-mod raw {
-    use std::io;
-    use std::os::fd::{AsRawFd, BorrowedFd};
-
-    const LOOKUP: libc::c_long = 1;
-    const UPDATE: libc::c_long = 2;
-    const NEXT_KEY: libc::c_long = 4;
-
-    /// `union bpf_attr` as the element commands use it.
-    #[repr(C)]
-    struct ElemAttr {
-        map_fd: u32,
-        _pad: u32,
-        key: u64,
-        value: u64,
-        flags: u64,
-    }
-
-    fn bpf(cmd: libc::c_long, fd: BorrowedFd, key: *const u8, value: *mut u8) -> io::Result<()> {
-        let mut attr = ElemAttr {
-            map_fd: fd.as_raw_fd() as u32,
-            _pad: 0,
-            key: key as u64,
-            value: value as u64,
-            flags: 0,
-        };
-        // SAFETY: `attr` points at buffers of the map's key and value sizes,
-        // which the caller allocated; the kernel reads/writes only those.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                cmd,
-                &mut attr as *mut ElemAttr,
-                std::mem::size_of::<ElemAttr>(),
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    /// Copies every entry of `old` into `new`, values zero-extended to
-    /// `value_size` (at least the old map's).
-    pub fn copy(
-        old: BorrowedFd,
-        new: BorrowedFd,
-        key_size: usize,
-        value_size: usize,
-    ) -> io::Result<usize> {
-        let (mut key, mut next) = (vec![0u8; key_size], vec![0u8; key_size]);
-        let mut value = vec![0u8; value_size];
-        let mut first = true;
-        let mut copied = 0;
-        loop {
-            let from = if first {
-                std::ptr::null()
-            } else {
-                key.as_ptr()
-            };
-            match bpf(NEXT_KEY, old, from, next.as_mut_ptr()) {
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(copied),
-                Err(e) => return Err(e),
-                Ok(()) => {}
-            }
-            first = false;
-            key.copy_from_slice(&next);
-            value.fill(0);
-            match bpf(LOOKUP, old, key.as_ptr(), value.as_mut_ptr()) {
-                // Deleted meanwhile.
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-                Err(e) => return Err(e),
-                Ok(()) => {}
-            }
-            bpf(UPDATE, new, key.as_ptr(), value.as_mut_ptr())?;
-            copied += 1;
-        }
-    }
 }
 
 /// A pin next to `path` for a new object (bpffs refuses names with a dot).
