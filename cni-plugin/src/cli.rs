@@ -110,11 +110,18 @@ pub fn main() -> ExitCode {
             socket,
             state_dir,
             peers,
-        } => daemon::main(DaemonOpts {
-            socket,
-            state_dir,
-            routes: peers.follow(),
-        }),
+        } => {
+            // A dead namespace's leases are not this one's to resume.
+            if let Err(e) = scope::claim(&crate::commands::SCOPED_DEFAULTS, &[&state_dir]) {
+                eprintln!("lanbridge daemon: {e}");
+                return ExitCode::FAILURE;
+            }
+            daemon::main(DaemonOpts {
+                socket,
+                state_dir,
+                routes: peers.follow(),
+            })
+        }
         Cmd::Routes { command } => routes::main(command),
         Cmd::Install(args) => install::main(args),
         Cmd::Cleanup(args) => crate::cleanup::main(args),

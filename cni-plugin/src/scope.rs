@@ -51,21 +51,16 @@ pub fn file(default: &str) -> PathBuf {
     }
 }
 
-/// Makes sure the scoped default directories among `used` (each path with
-/// the default it may be) belong to this namespace: if the marker names
-/// another namespace (a dead one whose inode this one got), its pins and
-/// records are removed first. Nothing to do in the initial namespace or for
-/// explicit paths; one small read otherwise.
-pub fn claim(used: &[(&Path, &str)]) -> Result<()> {
+/// Makes sure the scoped `defaults` directories belong to this namespace
+/// when one of the `used` paths is one of them: if the marker names another
+/// namespace (a dead one whose inode this one got), they are removed first
+/// (its pins, records, leases). Nothing to do in the initial namespace or
+/// for explicit paths; one small read otherwise.
+pub fn claim(defaults: &[&str], used: &[&Path]) -> Result<()> {
     let Some(scope) = &*SCOPE else {
         return Ok(());
     };
-    let defaults: Vec<&str> = used
-        .iter()
-        .filter(|(path, default)| *path == dir(default))
-        .map(|(_, default)| *default)
-        .collect();
-    if defaults.is_empty() {
+    if !used.iter().any(|p| defaults.iter().any(|d| *p == dir(d))) {
         return Ok(());
     }
     let Some(cookie) = netns_cookie() else {
@@ -140,6 +135,6 @@ mod tests {
         );
         assert!(super::netns_cookie().is_some());
         let p = std::path::Path::new("/nonexistent");
-        super::claim(&[(p, "/nonexistent")]).unwrap();
+        super::claim(&["/nonexistent"], &[p]).unwrap();
     }
 }

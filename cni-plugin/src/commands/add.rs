@@ -12,8 +12,8 @@ use ipnet::IpNet;
 
 use super::{first_error, Attachment, Cleanup, Step, Undo};
 use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
-use crate::config::{format_mac, NetConf, DEFAULT_STATE_DIR};
-use crate::datapath::{Datapath, Pins, DEFAULT_ROOT};
+use crate::config::{format_mac, NetConf};
+use crate::datapath::{Datapath, Pins};
 use crate::fault::checkpoint;
 use crate::ipam::Ipam;
 use crate::naming;
@@ -24,10 +24,7 @@ use crate::state::{NodeChanges, Record};
 use crate::{firewall, lan, macspoof, scope, sysctl};
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
-    scope::claim(&[
-        (&conf.pin_root, DEFAULT_ROOT),
-        (&conf.state_dir, DEFAULT_STATE_DIR),
-    ])?;
+    scope::claim(&super::SCOPED_DEFAULTS, &[&conf.pin_root, &conf.state_dir])?;
     let att = Attachment::new(conf, env)?;
     let mut undo = Undo::default();
     match add(&att, &mut undo).await {

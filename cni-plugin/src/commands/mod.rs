@@ -12,14 +12,18 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use crate::cni::{CniEnv, Error, Result};
-use crate::config::NetConf;
-use crate::datapath::{ips_of, Datapath, PortAttach};
+use crate::config::{NetConf, DEFAULT_STATE_DIR};
+use crate::datapath::{ips_of, Datapath, PortAttach, DEFAULT_ROOT};
 use crate::ipam::Ipam;
 use crate::naming;
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
 use crate::state::{Record, StateDir};
 use crate::{firewall, macspoof};
+
+/// The default directories scoped per network namespace that hold a
+/// namespace's pins, records and leases ([`crate::scope::claim`]).
+pub const SCOPED_DEFAULTS: [&str; 2] = [DEFAULT_ROOT, DEFAULT_STATE_DIR];
 
 /// One attachment (container + interface) on one network, with the node's
 /// netlink socket and the IPAM and state the config selects.
