@@ -227,6 +227,33 @@ fn full_state_dir_fails_add_cleanly() {
     w.assert_nothing_left(&pod, "ctr-full", &ip, "after DEL");
 }
 
+/// A full IPAM dir: ADD fails with code 5 and no allocation file, not even
+/// an empty one holding the address for nobody; with room again it works.
+#[test]
+fn full_ipam_dir_fails_add_cleanly() {
+    let w = World::lanbridge("fullipam");
+    let pod = w.topo.pod("p");
+    let att = Attachment::new("ctr-fi", &pod, "eth0");
+    let disk = Tmpfs::mount(&w.data_dir());
+    let store = w.data_dir().join(NET);
+    std::fs::create_dir_all(&store).unwrap();
+    disk.fill();
+    let out = w.rt.invoke("ADD", &conf(&w), &att, None);
+    assert_eq!(out.expect_err("ADD on a full IPAM dir"), 5, "{out}");
+    let mut left: Vec<String> = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["lock"], "partial allocation files");
+    disk.free();
+    w.assert_nothing_left(&pod, "ctr-fi", "10.244.1.", "failed ADD on a full disk");
+
+    let ip = first_ip(&add(&w, &att, "ADD with room again"));
+    del(&w, &att, "DEL");
+    w.assert_nothing_left(&pod, "ctr-fi", &ip, "after DEL");
+}
+
 /// DEL forgets the pod's flows (either direction) and only the pod's.
 #[test]
 fn del_removes_the_pods_flows() {
