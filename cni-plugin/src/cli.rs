@@ -11,6 +11,7 @@ use crate::config::DEFAULT_STATE_DIR;
 use crate::daemon::{self, protocol::DEFAULT_SOCKET, DaemonOpts};
 use crate::datapath::DEFAULT_ROOT;
 use crate::inspect;
+use crate::scope;
 use crate::{install, routes};
 
 #[derive(Parser)]
@@ -36,11 +37,11 @@ enum Cmd {
     Inspect {
         /// The network's `name`.
         network: String,
-        /// The network's `pinRoot`.
-        #[arg(long, default_value = DEFAULT_ROOT)]
+        /// The network's `pinRoot` (the default is scoped per network namespace).
+        #[arg(long, default_value_os_t = scope::dir(DEFAULT_ROOT))]
         pin_root: PathBuf,
-        /// The network's `stateDir`.
-        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        /// The network's `stateDir` (the default is scoped per network namespace).
+        #[arg(long, default_value_os_t = scope::dir(DEFAULT_STATE_DIR))]
         state_dir: PathBuf,
         /// Print JSON instead of tables.
         #[arg(long)]
@@ -49,11 +50,12 @@ enum Cmd {
     /// Run the node agent: owns DHCP leases (acquire, renew, rebind, release)
     /// for pods on networks with `"ipam": {"type": "dhcp"}`.
     Daemon {
-        /// Unix socket the plugin talks to (mode 0600).
-        #[arg(long, default_value = DEFAULT_SOCKET)]
+        /// Unix socket the plugin talks to (mode 0600; the default is scoped
+        /// per network namespace).
+        #[arg(long, default_value_os_t = scope::file(DEFAULT_SOCKET))]
         socket: PathBuf,
         /// Where leases are persisted (the networks' `stateDir`).
-        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        #[arg(long, default_value_os_t = scope::dir(DEFAULT_STATE_DIR))]
         state_dir: PathBuf,
         #[command(flatten)]
         peers: routes::FollowArgs,
@@ -66,6 +68,9 @@ enum Cmd {
     /// Copy this binary into the CNI bin directory and a network config into
     /// the runtime's config directory (atomically; identical files are left alone).
     Install(install::Args),
+    /// Remove what lanbridge made on this node for networks without
+    /// attachments: programs, pins, rules, its bridge, sysctls, state.
+    Cleanup(crate::cleanup::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -105,12 +110,20 @@ pub fn main() -> ExitCode {
             socket,
             state_dir,
             peers,
-        } => daemon::main(DaemonOpts {
-            socket,
-            state_dir,
-            routes: peers.follow(),
-        }),
+        } => {
+            // A dead namespace's leases are not this one's to resume.
+            if let Err(e) = scope::claim(&crate::commands::SCOPED_DEFAULTS, &[&state_dir]) {
+                eprintln!("lanbridge daemon: {e}");
+                return ExitCode::FAILURE;
+            }
+            daemon::main(DaemonOpts {
+                socket,
+                state_dir,
+                routes: peers.follow(),
+            })
+        }
         Cmd::Routes { command } => routes::main(command),
         Cmd::Install(args) => install::main(args),
+        Cmd::Cleanup(args) => crate::cleanup::main(args),
     }
 }

@@ -1,5 +1,7 @@
-//! Test hook: `LANBRIDGE_FAIL_AFTER=<step>` makes ADD fail right after that
-//! step, so tests can prove that every step's undo leaves nothing behind.
+//! Test hooks: `LANBRIDGE_FAIL_AFTER=<step>` makes ADD fail right after that
+//! step, so tests can prove that every step's undo leaves nothing behind;
+//! `LANBRIDGE_KILL_AFTER=<step>` kills the plugin there with SIGKILL (no
+//! undo at all), as a node crash or an OOM kill would.
 //! Each step's end is also logged at debug level with the time since the
 //! process started (`LANBRIDGE_LOG=debug`): where an ADD spends its time.
 
@@ -16,6 +18,7 @@ pub fn start_clock() {
 }
 
 pub const ENV: &str = "LANBRIDGE_FAIL_AFTER";
+pub const KILL_ENV: &str = "LANBRIDGE_KILL_AFTER";
 
 /// The steps of ADD, in order.
 pub const STEPS: [&str; 8] = [
@@ -35,6 +38,10 @@ pub fn checkpoint(step: &'static str) -> Result<()> {
         "ADD step {step} done at {:.1} ms",
         START.elapsed().as_secs_f64() * 1e3
     );
+    if std::env::var(KILL_ENV).is_ok_and(|v| v == step) {
+        // Not even stderr gets flushed: as sudden as it gets.
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
     match std::env::var(ENV) {
         Ok(v) if v == step => Err(Error::Injected(step.to_string())),
         _ => Ok(()),

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 
 use crate::cni::Result;
 use crate::commands::first_error;
-use crate::iptables::{Batch, Family, NetnsLock};
+use crate::iptables::{comment, deletion, rules, Batch, Family, NetnsLock};
 use crate::state::Record;
 use crate::{forward, masquerade};
 
@@ -50,6 +50,34 @@ impl Rules<'_> {
         }
         Ok(())
     }
+}
+
+/// What `lanbridge cleanup` removes of a network in one family: every rule
+/// tagged with the network, the nat chains they jump to, and, once no other
+/// network's rule is left in it, the `LANBRIDGE-FWD` chain and its jump.
+pub fn network_removal(network: &str, family: Family) -> Batch {
+    let tag = comment(network, "");
+    let ours = |rule: &str| {
+        rule.split_whitespace()
+            .any(|w| w.trim_matches('"').starts_with(&tag))
+    };
+    let mut batch = Batch::default();
+    for rule in rules(family, "nat", "POSTROUTING")
+        .iter()
+        .filter(|r| ours(r))
+    {
+        batch.line("nat", deletion(rule));
+        if let Some(chain) = rule.rsplit_once("-j ").map(|(_, c)| c.trim()) {
+            if chain.starts_with("LB-") && !batch.mentions(&format!("-X {chain}")) {
+                batch.line("nat", format!("-F {chain}"));
+                batch.line("nat", format!("-X {chain}"));
+            }
+        }
+    }
+    if family == Family::V4 {
+        forward::network_removal(&ours, &mut batch);
+    }
+    batch
 }
 
 /// Removes an attachment's rules, limited to what its record says ADD set

@@ -76,6 +76,24 @@ pub fn teardown_exact(
     }
 }
 
+/// Adds the deletion of the rules `ours` picks and, when no other rule is
+/// left, of the chain and its jump from FORWARD.
+pub fn network_removal(ours: &dyn Fn(&str) -> bool, batch: &mut Batch) {
+    let all = rules(Family::V4, TABLE, CHAIN);
+    for rule in all.iter().filter(|r| ours(r)) {
+        batch.line(TABLE, deletion(rule));
+    }
+    let chain_exists = run(Family::V4, TABLE, &["-S", CHAIN]).is_ok();
+    if chain_exists && all.iter().all(|r| ours(r)) {
+        for jump in rules(Family::V4, TABLE, "FORWARD") {
+            if mentions(&jump, CHAIN) {
+                batch.line(TABLE, deletion(&jump));
+            }
+        }
+        batch.line(TABLE, format!("-X {CHAIN}"));
+    }
+}
+
 /// Adds the deletion of the attachment's rules to `batch` (the caller holds
 /// the lock); the chain stays for the other pods.
 pub fn teardown(network: &str, container_id: &str, batch: &mut Batch) {

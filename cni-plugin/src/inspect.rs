@@ -11,7 +11,7 @@ use crate::cni::Result;
 use crate::config::format_mac;
 use crate::daemon::protocol::LeaseRecord;
 use crate::daemon::store::LeaseStore;
-use crate::datapath::{ip_from_key, Datapath, ProgramReport};
+use crate::datapath::{ips_of, Datapath, ProgramReport};
 
 #[derive(Serialize)]
 pub struct Report {
@@ -74,12 +74,7 @@ pub fn report(network: &str, pin_root: &Path, state_dir: &Path) -> Result<Report
             port: ifname(ifindex),
             ifindex,
             mac: format_mac(&ep.mac),
-            ips: ep
-                .ipv4
-                .iter()
-                .filter(|ip| **ip != 0)
-                .map(|ip| ip_from_key(*ip))
-                .collect(),
+            ips: ips_of(&ep),
             ipv6: ep
                 .ipv6
                 .iter()

@@ -54,11 +54,7 @@ impl Family {
     }
 }
 
-/// The comment lanbridge puts on an attachment's rules: no spaces, so
-/// `-S` prints it unquoted and a rule reads back as plain words.
-pub fn comment(network: &str, container_id: &str) -> String {
-    format!("lanbridge:{network}:{container_id}")
-}
+pub use crate::naming::rule_comment as comment;
 
 pub fn run(family: Family, table: &str, args: &[&str]) -> Result<String> {
     let tool = family.tool();
@@ -149,7 +145,15 @@ impl Batch {
         self.tables.is_empty()
     }
 
-    fn script(&self) -> String {
+    /// Whether a line of the batch is exactly `line`.
+    pub fn mentions(&self, line: &str) -> bool {
+        self.tables
+            .iter()
+            .any(|(_, lines)| lines.iter().any(|l| l == line))
+    }
+
+    /// The `iptables-restore` input (what `--dry-run` shows).
+    pub fn script(&self) -> String {
         let mut s = String::new();
         for (table, lines) in &self.tables {
             s += &format!("*{table}\n");

@@ -25,6 +25,8 @@ pub const BRIDGE_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 pub struct Uplink {
     pub link: LinkInfo,
     pub address: Ipv4Addr,
+    /// Sysctls this call changed, with their old values.
+    pub changed: Vec<(String, String)>,
 }
 
 /// Prepares bridge and uplink; idempotent, so every ADD may run it.
@@ -58,10 +60,26 @@ pub async fn prepare(
         .ok_or_else(|| Error::config("uplink", format!("{uplink} has no IPv4 address")))?;
     let link_local = IpNet::new(BRIDGE_ADDRESS.into(), 32).expect("valid prefix");
     node.add_address(bridge.index, link_local, true).await?;
-    for dev in [bridge.name.as_str(), uplink] {
-        sysctl::set(node_ns, &["net", "ipv4", "conf", dev, "proxy_arp"], "1")?;
-        sysctl::set(node_ns, &["net", "ipv4", "neigh", dev, "proxy_delay"], "0")?;
-        sysctl::set(node_ns, &["net", "ipv4", "conf", dev, "forwarding"], "1")?;
-    }
-    Ok(Uplink { link, address })
+    let settings: Vec<[&str; 5]> = [bridge.name.as_str(), uplink]
+        .into_iter()
+        .flat_map(|dev| {
+            [
+                ["net", "ipv4", "conf", dev, "proxy_arp"],
+                ["net", "ipv4", "neigh", dev, "proxy_delay"],
+                ["net", "ipv4", "conf", dev, "forwarding"],
+            ]
+        })
+        .collect();
+    let values = ["1", "0", "1"];
+    let settings: Vec<(&[&str], &str)> = settings
+        .iter()
+        .zip(values.iter().cycle())
+        .map(|(c, v)| (&c[..], *v))
+        .collect();
+    let changed = sysctl::change(node_ns, &settings)?;
+    Ok(Uplink {
+        link,
+        address,
+        changed,
+    })
 }

@@ -58,6 +58,21 @@ pub fn setup(host_veth: &str, mac: &[u8]) -> Result<()> {
     .map(drop)
 }
 
+/// The nft script removing lanbridge's table when no port's jump is left in
+/// it (`None`: nothing to remove).
+pub fn table_removal() -> Option<String> {
+    let listing = nft(&format!("list chain bridge {TABLE} prerouting\n")).ok()?;
+    if listing.contains(" jump ") {
+        return None;
+    }
+    Some(format!("delete table bridge {TABLE}\n"))
+}
+
+/// Runs a script [`table_removal`] made.
+pub fn apply(script: &str) -> Result<()> {
+    nft(script).map(drop)
+}
+
 /// Removes the port's chain and jump; a port without them is fine.
 pub fn teardown(host_veth: &str) -> Result<()> {
     let chain = chain(host_veth);

@@ -1,5 +1,6 @@
 //! lanbridge: a CNI plugin when a runtime sets `CNI_COMMAND`, a CLI otherwise.
 
+mod cleanup;
 mod cli;
 mod cni;
 mod commands;
@@ -10,6 +11,7 @@ mod dhcp;
 mod fault;
 mod firewall;
 mod forward;
+mod gone;
 mod inspect;
 mod install;
 mod ipam;
@@ -23,6 +25,7 @@ mod netns;
 mod peers;
 mod plugin;
 mod routes;
+mod scope;
 mod state;
 mod sysctl;
 

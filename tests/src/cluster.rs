@@ -1,6 +1,8 @@
 //! Several nodes on one LAN (subnet mode across nodes): each node a namespace
-//! with its own lanbridge state, pin root, host-local store and pods; a peers
-//! file laid out like a mounted ConfigMap; `lanbridge routes sync` per node or
+//! with its own host-local store and pods, and lanbridge's default state dir,
+//! pin root and daemon socket (scoped per namespace by lanbridge itself, as
+//! on kind-style nodes sharing one machine); a peers file laid out like a
+//! mounted ConfigMap; `lanbridge routes sync` per node or
 //! a `lanbridge daemon --peers` per node following the file.
 //!
 //! ```text
@@ -126,16 +128,18 @@ impl Cluster {
     }
 
     /// Node `node`'s lanbridge config: gateway, default route, masquerade
-    /// except towards [`CLUSTER_CIDR`], host-local from its pod subnet; state,
-    /// pins and allocations of its own.
+    /// except towards [`CLUSTER_CIDR`], host-local from its pod subnet with
+    /// allocations of its own; the same network name on every node and
+    /// lanbridge's default `stateDir` and `pinRoot`.
     pub fn conf(&self, node: usize) -> Value {
         let n = &self.nodes[node];
         let dir = self.w.path().join(&n.name);
         let mut c = self.w.subnet_conf("1.0.0", &n.pod_cidr);
         c["clusterCidrs"] = json!([CLUSTER_CIDR]);
-        c["stateDir"] = json!(dir.join("state").display().to_string());
+        let keys = c.as_object_mut().expect("object");
+        keys.remove("stateDir");
+        keys.remove("pinRoot");
         c["ipam"]["dataDir"] = json!(dir.join("ipam").display().to_string());
-        c["pinRoot"] = json!(self.w.pin_root().join(&n.name).display().to_string());
         c
     }
 
@@ -226,25 +230,16 @@ impl Cluster {
     }
 
     /// Starts `lanbridge daemon --peers <file> --node <name>` in every node
-    /// that has none, each with its own socket, state dir and log.
+    /// that has none, each with the default socket and state dir (scoped to
+    /// its node by lanbridge) and a log of its own.
     pub fn start_daemons(&mut self) {
         for node in 0..self.nodes.len() {
             if self.daemons.iter().any(|(n, _)| *n == node) {
                 continue;
             }
-            let dir = self.w.path().join(&self.nodes[node].name);
-            std::fs::create_dir_all(&dir).expect("mkdir node dir");
-            let (socket, state, peers) = (
-                dir.join("lanbridge.sock").display().to_string(),
-                dir.join("state").display().to_string(),
-                self.peers_path().display().to_string(),
-            );
+            let peers = self.peers_path().display().to_string();
             let args = [
                 "daemon",
-                "--socket",
-                &socket,
-                "--state-dir",
-                &state,
                 "--peers",
                 &peers,
                 "--node",

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::binary::{lanbridge_plugin_dir, REFERENCE_DIR};
-use crate::netns::require_root;
+use crate::netns::{require_root, Netns};
 use crate::runtime::Runtime;
 use crate::topology::Topology;
 
@@ -197,12 +197,67 @@ impl World {
             .collect()
     }
 
+    /// Asserts nothing of the attachment of `container_id` (address `ip`) on
+    /// [`World::subnet_conf`]'s network is left in the node, the pod, the
+    /// dataDir, the stateDir, bpffs, or iptables.
+    pub fn assert_nothing_left(&self, pod: &Netns, container_id: &str, ip: &str, context: &str) {
+        assert_eq!(
+            self.port_links("lb0"),
+            Vec::<String>::new(),
+            "{context}: host-side links left"
+        );
+        assert_eq!(pod.links(), vec!["lo"], "{context}: links left in the pod");
+        assert_eq!(
+            self.allocations("lbtnet"),
+            Vec::<String>::new(),
+            "{context}: allocations left"
+        );
+        assert_eq!(
+            self.state_files(),
+            Vec::<std::path::PathBuf>::new(),
+            "{context}: state left"
+        );
+        assert_eq!(
+            self.link_pins("lbtnet"),
+            Vec::<String>::new(),
+            "{context}: TCX links left"
+        );
+        assert_eq!(
+            self.forward_rules(),
+            Vec::<String>::new(),
+            "{context}: FORWARD rules left"
+        );
+        for map in ["lb_endpoints", "lb_by_mac", "lb_by_ip", "lb_flows"] {
+            assert_eq!(
+                self.map_entries("lbtnet", map),
+                Vec::<serde_json::Value>::new(),
+                "{context}: {map} entries left"
+            );
+        }
+        let nat = self.nat_rules();
+        for line in &nat {
+            assert!(
+                !line.contains(container_id)
+                    && !line.contains(&format!("{ip}/"))
+                    && !line.contains(&format!("{ip} ")),
+                "{context}: nat rule left: {line}\n{nat:#?}"
+            );
+        }
+        // Only one attachment per world here: no chain or rule at all may remain.
+        assert_eq!(
+            nat,
+            Vec::<String>::new(),
+            "{context}: nat chains/rules left"
+        );
+    }
+
     /// host-local allocation files (named by IP) of network `net` under this world's dataDir.
     pub fn allocations(&self, net: &str) -> Vec<String> {
         allocations(&self.data_dir().join(net))
     }
 
-    /// Files (recursively) under the lanbridge state dir, excluding lock files.
+    /// Files (recursively) under the lanbridge state dir, excluding lock files
+    /// and the network's `node-changes` (network-level, like the bridge).
     pub fn state_files(&self) -> Vec<PathBuf> {
         let mut out = vec![];
         walk(&self.state_dir(), &mut out);
@@ -211,7 +266,7 @@ impl World {
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
-            !name.ends_with(".lock") && name != "lock"
+            !name.ends_with(".lock") && name != "lock" && name != "node-changes"
         });
         out
     }

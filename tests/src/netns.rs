@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -39,8 +40,38 @@ pub fn cleanup_registered() {
     }
 }
 
-/// Kills the processes living in namespace `name` (ours: we created it) and deletes it.
+/// lanbridge's default paths as scoped for the namespace with inode `ino`
+/// (cni-plugin/src/scope.rs): pins, state, the daemon's socket dir and marker.
+pub fn scoped_defaults(ino: u64) -> [PathBuf; 3] {
+    let scope = format!("netns-{ino}");
+    [
+        Path::new("/sys/fs/bpf/lanbridge").join(&scope),
+        Path::new("/var/lib/cni/lanbridge").join(&scope),
+        Path::new("/run/lanbridge").join(&scope),
+    ]
+}
+
+/// Removes what lanbridge kept under its default paths for a namespace
+/// (and the parents it created, when that leaves them empty).
+fn remove_scoped_defaults(ino: u64) {
+    for dir in scoped_defaults(ino) {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                eprintln!("[harness] removing {}: {e}", dir.display());
+            }
+        }
+        for parent in dir.ancestors().skip(1) {
+            if std::fs::remove_dir(parent).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Kills the processes living in namespace `name` (ours: we created it) and
+/// deletes it, with what lanbridge kept for it under its default paths.
 fn remove_netns(name: &str) {
+    let ino = std::fs::metadata(Path::new("/run/netns").join(name)).map(|m| m.ino());
     let pids = process::run(
         Command::new("ip").args(["netns", "pids", name]),
         None,
@@ -56,6 +87,10 @@ fn remove_netns(name: &str) {
                 );
             }
         }
+    }
+    // While the namespace lives, no new one can have its inode.
+    if let Ok(ino) = ino {
+        remove_scoped_defaults(ino);
     }
     let del = process::run(
         Command::new("ip").args(["netns", "del", name]),
@@ -90,6 +125,13 @@ impl Netns {
         };
         ns.ip(&["link", "set", "lo", "up"]);
         ns
+    }
+
+    /// The namespace's inode, as `lsns -t net` shows it.
+    pub fn inode(&self) -> u64 {
+        std::fs::metadata(self.path())
+            .unwrap_or_else(|e| panic!("netns {}: {e}", self.name))
+            .ino()
     }
 
     pub fn name(&self) -> &str {

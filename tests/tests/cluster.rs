@@ -5,9 +5,16 @@
 
 use std::time::Duration;
 
-use lanbridge_tests::cluster::{routes_of, Cluster};
+use lanbridge_tests::cluster::{routes_of, Cluster, Proc};
+use lanbridge_tests::dhcp_server::{in_pool, Dnsmasq, DnsmasqConf};
+use lanbridge_tests::lan::k8s_args;
+use lanbridge_tests::netns::scoped_defaults;
 use lanbridge_tests::probe::{ip_of, udp_ask, PeerServer};
-use lanbridge_tests::topology::{LAN_HOST, LAN_ROUTER};
+use lanbridge_tests::process::wait_until;
+use lanbridge_tests::result::first_ip;
+use lanbridge_tests::runtime::Attachment;
+use lanbridge_tests::topology::{LAN_HOST, LAN_ROUTER, NODE_UPLINK};
+use serde_json::json;
 
 const PORT: u16 = 7777;
 const FOLLOW: Duration = Duration::from_secs(8);
@@ -116,19 +123,16 @@ fn pods_reach_pods_on_every_node_with_their_own_address() {
     }
 
     assert_connectivity(&c);
-    // Pod -> other nodes' pods left every node on the eBPF fast path.
+    // Pod -> other nodes' pods left every node on the eBPF fast path; every
+    // node has its own pins under the default root, and `inspect` finds them.
     for node in 0..3 {
-        let pins = c.w.pin_root().join(&c.nodes[node].name);
-        let out = c.lanbridge(
-            node,
-            &[
-                "inspect",
-                "lbtnet",
-                "--pin-root",
-                &pins.display().to_string(),
-                "--json",
-            ],
+        let [pins, _, _] = scoped_defaults(c.ns(node).inode());
+        assert!(
+            pins.join("lbtnet/lb_endpoints").exists(),
+            "{}",
+            pins.display()
         );
+        let out = c.lanbridge(node, &["inspect", "lbtnet", "--json"]);
         assert!(out.success(), "{out:?}");
         let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("inspect JSON");
         let fast: u64 = report["counters"]
@@ -419,5 +423,71 @@ fn pods_reach_pods_with_forward_drop_on_every_node() {
     for node in 0..3 {
         let rules = c.ns(node).run(&["iptables", "-S", "FORWARD"]);
         assert_eq!(rules.lines().next(), Some("-P FORWARD DROP"), "{rules}");
+    }
+}
+
+/// Two nodes on one machine in lan mode with lanbridge's default settings
+/// and the same network name (kind-style nodes sharing bpffs, /run and
+/// /var/lib): each node's daemon on the default socket and its own pins, and
+/// pods on both nodes lease from the LAN's dnsmasq.
+#[test]
+fn two_nodes_with_default_paths_lease_in_lan_mode() {
+    let c = Cluster::new("clulan", 2);
+    let dnsmasq = Dnsmasq::start(
+        &c.w.topo.lan,
+        &c.w.path().join("dnsmasq"),
+        &DnsmasqConf::lan(),
+    );
+    let _daemons: Vec<Proc> = (0..2)
+        .map(|node| {
+            let log = c.w.path().join(format!("lan-daemon-{node}.log"));
+            let daemon = c.spawn(node, &["daemon"], &log);
+            let [_, _, run] = scoped_defaults(c.ns(node).inode());
+            let socket = run.join("lanbridge.sock");
+            assert!(
+                wait_until(Duration::from_secs(10), || socket.exists()),
+                "node{node}: no daemon socket at {}",
+                socket.display()
+            );
+            daemon
+        })
+        .collect();
+    let conf = json!({
+        "cniVersion": "1.0.0", "name": "lbtlan", "type": "lanbridge",
+        "bridge": "lb0", "uplink": NODE_UPLINK, "ipam": {"type": "dhcp"},
+    });
+    let mut pods = Vec::new();
+    for node in 0..2 {
+        let pod = c.w.topo.pod(&format!("lan{node}"));
+        let mut att = Attachment::new(&format!("ctr-lan{node}"), &pod, "eth0");
+        att.args = Some(k8s_args(&format!("lanpod{node}")));
+        let r = c.nodes[node]
+            .rt
+            .invoke("ADD", &conf, &att, None)
+            .expect_ok(&format!("ADD on node{node}"));
+        let ip = first_ip(&r);
+        assert!(in_pool(&ip), "node{node}: {ip} is not from the LAN's pool");
+        assert!(
+            wait_until(Duration::from_secs(5), || dnsmasq.lease_of(&ip).is_some()),
+            "node{node}: dnsmasq has no lease for {ip}"
+        );
+        assert!(
+            pod.ping(LAN_HOST),
+            "node{node}: pod {ip} cannot reach the LAN"
+        );
+        pods.push((node, pod, att));
+    }
+    let pins: Vec<_> = (0..2)
+        .map(|node| scoped_defaults(c.ns(node).inode())[0].join("lbtlan"))
+        .collect();
+    assert_ne!(pins[0], pins[1]);
+    for dir in &pins {
+        assert!(dir.join("lb_endpoints").exists(), "{}", dir.display());
+    }
+    for (node, _pod, att) in &pods {
+        c.nodes[*node]
+            .rt
+            .invoke("DEL", &conf, att, None)
+            .expect_ok(&format!("DEL on node{node}"));
     }
 }

@@ -28,54 +28,7 @@ fn assert_nothing_left(w: &World, pod: &Netns, att: &Attachment, context: &str) 
 }
 
 fn assert_nothing_left_ip(w: &World, pod: &Netns, att: &Attachment, ip: &str, context: &str) {
-    assert_eq!(
-        w.port_links(BRIDGE),
-        Vec::<String>::new(),
-        "{context}: host-side links left"
-    );
-    assert_eq!(pod.links(), vec!["lo"], "{context}: links left in the pod");
-    assert_eq!(
-        w.allocations(NET),
-        Vec::<String>::new(),
-        "{context}: allocations left"
-    );
-    assert_eq!(
-        w.state_files(),
-        Vec::<std::path::PathBuf>::new(),
-        "{context}: state left"
-    );
-    assert_eq!(
-        w.link_pins(NET),
-        Vec::<String>::new(),
-        "{context}: TCX links left"
-    );
-    assert_eq!(
-        w.forward_rules(),
-        Vec::<String>::new(),
-        "{context}: FORWARD rules left"
-    );
-    for map in ["lb_endpoints", "lb_by_mac", "lb_by_ip"] {
-        assert_eq!(
-            w.map_entries(NET, map),
-            Vec::<serde_json::Value>::new(),
-            "{context}: {map} entries left"
-        );
-    }
-    let nat = w.nat_rules();
-    for line in &nat {
-        assert!(
-            !line.contains(&att.container_id)
-                && !line.contains(&format!("{ip}/"))
-                && !line.contains(&format!("{ip} ")),
-            "{context}: nat rule left: {line}\n{nat:#?}"
-        );
-    }
-    // Only one attachment per world here: no chain or rule at all may remain.
-    assert_eq!(
-        nat,
-        Vec::<String>::new(),
-        "{context}: nat chains/rules left"
-    );
+    w.assert_nothing_left(pod, &att.container_id, ip, context)
 }
 
 #[test]

@@ -49,6 +49,11 @@ pub enum Error {
         what: &'static str,
         source: serde_json::Error,
     },
+    #[error("attachment record {path:?} is corrupt: {source}")]
+    CorruptRecord {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("invalid config key {key:?}: {reason}")]
     InvalidConfig { key: String, reason: String },
     #[error("not available: {reason}")]
@@ -137,7 +142,7 @@ impl Error {
             Error::NetnsNotFound { .. } => code::UNKNOWN_CONTAINER,
             Error::InvalidEnv { .. } => code::INVALID_ENV,
             Error::Io { .. } => code::IO_FAILURE,
-            Error::Decode { .. } => code::DECODE_FAILURE,
+            Error::Decode { .. } | Error::CorruptRecord { .. } => code::DECODE_FAILURE,
             Error::InvalidConfig { .. } => code::INVALID_CONFIG,
             Error::NotAvailable { .. } => code::NOT_AVAILABLE,
             Error::Netlink { .. } | Error::LinkMissing { .. } => code::NETLINK,

@@ -10,22 +10,22 @@ use lanbridge_common::{
 
 use ipnet::IpNet;
 
-use super::{Attachment, Step, Undo};
+use super::{first_error, Attachment, Cleanup, Step, Undo};
 use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
 use crate::config::{format_mac, NetConf};
 use crate::daemon::protocol::NodeSide;
-use crate::datapath::Datapath;
+use crate::datapath::{Datapath, Pins};
 use crate::fault::checkpoint;
 use crate::ipam::Ipam;
 use crate::naming;
 use crate::netlink::bridge::{BridgeSpec, PortSpec};
 use crate::netlink::{LinkInfo, Netlink, VethSpec};
 use crate::netns::NetNs;
-use crate::state::Record;
-use crate::sysctl;
-use crate::{firewall, lan, macspoof};
+use crate::state::{NodeChanges, Record};
+use crate::{firewall, lan, macspoof, scope, sysctl};
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
+    scope::claim(&super::SCOPED_DEFAULTS, &[&conf.pin_root, &conf.state_dir])?;
     let att = Attachment::new(conf, env)?;
     let mut undo = Undo::default();
     match add(&att, &mut undo).await {
@@ -41,6 +41,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     let (conf, env) = (att.conf, att.env);
     let pod_ns = NetNs::open(att.netns_path()?)?;
     let pod = Netlink::open(&pod_ns)?;
+    replace_leftovers(att).await?;
     if pod.link(&env.ifname).await?.is_some() {
         return Err(Error::InvalidEnv {
             var: "CNI_IFNAME",
@@ -52,7 +53,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         });
     }
 
-    let (bridge, _) = att
+    let (bridge, created) = att
         .node
         .ensure_bridge(&BridgeSpec {
             name: &conf.bridge,
@@ -66,6 +67,14 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         Some(name) => Some(lan::prepare(&att.node, &att.node_ns, &bridge, name).await?),
         None => None,
     };
+    note_changes(
+        att,
+        created.then(|| bridge.name.clone()),
+        uplink
+            .as_ref()
+            .map(|u| u.changed.clone())
+            .unwrap_or_default(),
+    )?;
     checkpoint("bridge")?;
 
     let (host, container) = create_veth(att, &pod_ns, &pod, &bridge, undo).await?;
@@ -97,7 +106,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         datapath.set_slow_cidrs(&v4_nets(
             &[&conf.service_cidrs[..], &conf.cluster_cidrs[..]].concat(),
         ))?;
-        datapath.ensure_uplink(&uplink.link.name)?;
+        datapath.ensure_uplink(&uplink.link.name, uplink.link.index)?;
         endpoint.flags |= EP_DHCP_RELAY;
     }
     // `lb_to_pod`: lan mode's flow records, and isolation of what the
@@ -212,6 +221,44 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     ))
 }
 
+/// Removes what an earlier attachment of this container and interface left
+/// behind (its sandbox vanished without DEL, an ADD was killed, a runtime
+/// retries ADD after losing track): the port, its pins, map entries,
+/// routes, rules and record, so ADD converges instead of failing on them.
+/// IPAM keeps the attachment's address. Cheap when there is nothing: two
+/// stats of pins, one of the record, one link lookup.
+async fn replace_leftovers(att: &Attachment<'_>) -> Result<()> {
+    let (conf, env) = (att.conf, att.env);
+    let host = naming::host_veth(&env.container_id, &env.ifname);
+    let pins = Pins::new(&conf.pin_root, &conf.name);
+    let record_path = att.state.path(&env.container_id, &env.ifname);
+    let found = att.node.link(&host).await?.is_some()
+        || record_path.exists()
+        || pins.link(&host, false).exists()
+        || pins.link(&host, true).exists();
+    if !found {
+        return Ok(());
+    }
+    let record = att
+        .state
+        .load(&env.container_id, &env.ifname)
+        .unwrap_or_else(|e| {
+            tracing::warn!("{e}");
+            None
+        });
+    tracing::warn!(
+        "replacing what an earlier attachment of {} {} left behind",
+        env.container_id,
+        env.ifname
+    );
+    let mut cleanup = Cleanup::new(att)?;
+    first_error(
+        cleanup
+            .attachment(&env.container_id, &env.ifname, record.as_ref(), None)
+            .await,
+    )
+}
+
 /// Creates the pair with the pod end already in the pod namespace under
 /// `CNI_IFNAME`, and plugs the host end into the bridge.
 async fn create_veth(
@@ -223,9 +270,6 @@ async fn create_veth(
 ) -> Result<(LinkInfo, LinkInfo)> {
     let (conf, env) = (att.conf, att.env);
     let host_name = naming::host_veth(&env.container_id, &env.ifname);
-    // The leftover of an interrupted earlier ADD of this attachment.
-    att.node.delete_link(&host_name).await?;
-
     undo.push(Step::HostVeth);
     att.node
         .add_veth(&VethSpec {
@@ -241,10 +285,7 @@ async fn create_veth(
     att.node
         .set_alias(
             host.index,
-            &format!(
-                "lanbridge {} {} {}",
-                conf.name, env.container_id, env.ifname
-            ),
+            &naming::host_veth_alias(&conf.name, &env.container_id, &env.ifname),
         )
         .await?;
     att.node.set_master(host.index, bridge.index).await?;
@@ -443,9 +484,25 @@ async fn configure_gateway(
             IpAddr::V4(_) => &["net", "ipv4", "ip_forward"],
             IpAddr::V6(_) => &["net", "ipv6", "conf", "all", "forwarding"],
         };
-        sysctl::set(&att.node_ns, key, "1")?;
+        let changed = sysctl::change(&att.node_ns, &[(key, "1")])?;
+        note_changes(att, None, changed)?;
     }
     Ok(())
+}
+
+/// Records what was changed on the node (nothing: no I/O), for `lanbridge cleanup`.
+fn note_changes(
+    att: &Attachment<'_>,
+    created_bridge: Option<String>,
+    sysctls: Vec<(String, String)>,
+) -> Result<()> {
+    if created_bridge.is_none() && sysctls.is_empty() {
+        return Ok(());
+    }
+    att.state.note_changes(NodeChanges {
+        created_bridge,
+        sysctls: sysctls.into_iter().collect(),
+    })
 }
 
 /// The result: prevResult's entries first (chaining), then ours.

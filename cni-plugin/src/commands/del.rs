@@ -28,11 +28,13 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
         },
         None => None,
     };
+    // A record that cannot be read must not make DEL fail on every retry:
+    // the deterministic names find the rest.
     let record = att
         .state
         .load(&env.container_id, &env.ifname)
         .unwrap_or_else(|e| {
-            errors.push(e);
+            tracing::warn!("{e}; removing the attachment by its names");
             None
         });
     match Cleanup::new(&att) {

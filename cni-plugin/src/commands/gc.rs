@@ -2,11 +2,9 @@
 //! `cni.dev/valid-attachments`: plumbing, records, allocations.
 
 use super::{first_error, Attachment, Cleanup};
-use crate::cni::{CniEnv, Result, Version};
+use crate::cni::{CniEnv, Error, Result, Version};
 use crate::config::NetConf;
-use crate::datapath::Datapath;
 use crate::ipam::Ipam;
-use crate::netlink::Netlink;
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     conf.version.require("GC", Version::V1_1_0)?;
@@ -19,30 +17,31 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     let att = Attachment::new(conf, env)?;
     let mut cleanup = Cleanup::new(&att)?;
     let mut errors = Vec::new();
-    for record in att.state.list()? {
+    let (records, bad) = att.state.list()?;
+    for bad in bad {
+        match &bad.attachment {
+            Some((cid, ifname)) if !keep(cid, ifname) => {
+                tracing::warn!("GC: {}; removing {cid} {ifname} by its names", bad.error);
+                errors.extend(release_lease(&att, cid, ifname).await);
+                errors.extend(cleanup.attachment(cid, ifname, None, None).await);
+            }
+            _ => tracing::warn!("GC: skipping {}", bad.error),
+        }
+    }
+    for record in records {
         if keep(&record.container_id, &record.ifname) {
             continue;
         }
         tracing::info!("GC: removing {} {}", record.container_id, record.ifname);
-        // The lease goes back to the LAN's server before the state naming it.
-        if let Some(Ipam::Dhcp(dhcp)) = &att.ipam {
-            if let Err(e) = dhcp
-                .release(conf, &record.container_id, &record.ifname)
-                .await
-            {
-                errors.push(e);
-            }
-        }
+        errors.extend(release_lease(&att, &record.container_id, &record.ifname).await);
         errors.extend(
             cleanup
                 .attachment(&record.container_id, &record.ifname, Some(&record), None)
                 .await,
         );
     }
-    if let Some(dp) = &mut cleanup.datapath {
-        if let Err(e) = forget_vanished_ports(&att.node, dp).await {
-            errors.push(e);
-        }
+    if let Err(e) = cleanup.forget_vanished_ports().await {
+        errors.push(e);
     }
     let ipam_gc = match &att.ipam {
         Some(Ipam::HostLocal(h)) => h.gc(&conf.name, keep).map(drop),
@@ -55,19 +54,10 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     first_error(errors)
 }
 
-/// Map entries and link pins of ports whose interface no longer exists
-/// (e.g. a pod deleted without DEL).
-async fn forget_vanished_ports(node: &Netlink, dp: &mut Datapath) -> Result<()> {
-    let links = node.links().await?;
-    for ifname in dp.attached_interfaces() {
-        if !links.iter().any(|l| l.name == ifname) {
-            dp.remove_port(&ifname, None)?;
-        }
+/// The lease goes back to the LAN's server before the state naming it.
+async fn release_lease(att: &Attachment<'_>, container_id: &str, ifname: &str) -> Option<Error> {
+    match &att.ipam {
+        Some(Ipam::Dhcp(dhcp)) => dhcp.release(att.conf, container_id, ifname).await.err(),
+        _ => None,
     }
-    for (port, _) in dp.endpoints()? {
-        if !links.iter().any(|l| l.index == port) {
-            dp.forget_port(port)?;
-        }
-    }
-    Ok(())
 }

@@ -12,14 +12,18 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use crate::cni::{CniEnv, Error, Result};
-use crate::config::NetConf;
-use crate::datapath::{Datapath, PortAttach};
+use crate::config::{NetConf, DEFAULT_STATE_DIR};
+use crate::datapath::{ips_of, Datapath, PortAttach, DEFAULT_ROOT};
 use crate::ipam::Ipam;
 use crate::naming;
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
 use crate::state::{Record, StateDir};
 use crate::{firewall, macspoof};
+
+/// The default directories scoped per network namespace that hold a
+/// namespace's pins, records and leases ([`crate::scope::claim`]).
+pub const SCOPED_DEFAULTS: [&str; 2] = [DEFAULT_ROOT, DEFAULT_STATE_DIR];
 
 /// One attachment (container + interface) on one network, with the node's
 /// netlink socket and the IPAM and state the config selects.
@@ -150,6 +154,7 @@ pub struct Cleanup<'a> {
     pub state: &'a StateDir,
     pub datapath: Option<Datapath>,
     pub network: &'a str,
+    pub bridge: &'a str,
     /// lan mode: pods have /32 routes on the bridge.
     pub lan: bool,
     /// Pods have FORWARD accept rules.
@@ -163,13 +168,17 @@ impl Cleanup<'_> {
             state: &att.state,
             datapath: Datapath::existing(&att.conf.pin_root, &att.conf.name)?,
             network: &att.conf.name,
+            bridge: &att.conf.bridge,
             lan: att.conf.uplink.is_some(),
             routed: add::routed(att.conf),
         })
     }
 
     /// `record` is the attachment's, when there is one (ADD completed);
-    /// `pod` the pod's namespace when DEL still has it.
+    /// `pod` the pod's namespace when DEL still has it. Without a record the
+    /// deterministic names lead the way: the port's link gives its ifindex,
+    /// its endpoint the pod's addresses, and ports whose interface is gone
+    /// are swept.
     pub async fn attachment(
         &mut self,
         container_id: &str,
@@ -178,8 +187,19 @@ impl Cleanup<'_> {
         pod: Option<&NetNs>,
     ) -> Vec<Error> {
         let host = naming::host_veth(container_id, ifname);
-        let host_ifindex = record.map(|r| r.host_ifindex);
         let mut errors = Vec::new();
+        let host_ifindex = match record {
+            Some(r) => Some(r.host_ifindex),
+            None => self
+                .node
+                .link(&host)
+                .await
+                .unwrap_or_else(|e| {
+                    errors.push(e);
+                    None
+                })
+                .map(|l| l.index),
+        };
         // Both iptables' commit and the veth's deletion wait for RCU grace
         // periods: let them wait at the same time.
         let firewall = {
@@ -192,10 +212,17 @@ impl Cleanup<'_> {
                 errors.push(e);
             }
         }
-        if let Some(record) = record {
-            if let Err(e) = self.remove_host_routes(record).await {
-                errors.push(e);
-            }
+        let ips: Vec<Ipv4Addr> = match (record, host_ifindex, &self.datapath) {
+            (Some(r), _, _) => r.ips.iter().filter_map(|n| v4(n.addr())).collect(),
+            (None, Some(index), Some(dp)) => dp.port_ips(index).unwrap_or_else(|e| {
+                errors.push(e.into());
+                Vec::new()
+            }),
+            _ => Vec::new(),
+        };
+        let bridge = record.map_or(self.bridge, |r| &r.bridge);
+        if let Err(e) = self.remove_host_routes(bridge, &ips).await {
+            errors.push(e);
         }
         if let Some(dp) = &mut self.datapath {
             if let Err(e) = dp.remove_port(&host, host_ifindex) {
@@ -216,6 +243,11 @@ impl Cleanup<'_> {
             Ok(Err(e)) => errors.push(e),
             Err(_) => errors.push(Error::Panicked("removing the firewall rules")),
         }
+        if record.is_none() {
+            if let Err(e) = self.forget_vanished_ports().await {
+                errors.push(e);
+            }
+        }
         if let Err(e) = self.state.remove(container_id, ifname) {
             errors.push(e);
         }
@@ -223,19 +255,50 @@ impl Cleanup<'_> {
     }
 
     /// lan mode's /32 routes to the pod.
-    async fn remove_host_routes(&self, record: &Record) -> Result<()> {
-        if !self.lan {
+    async fn remove_host_routes(&self, bridge: &str, ips: &[Ipv4Addr]) -> Result<()> {
+        if !self.lan || ips.is_empty() {
             return Ok(());
         }
-        let Some(bridge) = self.node.link(&record.bridge).await? else {
+        let Some(bridge) = self.node.link(bridge).await? else {
             return Ok(());
         };
-        for ip in &record.ips {
-            if let IpAddr::V4(v4) = ip.addr() {
-                self.node.del_host_route(v4, bridge.index).await?;
-            }
+        for ip in ips {
+            self.node.del_host_route(*ip, bridge.index).await?;
         }
         Ok(())
+    }
+
+    /// Link pins, map entries and lan-mode routes of ports whose interface
+    /// no longer exists (a pod deleted without DEL, a crashed ADD).
+    pub async fn forget_vanished_ports(&mut self) -> Result<()> {
+        let Some(dp) = &mut self.datapath else {
+            return Ok(());
+        };
+        let links = self.node.links().await?;
+        for ifname in dp.attached_interfaces() {
+            if !links.iter().any(|l| l.name == ifname) {
+                dp.remove_port(&ifname, None)?;
+            }
+        }
+        let (live, vanished): (Vec<_>, Vec<_>) = dp
+            .endpoints()?
+            .into_iter()
+            .partition(|(port, _)| links.iter().any(|l| l.index == *port));
+        let mut routes = Vec::new();
+        for (port, ep) in vanished {
+            // A live pod may have been given the address since.
+            let taken = |ip: &Ipv4Addr| live.iter().any(|(_, l)| ips_of(l).contains(ip));
+            routes.extend(ips_of(&ep).into_iter().filter(|ip| !taken(ip)));
+            dp.forget_port(port)?;
+        }
+        self.remove_host_routes(self.bridge, &routes).await
+    }
+}
+
+fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    match ip {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(_) => None,
     }
 }
 

@@ -5,8 +5,6 @@
 //! (Debian's bpftool 7.1 prints TCX links as "type 11"). Older kernels get a
 //! clsact qdisc and a netlink filter (`bpftool net show`).
 
-use std::io::ErrorKind;
-
 use aya::programs::links::FdLink;
 use aya::programs::tc::{self, NlOptions, TcAttachOptions};
 use aya::programs::{LinkOrder, SchedClassifier, TcAttachType};
@@ -14,6 +12,7 @@ use aya::util::KernelVersion;
 
 use super::error::DatapathError;
 use super::pins::Pins;
+use crate::gone::done;
 
 /// Where a program runs on its interface.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -73,6 +72,8 @@ pub fn attach(
             source,
         })?;
     let path = pins.link(ifname, egress);
+    // A pin left by a dead interface of the same name holds the name.
+    detach(pins, ifname, hook)?;
     link.pin(&path)
         .map_err(|source| DatapathError::Pin { path, source })?;
     Ok(())
@@ -85,11 +86,6 @@ pub fn is_attached(pins: &Pins, ifname: &str, hook: Hook) -> bool {
 /// Unpins the interface's link, which detaches it; a missing pin is fine.
 pub fn detach(pins: &Pins, ifname: &str, hook: Hook) -> Result<(), DatapathError> {
     let path = pins.link(ifname, hook == Hook::Egress);
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(DatapathError::io(
-            format!("unpinning {}", path.display()),
-            e,
-        )),
-        _ => Ok(()),
-    }
+    done(std::fs::remove_file(&path))
+        .map_err(|e| DatapathError::io(format!("unpinning {}", path.display()), e))
 }

@@ -14,6 +14,8 @@ use lanbridge_common::{
 use super::error::DatapathError;
 use super::object::embedded_object;
 use super::pins::Pins;
+use super::upgrade;
+use crate::gone::done;
 
 pub const MAPS: [&str; 9] = [
     MAP_ENDPOINTS,
@@ -34,18 +36,31 @@ pub fn is_loaded(pins: &Pins) -> bool {
         .all(|name| pins.object(name).exists())
 }
 
-/// Loads and pins the programs and maps unless they already are.
+/// Loads and pins the programs and maps unless this build's already are;
+/// another build's are replaced ([`upgrade`]).
 pub fn ensure_loaded(pins: &Pins, lock_dir: &Path) -> Result<(), DatapathError> {
-    if is_loaded(pins) {
+    let Some(object) = embedded_object() else {
+        // Nothing to load or compare with: whatever is pinned serves.
+        return match is_loaded(pins) {
+            true => Ok(()),
+            false => Err(DatapathError::NoObject),
+        };
+    };
+    let id = upgrade::build_id(object);
+    let current = || is_loaded(pins) && upgrade::pinned_build(pins) == Some(id);
+    if current() {
         return Ok(());
     }
     let _lock = lock(lock_dir)?;
-    if is_loaded(pins) {
+    if current() {
         return Ok(());
+    }
+    if is_loaded(pins) {
+        return upgrade::replace(pins, object, id);
     }
     // A previous load that died half-way: start over.
     remove_objects(pins)?;
-    if let Err(e) = load_and_pin(pins) {
+    if let Err(e) = load_and_pin(pins, object).and_then(|()| upgrade::mark(pins, id)) {
         if let Err(cleanup) = remove_objects(pins) {
             tracing::error!("removing a partial load: {cleanup}");
         }
@@ -69,8 +84,7 @@ fn lock(dir: &Path) -> Result<File, DatapathError> {
     Ok(file)
 }
 
-fn load_and_pin(pins: &Pins) -> Result<(), DatapathError> {
-    let object = embedded_object().ok_or(DatapathError::NoObject)?;
+fn load_and_pin(pins: &Pins, object: &[u8]) -> Result<(), DatapathError> {
     let mut ebpf = EbpfLoader::new().load(object)?;
     fs::create_dir_all(pins.dir())
         .map_err(|e| DatapathError::io(format!("creating {}", pins.dir().display()), e))?;
@@ -99,17 +113,14 @@ fn load_and_pin(pins: &Pins) -> Result<(), DatapathError> {
 
 /// Unpins the network's programs and maps (links are unpinned by their owners).
 pub fn remove_objects(pins: &Pins) -> Result<(), DatapathError> {
-    for name in MAPS.iter().chain(PROGRAMS.iter()) {
-        let path = pins.object(name);
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(DatapathError::io(
-                    format!("unpinning {}", path.display()),
-                    e,
-                ))
-            }
-            _ => {}
-        }
+    for path in MAPS
+        .iter()
+        .chain(PROGRAMS.iter())
+        .map(|name| pins.object(name))
+        .chain([pins.version()])
+    {
+        done(fs::remove_file(&path))
+            .map_err(|e| DatapathError::io(format!("unpinning {}", path.display()), e))?;
     }
     Ok(())
 }

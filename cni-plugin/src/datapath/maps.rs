@@ -6,12 +6,13 @@ use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap};
 use ipnet::Ipv4Net;
 use lanbridge_common::{
-    Endpoint, MacKey, NetConfig, StatKey, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER,
-    MAP_CONFIG, MAP_ENDPOINTS, MAP_SLOW_CIDRS, MAP_STATS,
+    Endpoint, FlowKey, MacKey, NetConfig, StatKey, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER,
+    MAP_CONFIG, MAP_ENDPOINTS, MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS,
 };
 
 use super::error::DatapathError;
 use super::pins::Pins;
+use crate::gone::{done, found};
 
 pub struct Maps {
     pub endpoints: HashMap<MapData, u32, Endpoint>,
@@ -22,6 +23,7 @@ pub struct Maps {
     pub stats: PerCpuHashMap<MapData, StatKey, u64>,
     pub slow_cidrs: LpmTrie<MapData, u32, u8>,
     pub cluster: LpmTrie<MapData, u32, u8>,
+    pub flows: HashMap<MapData, FlowKey, u64>,
 }
 
 fn open(pins: &Pins, name: &'static str, wrap: fn(MapData) -> Map) -> Result<Map, DatapathError> {
@@ -52,6 +54,7 @@ impl Maps {
             stats: typed!(pins, MAP_STATS, PerCpuHashMap),
             slow_cidrs: typed!(pins, MAP_SLOW_CIDRS, LpmTrie),
             cluster: typed!(pins, MAP_CLUSTER, LpmTrie),
+            flows: typed!(pins, MAP_FLOWS, LruHashMap),
         })
     }
 
@@ -82,19 +85,46 @@ impl Maps {
         Ok(())
     }
 
-    /// Drops the IP index entries of `ep`'s addresses.
-    pub fn remove_ips(&mut self, ep: &Endpoint) -> Result<(), DatapathError> {
+    /// Drops the IP index entries of `ep`'s addresses that still point at
+    /// `port` (a newer pod may hold one of them by now).
+    pub fn remove_ips(&mut self, port: u32, ep: &Endpoint) -> Result<(), DatapathError> {
+        let err = |name| move |source| DatapathError::Map { name, source };
         for ip in ep.ipv4.iter().filter(|ip| **ip != 0) {
-            ignore_missing(self.by_ip.remove(ip)).map_err(|source| DatapathError::Map {
-                name: MAP_BY_IP,
-                source,
-            })?;
+            if found(self.by_ip.get(ip, 0)).map_err(err(MAP_BY_IP))? == Some(port) {
+                done(self.by_ip.remove(ip)).map_err(err(MAP_BY_IP))?;
+            }
         }
         for ip in ipv6_in_use(ep) {
-            ignore_missing(self.by_ip6.remove(ip)).map_err(|source| DatapathError::Map {
-                name: MAP_BY_IP6,
-                source,
-            })?;
+            if found(self.by_ip6.get(ip, 0)).map_err(err(MAP_BY_IP6))? == Some(port) {
+                done(self.by_ip6.remove(ip)).map_err(err(MAP_BY_IP6))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn endpoint(&self, port: u32) -> Result<Option<Endpoint>, DatapathError> {
+        found(self.endpoints.get(&port, 0)).map_err(|source| DatapathError::Map {
+            name: MAP_ENDPOINTS,
+            source,
+        })
+    }
+
+    /// Drops the flows recorded for `ep`'s addresses (either direction), so
+    /// a later pod with one of them starts clean.
+    fn remove_flows(&mut self, ep: &Endpoint) -> Result<(), DatapathError> {
+        let err = |source| DatapathError::Map {
+            name: MAP_FLOWS,
+            source,
+        };
+        let mine = |ip: u32| ip != 0 && ep.ipv4.contains(&ip);
+        let stale: Vec<FlowKey> = self
+            .flows
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| mine(k.saddr) || mine(k.daddr))
+            .collect();
+        for key in &stale {
+            done(self.flows.remove(key)).map_err(err)?;
         }
         Ok(())
     }
@@ -102,15 +132,14 @@ impl Maps {
     /// Removes a port's entries; entries already gone are fine.
     pub fn remove_port(&mut self, port: u32) -> Result<(), DatapathError> {
         let err = |name| move |source| DatapathError::Map { name, source };
-        let ep = match self.endpoints.get(&port, 0) {
-            Ok(ep) => Some(ep),
-            Err(aya::maps::MapError::KeyNotFound) => None,
-            Err(e) => return Err(err(MAP_ENDPOINTS)(e)),
-        };
-        if let Some(ep) = ep {
-            ignore_missing(self.by_mac.remove(&MacKey::new(ep.mac))).map_err(err(MAP_BY_MAC))?;
-            self.remove_ips(&ep)?;
-            ignore_missing(self.endpoints.remove(&port)).map_err(err(MAP_ENDPOINTS))?;
+        if let Some(ep) = self.endpoint(port)? {
+            let mac = MacKey::new(ep.mac);
+            if found(self.by_mac.get(&mac, 0)).map_err(err(MAP_BY_MAC))? == Some(port) {
+                done(self.by_mac.remove(&mac)).map_err(err(MAP_BY_MAC))?;
+            }
+            self.remove_ips(port, &ep)?;
+            self.remove_flows(&ep)?;
+            done(self.endpoints.remove(&port)).map_err(err(MAP_ENDPOINTS))?;
         }
         let stale: Vec<StatKey> = self
             .stats
@@ -119,7 +148,7 @@ impl Maps {
             .filter(|k| k.ifindex == port)
             .collect();
         for key in stale {
-            ignore_missing(self.stats.remove(&key)).map_err(err(MAP_STATS))?;
+            done(self.stats.remove(&key)).map_err(err(MAP_STATS))?;
         }
         Ok(())
     }
@@ -166,7 +195,7 @@ pub fn set_prefixes(
         .filter(|k| !want.iter().any(|w| same(w, k)))
         .collect();
     for key in &stale {
-        ignore_missing(trie.remove(key)).map_err(err)?;
+        done(trie.remove(key)).map_err(err)?;
     }
     for key in &want {
         trie.insert(key, 1, 0).map_err(err)?;
@@ -177,13 +206,6 @@ pub fn set_prefixes(
 /// The endpoint's IPv6 slots that hold an address.
 fn ipv6_in_use(ep: &Endpoint) -> impl Iterator<Item = &[u8; 16]> {
     ep.ipv6.iter().filter(|ip| **ip != [0; 16])
-}
-
-fn ignore_missing(r: Result<(), aya::maps::MapError>) -> Result<(), aya::maps::MapError> {
-    match r {
-        Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-        other => other,
-    }
 }
 
 /// The map encoding of an IPv4 address (network byte order in a `u32`).

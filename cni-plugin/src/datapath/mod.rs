@@ -8,6 +8,8 @@ mod load;
 mod maps;
 pub mod object;
 mod pins;
+mod raw;
+mod upgrade;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
@@ -23,6 +25,15 @@ use attach::Hook;
 pub use error::DatapathError;
 pub use maps::{ip_from_key, ip_key};
 pub use pins::{Pins, DEFAULT_ROOT};
+
+/// An endpoint's addresses.
+pub fn ips_of(ep: &Endpoint) -> Vec<Ipv4Addr> {
+    ep.ipv4
+        .iter()
+        .filter(|k| **k != 0)
+        .map(|k| ip_from_key(*k))
+        .collect()
+}
 
 /// One pinned program, as `lanbridge inspect` shows it.
 #[derive(Debug, serde::Serialize)]
@@ -137,10 +148,10 @@ impl Datapath {
 
     /// The addresses IPAM gave the pod behind `ifindex`.
     pub fn set_port_ips(&mut self, ifindex: u32, ips: &[Ipv4Addr]) -> Result<(), DatapathError> {
-        let Some(mut ep) = self.endpoint(ifindex)? else {
+        let Some(mut ep) = self.maps.endpoint(ifindex)? else {
             return Ok(());
         };
-        self.maps.remove_ips(&ep)?;
+        self.maps.remove_ips(ifindex, &ep)?;
         ep.ipv4 = [0; MAX_IPS];
         for (slot, ip) in ep.ipv4.iter_mut().zip(ips) {
             *slot = ip_key(*ip);
@@ -155,10 +166,10 @@ impl Datapath {
     /// link-local only), and from now on its IPv6 sources and neighbour
     /// discovery are checked against them.
     pub fn set_port_ips6(&mut self, ifindex: u32, ips: &[Ipv6Addr]) -> Result<(), DatapathError> {
-        let Some(mut ep) = self.endpoint(ifindex)? else {
+        let Some(mut ep) = self.maps.endpoint(ifindex)? else {
             return Ok(());
         };
-        self.maps.remove_ips(&ep)?;
+        self.maps.remove_ips(ifindex, &ep)?;
         if ips.len() > MAX_IPS6 {
             tracing::warn!(
                 "the pod behind ifindex {ifindex} has {} IPv6 addresses; the source guard \
@@ -175,12 +186,13 @@ impl Datapath {
         self.maps.put_endpoint(ifindex, ep)
     }
 
-    fn endpoint(&self, ifindex: u32) -> Result<Option<Endpoint>, DatapathError> {
+    /// The pod addresses a port's endpoint holds (none if it has no entry).
+    pub fn port_ips(&self, ifindex: u32) -> Result<Vec<Ipv4Addr>, DatapathError> {
         Ok(self
             .maps
-            .endpoints()?
-            .into_iter()
-            .find_map(|(port, ep)| (port == ifindex).then_some(ep)))
+            .endpoint(ifindex)?
+            .map(|ep| ips_of(&ep))
+            .unwrap_or_default())
     }
 
     /// Detaches from a port and forgets its entries; tolerates either being gone.
@@ -198,16 +210,27 @@ impl Datapath {
         self.maps.remove_port(ifindex)
     }
 
-    /// Attaches `lb_from_uplink` and `lb_to_uplink` to the uplink unless
-    /// they already are.
-    pub fn ensure_uplink(&self, ifname: &str) -> Result<(), DatapathError> {
+    /// Attaches `lb_from_uplink` and `lb_to_uplink` to the uplink (index
+    /// `ifindex`) unless they already are; a pin whose link is on another
+    /// interface, or on none (the uplink was recreated), is replaced.
+    pub fn ensure_uplink(&self, ifname: &str, ifindex: u32) -> Result<(), DatapathError> {
         for (prog, hook) in [
             (PROG_FROM_UPLINK, Hook::Ingress),
             (PROG_TO_UPLINK, Hook::Egress),
         ] {
-            if !attach::is_attached(&self.pins, ifname, hook) {
-                attach::attach(&self.pins, prog, ifname, hook)?;
+            if attach::is_attached(&self.pins, ifname, hook) {
+                let pin = self.pins.link(ifname, hook == Hook::Egress);
+                match raw::tcx_link_ifindex(&pin) {
+                    Ok(index) if index == ifindex => continue,
+                    // Not a TCX link (an older kernel's netlink filter): trust it.
+                    Err(_) => continue,
+                    Ok(other) => tracing::warn!(
+                        "{} is a stale link (on ifindex {other}, {ifname} is {ifindex}): replacing it",
+                        pin.display()
+                    ),
+                }
             }
+            attach::attach(&self.pins, prog, ifname, hook)?;
         }
         Ok(())
     }
@@ -228,6 +251,21 @@ impl Datapath {
 
     pub fn stats(&self) -> Result<Vec<(StatKey, u64)>, DatapathError> {
         self.maps.stats()
+    }
+
+    /// Detaches every program of a network (its pods' ports and the
+    /// uplink) and removes its pins; returns the interfaces it detached.
+    pub fn remove_network(pin_root: &Path, network: &str) -> Result<Vec<String>, DatapathError> {
+        let pins = Pins::new(pin_root, network);
+        let detached = pins.linked_interfaces();
+        for ifname in &detached {
+            attach::detach(&pins, ifname, Hook::Ingress)?;
+            attach::detach(&pins, ifname, Hook::Egress)?;
+        }
+        load::remove_objects(&pins)?;
+        crate::gone::done(std::fs::remove_dir(pins.dir()))
+            .map_err(|e| DatapathError::io(format!("removing {}", pins.dir().display()), e))?;
+        Ok(detached)
     }
 
     /// Interfaces with a pinned link of this network.

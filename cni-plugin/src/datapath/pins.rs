@@ -27,6 +27,12 @@ impl Pins {
         self.dir.join(name)
     }
 
+    /// The layout/version marker: a one-entry array map holding the build id
+    /// of the programs pinned here (bpffs holds only BPF objects).
+    pub fn version(&self) -> PathBuf {
+        self.dir.join("lb_version")
+    }
+
     /// The TCX link attaching a program to `ifname`'s ingress
     /// (`link_<ifname>`) or egress (`egress_<ifname>`).
     pub fn link(&self, ifname: &str, egress: bool) -> PathBuf {

@@ -71,7 +71,7 @@ impl Dhcp {
         Ok(Dhcp {
             socket: raw
                 .daemon_socket_path
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+                .unwrap_or_else(|| crate::scope::file(DEFAULT_SOCKET)),
             timeout,
             client_id: raw.client_id,
         })

@@ -6,6 +6,7 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHe
 
 use super::{is_errno, Netlink};
 use crate::cni::{Error, Result};
+use crate::gone::done;
 
 impl Netlink {
     pub async fn addresses(&self, index: u32) -> Result<Vec<IpNet>> {
@@ -69,11 +70,8 @@ impl Netlink {
             if msg.header.prefix_len != net.prefix_len() {
                 continue;
             }
-            match self.handle.address().del(msg).execute().await {
-                Ok(()) => {}
-                Err(e) if is_errno(&e, libc::EADDRNOTAVAIL) => {}
-                Err(e) => return Err(Error::netlink(format!("delete address {net}"), e)),
-            }
+            done(self.handle.address().del(msg).execute().await)
+                .map_err(|e| Error::netlink(format!("delete address {net}"), e))?;
         }
         Ok(())
     }

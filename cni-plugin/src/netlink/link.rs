@@ -6,8 +6,9 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo as NlInfo, LinkMessage};
 use rtnetlink::{LinkUnspec, LinkVeth};
 
-use super::{is_errno, Netlink};
+use super::Netlink;
 use crate::cni::{Error, Result};
+use crate::gone::found;
 
 /// A veth pair to create.
 #[derive(Debug, Default)]
@@ -142,11 +143,9 @@ impl Netlink {
         let Some(link) = self.link(name).await? else {
             return Ok(false);
         };
-        match self.handle.link().del(link.index).execute().await {
-            Ok(()) => Ok(true),
-            Err(e) if is_errno(&e, libc::ENODEV) => Ok(false),
-            Err(e) => Err(Error::netlink(format!("delete link {name}"), e)),
-        }
+        found(self.handle.link().del(link.index).execute().await)
+            .map(|deleted| deleted.is_some())
+            .map_err(|e| Error::netlink(format!("delete link {name}"), e))
     }
 }
 

@@ -15,6 +15,7 @@ use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
 use rtnetlink::Handle;
 
 use crate::cni::{Error, Result};
+use crate::gone::found;
 use crate::netns::NetNs;
 
 pub use link::{LinkInfo, VethSpec};
@@ -41,11 +42,9 @@ impl Netlink {
             .get()
             .match_name(name.to_string())
             .execute();
-        match links.try_next().await {
-            Ok(link) => Ok(link),
-            Err(e) if is_errno(&e, libc::ENODEV) => Ok(None),
-            Err(e) => Err(Error::netlink(format!("get link {name}"), e)),
-        }
+        found(links.try_next().await)
+            .map(Option::flatten)
+            .map_err(|e| Error::netlink(format!("get link {name}"), e))
     }
 }
 

@@ -9,6 +9,7 @@ use rtnetlink::{IpVersion, RouteMessageBuilder};
 
 use super::{is_errno, Netlink};
 use crate::cni::{Error, Result};
+use crate::gone::done;
 
 /// A route as CHECK compares it.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,10 +119,7 @@ impl Netlink {
             .output_interface(index)
             .scope(RouteScope::Link)
             .build();
-        match self.handle.route().del(msg).execute().await {
-            Ok(()) => Ok(()),
-            Err(e) if is_errno(&e, libc::ESRCH) || is_errno(&e, libc::ENOENT) => Ok(()),
-            Err(e) => Err(Error::netlink(format!("delete route {dst}/32"), e)),
-        }
+        done(self.handle.route().del(msg).execute().await)
+            .map_err(|e| Error::netlink(format!("delete route {dst}/32"), e))
     }
 }

@@ -10,6 +10,8 @@ use rtnetlink::packet_route::route::{
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{Handle, RouteMessageBuilder};
 
+use crate::gone::done;
+
 use super::{Action, Installed, Wanted, RTPROT_LANBRIDGE};
 
 #[derive(Debug, thiserror::Error)]
@@ -68,15 +70,12 @@ impl RouteTable {
             Action::Replace { want, was } => (message(want, was.metric)?, true),
             Action::Delete(r) => {
                 let msg = delete_message(r)?;
-                return match self.handle.route().del(msg).execute().await {
-                    Ok(()) => Ok(()),
-                    // Gone already: what we wanted.
-                    Err(e) if is_errno(&e, libc::ESRCH) || is_errno(&e, libc::ENOENT) => Ok(()),
-                    Err(source) => Err(TableError::Netlink {
+                return done(self.handle.route().del(msg).execute().await).map_err(|source| {
+                    TableError::Netlink {
                         op: format!("delete {}", r.dst),
                         source,
-                    }),
-                };
+                    }
+                });
             }
             Action::Conflict { .. } => return Ok(()),
         };
@@ -89,10 +88,6 @@ impl RouteTable {
             source,
         })
     }
-}
-
-fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
-    matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code() == -errno)
 }
 
 fn bad(e: impl std::fmt::Display) -> TableError {

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::gone::done;
 use crate::ipam::IpamError;
 
 /// The owner of an allocation.
@@ -99,10 +100,16 @@ impl DiskStore {
     /// Writes via a temporary file and rename, so a crash never leaves half a record.
     fn write_atomic(&self, path: &Path, data: &str) -> Result<(), IpamError> {
         let tmp = path.with_extension("tmp");
-        let mut f = File::create(&tmp).map_err(self.err(&tmp))?;
-        f.write_all(data.as_bytes()).map_err(self.err(&tmp))?;
-        f.sync_all().map_err(self.err(&tmp))?;
-        fs::rename(&tmp, path).map_err(self.err(path))
+        let written = File::create(&tmp).and_then(|mut f| {
+            f.write_all(data.as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)
+        });
+        if written.is_err() {
+            // A full disk must not leave a partial file behind.
+            let _ = done(fs::remove_file(&tmp));
+        }
+        written.map_err(self.err(path))
     }
 }
 
@@ -111,8 +118,11 @@ impl Store for DiskStore {
         let path = self.dir.join(ip.to_string());
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut f) => {
-                f.write_all(owner.encode().as_bytes())
-                    .map_err(self.err(&path))?;
+                if let Err(e) = f.write_all(owner.encode().as_bytes()) {
+                    // An empty file would hold the address for nobody.
+                    let _ = done(fs::remove_file(&path));
+                    return Err(self.err(&path)(e));
+                }
                 let last = self.dir.join(format!("last_reserved_ip.{set}"));
                 self.write_atomic(&last, &ip.to_string())?;
                 Ok(true)
@@ -156,10 +166,7 @@ impl Store for DiskStore {
 
     fn release(&mut self, ip: IpAddr) -> Result<(), IpamError> {
         let path = self.dir.join(ip.to_string());
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(self.err(&path)(e)),
-            _ => Ok(()),
-        }
+        done(fs::remove_file(&path)).map_err(self.err(&path))
     }
 }
 

@@ -1,0 +1,518 @@
+//! Crash-proof node state: a plugin killed mid-ADD, a sandbox that vanished
+//! without DEL, truncated state files and a full state dir never leave a
+//! node where ADD, DEL or GC fail, and afterwards nothing is left.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lanbridge_tests::flows::{LanNet, LanOpts};
+use lanbridge_tests::lan::LAN_NET_BRIDGE;
+use lanbridge_tests::netns::scoped_defaults;
+use lanbridge_tests::result::{first_ip, host_veth};
+use lanbridge_tests::runtime::Attachment;
+use lanbridge_tests::topology::{LAN_HOST, NODE_UPLINK};
+use lanbridge_tests::World;
+use serde_json::Value;
+
+const SUBNET: &str = "10.244.1.0/24";
+const NET: &str = "lbtnet";
+
+/// ADD's steps, as `LANBRIDGE_KILL_AFTER` names them (cni-plugin/src/fault.rs).
+const STEPS: [&str; 8] = [
+    "bridge",
+    "veth",
+    "datapath",
+    "ipam",
+    "firewall",
+    "container",
+    "host",
+    "state",
+];
+
+fn conf(w: &World) -> Value {
+    w.subnet_conf("1.1.0", SUBNET)
+}
+
+fn add(w: &World, att: &Attachment, what: &str) -> Value {
+    w.rt.invoke("ADD", &conf(w), att, None).expect_ok(what)
+}
+
+fn del(w: &World, att: &Attachment, what: &str) -> String {
+    let out = w.rt.invoke("DEL", &conf(w), att, None);
+    out.expect_ok(what);
+    out.stderr
+}
+
+/// GC with `valid` as the runtime's live attachments.
+fn gc(w: &World, valid: &[&Attachment], what: &str) {
+    w.rt.gc_list(&w.subnet_list("1.1.0", SUBNET), valid)
+        .unwrap_or_else(|f| panic!("{what}: {f}"));
+}
+
+/// An ADD killed with SIGKILL right after `step`: no undo runs at all.
+fn killed_add(w: &World, att: &Attachment, step: &str) {
+    let env = w.rt.env("ADD", att).with("LANBRIDGE_KILL_AFTER", step);
+    let out = w.rt.exec(&conf(w), &env);
+    assert_eq!(out.code, None, "ADD not killed after {step}: {out}");
+}
+
+fn record_path(w: &World, att: &Attachment) -> PathBuf {
+    w.state_dir()
+        .join(NET)
+        .join(format!("{}:{}.json", att.container_id, att.ifname))
+}
+
+#[test]
+fn sigkill_after_each_add_step_then_del_or_add_converge() {
+    let w = World::lanbridge("kill");
+    let pod = w.topo.pod("p");
+    let att = Attachment::new("ctr-kill", &pod, "eth0");
+    for step in STEPS {
+        // The runtime's usual answer to a failed ADD: DEL.
+        killed_add(&w, &att, step);
+        del(&w, &att, &format!("DEL after a kill after {step}"));
+        gc(&w, &[], &format!("GC after a kill after {step}"));
+        w.assert_nothing_left(
+            &pod,
+            &att.container_id,
+            "10.244.1.",
+            &format!("kill at {step}, DEL"),
+        );
+
+        // A runtime that lost track retries ADD instead.
+        killed_add(&w, &att, step);
+        let r = add(&w, &att, &format!("ADD after a kill after {step}"));
+        assert_eq!(pod.links(), vec!["eth0", "lo"], "after {step}");
+        assert!(pod.ping("10.244.1.1"), "pod cut off after {step}");
+        assert_eq!(w.map_entries(NET, "lb_endpoints").len(), 1, "after {step}");
+        del(&w, &att, &format!("DEL after ADD after kill at {step}"));
+        gc(&w, &[], &format!("GC after ADD after kill at {step}"));
+        let ip = first_ip(&r);
+        w.assert_nothing_left(
+            &pod,
+            &att.container_id,
+            &ip,
+            &format!("kill at {step}, ADD"),
+        );
+    }
+}
+
+/// The runtime restarted and the sandbox is gone without DEL; a new sandbox
+/// of the same container gets the interface again (the dead port's pin,
+/// endpoint and record are replaced), and DEL and GC still work.
+#[test]
+fn add_replaces_what_a_vanished_sandbox_left_behind() {
+    let w = World::lanbridge("vanish");
+    let old = w.topo.pod("old");
+    let att = Attachment::new("ctr-v", &old, "eth0");
+    let r = add(&w, &att, "first ADD");
+    let veth = host_veth(&r, "lb0");
+    let old_index = endpoint_ports(&w);
+    old.delete();
+    assert!(
+        w.topo.node.wait_link(&veth, false),
+        "{veth} outlived its pod"
+    );
+
+    let new = w.topo.pod("new");
+    let att = Attachment::new("ctr-v", &new, "eth0");
+    let r = add(&w, &att, "ADD in a new sandbox of the same container");
+    let ip = first_ip(&r);
+    let ports = endpoint_ports(&w);
+    assert_eq!(ports.len(), 1, "endpoints: {ports:?}");
+    assert_ne!(ports, old_index, "the dead port's endpoint stayed");
+    assert!(new.ping("10.244.1.1"), "the new sandbox is cut off");
+    del(&w, &att, "DEL");
+    gc(&w, &[], "GC");
+    w.assert_nothing_left(&new, "ctr-v", &ip, "after DEL of the replacement");
+
+    // DEL and GC after a vanished sandbox, without a new ADD.
+    let pod = w.topo.pod("gone");
+    let att = Attachment::new("ctr-g", &pod, "eth0");
+    let r = add(&w, &att, "ADD");
+    let (ip, veth) = (first_ip(&r), host_veth(&r, "lb0"));
+    pod.delete();
+    assert!(
+        w.topo.node.wait_link(&veth, false),
+        "{veth} outlived its pod"
+    );
+    let gone = att;
+    gc(&w, &[&gone], "GC with the vanished attachment still valid");
+    assert!(endpoint_ports(&w).is_empty(), "endpoint of a vanished port");
+    del(&w, &gone, "DEL after the sandbox vanished");
+    gc(&w, &[], "GC");
+    let nobody = w.topo.pod("nobody");
+    w.assert_nothing_left(&nobody, "ctr-g", &ip, "DEL after the sandbox vanished");
+}
+
+/// A record truncated by a crash: DEL works from the deterministic names and
+/// says so; GC names the bad record, removes it and goes on with the others.
+#[test]
+fn truncated_records_never_block_del_or_gc() {
+    let w = World::lanbridge("trunc");
+    let pod = w.topo.pod("p");
+    let att = Attachment::new("ctr-t", &pod, "eth0");
+    let ip = first_ip(&add(&w, &att, "ADD"));
+    truncate(&record_path(&w, &att));
+    let stderr = del(&w, &att, "DEL with a truncated record");
+    assert!(
+        stderr.contains("ctr-t:eth0.json") && stderr.contains("corrupt"),
+        "DEL did not name the bad record: {stderr}"
+    );
+    del(&w, &att, "DEL again");
+    w.assert_nothing_left(&pod, "ctr-t", &ip, "DEL with a truncated record");
+
+    let q = w.topo.pod("q");
+    let a = Attachment::new("ctr-a", &pod, "eth0");
+    let b = Attachment::new("ctr-b", &q, "eth0");
+    add(&w, &a, "ADD a");
+    add(&w, &b, "ADD b");
+    truncate(&record_path(&w, &a));
+    gc(&w, &[], "GC with one truncated record");
+    gc(&w, &[], "GC again");
+    assert_eq!(w.port_links("lb0"), Vec::<String>::new());
+    assert_eq!(w.allocations(NET), Vec::<String>::new());
+    assert_eq!(w.state_files(), Vec::<PathBuf>::new());
+    assert_eq!(w.link_pins(NET), Vec::<String>::new());
+    assert!(endpoint_ports(&w).is_empty());
+    assert_eq!(w.forward_rules(), Vec::<String>::new());
+    assert_eq!(w.nat_rules(), Vec::<String>::new());
+}
+
+/// An allocation file truncated by a crash: DEL succeeds, GC frees the
+/// address, and the next ADD works.
+#[test]
+fn truncated_allocation_is_collected() {
+    let w = World::lanbridge("alloc");
+    let pod = w.topo.pod("p");
+    let att = Attachment::new("ctr-al", &pod, "eth0");
+    let ip = first_ip(&add(&w, &att, "ADD"));
+    truncate(&w.data_dir().join(NET).join(&ip));
+    del(&w, &att, "DEL with a truncated allocation");
+    gc(&w, &[], "GC");
+    w.assert_nothing_left(&pod, "ctr-al", &ip, "after GC");
+    let ip = first_ip(&add(&w, &att, "ADD afterwards"));
+    del(&w, &att, "DEL");
+    w.assert_nothing_left(&pod, "ctr-al", &ip, "after the last DEL");
+}
+
+/// A full state dir (and IPAM dir): ADD fails with code 5 naming the file
+/// and leaves no partial file or anything else; with space again ADD, DEL
+/// and GC work.
+#[test]
+fn full_state_dir_fails_add_cleanly() {
+    let w = World::lanbridge("full");
+    let pod = w.topo.pod("p");
+    let att = Attachment::new("ctr-full", &pod, "eth0");
+    // Create the per-network dirs and the lock files while there is room.
+    let ip = first_ip(&add(&w, &att, "ADD"));
+    del(&w, &att, "DEL");
+    w.assert_nothing_left(&pod, "ctr-full", &ip, "before filling");
+
+    let disk = Tmpfs::mount(&w.state_dir());
+    std::fs::create_dir_all(w.state_dir().join(NET)).unwrap();
+    disk.fill();
+    let out = w.rt.invoke("ADD", &conf(&w), &att, None);
+    let code = out.expect_err("ADD on a full state dir");
+    assert_eq!(code, 5, "{out}");
+    assert!(out.error_text().contains("ctr-full:eth0"), "{out}");
+    assert_eq!(w.state_files(), vec![disk.filler()], "partial files");
+    disk.free();
+    w.assert_nothing_left(&pod, "ctr-full", "10.244.1.", "failed ADD on a full disk");
+
+    let ip = first_ip(&add(&w, &att, "ADD with room again"));
+    del(&w, &att, "DEL");
+    gc(&w, &[], "GC");
+    w.assert_nothing_left(&pod, "ctr-full", &ip, "after DEL");
+}
+
+/// A full IPAM dir: ADD fails with code 5 and no allocation file, not even
+/// an empty one holding the address for nobody; with room again it works.
+#[test]
+fn full_ipam_dir_fails_add_cleanly() {
+    let w = World::lanbridge("fullipam");
+    let pod = w.topo.pod("p");
+    let att = Attachment::new("ctr-fi", &pod, "eth0");
+    let disk = Tmpfs::mount(&w.data_dir());
+    let store = w.data_dir().join(NET);
+    std::fs::create_dir_all(&store).unwrap();
+    disk.fill();
+    let out = w.rt.invoke("ADD", &conf(&w), &att, None);
+    assert_eq!(out.expect_err("ADD on a full IPAM dir"), 5, "{out}");
+    let mut left: Vec<String> = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["lock"], "partial allocation files");
+    disk.free();
+    w.assert_nothing_left(&pod, "ctr-fi", "10.244.1.", "failed ADD on a full disk");
+
+    let ip = first_ip(&add(&w, &att, "ADD with room again"));
+    del(&w, &att, "DEL");
+    w.assert_nothing_left(&pod, "ctr-fi", &ip, "after DEL");
+}
+
+/// DEL forgets the pod's flows (either direction) and only the pod's.
+#[test]
+fn del_removes_the_pods_flows() {
+    let w = World::lanbridge("flows");
+    let pod = w.topo.pod("p");
+    let att = Attachment::new("ctr-f", &pod, "eth0");
+    let ip = first_ip(&add(&w, &att, "ADD"));
+    let other = "10.244.1.200";
+    insert_flow(&w, &ip, "192.168.1.5");
+    insert_flow(&w, "192.168.1.5", &ip);
+    insert_flow(&w, other, "192.168.1.5");
+    assert_eq!(w.map_entries(NET, "lb_flows").len(), 3);
+    del(&w, &att, "DEL");
+    let left = w.map_entries(NET, "lb_flows");
+    assert_eq!(left.len(), 1, "{left:#?}");
+}
+
+/// Container IDs as long as a runtime may send: names and the alias stay
+/// within the kernel's limits, the record is found again.
+#[test]
+fn container_id_of_300_characters() {
+    let w = World::lanbridge("longid");
+    let pod = w.topo.pod("p");
+    let id = "c".repeat(300);
+    let att = Attachment::new(&id, &pod, "eth0");
+    let r = add(&w, &att, "ADD with a 300-character container ID");
+    let veth = host_veth(&r, "lb0");
+    let link = w.topo.node.ip_json(&["link", "show", "dev", &veth]);
+    let alias = link[0]["ifalias"].as_str().unwrap_or_default().to_string();
+    assert!(
+        alias.starts_with("lanbridge lbtnet ccc") && alias.len() < 255,
+        "{alias}"
+    );
+    assert_eq!(w.state_files().len(), 1, "no record of the long ID");
+    let ip = first_ip(&r);
+    w.rt.invoke("DEL", &conf(&w), &att, Some(&r))
+        .expect_ok("DEL");
+    w.assert_nothing_left(&pod, &id, &ip, "after DEL of the long ID");
+}
+
+/// The `ifindex` keys of `lb_endpoints`.
+fn endpoint_ports(w: &World) -> Vec<Value> {
+    w.map_entries(NET, "lb_endpoints")
+        .into_iter()
+        .map(|e| e["key"].clone())
+        .collect()
+}
+
+/// A `lb_flows` entry (FlowKey: saddr, daddr, ports, proto, pad) for TCP.
+fn insert_flow(w: &World, saddr: &str, daddr: &str) {
+    let octets = |ip: &str| -> Vec<String> {
+        ip.parse::<std::net::Ipv4Addr>()
+            .unwrap()
+            .octets()
+            .iter()
+            .map(|o| o.to_string())
+            .collect()
+    };
+    let mut args = vec!["map", "update", "pinned"];
+    let path = w.pin_root().join(NET).join("lb_flows");
+    let path = path.display().to_string();
+    args.push(&path);
+    let mut key: Vec<String> = vec!["key".into()];
+    key.extend(octets(saddr));
+    key.extend(octets(daddr));
+    key.extend(["0x50", "0", "0x30", "0x39", "6", "0", "0", "0"].map(String::from));
+    let value = ["value", "1", "0", "0", "0", "0", "0", "0", "0"];
+    let key: Vec<&str> = key.iter().map(String::as_str).collect();
+    args.extend(key);
+    args.extend(value);
+    let out = Command::new("bpftool")
+        .args(&args)
+        .output()
+        .expect("bpftool");
+    assert!(
+        out.status.success(),
+        "bpftool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn truncate(path: &Path) {
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    std::fs::write(path, &data[..data.len() / 3]).unwrap();
+}
+
+/// A small tmpfs over a directory of the world, unmounted on drop.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &Path) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        run(
+            "mount",
+            &["-t", "tmpfs", "-o", "size=256k", "lbt-full"],
+            dir,
+        );
+        Tmpfs {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn filler(&self) -> PathBuf {
+        self.dir.join("filler")
+    }
+
+    /// Writes until the disk is full.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.filler()).unwrap();
+        let block = [0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.filler()).unwrap();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let status = Command::new("umount").arg(&self.dir).status();
+        if !status.is_ok_and(|s| s.success()) {
+            eprintln!("cleanup: umount {} failed", self.dir.display());
+        }
+    }
+}
+
+fn run(program: &str, args: &[&str], dir: &Path) {
+    let status = Command::new(program)
+        .args(args)
+        .arg(dir)
+        .status()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(status.success(), "{program} {args:?} {}", dir.display());
+}
+
+/// The default paths of a dead node namespace whose inode a new one got:
+/// the scope's marker names another namespace, so the first ADD removes the
+/// stale pins and records and loads afresh; later ADDs keep them.
+#[test]
+fn reused_namespace_inode_gets_fresh_pins_and_state() {
+    let w = World::lanbridge("reuse");
+    let mut c = conf(&w);
+    let keys = c.as_object_mut().unwrap();
+    keys.remove("stateDir");
+    keys.remove("pinRoot");
+    let [pins, state, run] = scoped_defaults(w.topo.node.inode());
+    let program = pins.join(NET).join("lb_from_pod");
+    let pinned = || std::fs::metadata(&program).map(|m| m.ino()).ok();
+
+    let old = w.topo.pod("old");
+    let att = Attachment::new("ctr-old", &old, "eth0");
+    w.rt.invoke("ADD", &c, &att, None).expect_ok("ADD");
+    let first = pinned().expect("pinned under the scoped default");
+    let old_record = state.join(NET).join("ctr-old:eth0.json");
+    assert!(old_record.exists());
+
+    // What a dead namespace with this inode would have left.
+    std::fs::write(run.join("netns-cookie"), "1").unwrap();
+    let pod = w.topo.pod("p");
+    let att = Attachment::new("ctr-new", &pod, "eth0");
+    let out = w.rt.invoke("ADD", &c, &att, None);
+    out.expect_ok("ADD after the inode was reused");
+    assert!(out.stderr.contains("dead network namespace"), "{out}");
+    assert!(!old_record.exists(), "a dead namespace's record survived");
+    let second = pinned().expect("pinned again");
+    assert_ne!(first, second, "the dead namespace's programs were reused");
+    assert!(pod.ping("10.244.1.1"), "the new pod is cut off");
+
+    let q = w.topo.pod("q");
+    let again = Attachment::new("ctr-new2", &q, "eth0");
+    w.rt.invoke("ADD", &c, &again, None)
+        .expect_ok("a later ADD");
+    assert_eq!(pinned(), Some(second), "a later ADD replaced the pins");
+}
+
+/// Lan mode under FORWARD DROP: a plugin killed after each ADD step, then
+/// DEL, leaves no pod route, accept, endpoint, link or record behind; killed
+/// again and retried, ADD gives a pod that reaches the LAN.
+#[test]
+fn lan_sigkill_after_each_add_step() {
+    let lan = LanNet::new(
+        "killlan",
+        NET,
+        LanOpts {
+            forward_drop: true,
+            extra: None,
+        },
+    );
+    let w = &lan.w;
+    let (pod, att) = lan.pod_ns("k");
+    let kill = |step: &str| {
+        let env = w.rt.env("ADD", &att).with("LANBRIDGE_KILL_AFTER", step);
+        let out = w.rt.exec(&lan.conf, &env);
+        assert_eq!(out.code, None, "ADD not killed after {step}: {out}");
+    };
+    let del = |what: &str| {
+        w.rt.invoke("DEL", &lan.conf, &att, None).expect_ok(what);
+    };
+    for step in STEPS {
+        kill(step);
+        del(&format!("DEL after a kill after {step}"));
+        let routes: Vec<_> = w
+            .topo
+            .node
+            .routes4()
+            .into_iter()
+            .filter(|r| r["dev"] == LAN_NET_BRIDGE)
+            .collect();
+        assert!(routes.is_empty(), "{step}: pod routes left: {routes:?}");
+        assert_eq!(w.forward_rules(), Vec::<String>::new(), "{step}");
+        assert!(endpoint_ports(w).is_empty(), "{step}: endpoint left");
+        let ports: Vec<_> = w
+            .link_pins(NET)
+            .into_iter()
+            .filter(|l| l != NODE_UPLINK)
+            .collect();
+        assert!(ports.is_empty(), "{step}: port links left: {ports:?}");
+        assert_eq!(w.port_links(LAN_NET_BRIDGE), Vec::<String>::new(), "{step}");
+        assert!(!record_path(w, &att).exists(), "{step}: record left");
+
+        kill(step);
+        w.rt.invoke("ADD", &lan.conf, &att, None)
+            .expect_ok(&format!("ADD after a kill after {step}"));
+        assert!(pod.ping(LAN_HOST), "{step}: the pod cannot reach the LAN");
+        assert_eq!(endpoint_ports(w).len(), 1, "{step}");
+        del(&format!("DEL after ADD after kill at {step}"));
+    }
+}
+
+/// The uplink's link pin gone stale (the uplink was recreated, so its TCX
+/// link is defunct; here the pin names another interface's link instead):
+/// the next ADD attaches the uplink's programs anew, and its pod gets a
+/// lease through them.
+#[test]
+fn stale_uplink_pin_is_replaced() {
+    let lan = LanNet::new("staleup", NET, LanOpts::default());
+    let w = &lan.w;
+    let a = lan.add("a");
+    let dir = w.pin_root().join(NET);
+    let uplink_pin = dir.join(format!("link_{NODE_UPLINK}"));
+    std::fs::remove_file(&uplink_pin).expect("uplink pinned");
+    std::fs::rename(dir.join(format!("link_{}", a.port)), &uplink_pin).expect("bpffs rename");
+    let add = |name: &str| {
+        let (ns, att) = lan.pod_ns(name);
+        let out = w.rt.invoke("ADD", &lan.conf, &att, None);
+        out.expect_ok(&format!("ADD {name}"));
+        (ns, att, out.stderr)
+    };
+    let (b, att_b, stderr) = add("b");
+    assert!(stderr.contains("stale link"), "{stderr}");
+    assert!(b.ping(LAN_HOST), "the new pod cannot reach the LAN");
+    // Now the pin is the uplink's own: left alone.
+    let (_c, att_c, stderr) = add("c");
+    assert!(!stderr.contains("stale link"), "{stderr}");
+    for att in [&a.att, &att_b, &att_c] {
+        w.rt.invoke("DEL", &lan.conf, att, None).expect_ok("DEL");
+    }
+}
