@@ -5,6 +5,7 @@
 
 pub mod frame;
 pub mod packet;
+pub mod snoop;
 
 /// TC ingress on a pod's host-side veth: packets leaving the pod.
 pub const PROG_FROM_POD: &str = "lb_from_pod";
@@ -39,6 +40,13 @@ pub const MAP_CLUSTER: &str = "lb_cluster";
 /// programs as the key their replies will have, so the replies take the
 /// stack too and conntrack can reverse the NAT.
 pub const MAP_FLOWS: &str = "lb_flows";
+/// LRU hash port ifindex -> `u64`: the DHCP rate limit's token bucket of
+/// each port, as the time its next message is due ([`snoop::rate_admit`]).
+/// LRU: an evicted entry only gives a port a full bucket again.
+pub const MAP_DHCP_RATE: &str = "lb_dhcp_rate";
+/// Per-CPU scratch of `lb_from_pod`'s DHCP option scan (not pinned: only
+/// the program uses it).
+pub const MAP_SCAN: &str = "lb_scan";
 
 pub const MAX_ENDPOINTS: u32 = 4096;
 pub const MAX_STATS: u32 = MAX_ENDPOINTS * 16;
@@ -53,6 +61,9 @@ pub const FLOW_TTL_OTHER_NS: u64 = 180 * 1_000_000_000;
 pub const FAST_PATH_MARK: u32 = 0x0010_0000;
 /// IPv4 addresses per pod that the source guard accepts.
 pub const MAX_IPS: usize = 4;
+/// The longest DHCP client identifier (option 61) an endpoint holds;
+/// lanbridge's are 17 bytes (attachment) or 7 (MAC).
+pub const MAX_CLIENT_ID: usize = 32;
 
 /// One pod port.
 #[repr(C)]
@@ -63,6 +74,14 @@ pub struct Endpoint {
     pub flags: u16,
     /// Addresses given to the pod (network byte order); 0 = unused slot.
     pub ipv4: [u32; MAX_IPS],
+    /// The DHCP client identifier (option 61, type byte first) lanbridge's
+    /// DHCP IPAM uses for this attachment; the pod's DHCP messages may
+    /// carry no other.
+    pub client_id: [u8; MAX_CLIENT_ID],
+    /// Bytes of `client_id` in use; 0 = none assigned (other IPAM): any
+    /// identifier passes.
+    pub client_id_len: u8,
+    pub _pad_client_id: [u8; 3],
 }
 
 impl Endpoint {
@@ -74,6 +93,17 @@ impl Endpoint {
                 || self.ipv4[1] == addr
                 || self.ipv4[2] == addr
                 || self.ipv4[3] == addr)
+    }
+
+    /// Records the DHCP client identifier; `false` (nothing changed) when it
+    /// is longer than [`MAX_CLIENT_ID`].
+    pub fn set_client_id(&mut self, id: &[u8]) -> bool {
+        let Some(slot) = self.client_id.get_mut(..id.len()) else {
+            return false;
+        };
+        slot.copy_from_slice(id);
+        self.client_id_len = id.len() as u8;
+        true
     }
 }
 
@@ -194,10 +224,30 @@ pub enum Reason {
     DropArpSpoof = 12,
     /// Dropped: between two isolated pods (`portIsolation`).
     DropIsolated = 13,
+    /// Dropped: a pod's DHCP client message for another hardware address
+    /// (`chaddr` not the pod's MAC, or not Ethernet).
+    DropDhcpChaddr = 14,
+    /// Dropped: a pod's DHCP client message with a client identifier
+    /// (option 61) other than the one lanbridge assigned to it.
+    DropDhcpClientId = 15,
+    /// Dropped: a DHCP message from a pod that is no client message
+    /// (not BOOTREQUEST, no option 53, or a type only servers send).
+    DropDhcpType = 16,
+    /// Dropped: a pod's DHCP message about an address not its own
+    /// (DECLINE, RELEASE, `ciaddr`).
+    DropDhcpAddr = 17,
+    /// Dropped: a pod posing as a relay agent (`giaddr` set, option 82).
+    DropDhcpAgent = 18,
+    /// Dropped: a pod's DHCP message that cannot be judged whole (truncated,
+    /// no magic cookie, options malformed, repeated or overloaded, or more
+    /// than the parser's bound).
+    DropDhcpMalformed = 19,
+    /// Dropped: a pod's DHCP messages beyond its rate limit.
+    DropDhcpRate = 20,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Passed,
         Reason::DhcpRelayed,
         Reason::DhcpToPod,
@@ -212,6 +262,13 @@ impl Reason {
         Reason::DropSpoofIp,
         Reason::DropArpSpoof,
         Reason::DropIsolated,
+        Reason::DropDhcpChaddr,
+        Reason::DropDhcpClientId,
+        Reason::DropDhcpType,
+        Reason::DropDhcpAddr,
+        Reason::DropDhcpAgent,
+        Reason::DropDhcpMalformed,
+        Reason::DropDhcpRate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -230,6 +287,13 @@ impl Reason {
             Reason::DropSpoofIp => "drop_spoof_ip",
             Reason::DropArpSpoof => "drop_arp_spoof",
             Reason::DropIsolated => "drop_isolated",
+            Reason::DropDhcpChaddr => "drop_dhcp_chaddr",
+            Reason::DropDhcpClientId => "drop_dhcp_client_id",
+            Reason::DropDhcpType => "drop_dhcp_type",
+            Reason::DropDhcpAddr => "drop_dhcp_addr",
+            Reason::DropDhcpAgent => "drop_dhcp_agent",
+            Reason::DropDhcpMalformed => "drop_dhcp_malformed",
+            Reason::DropDhcpRate => "drop_dhcp_rate",
         }
     }
 
@@ -247,6 +311,13 @@ impl Reason {
                 | Reason::DropSpoofIp
                 | Reason::DropArpSpoof
                 | Reason::DropIsolated
+                | Reason::DropDhcpChaddr
+                | Reason::DropDhcpClientId
+                | Reason::DropDhcpType
+                | Reason::DropDhcpAddr
+                | Reason::DropDhcpAgent
+                | Reason::DropDhcpMalformed
+                | Reason::DropDhcpRate
         )
     }
 }
@@ -281,6 +352,8 @@ mod tests {
             MAP_CLUSTER,
             MAP_FLOWS,
             PROG_TO_UPLINK,
+            MAP_DHCP_RATE,
+            MAP_SCAN,
         ] {
             assert!(name.len() <= 15, "{name} is longer than 15 bytes");
         }
@@ -288,7 +361,7 @@ mod tests {
 
     #[test]
     fn layouts_have_no_implicit_padding() {
-        assert_eq!(core::mem::size_of::<Endpoint>(), 24);
+        assert_eq!(core::mem::size_of::<Endpoint>(), 60);
         assert_eq!(core::mem::size_of::<NetConfig>(), 24);
         assert_eq!(core::mem::size_of::<FlowKey>(), 16);
         assert_eq!(core::mem::size_of::<MacKey>(), 8);
@@ -311,5 +384,15 @@ mod tests {
         };
         assert!(ep.owns(0x0a00_0002));
         assert!(!ep.owns(0));
+    }
+
+    #[test]
+    fn client_ids_fit_or_are_refused() {
+        let mut ep = Endpoint::default();
+        assert!(ep.set_client_id(&[0, 1, 2]));
+        assert_eq!((ep.client_id_len, &ep.client_id[..3]), (3, &[0, 1, 2][..]));
+        assert!(!ep.set_client_id(&[7; MAX_CLIENT_ID + 1]));
+        assert_eq!(ep.client_id_len, 3);
+        assert!(ep.set_client_id(&[7; MAX_CLIENT_ID]));
     }
 }

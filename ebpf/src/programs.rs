@@ -3,22 +3,22 @@
 //! only kernel helpers can do.
 
 use aya_ebpf::{
+    bindings::__sk_buff,
     bindings::{BPF_F_MARK_MANGLED_0, BPF_NOEXIST, TC_ACT_SHOT, TC_ACT_UNSPEC},
-    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuHashMap},
-    helpers::bpf_redirect,
+    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap},
+    cty::c_void,
+    helpers::{bpf_ktime_get_ns, bpf_loop, bpf_redirect},
     macros::{btf_map, classifier},
     programs::TcContext,
 };
 use lanbridge_common::{
     frame::{guard, parse_frame, Kind},
-    packet::{
-        from_pod_verdict, parse_from_pod, parse_from_uplink, ClientBroadcast, FromPod, Packet,
-        PodVerdict, Short, ETH_SRC_OFF,
-    },
+    packet::{parse_from_pod, parse_from_uplink, ClientMsg, FromPod, Packet, Short, ETH_SRC_OFF},
+    snoop::{self, rate_admit, ClientOptions, OptionScan, PodVerdict, MAX_OPTION_STEPS},
     Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_FAST_PATH,
-    CFG_LAN_MODE, MAP_BY_IP, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_ENDPOINTS, MAP_FLOWS,
-    MAP_SLOW_CIDRS, MAP_STATS, MAX_ENDPOINTS, MAX_FLOWS, MAX_SLOW_CIDRS, MAX_STATS, PROG_FROM_POD,
-    PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
+    CFG_LAN_MODE, MAP_BY_IP, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_RATE, MAP_ENDPOINTS,
+    MAP_FLOWS, MAP_SCAN, MAP_SLOW_CIDRS, MAP_STATS, MAX_ENDPOINTS, MAX_FLOWS, MAX_SLOW_CIDRS,
+    MAX_STATS, PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
 };
 
 use crate::{egress, fast};
@@ -37,6 +37,8 @@ const _: () = assert!(str_eq(MAP_CLUSTER, "lb_cluster"));
 const _: () = assert!(str_eq(MAP_FLOWS, "lb_flows"));
 const _: () = assert!(str_eq(PROG_TO_POD, "lb_to_pod"));
 const _: () = assert!(str_eq(PROG_TO_UPLINK, "lb_to_uplink"));
+const _: () = assert!(str_eq(MAP_DHCP_RATE, "lb_dhcp_rate"));
+const _: () = assert!(str_eq(MAP_SCAN, "lb_scan"));
 
 const fn str_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -75,6 +77,16 @@ pub(crate) static CLUSTER: LpmTrie<u32, u8, { MAX_SLOW_CIDRS as usize }> = LpmTr
 
 #[btf_map(name = "lb_flows")]
 pub(crate) static FLOWS: LruHashMap<FlowKey, u64, { MAX_FLOWS as usize }> = LruHashMap::new();
+
+#[btf_map(name = "lb_dhcp_rate")]
+static DHCP_RATE: LruHashMap<u32, u64, { MAX_ENDPOINTS as usize }> = LruHashMap::new();
+
+/// The option scan's state, in map memory: the verifier does not track what
+/// a map value holds, so the steps of the `bpf_loop` below all look alike to
+/// it and it checks one. (On the stack, each step's values made new states:
+/// millions of instructions.)
+#[btf_map(name = "lb_scan")]
+static SCAN: PerCpuArray<Scan, 1> = PerCpuArray::new();
 
 #[btf_map(name = "lb_stats")]
 static STATS: PerCpuHashMap<StatKey, u64, { MAX_STATS as usize }> = PerCpuHashMap::new();
@@ -140,13 +152,15 @@ fn from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Verdict> {
     // SAFETY: a map value, valid for this run (RCU). An update of this very
     // entry while the packet is judged could at worst mix old and new values
     // for this one packet; the loader writes an endpoint before the pod runs.
-    let ep = unsafe { *ep };
+    // A reference, not a copy: the stack is small (512 bytes for the whole
+    // program) and the endpoint is not.
+    let ep = unsafe { &*ep };
     let cfg = config();
     let Some(frame) = parse!(ctx, parse_frame) else {
         return Ok(PASS);
     };
     if cfg.flags & CFG_ENFORCE != 0 {
-        if let Err(reason) = guard(&frame, &ep) {
+        if let Err(reason) = guard(&frame, ep) {
             return Ok((TC_ACT_SHOT, reason));
         }
     }
@@ -158,32 +172,138 @@ fn from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Verdict> {
             return Ok((TC_ACT_SHOT, Reason::DropDhcpServer));
         }
         if ip.sport == 68 && ip.dport == 67 {
-            return dhcp_client(ctx, &ep, &cfg);
+            return dhcp_client(ctx, ifindex, ep, &cfg);
         }
     }
     if cfg.flags & CFG_FAST_PATH == 0 || frame.tagged || vlan_tagged(ctx) {
         return Ok(PASS);
     }
     if cfg.flags & CFG_LAN_MODE != 0 {
-        fast::from_pod(ctx, &ip, &ep, &cfg)
+        fast::from_pod(ctx, &ip, ep, &cfg)
     } else {
         fast::subnet_from_pod(ctx, &ip, &cfg)
     }
 }
 
-/// A pod's DHCP client packet: broadcasts are judged and maybe relayed;
-/// unicast renewals are ordinary traffic.
+/// A pod's DHCP client message, broadcast or unicast: snooped, rate
+/// limited, and relayed when it is a broadcast the relay carries.
 #[inline(always)]
-fn dhcp_client(ctx: &TcContext, ep: &Endpoint, cfg: &NetConfig) -> Result<Verdict, Verdict> {
-    let Some(FromPod::ClientBroadcast(mut broadcast)) = parse!(ctx, parse_from_pod) else {
-        return Ok(PASS);
+fn dhcp_client(
+    ctx: &TcContext,
+    port: u32,
+    ep: &Endpoint,
+    cfg: &NetConfig,
+) -> Result<Verdict, Verdict> {
+    // Cut short before `chaddr`: nothing to judge, nothing a server takes.
+    let Some(FromPod::Client(mut msg)) = parse!(ctx, parse_from_pod) else {
+        return Ok((TC_ACT_SHOT, Reason::DropDhcpMalformed));
     };
-    broadcast.tagged |= vlan_tagged(ctx);
-    let verdict = from_pod_verdict(&broadcast, ep, cfg);
+    msg.tagged |= vlan_tagged(ctx);
+    // Past the headers through `bpf_skb_load_bytes` only: options may be
+    // paged.
+    let options = scan_options(ctx, &msg);
+    let verdict = snoop::verdict(&Loaded(ctx), &msg, options, ep, cfg);
+    if let PodVerdict::Drop(reason) = verdict {
+        return Ok((TC_ACT_SHOT, reason));
+    }
+    if !admit(port) {
+        return Ok((TC_ACT_SHOT, Reason::DropDhcpRate));
+    }
     match verdict {
-        PodVerdict::Pass => Ok(PASS),
-        PodVerdict::DropSpoof => Ok((TC_ACT_SHOT, verdict.reason())),
-        PodVerdict::Relay => relay(ctx, &broadcast, cfg),
+        PodVerdict::Relay => relay(ctx, &msg, cfg),
+        _ => Ok(PASS),
+    }
+}
+
+/// A scan of a message's options under way in `bpf_loop`.
+struct Scan {
+    scan: OptionScan,
+    done: Option<Result<(), Reason>>,
+}
+
+/// What `option_step` gets.
+struct Step {
+    skb: *mut __sk_buff,
+    scan: *mut Scan,
+}
+
+#[inline(always)]
+fn scan_options(ctx: &TcContext, msg: &ClientMsg) -> Result<ClientOptions, Reason> {
+    let Some(scan) = SCAN.get_ptr_mut(0) else {
+        return Err(Reason::DropError);
+    };
+    let first = OptionScan::start(&Loaded(ctx), msg)?;
+    // SAFETY: this CPU's slot; TC programs do not preempt each other on one
+    // CPU.
+    unsafe {
+        *scan = Scan {
+            scan: first,
+            done: None,
+        }
+    };
+    let mut step = Step {
+        skb: ctx.skb.skb,
+        scan,
+    };
+    // SAFETY: the helper calls `option_step` at most MAX_OPTION_STEPS times
+    // with `step`, which outlives the call.
+    unsafe {
+        bpf_loop(
+            MAX_OPTION_STEPS as u32,
+            option_step as *mut c_void,
+            &raw mut step as *mut c_void,
+            0,
+        )
+    };
+    // SAFETY: as above.
+    let scan = unsafe { &*scan };
+    match scan.done {
+        Some(done) => done.and_then(|()| scan.scan.finish(&Loaded(ctx))),
+        // Not done within the bound: too many options to judge.
+        None => Err(Reason::DropDhcpMalformed),
+    }
+}
+
+/// `bpf_loop` callback: one step of the option scan; 1 stops the loop.
+extern "C" fn option_step(_index: u64, data: *mut c_void) -> i64 {
+    // SAFETY: `data` is the `Step` that `scan_options` passed, its `scan`
+    // this CPU's slot of `SCAN`.
+    let (ctx, scan) = unsafe {
+        let step = &*(data as *const Step);
+        (TcContext::new(step.skb), &mut *step.scan)
+    };
+    match scan.scan.step(&Loaded(&ctx)) {
+        Some(done) => {
+            scan.done = Some(done);
+            1
+        }
+        None => 0,
+    }
+}
+
+/// Takes a token from the port's DHCP bucket. Two CPUs updating one port's
+/// entry at once may let one message more through; no lock is worth that.
+#[inline(always)]
+fn admit(port: u32) -> bool {
+    // SAFETY: a plain helper call.
+    let now = unsafe { bpf_ktime_get_ns() };
+    match DHCP_RATE.get_ptr_mut(port) {
+        // SAFETY: a map value, valid for this run.
+        Some(due) => match rate_admit(unsafe { *due }, now) {
+            Some(next) => {
+                // SAFETY: as above.
+                unsafe { *due = next };
+                true
+            }
+            None => false,
+        },
+        // A port's first message: a full bucket. An LRU map makes room
+        // itself; should the insert still fail, the message passes.
+        None => {
+            let next = rate_admit(0, now).unwrap_or(now);
+            let _ = DHCP_RATE.insert(port, next, 0);
+            true
+        }
     }
 }
 
@@ -200,7 +320,7 @@ pub(crate) fn config() -> NetConfig {
 /// Ethernet source (the pod's MAC stays inside the payload only) and sends
 /// the frame out of the uplink.
 #[inline(always)]
-fn relay(ctx: &TcContext, b: &ClientBroadcast, cfg: &NetConfig) -> Result<Verdict, Verdict> {
+fn relay(ctx: &TcContext, b: &ClientMsg, cfg: &NetConfig) -> Result<Verdict, Verdict> {
     if let Some(flags) = b.broadcast_flags() {
         ctx.store(b.flags_off(), &flags, 0).map_err(|_| ERROR)?;
         // A payload change: no pseudo-header part. The helper copes with

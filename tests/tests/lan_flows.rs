@@ -36,7 +36,7 @@ const SHORT: Duration = Duration::from_millis(600);
 const SPOOFED_IP: &str = "192.168.77.222";
 
 /// Every drop reason: legitimate traffic must count none of them.
-const DROPS: [&str; 7] = [
+const DROPS: [&str; 14] = [
     "drop_dhcp_server",
     "drop_dhcp_spoof",
     "drop_error",
@@ -44,6 +44,13 @@ const DROPS: [&str; 7] = [
     "drop_spoof_ip",
     "drop_arp_spoof",
     "drop_isolated",
+    "drop_dhcp_chaddr",
+    "drop_dhcp_client_id",
+    "drop_dhcp_type",
+    "drop_dhcp_addr",
+    "drop_dhcp_agent",
+    "drop_dhcp_malformed",
+    "drop_dhcp_rate",
 ];
 
 /// A UDP and a TCP peer server in one namespace.

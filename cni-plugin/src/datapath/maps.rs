@@ -3,11 +3,11 @@
 use std::net::Ipv4Addr;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap};
+use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuHashMap};
 use ipnet::Ipv4Net;
 use lanbridge_common::{
     Endpoint, MacKey, NetConfig, StatKey, MAP_BY_IP, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG,
-    MAP_ENDPOINTS, MAP_SLOW_CIDRS, MAP_STATS,
+    MAP_DHCP_RATE, MAP_ENDPOINTS, MAP_SLOW_CIDRS, MAP_STATS,
 };
 
 use super::error::DatapathError;
@@ -21,6 +21,8 @@ pub struct Maps {
     pub stats: PerCpuHashMap<MapData, StatKey, u64>,
     pub slow_cidrs: LpmTrie<MapData, u32, u8>,
     pub cluster: LpmTrie<MapData, u32, u8>,
+    /// Port -> when its next DHCP message is due (the rate limit).
+    pub dhcp_rate: HashMap<MapData, u32, u64>,
 }
 
 fn open(pins: &Pins, name: &'static str, wrap: fn(MapData) -> Map) -> Result<Map, DatapathError> {
@@ -50,6 +52,7 @@ impl Maps {
             stats: typed!(pins, MAP_STATS, PerCpuHashMap),
             slow_cidrs: typed!(pins, MAP_SLOW_CIDRS, LpmTrie),
             cluster: typed!(pins, MAP_CLUSTER, LpmTrie),
+            dhcp_rate: typed!(pins, MAP_DHCP_RATE, LruHashMap),
         })
     }
 
@@ -110,6 +113,8 @@ impl Maps {
         for key in stale {
             ignore_missing(self.stats.remove(&key)).map_err(err(MAP_STATS))?;
         }
+        // A later pod on a reused ifindex starts with a full bucket.
+        ignore_missing(self.dhcp_rate.remove(&port)).map_err(err(MAP_DHCP_RATE))?;
         Ok(())
     }
 
@@ -163,9 +168,11 @@ pub fn set_prefixes(
     Ok(())
 }
 
-fn ignore_missing(r: Result<(), aya::maps::MapError>) -> Result<(), aya::maps::MapError> {
+/// A missing key is fine: lookups say `KeyNotFound`, deletes ENOENT.
+fn ignore_missing(r: Result<(), MapError>) -> Result<(), MapError> {
     match r {
-        Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        Err(MapError::KeyNotFound) => Ok(()),
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
         other => other,
     }
 }

@@ -16,6 +16,7 @@ fn ep() -> Endpoint {
         mac: POD_MAC,
         flags: EP_GUARD_IP,
         ipv4: [u32::from_ne_bytes(POD_IP), 0, 0, 0],
+        ..Endpoint::default()
     }
 }
 
