@@ -177,6 +177,24 @@ fn dnsmasq_never_hears_a_pod_speak_for_others() {
     assert_eq!(net.count(port, "drop_dhcp_addr"), 2, "{counters}");
     assert_eq!(net.count(port, "dhcp_relayed"), relayed, "{counters}");
 
+    // The same crafted frames in the attacker's own name do reach the
+    // server: the drops above were snooping, not broken frames.
+    let own = dhcp_client_msg(&attacker.mac, 0x0c0c, DISCOVER, "0.0.0.0", &[]);
+    send_frames(&attacker.ns, "eth0", vec![broadcast_from(&attacker, &own)]);
+    let discover = format!("DHCPDISCOVER(lanbr) {}", attacker.mac);
+    assert!(
+        net.dns.wait_log(&discover, Duration::from_secs(3)),
+        "{}",
+        net.dns.log()
+    );
+    unicast_from(&attacker, release(&attacker.mac, &attacker.ip));
+    let released = format!("DHCPRELEASE(lanbr) {} {}", attacker.ip, attacker.mac);
+    assert!(
+        net.dns.wait_log(&released, Duration::from_secs(3)),
+        "{}",
+        net.dns.log()
+    );
+
     // The pods' own DHCP goes on: DEL releases at the server.
     net.w
         .rt
@@ -310,6 +328,14 @@ fn kea_never_hears_a_pod_speak_for_others() {
     let port = &attacker.port;
     assert_eq!(counter(&report, port, "drop_dhcp_chaddr"), 2 * 10 + 2);
     assert_eq!(counter(&report, port, "drop_dhcp_addr"), 2);
+    // The same crafted frames in the attacker's own name do reach Kea.
+    let own = dhcp_client_msg(&attacker.mac, 0xc0ca1, DISCOVER, "0.0.0.0", &[]);
+    send_frames(&attacker.ns, "eth0", vec![broadcast_from(&attacker, &own)]);
+    assert!(
+        kea.wait_log("tid=0xc0ca1", Duration::from_secs(3)),
+        "{}",
+        kea.log()
+    );
 
     w.rt.invoke("DEL", &conf, &third.att, Some(&third.result))
         .expect_ok("DEL third");
