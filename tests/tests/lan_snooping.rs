@@ -12,7 +12,9 @@ use lanbridge_tests::dhcp_server::{Kea, KeaTimers};
 use lanbridge_tests::flows::{
     dhcp_client_msg, send_frames, udp_frame, udp_send_and_collect, LanNet, LanOpts, Pod,
 };
-use lanbridge_tests::lan::{counter, inspect, k8s_args, lan_conf, mac_of, LAN_NET_BRIDGE};
+use lanbridge_tests::lan::{
+    attachment_client_id, counter, endpoint, inspect, k8s_args, lan_conf, mac_of, LAN_NET_BRIDGE,
+};
 use lanbridge_tests::process::wait_until;
 use lanbridge_tests::result::{first_ip, host_veth};
 use lanbridge_tests::runtime::Attachment;
@@ -134,6 +136,16 @@ fn dnsmasq_never_hears_a_pod_speak_for_others() {
     let attacker = net.add("atk");
     let victim = net.add("vic");
     let third = net.add("thd");
+    // ADD gave the endpoint the client id the lease was taken with.
+    let report = net.report();
+    let ep = endpoint(&report, &attacker.port).expect("the attacker's endpoint");
+    let id = attachment_client_id(&attacker.att.container_id, &attacker.att.ifname);
+    assert_eq!(ep["client_id"], id.as_str(), "{}", net.table());
+    let lease = net
+        .dns
+        .lease_of(&attacker.ip)
+        .expect("the attacker's lease");
+    assert_eq!(lease.client_id, id);
     let relayed = net.count(&attacker.port, "dhcp_relayed");
     let macs = attack(
         &attacker,
