@@ -174,6 +174,7 @@ fn packet(c: &mut Criterion) {
                     &m,
                     opts,
                     black_box(&ep),
+                    0,
                     black_box(&cfg),
                 ))
             }

@@ -40,10 +40,9 @@ pub const MAP_CLUSTER: &str = "lb_cluster";
 /// programs as the key their replies will have, so the replies take the
 /// stack too and conntrack can reverse the NAT.
 pub const MAP_FLOWS: &str = "lb_flows";
-/// LRU hash port ifindex -> `u64`: the DHCP rate limit's token bucket of
-/// each port, as the time its next message is due ([`snoop::rate_admit`]).
+/// LRU hash port ifindex -> [`DhcpPort`]: each port's DHCP snooping state.
 /// LRU: an evicted entry only gives a port a full bucket again.
-pub const MAP_DHCP_RATE: &str = "lb_dhcp_rate";
+pub const MAP_DHCP_PORTS: &str = "lb_dhcp_ports";
 /// Per-CPU scratch of `lb_from_pod`'s DHCP option scan (not pinned: only
 /// the program uses it).
 pub const MAP_SCAN: &str = "lb_scan";
@@ -113,6 +112,20 @@ pub const EP_DHCP_RELAY: u16 = 1;
 pub const EP_GUARD_IP: u16 = 2;
 /// `portIsolation`: no traffic to other isolated pods of the node.
 pub const EP_ISOLATED: u16 = 4;
+
+/// A port's DHCP snooping state.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DhcpPort {
+    /// The rate limit's token bucket, as the time (`bpf_ktime_get_ns`) the
+    /// port's next message is due ([`snoop::rate_admit`]); 0 = none sent.
+    pub due_ns: u64,
+    /// The address (network byte order) a server last offered or
+    /// acknowledged to the pod (`yiaddr` of a reply `lb_from_uplink`
+    /// steered to it): the pod may DECLINE it before IPAM records it.
+    pub offered: u32,
+    pub _pad: u32,
+}
 
 /// Per-network settings, one entry.
 #[repr(C)]
@@ -331,6 +344,7 @@ mod user {
     unsafe impl aya::Pod for super::MacKey {}
     unsafe impl aya::Pod for super::StatKey {}
     unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::DhcpPort {}
 }
 
 #[cfg(test)]
@@ -352,7 +366,7 @@ mod tests {
             MAP_CLUSTER,
             MAP_FLOWS,
             PROG_TO_UPLINK,
-            MAP_DHCP_RATE,
+            MAP_DHCP_PORTS,
             MAP_SCAN,
         ] {
             assert!(name.len() <= 15, "{name} is longer than 15 bytes");
@@ -366,6 +380,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<FlowKey>(), 16);
         assert_eq!(core::mem::size_of::<MacKey>(), 8);
         assert_eq!(core::mem::size_of::<StatKey>(), 8);
+        assert_eq!(core::mem::size_of::<DhcpPort>(), 16);
     }
 
     #[test]

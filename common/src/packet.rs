@@ -34,8 +34,9 @@ pub const BOOTP_HTYPE_ETHER: u8 = 1;
 pub const BOOTP_FLAGS_OFF: usize = 10;
 /// The broadcast bit of `flags` (bit 15, the first byte's top bit on the wire).
 pub const BOOTP_BROADCAST: u16 = 0x8000;
-/// Offsets of `ciaddr`, `giaddr` and `chaddr` in the BOOTP header.
+/// Offsets of `ciaddr`, `yiaddr`, `giaddr` and `chaddr` in the BOOTP header.
 pub const BOOTP_CIADDR_OFF: usize = 12;
+pub const BOOTP_YIADDR_OFF: usize = 16;
 pub const BOOTP_GIADDR_OFF: usize = 24;
 pub const BOOTP_CHADDR_OFF: usize = 28;
 
@@ -257,11 +258,20 @@ pub fn parse_from_pod<P: Packet + ?Sized>(p: &P) -> Result<FromPod, Short> {
     }))
 }
 
-/// `chaddr` of a DHCP server reply (UDP 67 -> 68, BOOTREPLY, Ethernet
-/// hardware address) arriving untagged on the uplink; `None` for anything
-/// else. Tagged replies belong to a VLAN interface of the node, not to pods.
+/// What `lb_from_uplink` needs of a DHCP server reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// Whose reply it is.
+    pub chaddr: [u8; 6],
+    /// The address offered or acknowledged (network byte order; 0 in a NAK).
+    pub yiaddr: u32,
+}
+
+/// A DHCP server reply (UDP 67 -> 68, BOOTREPLY, Ethernet hardware
+/// address) arriving untagged on the uplink; `None` for anything else.
+/// Tagged replies belong to a VLAN interface of the node, not to pods.
 #[inline(always)]
-pub fn parse_from_uplink<P: Packet + ?Sized>(p: &P) -> Result<Option<[u8; 6]>, Short> {
+pub fn parse_from_uplink<P: Packet + ?Sized>(p: &P) -> Result<Option<Reply>, Short> {
     let Some(udp) = parse_udp4(p)? else {
         return Ok(None);
     };
@@ -274,14 +284,17 @@ pub fn parse_from_uplink<P: Packet + ?Sized>(p: &P) -> Result<Option<[u8; 6]>, S
         return Ok(None);
     }
     let c = BOOTP_CHADDR_OFF;
-    Ok(Some([
-        bootp[c],
-        bootp[c + 1],
-        bootp[c + 2],
-        bootp[c + 3],
-        bootp[c + 4],
-        bootp[c + 5],
-    ]))
+    Ok(Some(Reply {
+        chaddr: [
+            bootp[c],
+            bootp[c + 1],
+            bootp[c + 2],
+            bootp[c + 3],
+            bootp[c + 4],
+            bootp[c + 5],
+        ],
+        yiaddr: ipv4_at(&bootp, BOOTP_YIADDR_OFF),
+    }))
 }
 
 #[cfg(test)]

@@ -75,7 +75,8 @@ pub struct ClientOptions {
 }
 
 /// Judges a pod's DHCP client message `m` (read from `p`, its options
-/// scanned with [`options`]) against its endpoint: the source (every mode,
+/// scanned with [`options`]) against its endpoint and the address a server
+/// last `offered` it ([`crate::DhcpPort::offered`]): the source (every mode,
 /// tagged frames too), then what the message says. Tagged broadcasts are not
 /// relayed: the uplink carries the untagged LAN, and the relay has no VLAN to
 /// map a tag to; they pass, as on a plain bridge.
@@ -85,9 +86,10 @@ pub fn verdict<P: Packet + ?Sized>(
     m: &ClientMsg,
     opts: Result<ClientOptions, Reason>,
     ep: &Endpoint,
+    offered: u32,
     cfg: &NetConfig,
 ) -> PodVerdict {
-    if let Err(reason) = check(p, m, opts, ep) {
+    if let Err(reason) = check(p, m, opts, ep, offered) {
         return PodVerdict::Drop(reason);
     }
     if m.is_broadcast()
@@ -107,6 +109,7 @@ fn check<P: Packet + ?Sized>(
     m: &ClientMsg,
     opts: Result<ClientOptions, Reason>,
     ep: &Endpoint,
+    offered: u32,
 ) -> Result<(), Reason> {
     if !mac_eq(&m.src_mac, &ep.mac) || (m.saddr != 0 && !ep.owns(m.saddr)) {
         return Err(Reason::DropDhcpSpoof);
@@ -131,14 +134,16 @@ fn check<P: Packet + ?Sized>(
         return Err(Reason::DropDhcpClientId);
     }
     // Addresses are judged once IPAM gave the pod some, as the source guard
-    // judges its IPv4 sources.
+    // judges its IPv4 sources. Also the pod's: the one a server just gave it
+    // (a client probes a new lease, and declines it, before IPAM records it).
     if ep.flags & EP_GUARD_IP != 0 {
+        let own = |a: u32| ep.owns(a) || (a != 0 && a == offered);
         let ours = match opts.msg_type {
             // The address in use elsewhere, in option 50 (RFC 2131 table 5).
-            DHCPDECLINE => m.ciaddr == 0 && ep.owns(opts.requested_ip),
+            DHCPDECLINE => m.ciaddr == 0 && own(opts.requested_ip),
             // The address given back, in ciaddr.
-            DHCPRELEASE => ep.owns(m.ciaddr),
-            _ => m.ciaddr == 0 || ep.owns(m.ciaddr),
+            DHCPRELEASE => own(m.ciaddr),
+            _ => m.ciaddr == 0 || own(m.ciaddr),
         };
         if !ours {
             return Err(Reason::DropDhcpAddr);

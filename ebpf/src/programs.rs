@@ -15,8 +15,8 @@ use lanbridge_common::{
     frame::{guard, parse_frame, Kind},
     packet::{parse_from_pod, parse_from_uplink, ClientMsg, FromPod, Packet, Short, ETH_SRC_OFF},
     snoop::{self, rate_admit, ClientOptions, OptionScan, PodVerdict, MAX_OPTION_STEPS},
-    Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_FAST_PATH,
-    CFG_LAN_MODE, MAP_BY_IP, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_RATE, MAP_ENDPOINTS,
+    DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_FAST_PATH,
+    CFG_LAN_MODE, MAP_BY_IP, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS,
     MAP_FLOWS, MAP_SCAN, MAP_SLOW_CIDRS, MAP_STATS, MAX_ENDPOINTS, MAX_FLOWS, MAX_SLOW_CIDRS,
     MAX_STATS, PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
 };
@@ -37,7 +37,7 @@ const _: () = assert!(str_eq(MAP_CLUSTER, "lb_cluster"));
 const _: () = assert!(str_eq(MAP_FLOWS, "lb_flows"));
 const _: () = assert!(str_eq(PROG_TO_POD, "lb_to_pod"));
 const _: () = assert!(str_eq(PROG_TO_UPLINK, "lb_to_uplink"));
-const _: () = assert!(str_eq(MAP_DHCP_RATE, "lb_dhcp_rate"));
+const _: () = assert!(str_eq(MAP_DHCP_PORTS, "lb_dhcp_ports"));
 const _: () = assert!(str_eq(MAP_SCAN, "lb_scan"));
 
 const fn str_eq(a: &str, b: &str) -> bool {
@@ -78,8 +78,8 @@ pub(crate) static CLUSTER: LpmTrie<u32, u8, { MAX_SLOW_CIDRS as usize }> = LpmTr
 #[btf_map(name = "lb_flows")]
 pub(crate) static FLOWS: LruHashMap<FlowKey, u64, { MAX_FLOWS as usize }> = LruHashMap::new();
 
-#[btf_map(name = "lb_dhcp_rate")]
-static DHCP_RATE: LruHashMap<u32, u64, { MAX_ENDPOINTS as usize }> = LruHashMap::new();
+#[btf_map(name = "lb_dhcp_ports")]
+static DHCP_PORTS: LruHashMap<u32, DhcpPort, { MAX_ENDPOINTS as usize }> = LruHashMap::new();
 
 /// The option scan's state, in map memory: the verifier does not track what
 /// a map value holds, so the steps of the `bpf_loop` below all look alike to
@@ -202,7 +202,12 @@ fn dhcp_client(
     // Past the headers through `bpf_skb_load_bytes` only: options may be
     // paged.
     let options = scan_options(ctx, &msg);
-    let verdict = snoop::verdict(&Loaded(ctx), &msg, options, ep, cfg);
+    let offered = match DHCP_PORTS.get_ptr(port) {
+        // SAFETY: a map value, valid for this run.
+        Some(state) => unsafe { (*state).offered },
+        None => 0,
+    };
+    let verdict = snoop::verdict(&Loaded(ctx), &msg, options, ep, offered, cfg);
     if let PodVerdict::Drop(reason) = verdict {
         return Ok((TC_ACT_SHOT, reason));
     }
@@ -287,24 +292,31 @@ extern "C" fn option_step(_index: u64, data: *mut c_void) -> i64 {
 fn admit(port: u32) -> bool {
     // SAFETY: a plain helper call.
     let now = unsafe { bpf_ktime_get_ns() };
-    match DHCP_RATE.get_ptr_mut(port) {
-        // SAFETY: a map value, valid for this run.
-        Some(due) => match rate_admit(unsafe { *due }, now) {
-            Some(next) => {
-                // SAFETY: as above.
-                unsafe { *due = next };
-                true
-            }
-            None => false,
-        },
-        // A port's first message: a full bucket. An LRU map makes room
-        // itself; should the insert still fail, the message passes.
-        None => {
-            let next = rate_admit(0, now).unwrap_or(now);
-            let _ = DHCP_RATE.insert(port, next, 0);
+    let Some(state) = dhcp_port(port) else {
+        // No room even in an LRU map: the message passes.
+        return true;
+    };
+    // SAFETY: a map value, valid for this run.
+    match rate_admit(unsafe { (*state).due_ns }, now) {
+        Some(next) => {
+            // SAFETY: as above.
+            unsafe { (*state).due_ns = next };
             true
         }
+        None => false,
     }
+}
+
+/// The port's DHCP state, created (a full bucket, nothing offered) on
+/// first use.
+#[inline(always)]
+fn dhcp_port(port: u32) -> Option<*mut DhcpPort> {
+    if let Some(state) = DHCP_PORTS.get_ptr_mut(port) {
+        return Some(state);
+    }
+    // Another CPU may have created it since the lookup: then it stays.
+    let _ = DHCP_PORTS.insert(port, DhcpPort::default(), BPF_NOEXIST as u64);
+    DHCP_PORTS.get_ptr_mut(port)
 }
 
 #[inline(always)]
@@ -351,20 +363,27 @@ fn from_uplink(ctx: &TcContext) -> Result<Verdict, Verdict> {
     if vlan_tagged(ctx) {
         return Ok(PASS);
     }
-    let chaddr = match parse!(ctx, parse_from_uplink) {
-        Some(Some(chaddr)) => chaddr,
+    let reply = match parse!(ctx, parse_from_uplink) {
+        Some(Some(reply)) => reply,
         Some(None) => return fast::from_uplink(ctx, &config()),
         None => return Ok(PASS),
     };
-    let Some(port) = BY_MAC.get_ptr(MacKey::new(chaddr)) else {
+    let Some(port) = BY_MAC.get_ptr(MacKey::new(reply.chaddr)) else {
         return Ok(PASS);
     };
     // SAFETY: a map value, valid for this run.
     let port = unsafe { *port };
+    // What the server gives the pod is the pod's to decline (snooping).
+    if reply.yiaddr != 0 {
+        if let Some(state) = dhcp_port(port) {
+            // SAFETY: a map value, valid for this run.
+            unsafe { (*state).offered = reply.yiaddr };
+        }
+    }
     // Destination := the pod's MAC (a broadcast OFFER/ACK would otherwise
     // reach the pod as a broadcast, which clients accept too, but a unicast
     // frame to the right MAC is what a relay delivers).
-    ctx.store(0, &chaddr, 0).map_err(|_| ERROR)?;
+    ctx.store(0, &reply.chaddr, 0).map_err(|_| ERROR)?;
     Ok((redirect(port), Reason::DhcpToPod))
 }
 

@@ -24,8 +24,8 @@ use aya::maps::{Array, HashMap, MapData, PerCpuHashMap};
 use aya::programs::SchedClassifier;
 use aya::{Ebpf, TestRun, TestRunOptions};
 use lanbridge_common::{
-    Endpoint, MacKey, NetConfig, Reason, StatKey, CFG_LAN_MODE, EP_DHCP_RELAY, EP_GUARD_IP,
-    MAP_BY_MAC, MAP_CONFIG, MAP_DHCP_RATE, MAP_ENDPOINTS, MAP_STATS, PROG_FROM_POD,
+    DhcpPort, Endpoint, MacKey, NetConfig, Reason, StatKey, CFG_LAN_MODE, EP_DHCP_RELAY,
+    EP_GUARD_IP, MAP_BY_MAC, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_STATS, PROG_FROM_POD,
     PROG_FROM_UPLINK,
 };
 use lanbridge_tests::require_root;
@@ -92,6 +92,7 @@ struct Frame {
     /// DHCP message type (option 53).
     msg_type: u8,
     ciaddr: [u8; 4],
+    yiaddr: [u8; 4],
     /// Options after option 53, before END.
     options: Vec<u8>,
 }
@@ -118,6 +119,7 @@ impl Default for Frame {
             chaddr: POD_MAC,
             msg_type: 1,
             ciaddr: [0; 4],
+            yiaddr: [0; 4],
             options: Vec::new(),
         }
     }
@@ -174,6 +176,7 @@ impl Frame {
         bootp[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
         bootp[10..12].copy_from_slice(&self.flags.to_be_bytes());
         bootp[12..16].copy_from_slice(&self.ciaddr);
+        bootp[16..20].copy_from_slice(&self.yiaddr);
         bootp[28..34].copy_from_slice(&self.chaddr);
         bootp[236..240].copy_from_slice(&[99, 130, 83, 99]);
         let options = [&[53, 1, self.msg_type][..], &self.options, &[255]].concat();
@@ -307,7 +310,7 @@ struct Datapath {
     by_mac: HashMap<MapData, MacKey, u32>,
     config: Array<MapData, NetConfig>,
     stats: PerCpuHashMap<MapData, StatKey, u64>,
-    dhcp_rate: HashMap<MapData, u32, u64>,
+    dhcp_ports: HashMap<MapData, u32, DhcpPort>,
     /// A pod's port, with an endpoint (POD_MAC, POD_IP, relay).
     pod: u32,
     /// A second pod's port (POD2_MAC, no address yet, relay).
@@ -346,14 +349,14 @@ impl Datapath {
         let by_mac = take(&mut ebpf, MAP_BY_MAC).try_into().unwrap();
         let config = take(&mut ebpf, MAP_CONFIG).try_into().unwrap();
         let stats = take(&mut ebpf, MAP_STATS).try_into().unwrap();
-        let dhcp_rate = take(&mut ebpf, MAP_DHCP_RATE).try_into().unwrap();
+        let dhcp_ports = take(&mut ebpf, MAP_DHCP_PORTS).try_into().unwrap();
         let mut dp = Datapath {
             ebpf,
             endpoints,
             by_mac,
             config,
             stats,
-            dhcp_rate,
+            dhcp_ports,
             pod: device("lbtpod1"),
             pod2: device("lbtpod2"),
             stranger: device("lbtpod3"),
@@ -412,8 +415,10 @@ impl Datapath {
 
     /// Gives `port` a full DHCP token bucket again.
     fn refill(&mut self, port: u32) {
-        if self.dhcp_rate.get(&port, 0).is_ok() {
-            self.dhcp_rate.remove(&port).expect("clearing lb_dhcp_rate");
+        if self.dhcp_ports.get(&port, 0).is_ok() {
+            self.dhcp_ports
+                .remove(&port)
+                .expect("clearing lb_dhcp_ports");
         }
     }
 
@@ -1184,6 +1189,50 @@ fn client_messages_for_others_are_dropped_with_their_reason() {
             .counters()
             .iter()
             .all(|(_, r, _)| r.is_drop() && *r != Reason::DropDhcpRate));
+    });
+}
+
+#[test]
+fn a_pod_may_decline_what_a_server_just_gave_it() {
+    with_datapath(|dp| {
+        dp.lease_pod();
+        let new_ip = [192, 168, 1, 61];
+        let decline = |ip| {
+            Frame {
+                msg_type: 4,
+                options: requested_ip(ip),
+                ..discover()
+            }
+            .build()
+        };
+        // Not the pod's address (yet).
+        assert_eq!(dp.run_pod(dp.pod, &decline(new_ip)).retval, TC_ACT_SHOT);
+        // A server offers it to the pod: lb_from_uplink notes it.
+        let offer = Frame {
+            yiaddr: new_ip,
+            ..offer()
+        };
+        assert_eq!(dp.run_uplink(&offer.build()).retval, TC_ACT_REDIRECT);
+        assert_eq!(dp.run_pod(dp.pod, &decline(new_ip)).retval, TC_ACT_REDIRECT);
+        // Only that one, only for that pod.
+        let other = [192, 168, 1, 62];
+        assert_eq!(dp.run_pod(dp.pod, &decline(other)).retval, TC_ACT_SHOT);
+        let pod2 = Frame {
+            src_mac: POD2_MAC,
+            chaddr: POD2_MAC,
+            msg_type: 4,
+            options: requested_ip(new_ip),
+            ..discover()
+        };
+        dp.put_endpoint(
+            dp.pod2,
+            POD2_MAC,
+            [u32::from_ne_bytes([192, 168, 1, 70]), 0, 0, 0],
+            EP_DHCP_RELAY | EP_GUARD_IP,
+        );
+        assert_eq!(dp.run_pod(dp.pod2, &pod2.build()).retval, TC_ACT_SHOT);
+        assert_eq!(dp.count(dp.pod, Reason::DropDhcpAddr), 2);
+        assert_eq!(dp.count(dp.pod2, Reason::DropDhcpAddr), 1);
     });
 }
 

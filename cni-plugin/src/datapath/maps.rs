@@ -6,8 +6,8 @@ use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, Map, MapData, MapError, PerCpuHashMap};
 use ipnet::Ipv4Net;
 use lanbridge_common::{
-    Endpoint, MacKey, NetConfig, StatKey, MAP_BY_IP, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG,
-    MAP_DHCP_RATE, MAP_ENDPOINTS, MAP_SLOW_CIDRS, MAP_STATS,
+    DhcpPort, Endpoint, MacKey, NetConfig, StatKey, MAP_BY_IP, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG,
+    MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_SLOW_CIDRS, MAP_STATS,
 };
 
 use super::error::DatapathError;
@@ -21,8 +21,8 @@ pub struct Maps {
     pub stats: PerCpuHashMap<MapData, StatKey, u64>,
     pub slow_cidrs: LpmTrie<MapData, u32, u8>,
     pub cluster: LpmTrie<MapData, u32, u8>,
-    /// Port -> when its next DHCP message is due (the rate limit).
-    pub dhcp_rate: HashMap<MapData, u32, u64>,
+    /// Port -> its DHCP snooping state (rate limit, offered address).
+    pub dhcp_ports: HashMap<MapData, u32, DhcpPort>,
 }
 
 fn open(pins: &Pins, name: &'static str, wrap: fn(MapData) -> Map) -> Result<Map, DatapathError> {
@@ -52,7 +52,7 @@ impl Maps {
             stats: typed!(pins, MAP_STATS, PerCpuHashMap),
             slow_cidrs: typed!(pins, MAP_SLOW_CIDRS, LpmTrie),
             cluster: typed!(pins, MAP_CLUSTER, LpmTrie),
-            dhcp_rate: typed!(pins, MAP_DHCP_RATE, LruHashMap),
+            dhcp_ports: typed!(pins, MAP_DHCP_PORTS, LruHashMap),
         })
     }
 
@@ -113,8 +113,9 @@ impl Maps {
         for key in stale {
             ignore_missing(self.stats.remove(&key)).map_err(err(MAP_STATS))?;
         }
-        // A later pod on a reused ifindex starts with a full bucket.
-        ignore_missing(self.dhcp_rate.remove(&port)).map_err(err(MAP_DHCP_RATE))?;
+        // A later pod on a reused ifindex starts afresh: a full bucket,
+        // nothing offered.
+        ignore_missing(self.dhcp_ports.remove(&port)).map_err(err(MAP_DHCP_PORTS))?;
         Ok(())
     }
 

@@ -33,6 +33,7 @@ pub(crate) struct Spec {
     pub(crate) flags: u16,
     pub(crate) chaddr: [u8; 6],
     pub(crate) ciaddr: [u8; 4],
+    pub(crate) yiaddr: [u8; 4],
     pub(crate) giaddr: [u8; 4],
     /// After the magic cookie.
     pub(crate) options: Vec<u8>,
@@ -58,6 +59,7 @@ impl Default for Spec {
             flags: 0,
             chaddr: POD_MAC,
             ciaddr: [0; 4],
+            yiaddr: [0; 4],
             giaddr: [0; 4],
             options: std::vec![53, 1, 1, 255],
         }
@@ -80,6 +82,7 @@ impl Spec {
         bootp[2] = self.hlen;
         bootp[10..12].copy_from_slice(&self.flags.to_be_bytes());
         bootp[12..16].copy_from_slice(&self.ciaddr);
+        bootp[16..20].copy_from_slice(&self.yiaddr);
         bootp[24..28].copy_from_slice(&self.giaddr);
         bootp[28..34].copy_from_slice(&self.chaddr);
         bootp[236..240].copy_from_slice(&[99, 130, 83, 99]);
@@ -125,6 +128,11 @@ pub(crate) fn lan() -> NetConfig {
     }
 }
 
+/// `chaddr` of a server reply, as `lb_from_uplink` parses it.
+fn chaddr_of(frame: &[u8]) -> Result<Option<[u8; 6]>, Short> {
+    parse_from_uplink(frame).map(|r| r.map(|r| r.chaddr))
+}
+
 fn broadcast(spec: &Spec) -> ClientMsg {
     match parse_from_pod(&spec.build()[..]) {
         Ok(FromPod::Client(b)) => b,
@@ -136,7 +144,7 @@ fn broadcast(spec: &Spec) -> ClientMsg {
 pub(crate) fn pod_verdict(spec: &Spec, ep: &Endpoint, cfg: &NetConfig) -> PodVerdict {
     let frame = spec.build();
     let m = broadcast(spec);
-    verdict(&frame[..], &m, options(&frame[..], &m), ep, cfg)
+    verdict(&frame[..], &m, options(&frame[..], &m), ep, 0, cfg)
 }
 
 #[test]
@@ -301,7 +309,7 @@ fn other_traffic_is_other() {
             Ok(FromPod::Other),
             "case {i}"
         );
-        assert_eq!(parse_from_uplink(&spec.build()[..]), Ok(None), "case {i}");
+        assert_eq!(chaddr_of(&spec.build()[..]), Ok(None), "case {i}");
     }
 }
 
@@ -404,7 +412,7 @@ fn truncated_frames_are_short_or_other_never_a_verdict() {
             } else {
                 assert_eq!(got, Ok(FromPod::DhcpServer), "len {len}");
             }
-            let got = parse_from_uplink(&offer[..len]);
+            let got = chaddr_of(&offer[..len]);
             if len < bootp + 34 {
                 if spec.vlan.is_some() && len >= udp_end {
                     assert_eq!(got, Ok(None), "len {len}");
@@ -433,21 +441,32 @@ fn offer() -> Spec {
 }
 
 #[test]
+fn replies_yield_their_yiaddr() {
+    let offer = Spec {
+        yiaddr: POD_IP,
+        ..offer()
+    };
+    let reply = parse_from_uplink(&offer.build()[..]).unwrap().unwrap();
+    assert_eq!(reply.chaddr, POD_MAC);
+    assert_eq!(reply.yiaddr, u32::from_ne_bytes(POD_IP));
+}
+
+#[test]
 fn replies_yield_their_chaddr() {
-    assert_eq!(parse_from_uplink(&offer().build()[..]), Ok(Some(POD_MAC)));
+    assert_eq!(chaddr_of(&offer().build()[..]), Ok(Some(POD_MAC)));
     let unicast = Spec {
         dst_mac: POD_MAC,
         daddr: POD_IP,
         ..offer()
     };
-    assert_eq!(parse_from_uplink(&unicast.build()[..]), Ok(Some(POD_MAC)));
+    assert_eq!(chaddr_of(&unicast.build()[..]), Ok(Some(POD_MAC)));
     let options = Spec { ihl: 8, ..offer() };
-    assert_eq!(parse_from_uplink(&options.build()[..]), Ok(Some(POD_MAC)));
+    assert_eq!(chaddr_of(&options.build()[..]), Ok(Some(POD_MAC)));
     let priority = Spec {
         vlan: Some(0x2000),
         ..offer()
     };
-    assert_eq!(parse_from_uplink(&priority.build()[..]), Ok(Some(POD_MAC)));
+    assert_eq!(chaddr_of(&priority.build()[..]), Ok(Some(POD_MAC)));
 }
 
 #[test]
@@ -480,7 +499,7 @@ fn not_replies_or_not_ethernet_yield_nothing() {
         },
     ];
     for (i, spec) in cases.iter().enumerate() {
-        assert_eq!(parse_from_uplink(&spec.build()[..]), Ok(None), "case {i}");
+        assert_eq!(chaddr_of(&spec.build()[..]), Ok(None), "case {i}");
     }
 }
 

@@ -253,7 +253,7 @@ fn options_that_could_hide_something_are_malformed() {
 
 /// The verdict on a frame as built (and maybe changed) by the test.
 fn judge_frame(frame: &[u8], m: &ClientMsg) -> PodVerdict {
-    verdict(frame, m, options(frame, m), &leased(), &lan())
+    verdict(frame, m, options(frame, m), &leased(), 0, &lan())
 }
 
 fn client(frame: &[u8]) -> ClientMsg {
@@ -309,6 +309,30 @@ fn without_ipam_addresses_or_a_client_id_those_are_not_judged() {
         PodVerdict::Drop(Reason::DropDhcpChaddr)
     );
     assert_eq!(spec.src_mac, POD_MAC);
+}
+
+#[test]
+fn the_address_a_server_just_gave_counts_as_the_pods() {
+    let offered = u32::from_ne_bytes(OTHER_IP);
+    let decline = msg(DHCPDECLINE, &[&requested(OTHER_IP)]);
+    let frame = decline.build();
+    let m = client(&frame);
+    let judge = |offered| {
+        verdict(
+            &frame[..],
+            &m,
+            options(&frame[..], &m),
+            &leased(),
+            offered,
+            &lan(),
+        )
+    };
+    assert_eq!(judge(offered), PodVerdict::Relay);
+    assert_eq!(judge(0), PodVerdict::Drop(Reason::DropDhcpAddr));
+    assert_eq!(
+        judge(u32::from_ne_bytes([192, 168, 1, 52])),
+        PodVerdict::Drop(Reason::DropDhcpAddr)
+    );
 }
 
 #[test]
