@@ -66,6 +66,15 @@ fn about(kind: u8, chaddr: &str, xid: u32, addr: &str) -> Vec<u8> {
     dhcp_client_msg(chaddr, xid, kind, "0.0.0.0", &options)
 }
 
+/// Option 61 holding `id`, written as servers log it (`00:1f:..`).
+fn client_id_option(id: &str) -> Vec<u8> {
+    let id: Vec<u8> = id
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).expect("hex"))
+        .collect();
+    [&[61, id.len() as u8][..], &id].concat()
+}
+
 /// A RELEASE of the lease of `ciaddr` in the name of `chaddr`.
 fn release(chaddr: &str, ciaddr: &str) -> Vec<u8> {
     dhcp_client_msg(chaddr, 0x5e1e, RELEASE, ciaddr, &ip_option(54, SERVER))
@@ -318,6 +327,16 @@ fn kea_never_hears_a_pod_speak_for_others() {
         (&third.mac, &third.ip),
         10,
     );
+    // Kea knows a client by its identifier: in the attacker's own name but
+    // with the victim's identifier, a REQUEST would move the victim's lease.
+    let victim_id = attachment_client_id(&victim.att.container_id, &victim.att.ifname);
+    let hijack = [client_id_option(&victim_id), ip_option(50, &victim.ip)].concat();
+    let hijack = dhcp_client_msg(&attacker.mac, 0x41ac, REQUEST, "0.0.0.0", &hijack);
+    send_frames(
+        &attacker.ns,
+        "eth0",
+        vec![broadcast_from(&attacker, &hijack)],
+    );
     // Past T1: both victims renew meanwhile.
     std::thread::sleep(Duration::from_secs(3));
 
@@ -340,6 +359,8 @@ fn kea_never_hears_a_pod_speak_for_others() {
     let port = &attacker.port;
     assert_eq!(counter(&report, port, "drop_dhcp_chaddr"), 2 * 10 + 2);
     assert_eq!(counter(&report, port, "drop_dhcp_addr"), 2);
+    assert_eq!(counter(&report, port, "drop_dhcp_client_id"), 1);
+    assert!(!log.contains("tid=0x41ac"), "{log}");
     // The same crafted frames in the attacker's own name do reach Kea.
     let own = dhcp_client_msg(&attacker.mac, 0xc0ca1, DISCOVER, "0.0.0.0", &[]);
     send_frames(&attacker.ns, "eth0", vec![broadcast_from(&attacker, &own)]);
@@ -348,6 +369,33 @@ fn kea_never_hears_a_pod_speak_for_others() {
         "{}",
         kea.log()
     );
+
+    // A storm of its own DISCOVERs reaches Kea at the bucket's pace.
+    std::thread::sleep(Duration::from_millis(2 * BURST * 250));
+    let frames = (0..2000u32)
+        .map(|i| {
+            let m = dhcp_client_msg(&attacker.mac, 0xabc0_0000 + i, DISCOVER, "0.0.0.0", &[]);
+            broadcast_from(&attacker, &m)
+        })
+        .collect();
+    let start = Instant::now();
+    send_frames(&attacker.ns, "eth0", frames);
+    let took = start.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(1500));
+    let heard: std::collections::BTreeSet<String> = kea
+        .log()
+        .split("tid=0xabc")
+        .skip(1)
+        .map(|rest| rest.chars().take_while(char::is_ascii_hexdigit).collect())
+        .collect();
+    let limit = BURST + (took * PER_SECOND).ceil() as u64;
+    assert!(
+        !heard.is_empty() && heard.len() as u64 <= limit,
+        "Kea heard {} of 2000 DISCOVERs sent in {took:.2} s (limit {limit})",
+        heard.len()
+    );
+    let report = inspect(&w, NET);
+    assert!(counter(&report, port, "drop_dhcp_rate") >= 2000 - limit);
 
     w.rt.invoke("DEL", &conf, &third.att, Some(&third.result))
         .expect_ok("DEL third");
