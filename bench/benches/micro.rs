@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dhcproto::v4::{DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
-use lanbridge_common::packet::{from_pod_verdict, parse_from_pod, parse_from_uplink, FromPod};
+use lanbridge_common::packet::{parse_from_pod, parse_from_uplink, FromPod};
+use lanbridge_common::snoop::{options, verdict};
 use lanbridge_common::{Endpoint, NetConfig, CFG_LAN_MODE, EP_DHCP_RELAY};
 use serde::Deserialize;
 use serde_json::Value;
@@ -166,8 +167,16 @@ fn packet(c: &mut Criterion) {
     });
     g.bench_function("from_pod/discover_parse_and_verdict", |b| {
         b.iter(|| match parse_from_pod(black_box(&disc[..])) {
-            Ok(FromPod::ClientBroadcast(cb)) => {
-                Some(from_pod_verdict(&cb, black_box(&ep), black_box(&cfg)))
+            Ok(FromPod::Client(m)) => {
+                let opts = options(&disc[..], &m);
+                Some(verdict(
+                    &disc[..],
+                    &m,
+                    opts,
+                    black_box(&ep),
+                    0,
+                    black_box(&cfg),
+                ))
             }
             _ => None,
         })

@@ -34,6 +34,9 @@ struct EndpointReport {
     /// The IPv6 addresses the guard accepts besides the link-local one.
     ipv6: Vec<Ipv6Addr>,
     dhcp_relay: bool,
+    /// The only DHCP client identifier the pod may send (hex, as servers
+    /// log it); none when another IPAM than lanbridge's DHCP gave addresses.
+    client_id: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -82,6 +85,13 @@ pub fn report(network: &str, pin_root: &Path, state_dir: &Path) -> Result<Report
                 .map(|ip| Ipv6Addr::from(*ip))
                 .collect(),
             dhcp_relay: ep.flags & EP_DHCP_RELAY != 0,
+            client_id: (ep.client_id_len != 0).then(|| {
+                let id = &ep.client_id[..usize::from(ep.client_id_len).min(ep.client_id.len())];
+                id.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            }),
         })
         .collect();
     report.endpoints.sort_by_key(|e| e.ifindex);
@@ -152,7 +162,7 @@ impl Report {
                 .chain(e.ipv6.iter().map(|i| i.to_string()))
                 .collect();
             out += &format!(
-                "  {:<15} ifindex {:<5} mac {}  ips {:<18} {}\n",
+                "  {:<15} ifindex {:<5} mac {}  ips {:<18} {}{}\n",
                 e.port,
                 e.ifindex,
                 e.mac,
@@ -161,7 +171,10 @@ impl Report {
                 } else {
                     ips.join(",")
                 },
-                if e.dhcp_relay { "dhcp-relay" } else { "" }
+                if e.dhcp_relay { "dhcp-relay" } else { "" },
+                e.client_id
+                    .as_ref()
+                    .map_or_else(String::new, |id| format!(" client-id {id}"))
             );
         }
         out += "\nleases\n";

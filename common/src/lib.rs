@@ -6,6 +6,7 @@
 pub mod frame;
 pub mod ip6;
 pub mod packet;
+pub mod snoop;
 
 /// TC ingress on a pod's host-side veth: packets leaving the pod.
 pub const PROG_FROM_POD: &str = "lb_from_pod";
@@ -42,6 +43,12 @@ pub const MAP_CLUSTER: &str = "lb_cluster";
 /// programs as the key their replies will have, so the replies take the
 /// stack too and conntrack can reverse the NAT.
 pub const MAP_FLOWS: &str = "lb_flows";
+/// LRU hash port ifindex -> [`DhcpPort`]: each port's DHCP snooping state.
+/// LRU: an evicted entry only gives a port a full bucket again.
+pub const MAP_DHCP_PORTS: &str = "lb_dhcp_ports";
+/// Per-CPU scratch of `lb_from_pod`'s DHCP option scan (not pinned: only
+/// the program uses it).
+pub const MAP_SCAN: &str = "lb_scan";
 
 pub const MAX_ENDPOINTS: u32 = 4096;
 pub const MAX_STATS: u32 = MAX_ENDPOINTS * 16;
@@ -58,6 +65,9 @@ pub const FAST_PATH_MARK: u32 = 0x0010_0000;
 pub const MAX_IPS: usize = 4;
 /// IPv6 addresses per pod (besides its link-local) that the source guard accepts.
 pub const MAX_IPS6: usize = 2;
+/// The longest DHCP client identifier (option 61) an endpoint holds;
+/// lanbridge's are 17 bytes (attachment) or 7 (MAC).
+pub const MAX_CLIENT_ID: usize = 32;
 
 /// One pod port.
 #[repr(C)]
@@ -70,6 +80,14 @@ pub struct Endpoint {
     pub ipv4: [u32; MAX_IPS],
     /// IPv6 addresses IPAM gave the pod (wire order); `::` = unused slot.
     pub ipv6: [[u8; 16]; MAX_IPS6],
+    /// The DHCP client identifier (option 61, type byte first) lanbridge's
+    /// DHCP IPAM uses for this attachment; the pod's DHCP messages may
+    /// carry no other.
+    pub client_id: [u8; MAX_CLIENT_ID],
+    /// Bytes of `client_id` in use; 0 = none assigned (other IPAM): any
+    /// identifier passes.
+    pub client_id_len: u8,
+    pub _pad_client_id: [u8; 3],
 }
 
 impl Endpoint {
@@ -92,6 +110,17 @@ impl Endpoint {
                 || ip6::addr_eq(addr, &self.ipv6[0])
                 || ip6::addr_eq(addr, &self.ipv6[1]))
     }
+
+    /// Records the DHCP client identifier; `false` (nothing changed) when it
+    /// is longer than [`MAX_CLIENT_ID`].
+    pub fn set_client_id(&mut self, id: &[u8]) -> bool {
+        let Some(slot) = self.client_id.get_mut(..id.len()) else {
+            return false;
+        };
+        slot.copy_from_slice(id);
+        self.client_id_len = id.len() as u8;
+        true
+    }
 }
 
 /// The pod's DHCP client packets are relayed to the uplink (lan mode).
@@ -104,6 +133,20 @@ pub const EP_ISOLATED: u16 = 4;
 /// link-local address and `ipv6` (IPAM configured the pod). A high bit,
 /// clear of the flags other work adds next to the ones above.
 pub const EP_GUARD_IP6: u16 = 0x100;
+
+/// A port's DHCP snooping state.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DhcpPort {
+    /// The rate limit's token bucket, as the time (`bpf_ktime_get_ns`) the
+    /// port's next message is due ([`snoop::rate_admit`]); 0 = none sent.
+    pub due_ns: u64,
+    /// The address (network byte order) a server last offered or
+    /// acknowledged to the pod (`yiaddr` of a reply `lb_from_uplink`
+    /// steered to it): the pod may DECLINE it before IPAM records it.
+    pub offered: u32,
+    pub _pad: u32,
+}
 
 /// Per-network settings, one entry.
 #[repr(C)]
@@ -215,7 +258,27 @@ pub enum Reason {
     DropArpSpoof = 12,
     /// Dropped: between two isolated pods (`portIsolation`).
     DropIsolated = 13,
-    // IPv6 guard (values from 24: room for other reasons added after 13).
+    /// Dropped: a pod's DHCP client message for another hardware address
+    /// (`chaddr` not the pod's MAC, or not Ethernet).
+    DropDhcpChaddr = 14,
+    /// Dropped: a pod's DHCP client message with a client identifier
+    /// (option 61) other than the one lanbridge assigned to it.
+    DropDhcpClientId = 15,
+    /// Dropped: a DHCP message from a pod that is no client message
+    /// (not BOOTREQUEST, no option 53, or a type only servers send).
+    DropDhcpType = 16,
+    /// Dropped: a pod's DHCP message about an address not its own
+    /// (DECLINE, RELEASE, `ciaddr`).
+    DropDhcpAddr = 17,
+    /// Dropped: a pod posing as a relay agent (`giaddr` set, option 82).
+    DropDhcpAgent = 18,
+    /// Dropped: a pod's DHCP message that cannot be judged whole (truncated,
+    /// no magic cookie, options malformed, repeated or overloaded, or more
+    /// than the parser's bound).
+    DropDhcpMalformed = 19,
+    /// Dropped: a pod's DHCP messages beyond its rate limit.
+    DropDhcpRate = 20,
+    // IPv6 guard (values from 24).
     /// Dropped: an ICMPv6 router advertisement from a pod (RA guard, RFC 6105).
     DropRa = 24,
     /// Dropped: an ICMPv6 redirect from a pod.
@@ -236,7 +299,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 27] = [
         Reason::Passed,
         Reason::DhcpRelayed,
         Reason::DhcpToPod,
@@ -251,6 +314,13 @@ impl Reason {
         Reason::DropSpoofIp,
         Reason::DropArpSpoof,
         Reason::DropIsolated,
+        Reason::DropDhcpChaddr,
+        Reason::DropDhcpClientId,
+        Reason::DropDhcpType,
+        Reason::DropDhcpAddr,
+        Reason::DropDhcpAgent,
+        Reason::DropDhcpMalformed,
+        Reason::DropDhcpRate,
         Reason::DropRa,
         Reason::DropRedirect6,
         Reason::DropDhcp6Server,
@@ -275,6 +345,13 @@ impl Reason {
             Reason::DropSpoofIp => "drop_spoof_ip",
             Reason::DropArpSpoof => "drop_arp_spoof",
             Reason::DropIsolated => "drop_isolated",
+            Reason::DropDhcpChaddr => "drop_dhcp_chaddr",
+            Reason::DropDhcpClientId => "drop_dhcp_client_id",
+            Reason::DropDhcpType => "drop_dhcp_type",
+            Reason::DropDhcpAddr => "drop_dhcp_addr",
+            Reason::DropDhcpAgent => "drop_dhcp_agent",
+            Reason::DropDhcpMalformed => "drop_dhcp_malformed",
+            Reason::DropDhcpRate => "drop_dhcp_rate",
             Reason::DropRa => "drop_ra",
             Reason::DropRedirect6 => "drop_redirect6",
             Reason::DropDhcp6Server => "drop_dhcp6_server",
@@ -298,6 +375,13 @@ impl Reason {
                 | Reason::DropSpoofIp
                 | Reason::DropArpSpoof
                 | Reason::DropIsolated
+                | Reason::DropDhcpChaddr
+                | Reason::DropDhcpClientId
+                | Reason::DropDhcpType
+                | Reason::DropDhcpAddr
+                | Reason::DropDhcpAgent
+                | Reason::DropDhcpMalformed
+                | Reason::DropDhcpRate
                 | Reason::DropRa
                 | Reason::DropRedirect6
                 | Reason::DropDhcp6Server
@@ -317,6 +401,7 @@ mod user {
     unsafe impl aya::Pod for super::MacKey {}
     unsafe impl aya::Pod for super::StatKey {}
     unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::DhcpPort {}
 }
 
 #[cfg(test)]
@@ -339,6 +424,8 @@ mod tests {
             MAP_CLUSTER,
             MAP_FLOWS,
             PROG_TO_UPLINK,
+            MAP_DHCP_PORTS,
+            MAP_SCAN,
         ] {
             assert!(name.len() <= 15, "{name} is longer than 15 bytes");
         }
@@ -346,11 +433,12 @@ mod tests {
 
     #[test]
     fn layouts_have_no_implicit_padding() {
-        assert_eq!(core::mem::size_of::<Endpoint>(), 56);
+        assert_eq!(core::mem::size_of::<Endpoint>(), 92);
         assert_eq!(core::mem::size_of::<NetConfig>(), 24);
         assert_eq!(core::mem::size_of::<FlowKey>(), 16);
         assert_eq!(core::mem::size_of::<MacKey>(), 8);
         assert_eq!(core::mem::size_of::<StatKey>(), 8);
+        assert_eq!(core::mem::size_of::<DhcpPort>(), 16);
     }
 
     #[test]
@@ -369,5 +457,15 @@ mod tests {
         };
         assert!(ep.owns(0x0a00_0002));
         assert!(!ep.owns(0));
+    }
+
+    #[test]
+    fn client_ids_fit_or_are_refused() {
+        let mut ep = Endpoint::default();
+        assert!(ep.set_client_id(&[0, 1, 2]));
+        assert_eq!((ep.client_id_len, &ep.client_id[..3]), (3, &[0, 1, 2][..]));
+        assert!(!ep.set_client_id(&[7; MAX_CLIENT_ID + 1]));
+        assert_eq!(ep.client_id_len, 3);
+        assert!(ep.set_client_id(&[7; MAX_CLIENT_ID]));
     }
 }

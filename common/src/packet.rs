@@ -1,14 +1,13 @@
-//! Header parsing and verdicts of the TC programs, over any byte source: the
-//! kernel side reads an skb (`lanbridge-ebpf`), the host-side tests read byte
-//! arrays. Everything here is loop-free and panic-free so that its eBPF build
-//! passes the verifier: every read goes through [`Packet::read`], which
+//! Header parsing of the TC programs, over any byte source: the kernel side
+//! reads an skb (`lanbridge-ebpf`), the host-side tests read byte arrays.
+//! Everything here is loop-free and panic-free so that its eBPF build passes
+//! the verifier: every read goes through [`Packet::read`], which
 //! bounds-checks it, and every offset is bounded by construction (one VLAN
-//! tag at most, IHL at most 15 words).
+//! tag at most, IHL at most 15 words). The one loop, over DHCP options, is
+//! in [`crate::snoop`] and bounded there.
 //!
 //! Byte orders: IPv4 addresses are `u32`s holding the wire bytes
-//! (`u32::from_ne_bytes`), as in [`Endpoint::ipv4`]; ports are host order.
-
-use crate::{Endpoint, NetConfig, Reason, CFG_LAN_MODE, EP_DHCP_RELAY};
+//! (`u32::from_ne_bytes`), as in [`crate::Endpoint::ipv4`]; ports are host order.
 
 pub const ETH_ALEN: usize = 6;
 pub const ETH_HLEN: usize = 14;
@@ -35,7 +34,10 @@ pub const BOOTP_HTYPE_ETHER: u8 = 1;
 pub const BOOTP_FLAGS_OFF: usize = 10;
 /// The broadcast bit of `flags` (bit 15, the first byte's top bit on the wire).
 pub const BOOTP_BROADCAST: u16 = 0x8000;
-/// Offset of `chaddr` in the BOOTP header.
+/// Offsets of `ciaddr`, `yiaddr`, `giaddr` and `chaddr` in the BOOTP header.
+pub const BOOTP_CIADDR_OFF: usize = 12;
+pub const BOOTP_YIADDR_OFF: usize = 16;
+pub const BOOTP_GIADDR_OFF: usize = 24;
 pub const BOOTP_CHADDR_OFF: usize = 28;
 
 /// The frame ends before a header that the verdict needs.
@@ -150,28 +152,52 @@ pub enum FromPod {
     /// client port; no client sends there, so a rogue server cannot dodge the
     /// guard by picking another source port).
     DhcpServer,
-    /// A DHCP client broadcast: UDP 68 -> 67 to 255.255.255.255, BOOTREQUEST.
-    ClientBroadcast(ClientBroadcast),
+    /// A DHCP client message: UDP 68 -> 67, broadcast or unicast; judged by
+    /// [`crate::snoop::verdict`].
+    Client(ClientMsg),
 }
 
-/// The fields of a DHCP client broadcast that the verdict and the relay use.
+/// The headers of a DHCP client message: what the verdict judges and the
+/// relay rewrites. The options are read by [`crate::snoop`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientBroadcast {
+pub struct ClientMsg {
     pub src_mac: [u8; 6],
     pub saddr: u32,
+    pub daddr: u32,
     /// See [`Udp4::tagged`]; the program also sets it for a tag held in the
     /// skb's metadata (`vlan_present`).
     pub tagged: bool,
     pub udp_off: usize,
-    /// BOOTP `flags` as on the wire.
+    /// The UDP length field: the options end there.
+    pub udp_len: u16,
+    /// BOOTP `op`, `htype`, `hlen`, `flags` (as on the wire), `ciaddr`,
+    /// `giaddr`, `chaddr`.
+    pub op: u8,
+    pub htype: u8,
+    pub hlen: u8,
     pub flags: [u8; 2],
+    pub ciaddr: u32,
+    pub giaddr: u32,
+    pub chaddr: [u8; 6],
 }
 
-impl ClientBroadcast {
+impl ClientMsg {
+    /// Sent to 255.255.255.255: the relay's business.
+    #[inline(always)]
+    pub fn is_broadcast(&self) -> bool {
+        self.daddr == IPV4_BROADCAST
+    }
+
+    /// Offset of the BOOTP header in the frame.
+    #[inline(always)]
+    pub fn bootp_off(&self) -> usize {
+        self.udp_off + UDP_HLEN
+    }
+
     /// Offset of BOOTP `flags` in the frame.
     #[inline(always)]
     pub fn flags_off(&self) -> usize {
-        self.udp_off + UDP_HLEN + BOOTP_FLAGS_OFF
+        self.bootp_off() + BOOTP_FLAGS_OFF
     }
 
     /// Offset of the UDP checksum in the frame.
@@ -193,6 +219,13 @@ impl ClientBroadcast {
 }
 
 #[inline(always)]
+fn ipv4_at(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// `Err(Short)` for a DHCP client message too short for its BOOTP header
+/// up to `chaddr`: the caller drops it, it cannot be judged.
+#[inline(always)]
 pub fn parse_from_pod<P: Packet + ?Sized>(p: &P) -> Result<FromPod, Short> {
     let Some(udp) = parse_udp4(p)? else {
         return Ok(FromPod::Other);
@@ -204,69 +237,41 @@ pub fn parse_from_pod<P: Packet + ?Sized>(p: &P) -> Result<FromPod, Short> {
         return Ok(FromPod::Other);
     }
     let (saddr, daddr) = udp.addrs(p)?;
-    if daddr != IPV4_BROADCAST {
-        return Ok(FromPod::Other);
-    }
-    // op .. flags
-    let bootp: [u8; BOOTP_FLAGS_OFF + 2] = p.read(udp.payload_off())?;
-    if bootp[0] != BOOTREQUEST {
-        return Ok(FromPod::Other);
-    }
-    let src_mac: [u8; 6] = p.read(ETH_SRC_OFF)?;
-    Ok(FromPod::ClientBroadcast(ClientBroadcast {
-        src_mac,
+    let udp_len: [u8; 2] = p.read(udp.udp_off + 4)?;
+    // op .. chaddr[0..6]
+    let b: [u8; BOOTP_CHADDR_OFF + 6] = p.read(udp.payload_off())?;
+    let c = BOOTP_CHADDR_OFF;
+    Ok(FromPod::Client(ClientMsg {
+        src_mac: p.read(ETH_SRC_OFF)?,
         saddr,
+        daddr,
         tagged: udp.tagged,
         udp_off: udp.udp_off,
-        flags: [bootp[BOOTP_FLAGS_OFF], bootp[BOOTP_FLAGS_OFF + 1]],
+        udp_len: u16::from_be_bytes(udp_len),
+        op: b[0],
+        htype: b[1],
+        hlen: b[2],
+        flags: [b[BOOTP_FLAGS_OFF], b[BOOTP_FLAGS_OFF + 1]],
+        ciaddr: ipv4_at(&b, BOOTP_CIADDR_OFF),
+        giaddr: ipv4_at(&b, BOOTP_GIADDR_OFF),
+        chaddr: [b[c], b[c + 1], b[c + 2], b[c + 3], b[c + 4], b[c + 5]],
     }))
 }
 
-/// The verdict on a pod's DHCP client broadcast.
+/// What `lb_from_uplink` needs of a DHCP server reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PodVerdict {
-    Pass,
-    /// Foreign source MAC, or a source IP neither 0.0.0.0 nor the pod's.
-    DropSpoof,
-    /// Force the broadcast flag, Ethernet source := uplink MAC, redirect to
-    /// the uplink's egress.
-    Relay,
+pub struct Reply {
+    /// Whose reply it is.
+    pub chaddr: [u8; 6],
+    /// The address offered or acknowledged (network byte order; 0 in a NAK).
+    pub yiaddr: u32,
 }
 
-impl PodVerdict {
-    pub fn reason(self) -> Reason {
-        match self {
-            PodVerdict::Pass => Reason::Passed,
-            PodVerdict::DropSpoof => Reason::DropDhcpSpoof,
-            PodVerdict::Relay => Reason::DhcpRelayed,
-        }
-    }
-}
-
-/// The source guard applies in every mode and to tagged frames too (a tag
-/// must not be a way around it). Tagged broadcasts are not relayed: the
-/// uplink carries the untagged LAN, and the relay has no VLAN to map a tag to;
-/// they pass untouched, as on a plain bridge.
+/// A DHCP server reply (UDP 67 -> 68, BOOTREPLY, Ethernet hardware
+/// address) arriving untagged on the uplink; `None` for anything else.
+/// Tagged replies belong to a VLAN interface of the node, not to pods.
 #[inline(always)]
-pub fn from_pod_verdict(b: &ClientBroadcast, ep: &Endpoint, cfg: &NetConfig) -> PodVerdict {
-    if !mac_eq(&b.src_mac, &ep.mac) || (b.saddr != 0 && !ep.owns(b.saddr)) {
-        return PodVerdict::DropSpoof;
-    }
-    if !b.tagged
-        && cfg.flags & CFG_LAN_MODE != 0
-        && ep.flags & EP_DHCP_RELAY != 0
-        && cfg.uplink_ifindex != 0
-    {
-        return PodVerdict::Relay;
-    }
-    PodVerdict::Pass
-}
-
-/// `chaddr` of a DHCP server reply (UDP 67 -> 68, BOOTREPLY, Ethernet
-/// hardware address) arriving untagged on the uplink; `None` for anything
-/// else. Tagged replies belong to a VLAN interface of the node, not to pods.
-#[inline(always)]
-pub fn parse_from_uplink<P: Packet + ?Sized>(p: &P) -> Result<Option<[u8; 6]>, Short> {
+pub fn parse_from_uplink<P: Packet + ?Sized>(p: &P) -> Result<Option<Reply>, Short> {
     let Some(udp) = parse_udp4(p)? else {
         return Ok(None);
     };
@@ -279,15 +284,18 @@ pub fn parse_from_uplink<P: Packet + ?Sized>(p: &P) -> Result<Option<[u8; 6]>, S
         return Ok(None);
     }
     let c = BOOTP_CHADDR_OFF;
-    Ok(Some([
-        bootp[c],
-        bootp[c + 1],
-        bootp[c + 2],
-        bootp[c + 3],
-        bootp[c + 4],
-        bootp[c + 5],
-    ]))
+    Ok(Some(Reply {
+        chaddr: [
+            bootp[c],
+            bootp[c + 1],
+            bootp[c + 2],
+            bootp[c + 3],
+            bootp[c + 4],
+            bootp[c + 5],
+        ],
+        yiaddr: ipv4_at(&bootp, BOOTP_YIADDR_OFF),
+    }))
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -3,23 +3,23 @@
 //! only kernel helpers can do.
 
 use aya_ebpf::{
+    bindings::__sk_buff,
     bindings::{BPF_F_MARK_MANGLED_0, BPF_NOEXIST, TC_ACT_SHOT, TC_ACT_UNSPEC},
-    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuHashMap},
-    helpers::bpf_redirect,
+    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap},
+    cty::c_void,
+    helpers::{bpf_ktime_get_ns, bpf_loop, bpf_redirect},
     macros::{btf_map, classifier},
     programs::TcContext,
 };
 use lanbridge_common::{
-    frame::{guard, parse_frame, Kind},
+    frame::{guard, parse_frame, Ip4, Kind},
     ip6,
-    packet::{
-        from_pod_verdict, parse_from_pod, parse_from_uplink, ClientBroadcast, FromPod, Packet,
-        PodVerdict, Short, ETH_SRC_OFF,
-    },
-    Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_FAST_PATH,
-    CFG_LAN_MODE, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_ENDPOINTS,
-    MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS, MAX_ENDPOINTS, MAX_FLOWS, MAX_SLOW_CIDRS, MAX_STATS,
-    PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
+    packet::{parse_from_pod, parse_from_uplink, ClientMsg, FromPod, Packet, Short, ETH_SRC_OFF},
+    snoop::{self, rate_admit, ClientOptions, OptionScan, PodVerdict, MAX_OPTION_STEPS},
+    DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_FAST_PATH,
+    CFG_LAN_MODE, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS,
+    MAP_ENDPOINTS, MAP_FLOWS, MAP_SCAN, MAP_SLOW_CIDRS, MAP_STATS, MAX_ENDPOINTS, MAX_FLOWS,
+    MAX_SLOW_CIDRS, MAX_STATS, PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
 };
 
 use crate::{egress, fast};
@@ -39,6 +39,8 @@ const _: () = assert!(str_eq(MAP_CLUSTER, "lb_cluster"));
 const _: () = assert!(str_eq(MAP_FLOWS, "lb_flows"));
 const _: () = assert!(str_eq(PROG_TO_POD, "lb_to_pod"));
 const _: () = assert!(str_eq(PROG_TO_UPLINK, "lb_to_uplink"));
+const _: () = assert!(str_eq(MAP_DHCP_PORTS, "lb_dhcp_ports"));
+const _: () = assert!(str_eq(MAP_SCAN, "lb_scan"));
 
 const fn str_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -80,6 +82,16 @@ pub(crate) static CLUSTER: LpmTrie<u32, u8, { MAX_SLOW_CIDRS as usize }> = LpmTr
 
 #[btf_map(name = "lb_flows")]
 pub(crate) static FLOWS: LruHashMap<FlowKey, u64, { MAX_FLOWS as usize }> = LruHashMap::new();
+
+#[btf_map(name = "lb_dhcp_ports")]
+static DHCP_PORTS: LruHashMap<u32, DhcpPort, { MAX_ENDPOINTS as usize }> = LruHashMap::new();
+
+/// The option scan's state, in map memory: the verifier does not track what
+/// a map value holds, so the steps of the `bpf_loop` below all look alike to
+/// it and it checks one. (On the stack, each step's values made new states:
+/// millions of instructions.)
+#[btf_map(name = "lb_scan")]
+static SCAN: PerCpuArray<Scan, 1> = PerCpuArray::new();
 
 #[btf_map(name = "lb_stats")]
 static STATS: PerCpuHashMap<StatKey, u64, { MAX_STATS as usize }> = PerCpuHashMap::new();
@@ -150,21 +162,31 @@ fn from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Verdict> {
     // SAFETY: a map value, valid for this run (RCU). An update of this very
     // entry while the packet is judged could at worst mix old and new values
     // for this one packet; the loader writes an endpoint before the pod runs.
-    // Borrowed, not copied: the BPF stack is small.
+    // A reference, not a copy: the stack is small (512 bytes for the whole
+    // program) and the endpoint is not.
     let ep = unsafe { &*ep };
     let cfg = config();
-    let Some(frame) = parse!(ctx, parse_frame) else {
-        return Ok(PASS);
-    };
     let enforce = cfg.flags & CFG_ENFORCE != 0;
-    if enforce {
-        if let Err(reason) = guard(&frame, ep) {
-            return Ok((TC_ACT_SHOT, reason));
-        }
+    // Written field by field by `classify` (zeroed here: no undefined
+    // padding reaches the verifier).
+    let mut ip = Ip4 {
+        off: 0,
+        proto: 0,
+        ttl: 0,
+        saddr: 0,
+        daddr: 0,
+        fragment: false,
+        sport: 0,
+        dport: 0,
+    };
+    let class = Class::unpack(classify(ctx, ep, enforce, (&raw mut ip).cast()));
+    if let Some(reason) = class.drop {
+        return Ok((TC_ACT_SHOT, reason));
     }
-    let ip = match frame.kind {
-        Kind::Ipv4(ip) => ip,
-        Kind::Ipv6(off) => {
+    match class.kind {
+        KIND_IPV4 => {}
+        KIND_IPV6 => {
+            let off = class.ipv6_off;
             let chain = ipv6_chain(ctx, off);
             return Ok(match ipv6_verdict(ctx, off, chain, ep, enforce) {
                 Reason::Passed => PASS,
@@ -172,23 +194,124 @@ fn from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Verdict> {
             });
         }
         _ => return Ok(PASS),
-    };
+    }
     if ip.proto == lanbridge_common::frame::IPPROTO_UDP && !ip.fragment {
         if ip.sport == 67 || ip.dport == 68 {
             return Ok((TC_ACT_SHOT, Reason::DropDhcpServer));
         }
         if ip.sport == 68 && ip.dport == 67 {
-            return dhcp_client(ctx, ep, &cfg);
+            return Ok(unpack(dhcp_client_packed(ctx, ifindex, ep, &cfg)));
         }
     }
-    if cfg.flags & CFG_FAST_PATH == 0 || frame.tagged || vlan_tagged(ctx) {
+    if cfg.flags & CFG_FAST_PATH == 0 || class.tagged || vlan_tagged(ctx) {
         return Ok(PASS);
     }
-    if cfg.flags & CFG_LAN_MODE != 0 {
-        fast::from_pod(ctx, &ip, ep, &cfg)
-    } else {
-        fast::subnet_from_pod(ctx, &ip, &cfg)
+    Ok(unpack(fast_path_packed(ctx, &ip, ep, &cfg)))
+}
+
+// `lb_from_pod`'s stages run in BPF subprograms of their own, each beside
+// (not on top of) the others on a small main frame: a call chain has 512
+// bytes of stack, and the frame parser's two instances, the DHCP snooping,
+// the IPv6 guard and the fast path each need a good part of it inlined. A
+// subprogram returns one register: results come packed in a `u64`, and
+// structured data crosses only as a flat `Ip4` behind a byte pointer (a
+// pointer to a Rust enum would put a BTF type in the object that the kernel
+// rejects).
+
+const KIND_OTHER: u8 = 0;
+const KIND_IPV4: u8 = 1;
+const KIND_IPV6: u8 = 2;
+
+/// What [`classify`] found.
+struct Class {
+    /// The source guard's drop reason.
+    drop: Option<Reason>,
+    kind: u8,
+    /// A VLAN tag in the frame.
+    tagged: bool,
+    /// The IPv6 header's offset ([`KIND_IPV6`]).
+    ipv6_off: usize,
+}
+
+impl Class {
+    /// Bits 0-7: 1 + drop reason (0: none); 8-15: kind; 16: tagged; 32-47:
+    /// IPv6 offset.
+    #[inline(always)]
+    fn pack(&self) -> u64 {
+        let drop = self.drop.map_or(0, |r| r as u64 + 1);
+        drop | u64::from(self.kind) << 8
+            | u64::from(self.tagged) << 16
+            | ((self.ipv6_off as u64) & 0xffff) << 32
     }
+
+    #[inline(always)]
+    fn unpack(bits: u64) -> Class {
+        let drop = (bits & 0xff) as u32;
+        Class {
+            // SAFETY: only `pack` makes these bits, from a valid `Reason`.
+            drop: (drop != 0).then(|| unsafe { core::mem::transmute::<u32, Reason>(drop - 1) }),
+            kind: (bits >> 8) as u8,
+            tagged: bits & (1 << 16) != 0,
+            ipv6_off: ((bits >> 32) & 0xffff) as usize,
+        }
+    }
+}
+
+/// Parses the frame and, with `enforce`, runs the source guard on it; an
+/// IPv4 header goes to `ip_out` (the caller's zeroed `Ip4`). A frame too
+/// short to parse is "other": it passes, with nothing to act on.
+#[inline(never)]
+fn classify(ctx: &TcContext, ep: &Endpoint, enforce: bool, ip_out: *mut u8) -> u64 {
+    let Some(frame) = parse!(ctx, parse_frame) else {
+        return 0;
+    };
+    let mut class = Class {
+        drop: None,
+        kind: KIND_OTHER,
+        tagged: frame.tagged,
+        ipv6_off: 0,
+    };
+    if enforce {
+        if let Err(reason) = guard(&frame, ep) {
+            class.drop = Some(reason);
+            return class.pack();
+        }
+    }
+    match frame.kind {
+        Kind::Ipv4(ip) => {
+            class.kind = KIND_IPV4;
+            let out = ip_out as *mut Ip4;
+            // SAFETY: `ip_out` is the caller's `Ip4`; field by field, so no
+            // padding byte is written.
+            unsafe {
+                (*out).off = ip.off;
+                (*out).proto = ip.proto;
+                (*out).ttl = ip.ttl;
+                (*out).saddr = ip.saddr;
+                (*out).daddr = ip.daddr;
+                (*out).fragment = ip.fragment;
+                (*out).sport = ip.sport;
+                (*out).dport = ip.dport;
+            }
+        }
+        Kind::Ipv6(off) => {
+            class.kind = KIND_IPV6;
+            class.ipv6_off = off;
+        }
+        Kind::Arp(_) | Kind::Other => {}
+    }
+    class.pack()
+}
+
+/// The fast path in a BPF subprogram of its own, the verdict [`pack`]ed.
+#[inline(never)]
+fn fast_path_packed(ctx: &TcContext, ip: &Ip4, ep: &Endpoint, cfg: &NetConfig) -> u64 {
+    let verdict = if cfg.flags & CFG_LAN_MODE != 0 {
+        fast::from_pod(ctx, ip, ep, cfg)
+    } else {
+        fast::subnet_from_pod(ctx, ip, cfg)
+    };
+    pack(verdict.unwrap_or_else(|e| e))
 }
 
 // The IPv6 guards in two BPF subprograms, called one after the other: the
@@ -212,20 +335,157 @@ fn ipv6_verdict(ctx: &TcContext, off: usize, chain: u64, ep: &Endpoint, enforce:
     ip6::verdict(&Loaded(ctx), off, chain, ep, enforce).unwrap_or(Reason::Passed)
 }
 
-/// A pod's DHCP client packet: broadcasts are judged and maybe relayed;
-/// unicast renewals are ordinary traffic.
+/// [`dhcp_client`] in a BPF subprogram of its own, the verdict [`pack`]ed.
+#[inline(never)]
+fn dhcp_client_packed(ctx: &TcContext, port: u32, ep: &Endpoint, cfg: &NetConfig) -> u64 {
+    pack(dhcp_client(ctx, port, ep, cfg).unwrap_or_else(|e| e))
+}
+
+/// A verdict in one register: the TC action's bits high, the reason low.
 #[inline(always)]
-fn dhcp_client(ctx: &TcContext, ep: &Endpoint, cfg: &NetConfig) -> Result<Verdict, Verdict> {
-    let Some(FromPod::ClientBroadcast(mut broadcast)) = parse!(ctx, parse_from_pod) else {
-        return Ok(PASS);
+fn pack((action, reason): Verdict) -> u64 {
+    (u64::from(action as u32) << 32) | reason as u64
+}
+
+#[inline(always)]
+fn unpack(packed: u64) -> Verdict {
+    // SAFETY: only [`pack`] makes these values, from a valid `Reason`.
+    let reason = unsafe { core::mem::transmute::<u32, Reason>(packed as u32) };
+    ((packed >> 32) as u32 as i32, reason)
+}
+
+/// A pod's DHCP client message, broadcast or unicast: snooped, rate
+/// limited, and relayed when it is a broadcast the relay carries.
+#[inline(always)]
+fn dhcp_client(
+    ctx: &TcContext,
+    port: u32,
+    ep: &Endpoint,
+    cfg: &NetConfig,
+) -> Result<Verdict, Verdict> {
+    // Cut short before `chaddr`: nothing to judge, nothing a server takes.
+    let Some(FromPod::Client(mut msg)) = parse!(ctx, parse_from_pod) else {
+        return Ok((TC_ACT_SHOT, Reason::DropDhcpMalformed));
     };
-    broadcast.tagged |= vlan_tagged(ctx);
-    let verdict = from_pod_verdict(&broadcast, ep, cfg);
-    match verdict {
-        PodVerdict::Pass => Ok(PASS),
-        PodVerdict::DropSpoof => Ok((TC_ACT_SHOT, verdict.reason())),
-        PodVerdict::Relay => relay(ctx, &broadcast, cfg),
+    msg.tagged |= vlan_tagged(ctx);
+    // Past the headers through `bpf_skb_load_bytes` only: options may be
+    // paged.
+    let options = scan_options(ctx, &msg);
+    let offered = match DHCP_PORTS.get_ptr(port) {
+        // SAFETY: a map value, valid for this run.
+        Some(state) => unsafe { (*state).offered },
+        None => 0,
+    };
+    let verdict = snoop::verdict(&Loaded(ctx), &msg, options, ep, offered, cfg);
+    if let PodVerdict::Drop(reason) = verdict {
+        return Ok((TC_ACT_SHOT, reason));
     }
+    if !admit(port) {
+        return Ok((TC_ACT_SHOT, Reason::DropDhcpRate));
+    }
+    match verdict {
+        PodVerdict::Relay => relay(ctx, &msg, cfg),
+        _ => Ok(PASS),
+    }
+}
+
+/// A scan of a message's options under way in `bpf_loop`.
+struct Scan {
+    scan: OptionScan,
+    done: Option<Result<(), Reason>>,
+}
+
+/// What `option_step` gets.
+struct Step {
+    skb: *mut __sk_buff,
+    scan: *mut Scan,
+}
+
+#[inline(always)]
+fn scan_options(ctx: &TcContext, msg: &ClientMsg) -> Result<ClientOptions, Reason> {
+    let Some(scan) = SCAN.get_ptr_mut(0) else {
+        return Err(Reason::DropError);
+    };
+    let first = OptionScan::start(&Loaded(ctx), msg)?;
+    // SAFETY: this CPU's slot; TC programs do not preempt each other on one
+    // CPU.
+    unsafe {
+        *scan = Scan {
+            scan: first,
+            done: None,
+        }
+    };
+    let mut step = Step {
+        skb: ctx.skb.skb,
+        scan,
+    };
+    // SAFETY: the helper calls `option_step` at most MAX_OPTION_STEPS times
+    // with `step`, which outlives the call.
+    unsafe {
+        bpf_loop(
+            MAX_OPTION_STEPS as u32,
+            option_step as *mut c_void,
+            &raw mut step as *mut c_void,
+            0,
+        )
+    };
+    // SAFETY: as above.
+    let scan = unsafe { &*scan };
+    match scan.done {
+        Some(done) => done.and_then(|()| scan.scan.finish(&Loaded(ctx))),
+        // Not done within the bound: too many options to judge.
+        None => Err(Reason::DropDhcpMalformed),
+    }
+}
+
+/// `bpf_loop` callback: one step of the option scan; 1 stops the loop.
+extern "C" fn option_step(_index: u64, data: *mut c_void) -> i64 {
+    // SAFETY: `data` is the `Step` that `scan_options` passed, its `scan`
+    // this CPU's slot of `SCAN`.
+    let (ctx, scan) = unsafe {
+        let step = &*(data as *const Step);
+        (TcContext::new(step.skb), &mut *step.scan)
+    };
+    match scan.scan.step(&Loaded(&ctx)) {
+        Some(done) => {
+            scan.done = Some(done);
+            1
+        }
+        None => 0,
+    }
+}
+
+/// Takes a token from the port's DHCP bucket. Two CPUs updating one port's
+/// entry at once may let one message more through; no lock is worth that.
+#[inline(always)]
+fn admit(port: u32) -> bool {
+    // SAFETY: a plain helper call.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let Some(state) = dhcp_port(port) else {
+        // No room even in an LRU map: the message passes.
+        return true;
+    };
+    // SAFETY: a map value, valid for this run.
+    match rate_admit(unsafe { (*state).due_ns }, now) {
+        Some(next) => {
+            // SAFETY: as above.
+            unsafe { (*state).due_ns = next };
+            true
+        }
+        None => false,
+    }
+}
+
+/// The port's DHCP state, created (a full bucket, nothing offered) on
+/// first use.
+#[inline(always)]
+fn dhcp_port(port: u32) -> Option<*mut DhcpPort> {
+    if let Some(state) = DHCP_PORTS.get_ptr_mut(port) {
+        return Some(state);
+    }
+    // Another CPU may have created it since the lookup: then it stays.
+    let _ = DHCP_PORTS.insert(port, DhcpPort::default(), BPF_NOEXIST as u64);
+    DHCP_PORTS.get_ptr_mut(port)
 }
 
 #[inline(always)]
@@ -241,7 +501,7 @@ pub(crate) fn config() -> NetConfig {
 /// Ethernet source (the pod's MAC stays inside the payload only) and sends
 /// the frame out of the uplink.
 #[inline(always)]
-fn relay(ctx: &TcContext, b: &ClientBroadcast, cfg: &NetConfig) -> Result<Verdict, Verdict> {
+fn relay(ctx: &TcContext, b: &ClientMsg, cfg: &NetConfig) -> Result<Verdict, Verdict> {
     if let Some(flags) = b.broadcast_flags() {
         ctx.store(b.flags_off(), &flags, 0).map_err(|_| ERROR)?;
         // A payload change: no pseudo-header part. The helper copes with
@@ -272,20 +532,27 @@ fn from_uplink(ctx: &TcContext) -> Result<Verdict, Verdict> {
     if vlan_tagged(ctx) {
         return Ok(PASS);
     }
-    let chaddr = match parse!(ctx, parse_from_uplink) {
-        Some(Some(chaddr)) => chaddr,
+    let reply = match parse!(ctx, parse_from_uplink) {
+        Some(Some(reply)) => reply,
         Some(None) => return fast::from_uplink(ctx, &config()),
         None => return Ok(PASS),
     };
-    let Some(port) = BY_MAC.get_ptr(MacKey::new(chaddr)) else {
+    let Some(port) = BY_MAC.get_ptr(MacKey::new(reply.chaddr)) else {
         return Ok(PASS);
     };
     // SAFETY: a map value, valid for this run.
     let port = unsafe { *port };
+    // What the server gives the pod is the pod's to decline (snooping).
+    if reply.yiaddr != 0 {
+        if let Some(state) = dhcp_port(port) {
+            // SAFETY: a map value, valid for this run.
+            unsafe { (*state).offered = reply.yiaddr };
+        }
+    }
     // Destination := the pod's MAC (a broadcast OFFER/ACK would otherwise
     // reach the pod as a broadcast, which clients accept too, but a unicast
     // frame to the right MAC is what a relay delivers).
-    ctx.store(0, &chaddr, 0).map_err(|_| ERROR)?;
+    ctx.store(0, &reply.chaddr, 0).map_err(|_| ERROR)?;
     Ok((redirect(port), Reason::DhcpToPod))
 }
 

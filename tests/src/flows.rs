@@ -491,16 +491,65 @@ pub fn send_frames(ns: &Netns, ifname: &str, frames: Vec<Vec<u8>>) {
 
 /// A DHCPDISCOVER (BOOTP request, broadcast flag set) from client `chaddr`.
 pub fn dhcp_discover(chaddr: &str, xid: u32) -> Vec<u8> {
+    dhcp_client_msg(chaddr, xid, 1, "0.0.0.0", &[])
+}
+
+/// A DHCP client message (BOOTP request, broadcast flag set) of type
+/// `kind` from client `chaddr` with `ciaddr`: option 53, then `options`
+/// (whole TLVs), then END.
+pub fn dhcp_client_msg(chaddr: &str, xid: u32, kind: u8, ciaddr: &str, options: &[u8]) -> Vec<u8> {
     let mut m = vec![0u8; 240];
     m[0] = 1;
     m[1] = 1;
     m[2] = 6;
     m[4..8].copy_from_slice(&xid.to_be_bytes());
     m[10] = 0x80;
+    m[12..16].copy_from_slice(&ip_bytes(ciaddr));
     m[28..34].copy_from_slice(&mac_bytes(chaddr));
     m[236..240].copy_from_slice(&[99, 130, 83, 99]);
-    m.extend_from_slice(&[53, 1, 1, 255]);
+    m.extend_from_slice(&[53, 1, kind]);
+    m.extend_from_slice(options);
+    m.push(255);
     m
+}
+
+/// An Ethernet frame carrying `payload` in UDP `sport` -> `dport` over
+/// IPv4 `saddr` -> `daddr` (header checksum set, no UDP checksum).
+pub fn udp_frame(
+    eth_dst: &str,
+    eth_src: &str,
+    (saddr, sport): (&str, u16),
+    (daddr, dport): (&str, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = Vec::with_capacity(42 + payload.len());
+    f.extend_from_slice(&mac_bytes(eth_dst));
+    f.extend_from_slice(&mac_bytes(eth_src));
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = (20 + 8 + payload.len()) as u16;
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&ip_bytes(saddr));
+    ip[16..20].copy_from_slice(&ip_bytes(daddr));
+    let mut sum = ip
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let sum = !(sum as u16);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&(total - 20).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(payload);
+    f
 }
 
 /// A UDP socket in the calling thread's namespace on `0.0.0.0:port` with

@@ -26,9 +26,10 @@ use aya::{Ebpf, TestRun, TestRunOptions};
 use std::net::Ipv6Addr;
 
 use lanbridge_common::{
-    Endpoint, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_LAN_MODE, EP_DHCP_RELAY,
-    EP_GUARD_IP, EP_GUARD_IP6, EP_ISOLATED, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC, MAP_CONFIG,
-    MAP_ENDPOINTS, MAP_STATS, PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD,
+    DhcpPort, Endpoint, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_LAN_MODE,
+    EP_DHCP_RELAY, EP_GUARD_IP, EP_GUARD_IP6, EP_ISOLATED, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC,
+    MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_STATS, PROG_FROM_POD, PROG_FROM_UPLINK,
+    PROG_TO_POD,
 };
 use lanbridge_tests::frames6::{
     self, fragment_header, link_local, neighbour_advertisement, neighbour_solicitation,
@@ -50,6 +51,7 @@ const SERVER_MAC: [u8; 6] = [0x02, 0x11, 0x00, 0x00, 0x00, 0x01];
 const POD_IP: [u8; 4] = [192, 168, 1, 50];
 const SERVER_IP: [u8; 4] = [192, 168, 1, 1];
 const BROADCAST_MAC: [u8; 6] = [0xff; 6];
+const CLIENT_ID: [u8; 17] = [0, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6];
 
 /// `offsetof(struct __sk_buff, ifindex)` and `sizeof(struct __sk_buff)`.
 const SKB_IFINDEX_OFF: usize = 40;
@@ -97,6 +99,10 @@ struct Frame {
     chaddr: [u8; 6],
     /// DHCP message type (option 53).
     msg_type: u8,
+    ciaddr: [u8; 4],
+    yiaddr: [u8; 4],
+    /// Options after option 53, before END.
+    options: Vec<u8>,
 }
 
 impl Default for Frame {
@@ -120,6 +126,9 @@ impl Default for Frame {
             flags: 0,
             chaddr: POD_MAC,
             msg_type: 1,
+            ciaddr: [0; 4],
+            yiaddr: [0; 4],
+            options: Vec::new(),
         }
     }
 }
@@ -168,15 +177,18 @@ impl Frame {
         f.extend_from_slice(&self.ethertype.to_be_bytes());
 
         // BOOTP: fixed part, magic cookie, options, padded to 300 bytes.
-        let mut bootp = vec![0u8; 300];
+        let mut bootp = vec![0u8; 300.max(244 + self.options.len())];
         bootp[0] = self.op;
         bootp[1] = self.htype;
         bootp[2] = self.hlen;
         bootp[4..8].copy_from_slice(&0x1234_5678u32.to_be_bytes());
         bootp[10..12].copy_from_slice(&self.flags.to_be_bytes());
+        bootp[12..16].copy_from_slice(&self.ciaddr);
+        bootp[16..20].copy_from_slice(&self.yiaddr);
         bootp[28..34].copy_from_slice(&self.chaddr);
         bootp[236..240].copy_from_slice(&[99, 130, 83, 99]);
-        bootp[240..244].copy_from_slice(&[53, 1, self.msg_type, 255]);
+        let options = [&[53, 1, self.msg_type][..], &self.options, &[255]].concat();
+        bootp[240..240 + options.len()].copy_from_slice(&options);
 
         let mut udp = Vec::new();
         udp.extend_from_slice(&self.sport.to_be_bytes());
@@ -306,6 +318,7 @@ struct Datapath {
     by_mac: HashMap<MapData, MacKey, u32>,
     config: Array<MapData, NetConfig>,
     stats: PerCpuHashMap<MapData, StatKey, u64>,
+    dhcp_ports: HashMap<MapData, u32, DhcpPort>,
     /// A pod's port, with an endpoint (POD_MAC, POD_IP, relay).
     pod: u32,
     /// A second pod's port (POD2_MAC, no address yet, relay).
@@ -344,12 +357,14 @@ impl Datapath {
         let by_mac = take(&mut ebpf, MAP_BY_MAC).try_into().unwrap();
         let config = take(&mut ebpf, MAP_CONFIG).try_into().unwrap();
         let stats = take(&mut ebpf, MAP_STATS).try_into().unwrap();
+        let dhcp_ports = take(&mut ebpf, MAP_DHCP_PORTS).try_into().unwrap();
         let mut dp = Datapath {
             ebpf,
             endpoints,
             by_mac,
             config,
             stats,
+            dhcp_ports,
             pod: device("lbtpod1"),
             pod2: device("lbtpod2"),
             stranger: device("lbtpod3"),
@@ -411,6 +426,30 @@ impl Datapath {
         let mut map: HashMap<&mut MapData, [u8; 16], u32> =
             self.ebpf.map_mut(MAP_BY_IP6).unwrap().try_into().unwrap();
         map.insert(ip.octets(), port, 0).unwrap();
+    }
+
+    /// The pod's endpoint as lanbridge's DHCP IPAM leaves it after ADD: its
+    /// address guarded, its client identifier recorded.
+    fn lease_pod(&mut self) {
+        let mut ep = Endpoint {
+            mac: POD_MAC,
+            flags: EP_DHCP_RELAY | EP_GUARD_IP,
+            ipv4: [u32::from_ne_bytes(POD_IP), 0, 0, 0],
+            ..Endpoint::default()
+        };
+        assert!(ep.set_client_id(&CLIENT_ID));
+        self.endpoints
+            .insert(self.pod, ep, 0)
+            .expect("writing lb_endpoints");
+    }
+
+    /// Gives `port` a full DHCP token bucket again.
+    fn refill(&mut self, port: u32) {
+        if self.dhcp_ports.get(&port, 0).is_ok() {
+            self.dhcp_ports
+                .remove(&port)
+                .expect("clearing lb_dhcp_ports");
+        }
     }
 
     /// Runs program `name` on `frame` as if it arrived on device `ifindex`.
@@ -550,9 +589,10 @@ fn both_programs_pass_the_verifier() {
             let info = prog.info().expect("program info");
             assert_eq!(info.name_as_str(), Some(name));
             eprintln!(
-                "{name}: {} bytes xlated ({} instructions)",
+                "{name}: {} bytes xlated ({} instructions), {} instructions verified",
                 info.size_translated().unwrap_or(0),
-                info.size_translated().unwrap_or(0) / 8
+                info.size_translated().unwrap_or(0) / 8,
+                info.verified_instruction_count().unwrap_or(0)
             );
         }
         // Not a benchmark (that comes later), a sanity check of the cost
@@ -874,12 +914,6 @@ fn other_pod_traffic_passes_untouched() {
                 ..discover()
             }
             .build(),
-            // a BOOTREPLY from the client port (not a request)
-            Frame {
-                op: 2,
-                ..discover()
-            }
-            .build(),
             // DNS
             Frame {
                 sport: 40000,
@@ -954,18 +988,25 @@ fn truncated_frames_from_pods_pass_at_every_length() {
             },
         ];
         let mut relayed = 0;
+        let mut malformed = 0;
         let mut dropped = 0;
         let mut passed = 0;
         for spec in specs {
             let frame = spec.build();
             for len in min_test_run_len(&spec)..frame.len() {
                 let cut = &frame[..len];
+                dp.refill(dp.pod);
                 let run = dp.run_pod(dp.pod, cut);
-                // The relay needs BOOTP up to `flags`.
-                if len < spec.bootp_off() + 12 {
+                // Known as DHCP by its ports; judged once whole up to END
+                // (after option 53); cut before that, it cannot be judged.
+                if len < spec.udp_off() + 4 {
                     assert_eq!(run.retval, TC_ACT_UNSPEC, "len {len}");
                     assert_untouched(&run, cut, &format!("len {len}"));
                     passed += 1;
+                } else if len < spec.bootp_off() + 244 {
+                    assert_eq!(run.retval, TC_ACT_SHOT, "len {len}");
+                    assert_untouched(&run, cut, &format!("len {len}"));
+                    malformed += 1;
                 } else {
                     assert_eq!(run.retval, TC_ACT_REDIRECT, "len {len}");
                     relayed += 1;
@@ -995,8 +1036,278 @@ fn truncated_frames_from_pods_pass_at_every_length() {
                 (dp.pod, Reason::Passed, passed),
                 (dp.pod, Reason::DhcpRelayed, relayed),
                 (dp.pod, Reason::DropDhcpServer, dropped),
+                (dp.pod, Reason::DropDhcpMalformed, malformed),
             ]
         );
+    });
+}
+
+/// Option 61 with `id`.
+fn client_id(id: &[u8]) -> Vec<u8> {
+    [&[61, id.len() as u8][..], id].concat()
+}
+
+fn requested_ip(ip: [u8; 4]) -> Vec<u8> {
+    [&[50, 4][..], &ip].concat()
+}
+
+/// A unicast message to the server from the pod's address.
+fn unicast(msg_type: u8, ciaddr: [u8; 4], options: Vec<u8>) -> Frame {
+    Frame {
+        dst_mac: SERVER_MAC,
+        saddr: POD_IP,
+        daddr: SERVER_IP,
+        msg_type,
+        ciaddr,
+        options,
+        ..discover()
+    }
+}
+
+#[test]
+fn the_pods_own_client_messages_pass_broadcast_and_unicast() {
+    with_datapath(|dp| {
+        dp.lease_pod();
+        let id = client_id(&CLIENT_ID);
+        let relayed = [
+            Frame {
+                options: id.clone(),
+                ..discover()
+            },
+            Frame {
+                msg_type: 3,
+                options: [id.clone(), requested_ip([192, 168, 1, 77])].concat(),
+                ..discover()
+            },
+            Frame {
+                msg_type: 4,
+                options: [id.clone(), requested_ip(POD_IP)].concat(),
+                ..discover()
+            },
+            // 60 pads before END: within the scan's bound
+            Frame {
+                options: [id.clone(), vec![0; 60]].concat(),
+                ..discover()
+            },
+        ];
+        for (i, spec) in relayed.iter().enumerate() {
+            let run = dp.run_pod(dp.pod, &spec.build());
+            assert_eq!(run.retval, TC_ACT_REDIRECT, "case {i}");
+        }
+        let passed = [
+            unicast(3, POD_IP, id.clone()),
+            unicast(7, POD_IP, id.clone()),
+            unicast(8, POD_IP, id.clone()),
+        ];
+        for (i, spec) in passed.iter().enumerate() {
+            let frame = spec.build();
+            let run = dp.run_pod(dp.pod, &frame);
+            assert_eq!(run.retval, TC_ACT_UNSPEC, "unicast {i}");
+            assert_untouched(&run, &frame, &format!("unicast {i}"));
+        }
+        assert_eq!(
+            dp.counters(),
+            vec![
+                (dp.pod, Reason::Passed, passed.len() as u64),
+                (dp.pod, Reason::DhcpRelayed, relayed.len() as u64),
+            ]
+        );
+    });
+}
+
+#[test]
+fn client_messages_for_others_are_dropped_with_their_reason() {
+    with_datapath(|dp| {
+        dp.lease_pod();
+        let id = client_id(&CLIENT_ID);
+        let mut other = CLIENT_ID;
+        other[3] ^= 0x10;
+        let other_ip = [192, 168, 1, 60];
+        let cases = [
+            (
+                Frame {
+                    chaddr: OTHER_MAC,
+                    options: id.clone(),
+                    ..discover()
+                },
+                Reason::DropDhcpChaddr,
+            ),
+            (
+                Frame {
+                    hlen: 16,
+                    ..discover()
+                },
+                Reason::DropDhcpChaddr,
+            ),
+            (
+                Frame {
+                    options: client_id(&other),
+                    ..discover()
+                },
+                Reason::DropDhcpClientId,
+            ),
+            (
+                Frame {
+                    options: client_id(&[1, 2, 0, 0, 0, 0, 0x99]),
+                    ..discover()
+                },
+                Reason::DropDhcpClientId,
+            ),
+            // DECLINE of another pod's address; RELEASE of another lease
+            (
+                Frame {
+                    msg_type: 4,
+                    options: [id.clone(), requested_ip(other_ip)].concat(),
+                    ..discover()
+                },
+                Reason::DropDhcpAddr,
+            ),
+            (unicast(7, other_ip, id.clone()), Reason::DropDhcpAddr),
+            (unicast(3, other_ip, id.clone()), Reason::DropDhcpAddr),
+            // server types; a BOOTREPLY from the client port
+            (
+                Frame {
+                    msg_type: 5,
+                    ..discover()
+                },
+                Reason::DropDhcpType,
+            ),
+            (
+                Frame {
+                    op: 2,
+                    ..discover()
+                },
+                Reason::DropDhcpType,
+            ),
+            // a relay agent's option; overload; a repeated client id
+            (
+                Frame {
+                    options: vec![82, 2, 1, 0],
+                    ..discover()
+                },
+                Reason::DropDhcpAgent,
+            ),
+            (
+                Frame {
+                    options: vec![52, 1, 3],
+                    ..discover()
+                },
+                Reason::DropDhcpMalformed,
+            ),
+            (
+                Frame {
+                    options: [id.clone(), client_id(&other)].concat(),
+                    ..discover()
+                },
+                Reason::DropDhcpMalformed,
+            ),
+            // 64 pads: past the scan's bound
+            (
+                Frame {
+                    options: vec![0; 64],
+                    ..discover()
+                },
+                Reason::DropDhcpMalformed,
+            ),
+        ];
+        for mode in [CFG_LAN_MODE, 0] {
+            dp.set_config(mode);
+            for (i, (spec, _)) in cases.iter().enumerate() {
+                let frame = spec.build();
+                let run = dp.run_pod(dp.pod, &frame);
+                assert_eq!(run.retval, TC_ACT_SHOT, "mode {mode} case {i}");
+                assert_untouched(&run, &frame, &format!("case {i}"));
+            }
+        }
+        for (_, reason) in &cases {
+            let n = cases.iter().filter(|(_, r)| r == reason).count() as u64;
+            assert_eq!(dp.count(dp.pod, *reason), 2 * n, "{reason:?}");
+        }
+        // Only the judged drops: no relay, no pass, no rate limit touched.
+        assert!(dp
+            .counters()
+            .iter()
+            .all(|(_, r, _)| r.is_drop() && *r != Reason::DropDhcpRate));
+    });
+}
+
+#[test]
+fn a_pod_may_decline_what_a_server_just_gave_it() {
+    with_datapath(|dp| {
+        dp.lease_pod();
+        let new_ip = [192, 168, 1, 61];
+        let decline = |ip| {
+            Frame {
+                msg_type: 4,
+                options: requested_ip(ip),
+                ..discover()
+            }
+            .build()
+        };
+        // Not the pod's address (yet).
+        assert_eq!(dp.run_pod(dp.pod, &decline(new_ip)).retval, TC_ACT_SHOT);
+        // A server offers it to the pod: lb_from_uplink notes it.
+        let offer = Frame {
+            yiaddr: new_ip,
+            ..offer()
+        };
+        assert_eq!(dp.run_uplink(&offer.build()).retval, TC_ACT_REDIRECT);
+        assert_eq!(dp.run_pod(dp.pod, &decline(new_ip)).retval, TC_ACT_REDIRECT);
+        // Only that one, only for that pod.
+        let other = [192, 168, 1, 62];
+        assert_eq!(dp.run_pod(dp.pod, &decline(other)).retval, TC_ACT_SHOT);
+        let pod2 = Frame {
+            src_mac: POD2_MAC,
+            chaddr: POD2_MAC,
+            msg_type: 4,
+            options: requested_ip(new_ip),
+            ..discover()
+        };
+        dp.put_endpoint(
+            dp.pod2,
+            POD2_MAC,
+            [u32::from_ne_bytes([192, 168, 1, 70]), 0, 0, 0],
+            EP_DHCP_RELAY | EP_GUARD_IP,
+        );
+        assert_eq!(dp.run_pod(dp.pod2, &pod2.build()).retval, TC_ACT_SHOT);
+        assert_eq!(dp.count(dp.pod, Reason::DropDhcpAddr), 2);
+        assert_eq!(dp.count(dp.pod2, Reason::DropDhcpAddr), 1);
+    });
+}
+
+#[test]
+fn dhcp_is_rate_limited_per_port_broadcast_and_unicast_alike() {
+    with_datapath(|dp| {
+        dp.lease_pod();
+        let discover = discover().build();
+        let renew = unicast(3, POD_IP, Vec::new()).build();
+        let mut verdicts = Vec::new();
+        for i in 0..20 {
+            let frame = if i % 2 == 0 { &discover } else { &renew };
+            verdicts.push(dp.run_pod(dp.pod, frame).retval);
+        }
+        // The burst passes (relayed or passed on), then everything is dropped.
+        assert!(
+            verdicts[..8].iter().all(|v| *v != TC_ACT_SHOT),
+            "{verdicts:?}"
+        );
+        assert!(
+            verdicts[8..].iter().all(|v| *v == TC_ACT_SHOT),
+            "{verdicts:?}"
+        );
+        assert_eq!(dp.count(dp.pod, Reason::DropDhcpRate), 12);
+        // Another pod has a bucket of its own.
+        let pod2 = Frame {
+            src_mac: POD2_MAC,
+            chaddr: POD2_MAC,
+            ..self::discover()
+        }
+        .build();
+        assert_eq!(dp.run_pod(dp.pod2, &pod2).retval, TC_ACT_REDIRECT);
+        // Dropped messages take no token: one interval later, one passes.
+        thread::sleep(Duration::from_millis(260));
+        assert_eq!(dp.run_pod(dp.pod, &discover).retval, TC_ACT_REDIRECT);
+        assert_eq!(dp.run_pod(dp.pod, &discover).retval, TC_ACT_SHOT);
     });
 }
 

@@ -37,7 +37,7 @@ const SPOOFED_IP: &str = "192.168.77.222";
 
 /// Every drop reason: legitimate traffic (the pods' own IPv6 chatter, DAD,
 /// router solicitations, MLD, included) must count none of them.
-const DROPS: [&str; 13] = [
+const DROPS: [&str; 20] = [
     "drop_dhcp_server",
     "drop_dhcp_spoof",
     "drop_error",
@@ -51,6 +51,13 @@ const DROPS: [&str; 13] = [
     "drop_ip6_unjudged",
     "drop_spoof_ip6",
     "drop_nd_spoof",
+    "drop_dhcp_chaddr",
+    "drop_dhcp_client_id",
+    "drop_dhcp_type",
+    "drop_dhcp_addr",
+    "drop_dhcp_agent",
+    "drop_dhcp_malformed",
+    "drop_dhcp_rate",
 ];
 
 /// A UDP and a TCP peer server in one namespace.

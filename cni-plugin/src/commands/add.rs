@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lanbridge_common::{
     Endpoint, NetConfig, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE, EP_DHCP_RELAY, EP_ISOLATED,
+    MAX_CLIENT_ID,
 };
 
 use ipnet::IpNet;
@@ -98,6 +99,20 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     };
     if conf.port_isolation {
         endpoint.flags |= EP_ISOLATED;
+    }
+    // DHCP snooping lets the pod use only the client identifier its lease is
+    // taken with.
+    if let Some(Ipam::Dhcp(dhcp)) = &att.ipam {
+        let id = dhcp.client_id(env, mac);
+        if !endpoint.set_client_id(&id) {
+            return Err(Error::InvalidConfig {
+                key: "ipam.clientId".into(),
+                reason: format!(
+                    "a {}-byte client identifier does not fit the datapath's {MAX_CLIENT_ID}",
+                    id.len()
+                ),
+            });
+        }
     }
     if uplink.is_none() && subnet_fast_path(conf) {
         datapath.set_cluster_cidrs(&v4_nets(&conf.cluster_cidrs))?;

@@ -6,8 +6,8 @@ use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap};
 use ipnet::Ipv4Net;
 use lanbridge_common::{
-    Endpoint, FlowKey, MacKey, NetConfig, StatKey, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER,
-    MAP_CONFIG, MAP_ENDPOINTS, MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS,
+    DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, StatKey, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC,
+    MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS,
 };
 
 use super::error::DatapathError;
@@ -24,6 +24,8 @@ pub struct Maps {
     pub slow_cidrs: LpmTrie<MapData, u32, u8>,
     pub cluster: LpmTrie<MapData, u32, u8>,
     pub flows: HashMap<MapData, FlowKey, u64>,
+    /// Port -> its DHCP snooping state (rate limit, offered address).
+    pub dhcp_ports: HashMap<MapData, u32, DhcpPort>,
 }
 
 fn open(pins: &Pins, name: &'static str, wrap: fn(MapData) -> Map) -> Result<Map, DatapathError> {
@@ -55,6 +57,7 @@ impl Maps {
             slow_cidrs: typed!(pins, MAP_SLOW_CIDRS, LpmTrie),
             cluster: typed!(pins, MAP_CLUSTER, LpmTrie),
             flows: typed!(pins, MAP_FLOWS, LruHashMap),
+            dhcp_ports: typed!(pins, MAP_DHCP_PORTS, LruHashMap),
         })
     }
 
@@ -150,6 +153,9 @@ impl Maps {
         for key in stale {
             done(self.stats.remove(&key)).map_err(err(MAP_STATS))?;
         }
+        // A later pod on a reused ifindex starts afresh: a full bucket,
+        // nothing offered.
+        done(self.dhcp_ports.remove(&port)).map_err(err(MAP_DHCP_PORTS))?;
         Ok(())
     }
 

@@ -92,7 +92,7 @@ impl Dhcp {
             key: key(conf, env),
             netns,
             mac,
-            client_id: client_id(self.client_id, env, mac),
+            client_id: self.client_id(env, mac),
             hostname: env.arg("K8S_POD_NAME").map(str::to_string),
             timeout_ms: self.timeout.as_millis() as u64,
             node: Some(node),
@@ -150,6 +150,12 @@ impl Dhcp {
             Response::Status { status } => Ok(status),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// The client identifier (option 61) the lease of this attachment is
+    /// taken with; the datapath lets the pod use no other.
+    pub fn client_id(&self, env: &CniEnv, mac: [u8; 6]) -> Vec<u8> {
+        client_id(self.client_id, env, mac)
     }
 
     pub fn socket(&self) -> &Path {

@@ -6,29 +6,37 @@ use std::vec::Vec;
 
 use super::*;
 
-const POD_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
-const OTHER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x99];
-const POD_IP: [u8; 4] = [192, 168, 1, 50];
+use crate::snoop::{options, verdict, PodVerdict};
+use crate::{Endpoint, NetConfig, Reason, CFG_LAN_MODE, EP_DHCP_RELAY};
+
+pub(crate) const POD_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+pub(crate) const OTHER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x99];
+pub(crate) const POD_IP: [u8; 4] = [192, 168, 1, 50];
 
 /// A frame to build; defaults: a DHCPDISCOVER broadcast from the pod.
 #[derive(Clone)]
-struct Spec {
-    src_mac: [u8; 6],
-    dst_mac: [u8; 6],
-    vlan: Option<u16>,
-    ethertype: u16,
-    ihl: u8,
-    frag: u16,
-    proto: u8,
-    saddr: [u8; 4],
-    daddr: [u8; 4],
-    sport: u16,
-    dport: u16,
-    op: u8,
-    htype: u8,
-    hlen: u8,
-    flags: u16,
-    chaddr: [u8; 6],
+pub(crate) struct Spec {
+    pub(crate) src_mac: [u8; 6],
+    pub(crate) dst_mac: [u8; 6],
+    pub(crate) vlan: Option<u16>,
+    pub(crate) ethertype: u16,
+    pub(crate) ihl: u8,
+    pub(crate) frag: u16,
+    pub(crate) proto: u8,
+    pub(crate) saddr: [u8; 4],
+    pub(crate) daddr: [u8; 4],
+    pub(crate) sport: u16,
+    pub(crate) dport: u16,
+    pub(crate) op: u8,
+    pub(crate) htype: u8,
+    pub(crate) hlen: u8,
+    pub(crate) flags: u16,
+    pub(crate) chaddr: [u8; 6],
+    pub(crate) ciaddr: [u8; 4],
+    pub(crate) yiaddr: [u8; 4],
+    pub(crate) giaddr: [u8; 4],
+    /// After the magic cookie.
+    pub(crate) options: Vec<u8>,
 }
 
 impl Default for Spec {
@@ -50,12 +58,16 @@ impl Default for Spec {
             hlen: 6,
             flags: 0,
             chaddr: POD_MAC,
+            ciaddr: [0; 4],
+            yiaddr: [0; 4],
+            giaddr: [0; 4],
+            options: std::vec![53, 1, 1, 255],
         }
     }
 }
 
 impl Spec {
-    fn build(&self) -> Vec<u8> {
+    pub(crate) fn build(&self) -> Vec<u8> {
         let mut f = Vec::new();
         f.extend_from_slice(&self.dst_mac);
         f.extend_from_slice(&self.src_mac);
@@ -64,13 +76,17 @@ impl Spec {
             f.extend_from_slice(&tci.to_be_bytes());
         }
         f.extend_from_slice(&self.ethertype.to_be_bytes());
-        let mut bootp = [0u8; 240];
+        let mut bootp = std::vec![0u8; 240];
         bootp[0] = self.op;
         bootp[1] = self.htype;
         bootp[2] = self.hlen;
         bootp[10..12].copy_from_slice(&self.flags.to_be_bytes());
+        bootp[12..16].copy_from_slice(&self.ciaddr);
+        bootp[16..20].copy_from_slice(&self.yiaddr);
+        bootp[24..28].copy_from_slice(&self.giaddr);
         bootp[28..34].copy_from_slice(&self.chaddr);
         bootp[236..240].copy_from_slice(&[99, 130, 83, 99]);
+        bootp.extend_from_slice(&self.options);
         let udp_len = (UDP_HLEN + bootp.len()) as u16;
         let ip_hlen = self.ihl as usize * 4;
         f.push(0x40 | self.ihl);
@@ -94,7 +110,7 @@ impl Spec {
     }
 }
 
-fn endpoint(flags: u16) -> Endpoint {
+pub(crate) fn endpoint(flags: u16) -> Endpoint {
     Endpoint {
         mac: POD_MAC,
         flags,
@@ -103,7 +119,7 @@ fn endpoint(flags: u16) -> Endpoint {
     }
 }
 
-fn lan() -> NetConfig {
+pub(crate) fn lan() -> NetConfig {
     NetConfig {
         uplink_ifindex: 7,
         uplink_mac: [0x02, 0xaa, 0, 0, 0, 1],
@@ -112,15 +128,23 @@ fn lan() -> NetConfig {
     }
 }
 
-fn broadcast(spec: &Spec) -> ClientBroadcast {
+/// `chaddr` of a server reply, as `lb_from_uplink` parses it.
+fn chaddr_of(frame: &[u8]) -> Result<Option<[u8; 6]>, Short> {
+    parse_from_uplink(frame).map(|r| r.map(|r| r.chaddr))
+}
+
+fn broadcast(spec: &Spec) -> ClientMsg {
     match parse_from_pod(&spec.build()[..]) {
-        Ok(FromPod::ClientBroadcast(b)) => b,
-        other => panic!("not a client broadcast: {other:?}"),
+        Ok(FromPod::Client(b)) => b,
+        other => panic!("not a client message: {other:?}"),
     }
 }
 
-fn pod_verdict(spec: &Spec, ep: &Endpoint, cfg: &NetConfig) -> PodVerdict {
-    from_pod_verdict(&broadcast(spec), ep, cfg)
+/// The snooping verdict on `spec`'s frame.
+pub(crate) fn pod_verdict(spec: &Spec, ep: &Endpoint, cfg: &NetConfig) -> PodVerdict {
+    let frame = spec.build();
+    let m = broadcast(spec);
+    verdict(&frame[..], &m, options(&frame[..], &m), ep, 0, cfg)
 }
 
 #[test]
@@ -142,7 +166,7 @@ fn discover_from_zero_is_relayed_in_lan_mode() {
     assert_eq!(b.csum_off(), 40);
     assert_eq!(b.flags, [0, 0]);
     assert_eq!(b.broadcast_flags(), Some([0x80, 0]));
-    let v = from_pod_verdict(&b, &endpoint(EP_DHCP_RELAY), &lan());
+    let v = pod_verdict(&Spec::default(), &endpoint(EP_DHCP_RELAY), &lan());
     assert_eq!(v, PodVerdict::Relay);
     assert_eq!(v.reason(), Reason::DhcpRelayed);
 }
@@ -192,7 +216,7 @@ fn spoofed_sources_are_dropped_in_every_mode() {
         for cfg in [lan(), NetConfig::default()] {
             for ep in [endpoint(EP_DHCP_RELAY), endpoint(0)] {
                 let v = pod_verdict(&spec, &ep, &cfg);
-                assert_eq!(v, PodVerdict::DropSpoof);
+                assert_eq!(v, PodVerdict::Drop(Reason::DropDhcpSpoof));
                 assert_eq!(v.reason(), Reason::DropDhcpSpoof);
             }
         }
@@ -233,17 +257,6 @@ fn server_packets_from_a_pod_are_recognised() {
 #[test]
 fn other_traffic_is_other() {
     let cases = [
-        // unicast renewal to the server
-        Spec {
-            saddr: POD_IP,
-            daddr: [192, 168, 1, 1],
-            ..Spec::default()
-        },
-        // a BOOTREPLY from the client port
-        Spec {
-            op: BOOTREPLY,
-            ..Spec::default()
-        },
         // DNS
         Spec {
             sport: 40000,
@@ -296,7 +309,7 @@ fn other_traffic_is_other() {
             Ok(FromPod::Other),
             "case {i}"
         );
-        assert_eq!(parse_from_uplink(&spec.build()[..]), Ok(None), "case {i}");
+        assert_eq!(chaddr_of(&spec.build()[..]), Ok(None), "case {i}");
     }
 }
 
@@ -341,7 +354,7 @@ fn tagged_broadcasts_are_guarded_but_not_relayed() {
     assert!(b.tagged);
     assert_eq!(b.udp_off, 38);
     assert_eq!(
-        from_pod_verdict(&b, &endpoint(EP_DHCP_RELAY), &lan()),
+        pod_verdict(&tagged, &endpoint(EP_DHCP_RELAY), &lan()),
         PodVerdict::Pass
     );
     let spoofed = Spec {
@@ -350,7 +363,7 @@ fn tagged_broadcasts_are_guarded_but_not_relayed() {
     };
     assert_eq!(
         pod_verdict(&spoofed, &endpoint(EP_DHCP_RELAY), &lan()),
-        PodVerdict::DropSpoof
+        PodVerdict::Drop(Reason::DropDhcpSpoof)
     );
     // A priority tag (VID 0, PCP 5) is the untagged network.
     let priority = Spec {
@@ -378,13 +391,10 @@ fn truncated_frames_are_short_or_other_never_a_verdict() {
         let bootp = 14 + usize::from(spec.vlan.is_some()) * 4 + spec.ihl as usize * 4 + 8;
         for len in 0..frame.len() {
             let got = parse_from_pod(&frame[..len]);
-            if len < bootp + 12 {
+            if len < bootp + 34 {
                 assert_eq!(got, Err(Short), "len {len}");
             } else {
-                assert!(
-                    matches!(got, Ok(FromPod::ClientBroadcast(_))),
-                    "len {len}: {got:?}"
-                );
+                assert!(matches!(got, Ok(FromPod::Client(_))), "len {len}: {got:?}");
             }
         }
         let offer = Spec {
@@ -402,7 +412,7 @@ fn truncated_frames_are_short_or_other_never_a_verdict() {
             } else {
                 assert_eq!(got, Ok(FromPod::DhcpServer), "len {len}");
             }
-            let got = parse_from_uplink(&offer[..len]);
+            let got = chaddr_of(&offer[..len]);
             if len < bootp + 34 {
                 if spec.vlan.is_some() && len >= udp_end {
                     assert_eq!(got, Ok(None), "len {len}");
@@ -431,21 +441,32 @@ fn offer() -> Spec {
 }
 
 #[test]
+fn replies_yield_their_yiaddr() {
+    let offer = Spec {
+        yiaddr: POD_IP,
+        ..offer()
+    };
+    let reply = parse_from_uplink(&offer.build()[..]).unwrap().unwrap();
+    assert_eq!(reply.chaddr, POD_MAC);
+    assert_eq!(reply.yiaddr, u32::from_ne_bytes(POD_IP));
+}
+
+#[test]
 fn replies_yield_their_chaddr() {
-    assert_eq!(parse_from_uplink(&offer().build()[..]), Ok(Some(POD_MAC)));
+    assert_eq!(chaddr_of(&offer().build()[..]), Ok(Some(POD_MAC)));
     let unicast = Spec {
         dst_mac: POD_MAC,
         daddr: POD_IP,
         ..offer()
     };
-    assert_eq!(parse_from_uplink(&unicast.build()[..]), Ok(Some(POD_MAC)));
+    assert_eq!(chaddr_of(&unicast.build()[..]), Ok(Some(POD_MAC)));
     let options = Spec { ihl: 8, ..offer() };
-    assert_eq!(parse_from_uplink(&options.build()[..]), Ok(Some(POD_MAC)));
+    assert_eq!(chaddr_of(&options.build()[..]), Ok(Some(POD_MAC)));
     let priority = Spec {
         vlan: Some(0x2000),
         ..offer()
     };
-    assert_eq!(parse_from_uplink(&priority.build()[..]), Ok(Some(POD_MAC)));
+    assert_eq!(chaddr_of(&priority.build()[..]), Ok(Some(POD_MAC)));
 }
 
 #[test]
@@ -478,7 +499,7 @@ fn not_replies_or_not_ethernet_yield_nothing() {
         },
     ];
     for (i, spec) in cases.iter().enumerate() {
-        assert_eq!(parse_from_uplink(&spec.build()[..]), Ok(None), "case {i}");
+        assert_eq!(chaddr_of(&spec.build()[..]), Ok(None), "case {i}");
     }
 }
 
