@@ -307,7 +307,7 @@ fn a_map_whose_values_grew_keeps_its_entries_across_an_upgrade() {
     );
     assert_eq!(
         bpftool_pinned("map", &dir.join("lb_endpoints"))["bytes_value"],
-        24
+        std::mem::size_of::<lanbridge_common::Endpoint>()
     );
     for (att, r) in [(&att, &r), (&att_b, &rb)] {
         w.rt.invoke("DEL", &c, att, Some(r)).expect_ok("DEL");
