@@ -136,9 +136,6 @@ impl Cluster {
         let dir = self.w.path().join(&n.name);
         let mut c = self.w.subnet_conf("1.0.0", &n.pod_cidr);
         c["clusterCidrs"] = json!([CLUSTER_CIDR]);
-        let keys = c.as_object_mut().expect("object");
-        keys.remove("stateDir");
-        keys.remove("pinRoot");
         c["ipam"]["dataDir"] = json!(dir.join("ipam").display().to_string());
         c
     }

@@ -1,13 +1,14 @@
-//! `lanbridge daemon` run by a test inside a node namespace, with its socket
-//! and log in the test's temp dir; killed by PID on drop. It can be killed
-//! (SIGKILL) and started again on the same socket and state dir.
+//! `lanbridge daemon` run by a test inside a node namespace with its
+//! defaults (socket and state dir scoped to the node's namespace, as an
+//! operator runs it), its log in the test's temp dir; killed by PID on drop.
+//! It can be killed (SIGKILL) and started again.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::background::{read_log, Background};
 use crate::binary::lanbridge_bin;
-use crate::netns::Netns;
+use crate::netns::{scoped_defaults, Netns};
 use crate::process::wait_until;
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -16,7 +17,6 @@ pub struct LanbridgeDaemon {
     node: PathBuf,
     node_name: String,
     socket: PathBuf,
-    state_dir: PathBuf,
     log: PathBuf,
     proc: Option<Background>,
     /// `RLIMIT_NOFILE` of the next start, if limited.
@@ -27,16 +27,15 @@ pub struct LanbridgeDaemon {
 }
 
 impl LanbridgeDaemon {
-    /// Starts the daemon in `node` with socket `<dir>/lanbridge.sock`, log
-    /// `<dir>/daemon.log` (one log across restarts) and `state_dir`, and waits
-    /// until it listens on its socket.
-    pub fn start(node: &Netns, dir: &Path, state_dir: &Path) -> LanbridgeDaemon {
+    /// Starts the daemon in `node` with log `<dir>/daemon.log` (one log
+    /// across restarts), and waits until it listens on its socket.
+    pub fn start(node: &Netns, dir: &Path) -> LanbridgeDaemon {
+        let [_, _, run] = scoped_defaults(node.inode());
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
         let mut d = LanbridgeDaemon {
             node: node.path(),
             node_name: node.name().to_string(),
-            socket: dir.join("lanbridge.sock"),
-            state_dir: state_dir.to_path_buf(),
+            socket: run.join("lanbridge.sock"),
             log: dir.join("daemon.log"),
             proc: None,
             nofile: None,
@@ -119,10 +118,6 @@ impl LanbridgeDaemon {
             .arg("--")
             .arg(lanbridge_bin())
             .arg("daemon")
-            .arg("--socket")
-            .arg(&self.socket)
-            .arg("--state-dir")
-            .arg(&self.state_dir)
             .env("LANBRIDGE_LOG", "info");
         let mut proc = Background::spawn(
             &format!("lanbridge daemon #{} in {}", self.runs, self.node_name),

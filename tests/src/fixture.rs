@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::binary::{lanbridge_plugin_dir, REFERENCE_DIR};
-use crate::netns::{require_root, Netns};
+use crate::netns::{require_root, scoped_defaults, Netns};
 use crate::runtime::Runtime;
 use crate::topology::Topology;
 
@@ -64,21 +64,18 @@ impl World {
         self.tmp.path()
     }
 
-    /// lanbridge's `stateDir` for this world.
+    /// lanbridge's default `stateDir` as the node's namespace scopes it:
+    /// configs leave it out, as users do; removed with the node.
     pub fn state_dir(&self) -> PathBuf {
-        self.tmp.path().join("state")
+        let [_, state, _] = scoped_defaults(self.topo.node.inode());
+        state
     }
 
-    /// lanbridge's `pinRoot` (on bpffs) for this world; removed with it.
+    /// lanbridge's default `pinRoot` (on bpffs) as the node's namespace
+    /// scopes it; removed with the node.
     pub fn pin_root(&self) -> PathBuf {
-        let name = self.tmp.path().file_name().expect("temp dir has a name");
-        Path::new("/sys/fs/bpf").join(name)
-    }
-
-    /// Points a lanbridge config's state and pins into this world.
-    pub fn lanbridge_keys(&self, conf: &mut Value) {
-        conf["stateDir"] = json!(self.state_dir().display().to_string());
-        conf["pinRoot"] = json!(self.pin_root().display().to_string());
+        let [pins, _, _] = scoped_defaults(self.topo.node.inode());
+        pins
     }
 
     /// Interfaces with a TCX link pinned for network `net`.
@@ -130,7 +127,7 @@ impl World {
     /// The subnet-mode config of the brief: bridge `lb0`, gateway, default
     /// route, masquerade, host-local from `subnet` (e.g. "10.244.1.0/24").
     pub fn subnet_conf(&self, version: &str, subnet: &str) -> Value {
-        let mut c = json!({
+        json!({
             "cniVersion": version,
             "name": "lbtnet",
             "type": self.plugin_type(),
@@ -143,11 +140,7 @@ impl World {
                 "subnet": subnet,
                 "dataDir": self.data_dir().display().to_string(),
             }
-        });
-        if self.flavor == Flavor::Lanbridge {
-            self.lanbridge_keys(&mut c);
-        }
-        c
+        })
     }
 
     /// A conflist (one plugin: [`World::subnet_conf`]) at `version`.

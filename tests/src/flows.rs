@@ -65,8 +65,8 @@ impl LanNet {
             iptables(&w.topo.node, &["-P", "FORWARD", "DROP"]);
         }
         let dns = Dnsmasq::start(&w.topo.lan, &w.path().join("dnsmasq"), server);
-        let daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"), &w.state_dir());
-        let mut conf = lan_conf(&w, net, daemon.socket(), 5.0);
+        let daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"));
+        let mut conf = lan_conf(net, 5.0);
         if let Some(Value::Object(extra)) = opts.extra {
             for (k, v) in extra {
                 conf[k] = v;

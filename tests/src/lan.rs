@@ -2,7 +2,7 @@
 //! test's daemon), `lanbridge inspect` in the node, counters, lease files,
 //! and the client identifier lanbridge derives for an attachment.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{json, Value};
@@ -17,9 +17,10 @@ use crate::topology::NODE_UPLINK;
 pub const LAN_NET_BRIDGE: &str = "lb0";
 
 /// The lan-mode config of `net`: bridge `lb0`, uplink `eth0`, built-in DHCP
-/// IPAM through the daemon at `socket`, ADD bounded by `timeout` seconds.
-pub fn lan_conf(w: &World, net: &str, socket: &Path, timeout: f64) -> Value {
-    let mut c = json!({
+/// IPAM through the node's daemon (its default socket), ADD bounded by
+/// `timeout` seconds. Paths are lanbridge's defaults, as users leave them.
+pub fn lan_conf(net: &str, timeout: f64) -> Value {
+    json!({
         "cniVersion": "1.0.0",
         "name": net,
         "type": "lanbridge",
@@ -27,12 +28,9 @@ pub fn lan_conf(w: &World, net: &str, socket: &Path, timeout: f64) -> Value {
         "uplink": NODE_UPLINK,
         "ipam": {
             "type": "dhcp",
-            "daemonSocketPath": socket.display().to_string(),
             "timeout": timeout,
         }
-    });
-    w.lanbridge_keys(&mut c);
-    c
+    })
 }
 
 /// `CNI_ARGS` naming the pod as Kubernetes does (the hostname lanbridge sends).
@@ -46,10 +44,7 @@ pub fn k8s_args(pod: &str) -> String {
 /// resolve there). Panics unless it succeeds.
 pub fn inspect(w: &World, net: &str) -> Value {
     let mut c = w.topo.node.command(&lanbridge_bin().display().to_string());
-    c.args(["inspect", net, "--json", "--pin-root"])
-        .arg(w.pin_root())
-        .arg("--state-dir")
-        .arg(w.state_dir());
+    c.args(["inspect", net, "--json"]);
     let out = process::run_ok(&mut c);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("inspect --json: {e}\n{out}"))
 }
@@ -57,10 +52,7 @@ pub fn inspect(w: &World, net: &str) -> Value {
 /// `lanbridge inspect <net>` as the table an operator reads.
 pub fn inspect_table(w: &World, net: &str) -> String {
     let mut c = w.topo.node.command(&lanbridge_bin().display().to_string());
-    c.args(["inspect", net, "--pin-root"])
-        .arg(w.pin_root())
-        .arg("--state-dir")
-        .arg(w.state_dir());
+    c.args(["inspect", net]);
     process::run_ok(&mut c)
 }
 

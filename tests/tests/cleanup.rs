@@ -119,15 +119,10 @@ fn lines_of(s: &str) -> Vec<String> {
     v
 }
 
-/// `lanbridge cleanup <args>` in the node, with the world's paths.
+/// `lanbridge cleanup <args>` in the node, with its default paths.
 fn cleanup(w: &World, args: &[&str]) -> Finished {
     let mut cmd = w.topo.node.command(&lanbridge_bin().display().to_string());
-    cmd.arg("cleanup")
-        .args(args)
-        .arg("--pin-root")
-        .arg(w.pin_root())
-        .arg("--state-dir")
-        .arg(w.state_dir());
+    cmd.arg("cleanup").args(args);
     process::run(&mut cmd, None, DEFAULT_TIMEOUT)
 }
 

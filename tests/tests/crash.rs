@@ -399,10 +399,7 @@ fn run(program: &str, args: &[&str], dir: &Path) {
 #[test]
 fn reused_namespace_inode_gets_fresh_pins_and_state() {
     let w = World::lanbridge("reuse");
-    let mut c = conf(&w);
-    let keys = c.as_object_mut().unwrap();
-    keys.remove("stateDir");
-    keys.remove("pinRoot");
+    let c = conf(&w);
     let [pins, state, run] = scoped_defaults(w.topo.node.inode());
     let program = pins.join(NET).join("lb_from_pod");
     let pinned = || std::fs::metadata(&program).map(|m| m.ino()).ok();

@@ -93,7 +93,6 @@ fn gc_forgets_ports_whose_interface_is_gone() {
 
     let list = json!({"cniVersion": "1.1.0", "name": "lbtnet", "plugins": [{
         "type": "lanbridge", "bridge": "lb0",
-        "stateDir": c["stateDir"], "pinRoot": c["pinRoot"],
         "ipam": c["ipam"],
     }]});
     w.rt.gc_list(&list, &[&att])

@@ -70,8 +70,8 @@ fn node_default_route(w: &World) -> Option<(String, String)> {
 fn three_pods_lease_from_dnsmasq_and_release_on_del() {
     let w = World::lanbridge("dm3");
     let dns = Dnsmasq::start(&w.topo.lan, &w.path().join("dnsmasq"), &DnsmasqConf::lan());
-    let daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"), &w.state_dir());
-    let conf = lan_conf(&w, NET, daemon.socket(), 5.0);
+    let daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"));
+    let conf = lan_conf(NET, 5.0);
     let (pods, atts) = pods(&w, "d", 3);
 
     let started = Instant::now();
@@ -459,8 +459,8 @@ impl Drop for Listener {
 fn rogue_dhcp_server_in_a_pod_is_dropped_and_counted() {
     let w = World::lanbridge("rog");
     let mut dns = Dnsmasq::start(&w.topo.lan, &w.path().join("dnsmasq"), &DnsmasqConf::lan());
-    let daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"), &w.state_dir());
-    let conf = lan_conf(&w, NET, daemon.socket(), 5.0);
+    let _daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"));
+    let conf = lan_conf(NET, 5.0);
     let (pods, atts) = pods(&w, "r", 2);
     let results: Vec<Value> = atts.iter().map(|a| add(&w, &conf, a)).collect();
     let (rogue, victim) = (&pods[0], &pods[1]);
@@ -614,7 +614,7 @@ const REFERENCE_PATIENCE: Duration = Duration::from_secs(8);
 fn reference_bridge_and_dhcp_never_lease_while_lanbridge_does() {
     let w = World::lanbridge("side");
     let dns = Dnsmasq::start(&w.topo.lan, &w.path().join("dnsmasq"), &DnsmasqConf::lan());
-    let daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"), &w.state_dir());
+    let daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"));
     let ref_socket = w.path().join("cni-dhcp.sock");
     let mut ref_cmd = w.topo.node.command(
         &lanbridge_tests::binary::reference_plugin("dhcp")
@@ -676,7 +676,7 @@ fn reference_bridge_and_dhcp_never_lease_while_lanbridge_does() {
         })
     };
 
-    let conf = lan_conf(&w, NET, daemon.socket(), 5.0);
+    let conf = lan_conf(NET, 5.0);
     let lb_pod = w.topo.pod("lb");
     let lb_att = Attachment::new("lbctr", &lb_pod, "eth0");
     let started = Instant::now();
@@ -766,7 +766,7 @@ fn uplink_config_errors_leave_nothing_behind() {
     let pod = w.topo.pod("p");
     let att = Attachment::new("uplctr", &pod, "eth0");
 
-    let mut host_local = lan_conf(&w, NET, &w.path().join("none.sock"), 5.0);
+    let mut host_local = lan_conf(NET, 5.0);
     host_local["ipam"] = serde_json::json!({
         "type": "host-local",
         "subnet": "192.168.77.0/24",
@@ -779,7 +779,7 @@ fn uplink_config_errors_leave_nothing_behind() {
         "error does not name uplink: {out}"
     );
 
-    let mut missing = lan_conf(&w, NET, &w.path().join("none.sock"), 5.0);
+    let mut missing = lan_conf(NET, 5.0);
     missing["uplink"] = serde_json::json!("nosuch0");
     let out = w.rt.invoke("ADD", &missing, &att, None);
     let code = out.expect_err("nonexistent uplink");

@@ -46,8 +46,8 @@ struct Setup {
 fn setup(tag: &str, timers: KeaTimers) -> Setup {
     let w = World::lanbridge(tag);
     let kea = Kea::start(&w.topo.lan, &w.path().join("kea"), timers);
-    let daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"), &w.state_dir());
-    let conf = lan_conf(&w, NET, daemon.socket(), 5.0);
+    let daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"));
+    let conf = lan_conf(NET, 5.0);
     let pod = w.topo.pod("p0");
     let mut att = Attachment::new(&format!("{tag}ctr0"), &pod, "eth0");
     att.args = Some(k8s_args(&format!("{tag}pod0")));

@@ -40,8 +40,8 @@ impl KeaNet {
     fn new(tag: &str, timers: KeaTimers) -> KeaNet {
         let w = World::lanbridge(tag);
         let kea = Kea::start(&w.topo.lan, &w.path().join("kea"), timers);
-        let daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"), &w.state_dir());
-        let conf = lan_conf(&w, NET, daemon.socket(), 5.0);
+        let daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"));
+        let conf = lan_conf(NET, 5.0);
         KeaNet {
             daemon,
             kea,

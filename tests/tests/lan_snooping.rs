@@ -302,8 +302,8 @@ fn kea_never_hears_a_pod_speak_for_others() {
             rebind: 45,
         },
     );
-    let daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"), &w.state_dir());
-    let conf = lan_conf(&w, NET, daemon.socket(), 5.0);
+    let _daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"));
+    let conf = lan_conf(NET, 5.0);
     let add = |name: &str| {
         let ns = w.topo.pod(name);
         let mut att = Attachment::new(&format!("{name}-ctr"), &ns, "eth0");

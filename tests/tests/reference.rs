@@ -9,7 +9,7 @@ use lanbridge_tests::probe::{ip_of, tcp_ask, udp_ask, PeerServer};
 use lanbridge_tests::result::{self, first_ip};
 use lanbridge_tests::runtime::{Attachment, Runtime};
 use lanbridge_tests::topology::{LAN_HOST, NODE_ADDR};
-use lanbridge_tests::{Flavor, Netns, World};
+use lanbridge_tests::{Netns, World};
 use serde_json::{json, Value};
 
 /// Everything of an ADD that should not depend on the plugin's implementation.
@@ -47,9 +47,6 @@ fn observe(w: &World, conf: &Value, tag: &str, udp_port: u16) -> Observed {
     let mut conf = conf.clone();
     conf["type"] = json!(w.plugin_type());
     conf["ipam"]["dataDir"] = json!(w.data_dir().display().to_string());
-    if w.flavor == Flavor::Lanbridge {
-        w.lanbridge_keys(&mut conf);
-    }
     let pod = w.topo.pod(tag);
     let att = Attachment::new(&format!("ctr-{tag}"), &pod, "eth0");
     let r =
