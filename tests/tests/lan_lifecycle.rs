@@ -315,9 +315,23 @@ fn a_renewal_granting_another_address_moves_everything() {
         "{text}"
     );
     assert!(server.stop() >= 1);
+    // DEL with the daemon down: the node's claim of the address the pod has
+    // now goes all the same (the record and prevResult name the first one).
+    s.daemon.kill();
     s.w.rt
         .invoke("DEL", &s.conf, &pod.att, Some(&pod.result))
-        .expect_ok("DEL");
+        .expect_ok("DEL (daemon down)");
+    let routes = s.w.topo.node.routes4();
+    assert!(
+        !routes.iter().any(|r| r["dst"] == new || r["dst"] == old),
+        "a /32 of the pod left: {routes:#?}"
+    );
+    let rules = s.w.forward_rules();
+    assert!(
+        !rules.iter().any(|r| r.contains(new) || r.contains(&old)),
+        "FORWARD accepts left: {rules:#?}"
+    );
+    assert!(!arp_answered(&s.w.topo.lan_host, "eth0", new));
 }
 
 /// An address of the pool other than `ip`, for a reservation.

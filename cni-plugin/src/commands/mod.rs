@@ -207,19 +207,40 @@ impl Cleanup<'_> {
             let (routed, record) = (self.routed, record.cloned());
             std::thread::spawn(move || firewall::remove(&network, &cid, routed, record.as_ref()))
         };
+        let mut ips: Vec<Ipv4Addr> = record
+            .map(|r| r.ips.iter().filter_map(|n| v4(n.addr())).collect())
+            .unwrap_or_default();
+        // The port's endpoint holds the pod's current addresses: the daemon
+        // moves a lease that comes back with another address, and the
+        // record keeps the first one. Only while the port is still this
+        // attachment's (its ifindex not reused by another pod's), so before
+        // the pod's link, and with it the port, goes.
+        let ours = match record {
+            Some(r) if self.lan => self
+                .node
+                .link(&host)
+                .await
+                .is_ok_and(|l| l.is_some_and(|l| l.index == r.host_ifindex)),
+            Some(_) => false,
+            None => true,
+        };
+        if let (true, Some(index), Some(dp)) = (ours, host_ifindex, &self.datapath) {
+            match dp.port_ips(index) {
+                Ok(current) => {
+                    for ip in current {
+                        if !ips.contains(&ip) {
+                            ips.push(ip);
+                        }
+                    }
+                }
+                Err(e) => errors.push(e.into()),
+            }
+        }
         if let Some(pod) = pod {
             if let Err(e) = delete_pod_link(pod, ifname).await {
                 errors.push(e);
             }
         }
-        let ips: Vec<Ipv4Addr> = match (record, host_ifindex, &self.datapath) {
-            (Some(r), _, _) => r.ips.iter().filter_map(|n| v4(n.addr())).collect(),
-            (None, Some(index), Some(dp)) => dp.port_ips(index).unwrap_or_else(|e| {
-                errors.push(e.into());
-                Vec::new()
-            }),
-            _ => Vec::new(),
-        };
         let bridge = record.map_or(self.bridge, |r| &r.bridge);
         if let Err(e) = self.remove_host_routes(bridge, &ips).await {
             errors.push(e);
