@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use crate::cni::{Error, Result};
 use crate::commands::Cleanup;
 use crate::config::DEFAULT_STATE_DIR;
-use crate::datapath::{Datapath, DEFAULT_ROOT};
+use crate::datapath::{unpin_name, Datapath, Pins, DEFAULT_ROOT};
 use crate::gone::{done, found};
 use crate::iptables::{Family, NetnsLock};
 use crate::netlink::Netlink;
@@ -123,6 +123,12 @@ fn networks(args: &Args) -> Vec<String> {
                 .is_dir()
                 .then(|| e.file_name().into_string().ok())?
         }) {
+            // Pin directories hold network names as bpffs allows them.
+            let name = if dir == &args.pin_root {
+                unpin_name(&name)
+            } else {
+                name
+            };
             let daemon_dir = ["leases", "release-queue"].contains(&name.as_str());
             if !daemon_dir && !name.starts_with("netns-") && !names.contains(&name) {
                 names.push(name);
@@ -156,7 +162,9 @@ impl Network<'_> {
             NodeChanges::default()
         });
         self.attachments(&state, &changes).await?;
-        let pins = self.args.pin_root.join(self.name);
+        let pins = Pins::new(&self.args.pin_root, self.name)
+            .dir()
+            .to_path_buf();
         if pins.exists() {
             self.say(format!("detach its programs and remove {}", pins.display()));
             if !self.args.dry_run {

@@ -11,7 +11,7 @@ use crate::cni::Result;
 use crate::config::format_mac;
 use crate::daemon::protocol::LeaseRecord;
 use crate::daemon::store::LeaseStore;
-use crate::datapath::{ips_of, Datapath, ProgramReport};
+use crate::datapath::{ips_of, Datapath, Pins, ProgramReport};
 
 #[derive(Serialize)]
 pub struct Report {
@@ -56,7 +56,7 @@ pub fn report(network: &str, pin_root: &Path, state_dir: &Path) -> Result<Report
         .collect();
     let mut report = Report {
         network: network.to_string(),
-        pins: pin_root.join(network).display().to_string(),
+        pins: Pins::new(pin_root, network).dir().display().to_string(),
         loaded: dp.is_some(),
         programs: Vec::new(),
         attachments: Vec::new(),

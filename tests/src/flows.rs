@@ -53,6 +53,23 @@ pub struct Pod {
     pub mac: String,
 }
 
+impl Pod {
+    /// The pod an ADD of a lan-mode network on `eth0` gave `result`.
+    pub fn new(ns: Netns, att: Attachment, result: Value) -> Pod {
+        let ip = first_ip(&result);
+        let port = host_veth(&result, LAN_NET_BRIDGE);
+        let mac = mac_of(&ns, "eth0");
+        Pod {
+            ns,
+            att,
+            result,
+            ip,
+            port,
+            mac,
+        }
+    }
+}
+
 impl LanNet {
     pub fn new(tag: &str, net: &str, opts: LanOpts) -> LanNet {
         LanNet::with_server(tag, net, opts, &DnsmasqConf::lan())
@@ -117,17 +134,7 @@ impl LanNet {
     }
 
     fn pod(&self, ns: Netns, att: Attachment, result: Value) -> Pod {
-        let ip = first_ip(&result);
-        let port = host_veth(&result, LAN_NET_BRIDGE);
-        let mac = mac_of(&ns, "eth0");
-        Pod {
-            ns,
-            att,
-            result,
-            ip,
-            port,
-            mac,
-        }
+        Pod::new(ns, att, result)
     }
 
     /// The network's config as the one lanbridge entry of a conflist

@@ -6,18 +6,19 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use lanbridge_tests::binary::lanbridge_bin;
 use lanbridge_tests::daemon::LanbridgeDaemon;
 use lanbridge_tests::dhcp_server::{in_pool, udhcpc_once, Dnsmasq, DnsmasqConf};
 use lanbridge_tests::lan::{
     attachment_client_id, counter, endpoint, inspect, inspect_table, k8s_args, lan_conf,
     lease_file, mac_of, master_of, program_names, LAN_NET_BRIDGE,
 };
-use lanbridge_tests::process::wait_until;
+use lanbridge_tests::process::{self, wait_until};
 use lanbridge_tests::result::{self, first_ip, host_veth};
 use lanbridge_tests::runtime::Attachment;
 use lanbridge_tests::topology::{LAN_ROUTER, NODE_ADDR, NODE_UPLINK};
 use lanbridge_tests::{Netns, World};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const NET: &str = "lbtlan";
 
@@ -804,4 +805,53 @@ fn uplink_config_errors_leave_nothing_behind() {
     // DEL of the failed attachment is fine (runtimes retry it).
     w.rt.invoke("DEL", &missing, &att, None)
         .expect_ok("DEL after failed ADD");
+}
+
+/// Names with dots, which bpffs refuses as they are: a network `lbt.lan`
+/// and a VLAN-style uplink `eth0.lan` (renamed in the node). A pod leases
+/// through the relay, its pins are there (dots as colons), DEL and cleanup
+/// leave none.
+#[test]
+fn dotted_network_and_uplink_names_work() {
+    const DOTTED_NET: &str = "lbt.lan";
+    const UPLINK: &str = "eth0.lan";
+    let w = World::lanbridge("dot");
+    let node = &w.topo.node;
+    let gateway = node.default_gateway();
+    node.ip(&["link", "set", NODE_UPLINK, "down"]);
+    node.ip(&["link", "set", NODE_UPLINK, "name", UPLINK]);
+    node.ip(&["link", "set", UPLINK, "up"]);
+    if let Some(gw) = &gateway {
+        node.ip(&["route", "replace", "default", "via", gw, "dev", UPLINK]);
+    }
+    let dns = Dnsmasq::start(&w.topo.lan, &w.path().join("dnsmasq"), &DnsmasqConf::lan());
+    let _daemon = LanbridgeDaemon::start(node, &w.path().join("daemon"));
+    let mut conf = lan_conf(DOTTED_NET, 5.0);
+    conf["uplink"] = json!(UPLINK);
+    let (_pods, atts) = pods(&w, "dt", 1);
+    let r = add(&w, &conf, &atts[0]);
+    let ip = first_ip(&r);
+    assert!(
+        dns.lease_of(&ip).is_some(),
+        "no lease for {ip} at dnsmasq: {:?}",
+        dns.leases()
+    );
+    let pins = w.pin_root().join("lbt:lan");
+    assert!(
+        pins.join("link_eth0:lan").exists() && pins.join("lb_from_pod").exists(),
+        "pins of {DOTTED_NET} / {UPLINK}: {:?}",
+        std::fs::read_dir(&pins).map(|d| d.count())
+    );
+    del(&w, &conf, &atts[0], Some(&r));
+    let out = process::run(
+        node.command(&lanbridge_bin().display().to_string()).args([
+            "cleanup",
+            "--network",
+            DOTTED_NET,
+        ]),
+        None,
+        process::DEFAULT_TIMEOUT,
+    );
+    assert!(out.success(), "cleanup: {}", out.stderr);
+    assert!(!pins.exists(), "pins left after cleanup: {}", out.stdout);
 }

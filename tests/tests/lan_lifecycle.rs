@@ -15,11 +15,9 @@ use lanbridge_tests::daemon::LanbridgeDaemon;
 use lanbridge_tests::dhcp_server::{in_pool, DnsmasqConf, Kea, KeaTimers, Readdresser};
 use lanbridge_tests::flows::{arp_answered, Capture, LanNet, LanOpts, Pod};
 use lanbridge_tests::lan::{
-    endpoint, inspect, inspect_table, k8s_args, lan_conf, lease_file, mac_of, release_queue,
-    LAN_NET_BRIDGE,
+    endpoint, inspect, inspect_table, k8s_args, lan_conf, lease_file, release_queue, LAN_NET_BRIDGE,
 };
 use lanbridge_tests::process::wait_until;
-use lanbridge_tests::result::{first_ip, host_veth};
 use lanbridge_tests::runtime::Attachment;
 use lanbridge_tests::topology::{LAN_BRIDGE, LAN_ROUTER};
 use lanbridge_tests::World;
@@ -60,17 +58,9 @@ impl KeaNet {
             .rt
             .invoke("ADD", &self.conf, &att, None)
             .expect_ok(&format!("ADD {name}"));
-        let ip = first_ip(&result);
-        assert!(in_pool(&ip), "{ip} not from Kea's pool");
-        let (port, mac) = (host_veth(&result, LAN_NET_BRIDGE), mac_of(&ns, "eth0"));
-        Pod {
-            ns,
-            att,
-            result,
-            ip,
-            port,
-            mac,
-        }
+        let pod = Pod::new(ns, att, result);
+        assert!(in_pool(&pod.ip), "{} not from Kea's pool", pod.ip);
+        pod
     }
 
     fn evidence(&self) -> String {

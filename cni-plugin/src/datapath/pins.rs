@@ -6,6 +6,18 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_ROOT: &str = "/sys/fs/bpf/lanbridge";
 
+/// A network or interface name as a bpffs name. bpffs refuses names with a
+/// dot (a network `lan.v1`, a VLAN uplink `eth0.100`); neither a CNI network
+/// name nor an interface name can hold a colon, so dots become colons.
+pub fn pin_name(name: &str) -> String {
+    name.replace('.', ":")
+}
+
+/// The name [`pin_name`] made a bpffs name of.
+pub fn unpin_name(name: &str) -> String {
+    name.replace(':', ".")
+}
+
 #[derive(Debug, Clone)]
 pub struct Pins {
     dir: PathBuf,
@@ -14,7 +26,7 @@ pub struct Pins {
 impl Pins {
     pub fn new(root: &Path, network: &str) -> Pins {
         Pins {
-            dir: root.join(network),
+            dir: root.join(pin_name(network)),
         }
     }
 
@@ -37,7 +49,7 @@ impl Pins {
     /// (`link_<ifname>`) or egress (`egress_<ifname>`).
     pub fn link(&self, ifname: &str, egress: bool) -> PathBuf {
         let prefix = if egress { "egress" } else { "link" };
-        self.dir.join(format!("{prefix}_{ifname}"))
+        self.dir.join(format!("{prefix}_{}", pin_name(ifname)))
     }
 
     /// Interface names with a link pinned here (ingress or egress).
@@ -50,11 +62,28 @@ impl Pins {
             .filter_map(|n| {
                 n.strip_prefix("link_")
                     .or_else(|| n.strip_prefix("egress_"))
-                    .map(str::to_string)
+                    .map(unpin_name)
             })
             .collect();
         names.sort();
         names.dedup();
         names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_names_pin_without_dots_and_come_back() {
+        let pins = Pins::new(Path::new("/sys/fs/bpf/lanbridge"), "lan.v1");
+        assert_eq!(pins.dir(), Path::new("/sys/fs/bpf/lanbridge/lan:v1"));
+        let link = pins.link("eth0.100", false);
+        assert_eq!(
+            link,
+            Path::new("/sys/fs/bpf/lanbridge/lan:v1/link_eth0:100")
+        );
+        assert_eq!(unpin_name("eth0:100"), "eth0.100");
     }
 }
