@@ -233,7 +233,9 @@ fn another_builds_programs_are_replaced_without_cutting_pods_off() {
 
 /// A map whose values grew in the new build (an older `lb_endpoints` with
 /// 16-byte values stands in for it) is recreated with its entries carried
-/// over, zero-extended, before the links move.
+/// over, zero-extended, before the links move; a map the older build did not
+/// have (`lb_dhcp_ports` unpinned) is created, and does not make the new
+/// build take the older pins for a half-done load and start over.
 #[test]
 fn a_map_whose_values_grew_keeps_its_entries_across_an_upgrade() {
     let w = World::lanbridge("dpmigrate");
@@ -278,6 +280,7 @@ fn a_map_whose_values_grew_keeps_its_entries_across_an_upgrade() {
     bpftool(&update);
     std::fs::rename(&older, dir.join("lb_endpoints")).expect("bpffs rename");
     std::fs::remove_file(dir.join("lb_version")).expect("version marker pinned");
+    std::fs::remove_file(dir.join("lb_dhcp_ports")).expect("lb_dhcp_ports pinned");
 
     let pod_b = w.topo.pod("b");
     let att_b = Attachment::new("ctr-b", &pod_b, "eth0");
@@ -303,6 +306,10 @@ fn a_map_whose_values_grew_keeps_its_entries_across_an_upgrade() {
     assert_eq!(
         carried["value"]["ipv4"][3], 0,
         "not zero-extended: {carried}"
+    );
+    assert!(
+        dir.join("lb_dhcp_ports").exists(),
+        "the new map is not pinned"
     );
     assert_eq!(
         bpftool_pinned("map", &dir.join("lb_endpoints"))["bytes_value"],

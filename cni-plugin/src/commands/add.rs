@@ -84,7 +84,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
 
     // Before IPAM: a DHCP exchange already goes through the port's program.
     undo.push(Step::Datapath);
-    let mut datapath = Datapath::open(&conf.pin_root, &conf.name, att.state.dir())?;
+    let mut datapath = Datapath::open(&conf.pin_root, &conf.name)?;
     let mac: [u8; 6] = container
         .mac
         .as_slice()

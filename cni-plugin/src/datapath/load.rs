@@ -1,8 +1,7 @@
 //! Loading a network's programs and maps once and pinning them. Later plugin
 //! runs only open the pins. A lock file serialises first loads that race.
 
-use std::fs::{self, File, OpenOptions};
-use std::path::Path;
+use std::fs::{self, File};
 
 use aya::programs::SchedClassifier;
 use aya::EbpfLoader;
@@ -32,15 +31,22 @@ pub const MAPS: [&str; 10] = [
 ];
 pub const PROGRAMS: [&str; 4] = [PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK];
 
+/// A complete load by some lanbridge build: programs are pinned last. An
+/// older build's may lack maps this build added.
 pub fn is_loaded(pins: &Pins) -> bool {
-    MAPS.iter()
-        .chain(PROGRAMS.iter())
-        .all(|name| pins.object(name).exists())
+    PROGRAMS.iter().all(|name| pins.object(name).exists())
+}
+
+/// This build's programs and all its maps are pinned.
+fn is_current(pins: &Pins, id: u64) -> bool {
+    is_loaded(pins)
+        && MAPS.iter().all(|name| pins.object(name).exists())
+        && upgrade::pinned_build(pins) == Some(id)
 }
 
 /// Loads and pins the programs and maps unless this build's already are;
 /// another build's are replaced ([`upgrade`]).
-pub fn ensure_loaded(pins: &Pins, lock_dir: &Path) -> Result<(), DatapathError> {
+pub fn ensure_loaded(pins: &Pins) -> Result<(), DatapathError> {
     let Some(object) = embedded_object() else {
         // Nothing to load or compare with: whatever is pinned serves.
         return match is_loaded(pins) {
@@ -49,12 +55,11 @@ pub fn ensure_loaded(pins: &Pins, lock_dir: &Path) -> Result<(), DatapathError> 
         };
     };
     let id = upgrade::build_id(object);
-    let current = || is_loaded(pins) && upgrade::pinned_build(pins) == Some(id);
-    if current() {
+    if is_current(pins, id) {
         return Ok(());
     }
-    let _lock = lock(lock_dir)?;
-    if current() {
+    let _lock = lock(pins)?;
+    if is_current(pins, id) {
         return Ok(());
     }
     if is_loaded(pins) {
@@ -71,19 +76,30 @@ pub fn ensure_loaded(pins: &Pins, lock_dir: &Path) -> Result<(), DatapathError> 
     Ok(())
 }
 
-fn lock(dir: &Path) -> Result<File, DatapathError> {
+/// Brings a loaded datapath to this build (DEL, GC and the daemon find an
+/// older build's pins after an upgrade of the binary); `false` when none
+/// is loaded.
+pub fn ensure_current(pins: &Pins) -> Result<bool, DatapathError> {
+    if !is_loaded(pins) {
+        return Ok(false);
+    }
+    ensure_loaded(pins)?;
+    Ok(true)
+}
+
+/// Serialises loads and upgrades of a network's datapath: an exclusive
+/// `flock` of its pin directory (bpffs holds no regular files, but its
+/// directories take locks).
+fn lock(pins: &Pins) -> Result<File, DatapathError> {
+    let dir = pins.dir();
     fs::create_dir_all(dir)
         .map_err(|e| DatapathError::io(format!("creating {}", dir.display()), e))?;
-    let path = dir.join("datapath.lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| DatapathError::io(format!("opening {}", path.display()), e))?;
-    file.lock()
-        .map_err(|e| DatapathError::io(format!("locking {}", path.display()), e))?;
-    Ok(file)
+    let handle =
+        File::open(dir).map_err(|e| DatapathError::io(format!("opening {}", dir.display()), e))?;
+    handle
+        .lock()
+        .map_err(|e| DatapathError::io(format!("locking {}", dir.display()), e))?;
+    Ok(handle)
 }
 
 fn load_and_pin(pins: &Pins, object: &[u8]) -> Result<(), DatapathError> {

@@ -64,25 +64,22 @@ pub struct Datapath {
 }
 
 impl Datapath {
-    /// Opens the network's datapath, loading and pinning it on first use.
-    /// `lock_dir` (on a normal filesystem) serialises racing first loads.
-    pub fn open(
-        pin_root: &Path,
-        network: &str,
-        lock_dir: &Path,
-    ) -> Result<Datapath, DatapathError> {
+    /// Opens the network's datapath, loading and pinning it on first use
+    /// (another build's is replaced in place).
+    pub fn open(pin_root: &Path, network: &str) -> Result<Datapath, DatapathError> {
         let pins = Pins::new(pin_root, network);
-        load::ensure_loaded(&pins, lock_dir)?;
+        load::ensure_loaded(&pins)?;
         Ok(Datapath {
             maps: maps::Maps::open(&pins)?,
             pins,
         })
     }
 
-    /// The datapath if it was ever loaded (DEL, GC, inspect never load it).
+    /// The datapath if it was ever loaded (DEL, GC, inspect never load it;
+    /// another build's is replaced in place first, so its maps are ours).
     pub fn existing(pin_root: &Path, network: &str) -> Result<Option<Datapath>, DatapathError> {
         let pins = Pins::new(pin_root, network);
-        if !load::is_loaded(&pins) {
+        if !load::ensure_current(&pins)? {
             return Ok(None);
         }
         Ok(Some(Datapath {

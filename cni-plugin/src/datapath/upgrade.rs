@@ -99,6 +99,10 @@ pub fn replace(pins: &Pins, object: &[u8], id: u64) -> Result<(), DatapathError>
                 path: tmp.clone(),
                 source,
             })?;
+        if !pins.object(name).exists() {
+            tracing::info!("map {name}: new in this build");
+            continue;
+        }
         match migrate(&pins.object(name), &tmp) {
             Ok(Some(n)) => {
                 tracing::warn!("map {name} changed its layout: {n} entries carried over")
