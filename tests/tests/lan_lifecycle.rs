@@ -12,7 +12,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use lanbridge_tests::daemon::LanbridgeDaemon;
-use lanbridge_tests::dhcp_server::{in_pool, DnsmasqConf, Kea, KeaTimers, Readdresser};
+use lanbridge_tests::dhcp_server::{in_pool, nft, DnsmasqConf, Kea, KeaTimers, Readdresser};
 use lanbridge_tests::flows::{arp_answered, Capture, LanNet, LanOpts, Pod};
 use lanbridge_tests::lan::{
     endpoint, inspect, inspect_table, k8s_args, lan_conf, lease_file, release_queue, LAN_NET_BRIDGE,
@@ -274,12 +274,40 @@ fn a_renewal_granting_another_address_moves_everything() {
         renew: 2,
         rebind: 15,
     };
-    let mut s = KeaNet::new("lcmove", T);
+    moves_to_another_address("lcmove", T, "renewed");
+}
+
+/// The same from a rebind: the granting server no longer answers renewals
+/// (unicast to it is dropped on the LAN), and at T2 another server answers
+/// the broadcast REQUEST with another address.
+#[test]
+fn a_rebind_granting_another_address_moves_everything() {
+    const T: KeaTimers = KeaTimers {
+        valid: 20,
+        renew: 2,
+        rebind: 5,
+    };
+    moves_to_another_address("lcrebind", T, "rebound");
+}
+
+/// After `how` ("renewed", "rebound") grants another address, everything
+/// moves to it; a DEL with the daemon down then leaves neither address
+/// claimed.
+fn moves_to_another_address(tag: &str, timers: KeaTimers, how: &str) {
+    let mut s = KeaNet::new(tag, timers);
     let pod = s.add("p0");
     let (old, new) = (pod.ip.clone(), another_address(&pod.ip));
     s.kea.kill();
+    if how == "rebound" {
+        // Renewals go to the granting server by unicast: none arrive.
+        nft(
+            &s.w.topo.lan,
+            "table ip lbt_rebind {\n chain input {\n type filter hook input priority 0;\n \
+             ip daddr != 255.255.255.255 udp dport 67 drop\n }\n}\n",
+        );
+    }
     let mut server = Readdresser::start(&s.w.topo.lan, LAN_ROUTER, new, 30);
-    let moved = wait_until(Duration::from_secs(10), || {
+    let moved = wait_until(Duration::from_secs(15), || {
         claim(&s.w, &pod, new) == Claim::ALL
     });
     assert!(
@@ -293,7 +321,7 @@ fn a_renewal_granting_another_address_moves_everything() {
     assert!(
         s.daemon
             .log()
-            .contains(&format!("renewed {old} of p0-ctr/eth0 as {new}: moving")),
+            .contains(&format!("{how} {old} of p0-ctr/eth0 as {new}: moving")),
         "{}",
         s.evidence()
     );
