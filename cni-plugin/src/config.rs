@@ -21,6 +21,7 @@ pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawConf {
+    #[serde(default = "legacy_version")]
     cni_version: String,
     name: String,
     bridge: Option<String>,
@@ -157,9 +158,20 @@ pub fn decode(stdin: &[u8]) -> Result<Value> {
     })
 }
 
+/// A config without `cniVersion` (older guides write them) is 0.1.0, as
+/// the reference plugins take it.
+const LEGACY_VERSION: &str = "0.1.0";
+
+fn legacy_version() -> String {
+    LEGACY_VERSION.to_string()
+}
+
 /// The `cniVersion` of a config, if any, so even early errors answer in it.
 pub fn peek_version(raw: &Value) -> Option<&str> {
-    raw.get("cniVersion").and_then(Value::as_str)
+    match raw.get("cniVersion") {
+        Some(v) => v.as_str(),
+        None => raw.is_object().then_some(LEGACY_VERSION),
+    }
 }
 
 impl NetConf {

@@ -49,6 +49,24 @@ fn version_reports_every_supported_version() {
     }
 }
 
+/// A config without `cniVersion` is 0.1.0, as the reference plugins take
+/// it: ADD answers with a 0.1.0 result, and DEL works; both plugins alike.
+#[test]
+fn a_config_without_cni_version_is_0_1_0_as_in_the_reference() {
+    for w in [World::lanbridge("nover"), World::reference("noverref")] {
+        let mut conf = w.subnet_conf("0.1.0", SUBNET);
+        conf.as_object_mut().expect("object").remove("cniVersion");
+        let (pod, att) = one_pod(&w, "nv");
+        let out = w.rt.invoke("ADD", &conf, &att, None);
+        let r = out.expect_ok(&format!("{} ADD without cniVersion", w.plugin_type()));
+        check_shape("0.1.0", &r, &out.stdout);
+        assert_eq!(pod.ipv4_addrs("eth0"), vec![format!("{}/24", first_ip(&r))]);
+        w.rt.invoke("DEL", &conf, &att, None)
+            .expect_ok(&format!("{} DEL without cniVersion", w.plugin_type()));
+        assert_eq!(w.allocations(NET), Vec::<String>::new());
+    }
+}
+
 fn check_shape(version: &str, r: &Value, stdout: &str) {
     assert_eq!(
         r["cniVersion"], version,

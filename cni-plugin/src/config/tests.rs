@@ -203,8 +203,11 @@ fn version_and_decode_errors() {
         1
     );
     assert_eq!(decode(b"{not json").unwrap_err().code(), 6);
+    // No cniVersion: 0.1.0, as the reference plugins take it.
+    let legacy = parse(json!({"name": "x", "type": "lanbridge"})).unwrap();
+    assert_eq!(legacy.version.to_string(), "0.1.0");
     assert_eq!(
-        parse(json!({"name": "x", "type": "lanbridge"}))
+        parse(json!({"cniVersion": "1.0.0", "type": "lanbridge"}))
             .unwrap_err()
             .code(),
         7
