@@ -166,7 +166,8 @@ fn legacy_version() -> String {
     LEGACY_VERSION.to_string()
 }
 
-/// The `cniVersion` of a config, if any, so even early errors answer in it.
+/// The `cniVersion` of a config (0.1.0 when an object has none), so even
+/// early errors answer in it.
 pub fn peek_version(raw: &Value) -> Option<&str> {
     match raw.get("cniVersion") {
         Some(v) => v.as_str(),

@@ -64,7 +64,9 @@ fn print_json(value: &Value) {
 async fn dispatch(command: &str, raw: Value) -> Result<Option<Value>> {
     let command = Command::parse(command)?;
     if command == Command::Version {
-        return Ok(Some(commands::version::run(config::peek_version(&raw))));
+        // What the runtime asked about, as given.
+        let asked = raw.get("cniVersion").and_then(Value::as_str);
+        return Ok(Some(commands::version::run(asked)));
     }
     let env = CniEnv::from_env(command, |k| std::env::var(k).ok())?;
     if raw.is_null() {
