@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::binary::{lanbridge_plugin_dir, REFERENCE_DIR};
+use crate::bpftool::bpftool_json;
 use crate::netns::{require_root, scoped_defaults, Netns};
 use crate::runtime::Runtime;
 use crate::topology::Topology;
@@ -97,18 +98,8 @@ impl World {
         if !path.exists() {
             return Vec::new();
         }
-        let out = std::process::Command::new("bpftool")
-            .args(["-j", "map", "dump", "pinned"])
-            .arg(&path)
-            .output()
-            .expect("running bpftool");
-        assert!(
-            out.status.success(),
-            "bpftool map dump {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("bpftool JSON")
+        let dump = bpftool_json(&["map", "dump", "pinned", &path.display().to_string()]);
+        serde_json::from_value(dump).expect("bpftool map dump: a JSON array")
     }
 
     /// host-local's `dataDir` for this world.

@@ -4,6 +4,7 @@
 
 pub mod background;
 pub mod binary;
+pub mod bpftool;
 pub mod cluster;
 pub mod cni;
 pub mod daemon;

@@ -6,6 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use lanbridge_tests::bpftool::bpftool;
 use lanbridge_tests::flows::{LanNet, LanOpts};
 use lanbridge_tests::lan::LAN_NET_BRIDGE;
 use lanbridge_tests::netns::scoped_defaults;
@@ -324,15 +325,7 @@ fn insert_flow(w: &World, saddr: &str, daddr: &str) {
     let key: Vec<&str> = key.iter().map(String::as_str).collect();
     args.extend(key);
     args.extend(value);
-    let out = Command::new("bpftool")
-        .args(&args)
-        .output()
-        .expect("bpftool");
-    assert!(
-        out.status.success(),
-        "bpftool {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    bpftool(&args);
 }
 
 fn truncate(path: &Path) {

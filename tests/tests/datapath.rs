@@ -4,6 +4,7 @@
 use std::net::UdpSocket;
 use std::time::Duration;
 
+use lanbridge_tests::bpftool::{bpftool, bpftool_json};
 use lanbridge_tests::probe::PeerServer;
 use lanbridge_tests::result::host_veth;
 use lanbridge_tests::runtime::Attachment;
@@ -140,17 +141,7 @@ fn bpftool_shows_the_programs_and_their_links() {
 
 /// `bpftool -j <object> show pinned <path>`.
 fn bpftool_pinned(object: &str, path: &std::path::Path) -> Value {
-    let out = std::process::Command::new("bpftool")
-        .args(["-j", object, "show", "pinned"])
-        .arg(path)
-        .output()
-        .expect("bpftool");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("bpftool JSON")
+    bpftool_json(&[object, "show", "pinned", &path.display().to_string()])
 }
 
 /// Programs pinned by another build (here: one from before the version
@@ -245,17 +236,6 @@ fn a_map_whose_values_grew_keeps_its_entries_across_an_upgrade() {
     let r = w.rt.invoke("ADD", &c, &att, None).expect_ok("ADD a");
     let dir = w.pin_root().join("lbtnet");
     let older = dir.join("lb_endpoints_older");
-    let bpftool = |args: &[&str]| {
-        let out = std::process::Command::new("bpftool")
-            .args(args)
-            .output()
-            .expect("bpftool");
-        assert!(
-            out.status.success(),
-            "bpftool {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let older_s = older.display().to_string();
     bpftool(&[
         "map",

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use lanbridge_tests::binary::lanbridge_bin;
+use lanbridge_tests::bpftool::bpftool;
 use lanbridge_tests::daemon::LanbridgeDaemon;
 use lanbridge_tests::dhcp_server::{in_pool, udhcpc_once, Dnsmasq, DnsmasqConf};
 use lanbridge_tests::lan::{
@@ -209,11 +210,7 @@ fn three_pods_lease_from_dnsmasq_and_release_on_del() {
     let leases_reported = report["leases"].as_array().map_or(0, Vec::len);
     assert_eq!(leases_reported, 3, "inspect leases: {report:#}");
 
-    let bpftool = std::process::Command::new("bpftool")
-        .args(["prog", "show"])
-        .output()
-        .expect("bpftool");
-    let shown = String::from_utf8_lossy(&bpftool.stdout);
+    let shown = bpftool(&["prog", "show"]);
     for p in ["lb_from_pod", "lb_from_uplink"] {
         assert!(
             shown.contains(&format!("name {p}")),

@@ -90,15 +90,7 @@ pub fn replace(pins: &Pins, object: &[u8], id: u64) -> Result<(), DatapathError>
     // pods' entries the moment their links move.
     let changed: Vec<&'static str> = MAPS.into_iter().filter(|n| !keep.contains(n)).collect();
     for &name in &changed {
-        let tmp = staged(&pins.object(name), "new");
-        done(fs::remove_file(&tmp)).map_err(|e| DatapathError::io("unpinning a stale map", e))?;
-        ebpf.map(name)
-            .ok_or(DatapathError::Missing(name))?
-            .pin(&tmp)
-            .map_err(|source| DatapathError::Pin {
-                path: tmp.clone(),
-                source,
-            })?;
+        let tmp = pin_staged(&ebpf, name, &pins.object(name), "new")?;
         if !pins.object(name).exists() {
             tracing::info!("map {name}: new in this build");
             continue;
@@ -143,16 +135,7 @@ fn unchanged_maps(pins: &Pins, object: &[u8]) -> Result<Vec<&'static str>, Datap
             continue;
         };
         // The kernel reports a map's definition through a pin only.
-        let tmp = staged(&pins.object(name), "probe");
-        done(fs::remove_file(&tmp)).map_err(|e| DatapathError::io("unpinning a probe", e))?;
-        probe
-            .map(name)
-            .ok_or(DatapathError::Missing(name))?
-            .pin(&tmp)
-            .map_err(|source| DatapathError::Pin {
-                path: tmp.clone(),
-                source,
-            })?;
+        let tmp = pin_staged(&probe, name, &pins.object(name), "probe")?;
         let new = MapInfo::from_pin(&tmp);
         done(fs::remove_file(&tmp)).map_err(|e| DatapathError::io("unpinning a probe", e))?;
         let new = new.map_err(|source| DatapathError::Map { name, source })?;
@@ -254,6 +237,26 @@ fn staged(path: &Path, what: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!("_{what}"));
     path.with_file_name(name)
+}
+
+/// Pins `ebpf`'s map `name` next to `path` as [`staged`] `what`, in place of
+/// a stale one a crashed run left there; the staged path.
+fn pin_staged(
+    ebpf: &Ebpf,
+    name: &'static str,
+    path: &Path,
+    what: &str,
+) -> Result<PathBuf, DatapathError> {
+    let tmp = staged(path, what);
+    done(fs::remove_file(&tmp)).map_err(|e| DatapathError::io("unpinning a stale pin", e))?;
+    ebpf.map(name)
+        .ok_or(DatapathError::Missing(name))?
+        .pin(&tmp)
+        .map_err(|source| DatapathError::Pin {
+            path: tmp.clone(),
+            source,
+        })?;
+    Ok(tmp)
 }
 
 /// Renames a fresh pin over the old one (bpffs renames atomically).
