@@ -191,6 +191,9 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     complete_gateways(conf, &mut ipam_result)?;
     if !conf.disable_container_interface {
         let onlink = matches!(att.ipam, Some(Ipam::Dhcp(_)));
+        if onlink {
+            keep_others_default_route(&pod, &container, &mut ipam_result).await?;
+        }
         configure_pod(conf, &pod_ns, &pod, &container, &ipam_result, onlink).await?;
     }
     checkpoint("container")?;
@@ -420,6 +423,39 @@ fn complete_gateways(conf: &NetConf, result: &mut CniResult) -> Result<()> {
             None => result.routes.push(Route::via(default, Some(gw))),
         }
     }
+    Ok(())
+}
+
+/// On a secondary network (Multus' `net1` beside the primary CNI's `eth0`)
+/// the pod's default route stays with the interface that has it: the
+/// lease's default route is neither added nor reported. Other routes of the
+/// lease are added as usual.
+async fn keep_others_default_route(
+    pod: &Netlink,
+    link: &LinkInfo,
+    result: &mut CniResult,
+) -> Result<()> {
+    let live = pod.routes().await?;
+    result.routes.retain(|route| {
+        let other = live.iter().find(|r| {
+            r.dst.prefix_len() == 0
+                && r.dst.addr().is_ipv4() == route.dst.addr().is_ipv4()
+                && r.oif != Some(link.index)
+        });
+        match other {
+            Some(r) if route.dst.prefix_len() == 0 => {
+                tracing::info!(
+                    "{}: the pod's default route is via {:?} on interface {:?}; not adding the lease's via {:?}",
+                    link.name,
+                    r.gw,
+                    r.oif,
+                    route.gw
+                );
+                false
+            }
+            _ => true,
+        }
+    });
     Ok(())
 }
 

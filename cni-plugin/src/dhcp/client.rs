@@ -222,8 +222,11 @@ async fn extend(
     let xid = random_u32();
     let address = lease.address;
     let (kind, to) = match phase {
-        Phase::Renewing => (RequestKind::Renewing { address }, Some(lease.server_id)),
-        _ => (RequestKind::Rebinding { address }, None),
+        Phase::Renewing => (
+            RequestKind::Renewing { address },
+            Target::Server(lease.server_id),
+        ),
+        _ => (RequestKind::Rebinding { address }, Target::BoundBroadcast),
     };
     let requested_at = unix_now();
     let answer = transact(
@@ -263,7 +266,10 @@ async fn extend(
             ifname: sock.ifname().to_string(),
             phase,
             address,
-            server: to,
+            server: match to {
+                Target::Server(server) => Some(server),
+                _ => None,
+            },
             waited: started.elapsed(),
             requests: answer.sends,
             rejected: answer.rejected,
@@ -329,11 +335,21 @@ impl Answer {
     }
 }
 
+/// Where an exchange's messages go.
+#[derive(Clone, Copy)]
+enum Target {
+    /// Broadcast from 0.0.0.0: the client has no address yet.
+    Broadcast,
+    /// Broadcast from the leased address (rebinding).
+    BoundBroadcast,
+    /// Unicast from the leased address.
+    Server(Ipv4Addr),
+}
+
 /// One message's retransmission schedule.
 struct Exchange {
     xid: u32,
-    /// `None`: broadcast.
-    to: Option<Ipv4Addr>,
+    to: Target,
     /// When the whole process began (the `secs` field counts from there).
     started: Instant,
     deadline: Instant,
@@ -344,7 +360,7 @@ impl Exchange {
     fn broadcast(xid: u32, started: Instant, deadline: Instant, max_sends: u32) -> Exchange {
         Exchange {
             xid,
-            to: None,
+            to: Target::Broadcast,
             started,
             deadline,
             max_sends,
@@ -380,8 +396,9 @@ async fn transact<T>(
         let secs = u16::try_from(ex.started.elapsed().as_secs()).unwrap_or(u16::MAX);
         let m = build(secs)?;
         match ex.to {
-            None => sock.broadcast(&m).await?,
-            Some(server) => sock.unicast(&m, server).await?,
+            Target::Broadcast => sock.broadcast(&m).await?,
+            Target::BoundBroadcast => sock.broadcast_bound(&m).await?,
+            Target::Server(server) => sock.unicast(&m, server).await?,
         }
         out.sends += 1;
         let resend_at = ex.deadline.min(Instant::now() + backoff.next_delay());

@@ -1,6 +1,8 @@
-//! Reading DHCP replies from the packet socket: the IPv4 and UDP headers the
+//! DHCP on the packet socket: reading replies (the IPv4 and UDP headers the
 //! kernel would otherwise have stripped, and the classic BPF filter that
-//! keeps everything but client-bound UDP out of that socket.
+//! keeps everything but client-bound UDP out of that socket), and building
+//! the broadcasts of a client that has no address yet, whose IPv4 source
+//! must be 0.0.0.0 (RFC 2131 §4.1) whatever the pod's other interfaces hold.
 
 use std::net::Ipv4Addr;
 
@@ -8,6 +10,8 @@ use socket2::SockFilter;
 
 /// The DHCP client port replies are sent to.
 pub const CLIENT_PORT: u16 = 68;
+/// The DHCP server port.
+pub const SERVER_PORT: u16 = 67;
 
 const IPPROTO_UDP: u8 = 17;
 
@@ -46,6 +50,60 @@ pub fn client_datagram(packet: &[u8]) -> Option<Datagram<'_>> {
         source: Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]),
         payload: &udp[8..udp_len],
     })
+}
+
+/// An IPv4/UDP packet from 0.0.0.0:68 to 255.255.255.255:67 carrying
+/// `payload`, for a `SOCK_DGRAM` packet socket (the kernel adds the link
+/// header). Sent this way because a UDP socket, even bound to the interface,
+/// takes its source address from another interface when this one has none
+/// (a pod's `eth0` beside the `net1` being leased), and the port's source
+/// guard rightly drops a DHCP client packet from an address not its own.
+pub fn unconfigured_broadcast(payload: &[u8]) -> Vec<u8> {
+    const TTL: u8 = 64;
+    let udp_len = 8 + payload.len();
+    let total = u16::try_from(20 + udp_len).expect("a DHCP message fits a packet");
+    let mut p = Vec::with_capacity(usize::from(total));
+    p.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0, 0, TTL, IPPROTO_UDP, 0, 0]);
+    p[2..4].copy_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(&Ipv4Addr::UNSPECIFIED.octets());
+    p.extend_from_slice(&Ipv4Addr::BROADCAST.octets());
+    let header_sum = checksum(&[&p[..20]]);
+    p[10..12].copy_from_slice(&header_sum.to_be_bytes());
+    let udp_len = udp_len as u16;
+    let mut udp = Vec::with_capacity(8);
+    udp.extend_from_slice(&CLIENT_PORT.to_be_bytes());
+    udp.extend_from_slice(&SERVER_PORT.to_be_bytes());
+    udp.extend_from_slice(&udp_len.to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    // The UDP checksum covers a pseudo-header: addresses, protocol, length.
+    let mut pseudo = [0u8; 12];
+    pseudo[4..8].copy_from_slice(&Ipv4Addr::BROADCAST.octets());
+    pseudo[9] = IPPROTO_UDP;
+    pseudo[10..12].copy_from_slice(&udp_len.to_be_bytes());
+    let sum = match checksum(&[&pseudo, &udp, payload]) {
+        0 => 0xffff, // 0 means "no checksum" in UDP over IPv4
+        s => s,
+    };
+    udp[6..8].copy_from_slice(&sum.to_be_bytes());
+    p.extend_from_slice(&udp);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// The Internet checksum (RFC 1071) of the concatenated `parts`, each of
+/// even length but the last.
+fn checksum(parts: &[&[u8]]) -> u16 {
+    let mut sum: u32 = 0;
+    for part in parts {
+        for pair in part.chunks(2) {
+            let word = u16::from_be_bytes([pair[0], pair.get(1).copied().unwrap_or(0)]);
+            sum += u32::from(word);
+        }
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
 }
 
 // Classic BPF opcodes (linux/filter.h).
@@ -103,6 +161,30 @@ mod tests {
         p.extend_from_slice(&[0, 0]);
         p.extend_from_slice(payload);
         p
+    }
+
+    #[test]
+    fn builds_a_broadcast_from_no_address() {
+        let p = unconfigured_broadcast(b"discover");
+        assert_eq!(p.len(), 20 + 8 + 8);
+        assert_eq!(&p[12..20], &[0, 0, 0, 0, 255, 255, 255, 255]);
+        assert_eq!(checksum(&[&p[..20]]), 0, "IPv4 header checksum");
+        let mut pseudo = [0u8; 12];
+        pseudo[4..8].copy_from_slice(&[255; 4]);
+        pseudo[9] = IPPROTO_UDP;
+        pseudo[10..12].copy_from_slice(&p[24..26]);
+        assert_eq!(checksum(&[&pseudo, &p[20..]]), 0, "UDP checksum");
+        assert_eq!(u16::from_be_bytes([p[20], p[21]]), CLIENT_PORT);
+        assert_eq!(u16::from_be_bytes([p[22], p[23]]), SERVER_PORT);
+        // What the packet socket reads back parses as a datagram (to port 67
+        // here, so not a client one).
+        let mut echoed = p.clone();
+        echoed[22..24].copy_from_slice(&CLIENT_PORT.to_be_bytes());
+        assert_eq!(client_datagram(&echoed).unwrap().payload, b"discover");
+        // An odd-length payload is checksummed with a zero pad byte.
+        let odd = unconfigured_broadcast(b"odd");
+        pseudo[10..12].copy_from_slice(&odd[24..26]);
+        assert_eq!(checksum(&[&pseudo, &odd[20..]]), 0);
     }
 
     #[test]

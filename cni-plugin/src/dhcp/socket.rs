@@ -1,11 +1,17 @@
 //! The client's sockets, created inside the pod's network namespace.
 //!
-//! Sending uses an ordinary UDP socket bound to 0.0.0.0:68 and to the pod's
-//! interface: the kernel sends to 255.255.255.255 through an interface that
-//! has no address yet (source 0.0.0.0, the interface's MAC), and unicast
-//! renewals get their source address and next hop from the pod's routes.
+//! Broadcasts of a client without an address (DISCOVER, REQUEST, DECLINE)
+//! leave through a packet socket on the interface, built whole with IPv4
+//! source 0.0.0.0: a UDP socket, even bound to the interface, would borrow
+//! the address of another interface of the pod (the primary network's
+//! `eth0` when lanbridge leases for `net1`), and the port's source guard
+//! drops a DHCP client packet from an address that is not the pod's.
+//! Everything sent once the leased address is configured (unicast renewals
+//! and releases, rebinding broadcasts) goes through an ordinary UDP socket
+//! bound to 0.0.0.0:68 and to the interface, which takes that address as
+//! source and its next hop from the pod's routes.
 //!
-//! Receiving uses a packet socket instead. Until the pod has an address, a
+//! Receiving uses the packet socket too. Until the pod has an address, a
 //! broadcast reply from the server fails the reverse-path check when the pod
 //! has `rp_filter` on (no route back to the server), and the UDP socket never
 //! sees it; a packet socket reads it before the IP layer, as dhclient,
@@ -25,14 +31,13 @@ use tokio::net::UdpSocket;
 
 use super::arp::{self, ArpSocket};
 use super::error::DhcpError;
-use super::frame::{self, client_datagram, CLIENT_PORT};
+use super::frame::{self, client_datagram, CLIENT_PORT, SERVER_PORT};
 use crate::netns::NetNs;
-
-const SERVER_PORT: u16 = 67;
 
 /// A DHCP client's endpoint on one interface of one namespace.
 pub struct DhcpSocket {
     ifname: String,
+    ifindex: u32,
     udp: UdpSocket,
     packet: AsyncFd<Socket>,
     arp: ArpSocket,
@@ -52,7 +57,7 @@ impl DhcpSocket {
         let name = ifname.to_string();
         netns
             .run(move || {
-                let (udp, packet, arp) = create(&name)?;
+                let (ifindex, udp, packet, arp) = create(&name)?;
                 // Registering with the reactor doesn't care which namespace
                 // this thread is in; the sockets already belong to the pod's.
                 let _entered = runtime.enter();
@@ -60,9 +65,15 @@ impl DhcpSocket {
                     udp: UdpSocket::from_std(udp.into())?,
                     // SAFETY: the Socket owns its fd, which nothing else
                     // closes or replaces while the AsyncFd holds it.
-                    packet: unsafe { AsyncFd::register_with_interest(packet, Interest::READABLE)? },
+                    packet: unsafe {
+                        AsyncFd::register_with_interest(
+                            packet,
+                            Interest::READABLE | Interest::WRITABLE,
+                        )?
+                    },
                     arp: ArpSocket::new(arp)?,
                     ifname: name,
+                    ifindex,
                 })
             })
             .map_err(|e| DhcpError::Open {
@@ -75,8 +86,27 @@ impl DhcpSocket {
         &self.ifname
     }
 
-    /// Sends to 255.255.255.255:67 on the interface.
+    /// Sends to 255.255.255.255:67 on the interface from 0.0.0.0: for a
+    /// client that has no address on it yet.
     pub async fn broadcast(&self, message: &[u8]) -> Result<(), DhcpError> {
+        let packet = frame::unconfigured_broadcast(message);
+        let to = link_address(self.ifindex, libc::ETH_P_IP as u16, Some([0xff; 6]));
+        loop {
+            let mut ready = self
+                .packet
+                .writable()
+                .await
+                .map_err(|e| self.send_error(e))?;
+            match ready.try_io(|s| s.get_ref().send_to(&packet, &to)) {
+                Ok(result) => return result.map(drop).map_err(|e| self.send_error(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Sends to 255.255.255.255:67 on the interface from the address the
+    /// interface holds (rebinding).
+    pub async fn broadcast_bound(&self, message: &[u8]) -> Result<(), DhcpError> {
         self.send(message, Ipv4Addr::BROADCAST).await
     }
 
@@ -95,6 +125,14 @@ impl DhcpSocket {
                 to,
                 source,
             })
+    }
+
+    fn send_error(&self, source: io::Error) -> DhcpError {
+        DhcpError::Send {
+            ifname: self.ifname.clone(),
+            to: Ipv4Addr::BROADCAST,
+            source,
+        }
     }
 
     /// The next UDP datagram to port 68 that reached the interface.
@@ -147,7 +185,7 @@ impl DhcpSocket {
 }
 
 /// Creates the sockets on `ifname` in the calling thread's namespace.
-fn create(ifname: &str) -> io::Result<(Socket, Socket, Socket)> {
+fn create(ifname: &str) -> io::Result<(u32, Socket, Socket, Socket)> {
     let ifindex = nix::net::if_::if_nametoindex(ifname).map_err(io::Error::from)?;
 
     let udp = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
@@ -164,13 +202,14 @@ fn create(ifname: &str) -> io::Result<(Socket, Socket, Socket)> {
     // time the filter is in place.
     let packet = Socket::new(Domain::PACKET, Type::DGRAM, Some(Protocol::from(0)))?;
     packet.attach_filter(&frame::client_filter())?;
-    packet.bind(&link_address(ifindex, libc::ETH_P_IP as u16))?;
+    packet.bind(&link_address(ifindex, libc::ETH_P_IP as u16, None))?;
     packet.set_nonblocking(true)?;
-    Ok((udp, packet, arp::create(ifindex)?))
+    Ok((ifindex, udp, packet, arp::create(ifindex)?))
 }
 
-/// `sockaddr_ll` for frames of `protocol` (an ethertype) on interface `ifindex`.
-pub(super) fn link_address(ifindex: u32, protocol: u16) -> SockAddr {
+/// `sockaddr_ll` for frames of `protocol` (an ethertype) on interface
+/// `ifindex`, to link address `to` when sending.
+pub(super) fn link_address(ifindex: u32, protocol: u16, to: Option<[u8; 6]>) -> SockAddr {
     let mut storage = SockAddrStorage::zeroed();
     // SAFETY: the storage is large enough and suitably aligned for any
     // sockaddr (that is its purpose), and zeroed.
@@ -178,6 +217,10 @@ pub(super) fn link_address(ifindex: u32, protocol: u16) -> SockAddr {
     ll.sll_family = libc::AF_PACKET as u16;
     ll.sll_protocol = protocol.to_be();
     ll.sll_ifindex = ifindex as i32;
+    if let Some(mac) = to {
+        ll.sll_halen = 6;
+        ll.sll_addr[..6].copy_from_slice(&mac);
+    }
     // SAFETY: the family is AF_PACKET and the length that of sockaddr_ll,
     // matching what was written.
     unsafe { SockAddr::new(storage, size_of::<libc::sockaddr_ll>() as libc::socklen_t) }
