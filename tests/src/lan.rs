@@ -117,7 +117,16 @@ pub fn release_queue(w: &World) -> Vec<PathBuf> {
 /// Option 61 lanbridge sends by default, as dnsmasq prints it: `00:` and the
 /// first 16 bytes of SHA-256("<containerID>/<ifname>"), lowercase hex.
 pub fn attachment_client_id(container_id: &str, ifname: &str) -> String {
-    let input = format!("{container_id}/{ifname}");
+    digest_client_id(&format!("{container_id}/{ifname}"))
+}
+
+/// Option 61 with `"clientId": "pod"`: `00:` and the first 16 bytes of
+/// SHA-256("<namespace>/<pod>/<ifname>").
+pub fn pod_client_id(namespace: &str, pod: &str, ifname: &str) -> String {
+    digest_client_id(&format!("{namespace}/{pod}/{ifname}"))
+}
+
+fn digest_client_id(input: &str) -> String {
     let out = process::run(
         &mut Command::new("sha256sum"),
         Some(input.as_bytes()),

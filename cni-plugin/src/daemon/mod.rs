@@ -158,6 +158,7 @@ impl Daemon {
             lease: lease.clone(),
             node: req.node,
             withdrawn: false,
+            sticky: req.sticky,
         };
         self.store.save(&record)?;
         self.book.set(&record, LeaseState::Bound, None);

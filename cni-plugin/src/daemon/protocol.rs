@@ -38,6 +38,10 @@ pub struct AcquireRequest {
     /// What the node does for the address (absent from older plugins).
     #[serde(default)]
     pub node: Option<NodeSide>,
+    /// The client identifier names the pod, not the container
+    /// (`"clientId": "pod"`): see [`LeaseRecord::sticky`].
+    #[serde(default)]
+    pub sticky: bool,
 }
 
 /// What the node does for a leased address, as ADD set it up, so the daemon
@@ -101,6 +105,12 @@ pub struct LeaseRecord {
     /// was withdrawn: the daemon is acquiring a new one.
     #[serde(default)]
     pub withdrawn: bool,
+    /// The lease belongs to the pod's name, which outlives the container:
+    /// DEL does not release it, so the pod restarted under the same name
+    /// asks with the same identifier and the server gives it the same
+    /// address (a deleted pod's lease runs out at the server).
+    #[serde(default)]
+    pub sticky: bool,
 }
 
 /// A lease's state in RFC 2131's terms, with when it last changed.

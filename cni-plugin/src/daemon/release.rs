@@ -19,6 +19,15 @@ use crate::netns::NetNs;
 /// Best effort: a release that can't be sent only costs the server a lease
 /// until it expires, so failures are logged, not returned.
 pub async fn send(record: &LeaseRecord) {
+    if record.sticky {
+        tracing::info!(
+            "not releasing {} of {}/{}: its client identifier names the pod, which may come back",
+            record.lease.address,
+            record.key.container_id,
+            record.key.ifname
+        );
+        return;
+    }
     let from_pod = async {
         let ns = NetNs::open(&record.netns)?;
         let socket = DhcpSocket::open(&ns, &record.key.ifname)?;

@@ -45,6 +45,10 @@ pub enum ClientIdMode {
     Attachment,
     /// Type 1 (Ethernet) + the pod's MAC, as most clients do.
     Mac,
+    /// From `K8S_POD_NAMESPACE`, `K8S_POD_NAME` and the interface name: a
+    /// pod restarted under the same name (a new container) asks for its
+    /// lease again. Without those arguments, [`ClientIdMode::Attachment`].
+    Pod,
 }
 
 #[derive(Debug)]
@@ -96,7 +100,15 @@ impl Dhcp {
             hostname: env.arg("K8S_POD_NAME").map(str::to_string),
             timeout_ms: self.timeout.as_millis() as u64,
             node: Some(node),
+            sticky: self.client_id == ClientIdMode::Pod && pod_name(env).is_some(),
         });
+        if self.client_id == ClientIdMode::Pod && pod_name(env).is_none() {
+            tracing::warn!(
+                "\"clientId\": \"pod\" needs K8S_POD_NAMESPACE and K8S_POD_NAME in CNI_ARGS; \
+                 the runtime passed none: using the attachment's identifier (container {})",
+                env.container_id
+            );
+        }
         // The daemon bounds the exchange; a little more here covers the hand-off.
         let patience = self.timeout + Duration::from_secs(2);
         match self.call(&request, patience).await? {
@@ -210,17 +222,27 @@ fn key(conf: &NetConf, env: &CniEnv) -> LeaseKey {
     }
 }
 
-/// Option 61. Type 0 (RFC 2132: "other") with a digest of the attachment, or
-/// type 1 (Ethernet) with the MAC.
+/// `<namespace>/<name>` of a Kubernetes pod, from `CNI_ARGS`.
+fn pod_name(env: &CniEnv) -> Option<String> {
+    let namespace = env.arg("K8S_POD_NAMESPACE").filter(|s| !s.is_empty())?;
+    let name = env.arg("K8S_POD_NAME").filter(|s| !s.is_empty())?;
+    Some(format!("{namespace}/{name}"))
+}
+
+/// Option 61. Type 0 (RFC 2132: "other") with the first 16 bytes of a
+/// SHA-256 digest of `<container>/<ifname>` (attachment) or
+/// `<namespace>/<pod>/<ifname>` (pod), or type 1 (Ethernet) with the MAC.
+/// A digest: a fixed 17 bytes fit the datapath's snooping entry whatever the
+/// names' lengths.
 fn client_id(mode: ClientIdMode, env: &CniEnv, mac: [u8; 6]) -> Vec<u8> {
-    match mode {
-        ClientIdMode::Attachment => {
-            let digest = Sha256::digest(format!("{}/{}", env.container_id, env.ifname));
-            std::iter::once(0)
-                .chain(digest[..16].iter().copied())
-                .collect()
-        }
-        ClientIdMode::Mac => std::iter::once(1).chain(mac).collect(),
+    let digest = |s: String| {
+        let d = Sha256::digest(s);
+        std::iter::once(0).chain(d[..16].iter().copied()).collect()
+    };
+    match (mode, pod_name(env)) {
+        (ClientIdMode::Pod, Some(pod)) => digest(format!("{pod}/{}", env.ifname)),
+        (ClientIdMode::Mac, _) => std::iter::once(1).chain(mac).collect(),
+        _ => digest(format!("{}/{}", env.container_id, env.ifname)),
     }
 }
 
@@ -296,5 +318,35 @@ mod tests {
             client_id(ClientIdMode::Mac, &env("c1"), mac),
             vec![1, 2, 0, 0, 0, 0, 1]
         );
+    }
+
+    #[test]
+    fn pod_client_ids_survive_a_new_container() {
+        let env = |cid: &str, args: &str| CniEnv {
+            container_id: cid.into(),
+            ifname: "net1".into(),
+            args: args
+                .split(';')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..CniEnv::default()
+        };
+        let mac = [2, 0, 0, 0, 0, 1];
+        let named = "K8S_POD_NAMESPACE=games;K8S_POD_NAME=server-0";
+        let a = client_id(ClientIdMode::Pod, &env("c1", named), mac);
+        assert_eq!(a, client_id(ClientIdMode::Pod, &env("c2", named), mac));
+        let digest = Sha256::digest("games/server-0/net1");
+        assert_eq!(a[0], 0);
+        assert_eq!(&a[1..], &digest[..16]);
+        let other = "K8S_POD_NAMESPACE=games;K8S_POD_NAME=server-1";
+        assert_ne!(a, client_id(ClientIdMode::Pod, &env("c1", other), mac));
+        // Without the pod's name: the attachment's identifier.
+        assert_eq!(
+            client_id(ClientIdMode::Pod, &env("c1", "K8S_POD_NAME=server-0"), mac),
+            client_id(ClientIdMode::Attachment, &env("c1", ""), mac)
+        );
+        let d = Dhcp::parse(&json!({"type": "dhcp", "clientId": "pod"})).unwrap();
+        assert_eq!(d.client_id, ClientIdMode::Pod);
     }
 }
