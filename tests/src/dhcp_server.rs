@@ -41,6 +41,10 @@ pub struct DnsmasqConf {
     pub lease: String,
     /// Option 3; dnsmasq offers its own address when `None`.
     pub router: Option<String>,
+    /// dnsmasq's ping check (its default, as shipped): an ICMP echo to a
+    /// pool address before offering it, which holds the OFFER (and every
+    /// other DHCP packet) for 3 s when nothing answers. Off: `--no-ping`.
+    pub ping: bool,
     /// More command-line options.
     pub extra: Vec<String>,
 }
@@ -54,7 +58,16 @@ impl DnsmasqConf {
             range_end: POOL_END.into(),
             lease: "1h".into(),
             router: Some(LAN_ROUTER.into()),
+            ping: false,
             extra: vec![],
+        }
+    }
+
+    /// [`DnsmasqConf::lan`] as dnsmasq ships: ping check on.
+    pub fn lan_pinging() -> DnsmasqConf {
+        DnsmasqConf {
+            ping: true,
+            ..DnsmasqConf::lan()
         }
     }
 }
@@ -88,7 +101,6 @@ impl Dnsmasq {
             "--conf-file=/dev/null",
             "--no-resolv",
             "--no-hosts",
-            "--no-ping",
             "--port=0",
             "--user=root",
             "--bind-interfaces",
@@ -105,6 +117,9 @@ impl Dnsmasq {
         .args(&conf.extra);
         if let Some(router) = &conf.router {
             cmd.arg(format!("--dhcp-option=option:router,{router}"));
+        }
+        if !conf.ping {
+            cmd.arg("--no-ping");
         }
         let log = dir.join("log");
         // A restart appends to the log of the earlier run.

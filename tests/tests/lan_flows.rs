@@ -863,6 +863,7 @@ fn spoofing_from_a_pod_is_dropped_and_counted() {
             range_end: "192.168.77.210".into(),
             lease: "1h".into(),
             router: Some(a.ip.clone()),
+            ping: false,
             extra: vec!["--dhcp-authoritative".into()],
         },
     );
