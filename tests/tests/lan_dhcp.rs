@@ -892,3 +892,49 @@ fn time_to_lease_with_dnsmasq_ping_check_on_and_off() {
         "the client lost time past dnsmasq's 3 s ping wait: {ping:?} vs {no_ping:?}"
     );
 }
+
+/// Issue 12, item 2: the reference dhcp IPAM's `provide` and `request` keep
+/// their meaning, judged by dnsmasq: the provided hostname in its lease
+/// file, the provided vendor class and exactly the requested options
+/// (`skipDefault`) in its log; a key lanbridge cannot honour is code 7
+/// naming it, and leaves nothing behind.
+#[test]
+fn reference_provide_and_request_reach_the_server() {
+    let w = World::lanbridge("prov");
+    let dns = Dnsmasq::start(&w.topo.lan, &w.path().join("dnsmasq"), &DnsmasqConf::lan());
+    let _daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"));
+    let mut conf = lan_conf(NET, 5.0);
+    conf["ipam"]["provide"] = json!([
+        {"option": "host-name", "fromArg": "K8S_POD_INFRA_CONTAINER_ID"},
+        {"option": "vendor-class-identifier", "value": "lanbridge-test"}
+    ]);
+    conf["ipam"]["request"] = json!([
+        {"skipDefault": true},
+        {"option": "subnet-mask"},
+        {"option": "routers"},
+        {"option": 42}
+    ]);
+    let (_pods, atts) = pods(&w, "v", 1);
+    let mut att = atts[0].clone();
+    att.args = Some(
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=infra-7"
+            .into(),
+    );
+    let r = add(&w, &conf, &att);
+    let ip = first_ip(&r);
+    let lease = dns.lease_of(&ip).expect("a lease");
+    assert_eq!(lease.hostname, "infra-7", "provide host-name fromArg");
+    let log = dns.log();
+    assert!(log.contains("vendor class: lanbridge-test"), "{log}");
+    assert!(
+        log.contains("requested options: 1:netmask, 3:router, 42:ntp-server\n"),
+        "the parameter request list is not exactly the requested one:\n{log}"
+    );
+    del(&w, &conf, &att, Some(&r));
+
+    conf["ipam"]["provide"] = json!([{"option": "dhcp-client-identifier", "value": "x"}]);
+    let out = w.rt.invoke("ADD", &conf, &att, None);
+    assert_eq!(out.expect_err("provide of option 61"), 7, "{out}");
+    assert!(out.error_text().contains("ipam.provide[0].option"), "{out}");
+    assert_eq!(w.port_links(LAN_NET_BRIDGE), Vec::<String>::new());
+}

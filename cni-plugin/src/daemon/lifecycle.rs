@@ -336,6 +336,7 @@ pub fn params(record: &LeaseRecord, timeout: Duration) -> Params {
         hostname: record.hostname.clone(),
         timeout,
         requested_ip: None,
+        options: record.options.clone(),
     }
 }
 

@@ -137,6 +137,7 @@ impl Daemon {
             hostname: req.hostname.clone(),
             timeout: Duration::from_millis(req.timeout_ms),
             requested_ip: None,
+            options: req.options.clone(),
         };
         let ns = NetNs::open(&req.netns)?;
         let socket = DhcpSocket::open(&ns, &req.key.ifname)?;
@@ -159,6 +160,7 @@ impl Daemon {
             node: req.node,
             withdrawn: false,
             sticky: req.sticky,
+            options: req.options,
         };
         self.store.save(&record)?;
         self.book.set(&record, LeaseState::Bound, None);

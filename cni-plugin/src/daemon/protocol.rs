@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::cni::{Error, Result};
-use crate::dhcp::Lease;
+use crate::dhcp::{ClientOptions, Lease};
 
 pub const DEFAULT_SOCKET: &str = "/run/lanbridge/lanbridge.sock";
 
@@ -42,6 +42,9 @@ pub struct AcquireRequest {
     /// (`"clientId": "pod"`): see [`LeaseRecord::sticky`].
     #[serde(default)]
     pub sticky: bool,
+    /// `request` and `provide` of the config.
+    #[serde(default)]
+    pub options: ClientOptions,
 }
 
 /// What the node does for a leased address, as ADD set it up, so the daemon
@@ -65,7 +68,7 @@ pub struct NodeSide {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum Request {
-    Acquire(AcquireRequest),
+    Acquire(Box<AcquireRequest>),
     Release {
         key: LeaseKey,
     },
@@ -111,6 +114,9 @@ pub struct LeaseRecord {
     /// address (a deleted pod's lease runs out at the server).
     #[serde(default)]
     pub sticky: bool,
+    /// What renewals ask for and tell, as the acquisition did.
+    #[serde(default)]
+    pub options: ClientOptions,
 }
 
 /// A lease's state in RFC 2131's terms, with when it last changed.

@@ -110,7 +110,7 @@ async fn handle(stream: UnixStream, daemon: &Arc<Daemon>) -> Result<()> {
             )
         })??;
     let response = match request {
-        Request::Acquire(req) => match daemon.acquire(req).await {
+        Request::Acquire(req) => match daemon.acquire(*req).await {
             Ok(lease) => Response::Lease { lease },
             Err(e) => error(e),
         },

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dhcproto::v4::MessageType;
+use serde::{Deserialize, Serialize};
 
 use super::arp::mac_string;
 use super::backoff::{random_u32, Backoff};
@@ -31,6 +32,20 @@ pub struct Params {
     pub timeout: Duration,
     /// Asks for this address in the DISCOVER (e.g. the previous lease's).
     pub requested_ip: Option<Ipv4Addr>,
+    pub options: ClientOptions,
+}
+
+/// What the client asks for and tells beyond its identity: the reference
+/// dhcp IPAM's `request` and `provide`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientOptions {
+    /// Option 55's codes; `None`: the client's own list.
+    #[serde(default)]
+    pub parameters: Option<Vec<u8>>,
+    /// More options (code, value) in DISCOVER and REQUEST.
+    #[serde(default)]
+    pub provided: Vec<(u8, Vec<u8>)>,
 }
 
 impl Params {

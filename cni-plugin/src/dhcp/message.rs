@@ -4,7 +4,8 @@
 use std::net::Ipv4Addr;
 
 use dhcproto::v4::{
-    DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode, MIN_PACKET_SIZE,
+    DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode, UnknownOption,
+    MIN_PACKET_SIZE,
 };
 use dhcproto::{Encodable, Encoder};
 
@@ -16,7 +17,7 @@ use super::options::{self, RawOptions};
 const HEADER_LEN: usize = 240;
 
 /// What the client asks every server for (option 55).
-const PARAMETERS: [OptionCode; 8] = [
+pub const PARAMETERS: [OptionCode; 8] = [
     OptionCode::SubnetMask,
     OptionCode::Router,
     OptionCode::DomainNameServer,
@@ -136,8 +137,18 @@ fn add_request_options(m: &mut Message, p: &Params) {
     if let Some(h) = &p.hostname {
         m.opts_mut().insert(DhcpOption::Hostname(h.clone()));
     }
+    let parameters = match &p.options.parameters {
+        Some(codes) => codes.iter().map(|c| OptionCode::from(*c)).collect(),
+        None => PARAMETERS.to_vec(),
+    };
     m.opts_mut()
-        .insert(DhcpOption::ParameterRequestList(PARAMETERS.to_vec()));
+        .insert(DhcpOption::ParameterRequestList(parameters));
+    for (code, value) in &p.options.provided {
+        m.opts_mut().insert(DhcpOption::Unknown(UnknownOption::new(
+            OptionCode::from(*code),
+            value.clone(),
+        )));
+    }
 }
 
 /// Encodes and pads to the 300-byte BOOTP minimum some relays insist on.

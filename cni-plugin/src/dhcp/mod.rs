@@ -16,7 +16,7 @@ mod socket;
 #[cfg(test)]
 mod testnet;
 
-pub use client::{acquire, rebind, release, renew, Params};
+pub use client::{acquire, rebind, release, renew, ClientOptions, Params};
 pub use error::DhcpError;
 pub use lease::Lease;
 pub use socket::DhcpSocket;

@@ -20,7 +20,7 @@ use crate::daemon::protocol::{
     Response, DEFAULT_SOCKET,
 };
 use crate::daemon::store::LeaseStore;
-use crate::dhcp::Lease;
+use crate::dhcp::{ClientOptions, Lease};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -33,6 +33,75 @@ struct RawConf {
     timeout: Option<f64>,
     #[serde(default)]
     client_id: ClientIdMode,
+    /// The reference's: options the client sends, a value or a CNI_ARGS key.
+    #[serde(default)]
+    provide: Vec<Provide>,
+    /// The reference's: options to ask for (option 55), `skipDefault`
+    /// dropping the client's own list.
+    #[serde(default)]
+    request: Vec<RequestOption>,
+}
+
+/// An option by the reference's name or by number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OptionName {
+    Code(u8),
+    Name(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Provide {
+    option: OptionName,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    from_arg: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestOption {
+    option: Option<OptionName>,
+    #[serde(default)]
+    skip_default: bool,
+}
+
+const HOST_NAME: u8 = 12;
+
+/// The option names the reference dhcp IPAM knows.
+const OPTION_NAMES: [(&str, u8); 6] = [
+    ("dhcp-client-identifier", 61),
+    ("subnet-mask", 1),
+    ("routers", 3),
+    ("host-name", HOST_NAME),
+    ("user-class", 77),
+    ("vendor-class-identifier", 60),
+];
+
+/// The reference's default request list (without `skipDefault`): subnet
+/// mask and router. lanbridge's own list asks for more (DNS, routes, timers).
+const DEFAULT_REQUEST: [u8; 2] = [1, 3];
+
+/// Options the client itself decides, which a config may not provide.
+const CLIENT_OWN: [u8; 9] = [0, 50, 51, 53, 54, 55, 57, 61, 255];
+
+fn option_code(key: &str, name: &OptionName) -> Result<u8> {
+    match name {
+        OptionName::Code(c) => Ok(*c),
+        OptionName::Name(n) => OPTION_NAMES
+            .iter()
+            .find(|(known, _)| known == n)
+            .map(|(_, c)| *c)
+            .or_else(|| n.parse().ok())
+            .ok_or_else(|| {
+                Error::config(
+                    key,
+                    format!("unknown option {n:?}: a number or one of {OPTION_NAMES:?}"),
+                )
+            }),
+    }
 }
 
 /// How the DHCP client identifier (option 61) is derived.
@@ -56,6 +125,9 @@ pub struct Dhcp {
     socket: PathBuf,
     timeout: Duration,
     client_id: ClientIdMode,
+    provide: Vec<(u8, Provide)>,
+    /// Option 55 when `request` changes it.
+    parameters: Option<Vec<u8>>,
 }
 
 impl Dhcp {
@@ -72,13 +144,97 @@ impl Dhcp {
                 ))
             }
         };
+        let mut provide = Vec::new();
+        for (i, p) in raw.provide.into_iter().enumerate() {
+            let key = format!("ipam.provide[{i}].option");
+            let code = option_code(&key, &p.option)?;
+            if CLIENT_OWN.contains(&code) {
+                return Err(Error::config(
+                    key,
+                    format!(
+                        "option {code} is the client's own{}",
+                        if code == 61 {
+                            ": choose it with \"clientId\" (DHCP snooping lets a pod use no other)"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+            if p.value.len() > 255 {
+                return Err(Error::config(
+                    format!("ipam.provide[{i}].value"),
+                    "longer than the 255 bytes of an option",
+                ));
+            }
+            provide.push((code, p));
+        }
+        let mut parameters = None;
+        if !raw.request.is_empty() {
+            let skip = raw.request.iter().any(|r| r.skip_default);
+            let mut codes: Vec<u8> = Vec::new();
+            for (i, r) in raw.request.iter().enumerate() {
+                if let Some(name) = &r.option {
+                    codes.push(option_code(&format!("ipam.request[{i}].option"), name)?);
+                }
+            }
+            if !skip {
+                // The reference's defaults, and lanbridge's own list.
+                codes.extend(DEFAULT_REQUEST);
+                codes.extend(
+                    crate::dhcp::message::PARAMETERS
+                        .iter()
+                        .map(|c| u8::from(*c)),
+                );
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            codes.retain(|c| seen.insert(*c));
+            parameters = Some(codes);
+        }
         Ok(Dhcp {
             socket: raw
                 .daemon_socket_path
                 .unwrap_or_else(|| crate::scope::file(DEFAULT_SOCKET)),
             timeout,
             client_id: raw.client_id,
+            provide,
+            parameters,
         })
+    }
+
+    /// `provide` with the values of this invocation (`fromArg` wins when
+    /// CNI_ARGS has the key, as in the reference); host-name becomes the
+    /// hostname (option 12), in place of `K8S_POD_NAME`.
+    fn provided(&self, env: &CniEnv) -> Result<(Option<String>, ClientOptions)> {
+        let mut hostname = env.arg("K8S_POD_NAME").map(str::to_string);
+        let mut provided = Vec::new();
+        for (i, (code, p)) in self.provide.iter().enumerate() {
+            let value = match env.arg(&p.from_arg).filter(|_| !p.from_arg.is_empty()) {
+                Some(v) if v.len() > 255 => {
+                    return Err(Error::config(
+                        format!("ipam.provide[{i}].fromArg"),
+                        format!(
+                            "CNI_ARGS {} is longer than the 255 bytes of an option",
+                            p.from_arg
+                        ),
+                    ))
+                }
+                Some(v) => v.to_string(),
+                None => p.value.clone(),
+            };
+            if value.is_empty() {
+                continue;
+            }
+            match *code {
+                HOST_NAME => hostname = Some(value),
+                code => provided.push((code, value.into_bytes())),
+            }
+        }
+        let options = ClientOptions {
+            parameters: self.parameters.clone(),
+            provided,
+        };
+        Ok((hostname, options))
     }
 
     pub async fn add(
@@ -92,16 +248,18 @@ impl Dhcp {
             var: "CNI_NETNS",
             reason: "required".into(),
         })?;
-        let request = Request::Acquire(AcquireRequest {
+        let (hostname, options) = self.provided(env)?;
+        let request = Request::Acquire(Box::new(AcquireRequest {
             key: key(conf, env),
             netns,
             mac,
             client_id: self.client_id(env, mac),
-            hostname: env.arg("K8S_POD_NAME").map(str::to_string),
+            hostname,
+            options,
             timeout_ms: self.timeout.as_millis() as u64,
             node: Some(node),
             sticky: self.client_id == ClientIdMode::Pod && pod_name(env).is_some(),
-        });
+        }));
         if self.client_id == ClientIdMode::Pod && pod_name(env).is_none() {
             tracing::warn!(
                 "\"clientId\": \"pod\" needs K8S_POD_NAMESPACE and K8S_POD_NAME in CNI_ARGS; \
@@ -296,6 +454,68 @@ mod tests {
         ] {
             let err = Dhcp::parse(&bad).unwrap_err();
             assert_eq!(err.code(), 7, "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn reference_provide_and_request_keys() {
+        let d = Dhcp::parse(&json!({"type": "dhcp",
+            "provide": [
+                {"option": "host-name", "value": "fixed", "fromArg": "K8S_POD_NAME"},
+                {"option": "vendor-class-identifier", "value": "lanbridge"},
+                {"option": 77, "fromArg": "TEAM"}],
+            "request": [{"skipDefault": true}, {"option": "subnet-mask"}, {"option": "42"}]}))
+        .unwrap();
+        let env = CniEnv {
+            args: [("K8S_POD_NAME".to_string(), "web-0".to_string())].into(),
+            ..CniEnv::default()
+        };
+        let (hostname, options) = d.provided(&env).unwrap();
+        assert_eq!(
+            hostname.as_deref(),
+            Some("web-0"),
+            "fromArg wins when passed"
+        );
+        assert_eq!(options.provided, vec![(60, b"lanbridge".to_vec())]);
+        assert_eq!(options.parameters, Some(vec![1, 42]));
+        let (hostname, _) = d.provided(&CniEnv::default()).unwrap();
+        assert_eq!(hostname.as_deref(), Some("fixed"));
+
+        let d = Dhcp::parse(&json!({"request": [{"option": "routers"}]})).unwrap();
+        let asked = d.parameters.unwrap();
+        assert_eq!(asked[0], 3);
+        assert!(asked.contains(&1) && asked.contains(&121), "{asked:?}");
+        assert_eq!(Dhcp::parse(&json!({})).unwrap().parameters, None);
+
+        for (bad, key) in [
+            (
+                json!({"provide": [{"option": "dhcp-client-identifier", "value": "x"}]}),
+                "ipam.provide[0].option",
+            ),
+            (
+                json!({"provide": [{"option": "no-such-option"}]}),
+                "ipam.provide[0].option",
+            ),
+            (
+                json!({"provide": [{"option": 53, "value": "1"}]}),
+                "ipam.provide[0].option",
+            ),
+            (
+                json!({"provide": [{"option": 12, "value": "x".repeat(256)}]}),
+                "ipam.provide[0].value",
+            ),
+            (
+                json!({"request": [{"option": "bogus"}]}),
+                "ipam.request[0].option",
+            ),
+            (
+                json!({"request": [{"option": 300}]}),
+                "ipam.request[0].option",
+            ),
+        ] {
+            let err = Dhcp::parse(&bad).unwrap_err();
+            assert_eq!(err.code(), 7, "{bad}: {err}");
+            assert!(err.to_string().contains(key), "{bad}: {err}");
         }
     }
 

@@ -32,6 +32,7 @@ fn params(mac: [u8; 6], name: &str) -> Params {
         hostname: Some(name.to_string()),
         timeout: Duration::from_secs(10),
         requested_ip: None,
+        options: Default::default(),
     }
 }
 
@@ -125,6 +126,7 @@ async fn two_pods_on_one_lan_get_distinct_leases_side_by_side() {
     let p_a = params(MAC_A, "pod-a");
     let p_b = Params {
         requested_ip: Some(ip("192.168.79.120")),
+        options: Default::default(),
         ..params(MAC_B, "pod-b")
     };
     // Concurrently: each pod sees the other's broadcast replies and must
@@ -155,6 +157,7 @@ async fn two_pods_asking_for_the_same_address_both_get_one() {
     let wanted = ip("192.168.79.130");
     let ask = |mac, name| Params {
         requested_ip: Some(wanted),
+        options: Default::default(),
         ..params(mac, name)
     };
     let (p_a, p_b) = (ask(MAC_A, "pod-a"), ask(MAC_B, "pod-b"));

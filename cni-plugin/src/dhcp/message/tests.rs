@@ -32,6 +32,7 @@ fn params() -> Params {
         hostname: Some("web-0".to_string()),
         timeout: Duration::from_secs(10),
         requested_ip: None,
+        options: Default::default(),
     }
 }
 
@@ -85,6 +86,7 @@ fn discover_requests_a_previous_address_and_omits_a_missing_hostname() {
     let p = Params {
         hostname: None,
         requested_ip: Some(ip("10.0.0.42")),
+        options: Default::default(),
         ..params()
     };
     let m = decode(&discover(&p, XID, 0).unwrap());
