@@ -274,7 +274,7 @@ impl NetConf {
             disable_container_interface: conf.disable_container_interface,
             state_dir: conf
                 .state_dir
-                .unwrap_or_else(|| crate::scope::dir(DEFAULT_STATE_DIR)),
+                .unwrap_or_else(|| crate::node::scope::dir(DEFAULT_STATE_DIR)),
             uplink: conf.uplink,
             enforce: conf.enforce.unwrap_or(true),
             fast_path: conf.fast_path.unwrap_or(true),
@@ -284,7 +284,7 @@ impl NetConf {
             cluster_cidrs: conf.cluster_cidrs,
             pin_root: conf
                 .pin_root
-                .unwrap_or_else(|| crate::scope::dir(crate::datapath::DEFAULT_ROOT)),
+                .unwrap_or_else(|| crate::node::scope::dir(crate::datapath::DEFAULT_ROOT)),
             dns: conf.dns,
             ipam,
             mac,

@@ -13,17 +13,18 @@ use ipnet::IpNet;
 
 use super::{first_error, Attachment, Cleanup, Step, Undo};
 use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
+use crate::commands::fault::checkpoint;
+use crate::commands::state::{NodeChanges, Record};
 use crate::config::{format_mac, NetConf};
-use crate::daemon::protocol::NodeSide;
 use crate::datapath::{Datapath, Pins};
-use crate::fault::checkpoint;
+use crate::dhcp::protocol::NodeSide;
 use crate::ipam::Ipam;
-use crate::naming;
-use crate::netlink::bridge::{BridgeSpec, PortSpec};
-use crate::netlink::{LinkInfo, Netlink, VethSpec};
-use crate::netns::NetNs;
-use crate::state::{NodeChanges, Record};
-use crate::{firewall, lan, macspoof, scope, sysctl};
+use crate::node::naming;
+use crate::node::netlink::bridge::{BridgeSpec, PortSpec};
+use crate::node::netlink::{LinkInfo, Netlink, VethSpec};
+use crate::node::netns::NetNs;
+use crate::node::{scope, sysctl};
+use crate::{firewall, lan, macspoof};
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
     scope::claim(&super::SCOPED_DEFAULTS, &[&conf.pin_root, &conf.state_dir])?;

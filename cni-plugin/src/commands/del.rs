@@ -5,7 +5,7 @@
 use super::{first_error, Attachment, Cleanup};
 use crate::cni::{CniEnv, Error, Result};
 use crate::config::NetConf;
-use crate::netns::NetNs;
+use crate::node::netns::NetNs;
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     let att = Attachment::new(conf, env)?;

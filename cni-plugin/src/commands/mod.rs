@@ -8,21 +8,24 @@ pub mod gc;
 pub mod status;
 pub mod version;
 
+pub mod fault;
+pub mod state;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use crate::cni::{CniEnv, Error, Result};
+use crate::commands::state::{Record, StateDir};
 use crate::config::{NetConf, DEFAULT_STATE_DIR};
 use crate::datapath::{ips_of, Datapath, PortAttach, DEFAULT_ROOT};
 use crate::ipam::Ipam;
-use crate::naming;
-use crate::netlink::Netlink;
-use crate::netns::NetNs;
-use crate::state::{Record, StateDir};
+use crate::node::naming;
+use crate::node::netlink::Netlink;
+use crate::node::netns::NetNs;
 use crate::{firewall, macspoof};
 
 /// The default directories scoped per network namespace that hold a
-/// namespace's pins, records and leases ([`crate::scope::claim`]).
+/// namespace's pins, records and leases ([`crate::node::scope::claim`]).
 pub const SCOPED_DEFAULTS: [&str; 2] = [DEFAULT_ROOT, DEFAULT_STATE_DIR];
 
 /// One attachment (container + interface) on one network, with the node's

@@ -260,7 +260,7 @@ impl Datapath {
             attach::detach(&pins, ifname, Hook::Egress)?;
         }
         load::remove_objects(&pins)?;
-        crate::gone::done(std::fs::remove_dir(pins.dir()))
+        crate::node::gone::done(std::fs::remove_dir(pins.dir()))
             .map_err(|e| DatapathError::io(format!("removing {}", pins.dir().display()), e))?;
         Ok(detached)
     }

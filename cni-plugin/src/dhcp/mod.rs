@@ -12,7 +12,9 @@ mod frame;
 mod lease;
 pub mod message;
 mod options;
+pub mod protocol;
 mod socket;
+pub mod store;
 #[cfg(test)]
 mod testnet;
 

@@ -26,7 +26,7 @@ use tokio::net::UdpSocket;
 use super::arp::{self, ArpSocket};
 use super::error::DhcpError;
 use super::frame::{self, client_datagram, CLIENT_PORT};
-use crate::netns::NetNs;
+use crate::node::netns::NetNs;
 
 const SERVER_PORT: u16 = 67;
 

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::netns::NetNs;
+use crate::node::netns::NetNs;
 
 pub const BRIDGE: &str = "br0";
 pub const SERVER: &str = "192.168.79.1";

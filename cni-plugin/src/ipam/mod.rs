@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use crate::cni::{error::code, CniEnv, CniResult, Result};
 use crate::config::NetConf;
-use crate::daemon::protocol::NodeSide;
+use crate::dhcp::protocol::NodeSide;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IpamError {

@@ -1,18 +1,22 @@
 //! `lanbridge` run by a person rather than a runtime.
 
+pub mod cleanup;
+pub mod inspect;
+pub mod install;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use std::path::PathBuf;
 
+use crate::agent::routes;
+use crate::agent::{self, DaemonOpts};
 use crate::cni::version::SUPPORTED;
 use crate::config::DEFAULT_STATE_DIR;
-use crate::daemon::{self, protocol::DEFAULT_SOCKET, DaemonOpts};
 use crate::datapath::DEFAULT_ROOT;
-use crate::inspect;
-use crate::scope;
-use crate::{install, routes};
+use crate::dhcp::protocol::DEFAULT_SOCKET;
+use crate::node::scope;
 
 #[derive(Parser)]
 #[command(
@@ -70,7 +74,7 @@ enum Cmd {
     Install(install::Args),
     /// Remove what lanbridge made on this node for networks without
     /// attachments: programs, pins, rules, its bridge, sysctls, state.
-    Cleanup(crate::cleanup::Args),
+    Cleanup(cleanup::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -116,7 +120,7 @@ pub fn main() -> ExitCode {
                 eprintln!("lanbridge daemon: {e}");
                 return ExitCode::FAILURE;
             }
-            daemon::main(DaemonOpts {
+            agent::main(DaemonOpts {
                 socket,
                 state_dir,
                 routes: peers.follow(),
@@ -124,6 +128,6 @@ pub fn main() -> ExitCode {
         }
         Cmd::Routes { command } => routes::main(command),
         Cmd::Install(args) => install::main(args),
-        Cmd::Cleanup(args) => crate::cleanup::main(args),
+        Cmd::Cleanup(args) => cleanup::main(args),
     }
 }

@@ -5,7 +5,7 @@ use std::io::ErrorKind;
 use std::path::PathBuf;
 
 use crate::cni::Result;
-use crate::netns::NetNs;
+use crate::node::netns::NetNs;
 
 fn path(components: &[&str]) -> PathBuf {
     ["/proc/sys"].iter().chain(components).collect()

@@ -9,7 +9,7 @@ use rtnetlink::{IpVersion, RouteMessageBuilder};
 
 use super::{is_errno, Netlink};
 use crate::cni::{Error, Result};
-use crate::gone::done;
+use crate::node::gone::done;
 
 /// A route as CHECK compares it.
 #[derive(Debug, Clone, PartialEq)]

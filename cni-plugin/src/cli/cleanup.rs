@@ -11,15 +11,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::cni::{Error, Result};
+use crate::commands::state::{NodeChanges, StateDir};
 use crate::commands::Cleanup;
 use crate::config::DEFAULT_STATE_DIR;
 use crate::datapath::{unpin_name, Datapath, Pins, DEFAULT_ROOT};
-use crate::gone::{done, found};
 use crate::iptables::{Family, NetnsLock};
-use crate::netlink::Netlink;
-use crate::netns::NetNs;
-use crate::state::{NodeChanges, StateDir};
-use crate::{firewall, macspoof, scope, sysctl};
+use crate::node::gone::{done, found};
+use crate::node::netlink::Netlink;
+use crate::node::netns::NetNs;
+use crate::node::{scope, sysctl};
+use crate::{firewall, macspoof};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -5,7 +5,7 @@ use rtnetlink::{LinkBridge, LinkBridgePort, LinkBridgeVlan, LinkUnspec};
 
 use super::{is_errno, LinkInfo, Netlink, VethSpec};
 use crate::cni::{Error, Result};
-use crate::naming;
+use crate::node::naming;
 
 /// How the bridge should look; applied whether lanbridge created it or not.
 pub struct BridgeSpec<'a> {

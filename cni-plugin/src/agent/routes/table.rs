@@ -10,7 +10,7 @@ use rtnetlink::packet_route::route::{
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{Handle, RouteMessageBuilder};
 
-use crate::gone::done;
+use crate::node::gone::done;
 
 use super::{Action, Installed, Wanted, RTPROT_LANBRIDGE};
 

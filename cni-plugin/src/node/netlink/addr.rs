@@ -6,7 +6,7 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHe
 
 use super::{is_errno, Netlink};
 use crate::cni::{Error, Result};
-use crate::gone::done;
+use crate::node::gone::done;
 
 impl Netlink {
     pub async fn addresses(&self, index: u32) -> Result<Vec<IpNet>> {

@@ -8,7 +8,7 @@ use rtnetlink::{LinkUnspec, LinkVeth};
 
 use super::Netlink;
 use crate::cni::{Error, Result};
-use crate::gone::found;
+use crate::node::gone::found;
 
 /// A veth pair to create.
 #[derive(Debug, Default)]

@@ -8,10 +8,11 @@
 
 mod claim;
 mod lifecycle;
-pub mod protocol;
 mod release;
 mod server;
-pub mod store;
+
+pub mod peers;
+pub mod routes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,17 +23,17 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::cni::{Error, Result};
+use crate::dhcp::protocol::{AcquireRequest, LeaseKey, LeaseRecord, LeaseState, LeaseStatus};
+use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{self, DhcpSocket, Lease, Params};
-use crate::netns::NetNs;
+use crate::node::netns::NetNs;
 use lifecycle::{Book, Ctx};
-use protocol::{AcquireRequest, LeaseKey, LeaseRecord, LeaseState, LeaseStatus};
-use store::LeaseStore;
 
 pub struct DaemonOpts {
     pub socket: PathBuf,
     pub state_dir: PathBuf,
     /// `--peers FILE --node NAME`: keep the routes to the other nodes' pod subnets.
-    pub routes: Option<crate::routes::Follow>,
+    pub routes: Option<crate::agent::routes::Follow>,
 }
 
 pub struct Daemon {
@@ -79,7 +80,7 @@ async fn run(opts: &DaemonOpts) -> Result<()> {
     tokio::spawn(release::flush_queue(daemon.store.clone()));
     if let Some(follow) = opts.routes.clone() {
         // Syncs at start and on every change of the file; never ends the daemon.
-        tokio::spawn(crate::routes::follow(follow));
+        tokio::spawn(crate::agent::routes::follow(follow));
     }
     let outcome = tokio::select! {
         r = server::serve(listener, daemon.clone()) => r,

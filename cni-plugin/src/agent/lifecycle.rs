@@ -14,12 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::claim;
-use super::protocol::{LeaseKey, LeaseRecord, LeaseState, LeaseStatus};
 use super::release;
-use super::store::LeaseStore;
 use crate::cni::{Error, Result};
+use crate::dhcp::protocol::{LeaseKey, LeaseRecord, LeaseState, LeaseStatus};
+use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{self, DhcpError, DhcpSocket, Lease, Params};
-use crate::netns::NetNs;
+use crate::node::netns::NetNs;
 
 /// INIT's pause between acquisitions: from a second (above the relay's per-pod
 /// DHCP rate limit) doubling to a minute.

@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use crate::cni::Result;
 use crate::config::format_mac;
-use crate::daemon::protocol::LeaseRecord;
-use crate::daemon::store::LeaseStore;
 use crate::datapath::{ips_of, Datapath, Pins, ProgramReport};
+use crate::dhcp::protocol::LeaseRecord;
+use crate::dhcp::store::LeaseStore;
 
 #[derive(Serialize)]
 pub struct Report {

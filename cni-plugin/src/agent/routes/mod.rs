@@ -16,7 +16,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::peers::{Peers, PeersError};
+use crate::agent::peers::{Peers, PeersError};
 
 pub use sync::{follow, main, Command, Follow, FollowArgs};
 pub use table::RouteTable;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use crate::cni::{Error, Result};
-use crate::gone::{done, found};
+use crate::node::gone::{done, found};
 
 /// The initial namespace's inode on current kernels (`PROC_NET_INIT_INO`).
 const INIT_NET_INO: u64 = 0xEFFF_FFF9;

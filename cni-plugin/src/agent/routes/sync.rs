@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::table::TableError;
 use super::{plan, wanted, Action, Plan, RouteTable, Wanted};
-use crate::peers::{Peers, PeersError};
+use crate::agent::peers::{Peers, PeersError};
 
 /// How often the followed peers file is re-read (a ConfigMap update is a
 /// symlink swap: the path is opened anew each time).

@@ -15,8 +15,8 @@ use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
 use rtnetlink::Handle;
 
 use crate::cni::{Error, Result};
-use crate::gone::found;
-use crate::netns::NetNs;
+use crate::node::gone::found;
+use crate::node::netns::NetNs;
 
 pub use link::{LinkInfo, VethSpec};
 
