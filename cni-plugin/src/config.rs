@@ -10,9 +10,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cni::{env::validate_ifname, CniResult, Dns, Error, Result, Version};
+use crate::node::mac::parse_mac;
 
 pub const DEFAULT_BRIDGE: &str = "cni0";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/lanbridge";
+/// The default `pinRoot` on bpffs.
+pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/lanbridge";
 /// kubeadm's default service CIDR: without it, a lan-mode pod's traffic to
 /// a ClusterIP would follow the LAN's default route.
 pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
@@ -284,7 +287,7 @@ impl NetConf {
             cluster_cidrs: conf.cluster_cidrs,
             pin_root: conf
                 .pin_root
-                .unwrap_or_else(|| crate::node::scope::dir(crate::datapath::DEFAULT_ROOT)),
+                .unwrap_or_else(|| crate::node::scope::dir(DEFAULT_PIN_ROOT)),
             dns: conf.dns,
             ipam,
             mac,
@@ -328,32 +331,6 @@ fn validate_name(name: &str) -> Result<()> {
         "name",
         format!("{name:?} must be non-empty and only alphanumeric, '_', '.' or '-'"),
     ))
-}
-
-pub fn parse_mac(s: &str) -> std::result::Result<[u8; 6], String> {
-    let bad = || format!("{s:?} is not a MAC address");
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 6 {
-        return Err(bad());
-    }
-    let mut mac = [0u8; 6];
-    for (byte, part) in mac.iter_mut().zip(parts) {
-        if part.len() != 2 {
-            return Err(bad());
-        }
-        *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
-    }
-    if mac[0] & 1 == 1 {
-        return Err(format!("{s:?} is a multicast address"));
-    }
-    Ok(mac)
-}
-
-pub fn format_mac(mac: &[u8]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 #[cfg(test)]

@@ -9,11 +9,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use ipnet::IpNet;
 
 use crate::cni::{Error, Result};
-use crate::commands::first_error;
 use crate::datapath::Datapath;
 use crate::dhcp::protocol::{LeaseRecord, NodeSide};
 use crate::dhcp::Lease;
 use crate::firewall;
+use crate::node::gone::first_error;
 use crate::node::netlink::Netlink;
 use crate::node::netns::NetNs;
 

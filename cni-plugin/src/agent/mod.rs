@@ -16,7 +16,6 @@ pub mod routes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,28 +45,7 @@ pub struct Daemon {
     tasks: Mutex<HashMap<LeaseKey, JoinHandle<()>>>,
 }
 
-pub fn main(opts: DaemonOpts) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("starting the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&opts)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("daemon: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run(opts: &DaemonOpts) -> Result<()> {
+pub async fn run(opts: &DaemonOpts) -> Result<()> {
     let daemon = Arc::new(Daemon {
         store: LeaseStore::new(&opts.state_dir),
         book: Book::default(),

@@ -11,14 +11,16 @@ use lanbridge_common::{
 
 use ipnet::IpNet;
 
-use super::{first_error, Attachment, Cleanup, Step, Undo};
+use super::{Attachment, Cleanup, Made, Undo};
 use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
-use crate::commands::fault::checkpoint;
+use crate::commands::fault::{checkpoint, Step};
 use crate::commands::state::{NodeChanges, Record};
-use crate::config::{format_mac, NetConf};
+use crate::config::NetConf;
 use crate::datapath::{Datapath, Pins};
 use crate::dhcp::protocol::NodeSide;
 use crate::ipam::Ipam;
+use crate::node::gone::first_error;
+use crate::node::mac::format_mac;
 use crate::node::naming;
 use crate::node::netlink::bridge::{BridgeSpec, PortSpec};
 use crate::node::netlink::{LinkInfo, Netlink, VethSpec};
@@ -77,14 +79,14 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
             .map(|u| u.changed.clone())
             .unwrap_or_default(),
     )?;
-    checkpoint("bridge")?;
+    checkpoint(Step::Bridge)?;
 
     let (host, container) = create_veth(att, &pod_ns, &pod, &bridge, undo).await?;
     refuse_router_advertisements(att, &host.name)?;
-    checkpoint("veth")?;
+    checkpoint(Step::Veth)?;
 
     // Before IPAM: a DHCP exchange already goes through the port's program.
-    undo.push(Step::Datapath);
+    undo.push(Made::Datapath);
     let mut datapath = Datapath::open(&conf.pin_root, &conf.name)?;
     let mac: [u8; 6] = container
         .mac
@@ -133,11 +135,11 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     if uplink.is_some() {
         undo.attached()?;
     }
-    checkpoint("datapath")?;
+    checkpoint(Step::Datapath)?;
 
     let mut ipam_result = match &att.ipam {
         Some(ipam) => {
-            undo.push(Step::Ipam);
+            undo.push(Made::Ipam);
             let node = NodeSide {
                 bridge: bridge.name.clone(),
                 port: host.name.clone(),
@@ -171,7 +173,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
             .collect();
         datapath.set_port_ips6(host.index, &v6)?;
     }
-    checkpoint("ipam")?;
+    checkpoint(Step::Ipam)?;
 
     // The firewall now: its process starts overlap the port's attachment,
     // which holds the RTNL lock the pod and gateway setup below need.
@@ -184,38 +186,38 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
             .then_some((&addresses[..], &conf.cluster_cidrs[..])),
     };
     if !rules.is_empty() {
-        undo.push(Step::Firewall);
+        undo.push(Made::Firewall);
         rules.apply()?;
     }
-    checkpoint("firewall")?;
+    checkpoint(Step::Firewall)?;
 
     complete_gateways(conf, &mut ipam_result)?;
     if !conf.disable_container_interface {
         let onlink = matches!(att.ipam, Some(Ipam::Dhcp(_)));
         configure_pod(conf, &pod_ns, &pod, &container, &ipam_result, onlink).await?;
     }
-    checkpoint("container")?;
+    checkpoint(Step::Container)?;
 
     if conf.is_gateway {
         configure_gateway(att, &bridge, &ipam_result.ips).await?;
     }
     if let Some(uplink) = &uplink {
         for ip in &v4 {
-            undo.push(Step::HostRoute(*ip));
+            undo.push(Made::HostRoute(*ip));
             att.node
                 .add_host_route(*ip, bridge.index, uplink.address)
                 .await?;
         }
     }
     if conf.mac_spoof_check {
-        undo.push(Step::MacSpoof);
+        undo.push(Made::MacSpoof);
         macspoof::setup(&host.name, &container.mac)?;
     }
-    checkpoint("host")?;
+    checkpoint(Step::Host)?;
 
     undo.attached()?;
 
-    undo.push(Step::Record);
+    undo.push(Made::Record);
     att.state.save(&Record {
         container_id: env.container_id.clone(),
         ifname: env.ifname.clone(),
@@ -227,7 +229,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         masquerade: conf.ip_masq,
         mac_spoof_check: conf.mac_spoof_check,
     })?;
-    checkpoint("state")?;
+    checkpoint(Step::State)?;
 
     Ok(assemble(
         conf,
@@ -286,7 +288,7 @@ async fn create_veth(
 ) -> Result<(LinkInfo, LinkInfo)> {
     let (conf, env) = (att.conf, att.env);
     let host_name = naming::host_veth(&env.container_id, &env.ifname);
-    undo.push(Step::HostVeth);
+    undo.push(Made::HostVeth);
     att.node
         .add_veth(&VethSpec {
             name: &host_name,
@@ -332,7 +334,8 @@ fn refuse_router_advertisements(att: &Attachment<'_>, dev: &str) -> Result<()> {
         &att.node_ns,
         &["net", "ipv6", "conf", dev, "accept_ra"],
         "0",
-    )
+    )?;
+    Ok(())
 }
 
 /// The node routes the pods' traffic (gateway in subnet mode, lan mode):

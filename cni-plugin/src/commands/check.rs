@@ -4,8 +4,9 @@ use std::net::IpAddr;
 
 use super::Attachment;
 use crate::cni::{CniEnv, Error, Result, Version};
-use crate::config::{format_mac, NetConf};
+use crate::config::NetConf;
 use crate::ipam::Ipam;
+use crate::node::mac::format_mac;
 use crate::node::naming;
 use crate::node::netlink::Netlink;
 use crate::node::netns::NetNs;

@@ -24,7 +24,7 @@ use attach::Hook;
 
 pub use error::DatapathError;
 pub use maps::{ip_from_key, ip_key};
-pub use pins::{unpin_name, Pins, DEFAULT_ROOT};
+pub use pins::Pins;
 
 /// An endpoint's addresses.
 pub fn ips_of(ep: &Endpoint) -> Vec<Ipv4Addr> {

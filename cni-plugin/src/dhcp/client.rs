@@ -7,12 +7,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dhcproto::v4::MessageType;
 
-use super::arp::mac_string;
 use super::backoff::{random_u32, Backoff};
 use super::error::{DhcpError, Phase};
 use super::lease::Lease;
 use super::message::{self, Reply, ReplyError, RequestKind};
 use super::socket::DhcpSocket;
+use crate::node::mac::format_mac;
 
 /// Selecting-phase REQUESTs sent before going back to DISCOVER (the server
 /// that made the OFFER may be gone).
@@ -287,7 +287,7 @@ async fn decline(
     lease: &Lease,
     mac: [u8; 6],
 ) -> Result<(), DhcpError> {
-    let mac = mac_string(&mac);
+    let mac = format_mac(&mac);
     tracing::warn!(
         "{}: {} from {} is already in use by {mac} (ARP): sending DHCPDECLINE",
         sock.ifname(),

@@ -4,8 +4,8 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::arp::mac_string;
 use super::message::ReplyError;
+use crate::node::mac::format_mac;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DhcpError {
@@ -17,7 +17,7 @@ pub enum DhcpError {
     Open {
         ifname: String,
         #[source]
-        source: Box<crate::cni::Error>,
+        source: Box<crate::node::error::Error>,
     },
     #[error("encoding a DHCP message: {0}")]
     Encode(#[from] dhcproto::error::EncodeError),
@@ -71,7 +71,7 @@ pub enum DhcpError {
         "no usable lease on {ifname} in {waited:.1?}: {address} from DHCP server {server} is \
          already in use on the link (ARP from {}), so it was declined (DHCPDECLINEs sent: \
          {declines})",
-        mac_string(mac)
+        format_mac(mac)
     )]
     AddressInUse {
         ifname: String,

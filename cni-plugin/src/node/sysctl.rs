@@ -4,7 +4,7 @@
 use std::io::ErrorKind;
 use std::path::PathBuf;
 
-use crate::cni::Result;
+use crate::node::error::Result;
 use crate::node::netns::NetNs;
 
 fn path(components: &[&str]) -> PathBuf {

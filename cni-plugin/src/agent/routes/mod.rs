@@ -18,13 +18,10 @@ use ipnet::IpNet;
 
 use crate::agent::peers::{Peers, PeersError};
 
-pub use sync::{follow, main, Command, Follow, FollowArgs};
+pub use sync::{follow, sync_file, Follow, Outcome};
 pub use table::RouteTable;
 
-/// lanbridge's route protocol number (`proto 76` in `ip route`). Free in
-/// iproute2's `rt_protos` and the kernel's `RTPROT_*` (which use 0..18, 42,
-/// 99, 186..192).
-pub const RTPROT_LANBRIDGE: u8 = 76;
+pub use crate::node::naming::RTPROT_LANBRIDGE;
 
 /// A route the peers file asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
 
 use super::{is_errno, Netlink};
-use crate::cni::{Error, Result};
+use crate::node::error::{Error, Result};
 use crate::node::gone::done;
 
 impl Netlink {

@@ -14,7 +14,7 @@ use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
 use rtnetlink::Handle;
 
-use crate::cni::{Error, Result};
+use crate::node::error::{Error, Result};
 use crate::node::gone::found;
 use crate::node::netns::NetNs;
 

@@ -8,7 +8,7 @@ use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage,
 use rtnetlink::{IpVersion, RouteMessageBuilder};
 
 use super::{is_errno, Netlink};
-use crate::cni::{Error, Result};
+use crate::node::error::{Error, Result};
 use crate::node::gone::done;
 
 /// A route as CHECK compares it.
@@ -25,12 +25,12 @@ impl Netlink {
         let op = || format!("add route {dst} via {gw:?} dev {index}");
         let mut builder = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(dst.addr(), dst.prefix_len())
-            .map_err(|e| Error::config("routes", e.to_string()))?
+            .map_err(|e| Error::BadRoute(e.to_string()))?
             .output_interface(index);
         if let Some(gw) = gw {
             builder = builder
                 .gateway(gw)
-                .map_err(|e| Error::config("routes", e.to_string()))?;
+                .map_err(|e| Error::BadRoute(e.to_string()))?;
         }
         match self.handle.route().add(builder.build()).execute().await {
             Ok(()) => Ok(()),
