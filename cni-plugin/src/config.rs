@@ -70,7 +70,7 @@ struct RawConf {
     runtime_config: RuntimeConfig,
     prev_result: Option<Value>,
     #[serde(rename = "cni.dev/valid-attachments")]
-    valid_attachments: Option<Vec<Attachment>>,
+    valid_attachments: Option<Vec<ValidAttachment>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,7 +95,7 @@ struct RuntimeConfig {
 
 /// One entry of GC's `cni.dev/valid-attachments`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Attachment {
+pub struct ValidAttachment {
     #[serde(rename = "containerID")]
     pub container_id: String,
     pub ifname: String,
@@ -136,19 +136,19 @@ pub struct NetConf {
     /// DNS settings of the config; when set they win over IPAM's.
     pub dns: Dns,
     /// The `ipam` object, passed as is to built-in or delegated IPAM.
-    pub ipam: Option<Ipam>,
+    pub ipam: Option<IpamConf>,
     /// MAC requested by the runtime (`runtimeConfig.mac`, else `args.cni.mac`).
     pub mac: Option<[u8; 6]>,
     /// IPs requested by the runtime (`runtimeConfig.ips`, else `args.cni.ips`).
     pub requested_ips: Vec<String>,
     pub prev_result: Option<CniResult>,
-    pub valid_attachments: Option<Vec<Attachment>>,
+    pub valid_attachments: Option<Vec<ValidAttachment>>,
     /// The config exactly as received, for delegated IPAM.
     pub raw: Value,
 }
 
 #[derive(Debug, Clone)]
-pub struct Ipam {
+pub struct IpamConf {
     pub kind: String,
     pub conf: Value,
 }
@@ -299,7 +299,7 @@ impl NetConf {
     }
 }
 
-fn parse_ipam(value: Value) -> Result<Ipam> {
+fn parse_ipam(value: Value) -> Result<IpamConf> {
     let kind = value
         .get("type")
         .and_then(Value::as_str)
@@ -311,7 +311,7 @@ fn parse_ipam(value: Value) -> Result<Ipam> {
             format!("{kind:?} is not a plugin name"),
         ));
     }
-    Ok(Ipam {
+    Ok(IpamConf {
         kind: kind.to_string(),
         conf: value,
     })

@@ -4,10 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use lanbridge_common::{
-    Endpoint, NetConfig, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE, EP_DHCP_RELAY, EP_ISOLATED,
-    MAX_CLIENT_ID,
-};
+use lanbridge_common::{NetConfig, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE};
 
 use ipnet::IpNet;
 
@@ -16,13 +13,13 @@ use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
 use crate::commands::fault::{checkpoint, Step};
 use crate::commands::state::{NodeChanges, Record};
 use crate::config::NetConf;
-use crate::datapath::{Datapath, Pins};
+use crate::datapath::{Datapath, NetworkSpec, Pins, PortSpec, UplinkSpec};
 use crate::dhcp::protocol::NodeSide;
 use crate::ipam::Ipam;
 use crate::node::gone::first_error;
 use crate::node::mac::format_mac;
 use crate::node::naming;
-use crate::node::netlink::bridge::{BridgeSpec, PortSpec};
+use crate::node::netlink::bridge::{BridgePortSpec, BridgeSpec};
 use crate::node::netlink::{LinkInfo, Netlink, VethSpec};
 use crate::node::netns::NetNs;
 use crate::node::{scope, sysctl};
@@ -87,7 +84,6 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
 
     // Before IPAM: a DHCP exchange already goes through the port's program.
     undo.push(Made::Datapath);
-    let mut datapath = Datapath::open(&conf.pin_root, &conf.name)?;
     let mac: [u8; 6] = container
         .mac
         .as_slice()
@@ -95,42 +91,31 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         .map_err(|_| Error::LinkMissing {
             name: format!("{} (no Ethernet address)", container.name),
         })?;
-    datapath.set_config(net_config(conf, &bridge, uplink.as_ref()))?;
-    let mut endpoint = Endpoint {
-        mac,
-        ..Endpoint::default()
+    let mut datapath = Datapath::ensure_network(&NetworkSpec {
+        pin_root: &conf.pin_root,
+        network: &conf.name,
+        config: net_config(conf, &bridge, uplink.as_ref()),
+        cluster_cidrs: (uplink.is_none() && subnet_fast_path(conf))
+            .then(|| v4_nets(&conf.cluster_cidrs)),
+        uplink: uplink.as_ref().map(|u| UplinkSpec {
+            ifname: &u.link.name,
+            ifindex: u.link.index,
+            slow_cidrs: v4_nets(&[&conf.service_cidrs[..], &conf.cluster_cidrs[..]].concat()),
+        }),
+    })?;
+    let client_id = match &att.ipam {
+        Some(Ipam::Dhcp(dhcp)) => Some(dhcp.client_id(env, mac)),
+        _ => None,
     };
-    if conf.port_isolation {
-        endpoint.flags |= EP_ISOLATED;
-    }
-    // DHCP snooping lets the pod use only the client identifier its lease is
-    // taken with.
-    if let Some(Ipam::Dhcp(dhcp)) = &att.ipam {
-        let id = dhcp.client_id(env, mac);
-        if !endpoint.set_client_id(&id) {
-            return Err(Error::InvalidConfig {
-                key: "ipam.clientId".into(),
-                reason: format!(
-                    "a {}-byte client identifier does not fit the datapath's {MAX_CLIENT_ID}",
-                    id.len()
-                ),
-            });
-        }
-    }
-    if uplink.is_none() && subnet_fast_path(conf) {
-        datapath.set_cluster_cidrs(&v4_nets(&conf.cluster_cidrs))?;
-    }
-    if let Some(uplink) = &uplink {
-        datapath.set_slow_cidrs(&v4_nets(
-            &[&conf.service_cidrs[..], &conf.cluster_cidrs[..]].concat(),
-        ))?;
-        datapath.ensure_uplink(&uplink.link.name, uplink.link.index)?;
-        endpoint.flags |= EP_DHCP_RELAY;
-    }
-    // `lb_to_pod`: lan mode's flow records, and isolation of what the
-    // node's stack routes between pods.
-    let egress = uplink.is_some() || conf.port_isolation;
-    undo.attaching(datapath.add_port(&host.name, host.index, endpoint, egress)?);
+    undo.attaching(datapath.add_port(&PortSpec {
+        ifname: &host.name,
+        ifindex: host.index,
+        mac,
+        client_id: client_id.as_deref(),
+        isolated: conf.port_isolation,
+        dhcp_relay: uplink.is_some(),
+        egress: uplink.is_some() || conf.port_isolation,
+    })?);
     // A DHCP exchange needs the relay in place; other IPAM does not.
     if uplink.is_some() {
         undo.attached()?;
@@ -160,19 +145,17 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
             IpAddr::V6(_) => None,
         })
         .collect();
-    datapath.set_port_ips(host.index, &v4)?;
+    let v6: Vec<Ipv6Addr> = ipam_result
+        .ips
+        .iter()
+        .filter_map(|c| match c.address.addr() {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        })
+        .collect();
     // IPAM configured the pod: its IPv6 is what IPAM gave and its link-local.
-    if !ipam_result.ips.is_empty() {
-        let v6: Vec<Ipv6Addr> = ipam_result
-            .ips
-            .iter()
-            .filter_map(|c| match c.address.addr() {
-                IpAddr::V6(a) => Some(a),
-                IpAddr::V4(_) => None,
-            })
-            .collect();
-        datapath.set_port_ips6(host.index, &v6)?;
-    }
+    let v6 = (!ipam_result.ips.is_empty()).then_some(&v6[..]);
+    datapath.set_port_addresses(host.index, &v4, v6)?;
     checkpoint(Step::Ipam)?;
 
     // The firewall now: its process starts overlap the port's attachment,
@@ -310,7 +293,7 @@ async fn create_veth(
     att.node
         .configure_port(
             host.index,
-            &PortSpec {
+            &BridgePortSpec {
                 hairpin: conf.hairpin_mode,
                 isolated: conf.port_isolation,
                 vlan: conf.vlan,

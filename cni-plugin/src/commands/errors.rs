@@ -48,6 +48,9 @@ impl From<IpamError> for Error {
 
 impl From<DatapathError> for Error {
     fn from(e: DatapathError) -> Self {
+        if let DatapathError::ClientIdTooLong { .. } = e {
+            return Error::config("ipam.clientId", e.to_string());
+        }
         Error::Service {
             code: code::DATAPATH,
             msg: format!("eBPF datapath: {e}"),

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::table::TableError;
-use super::{plan, wanted, Action, Plan, RouteTable, Wanted};
+use super::{plan, wanted, Action, Plan, Wanted};
 use crate::agent::peers::{Peers, PeersError};
+use crate::node::error::Error as NodeError;
+use crate::node::netlink::Netlink;
 
 /// How often the followed peers file is re-read (a ConfigMap update is a
 /// symlink swap: the path is opened anew each time).
@@ -30,28 +31,28 @@ pub enum SyncError {
     #[error("{0} (no route changed)")]
     Peers(#[from] PeersError),
     #[error("{0}")]
-    Table(#[from] TableError),
+    Table(#[from] NodeError),
 }
 
 /// What one sync did.
 pub struct Outcome {
     pub plan: Plan,
-    pub failures: Vec<(Action, TableError)>,
+    pub failures: Vec<(Action, NodeError)>,
 }
 
 pub async fn sync_file(peers: &Path, node: &str, dry_run: bool) -> Result<Outcome, SyncError> {
     // The file is validated whole before the table is even read.
     let wanted = wanted(&Peers::load(peers)?, node)?;
-    let table = RouteTable::open()?;
+    let table = Netlink::current()?;
     sync(&table, &wanted, dry_run).await
 }
 
-async fn sync(table: &RouteTable, wanted: &[Wanted], dry_run: bool) -> Result<Outcome, SyncError> {
-    let plan = plan(wanted, &table.list().await?);
+async fn sync(table: &Netlink, wanted: &[Wanted], dry_run: bool) -> Result<Outcome, SyncError> {
+    let plan = plan(wanted, &table.main_routes().await?);
     let mut failures = Vec::new();
     if !dry_run {
         for action in &plan.actions {
-            if let Err(e) = table.apply(action).await {
+            if let Err(e) = apply(table, action).await {
                 failures.push((action.clone(), e));
             }
         }
@@ -64,7 +65,7 @@ async fn sync(table: &RouteTable, wanted: &[Wanted], dry_run: bool) -> Result<Ou
 /// (once per distinct problem) and the routes of the last valid one stay.
 pub async fn follow(opts: Follow) {
     let path = opts.peers.display().to_string();
-    let table = match RouteTable::open() {
+    let table = match Netlink::current() {
         Ok(t) => t,
         Err(e) => {
             tracing::error!("routes: {e}; not following {path}");
@@ -134,7 +135,7 @@ fn once(last: &mut String, msg: String) {
 
 /// One sync of the daemon: every change is logged; conflicts and failures
 /// only when they first appear (they are retried every round).
-async fn reconcile(table: &RouteTable, wanted: &[Wanted], notes: &mut BTreeSet<String>) {
+async fn reconcile(table: &Netlink, wanted: &[Wanted], notes: &mut BTreeSet<String>) {
     let outcome = match sync(table, wanted, false).await {
         Ok(o) => o,
         Err(e) => {
@@ -167,4 +168,16 @@ async fn reconcile(table: &RouteTable, wanted: &[Wanted], notes: &mut BTreeSet<S
         }
     }
     *notes = now;
+}
+
+/// Carries out one action; conflicts are not actions.
+async fn apply(table: &Netlink, action: &Action) -> Result<(), NodeError> {
+    match action {
+        Action::Add(w) => table.put_route(w.dst, w.via, 0, false).await,
+        Action::Replace { want, was } => {
+            table.put_route(want.dst, want.via, was.metric, true).await
+        }
+        Action::Delete(r) => table.delete_route(r).await,
+        Action::Conflict { .. } => Ok(()),
+    }
 }

@@ -16,7 +16,7 @@ pub struct BridgeSpec<'a> {
 }
 
 /// Per-port options of the reference plugin.
-pub struct PortSpec {
+pub struct BridgePortSpec {
     pub hairpin: bool,
     pub isolated: bool,
     pub vlan: Option<u16>,
@@ -106,7 +106,7 @@ impl Netlink {
         self.set_master(port.index, bridge.index).await?;
         self.configure_port(
             port.index,
-            &PortSpec {
+            &BridgePortSpec {
                 hairpin: false,
                 isolated: false,
                 vlan: Some(vid),
@@ -119,7 +119,7 @@ impl Netlink {
         Ok(gw)
     }
 
-    pub async fn configure_port(&self, port: u32, spec: &PortSpec) -> Result<()> {
+    pub async fn configure_port(&self, port: u32, spec: &BridgePortSpec) -> Result<()> {
         let msg = LinkBridgePort::new(port)
             .hairpin(spec.hairpin)
             .isolated(spec.isolated)
