@@ -228,7 +228,7 @@ pub fn create(ifindex: u32) -> io::Result<Socket> {
         Some(socket2::Protocol::from(0)),
     )?;
     s.attach_filter(&drop_all_filter())?;
-    s.bind(&super::socket::link_address(ifindex, ETH_P_ARP))?;
+    s.bind(&super::frame::link_address(ifindex, ETH_P_ARP))?;
     s.set_nonblocking(true)?;
     Ok(s)
 }

@@ -4,7 +4,6 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::message::ReplyError;
 use crate::node::mac::format_mac;
 
 #[derive(Debug, thiserror::Error)]
@@ -109,4 +108,17 @@ impl std::fmt::Display for Phase {
             Phase::Rebinding => "rebinding",
         })
     }
+}
+
+/// Why a reply meant for us could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    #[error("reply without a DHCP message type (option 53)")]
+    MessageTypeMissing,
+    #[error("reply without a server identifier (option 54)")]
+    ServerIdMissing,
+    #[error("DHCPACK without a lease time (option 51)")]
+    LeaseTimeMissing,
+    #[error("reply without an address (yiaddr 0.0.0.0)")]
+    AddressZero,
 }

@@ -18,7 +18,8 @@ pub mod store;
 #[cfg(test)]
 mod testnet;
 
-pub use client::{acquire, rebind, release, renew, Params};
+pub use client::{acquire, rebind, release, renew};
 pub use error::DhcpError;
 pub use lease::Lease;
+pub use message::Params;
 pub use socket::DhcpSocket;
