@@ -1,20 +1,23 @@
 //! lanbridge: a CNI bridge plugin with a TC eBPF datapath, as a library.
 //!
-//! The layers, bottom up; each imports only those below it.
+//! The layers, bottom up; each imports only those below it. `cni` and
+//! `node` are independent foundations.
 
 /// The CNI spec's wire format: versions, the runtime's environment, results
-/// and the error object with its code.
+/// and the error object with its code. Imports nothing of lanbridge.
 pub mod cni;
 
-/// The network configuration: parsing and validating what the runtime hands
-/// on stdin.
-pub mod config;
-
-/// Host plumbing that knows nothing of CNI: network namespaces, per-namespace
-/// default paths, sysctls, netlink (links, addresses, routes, the bridge), the
-/// one home of every name lanbridge gives a node object, and "not found means
-/// done".
+/// Host plumbing that knows nothing of CNI and imports nothing above it:
+/// network namespaces, per-namespace default paths, sysctls, netlink (links,
+/// addresses, the bridge, the one route module), `naming` (the one home of
+/// every name lanbridge gives a node object), `mac` (one MAC parser and
+/// formatter), `gone` ("not found means done", and the first error of a
+/// teardown) and its own `error`.
 pub mod node;
+
+/// The network configuration: parsing and validating what the runtime hands
+/// on stdin (uses `node` for its per-namespace default paths).
+pub mod config;
 
 // The host firewall (iptables rules for forwarding, masquerade and MAC
 // spoofing). Issue 15 gathers these under `node/firewall/` behind one front
@@ -29,7 +32,8 @@ mod masquerade;
 /// through the agent.
 pub mod ipam;
 
-/// The DHCP client: messages, options, raw sockets, ARP probes, leases.
+/// The DHCP client (messages, options, raw sockets, ARP probes, leases), the
+/// plugin ↔ agent lease protocol and the agent's lease files.
 pub mod dhcp;
 
 /// The eBPF datapath: the embedded object, loading, pins, maps, attaching
@@ -41,8 +45,8 @@ pub mod datapath;
 pub mod lan;
 
 /// The CNI commands (ADD, DEL, CHECK, GC, STATUS, VERSION), the attachment
-/// record they keep, ADD's fault-injection steps and the table mapping every
-/// domain error to its CNI code.
+/// record they keep (`state`), ADD's steps (`fault::Step`) and `errors`, the
+/// one table mapping every domain error to its CNI code.
 pub mod commands;
 
 /// The node agent (`lanbridge daemon`): owns the DHCP leases and follows the
