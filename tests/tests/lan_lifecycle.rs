@@ -628,6 +628,12 @@ fn a_daemon_killed_during_add_gives_code_11() {
     let pid = n.daemon.pid().expect("daemon pid");
     let out = std::thread::scope(|sc| {
         let add = sc.spawn(|| n.w.rt.invoke("ADD", &n.conf, &att, None));
+        // The pod's eth0 comes right before IPAM asks the daemon: kill only
+        // once the request is in flight, however slow the machine.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !ns.has_link("eth0") && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         std::thread::sleep(Duration::from_millis(1500));
         // SAFETY: SIGKILL to the PID of the daemon this test started.
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
