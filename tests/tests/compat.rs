@@ -43,9 +43,13 @@ fn lanbridge_behaves_as_the_reference_plugins_on_the_corpus() {
                     (t..cases.len())
                         .step_by(THREADS)
                         .map(|n| {
-                            let r = observe::run(&reference, &cases[n], n);
-                            let l = observe::run(&lanbridge, &cases[n], n);
-                            (n, r, l)
+                            // The twins are independent: run them side by side.
+                            std::thread::scope(|s| {
+                                let r = s.spawn(|| observe::run(&reference, &cases[n], n));
+                                let l = observe::run(&lanbridge, &cases[n], n);
+                                let r = r.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                                (n, r, l)
+                            })
                         })
                         .collect::<Vec<_>>()
                 })
