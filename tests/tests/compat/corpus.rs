@@ -34,7 +34,11 @@ impl Case {
 }
 
 /// The data files of the corpus, relative to `tests/`.
-const FILES: [&str; 2] = ["compat/cni-dev.json", "compat/reference-tests.json"];
+const FILES: [&str; 3] = [
+    "compat/cni-dev.json",
+    "compat/cni-spec.json",
+    "compat/reference-tests.json",
+];
 
 /// Every case: the data files' first, then the generated ones.
 pub fn all(seed: u64) -> Vec<Case> {
