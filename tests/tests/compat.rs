@@ -65,12 +65,12 @@ fn lanbridge_behaves_as_the_reference_plugins_on_the_corpus() {
 
     let mut report = String::new();
     let mut used = BTreeSet::new();
-    let mut allowed = 0;
+    let mut explained = 0;
     for (n, reference, lanbridge) in &outcomes {
         let case = &cases[*n];
         let diffs = compare::diff(case, reference, lanbridge, &allow);
         used.extend(diffs.iter().filter_map(|d| d.allowed));
-        allowed += diffs.iter().filter(|d| d.allowed.is_some()).count();
+        explained += usize::from(!diffs.is_empty());
         if diffs.iter().any(|d| d.allowed.is_none()) {
             report += &compare::table(case, &diffs, &allow, reference, lanbridge);
         }
@@ -88,7 +88,7 @@ fn lanbridge_behaves_as_the_reference_plugins_on_the_corpus() {
         }
     }
     eprintln!(
-        "compat: {} cases, {allowed} deliberate differences (allow-list: {} entries)",
+        "compat: {} cases, {explained} with differences (allow-list: {} entries)",
         cases.len(),
         allow.len()
     );

@@ -1,6 +1,7 @@
 //! The cases: configs kept as data under `tests/compat/` (the reference
-//! plugins' own test configs and cni.dev's examples) plus variations from a
-//! small seeded generator. Configs name `"type": "bridge"`; the runner
+//! plugins' own test configs, cni.dev's examples and the spec's, configs as
+//! runtimes and guides install them) plus variations from a small seeded
+//! generator. Configs name `"type": "bridge"`; the runner
 //! rewrites it for lanbridge.
 
 use serde_json::{json, Map, Value};
@@ -34,9 +35,10 @@ impl Case {
 }
 
 /// The data files of the corpus, relative to `tests/`.
-const FILES: [&str; 3] = [
+const FILES: [&str; 4] = [
     "compat/cni-dev.json",
     "compat/cni-spec.json",
+    "compat/field.json",
     "compat/reference-tests.json",
 ];
 
