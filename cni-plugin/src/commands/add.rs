@@ -446,7 +446,7 @@ async fn configure_pod(
         pod.add_address(link.index, ip.address, !conf.enable_dad)
             .await?;
     }
-    for route in &result.routes {
+    for (i, route) in result.routes.iter().enumerate() {
         // Except for DHCP (where no router means on-link), a route without
         // `gw` goes via the gateway of its family, as in the reference plugin.
         let family_gateway = || {
@@ -460,7 +460,13 @@ async fn configure_pod(
             None if !onlink => family_gateway(),
             gw => gw,
         };
-        pod.add_route(route.dst, gw, link.index).await?;
+        // Another gateway to a destination already routed: both stay, as
+        // in the reference (static IPAM's ECMP default routes).
+        if result.routes[..i].iter().any(|r| r.dst == route.dst) {
+            pod.add_route_beside(route.dst, gw, link.index).await?;
+        } else {
+            pod.add_route(route.dst, gw, link.index).await?;
+        }
     }
     Ok(())
 }

@@ -78,12 +78,7 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
         }
     }
     let routes = pod.routes().await?;
-    for (i, r) in prev.routes.iter().enumerate() {
-        // ADD installs the first route to a destination (the reference's
-        // rule); a later one to the same destination was never meant to be there.
-        if prev.routes[..i].iter().any(|p| p.dst == r.dst) {
-            continue;
-        }
+    for r in &prev.routes {
         if !routes
             .iter()
             .any(|l| l.dst == r.dst && (r.gw.is_none() || l.gw == r.gw))
