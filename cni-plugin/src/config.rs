@@ -66,7 +66,9 @@ struct RawConf {
     ipam: Option<Value>,
     #[serde(default)]
     args: Args,
-    #[serde(default)]
+    // Go's JSON decoding ignores case: the reference's own tests write
+    // "RuntimeConfig".
+    #[serde(default, alias = "RuntimeConfig")]
     runtime_config: RuntimeConfig,
     prev_result: Option<Value>,
     #[serde(rename = "cni.dev/valid-attachments")]
@@ -214,9 +216,6 @@ impl NetConf {
             }
         }
         if !conf.vlan_trunk.is_empty() {
-            if conf.vlan.is_some() {
-                return Err(Error::config("vlanTrunk", "cannot be combined with vlan"));
-            }
             return Err(Error::UnsupportedField {
                 field: "vlanTrunk",
                 reason: "trunk ports are not supported; use vlan".into(),
@@ -251,7 +250,18 @@ impl NetConf {
         } else {
             conf.runtime_config.ips
         };
-        let ipam = conf.ipam.map(parse_ipam).transpose()?;
+        // `"ipam": {}` is cni.dev's L2-only example: no addresses, as no `ipam`.
+        let ipam = conf
+            .ipam
+            .filter(|i| i.as_object().is_none_or(|o| !o.is_empty()))
+            .map(parse_ipam)
+            .transpose()?;
+        if conf.disable_container_interface && ipam.is_some() {
+            return Err(Error::config(
+                "disableContainerInterface",
+                "cannot be combined with ipam: the pod's interface stays down and unaddressed",
+            ));
+        }
         let prev_result = conf
             .prev_result
             .as_ref()

@@ -106,6 +106,32 @@ impl CniResult {
         serde_json::from_value(value.clone()).map_err(decode)
     }
 
+    /// Whether the result can be said in `version`: a 0.1.0/0.2.0 result
+    /// holds one address of each family, and at least one (the reference
+    /// refuses the rest too, rather than drop addresses).
+    pub fn fits(&self, version: Version) -> Result<()> {
+        if !version.is_legacy() {
+            return Ok(());
+        }
+        let v4 = self
+            .ips
+            .iter()
+            .filter(|i| i.address.addr().is_ipv4())
+            .count();
+        let v6 = self.ips.len() - v4;
+        let reason = match (v4, v6) {
+            (0, 0) => "its result needs an address and this network gives none".to_string(),
+            (0..=1, 0..=1) => return Ok(()),
+            _ => format!(
+                "its result holds one address per family; IPAM gave {v4} IPv4 and {v6} IPv6"
+            ),
+        };
+        Err(Error::config(
+            "cniVersion",
+            format!("{version}: {reason} (use 0.3.0 or later)"),
+        ))
+    }
+
     /// Renders the result in the wire format of `version`.
     pub fn to_wire(&self, version: Version) -> Value {
         let mut out = if version.is_legacy() {

@@ -137,6 +137,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         }
         None => CniResult::default(),
     };
+    ipam_result.fits(conf.version)?;
     let v4: Vec<Ipv4Addr> = ipam_result
         .ips
         .iter()
@@ -174,7 +175,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     }
     checkpoint(Step::Firewall)?;
 
-    complete_gateways(conf, &mut ipam_result)?;
+    complete_gateways(conf, &mut ipam_result);
     if !conf.disable_container_interface {
         let onlink = matches!(att.ipam, Some(Ipam::Dhcp(_)));
         if onlink {
@@ -273,6 +274,7 @@ async fn create_veth(
     undo: &mut Undo,
 ) -> Result<(LinkInfo, LinkInfo)> {
     let (conf, env) = (att.conf, att.env);
+    let peer_mac = requested_mac(conf, env)?;
     let host_name = naming::host_veth(&env.container_id, &env.ifname);
     undo.push(Made::HostVeth);
     att.node
@@ -280,7 +282,7 @@ async fn create_veth(
             name: &host_name,
             peer: &env.ifname,
             mtu: conf.mtu,
-            peer_mac: conf.mac.as_ref().map(|m| &m[..]),
+            peer_mac: peer_mac.as_ref().map(|m| &m[..]),
             peer_netns: Some(pod_ns.raw_fd()),
         })
         .await?;
@@ -380,10 +382,12 @@ fn v4_nets(nets: &[IpNet]) -> Vec<ipnet::Ipv4Net> {
 }
 
 /// With `isGateway`, an address without a gateway gets the subnet's first
-/// address; `isDefaultGateway` adds a default route through it.
-fn complete_gateways(conf: &NetConf, result: &mut CniResult) -> Result<()> {
+/// address; `isDefaultGateway` adds a default route through the first
+/// gateway of each family, unless IPAM already routes that family's default
+/// through a gateway (the reference's rule: IPAM's route wins).
+fn complete_gateways(conf: &NetConf, result: &mut CniResult) {
     if !conf.is_gateway {
-        return Ok(());
+        return;
     }
     for ip in &mut result.ips {
         if ip.gateway.is_none() {
@@ -391,26 +395,27 @@ fn complete_gateways(conf: &NetConf, result: &mut CniResult) -> Result<()> {
         }
     }
     if !conf.is_default_gateway {
-        return Ok(());
+        return;
     }
+    let mut families_done = Vec::new();
     for ip in result.ips.clone() {
         let gw = ip.gateway.expect("completed above");
         let default: IpNet = match gw {
             IpAddr::V4(_) => "0.0.0.0/0".parse().expect("valid"),
             IpAddr::V6(_) => "::/0".parse().expect("valid"),
         };
-        match result.routes.iter().find(|r| r.dst == default) {
-            Some(r) if r.gw == Some(gw) => {}
-            Some(r) => {
-                return Err(Error::config(
-                    "isDefaultGateway",
-                    format!("IPAM already sets a default route via {:?}", r.gw),
-                ))
-            }
-            None => result.routes.push(Route::via(default, Some(gw))),
+        if families_done.contains(&default) {
+            continue;
+        }
+        families_done.push(default);
+        if !result
+            .routes
+            .iter()
+            .any(|r| r.dst == default && r.gw.is_some())
+        {
+            result.routes.push(Route::via(default, Some(gw)));
         }
     }
-    Ok(())
 }
 
 /// On a secondary network (Multus' `net1` beside the primary CNI's `eth0`)
@@ -464,7 +469,7 @@ async fn configure_pod(
         pod.add_address(link.index, ip.address, !conf.enable_dad)
             .await?;
     }
-    for route in &result.routes {
+    for (i, route) in result.routes.iter().enumerate() {
         // Except for DHCP (where no router means on-link), a route without
         // `gw` goes via the gateway of its family, as in the reference plugin.
         let family_gateway = || {
@@ -478,7 +483,13 @@ async fn configure_pod(
             None if !onlink => family_gateway(),
             gw => gw,
         };
-        pod.add_route(route.dst, gw, link.index).await?;
+        // Another gateway to a destination already routed: both stay, as
+        // in the reference (static IPAM's ECMP default routes).
+        if result.routes[..i].iter().any(|r| r.dst == route.dst) {
+            pod.add_route_beside(route.dst, gw, link.index).await?;
+        } else {
+            pod.add_route(route.dst, gw, link.index).await?;
+        }
     }
     Ok(())
 }
@@ -544,6 +555,21 @@ fn note_changes(
 }
 
 /// The result: prevResult's entries first (chaining), then ours.
+/// The pod's MAC as the reference takes it: `runtimeConfig.mac`, else
+/// `args.cni.mac`, else `CNI_ARGS` `MAC=`.
+fn requested_mac(conf: &NetConf, env: &CniEnv) -> Result<Option<[u8; 6]>> {
+    match (conf.mac, env.arg("MAC")) {
+        (Some(mac), _) => Ok(Some(mac)),
+        (None, Some(arg)) => crate::node::mac::parse_mac(arg)
+            .map(Some)
+            .map_err(|reason| Error::InvalidEnv {
+                var: "CNI_ARGS",
+                reason: format!("MAC: {reason}"),
+            }),
+        (None, None) => Ok(None),
+    }
+}
+
 fn assemble(conf: &NetConf, sandbox: String, links: [LinkInfo; 3], ipam: CniResult) -> CniResult {
     let mut result = conf.prev_result.clone().unwrap_or_default();
     let base = result.interfaces.len();

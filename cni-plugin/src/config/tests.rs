@@ -43,7 +43,7 @@ fn every_reference_key_is_read() {
         "bridge": "br7", "isGateway": true, "isDefaultGateway": true,
         "forceAddress": true, "ipMasq": true, "ipMasqBackend": "iptables",
         "mtu": 9000, "hairpinMode": true, "promiscMode": true, "vlan": 42,
-        "portIsolation": true, "macspoofchk": true, "enabledad": true, "disableContainerInterface": true,
+        "portIsolation": true, "macspoofchk": true, "enabledad": true,
         "stateDir": "/tmp/s", "pinRoot": "/sys/fs/bpf/t", "dns": {"nameservers": ["10.96.0.10"]}, "ipam": {"type": "host-local", "subnet": "10.1.0.0/24"},
         "unknownKey": {"ignored": true}
     }))
@@ -54,7 +54,14 @@ fn every_reference_key_is_read() {
     assert_eq!(c.mtu, Some(9000));
     assert!(c.hairpin_mode && c.promisc_mode && c.port_isolation && c.enable_dad);
     assert!(c.mac_spoof_check);
-    assert!(c.disable_container_interface);
+    let l2 = parse(with("disableContainerInterface", json!(true))).unwrap();
+    assert!(l2.disable_container_interface && l2.ipam.is_none());
+    // As in the reference, an interface left down takes no IPAM; `{}` is none.
+    let mut v = with("disableContainerInterface", json!(true));
+    v["ipam"] = json!({"type": "host-local", "subnet": "10.1.0.0/24"});
+    assert_eq!(parse(v.clone()).unwrap_err().code(), 7);
+    v["ipam"] = json!({});
+    assert!(parse(v).unwrap().ipam.is_none());
     assert_eq!(c.vlan, Some(42));
     assert_eq!(c.state_dir, PathBuf::from("/tmp/s"));
     assert_eq!(c.pin_root, PathBuf::from("/sys/fs/bpf/t"));
@@ -105,6 +112,10 @@ fn mac_from_runtime_config_wins_over_args() {
     let c = parse(v).unwrap();
     assert_eq!(c.mac, Some([2, 0, 0, 0, 0, 2]));
     assert_eq!(c.requested_ips, vec!["10.0.0.7/24"]);
+    // Go reads keys regardless of case; the reference's tests write this.
+    let mut v = base();
+    v["RuntimeConfig"] = json!({"mac": "02:00:00:00:00:03"});
+    assert_eq!(parse(v).unwrap().mac, Some([2, 0, 0, 0, 0, 3]));
 }
 
 #[test]
@@ -174,7 +185,11 @@ fn malformed_values_name_their_key() {
 fn contradictions_and_unsupported_fields() {
     let mut v = with("vlan", json!(5));
     v["vlanTrunk"] = json!([{"id": 6}]);
-    assert_eq!(parse(v).unwrap_err().code(), 7);
+    assert_eq!(
+        parse(v).unwrap_err().code(),
+        2,
+        "a native vlan beside a trunk"
+    );
     assert_eq!(
         parse(with("vlanTrunk", json!([{"id": 6}])))
             .unwrap_err()

@@ -82,7 +82,12 @@ impl Ipam {
             return Ok(None);
         };
         Ok(Some(match ipam.kind.as_str() {
-            "host-local" => Ipam::HostLocal(host_local::HostLocal::parse(&ipam.conf)?),
+            "host-local" => Ipam::HostLocal(host_local::HostLocal::parse(
+                &ipam.conf,
+                conf.raw
+                    .get("runtimeConfig")
+                    .and_then(|r| r.get("ipRanges")),
+            )?),
             "static" => Ipam::Static(static_ipam::Static::parse(&ipam.conf)?),
             "dhcp" => Ipam::Dhcp(dhcp::Dhcp::parse(&ipam.conf)?),
             other => Ipam::Delegate(delegate::Delegate::find(other, &env.path)?),

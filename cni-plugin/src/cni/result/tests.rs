@@ -94,3 +94,14 @@ fn legacy_layout_has_no_interfaces() {
     assert_eq!(wire["ip6"]["gateway"], "fd00::1");
     assert!(wire.get("interfaces").is_none());
 }
+
+#[test]
+fn legacy_versions_refuse_what_they_cannot_say() {
+    let legacy = Version::parse("0.2.0").unwrap();
+    let mut r = sample();
+    assert!(r.fits(Version::V1_0_0).is_ok());
+    r.ips.push(r.ips[0].clone());
+    assert_eq!(r.fits(legacy).unwrap_err().code(), 7);
+    assert_eq!(CniResult::default().fits(legacy).unwrap_err().code(), 7);
+    assert!(CniResult::default().fits(Version::V0_4_0).is_ok());
+}

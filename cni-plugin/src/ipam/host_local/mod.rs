@@ -24,8 +24,12 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 struct RawConf {
     #[serde(default)]
     ranges: Vec<Vec<RawRange>>,
-    #[serde(flatten)]
-    legacy: RawRangeOpt,
+    // The top-level range of old configs (not flattened: error paths then
+    // name the key).
+    subnet: Option<IpNet>,
+    range_start: Option<IpAddr>,
+    range_end: Option<IpAddr>,
+    gateway: Option<IpAddr>,
     #[serde(default)]
     routes: Vec<Route>,
     data_dir: Option<PathBuf>,
@@ -41,16 +45,6 @@ struct RawRange {
     gateway: Option<IpAddr>,
 }
 
-/// The top-level `subnet`/`rangeStart`/... of old configs.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawRangeOpt {
-    subnet: Option<IpNet>,
-    range_start: Option<IpAddr>,
-    range_end: Option<IpAddr>,
-    gateway: Option<IpAddr>,
-}
-
 #[derive(Debug)]
 pub struct HostLocal {
     range_sets: Vec<RangeSet>,
@@ -60,20 +54,30 @@ pub struct HostLocal {
 }
 
 impl HostLocal {
-    pub fn parse(ipam: &Value) -> Result<HostLocal> {
+    /// `ip_ranges`: the runtime's `ipRanges` capability, range sets that
+    /// come first, as in the reference.
+    pub fn parse(ipam: &Value, ip_ranges: Option<&Value>) -> Result<HostLocal> {
         let raw: RawConf = serde_path_to_error::deserialize(ipam)
             .map_err(|e| Error::config(format!("ipam.{}", e.path()), e.into_inner().to_string()))?;
         let mut sets: Vec<Vec<RawRange>> = raw.ranges;
-        if let Some(subnet) = raw.legacy.subnet {
+        if let Some(subnet) = raw.subnet {
             sets.insert(
                 0,
                 vec![RawRange {
                     subnet,
-                    range_start: raw.legacy.range_start,
-                    range_end: raw.legacy.range_end,
-                    gateway: raw.legacy.gateway,
+                    range_start: raw.range_start,
+                    range_end: raw.range_end,
+                    gateway: raw.gateway,
                 }],
             );
+        }
+        if let Some(runtime) = ip_ranges {
+            let runtime: Vec<Vec<RawRange>> =
+                serde_path_to_error::deserialize(runtime).map_err(|e| {
+                    let key = format!("runtimeConfig.ipRanges{}", e.path());
+                    Error::config(key, e.into_inner().to_string())
+                })?;
+            sets.splice(0..0, runtime);
         }
         if sets.is_empty() {
             return Err(Error::config("ipam.ranges", "no subnet or ranges given"));
@@ -198,5 +202,35 @@ fn owner(container_id: &str, ifname: &str) -> Owner {
     Owner {
         container_id: container_id.to_string(),
         ifname: ifname.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::HostLocal;
+
+    fn subnets(h: &HostLocal) -> Vec<String> {
+        h.range_sets
+            .iter()
+            .map(|set| set[0].subnet.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn runtime_ip_ranges_come_first_as_in_the_reference() {
+        let ipam = json!({"type": "host-local", "ranges": [[{"subnet": "10.2.0.0/24"}]]});
+        let runtime = json!([[{"subnet": "10.1.0.0/24", "rangeStart": "10.1.0.100"}]]);
+        let h = HostLocal::parse(&ipam, Some(&runtime)).unwrap();
+        assert_eq!(subnets(&h), ["10.1.0.0/24", "10.2.0.0/24"]);
+        let err = HostLocal::parse(&ipam, Some(&json!([[{"subnet": "x"}]]))).unwrap_err();
+        assert!(err.to_string().contains("runtimeConfig.ipRanges"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_top_level_range_names_its_key() {
+        let err = HostLocal::parse(&json!({"subnet": "10.0.0.0/33"}), None).unwrap_err();
+        assert!(err.to_string().contains("ipam.subnet"), "{err}");
     }
 }

@@ -28,21 +28,35 @@ pub struct LiveRoute {
 impl Netlink {
     /// Adds `dst via gw dev index`; an identical existing route is fine.
     pub async fn add_route(&self, dst: IpNet, gw: Option<IpAddr>, index: u32) -> Result<()> {
-        let op = || format!("add route {dst} via {gw:?} dev {index}");
-        let mut builder = RouteMessageBuilder::<IpAddr>::new()
-            .destination_prefix(dst.addr(), dst.prefix_len())
-            .map_err(|e| Error::BadRoute(e.to_string()))?
-            .output_interface(index);
-        if let Some(gw) = gw {
-            builder = builder
-                .gateway(gw)
-                .map_err(|e| Error::BadRoute(e.to_string()))?;
+        let msg = route_message(dst, gw, index)?;
+        added(self.handle.route().add(msg).execute().await, dst, gw, index)
+    }
+
+    /// Like [`Netlink::add_route`], but a route to `dst` through another
+    /// gateway stays too (`NLM_F_APPEND`, no `NLM_F_EXCL`, which rtnetlink's
+    /// request always sets): IPAM's routes to one destination through
+    /// several gateways, installed as the reference installs them.
+    pub async fn add_route_beside(&self, dst: IpNet, gw: Option<IpAddr>, index: u32) -> Result<()> {
+        use futures::StreamExt;
+        use rtnetlink::packet_core::{
+            NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST,
+        };
+        use rtnetlink::packet_route::RouteNetlinkMessage;
+
+        let msg = route_message(dst, gw, index)?;
+        let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewRoute(msg));
+        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND;
+        let result = async {
+            let mut response = self.handle.clone().request(req)?;
+            while let Some(reply) = response.next().await {
+                if let NetlinkPayload::Error(e) = reply.payload {
+                    return Err(rtnetlink::Error::NetlinkError(e));
+                }
+            }
+            Ok(())
         }
-        match self.handle.route().add(builder.build()).execute().await {
-            Ok(()) => Ok(()),
-            Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
-            Err(e) => Err(Error::netlink(op(), e)),
-        }
+        .await;
+        added(result, dst, gw, index)
     }
 
     pub async fn routes(&self) -> Result<Vec<LiveRoute>> {
@@ -63,6 +77,36 @@ impl Netlink {
             all.extend(msgs.into_iter().filter_map(live_route));
         }
         Ok(all)
+    }
+}
+
+fn route_message(dst: IpNet, gw: Option<IpAddr>, index: u32) -> Result<RouteMessage> {
+    let mut builder = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(dst.addr(), dst.prefix_len())
+        .map_err(|e| Error::BadRoute(e.to_string()))?
+        .output_interface(index);
+    if let Some(gw) = gw {
+        builder = builder
+            .gateway(gw)
+            .map_err(|e| Error::BadRoute(e.to_string()))?;
+    }
+    Ok(builder.build())
+}
+
+/// An add's outcome: an identical existing route is fine.
+fn added(
+    result: std::result::Result<(), rtnetlink::Error>,
+    dst: IpNet,
+    gw: Option<IpAddr>,
+    index: u32,
+) -> Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
+        Err(e) => Err(Error::netlink(
+            format!("add route {dst} via {gw:?} dev {index}"),
+            e,
+        )),
     }
 }
 
