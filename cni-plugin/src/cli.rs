@@ -47,6 +47,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Stream the node's drops as they happen (from the daemon): each
+    /// packet's port, reason, MACs, addresses and ports.
+    Monitor(crate::monitor::Args),
     /// Run the node agent: owns DHCP leases (acquire, renew, rebind, release)
     /// for pods on networks with `"ipam": {"type": "dhcp"}`.
     Daemon {
@@ -57,6 +60,10 @@ enum Cmd {
         /// Where leases are persisted (the networks' `stateDir`).
         #[arg(long, default_value_os_t = scope::dir(DEFAULT_STATE_DIR))]
         state_dir: PathBuf,
+        /// Where the networks' programs and maps are pinned (their
+        /// `pinRoot`): drop events are read from there.
+        #[arg(long, default_value_os_t = scope::dir(DEFAULT_ROOT))]
+        pin_root: PathBuf,
         #[command(flatten)]
         peers: routes::FollowArgs,
     },
@@ -106,9 +113,11 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::Monitor(args) => crate::monitor::main(args),
         Cmd::Daemon {
             socket,
             state_dir,
+            pin_root,
             peers,
         } => {
             // A dead namespace's leases are not this one's to resume.
@@ -119,6 +128,7 @@ pub fn main() -> ExitCode {
             daemon::main(DaemonOpts {
                 socket,
                 state_dir,
+                pin_root,
                 routes: peers.follow(),
             })
         }

@@ -19,6 +19,7 @@ mod iptables;
 mod lan;
 mod macspoof;
 mod masquerade;
+mod monitor;
 mod naming;
 mod netlink;
 mod netns;

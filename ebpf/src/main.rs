@@ -4,13 +4,15 @@
 //!
 //! Layers, each importing only those below it: `programs` (the entry
 //! points) → `pod`, `uplink`, `egress` (one pipeline per hook) → `dhcp`,
-//! `fast` (the stages) → `stats`, `maps`, `verdict`, `skb`.
+//! `fast` (the stages) → `stats`, `events`, `maps`, `verdict`, `skb`.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
 #[cfg(target_arch = "bpf")]
 mod dhcp;
 #[cfg(target_arch = "bpf")]
 mod egress;
+#[cfg(target_arch = "bpf")]
+mod events;
 #[cfg(target_arch = "bpf")]
 mod fast;
 #[cfg(target_arch = "bpf")]

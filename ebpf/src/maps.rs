@@ -2,13 +2,16 @@
 //! by libbpf/bpftool alike), under the names the loader pins them by.
 
 use aya_ebpf::{
-    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap},
+    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     macros::btf_map,
 };
 use lanbridge_common::{
-    snoop::OptionScan, DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, MAP_BY_IP,
-    MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_FLOWS,
-    MAP_SCAN, MAP_SLOW_CIDRS, MAP_STATS, MAX_ENDPOINTS, MAX_FLOWS, MAX_SLOW_CIDRS, MAX_STATS,
+    event::{DropEvent, EventBucket, EVENTS_BYTES},
+    snoop::OptionScan,
+    DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, MAP_BY_IP, MAP_BY_IP6,
+    MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENTS, MAP_EVENT_RATE,
+    MAP_FLOWS, MAP_SCAN, MAP_SLOW_CIDRS, MAP_STATS, MAX_ENDPOINTS, MAX_FLOWS, MAX_SLOW_CIDRS,
+    MAX_STATS,
 };
 
 // The aya macros take names as literals; these checks keep them equal to
@@ -24,6 +27,8 @@ const _: () = assert!(str_eq(MAP_CLUSTER, "lb_cluster"));
 const _: () = assert!(str_eq(MAP_FLOWS, "lb_flows"));
 const _: () = assert!(str_eq(MAP_DHCP_PORTS, "lb_dhcp_ports"));
 const _: () = assert!(str_eq(MAP_SCAN, "lb_scan"));
+const _: () = assert!(str_eq(MAP_EVENTS, "lb_events"));
+const _: () = assert!(str_eq(MAP_EVENT_RATE, "lb_event_rate"));
 
 pub(crate) const fn str_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -77,6 +82,13 @@ pub(crate) static SCAN: PerCpuArray<Scan, 1> = PerCpuArray::new();
 
 #[btf_map(name = "lb_stats")]
 pub(crate) static STATS: PerCpuHashMap<StatKey, u64, { MAX_STATS as usize }> = PerCpuHashMap::new();
+
+#[btf_map(name = "lb_events")]
+pub(crate) static EVENTS: RingBuf<DropEvent, { EVENTS_BYTES as usize }> = RingBuf::new();
+
+#[btf_map(name = "lb_event_rate")]
+pub(crate) static EVENT_RATE: LruHashMap<u32, EventBucket, { MAX_ENDPOINTS as usize }> =
+    LruHashMap::new();
 
 /// A scan of a message's options under way in `bpf_loop` (`lb_scan`'s value).
 pub(crate) struct Scan {

@@ -1,13 +1,12 @@
 //! The entry points the kernel runs, and nothing else: each reads the
-//! port, runs its hook's pipeline and counts the verdict.
+//! port, runs its hook's pipeline and accounts for the verdict.
 
 use aya_ebpf::{bindings::TC_ACT_UNSPEC, macros::classifier, programs::TcContext};
 use lanbridge_common::{PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK};
 
 use crate::maps::str_eq;
 use crate::skb::ifindex;
-use crate::stats::count;
-use crate::{egress, pod, uplink};
+use crate::{egress, events, pod, stats, uplink};
 
 // The aya macros take names from the item's identifier; these checks keep
 // them equal to the shared constants.
@@ -21,7 +20,7 @@ const _: () = assert!(str_eq(PROG_TO_UPLINK, "lb_to_uplink"));
 pub fn lb_from_pod(ctx: TcContext) -> i32 {
     let ifindex = ifindex(&ctx);
     let (action, reason) = pod::try_from_pod(&ctx, ifindex).unwrap_or_else(|e| e);
-    count(ifindex, reason);
+    account(&ctx, ifindex, reason);
     action
 }
 
@@ -31,7 +30,7 @@ pub fn lb_from_pod(ctx: TcContext) -> i32 {
 pub fn lb_from_uplink(ctx: TcContext) -> i32 {
     let ifindex = ifindex(&ctx);
     let (action, reason) = uplink::try_from_uplink(&ctx).unwrap_or_else(|e| e);
-    count(ifindex, reason);
+    account(&ctx, ifindex, reason);
     action
 }
 
@@ -42,7 +41,7 @@ pub fn lb_to_pod(ctx: TcContext) -> i32 {
     let ifindex = ifindex(&ctx);
     let (action, reason) = egress::try_to_pod(&ctx, ifindex);
     if reason.is_drop() {
-        count(ifindex, reason);
+        account(&ctx, ifindex, reason);
     }
     action
 }
@@ -52,6 +51,15 @@ pub fn lb_to_pod(ctx: TcContext) -> i32 {
 pub fn lb_to_uplink(ctx: TcContext) -> i32 {
     egress::try_to_uplink(&ctx);
     TC_ACT_UNSPEC
+}
+
+/// Counts the verdict; a drop is reported too.
+#[inline(always)]
+fn account(ctx: &TcContext, ifindex: u32, reason: lanbridge_common::Reason) {
+    stats::count(ifindex, reason);
+    if reason.is_drop() {
+        events::report(ctx, ifindex, reason);
+    }
 }
 
 #[panic_handler]

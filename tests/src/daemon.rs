@@ -97,6 +97,24 @@ impl LanbridgeDaemon {
         }
     }
 
+    /// `lanbridge monitor <args>` in the daemon's node, its output (stdout
+    /// and stderr) in `<daemon dir>/monitor-<n>.log`; killed on drop.
+    pub fn monitor(&self, args: &[&str]) -> Background {
+        let dir = self.log.parent().expect("the log's directory");
+        let n = std::fs::read_dir(dir).map_or(0, |d| d.count());
+        let mut cmd = std::process::Command::new("nsenter");
+        cmd.arg(format!("--net={}", self.node.display()))
+            .arg("--")
+            .arg(lanbridge_bin())
+            .arg("monitor")
+            .args(args);
+        Background::spawn(
+            &format!("lanbridge monitor in {}", self.node_name),
+            cmd,
+            &dir.join(format!("monitor-{n}.log")),
+        )
+    }
+
     /// Restarts the daemon with at most `n` open file descriptors.
     pub fn restart_with_nofile(&mut self, n: u64) {
         self.nofile = Some(n);

@@ -4,10 +4,12 @@
 //! restart resumes its timers, renews at T1 (unicast), rebinds at T2
 //! (broadcast), withdraws what the node did for an address when its lease
 //! ends and moves it to the next lease ([`lifecycle`], [`claim`]), and
-//! sends releases that DEL had to queue while it was down.
+//! sends releases that DEL had to queue while it was down. It drains the
+//! programs' drop events into its log and to `lanbridge monitor` ([`monitor`]).
 
 mod claim;
 mod lifecycle;
+pub mod monitor;
 pub mod protocol;
 mod release;
 mod server;
@@ -31,6 +33,9 @@ use store::LeaseStore;
 pub struct DaemonOpts {
     pub socket: PathBuf,
     pub state_dir: PathBuf,
+    /// Where the networks' programs and maps are pinned: their drop events
+    /// are read from there.
+    pub pin_root: PathBuf,
     /// `--peers FILE --node NAME`: keep the routes to the other nodes' pod subnets.
     pub routes: Option<crate::routes::Follow>,
 }
@@ -43,6 +48,8 @@ pub struct Daemon {
     claims: Arc<tokio::sync::Mutex<()>>,
     /// The renewal task of each lease.
     tasks: Mutex<HashMap<LeaseKey, JoinHandle<()>>>,
+    /// The networks' drop events, for `lanbridge monitor`.
+    drops: Arc<monitor::Drops>,
 }
 
 pub fn main(opts: DaemonOpts) -> ExitCode {
@@ -72,11 +79,13 @@ async fn run(opts: &DaemonOpts) -> Result<()> {
         book: Book::default(),
         claims: Arc::default(),
         tasks: Mutex::new(HashMap::new()),
+        drops: Arc::default(),
     });
     let listener = server::bind(&opts.socket).await?;
     tracing::info!("listening on {}", opts.socket.display());
     daemon.resume()?;
     tokio::spawn(release::flush_queue(daemon.store.clone()));
+    tokio::spawn(monitor::watch(opts.pin_root.clone(), daemon.drops.clone()));
     if let Some(follow) = opts.routes.clone() {
         // Syncs at start and on every change of the file; never ends the daemon.
         tokio::spawn(crate::routes::follow(follow));

@@ -71,6 +71,23 @@ pub enum Request {
     Status {
         key: LeaseKey,
     },
+    /// Drop events as they happen (of one network, or all), one
+    /// [`MonitorEvent`] a line, until the client closes the connection.
+    Monitor {
+        #[serde(default)]
+        network: Option<String>,
+    },
+}
+
+/// A line of the stream a [`Request::Monitor`] gets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum MonitorEvent {
+    Drop(Box<super::monitor::DropRecord>),
+    /// The client read too slowly: this many events were not sent to it.
+    Lost {
+        count: u64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

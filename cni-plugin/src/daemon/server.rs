@@ -10,10 +10,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::Semaphore;
 
-use super::protocol::{read_message, write_message, Request, Response};
+use super::protocol::{read_message, write_message, MonitorEvent, Request, Response};
 use super::Daemon;
 use crate::cni::{Error, Result};
 
@@ -97,8 +100,8 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> Result<()> {
 }
 
 async fn handle(stream: UnixStream, daemon: &Arc<Daemon>) -> Result<()> {
-    let (reader, mut writer) = stream.into_split();
-    let request: Request = tokio::time::timeout(READ_TIMEOUT, read_message(reader))
+    let (mut reader, mut writer) = stream.into_split();
+    let request: Request = tokio::time::timeout(READ_TIMEOUT, read_message(&mut reader))
         .await
         .map_err(|_| {
             Error::io(
@@ -110,10 +113,22 @@ async fn handle(stream: UnixStream, daemon: &Arc<Daemon>) -> Result<()> {
             )
         })??;
     let response = match request {
-        Request::Acquire(req) => match daemon.acquire(req).await {
-            Ok(lease) => Response::Lease { lease },
-            Err(e) => error(e),
-        },
+        Request::Acquire(req) => {
+            let key = req.key.clone();
+            match daemon.acquire(req).await {
+                Ok(lease) => Response::Lease { lease },
+                Err(e) => {
+                    // The plugin's stderr is often swallowed by the runtime.
+                    tracing::warn!(
+                        "no lease for {}/{} on network {}: {e}",
+                        key.container_id,
+                        key.ifname,
+                        key.network
+                    );
+                    error(e)
+                }
+            }
+        }
         Request::Release { key } => match daemon.release(&key).await {
             Ok(sent) => Response::Released { sent },
             Err(e) => error(e),
@@ -125,8 +140,39 @@ async fn handle(stream: UnixStream, daemon: &Arc<Daemon>) -> Result<()> {
         Request::Status { key } => Response::Status {
             status: daemon.status(&key),
         },
+        Request::Monitor { network } => {
+            return monitor(reader, writer, daemon, network).await;
+        }
     };
     write_message(&mut writer, &response).await
+}
+
+/// Streams drop events until the client closes its end (or stops reading
+/// and the daemon's writes fail).
+async fn monitor(
+    mut reader: OwnedReadHalf,
+    mut writer: OwnedWriteHalf,
+    daemon: &Arc<Daemon>,
+    network: Option<String>,
+) -> Result<()> {
+    let mut events = daemon.drops.subscribe();
+    let mut byte = [0u8; 1];
+    loop {
+        let event = tokio::select! {
+            // Anything more from the client, or its end, ends the stream.
+            _ = reader.read(&mut byte) => return Ok(()),
+            event = events.recv() => event,
+        };
+        let line = match event {
+            Ok(record) if network.as_ref().is_none_or(|n| *n == record.network) => {
+                MonitorEvent::Drop(Box::new((*record).clone()))
+            }
+            Ok(_) => continue,
+            Err(RecvError::Lagged(count)) => MonitorEvent::Lost { count },
+            Err(RecvError::Closed) => return Ok(()),
+        };
+        write_message(&mut writer, &line).await?;
+    }
 }
 
 fn error(e: Error) -> Response {

@@ -6,8 +6,9 @@ use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap};
 use ipnet::Ipv4Net;
 use lanbridge_common::{
-    DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, StatKey, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC,
-    MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS,
+    event::EventBucket, DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, StatKey, MAP_BY_IP,
+    MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENT_RATE,
+    MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS,
 };
 
 use super::error::DatapathError;
@@ -26,6 +27,8 @@ pub struct Maps {
     pub flows: HashMap<MapData, FlowKey, u64>,
     /// Port -> its DHCP snooping state (rate limit, offered address).
     pub dhcp_ports: HashMap<MapData, u32, DhcpPort>,
+    /// Port -> its drop event rate limit.
+    pub event_rate: HashMap<MapData, u32, EventBucket>,
 }
 
 fn open(pins: &Pins, name: &'static str, wrap: fn(MapData) -> Map) -> Result<Map, DatapathError> {
@@ -58,6 +61,7 @@ impl Maps {
             cluster: typed!(pins, MAP_CLUSTER, LpmTrie),
             flows: typed!(pins, MAP_FLOWS, LruHashMap),
             dhcp_ports: typed!(pins, MAP_DHCP_PORTS, LruHashMap),
+            event_rate: typed!(pins, MAP_EVENT_RATE, LruHashMap),
         })
     }
 
@@ -153,9 +157,10 @@ impl Maps {
         for key in stale {
             done(self.stats.remove(&key)).map_err(err(MAP_STATS))?;
         }
-        // A later pod on a reused ifindex starts afresh: a full bucket,
+        // A later pod on a reused ifindex starts afresh: full buckets,
         // nothing offered.
         done(self.dhcp_ports.remove(&port)).map_err(err(MAP_DHCP_PORTS))?;
+        done(self.event_rate.remove(&port)).map_err(err(MAP_EVENT_RATE))?;
         Ok(())
     }
 

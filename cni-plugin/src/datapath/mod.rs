@@ -4,6 +4,7 @@
 
 mod attach;
 mod error;
+mod events;
 mod load;
 mod maps;
 pub mod object;
@@ -23,6 +24,7 @@ use lanbridge_common::{
 use attach::Hook;
 
 pub use error::DatapathError;
+pub use events::EventRing;
 pub use maps::{ip_from_key, ip_key};
 pub use pins::{unpin_name, Pins, DEFAULT_ROOT};
 

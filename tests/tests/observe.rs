@@ -1,0 +1,122 @@
+//! Issue 13, operating a node: the programs' drops reach `lanbridge
+//! monitor` and the daemon's log with the packet's MACs, addresses, ports
+//! and reason; a failed lease shows in the daemon's log.
+
+use std::time::Duration;
+
+use lanbridge_tests::flows::{send_frames, udp_frame, LanNet, LanOpts};
+use lanbridge_tests::lan::lan_conf;
+use lanbridge_tests::process::wait_until;
+use lanbridge_tests::topology::LAN_ROUTER;
+use serde_json::Value;
+
+const NET: &str = "lbtobs";
+/// Not the pod's: what a hostile pod claims to be.
+const SPOOFED: &str = "10.66.66.66";
+
+/// The JSON lines `monitor --json` wrote so far.
+fn events(log: &str) -> Vec<Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn monitor_and_the_daemon_log_show_a_spoofing_pods_drops() {
+    let net = LanNet::new("obsmon", NET, LanOpts::default());
+    let pod = net.add("obs1");
+    // The daemon finds the network's ring once ADD loaded the programs.
+    assert!(
+        net.daemon.wait_log(
+            &format!("watching drop events of network {NET}"),
+            Duration::from_secs(10)
+        ),
+        "{}",
+        net.daemon.run_log()
+    );
+    let mut monitor = net.daemon.monitor(&["--json", "--network", NET]);
+    let mut all = net.daemon.monitor(&[]);
+    // Subscribed once the request is in: give it a moment before the drops.
+    std::thread::sleep(Duration::from_millis(500));
+    let spoof = udp_frame(
+        "ff:ff:ff:ff:ff:ff",
+        &pod.mac,
+        (SPOOFED, 4444),
+        (LAN_ROUTER, 9999),
+        b"not me",
+    );
+    send_frames(&pod.ns, "eth0", vec![spoof; 3]);
+
+    let seen = wait_until(Duration::from_secs(10), || {
+        events(&monitor.log()).iter().any(|e| e["src"] == SPOOFED)
+    });
+    assert!(seen, "monitor printed no drop:\n{}", monitor.log());
+    let drop = events(&monitor.log())
+        .into_iter()
+        .find(|e| e["src"] == SPOOFED)
+        .unwrap();
+    assert_eq!(drop["event"], "drop", "{drop}");
+    assert_eq!(drop["network"], NET, "{drop}");
+    assert_eq!(drop["reason"], "drop_spoof_ip", "{drop}");
+    assert_eq!(drop["interface"], pod.port.as_str(), "{drop}");
+    assert_eq!(drop["srcMac"], pod.mac.as_str(), "{drop}");
+    assert_eq!(drop["dstMac"], "ff:ff:ff:ff:ff:ff", "{drop}");
+    assert_eq!(drop["protocol"], "udp", "{drop}");
+    assert_eq!(drop["dst"], LAN_ROUTER, "{drop}");
+    assert_eq!(
+        (drop["srcPort"].as_u64(), drop["dstPort"].as_u64()),
+        (Some(4444), Some(9999))
+    );
+    // The text form, on every network, and the daemon's log.
+    let line = format!(
+        "drop_spoof_ip: {} > ff:ff:ff:ff:ff:ff udp {SPOOFED}:4444 > {LAN_ROUTER}:9999",
+        pod.mac
+    );
+    assert!(
+        all.wait_log(&line, Duration::from_secs(5)),
+        "monitor (text) printed no {line:?}:\n{}",
+        all.log()
+    );
+    assert!(
+        net.daemon.wait_log(&line, Duration::from_secs(5)),
+        "the daemon logged no {line:?}:\n{}",
+        net.daemon.run_log()
+    );
+    // The counters agree: three drops of the pod.
+    assert_eq!(net.count(&pod.port, "drop_spoof_ip"), 3, "{}", net.table());
+    monitor.kill();
+    all.kill();
+
+    // An unknown network is an error, not an empty stream.
+    let mut unknown = net.daemon.monitor(&["--network", "nosuchnet"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || !unknown.running()),
+        "monitor --network nosuchnet kept running"
+    );
+    assert!(
+        unknown
+            .log()
+            .contains("no network \"nosuchnet\" on this node"),
+        "{}",
+        unknown.log()
+    );
+}
+
+#[test]
+fn a_failed_lease_is_in_the_daemons_log() {
+    let mut net = LanNet::new("obslease", NET, LanOpts::default());
+    net.dns.kill();
+    let (_ns, att) = net.pod_ns("obs2");
+    let code = net
+        .w
+        .rt
+        .invoke("ADD", &lan_conf(NET, 1.0), &att, None)
+        .expect_err("ADD without a DHCP server");
+    assert_ne!(code, 0);
+    let needle = format!("no lease for {}/eth0 on network {NET}", att.container_id);
+    assert!(
+        net.daemon.wait_log(&needle, Duration::from_secs(5)),
+        "the daemon logged no {needle:?}:\n{}",
+        net.daemon.run_log()
+    );
+}
