@@ -64,6 +64,10 @@ enum Cmd {
         /// `pinRoot`): drop events are read from there.
         #[arg(long, default_value_os_t = scope::dir(DEFAULT_ROOT))]
         pin_root: PathBuf,
+        /// Serve Prometheus metrics (`/metrics`) and probes (`/healthz`,
+        /// `/readyz`) on this address (e.g. `0.0.0.0:9465`); off by default.
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics_address: Option<String>,
         #[command(flatten)]
         peers: routes::FollowArgs,
     },
@@ -118,6 +122,7 @@ pub fn main() -> ExitCode {
             socket,
             state_dir,
             pin_root,
+            metrics_address,
             peers,
         } => {
             // A dead namespace's leases are not this one's to resume.
@@ -129,6 +134,7 @@ pub fn main() -> ExitCode {
                 socket,
                 state_dir,
                 pin_root,
+                metrics_address,
                 routes: peers.follow(),
             })
         }

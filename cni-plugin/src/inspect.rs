@@ -118,8 +118,12 @@ pub fn report(network: &str, pin_root: &Path, state_dir: &Path) -> Result<Report
     Ok(report)
 }
 
-/// The interface's name in this namespace, or `#<ifindex>` once it is gone.
-fn ifname(index: u32) -> String {
+/// The interface's name in this namespace, or `#<ifindex>` once it is gone;
+/// `departed` for the counters of pods removed from the network.
+pub fn ifname(index: u32) -> String {
+    if index == lanbridge_common::STAT_DEPARTED {
+        return "departed".to_string();
+    }
     nix::net::if_::if_indextoname(index)
         .ok()
         .and_then(|c| c.into_string().ok())

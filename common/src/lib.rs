@@ -56,6 +56,11 @@ pub const MAP_EVENTS: &str = "lb_events";
 /// limit (an evicted entry only gives a port a full bucket again).
 pub const MAP_EVENT_RATE: &str = "lb_event_rate";
 
+/// The `ifindex` of [`StatKey`]s holding what the pods removed from the
+/// network had counted (DEL folds a port's counters in): no device has
+/// index 0, and the programs never count under it.
+pub const STAT_DEPARTED: u32 = 0;
+
 pub const MAX_ENDPOINTS: u32 = 4096;
 pub const MAX_STATS: u32 = MAX_ENDPOINTS * 16;
 pub const MAX_SLOW_CIDRS: u32 = 256;

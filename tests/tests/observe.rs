@@ -120,3 +120,118 @@ fn a_failed_lease_is_in_the_daemons_log() {
         net.daemon.run_log()
     );
 }
+
+const METRICS: &str = "127.0.0.1:9465";
+
+/// The value of the sample of `name` whose labels include `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn metrics_count_packets_drops_leases_dhcp_and_the_plugins_commands() {
+    let mut net = LanNet::new("obsmet", NET, LanOpts::default());
+    net.daemon
+        .restart_with_args(&["--metrics-address", METRICS]);
+    assert_eq!(
+        net.daemon.http_get(METRICS, "/healthz"),
+        (200, "ok\n".into())
+    );
+    assert_eq!(
+        net.daemon.http_get(METRICS, "/readyz"),
+        (200, "ready\n".into())
+    );
+    assert_eq!(net.daemon.http_get(METRICS, "/nothing").0, 404);
+
+    let pod = net.add("obs3");
+    let spoof = udp_frame(
+        "ff:ff:ff:ff:ff:ff",
+        &pod.mac,
+        (SPOOFED, 4444),
+        (LAN_ROUTER, 9999),
+        b"not me",
+    );
+    send_frames(&pod.ns, "eth0", vec![spoof; 2]);
+    let (status, text) = net.daemon.http_get(METRICS, "/metrics");
+    assert_eq!(status, 200, "{text}");
+    let net_ = ("network", NET);
+    let drops = [net_, ("reason", "drop_spoof_ip")];
+    let port = [
+        net_,
+        ("interface", pod.port.as_str()),
+        ("reason", "drop_spoof_ip"),
+    ];
+    assert_eq!(
+        sample(&text, "lanbridge_packets_total", &port),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "lanbridge_drops_total", &drops),
+        Some(2.0),
+        "{text}"
+    );
+    let relayed = [
+        net_,
+        ("interface", pod.port.as_str()),
+        ("reason", "dhcp_relayed"),
+    ];
+    assert!(
+        sample(&text, "lanbridge_packets_total", &relayed) >= Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "lanbridge_leases", &[net_, ("state", "bound")]),
+        Some(1.0),
+        "{text}"
+    );
+    let acquired = [net_, ("exchange", "acquire"), ("outcome", "ok")];
+    assert_eq!(
+        sample(&text, "lanbridge_dhcp_exchange_seconds_count", &acquired),
+        Some(1.0),
+        "{text}"
+    );
+    let added = [("command", "ADD"), net_, ("code", "0")];
+    assert_eq!(
+        sample(&text, "lanbridge_cni_operations_total", &added),
+        Some(1.0),
+        "{text}"
+    );
+
+    // After DEL the pod's rows are gone, the network's drops stay.
+    net.w
+        .rt
+        .invoke("DEL", &net.conf, &pod.att, None)
+        .expect_ok("DEL");
+    let (_, text) = net.daemon.http_get(METRICS, "/metrics");
+    assert_eq!(
+        sample(&text, "lanbridge_packets_total", &port),
+        None,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "lanbridge_drops_total", &drops),
+        Some(2.0),
+        "{text}"
+    );
+    let departed = [net_, ("interface", "departed"), ("reason", "drop_spoof_ip")];
+    assert_eq!(
+        sample(&text, "lanbridge_packets_total", &departed),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(sample(&text, "lanbridge_leases", &[net_]), None, "{text}");
+    let deleted = [("command", "DEL"), net_, ("code", "0")];
+    assert_eq!(
+        sample(&text, "lanbridge_cni_operations_total", &deleted),
+        Some(1.0),
+        "{text}"
+    );
+}

@@ -207,7 +207,11 @@ async fn reacquire(ctx: &Ctx, record: &LeaseRecord) -> Option<Lease> {
         let acquired = async {
             let ns = NetNs::open(&record.netns)?;
             let socket = DhcpSocket::open(&ns, &record.key.ifname)?;
-            Ok::<_, Error>(dhcp::acquire(&socket, &params).await?)
+            let started = Instant::now();
+            let lease = dhcp::acquire(&socket, &params).await;
+            let network = &record.key.network;
+            super::metrics::exchange(network, "acquire", lease.is_ok(), started.elapsed());
+            Ok::<_, Error>(lease?)
         };
         match acquired.await {
             Ok(lease) => return Some(lease),
@@ -323,10 +327,17 @@ async fn attempt(record: &LeaseRecord, step: Step, timeout: Duration) -> Result<
     let params = params(record, timeout);
     let ns = NetNs::open(&record.netns)?;
     let socket = DhcpSocket::open(&ns, &record.key.ifname)?;
-    Ok(match step {
-        Step::Renew => dhcp::renew(&socket, &params, &record.lease).await?,
-        Step::Rebind => dhcp::rebind(&socket, &params, &record.lease).await?,
-    })
+    let started = Instant::now();
+    let (exchange, lease) = match step {
+        Step::Renew => ("renew", dhcp::renew(&socket, &params, &record.lease).await),
+        Step::Rebind => (
+            "rebind",
+            dhcp::rebind(&socket, &params, &record.lease).await,
+        ),
+    };
+    let network = &record.key.network;
+    super::metrics::exchange(network, exchange, lease.is_ok(), started.elapsed());
+    Ok(lease?)
 }
 
 pub fn params(record: &LeaseRecord, timeout: Duration) -> Params {

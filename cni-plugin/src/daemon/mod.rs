@@ -9,6 +9,7 @@
 
 mod claim;
 mod lifecycle;
+pub mod metrics;
 pub mod monitor;
 pub mod protocol;
 mod release;
@@ -18,6 +19,7 @@ pub mod store;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +38,9 @@ pub struct DaemonOpts {
     /// Where the networks' programs and maps are pinned: their drop events
     /// are read from there.
     pub pin_root: PathBuf,
+    /// `--metrics-address`: where `/metrics`, `/healthz` and `/readyz` are
+    /// served (none by default).
+    pub metrics_address: Option<String>,
     /// `--peers FILE --node NAME`: keep the routes to the other nodes' pod subnets.
     pub routes: Option<crate::routes::Follow>,
 }
@@ -81,9 +86,23 @@ async fn run(opts: &DaemonOpts) -> Result<()> {
         tasks: Mutex::new(HashMap::new()),
         drops: Arc::default(),
     });
+    let ready = Arc::new(AtomicBool::new(false));
+    if let Some(address) = &opts.metrics_address {
+        let endpoint = metrics::Endpoint::bind(
+            address,
+            opts.pin_root.clone(),
+            daemon.store.clone(),
+            daemon.book.clone(),
+            ready.clone(),
+        )
+        .await?;
+        tracing::info!("serving metrics and probes on {address}");
+        tokio::spawn(endpoint.serve());
+    }
     let listener = server::bind(&opts.socket).await?;
     tracing::info!("listening on {}", opts.socket.display());
     daemon.resume()?;
+    ready.store(true, Ordering::Relaxed);
     tokio::spawn(release::flush_queue(daemon.store.clone()));
     tokio::spawn(monitor::watch(opts.pin_root.clone(), daemon.drops.clone()));
     if let Some(follow) = opts.routes.clone() {
@@ -149,7 +168,15 @@ impl Daemon {
         };
         let ns = NetNs::open(&req.netns)?;
         let socket = DhcpSocket::open(&ns, &req.key.ifname)?;
-        let lease = dhcp::acquire(&socket, &params).await?;
+        let started = std::time::Instant::now();
+        let lease = dhcp::acquire(&socket, &params).await;
+        metrics::exchange(
+            &req.key.network,
+            "acquire",
+            lease.is_ok(),
+            started.elapsed(),
+        );
+        let lease = lease?;
         tracing::info!(
             "leased {} to {}/{} from {} for {} s",
             lease.network(),

@@ -3,7 +3,6 @@
 //! drops (rate limited per network) and streams them to `lanbridge monitor`.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::CStr;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -250,15 +249,9 @@ async fn drain(network: String, mut ring: EventRing, drops: Arc<Drops>) {
 
 /// The name of interface `ifindex` in the daemon's (the node's) namespace.
 fn interface_name(ifindex: u32) -> Option<String> {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: `buf` holds IF_NAMESIZE bytes, as the call requires.
-    let name = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
-    if name.is_null() {
-        return None;
-    }
-    // SAFETY: on success the buffer holds a NUL-terminated name.
-    let name = unsafe { CStr::from_ptr(buf.as_ptr()) };
-    Some(name.to_string_lossy().into_owned())
+    nix::net::if_::if_indextoname(ifindex)
+        .ok()
+        .and_then(|name| name.into_string().ok())
 }
 
 /// The log's share of a network's drops.

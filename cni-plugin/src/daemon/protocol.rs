@@ -71,12 +71,26 @@ pub enum Request {
     Status {
         key: LeaseKey,
     },
+    /// The plugin ran a command (for the metrics).
+    Report(OpReport),
     /// Drop events as they happen (of one network, or all), one
     /// [`MonitorEvent`] a line, until the client closes the connection.
     Monitor {
         #[serde(default)]
         network: Option<String>,
     },
+}
+
+/// A command the plugin ran, its outcome and duration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpReport {
+    /// `ADD`, `DEL`, `CHECK`, `GC`, `STATUS`.
+    pub command: String,
+    pub network: String,
+    /// The CNI error code; 0 for success.
+    pub code: u32,
+    pub seconds: f64,
 }
 
 /// A line of the stream a [`Request::Monitor`] gets.
@@ -97,6 +111,7 @@ pub enum Response {
     Released { sent: bool },
     Leases { leases: Vec<LeaseRecord> },
     Status { status: Option<LeaseStatus> },
+    Noted,
     Error { code: u32, msg: String },
 }
 

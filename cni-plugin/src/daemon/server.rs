@@ -140,6 +140,10 @@ async fn handle(stream: UnixStream, daemon: &Arc<Daemon>) -> Result<()> {
         Request::Status { key } => Response::Status {
             status: daemon.status(&key),
         },
+        Request::Report(report) => {
+            super::metrics::operation(&report);
+            Response::Noted
+        }
         Request::Monitor { network } => {
             return monitor(reader, writer, daemon, network).await;
         }

@@ -3,12 +3,12 @@
 use std::net::Ipv4Addr;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap};
+use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap, PerCpuValues};
 use ipnet::Ipv4Net;
 use lanbridge_common::{
     event::EventBucket, DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, StatKey, MAP_BY_IP,
     MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENT_RATE,
-    MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS,
+    MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS, STAT_DEPARTED,
 };
 
 use super::error::DatapathError;
@@ -155,6 +155,11 @@ impl Maps {
             .filter(|k| k.ifindex == port)
             .collect();
         for key in stale {
+            // The network keeps what the pod counted (drops above all).
+            let counted = found(self.stats.get(&key, 0)).map_err(err(MAP_STATS))?;
+            if let Some(n) = counted.map(|v| v.iter().sum::<u64>()).filter(|n| *n > 0) {
+                self.fold_departed(key.reason, n)?;
+            }
             done(self.stats.remove(&key)).map_err(err(MAP_STATS))?;
         }
         // A later pod on a reused ifindex starts afresh: full buckets,
@@ -162,6 +167,32 @@ impl Maps {
         done(self.dhcp_ports.remove(&port)).map_err(err(MAP_DHCP_PORTS))?;
         done(self.event_rate.remove(&port)).map_err(err(MAP_EVENT_RATE))?;
         Ok(())
+    }
+
+    /// Adds `n` packets of `reason` to the departed pods' counter. Two DELs
+    /// at once may lose one's share (a read-modify-write of one entry);
+    /// the programs never write it.
+    fn fold_departed(&mut self, reason: u32, n: u64) -> Result<(), DatapathError> {
+        let err = |source| DatapathError::Map {
+            name: MAP_STATS,
+            source,
+        };
+        let key = StatKey {
+            ifindex: STAT_DEPARTED,
+            reason,
+        };
+        let mut values = match found(self.stats.get(&key, 0)).map_err(err)? {
+            Some(values) => values.to_vec(),
+            None => vec![
+                0;
+                aya::util::nr_cpus()
+                    .map_err(|(_, e)| DatapathError::io("counting CPUs", e))?
+            ],
+        };
+        values[0] += n;
+        let values =
+            PerCpuValues::try_from(values).map_err(|e| DatapathError::io("per-CPU counters", e))?;
+        self.stats.insert(key, values, 0).map_err(err)
     }
 
     pub fn endpoints(&self) -> Result<Vec<(u32, Endpoint)>, DatapathError> {
