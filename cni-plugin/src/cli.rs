@@ -33,6 +33,9 @@ struct Cli {
 enum Cmd {
     /// Print the plugin version, the CNI versions it speaks and its eBPF object.
     Version,
+    /// Show the node: the daemon, each network (mode, bridge, uplink,
+    /// programs, attachments) and each pod's address and lease.
+    Status(crate::status::Args),
     /// Show a network's eBPF programs, attachments, endpoints, leases and counters.
     Inspect {
         /// The network's `name`.
@@ -40,10 +43,11 @@ enum Cmd {
         /// The network's `pinRoot` (the default is scoped per network namespace).
         #[arg(long, default_value_os_t = scope::dir(DEFAULT_ROOT))]
         pin_root: PathBuf,
-        /// The network's `stateDir` (the default is scoped per network namespace).
+        /// The daemon's `--state-dir`, where it keeps the leases (the
+        /// default is scoped per network namespace).
         #[arg(long, default_value_os_t = scope::dir(DEFAULT_STATE_DIR))]
         state_dir: PathBuf,
-        /// Print JSON instead of tables.
+        /// Print JSON instead of tables (MACs and client IDs as strings).
         #[arg(long)]
         json: bool,
     },
@@ -118,6 +122,7 @@ pub fn main() -> ExitCode {
             }
         },
         Cmd::Monitor(args) => crate::monitor::main(args),
+        Cmd::Status(args) => crate::status::main(args),
         Cmd::Daemon {
             socket,
             state_dir,

@@ -7,11 +7,11 @@ use std::path::Path;
 use lanbridge_common::{Reason, EP_DHCP_RELAY};
 use serde::Serialize;
 
-use crate::cni::Result;
+use crate::cni::{Error, Result};
 use crate::config::format_mac;
-use crate::daemon::protocol::LeaseRecord;
 use crate::daemon::store::LeaseStore;
 use crate::datapath::{ips_of, Datapath, Pins, ProgramReport};
+use crate::status::LeaseView;
 
 #[derive(Serialize)]
 pub struct Report {
@@ -21,7 +21,7 @@ pub struct Report {
     programs: Vec<ProgramReport>,
     attachments: Vec<String>,
     endpoints: Vec<EndpointReport>,
-    leases: Vec<LeaseRecord>,
+    leases: Vec<LeaseView>,
     counters: Vec<CounterReport>,
 }
 
@@ -49,11 +49,30 @@ struct CounterReport {
 
 pub fn report(network: &str, pin_root: &Path, state_dir: &Path) -> Result<Report> {
     let dp = Datapath::existing(pin_root, network)?;
-    let leases = LeaseStore::new(state_dir)
+    let leases: Vec<LeaseView> = LeaseStore::new(state_dir)
         .all()?
-        .into_iter()
+        .iter()
         .filter(|l| l.key.network == network)
+        .map(|l| LeaseView::new(l, None))
         .collect();
+    if dp.is_none() && leases.is_empty() {
+        let known = crate::datapath::networks(pin_root);
+        return Err(Error::io(
+            format!("inspecting network {network:?}"),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "no such network on this node (nothing under {}; networks here: {})",
+                    Pins::new(pin_root, network).dir().display(),
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ),
+        ));
+    }
     let mut report = Report {
         network: network.to_string(),
         pins: Pins::new(pin_root, network).dir().display().to_string(),
@@ -124,9 +143,11 @@ pub fn ifname(index: u32) -> String {
     if index == lanbridge_common::STAT_DEPARTED {
         return "departed".to_string();
     }
+    // Another namespace's index may come back as an empty name.
     nix::net::if_::if_indextoname(index)
         .ok()
         .and_then(|c| c.into_string().ok())
+        .filter(|name| !name.is_empty())
         .unwrap_or_else(|| format!("#{index}"))
 }
 
@@ -152,6 +173,9 @@ impl Report {
                 p.run_count,
                 per_run
             );
+        }
+        if self.programs.iter().all(|p| p.run_count == 0) && !self.programs.is_empty() {
+            out += "  (runs stay 0 while kernel.bpf_stats_enabled is 0)\n";
         }
         out += "\nattachments (TCX ingress, `bpftool link show`)\n";
         for a in &self.attachments {
@@ -181,17 +205,17 @@ impl Report {
                     .map_or_else(String::new, |id| format!(" client-id {id}"))
             );
         }
-        out += "\nleases\n";
+        out += "\nleases (absolute times, UTC; states: `lanbridge status`)\n";
         for l in &self.leases {
             out += &format!(
-                "  {}/{:<6} {:<18} from {:<15} {} s, renew at +{} s{}\n",
-                l.key.container_id,
-                l.key.ifname,
-                l.lease.network(),
-                l.lease.server_id,
-                l.lease.lease_time,
-                l.lease.t1,
-                if l.withdrawn {
+                "  {}/{:<6} {:<18} from {:<15} renew {} expires {}{}\n",
+                l.container_id.chars().take(12).collect::<String>(),
+                l.ifname,
+                l.address,
+                l.server,
+                l.renew_at.as_deref().unwrap_or("never"),
+                l.expires_at.as_deref().unwrap_or("never"),
+                if l.state == "expired" {
                     "  (lost: withdrawn, re-acquiring)"
                 } else {
                     ""
@@ -207,6 +231,16 @@ impl Report {
                 c.packets,
                 if c.drop { "  (drop)" } else { "" }
             );
+        }
+        if self
+            .endpoints
+            .iter()
+            .map(|e| &e.port)
+            .chain(&self.attachments)
+            .any(|name| name.starts_with('#'))
+        {
+            out += "\nwarning: interfaces shown as #ifindex have no name in this network \
+                    namespace: run inspect in the node's (nsenter --net=...)\n";
         }
         out
     }

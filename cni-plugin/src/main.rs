@@ -28,6 +28,7 @@ mod plugin;
 mod routes;
 mod scope;
 mod state;
+mod status;
 mod sysctl;
 
 use std::process::ExitCode;

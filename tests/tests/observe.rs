@@ -1,13 +1,17 @@
 //! Issue 13, operating a node: the programs' drops reach `lanbridge
 //! monitor` and the daemon's log with the packet's MACs, addresses, ports
-//! and reason; a failed lease shows in the daemon's log.
+//! and reason; a failed lease shows in the daemon's log; Prometheus metrics
+//! and probes; `lanbridge status`.
 
+use std::process::Command;
 use std::time::Duration;
 
+use lanbridge_tests::binary::lanbridge_bin;
 use lanbridge_tests::flows::{send_frames, udp_frame, LanNet, LanOpts};
-use lanbridge_tests::lan::lan_conf;
-use lanbridge_tests::process::wait_until;
-use lanbridge_tests::topology::LAN_ROUTER;
+use lanbridge_tests::lan::{lan_conf, LAN_NET_BRIDGE};
+use lanbridge_tests::process::{self, wait_until, Finished};
+use lanbridge_tests::topology::{LAN_ROUTER, NODE_UPLINK};
+use lanbridge_tests::Netns;
 use serde_json::Value;
 
 const NET: &str = "lbtobs";
@@ -234,4 +238,106 @@ fn metrics_count_packets_drops_leases_dhcp_and_the_plugins_commands() {
         Some(1.0),
         "{text}"
     );
+}
+
+/// `lanbridge <args>` in `ns`.
+fn lanbridge(ns: &Netns, args: &[&str]) -> Finished {
+    let mut c = ns.command(&lanbridge_bin().display().to_string());
+    c.args(args);
+    process::run(&mut c, None, Duration::from_secs(30))
+}
+
+#[test]
+fn status_shows_the_node_and_every_pods_lease_with_absolute_times() {
+    let net = LanNet::new("obsstat", NET, LanOpts::default());
+    let pods = [net.add("obs4"), net.add("obs5")];
+    let out = lanbridge(net.node(), &["status", "--json"]);
+    assert!(out.success(), "{out:?}");
+    let status: Value = serde_json::from_str(&out.stdout).expect("status JSON");
+    assert_eq!(status["daemon"]["reachable"], true, "{status:#}");
+    let network = &status["networks"][0];
+    assert_eq!(network["name"], NET, "{status:#}");
+    assert_eq!(network["mode"], "lan");
+    assert_eq!(network["bridge"], LAN_NET_BRIDGE);
+    assert_eq!(network["uplink"], NODE_UPLINK);
+    assert_eq!(network["programs"].as_array().map(Vec::len), Some(4));
+    let attached = network["attachments"].as_array().expect("attachments");
+    assert!(attached.iter().any(|a| a == NODE_UPLINK), "{network:#}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let later = utc_string(now);
+    for pod in &pods {
+        let view = network["pods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == pod.port.as_str())
+            .unwrap_or_else(|| panic!("no {} in {network:#}", pod.port));
+        assert!(
+            attached.iter().any(|a| *a == pod.port.as_str()),
+            "{network:#}"
+        );
+        assert_eq!(view["mac"], pod.mac.as_str());
+        let lease = &view["lease"];
+        assert_eq!(lease["state"], "bound", "{view:#}");
+        assert_eq!(lease["server"], LAN_ROUTER, "{view:#}");
+        assert_eq!(lease["address"], format!("{}/24", pod.ip), "{view:#}");
+        assert_eq!(lease["containerId"], pod.att.container_id.as_str());
+        assert_eq!(lease["mac"], pod.mac.as_str());
+        assert!(
+            lease["clientId"]
+                .as_str()
+                .is_some_and(|id| id.contains(':')),
+            "{view:#}"
+        );
+        // Absolute UTC times, in the future (dnsmasq's leases are minutes).
+        for t in ["renewAt", "rebindAt", "expiresAt"] {
+            let at = lease[t].as_str().unwrap_or_else(|| panic!("{t}: {view:#}"));
+            assert!(
+                at.ends_with('Z') && at > later.as_str(),
+                "{t} {at} is not after {later}"
+            );
+        }
+    }
+    // The tables fit a terminal.
+    let out = lanbridge(net.node(), &["status"]);
+    assert!(out.success(), "{out:?}");
+    for pod in &pods {
+        assert!(out.stdout.contains(&pod.port), "{}", out.stdout);
+    }
+    assert!(out.stdout.contains("bound"), "{}", out.stdout);
+    let widest = out.stdout.lines().map(str::len).max().unwrap_or(0);
+    assert!(widest <= 100, "a line of {widest} columns:\n{}", out.stdout);
+
+    // Unknown networks are errors, for status and inspect alike.
+    for args in [
+        &["status", "--network", "nosuchnet"][..],
+        &["inspect", "nosuchnet"],
+    ] {
+        let out = lanbridge(net.node(), args);
+        assert!(!out.success(), "{args:?}: {out:?}");
+        assert!(out.stderr.contains("nosuchnet"), "{args:?}: {}", out.stderr);
+    }
+    // From a namespace where the ports do not exist, names are blank: said.
+    let elsewhere = net.w.topo.pod("obsempty");
+    let [pins, state] = [net.w.pin_root(), net.w.state_dir()].map(|p| p.display().to_string());
+    let out = lanbridge(
+        &elsewhere,
+        &["status", "--pin-root", &pins, "--state-dir", &state],
+    );
+    assert!(out.success(), "{out:?}");
+    assert!(out.stderr.contains("network namespace"), "{out:?}");
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`, by `date`.
+fn utc_string(unix: u64) -> String {
+    let out = process::run_ok(Command::new("date").args([
+        "-u",
+        "-d",
+        &format!("@{unix}"),
+        "+%Y-%m-%dT%H:%M:%SZ",
+    ]));
+    out.trim().to_string()
 }

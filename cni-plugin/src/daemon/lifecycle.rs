@@ -42,6 +42,13 @@ impl Book {
         self.lock().get(key).cloned()
     }
 
+    pub fn all(&self) -> Vec<(LeaseKey, LeaseStatus)> {
+        self.lock()
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect()
+    }
+
     /// Records a state change (the time only moves when the state does).
     pub fn set(&self, record: &LeaseRecord, state: LeaseState, last_error: Option<String>) {
         let mut book = self.lock();

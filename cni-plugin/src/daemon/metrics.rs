@@ -30,7 +30,7 @@ use super::lifecycle::Book;
 use super::protocol::{LeaseState, OpReport};
 use super::store::LeaseStore;
 use crate::cni::{Error, Result};
-use crate::datapath::{unpin_name, Datapath};
+use crate::datapath::{networks, Datapath};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ExchangeLabels {
@@ -119,15 +119,8 @@ struct Node {
 impl Node {
     /// (network, interface, reason, packets) of every counter.
     fn packets(&self) -> Vec<(String, String, Reason, u64)> {
-        let Ok(dirs) = std::fs::read_dir(&self.pin_root) else {
-            return Vec::new();
-        };
         let mut rows = Vec::new();
-        for dir in dirs.filter_map(|d| d.ok()) {
-            let Ok(name) = dir.file_name().into_string() else {
-                continue;
-            };
-            let network = unpin_name(&name);
+        for network in networks(&self.pin_root) {
             let stats = match Datapath::existing(&self.pin_root, &network) {
                 Ok(Some(dp)) => dp.stats(),
                 Ok(None) => continue,

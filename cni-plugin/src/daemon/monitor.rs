@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::protocol::utc;
 use crate::config::format_mac;
-use crate::datapath::{unpin_name, EventRing, Pins};
+use crate::datapath::{networks, EventRing, Pins};
 
 /// How often the pin root is looked at for networks loaded or removed.
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);
@@ -214,19 +214,6 @@ pub async fn watch(pin_root: PathBuf, drops: Arc<Drops>) {
     }
 }
 
-/// The networks with a directory under `pin_root`.
-fn networks(pin_root: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(pin_root) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .map(|name| unpin_name(&name))
-        .collect()
-}
-
 async fn drain(network: String, mut ring: EventRing, drops: Arc<Drops>) {
     let mut log = LogLimit::default();
     loop {
@@ -252,6 +239,7 @@ fn interface_name(ifindex: u32) -> Option<String> {
     nix::net::if_::if_indextoname(ifindex)
         .ok()
         .and_then(|name| name.into_string().ok())
+        .filter(|name| !name.is_empty())
 }
 
 /// The log's share of a network's drops.

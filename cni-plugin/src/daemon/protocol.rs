@@ -71,6 +71,8 @@ pub enum Request {
     Status {
         key: LeaseKey,
     },
+    /// Where every lease stands (for `lanbridge status`).
+    LeaseStates,
     /// The plugin ran a command (for the metrics).
     Report(OpReport),
     /// Drop events as they happen (of one network, or all), one
@@ -107,12 +109,26 @@ pub enum MonitorEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "camelCase")]
 pub enum Response {
-    Lease { lease: Lease },
-    Released { sent: bool },
-    Leases { leases: Vec<LeaseRecord> },
-    Status { status: Option<LeaseStatus> },
+    Lease {
+        lease: Lease,
+    },
+    Released {
+        sent: bool,
+    },
+    Leases {
+        leases: Vec<LeaseRecord>,
+    },
+    Status {
+        status: Option<LeaseStatus>,
+    },
     Noted,
-    Error { code: u32, msg: String },
+    LeaseStates {
+        states: Vec<(LeaseKey, LeaseStatus)>,
+    },
+    Error {
+        code: u32,
+        msg: String,
+    },
 }
 
 /// A lease and everything needed to renew and release it after a restart.

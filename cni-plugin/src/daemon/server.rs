@@ -140,6 +140,9 @@ async fn handle(stream: UnixStream, daemon: &Arc<Daemon>) -> Result<()> {
         Request::Status { key } => Response::Status {
             status: daemon.status(&key),
         },
+        Request::LeaseStates => Response::LeaseStates {
+            states: daemon.book.all(),
+        },
         Request::Report(report) => {
             super::metrics::operation(&report);
             Response::Noted

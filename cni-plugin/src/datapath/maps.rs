@@ -65,6 +65,13 @@ impl Maps {
         })
     }
 
+    pub fn config(&self) -> Result<NetConfig, DatapathError> {
+        self.config.get(&0, 0).map_err(|source| DatapathError::Map {
+            name: MAP_CONFIG,
+            source,
+        })
+    }
+
     pub fn set_config(&mut self, config: NetConfig) -> Result<(), DatapathError> {
         self.config
             .set(0, config, 0)

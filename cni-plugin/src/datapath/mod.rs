@@ -26,7 +26,7 @@ use attach::Hook;
 pub use error::DatapathError;
 pub use events::EventRing;
 pub use maps::{ip_from_key, ip_key};
-pub use pins::{unpin_name, Pins, DEFAULT_ROOT};
+pub use pins::{networks, unpin_name, Pins, DEFAULT_ROOT};
 
 /// An endpoint's addresses.
 pub fn ips_of(ep: &Endpoint) -> Vec<Ipv4Addr> {
@@ -108,6 +108,11 @@ impl Datapath {
                 })
             })
             .collect()
+    }
+
+    /// The network's settings as the loader wrote them.
+    pub fn config(&self) -> Result<NetConfig, DatapathError> {
+        self.maps.config()
     }
 
     pub fn set_config(&mut self, config: NetConfig) -> Result<(), DatapathError> {
