@@ -6,6 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use lanbridge_tests::background::Background;
 use lanbridge_tests::binary::lanbridge_bin;
 use lanbridge_tests::flows::{send_frames, udp_frame, LanNet, LanOpts};
 use lanbridge_tests::lan::{lan_conf, LAN_NET_BRIDGE};
@@ -340,4 +341,51 @@ fn utc_string(unix: u64) -> String {
         "+%Y-%m-%dT%H:%M:%SZ",
     ]));
     out.trim().to_string()
+}
+
+#[test]
+fn the_daemon_takes_the_socket_systemd_passes() {
+    let w = lanbridge_tests::World::lanbridge("obsact");
+    let socket = w.path().join("activated.sock");
+    let log = w.path().join("activated.log");
+    let mut cmd = w.topo.node.command("systemd-socket-activate");
+    // It passes only the environment it is told to.
+    cmd.args(["-E", "LANBRIDGE_LOG=info", "-l"])
+        .arg(&socket)
+        .arg(lanbridge_bin())
+        .args(["daemon", "--socket"])
+        .arg(&socket)
+        .arg("--state-dir")
+        .arg(w.path().join("state"));
+    let mut activator = Background::spawn("systemd-socket-activate", cmd, &log);
+    assert!(
+        wait_until(Duration::from_secs(10), || socket.exists()),
+        "no socket: {}",
+        activator.log()
+    );
+    // The first connection starts the daemon on the passed socket.
+    let out = lanbridge(
+        &w.topo.node,
+        &[
+            "status",
+            "--json",
+            "--socket",
+            &socket.display().to_string(),
+        ],
+    );
+    let status: Value = serde_json::from_str(&out.stdout).expect("status JSON");
+    assert_eq!(
+        status["daemon"]["reachable"],
+        true,
+        "{status:#}\n{}",
+        activator.log()
+    );
+    assert!(
+        activator.wait_log("socket systemd passed", Duration::from_secs(5)),
+        "{}",
+        activator.log()
+    );
+    activator.stop(Duration::from_secs(5));
+    // systemd owns the socket's file: the daemon leaves it.
+    assert!(socket.exists(), "{}", activator.log());
 }

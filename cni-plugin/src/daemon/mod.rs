@@ -99,7 +99,7 @@ async fn run(opts: &DaemonOpts) -> Result<()> {
         tracing::info!("serving metrics and probes on {address}");
         tokio::spawn(endpoint.serve());
     }
-    let listener = server::bind(&opts.socket).await?;
+    let (listener, activated) = server::listen(&opts.socket).await?;
     tracing::info!("listening on {}", opts.socket.display());
     daemon.resume()?;
     ready.store(true, Ordering::Relaxed);
@@ -114,8 +114,11 @@ async fn run(opts: &DaemonOpts) -> Result<()> {
         r = shutdown() => r,
     };
     // Leases stay on disk: the next daemon picks their timers up again.
-    if let Err(e) = std::fs::remove_file(&opts.socket) {
-        tracing::warn!("removing {}: {e}", opts.socket.display());
+    // A socket systemd passed stays too: systemd owns it.
+    if !activated {
+        if let Err(e) = std::fs::remove_file(&opts.socket) {
+            tracing::warn!("removing {}: {e}", opts.socket.display());
+        }
     }
     outcome
 }

@@ -5,6 +5,7 @@
 //! [`MAX_MESSAGE`](super::protocol::MAX_MESSAGE)), and a failing accept
 //! (EMFILE, ENFILE, ENOBUFS) pauses instead of ending `serve`.
 
+use std::os::fd::FromRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,7 +21,39 @@ use super::protocol::{read_message, write_message, MonitorEvent, Request, Respon
 use super::Daemon;
 use crate::cni::{Error, Result};
 
-pub async fn bind(path: &Path) -> Result<UnixListener> {
+/// The listening socket: the one systemd passed (socket activation,
+/// `lanbridge-daemon.socket`), else `path` bound here. `true` when it came
+/// from systemd, which then owns its file.
+pub async fn listen(path: &Path) -> Result<(UnixListener, bool)> {
+    match activated()? {
+        Some(listener) => {
+            tracing::info!("using the socket systemd passed (socket activation)");
+            Ok((listener, true))
+        }
+        None => Ok((bind(path).await?, false)),
+    }
+}
+
+/// The one socket of `LISTEN_FDS` (sd_listen_fds(3)): fd 3, when the
+/// variables are meant for this process.
+fn activated() -> Result<Option<UnixListener>> {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok())
+        == Some(std::process::id());
+    if !ours || std::env::var("LISTEN_FDS").as_deref() != Ok("1") {
+        return Ok(None);
+    }
+    const SD_LISTEN_FDS_START: i32 = 3;
+    // SAFETY: systemd passed fd 3 to this process, and nothing else in it
+    // takes ownership of that fd.
+    let listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(SD_LISTEN_FDS_START) };
+    let err = |e| Error::io("taking the socket systemd passed (fd 3)", e);
+    listener.set_nonblocking(true).map_err(err)?;
+    UnixListener::from_std(listener).map(Some).map_err(err)
+}
+
+async fn bind(path: &Path) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
