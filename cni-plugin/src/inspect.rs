@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::cni::{Error, Result};
 use crate::config::format_mac;
 use crate::daemon::store::LeaseStore;
-use crate::datapath::{ips_of, Datapath, Pins, ProgramReport};
+use crate::datapath::{ips_of, port_name as ifname, Datapath, Pins, ProgramReport};
 use crate::status::LeaseView;
 
 #[derive(Serialize)]
@@ -135,20 +135,6 @@ pub fn report(network: &str, pin_root: &Path, state_dir: &Path) -> Result<Report
         .counters
         .sort_by(|a, b| (&a.interface, &a.reason).cmp(&(&b.interface, &b.reason)));
     Ok(report)
-}
-
-/// The interface's name in this namespace, or `#<ifindex>` once it is gone;
-/// `departed` for the counters of pods removed from the network.
-pub fn ifname(index: u32) -> String {
-    if index == lanbridge_common::STAT_DEPARTED {
-        return "departed".to_string();
-    }
-    // Another namespace's index may come back as an empty name.
-    nix::net::if_::if_indextoname(index)
-        .ok()
-        .and_then(|c| c.into_string().ok())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| format!("#{index}"))
 }
 
 impl Report {

@@ -20,8 +20,7 @@ use crate::daemon::protocol::{
     Response, DEFAULT_SOCKET,
 };
 use crate::daemon::store::LeaseStore;
-use crate::datapath::{ips_of, networks, Datapath, Pins, DEFAULT_ROOT};
-use crate::inspect::ifname;
+use crate::datapath::{ips_of, networks, port_name as ifname, Datapath, Pins, DEFAULT_ROOT};
 use crate::scope;
 
 #[derive(clap::Args)]
@@ -124,7 +123,7 @@ impl LeaseView {
             container_id: record.key.container_id.clone(),
             ifname: record.key.ifname.clone(),
             address: lease.network(),
-            state: crate::daemon::metrics::state_name(state),
+            state: state.name(),
             since: status.map(|s| utc(s.since)),
             server: lease.server_id,
             renew_at: lease.renew_at().map(utc),

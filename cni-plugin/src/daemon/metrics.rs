@@ -30,7 +30,7 @@ use super::lifecycle::Book;
 use super::protocol::{LeaseState, OpReport};
 use super::store::LeaseStore;
 use crate::cni::{Error, Result};
-use crate::datapath::{networks, Datapath};
+use crate::datapath::{networks, port_name, Datapath};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ExchangeLabels {
@@ -137,7 +137,7 @@ impl Node {
                 let Some(reason) = Reason::from_u32(key.reason) else {
                     continue;
                 };
-                let interface = crate::inspect::ifname(key.ifindex);
+                let interface = port_name(key.ifindex);
                 rows.push((network.clone(), interface, reason, packets));
             }
         }
@@ -199,7 +199,7 @@ impl Collector for Node {
         }
         let mut leases = std::collections::BTreeMap::new();
         for (network, state) in self.leases() {
-            *leases.entry((network, state_name(state))).or_insert(0i64) += 1;
+            *leases.entry((network, state.name())).or_insert(0i64) += 1;
         }
         let mut family = encoder.encode_descriptor(
             "lanbridge_leases",
@@ -212,16 +212,6 @@ impl Collector for Node {
             ConstGauge::new(*n).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
-    }
-}
-
-pub fn state_name(state: LeaseState) -> &'static str {
-    match state {
-        LeaseState::Bound => "bound",
-        LeaseState::Renewing => "renewing",
-        LeaseState::Rebinding => "rebinding",
-        LeaseState::Expired => "expired",
-        LeaseState::Refused => "refused",
     }
 }
 

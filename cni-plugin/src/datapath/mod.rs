@@ -18,7 +18,7 @@ use std::path::Path;
 use ipnet::Ipv4Net;
 use lanbridge_common::{
     Endpoint, NetConfig, StatKey, EP_GUARD_IP, EP_GUARD_IP6, MAP_CLUSTER, MAP_SLOW_CIDRS, MAX_IPS,
-    MAX_IPS6, PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
+    MAX_IPS6, PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK, STAT_DEPARTED,
 };
 
 use attach::Hook;
@@ -27,6 +27,21 @@ pub use error::DatapathError;
 pub use events::EventRing;
 pub use maps::{ip_from_key, ip_key};
 pub use pins::{networks, unpin_name, Pins, DEFAULT_ROOT};
+
+/// The name of a port (or the uplink) in this namespace, or `#<ifindex>`
+/// when there is none here (gone, or another namespace's index);
+/// `departed` for the counters of pods removed from the network.
+pub fn port_name(ifindex: u32) -> String {
+    if ifindex == STAT_DEPARTED {
+        return "departed".to_string();
+    }
+    // Another namespace's index may come back as an empty name.
+    nix::net::if_::if_indextoname(ifindex)
+        .ok()
+        .and_then(|c| c.into_string().ok())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| format!("#{ifindex}"))
+}
 
 /// An endpoint's addresses.
 pub fn ips_of(ep: &Endpoint) -> Vec<Ipv4Addr> {
