@@ -13,7 +13,7 @@ use tokio::net::UnixStream;
 use crate::cni::{version::CURRENT, CniEnv, Command, Error, Result};
 use crate::commands;
 use crate::config::{self, NetConf};
-use crate::daemon::protocol::{
+use crate::dhcp::protocol::{
     read_message, write_message, OpReport, Request, Response, DEFAULT_SOCKET,
 };
 use crate::ipam::Ipam;
@@ -37,9 +37,7 @@ pub fn main(command: &str) -> ExitCode {
         .to_string();
 
     let outcome = raw.and_then(|raw| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+        crate::cli::runtime(1)
             .map_err(|e| Error::io("starting the runtime", e))?
             .block_on(async {
                 let started = std::time::Instant::now();
@@ -75,7 +73,7 @@ async fn report(command: &str, raw: &Value, outcome: &Result<Option<Value>>, too
         .pointer("/ipam/daemonSocketPath")
         .and_then(Value::as_str)
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::scope::file(DEFAULT_SOCKET));
+        .unwrap_or_else(|| crate::node::scope::file(DEFAULT_SOCKET));
     let request = Request::Report(OpReport {
         command: command.to_string(),
         network: raw
