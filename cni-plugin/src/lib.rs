@@ -33,11 +33,12 @@ mod masquerade;
 pub mod ipam;
 
 /// The DHCP client (messages, options, raw sockets, ARP probes, leases), the
-/// plugin ↔ agent lease protocol and the agent's lease files.
+/// plugin ↔ agent protocol (leases, command reports, the drop stream) and
+/// the agent's lease files.
 pub mod dhcp;
 
 /// The eBPF datapath: the embedded object, loading, pins, maps, attaching
-/// programs to the bridge ports, upgrades.
+/// programs to the bridge ports, upgrades, the drop-event ring.
 pub mod datapath;
 
 /// Lan mode: the bridge's uplink to the LAN whose DHCP server leases pods
@@ -49,12 +50,13 @@ pub mod lan;
 /// one table mapping every domain error to its CNI code.
 pub mod commands;
 
-/// The node agent (`lanbridge daemon`): owns the DHCP leases and follows the
-/// peers file to keep the routes to other nodes' pod subnets.
+/// The node agent (`lanbridge daemon`): owns the DHCP leases, follows the
+/// peers file to keep the routes to other nodes' pod subnets, drains the
+/// programs' drop events (log, `monitor`) and serves metrics and probes.
 pub mod agent;
 
-/// `lanbridge` run by a person: one clap tree (inspect, install, cleanup,
-/// daemon, routes) and one tokio runtime builder.
+/// `lanbridge` run by a person: one clap tree (status, inspect, monitor,
+/// install, cleanup, daemon, routes) and one tokio runtime builder.
 pub mod cli;
 
 /// `lanbridge` run by a container runtime: `CNI_COMMAND` dispatch, the result

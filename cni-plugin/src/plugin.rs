@@ -4,11 +4,18 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use serde_json::Value;
+use tokio::net::UnixStream;
 
 use crate::cni::{version::CURRENT, CniEnv, Command, Error, Result};
 use crate::commands;
 use crate::config::{self, NetConf};
+use crate::dhcp::protocol::{
+    read_message, write_message, OpReport, Request, Response, DEFAULT_SOCKET,
+};
 use crate::ipam::Ipam;
 
 pub fn main(command: &str) -> ExitCode {
@@ -32,7 +39,12 @@ pub fn main(command: &str) -> ExitCode {
     let outcome = raw.and_then(|raw| {
         crate::cli::runtime(1)
             .map_err(|e| Error::io("starting the runtime", e))?
-            .block_on(dispatch(command, raw))
+            .block_on(async {
+                let started = std::time::Instant::now();
+                let outcome = dispatch(command, raw.clone()).await;
+                report(command, &raw, &outcome, started.elapsed()).await;
+                outcome
+            })
     });
     match outcome {
         Ok(None) => ExitCode::SUCCESS,
@@ -45,6 +57,46 @@ pub fn main(command: &str) -> ExitCode {
             print_json(&e.to_json(&reply_version));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// How long the plugin waits for the daemon to take a report.
+const REPORT_PATIENCE: Duration = Duration::from_millis(200);
+
+/// Tells the node's daemon, if one listens, what the command did and how
+/// long it took (its metrics). Best effort: a runtime never waits long for it.
+async fn report(command: &str, raw: &Value, outcome: &Result<Option<Value>>, took: Duration) {
+    if !matches!(command, "ADD" | "DEL" | "CHECK" | "GC" | "STATUS") {
+        return;
+    }
+    let socket = raw
+        .pointer("/ipam/daemonSocketPath")
+        .and_then(Value::as_str)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::node::scope::file(DEFAULT_SOCKET));
+    let request = Request::Report(OpReport {
+        command: command.to_string(),
+        network: raw
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        code: outcome.as_ref().err().map_or(0, Error::code),
+        seconds: took.as_secs_f64(),
+    });
+    let exchange = async {
+        let stream = UnixStream::connect(&socket)
+            .await
+            .map_err(|e| Error::io("connecting", e))?;
+        let (reader, mut writer) = stream.into_split();
+        write_message(&mut writer, &request).await?;
+        read_message::<_, Response>(reader).await
+    };
+    if let Ok(Err(e)) = tokio::time::timeout(REPORT_PATIENCE, exchange).await {
+        tracing::debug!(
+            "reporting {command} to the daemon at {}: {e}",
+            socket.display()
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 //! is at most 15 bytes (the kernel's BPF_OBJ_NAME_LEN - 1).
 #![no_std]
 
+pub mod event;
 pub mod frame;
 pub mod ip6;
 pub mod packet;
@@ -49,6 +50,16 @@ pub const MAP_DHCP_PORTS: &str = "lb_dhcp_ports";
 /// Per-CPU scratch of `lb_from_pod`'s DHCP option scan (not pinned: only
 /// the program uses it).
 pub const MAP_SCAN: &str = "lb_scan";
+/// Ring buffer of [`event::DropEvent`]s, drained by the daemon.
+pub const MAP_EVENTS: &str = "lb_events";
+/// LRU hash port ifindex -> [`event::EventBucket`]: each port's event rate
+/// limit (an evicted entry only gives a port a full bucket again).
+pub const MAP_EVENT_RATE: &str = "lb_event_rate";
+
+/// The `ifindex` of [`StatKey`]s holding what the pods removed from the
+/// network had counted (DEL folds a port's counters in): no device has
+/// index 0, and the programs never count under it.
+pub const STAT_DEPARTED: u32 = 0;
 
 pub const MAX_ENDPOINTS: u32 = 4096;
 pub const MAX_STATS: u32 = MAX_ENDPOINTS * 16;
@@ -68,6 +79,18 @@ pub const MAX_IPS6: usize = 2;
 /// The longest DHCP client identifier (option 61) an endpoint holds;
 /// lanbridge's are 17 bytes (attachment) or 7 (MAC).
 pub const MAX_CLIENT_ID: usize = 32;
+
+/// A rate limit as a token bucket kept in one number (GCRA): `due` is when
+/// the next event would be on time (0 = never). One at `now` passes when it
+/// is at most `burst - 1` intervals early; the new `due` is returned.
+#[inline(always)]
+pub fn gcra(due: u64, now: u64, interval: u64, burst: u64) -> Option<u64> {
+    let due = if due > now { due } else { now };
+    if due - now > (burst - 1) * interval {
+        return None;
+    }
+    Some(due + interval)
+}
 
 /// One pod port.
 #[repr(C)]
@@ -402,6 +425,8 @@ mod user {
     unsafe impl aya::Pod for super::StatKey {}
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::DhcpPort {}
+    unsafe impl aya::Pod for super::event::DropEvent {}
+    unsafe impl aya::Pod for super::event::EventBucket {}
 }
 
 #[cfg(test)]
@@ -426,6 +451,8 @@ mod tests {
             PROG_TO_UPLINK,
             MAP_DHCP_PORTS,
             MAP_SCAN,
+            MAP_EVENTS,
+            MAP_EVENT_RATE,
         ] {
             assert!(name.len() <= 15, "{name} is longer than 15 bytes");
         }
@@ -439,6 +466,8 @@ mod tests {
         assert_eq!(core::mem::size_of::<MacKey>(), 8);
         assert_eq!(core::mem::size_of::<StatKey>(), 8);
         assert_eq!(core::mem::size_of::<DhcpPort>(), 16);
+        assert_eq!(core::mem::size_of::<event::DropEvent>(), 72);
+        assert_eq!(core::mem::size_of::<event::EventBucket>(), 16);
     }
 
     #[test]

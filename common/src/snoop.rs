@@ -316,16 +316,11 @@ fn client_id_is<P: Packet + ?Sized>(
     Ok(diff == 0)
 }
 
-/// The rate limit as a token bucket kept in one number (GCRA): `due` is when
-/// the port's next message would be on time (0 = never sent). A message at
-/// `now` passes when it is at most a burst early; the new `due` is returned.
+/// The DHCP rate limit ([`crate::gcra`]): `due` is when the port's next
+/// message would be on time (0 = never sent); the new `due` when it passes.
 #[inline(always)]
 pub fn rate_admit(due: u64, now: u64) -> Option<u64> {
-    let due = if due > now { due } else { now };
-    if due - now > (DHCP_RATE_BURST - 1) * DHCP_RATE_INTERVAL_NS {
-        return None;
-    }
-    Some(due + DHCP_RATE_INTERVAL_NS)
+    crate::gcra(due, now, DHCP_RATE_INTERVAL_NS, DHCP_RATE_BURST)
 }
 
 #[cfg(test)]

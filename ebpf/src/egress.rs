@@ -13,16 +13,16 @@ use lanbridge_common::{
     FlowKey, Reason, CFG_LAN_MODE, EP_ISOLATED, FAST_PATH_MARK,
 };
 
-use crate::programs::{
-    config, parse, Direct, Loaded, Verdict, BY_IP, BY_IP6, ENDPOINTS, FLOWS, PASS,
-};
+use crate::maps::{config, BY_IP, BY_IP6, ENDPOINTS, FLOWS};
+use crate::skb::parse;
+use crate::verdict::{Verdict, PASS};
 
 /// The stack delivers to the pod behind `ifindex`: dropped when both are
 /// isolated pods; otherwise, in lan mode, its replies, as `lb_from_pod`
 /// will see them, go to the stack. (Fast-path deliveries use
 /// `bpf_redirect_peer`, which skips this hook.)
 #[inline(always)]
-pub fn to_pod(ctx: &TcContext, ifindex: u32) -> Verdict {
+pub(crate) fn try_to_pod(ctx: &TcContext, ifindex: u32) -> Verdict {
     let Some(frame) = parse!(ctx, parse_frame) else {
         return PASS;
     };
@@ -69,7 +69,7 @@ fn from_isolated_peer(ctx: &TcContext, frame: &Frame, ifindex: u32) -> bool {
 /// `lb_from_uplink` will see them, go to the stack. Fast-path packets carry
 /// [`FAST_PATH_MARK`], which is cleared here.
 #[inline(always)]
-pub fn to_uplink(ctx: &TcContext) {
+pub(crate) fn try_to_uplink(ctx: &TcContext) {
     // SAFETY: `mark` is readable by TC programs.
     let mark = unsafe { (*ctx.skb.skb).mark };
     if mark & FAST_PATH_MARK != 0 {

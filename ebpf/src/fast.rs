@@ -26,10 +26,9 @@ use lanbridge_common::{
     FLOW_TTL_TCP_NS,
 };
 
-use crate::programs::{
-    parse, redirect, Direct, Loaded, Verdict, BY_IP, CLUSTER, ENDPOINTS, ERROR, FLOWS, PASS,
-    SLOW_CIDRS,
-};
+use crate::maps::{BY_IP, CLUSTER, ENDPOINTS, FLOWS, SLOW_CIDRS};
+use crate::skb::{parse, redirect};
+use crate::verdict::{Verdict, ERROR, PASS};
 
 const AF_INET: u8 = 2;
 /// The Ethernet header's two addresses.

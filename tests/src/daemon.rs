@@ -21,6 +21,8 @@ pub struct LanbridgeDaemon {
     proc: Option<Background>,
     /// `RLIMIT_NOFILE` of the next start, if limited.
     nofile: Option<u64>,
+    /// More arguments of `lanbridge daemon` from the next start on.
+    args: Vec<String>,
     /// Byte offset of the log where the current run started.
     run_start: usize,
     runs: u32,
@@ -39,6 +41,7 @@ impl LanbridgeDaemon {
             log: dir.join("daemon.log"),
             proc: None,
             nofile: None,
+            args: Vec::new(),
             run_start: 0,
             runs: 0,
         };
@@ -97,6 +100,56 @@ impl LanbridgeDaemon {
         }
     }
 
+    /// `lanbridge monitor <args>` in the daemon's node, its output (stdout
+    /// and stderr) in `<daemon dir>/monitor-<n>.log`; killed on drop.
+    pub fn monitor(&self, args: &[&str]) -> Background {
+        let dir = self.log.parent().expect("the log's directory");
+        let n = std::fs::read_dir(dir).map_or(0, |d| d.count());
+        let mut cmd = std::process::Command::new("nsenter");
+        cmd.arg(format!("--net={}", self.node.display()))
+            .arg("--")
+            .arg(lanbridge_bin())
+            .arg("monitor")
+            .args(args);
+        Background::spawn(
+            &format!("lanbridge monitor in {}", self.node_name),
+            cmd,
+            &dir.join(format!("monitor-{n}.log")),
+        )
+    }
+
+    /// Restarts the daemon with more arguments (e.g. `--metrics-address`).
+    pub fn restart_with_args(&mut self, args: &[&str]) {
+        self.args = args.iter().map(|a| a.to_string()).collect();
+        self.restart();
+    }
+
+    /// `GET <path>` of the daemon's metrics endpoint at `address` (inside
+    /// the node): the status code and the body.
+    pub fn http_get(&self, address: &str, path: &str) -> (u16, String) {
+        let (node, address, path) = (self.node.clone(), address.to_string(), path.to_string());
+        let get = std::thread::spawn(move || {
+            crate::netns::enter(&node);
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(&address)
+                .unwrap_or_else(|e| panic!("connecting to {address}: {e}"));
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).unwrap();
+            let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+            let status = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .expect("a status");
+            (status, body.to_string())
+        });
+        get.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+
     /// Restarts the daemon with at most `n` open file descriptors.
     pub fn restart_with_nofile(&mut self, n: u64) {
         self.nofile = Some(n);
@@ -118,6 +171,7 @@ impl LanbridgeDaemon {
             .arg("--")
             .arg(lanbridge_bin())
             .arg("daemon")
+            .args(&self.args)
             .env("LANBRIDGE_LOG", "info");
         let mut proc = Background::spawn(
             &format!("lanbridge daemon #{} in {}", self.runs, self.node_name),

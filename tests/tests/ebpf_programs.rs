@@ -20,16 +20,19 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use aya::maps::{Array, HashMap, MapData, PerCpuHashMap};
+use std::mem::size_of;
+
+use aya::maps::{Array, HashMap, MapData, PerCpuHashMap, RingBuf};
 use aya::programs::SchedClassifier;
 use aya::{Ebpf, TestRun, TestRunOptions};
 use std::net::Ipv6Addr;
 
 use lanbridge_common::{
+    event::{DropEvent, EVENT_BURST, EVENT_INTERVAL_NS},
     DhcpPort, Endpoint, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_LAN_MODE,
     EP_DHCP_RELAY, EP_GUARD_IP, EP_GUARD_IP6, EP_ISOLATED, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC,
-    MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_STATS, PROG_FROM_POD, PROG_FROM_UPLINK,
-    PROG_TO_POD,
+    MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENTS, MAP_STATS, PROG_FROM_POD,
+    PROG_FROM_UPLINK, PROG_TO_POD,
 };
 use lanbridge_tests::frames6::{
     self, fragment_header, link_local, neighbour_advertisement, neighbour_solicitation,
@@ -1758,5 +1761,82 @@ fn counters_accumulate_per_port_and_reason() {
         assert_eq!(dp.count(dp.uplink, Reason::DhcpToPod), 1);
         assert_eq!(dp.count(dp.uplink, Reason::Passed), 1);
         assert_eq!(dp.counters().len(), 6);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Drop events
+
+/// Every event in `lb_events`, oldest first.
+fn drain_events(events: &mut RingBuf<MapData>) -> Vec<DropEvent> {
+    let mut all = Vec::new();
+    while let Some(item) = events.next() {
+        assert_eq!(item.len(), size_of::<DropEvent>(), "an event's size");
+        // SAFETY: `DropEvent` is plain data, any bit pattern valid.
+        all.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<DropEvent>()) });
+    }
+    all
+}
+
+#[test]
+fn drops_are_reported_with_the_packet_and_rate_limited_per_port() {
+    with_datapath(|dp| {
+        let mut events: RingBuf<MapData> = dp
+            .ebpf
+            .take_map(MAP_EVENTS)
+            .expect("no lb_events in the object")
+            .try_into()
+            .unwrap();
+        let spoof = Frame {
+            saddr: [192, 168, 1, 51],
+            ..discover()
+        }
+        .build();
+        assert_eq!(dp.run_pod(dp.pod, &spoof).retval, TC_ACT_SHOT);
+        // What passes or is relayed is no event.
+        assert_eq!(dp.run_pod(dp.pod2, &arp(POD2_MAC)).retval, TC_ACT_UNSPEC);
+        let ev = drain_events(&mut events);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        let ev = ev[0];
+        assert_eq!(
+            (ev.ifindex, ev.reason),
+            (dp.pod, Reason::DropDhcpSpoof as u32)
+        );
+        assert_eq!((ev.src_mac, ev.dst_mac), (POD_MAC, BROADCAST_MAC));
+        assert_eq!((ev.ethertype, ev.proto), (0x0800, 17));
+        assert_eq!(&ev.saddr[..4], &[192, 168, 1, 51]);
+        assert_eq!(&ev.daddr[..4], &[255, 255, 255, 255]);
+        assert_eq!((ev.sport, ev.dport), (68, 67));
+        assert_eq!((ev.len as usize, ev.suppressed), (spoof.len(), 0));
+
+        // A flood: the bucket's burst is reported (a token may come back
+        // while the runs go on), the rest counted as suppressed.
+        let flood = 3 * EVENT_BURST as usize;
+        for _ in 0..flood {
+            dp.run_pod(dp.pod, &spoof);
+        }
+        let sent = drain_events(&mut events).len();
+        let burst = EVENT_BURST as usize - 1;
+        assert!(
+            (burst..burst + 3).contains(&sent),
+            "{sent} events of {flood}"
+        );
+        // Another port has its own bucket.
+        let other = Frame {
+            src_mac: OTHER_MAC,
+            ..discover()
+        }
+        .build();
+        dp.run_pod(dp.pod2, &other);
+        let ev = drain_events(&mut events);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!((ev[0].ifindex, ev[0].src_mac), (dp.pod2, OTHER_MAC));
+        // Once a token is back, the next event says how many were suppressed.
+        thread::sleep(Duration::from_nanos(2 * EVENT_INTERVAL_NS));
+        dp.run_pod(dp.pod, &spoof);
+        let ev = drain_events(&mut events);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(ev[0].suppressed as usize, flood - sent);
+        assert_eq!(dp.count(dp.pod, Reason::DropDhcpSpoof), flood as u64 + 2);
     });
 }

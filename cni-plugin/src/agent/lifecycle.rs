@@ -42,6 +42,13 @@ impl Book {
         self.lock().get(key).cloned()
     }
 
+    pub fn all(&self) -> Vec<(LeaseKey, LeaseStatus)> {
+        self.lock()
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect()
+    }
+
     /// Records a state change (the time only moves when the state does).
     pub fn set(&self, record: &LeaseRecord, state: LeaseState, last_error: Option<String>) {
         let mut book = self.lock();
@@ -208,7 +215,11 @@ async fn reacquire(ctx: &Ctx, record: &LeaseRecord) -> Option<Lease> {
             let Some(socket) = open_socket(record)? else {
                 return Ok(None);
             };
-            Ok::<_, Error>(Some(dhcp::acquire(&socket, &params).await?))
+            let started = Instant::now();
+            let lease = dhcp::acquire(&socket, &params).await;
+            let network = &record.key.network;
+            super::metrics::exchange(network, "acquire", lease.is_ok(), started.elapsed());
+            Ok::<_, Error>(Some(lease?))
         };
         match acquired.await {
             Ok(lease) => return lease,
@@ -331,10 +342,16 @@ async fn attempt(record: &LeaseRecord, step: Step, timeout: Duration) -> Result<
         Ok(None) => return Err(Failure::Stop(Ext::PodGone)),
         Err(e) => return Err(Failure::Retry(e)),
     };
-    let lease = match step {
-        Step::Renew => dhcp::renew(&socket, &params, &record.lease).await,
-        Step::Rebind => dhcp::rebind(&socket, &params, &record.lease).await,
+    let started = Instant::now();
+    let (exchange, lease) = match step {
+        Step::Renew => ("renew", dhcp::renew(&socket, &params, &record.lease).await),
+        Step::Rebind => (
+            "rebind",
+            dhcp::rebind(&socket, &params, &record.lease).await,
+        ),
     };
+    let network = &record.key.network;
+    super::metrics::exchange(network, exchange, lease.is_ok(), started.elapsed());
     lease.map_err(|e| match e {
         DhcpError::Nak { .. } => Failure::Stop(Ext::Refused(e.to_string())),
         e => Failure::Retry(e.into()),

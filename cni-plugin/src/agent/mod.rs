@@ -4,10 +4,13 @@
 //! restart resumes its timers, renews at T1 (unicast), rebinds at T2
 //! (broadcast), withdraws what the node did for an address when its lease
 //! ends and moves it to the next lease ([`lifecycle`], [`claim`]), and
-//! sends releases that DEL had to queue while it was down.
+//! sends releases that DEL had to queue while it was down. It drains the
+//! programs' drop events into its log and to `lanbridge monitor` ([`monitor`]).
 
 mod claim;
 mod lifecycle;
+pub mod metrics;
+mod monitor;
 mod release;
 mod server;
 
@@ -16,6 +19,7 @@ pub mod routes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +35,12 @@ use lifecycle::{Book, Ctx};
 pub struct DaemonOpts {
     pub socket: PathBuf,
     pub state_dir: PathBuf,
+    /// Where the networks' programs and maps are pinned: their drop events
+    /// are read from there.
+    pub pin_root: PathBuf,
+    /// `--metrics-address`: where `/metrics`, `/healthz` and `/readyz` are
+    /// served (none by default).
+    pub metrics_address: Option<String>,
     /// `--peers FILE --node NAME`: keep the routes to the other nodes' pod subnets.
     pub routes: Option<crate::agent::routes::Follow>,
 }
@@ -43,6 +53,8 @@ pub struct Daemon {
     claims: Arc<tokio::sync::Mutex<()>>,
     /// The renewal task of each lease.
     tasks: Mutex<HashMap<LeaseKey, JoinHandle<()>>>,
+    /// The networks' drop events, for `lanbridge monitor`.
+    drops: Arc<monitor::Drops>,
 }
 
 pub async fn run(opts: &DaemonOpts) -> Result<()> {
@@ -51,11 +63,27 @@ pub async fn run(opts: &DaemonOpts) -> Result<()> {
         book: Book::default(),
         claims: Arc::default(),
         tasks: Mutex::new(HashMap::new()),
+        drops: Arc::default(),
     });
-    let listener = server::bind(&opts.socket).await?;
+    let ready = Arc::new(AtomicBool::new(false));
+    if let Some(address) = &opts.metrics_address {
+        let endpoint = metrics::Endpoint::bind(
+            address,
+            opts.pin_root.clone(),
+            daemon.store.clone(),
+            daemon.book.clone(),
+            ready.clone(),
+        )
+        .await?;
+        tracing::info!("serving metrics and probes on {address}");
+        tokio::spawn(endpoint.serve());
+    }
+    let (listener, activated) = server::listen(&opts.socket).await?;
     tracing::info!("listening on {}", opts.socket.display());
     daemon.resume()?;
+    ready.store(true, Ordering::Relaxed);
     tokio::spawn(release::flush_queue(daemon.store.clone()));
+    tokio::spawn(monitor::watch(opts.pin_root.clone(), daemon.drops.clone()));
     if let Some(follow) = opts.routes.clone() {
         // Syncs at start and on every change of the file; never ends the daemon.
         tokio::spawn(crate::agent::routes::follow(follow));
@@ -65,8 +93,11 @@ pub async fn run(opts: &DaemonOpts) -> Result<()> {
         r = shutdown() => r,
     };
     // Leases stay on disk: the next daemon picks their timers up again.
-    if let Err(e) = std::fs::remove_file(&opts.socket) {
-        tracing::warn!("removing {}: {e}", opts.socket.display());
+    // A socket systemd passed stays too: systemd owns it.
+    if !activated {
+        if let Err(e) = std::fs::remove_file(&opts.socket) {
+            tracing::warn!("removing {}: {e}", opts.socket.display());
+        }
     }
     outcome
 }
@@ -120,7 +151,15 @@ impl Daemon {
         };
         let ns = NetNs::open(&req.netns)?;
         let socket = DhcpSocket::open(&ns, &req.key.ifname)?;
-        let lease = dhcp::acquire(&socket, &params).await?;
+        let started = std::time::Instant::now();
+        let lease = dhcp::acquire(&socket, &params).await;
+        metrics::exchange(
+            &req.key.network,
+            "acquire",
+            lease.is_ok(),
+            started.elapsed(),
+        );
+        let lease = lease?;
         tracing::info!(
             "leased {} to {}/{} from {} for {} s",
             lease.network(),

@@ -5,19 +5,55 @@
 //! [`MAX_MESSAGE`](crate::dhcp::protocol::MAX_MESSAGE)), and a failing accept
 //! (EMFILE, ENFILE, ENOBUFS) pauses instead of ending `serve`.
 
+use std::os::fd::FromRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::Semaphore;
 
 use super::Daemon;
 use crate::cni::{Error, Result};
-use crate::dhcp::protocol::{read_message, write_message, Request, Response};
+use crate::dhcp::protocol::{read_message, write_message, MonitorEvent, Request, Response};
 
-pub async fn bind(path: &Path) -> Result<UnixListener> {
+/// The listening socket: the one systemd passed (socket activation,
+/// `lanbridge-daemon.socket`), else `path` bound here. `true` when it came
+/// from systemd, which then owns its file.
+pub async fn listen(path: &Path) -> Result<(UnixListener, bool)> {
+    match activated()? {
+        Some(listener) => {
+            tracing::info!("using the socket systemd passed (socket activation)");
+            Ok((listener, true))
+        }
+        None => Ok((bind(path).await?, false)),
+    }
+}
+
+/// The one socket of `LISTEN_FDS` (sd_listen_fds(3)): fd 3, when the
+/// variables are meant for this process.
+fn activated() -> Result<Option<UnixListener>> {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok())
+        == Some(std::process::id());
+    if !ours || std::env::var("LISTEN_FDS").as_deref() != Ok("1") {
+        return Ok(None);
+    }
+    const SD_LISTEN_FDS_START: i32 = 3;
+    // SAFETY: systemd passed fd 3 to this process, and nothing else in it
+    // takes ownership of that fd.
+    let listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(SD_LISTEN_FDS_START) };
+    let err = |e| Error::io("taking the socket systemd passed (fd 3)", e);
+    listener.set_nonblocking(true).map_err(err)?;
+    UnixListener::from_std(listener).map(Some).map_err(err)
+}
+
+async fn bind(path: &Path) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
@@ -97,8 +133,8 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> Result<()> {
 }
 
 async fn handle(stream: UnixStream, daemon: &Arc<Daemon>) -> Result<()> {
-    let (reader, mut writer) = stream.into_split();
-    let request: Request = tokio::time::timeout(READ_TIMEOUT, read_message(reader))
+    let (mut reader, mut writer) = stream.into_split();
+    let request: Request = tokio::time::timeout(READ_TIMEOUT, read_message(&mut reader))
         .await
         .map_err(|_| {
             Error::io(
@@ -110,10 +146,22 @@ async fn handle(stream: UnixStream, daemon: &Arc<Daemon>) -> Result<()> {
             )
         })??;
     let response = match request {
-        Request::Acquire(req) => match daemon.acquire(*req).await {
-            Ok(lease) => Response::Lease { lease },
-            Err(e) => error(e),
-        },
+        Request::Acquire(req) => {
+            let key = req.key.clone();
+            match daemon.acquire(*req).await {
+                Ok(lease) => Response::Lease { lease },
+                Err(e) => {
+                    // The plugin's stderr is often swallowed by the runtime.
+                    tracing::warn!(
+                        "no lease for {}/{} on network {}: {e}",
+                        key.container_id,
+                        key.ifname,
+                        key.network
+                    );
+                    error(e)
+                }
+            }
+        }
         Request::Release { key } => match daemon.release(&key).await {
             Ok(sent) => Response::Released { sent },
             Err(e) => error(e),
@@ -125,8 +173,46 @@ async fn handle(stream: UnixStream, daemon: &Arc<Daemon>) -> Result<()> {
         Request::Status { key } => Response::Status {
             status: daemon.status(&key),
         },
+        Request::LeaseStates => Response::LeaseStates {
+            states: daemon.book.all(),
+        },
+        Request::Report(report) => {
+            super::metrics::operation(&report);
+            Response::Noted
+        }
+        Request::Monitor { network } => {
+            return monitor(reader, writer, daemon, network).await;
+        }
     };
     write_message(&mut writer, &response).await
+}
+
+/// Streams drop events until the client closes its end (or stops reading
+/// and the daemon's writes fail).
+async fn monitor(
+    mut reader: OwnedReadHalf,
+    mut writer: OwnedWriteHalf,
+    daemon: &Arc<Daemon>,
+    network: Option<String>,
+) -> Result<()> {
+    let mut events = daemon.drops.subscribe();
+    let mut byte = [0u8; 1];
+    loop {
+        let event = tokio::select! {
+            // Anything more from the client, or its end, ends the stream.
+            _ = reader.read(&mut byte) => return Ok(()),
+            event = events.recv() => event,
+        };
+        let line = match event {
+            Ok(record) if network.as_ref().is_none_or(|n| *n == record.network) => {
+                MonitorEvent::Drop(Box::new((*record).clone()))
+            }
+            Ok(_) => continue,
+            Err(RecvError::Lagged(count)) => MonitorEvent::Lost { count },
+            Err(RecvError::Closed) => return Ok(()),
+        };
+        write_message(&mut writer, &line).await?;
+    }
 }
 
 fn error(e: Error) -> Response {

@@ -7,9 +7,9 @@ use std::path::Path;
 use lanbridge_common::{Reason, EP_DHCP_RELAY};
 use serde::Serialize;
 
-use crate::cni::Result;
-use crate::datapath::{ips_of, Datapath, Pins, ProgramReport};
-use crate::dhcp::protocol::LeaseRecord;
+use super::status::LeaseView;
+use crate::cni::{Error, Result};
+use crate::datapath::{ips_of, port_name as ifname, Datapath, Pins, ProgramReport};
 use crate::dhcp::store::LeaseStore;
 use crate::node::mac::format_mac;
 
@@ -21,7 +21,7 @@ pub struct Report {
     programs: Vec<ProgramReport>,
     attachments: Vec<String>,
     endpoints: Vec<EndpointReport>,
-    leases: Vec<LeaseRecord>,
+    leases: Vec<LeaseView>,
     counters: Vec<CounterReport>,
 }
 
@@ -49,11 +49,30 @@ struct CounterReport {
 
 pub fn report(network: &str, pin_root: &Path, state_dir: &Path) -> Result<Report> {
     let dp = Datapath::existing(pin_root, network)?;
-    let leases = LeaseStore::new(state_dir)
+    let leases: Vec<LeaseView> = LeaseStore::new(state_dir)
         .all()?
-        .into_iter()
+        .iter()
         .filter(|l| l.key.network == network)
+        .map(|l| LeaseView::new(l, None))
         .collect();
+    if dp.is_none() && leases.is_empty() {
+        let known = crate::datapath::networks(pin_root);
+        return Err(Error::io(
+            format!("inspecting network {network:?}"),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "no such network on this node (nothing under {}; networks here: {})",
+                    Pins::new(pin_root, network).dir().display(),
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ),
+        ));
+    }
     let mut report = Report {
         network: network.to_string(),
         pins: Pins::new(pin_root, network).dir().display().to_string(),
@@ -115,14 +134,6 @@ pub fn report(network: &str, pin_root: &Path, state_dir: &Path) -> Result<Report
     Ok(report)
 }
 
-/// The interface's name in this namespace, or `#<ifindex>` once it is gone.
-fn ifname(index: u32) -> String {
-    nix::net::if_::if_indextoname(index)
-        .ok()
-        .and_then(|c| c.into_string().ok())
-        .unwrap_or_else(|| format!("#{index}"))
-}
-
 impl Report {
     pub fn render(&self) -> String {
         let mut out = format!("network {}  (pins: {})\n", self.network, self.pins);
@@ -145,6 +156,9 @@ impl Report {
                 p.run_count,
                 per_run
             );
+        }
+        if self.programs.iter().all(|p| p.run_count == 0) && !self.programs.is_empty() {
+            out += "  (runs stay 0 while kernel.bpf_stats_enabled is 0)\n";
         }
         out += "\nattachments (TCX ingress, `bpftool link show`)\n";
         for a in &self.attachments {
@@ -174,17 +188,17 @@ impl Report {
                     .map_or_else(String::new, |id| format!(" client-id {id}"))
             );
         }
-        out += "\nleases\n";
+        out += "\nleases (absolute times, UTC; states: `lanbridge status`)\n";
         for l in &self.leases {
             out += &format!(
-                "  {}/{:<6} {:<18} from {:<15} {} s, renew at +{} s{}\n",
-                l.key.container_id,
-                l.key.ifname,
-                l.lease.network(),
-                l.lease.server_id,
-                l.lease.lease_time,
-                l.lease.t1,
-                if l.withdrawn {
+                "  {}/{:<6} {:<18} from {:<15} renew {} expires {}{}\n",
+                l.container_id.chars().take(12).collect::<String>(),
+                l.ifname,
+                l.address,
+                l.server,
+                l.renew_at.as_deref().unwrap_or("never"),
+                l.expires_at.as_deref().unwrap_or("never"),
+                if l.state == "expired" {
                     "  (lost: withdrawn, re-acquiring)"
                 } else {
                     ""
@@ -200,6 +214,16 @@ impl Report {
                 c.packets,
                 if c.drop { "  (drop)" } else { "" }
             );
+        }
+        if self
+            .endpoints
+            .iter()
+            .map(|e| &e.port)
+            .chain(&self.attachments)
+            .any(|name| name.starts_with('#'))
+        {
+            out += "\nwarning: interfaces shown as #ifindex have no name in this network \
+                    namespace: run inspect in the node's (nsenter --net=...)\n";
         }
         out
     }

@@ -3,7 +3,9 @@
 pub mod cleanup;
 pub mod inspect;
 pub mod install;
+pub mod monitor;
 mod routes;
+pub mod status;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,9 @@ struct Cli {
 enum Cmd {
     /// Print the plugin version, the CNI versions it speaks and its eBPF object.
     Version,
+    /// Show the node: the daemon, each network (mode, bridge, uplink,
+    /// programs, attachments) and each pod's address and lease.
+    Status(status::Args),
     /// Show a network's eBPF programs, attachments, endpoints, leases and counters.
     Inspect {
         /// The network's `name`.
@@ -43,13 +48,17 @@ enum Cmd {
         /// The network's `pinRoot` (the default is scoped per network namespace).
         #[arg(long, default_value_os_t = scope::dir(DEFAULT_PIN_ROOT))]
         pin_root: PathBuf,
-        /// The network's `stateDir` (the default is scoped per network namespace).
+        /// The daemon's `--state-dir`, where it keeps the leases (the
+        /// default is scoped per network namespace).
         #[arg(long, default_value_os_t = scope::dir(DEFAULT_STATE_DIR))]
         state_dir: PathBuf,
-        /// Print JSON instead of tables.
+        /// Print JSON instead of tables (MACs and client IDs as strings).
         #[arg(long)]
         json: bool,
     },
+    /// Stream the node's drops as they happen (from the daemon): each
+    /// packet's port, reason, MACs, addresses and ports.
+    Monitor(monitor::Args),
     /// Run the node agent: owns DHCP leases (acquire, renew, rebind, release)
     /// for pods on networks with `"ipam": {"type": "dhcp"}`.
     Daemon {
@@ -60,6 +69,14 @@ enum Cmd {
         /// Where leases are persisted (the networks' `stateDir`).
         #[arg(long, default_value_os_t = scope::dir(DEFAULT_STATE_DIR))]
         state_dir: PathBuf,
+        /// Where the networks' programs and maps are pinned (their
+        /// `pinRoot`): drop events are read from there.
+        #[arg(long, default_value_os_t = scope::dir(DEFAULT_PIN_ROOT))]
+        pin_root: PathBuf,
+        /// Serve Prometheus metrics (`/metrics`) and probes (`/healthz`,
+        /// `/readyz`) on this address (e.g. `0.0.0.0:9465`); off by default.
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics_address: Option<String>,
         #[command(flatten)]
         peers: routes::FollowArgs,
     },
@@ -109,9 +126,13 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::Monitor(args) => monitor::main(args),
+        Cmd::Status(args) => status::main(args),
         Cmd::Daemon {
             socket,
             state_dir,
+            pin_root,
+            metrics_address,
             peers,
         } => {
             // A dead namespace's leases are not this one's to resume.
@@ -122,6 +143,8 @@ pub fn main() -> ExitCode {
             daemon(DaemonOpts {
                 socket,
                 state_dir,
+                pin_root,
+                metrics_address,
                 routes: peers.follow(),
             })
         }

@@ -3,11 +3,12 @@
 use std::net::Ipv4Addr;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap};
+use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap, PerCpuValues};
 use ipnet::Ipv4Net;
 use lanbridge_common::{
-    DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, StatKey, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC,
-    MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS,
+    event::EventBucket, DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, StatKey, MAP_BY_IP,
+    MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENT_RATE,
+    MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS, STAT_DEPARTED,
 };
 
 use super::error::DatapathError;
@@ -26,6 +27,8 @@ pub struct Maps {
     pub flows: HashMap<MapData, FlowKey, u64>,
     /// Port -> its DHCP snooping state (rate limit, offered address).
     pub dhcp_ports: HashMap<MapData, u32, DhcpPort>,
+    /// Port -> its drop event rate limit.
+    pub event_rate: HashMap<MapData, u32, EventBucket>,
 }
 
 fn open(pins: &Pins, name: &'static str, wrap: fn(MapData) -> Map) -> Result<Map, DatapathError> {
@@ -58,6 +61,14 @@ impl Maps {
             cluster: typed!(pins, MAP_CLUSTER, LpmTrie),
             flows: typed!(pins, MAP_FLOWS, LruHashMap),
             dhcp_ports: typed!(pins, MAP_DHCP_PORTS, LruHashMap),
+            event_rate: typed!(pins, MAP_EVENT_RATE, LruHashMap),
+        })
+    }
+
+    pub fn config(&self) -> Result<NetConfig, DatapathError> {
+        self.config.get(&0, 0).map_err(|source| DatapathError::Map {
+            name: MAP_CONFIG,
+            source,
         })
     }
 
@@ -151,12 +162,44 @@ impl Maps {
             .filter(|k| k.ifindex == port)
             .collect();
         for key in stale {
+            // The network keeps what the pod counted (drops above all).
+            let counted = found(self.stats.get(&key, 0)).map_err(err(MAP_STATS))?;
+            if let Some(n) = counted.map(|v| v.iter().sum::<u64>()).filter(|n| *n > 0) {
+                self.fold_departed(key.reason, n)?;
+            }
             done(self.stats.remove(&key)).map_err(err(MAP_STATS))?;
         }
-        // A later pod on a reused ifindex starts afresh: a full bucket,
+        // A later pod on a reused ifindex starts afresh: full buckets,
         // nothing offered.
         done(self.dhcp_ports.remove(&port)).map_err(err(MAP_DHCP_PORTS))?;
+        done(self.event_rate.remove(&port)).map_err(err(MAP_EVENT_RATE))?;
         Ok(())
+    }
+
+    /// Adds `n` packets of `reason` to the departed pods' counter. Two DELs
+    /// at once may lose one's share (a read-modify-write of one entry);
+    /// the programs never write it.
+    fn fold_departed(&mut self, reason: u32, n: u64) -> Result<(), DatapathError> {
+        let err = |source| DatapathError::Map {
+            name: MAP_STATS,
+            source,
+        };
+        let key = StatKey {
+            ifindex: STAT_DEPARTED,
+            reason,
+        };
+        let mut values = match found(self.stats.get(&key, 0)).map_err(err)? {
+            Some(values) => values.to_vec(),
+            None => vec![
+                0;
+                aya::util::nr_cpus()
+                    .map_err(|(_, e)| DatapathError::io("counting CPUs", e))?
+            ],
+        };
+        values[0] += n;
+        let values =
+            PerCpuValues::try_from(values).map_err(|e| DatapathError::io("per-CPU counters", e))?;
+        self.stats.insert(key, values, 0).map_err(err)
     }
 
     pub fn endpoints(&self) -> Result<Vec<(u32, Endpoint)>, DatapathError> {

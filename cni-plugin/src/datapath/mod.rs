@@ -4,6 +4,7 @@
 
 mod attach;
 mod error;
+mod events;
 mod load;
 mod maps;
 pub mod object;
@@ -18,14 +19,15 @@ use ipnet::Ipv4Net;
 use lanbridge_common::{
     Endpoint, NetConfig, StatKey, EP_DHCP_RELAY, EP_GUARD_IP, EP_GUARD_IP6, EP_ISOLATED,
     MAP_CLUSTER, MAP_SLOW_CIDRS, MAX_CLIENT_ID, MAX_IPS, MAX_IPS6, PROG_FROM_POD, PROG_FROM_UPLINK,
-    PROG_TO_POD, PROG_TO_UPLINK,
+    PROG_TO_POD, PROG_TO_UPLINK, STAT_DEPARTED,
 };
 
 use attach::Hook;
 
 pub use error::DatapathError;
+pub use events::EventRing;
 pub use maps::{ip_from_key, ip_key};
-pub use pins::Pins;
+pub use pins::{networks, Pins};
 
 /// A network's datapath as ADD wants it: [`Datapath::ensure_network`].
 pub struct NetworkSpec<'a> {
@@ -63,6 +65,21 @@ pub struct PortSpec<'a> {
     /// `lb_to_pod` on the port's egress too (lan mode's flow records, and
     /// isolation of what the node's stack routes between pods).
     pub egress: bool,
+}
+
+/// The name of a port (or the uplink) in this namespace, or `#<ifindex>`
+/// when there is none here (gone, or another namespace's index);
+/// `departed` for the counters of pods removed from the network.
+pub fn port_name(ifindex: u32) -> String {
+    if ifindex == STAT_DEPARTED {
+        return "departed".to_string();
+    }
+    // Another namespace's index may come back as an empty name.
+    nix::net::if_::if_indextoname(ifindex)
+        .ok()
+        .and_then(|c| c.into_string().ok())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| format!("#{ifindex}"))
 }
 
 /// An endpoint's addresses.
@@ -145,6 +162,11 @@ impl Datapath {
                 })
             })
             .collect()
+    }
+
+    /// The network's settings as the loader wrote them.
+    pub fn config(&self) -> Result<NetConfig, DatapathError> {
+        self.maps.config()
     }
 
     /// Opens (loading at first use) the network's programs and maps and

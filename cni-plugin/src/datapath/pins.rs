@@ -6,6 +6,21 @@ use std::path::{Path, PathBuf};
 
 use crate::node::naming::{self, pin_name, unpin_name};
 
+/// The networks with a directory under `root`, sorted.
+pub fn networks(root: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .map(|name| unpin_name(&name))
+        .collect();
+    names.sort();
+    names
+}
+
 #[derive(Debug, Clone)]
 pub struct Pins {
     dir: PathBuf,

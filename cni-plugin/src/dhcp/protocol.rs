@@ -1,14 +1,20 @@
 //! The plugin ↔ daemon protocol: one JSON request and one JSON response per
 //! connection on the daemon's unix socket, each a single line.
 
-use std::net::Ipv4Addr;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lanbridge_common::event::DropEvent;
+use lanbridge_common::Reason;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::cni::{Error, Result};
 use crate::dhcp::{ClientOptions, Lease};
+use crate::node::mac::format_mac;
 
 pub const DEFAULT_SOCKET: &str = "/run/lanbridge/lanbridge.sock";
 
@@ -78,16 +84,195 @@ pub enum Request {
     Status {
         key: LeaseKey,
     },
+    /// Where every lease stands (for `lanbridge status`).
+    LeaseStates,
+    /// The plugin ran a command (for the metrics).
+    Report(OpReport),
+    /// Drop events as they happen (of one network, or all), one
+    /// [`MonitorEvent`] a line, until the client closes the connection.
+    Monitor {
+        #[serde(default)]
+        network: Option<String>,
+    },
+}
+
+/// A command the plugin ran, its outcome and duration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpReport {
+    /// `ADD`, `DEL`, `CHECK`, `GC`, `STATUS`.
+    pub command: String,
+    pub network: String,
+    /// The CNI error code; 0 for success.
+    pub code: u32,
+    pub seconds: f64,
+}
+
+/// One dropped packet, as the log and `lanbridge monitor` show it. Every key
+/// is always present (null when the packet has no such field).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DropRecord {
+    /// UTC, milliseconds.
+    pub time: String,
+    pub network: String,
+    pub ifindex: u32,
+    /// The port's (or uplink's) name in the node; null when it is gone.
+    pub interface: Option<String>,
+    pub reason: String,
+    pub src_mac: String,
+    pub dst_mac: String,
+    /// `ipv4`, `ipv6`, `arp`, or the EtherType in hex.
+    pub ethertype: String,
+    /// The VLAN id of a tag inside the frame.
+    pub vlan: Option<u16>,
+    /// `tcp`, `udp`, `icmp`, `icmpv6`, or the protocol number.
+    pub protocol: Option<String>,
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    pub src_port: Option<u16>,
+    pub dst_port: Option<u16>,
+    pub length: u32,
+    /// The port's drops the kernel did not report just before this one
+    /// (its rate limit).
+    pub suppressed: u32,
+}
+
+impl DropRecord {
+    /// The event of `network`'s programs, seen at `now`, on the port named
+    /// `interface` in the node (none when it has no name there).
+    pub fn new(network: &str, ev: &DropEvent, interface: Option<String>, now: SystemTime) -> Self {
+        let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let time = utc(since.as_secs());
+        let time = format!(
+            "{}.{:03}Z",
+            time.trim_end_matches('Z'),
+            since.subsec_millis()
+        );
+        type Addr = fn(&[u8; 16]) -> IpAddr;
+        fn v4(a: &[u8; 16]) -> IpAddr {
+            IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))
+        }
+        fn v6(a: &[u8; 16]) -> IpAddr {
+            IpAddr::V6(Ipv6Addr::from(*a))
+        }
+        let (ethertype, addrs): (String, Option<Addr>) = match ev.ethertype {
+            0x0800 => ("ipv4".into(), Some(v4)),
+            0x0806 => ("arp".into(), Some(v4)),
+            0x86dd => ("ipv6".into(), Some(v6)),
+            other => (format!("0x{other:04x}"), None),
+        };
+        let ip = matches!(ev.ethertype, 0x0800 | 0x86dd);
+        let ports = matches!(ev.proto, 6 | 17) && (ev.sport, ev.dport) != (0, 0);
+        DropRecord {
+            time,
+            network: network.to_string(),
+            ifindex: ev.ifindex,
+            interface,
+            reason: Reason::from_u32(ev.reason)
+                .map_or_else(|| format!("reason_{}", ev.reason), |r| r.name().to_string()),
+            src_mac: format_mac(&ev.src_mac),
+            dst_mac: format_mac(&ev.dst_mac),
+            ethertype,
+            vlan: (ev.vlan != 0).then_some(ev.vlan),
+            protocol: ip.then(|| protocol(ev.proto)),
+            src: addrs.map(|f| f(&ev.saddr)),
+            dst: addrs.map(|f| f(&ev.daddr)),
+            src_port: ports.then_some(ev.sport),
+            dst_port: ports.then_some(ev.dport),
+            length: ev.len,
+            suppressed: ev.suppressed,
+        }
+    }
+}
+
+fn protocol(proto: u8) -> String {
+    match proto {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "icmpv6".into(),
+        n => n.to_string(),
+    }
+}
+
+impl fmt::Display for DropRecord {
+    /// `<time> <network> <interface> <reason> <src mac> > <dst mac> <what>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let interface = self
+            .interface
+            .clone()
+            .unwrap_or_else(|| format!("ifindex {}", self.ifindex));
+        write!(
+            f,
+            "{} {} {} {}: {} > {} {}",
+            self.time,
+            self.network,
+            interface,
+            self.reason,
+            self.src_mac,
+            self.dst_mac,
+            self.protocol.as_deref().unwrap_or(&self.ethertype)
+        )?;
+        if let Some(vlan) = self.vlan {
+            write!(f, " vlan {vlan}")?;
+        }
+        let end = |ip: Option<IpAddr>, port: Option<u16>| match (ip, port) {
+            (Some(IpAddr::V6(ip)), Some(port)) => format!("[{ip}]:{port}"),
+            (Some(ip), Some(port)) => format!("{ip}:{port}"),
+            (Some(ip), None) => ip.to_string(),
+            (None, _) => String::new(),
+        };
+        if self.src.is_some() {
+            write!(
+                f,
+                " {} > {}",
+                end(self.src, self.src_port),
+                end(self.dst, self.dst_port)
+            )?;
+        }
+        write!(f, " length {}", self.length)?;
+        if self.suppressed != 0 {
+            write!(f, " ({} earlier drops not reported)", self.suppressed)?;
+        }
+        Ok(())
+    }
+}
+
+/// A line of the stream a [`Request::Monitor`] gets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum MonitorEvent {
+    Drop(Box<DropRecord>),
+    /// The client read too slowly: this many events were not sent to it.
+    Lost {
+        count: u64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "camelCase")]
 pub enum Response {
-    Lease { lease: Lease },
-    Released { sent: bool },
-    Leases { leases: Vec<LeaseRecord> },
-    Status { status: Option<LeaseStatus> },
-    Error { code: u32, msg: String },
+    Lease {
+        lease: Lease,
+    },
+    Released {
+        sent: bool,
+    },
+    Leases {
+        leases: Vec<LeaseRecord>,
+    },
+    Status {
+        status: Option<LeaseStatus>,
+    },
+    Noted,
+    LeaseStates {
+        states: Vec<(LeaseKey, LeaseStatus)>,
+    },
+    Error {
+        code: u32,
+        msg: String,
+    },
 }
 
 /// A lease and everything needed to renew and release it after a restart.
@@ -141,6 +326,18 @@ pub enum LeaseState {
     Expired,
     /// The server answered DHCPNAK; acquiring again (INIT).
     Refused,
+}
+
+impl LeaseState {
+    pub fn name(self) -> &'static str {
+        match self {
+            LeaseState::Bound => "bound",
+            LeaseState::Renewing => "renewing",
+            LeaseState::Rebinding => "rebinding",
+            LeaseState::Expired => "expired",
+            LeaseState::Refused => "refused",
+        }
+    }
 }
 
 impl LeaseStatus {
@@ -246,6 +443,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn utc_formats_unix_seconds() {
@@ -299,5 +497,46 @@ mod tests {
         let r: LeaseRecord = serde_json::from_str(old).unwrap();
         assert_eq!(r.node, None);
         assert!(!r.withdrawn);
+    }
+
+    #[test]
+    fn records_name_every_field_and_read_as_one_line() {
+        let mut ev = DropEvent {
+            ifindex: 7,
+            reason: Reason::DropSpoofIp as u32,
+            suppressed: 3,
+            len: 60,
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [0xff; 6],
+            ethertype: 0x0800,
+            proto: 17,
+            sport: 68,
+            dport: 67,
+            ..DropEvent::default()
+        };
+        ev.saddr[..4].copy_from_slice(&[10, 6, 6, 6]);
+        ev.daddr[..4].copy_from_slice(&[255; 4]);
+        let at = UNIX_EPOCH + Duration::from_millis(951_782_400_250);
+        let r = DropRecord::new("lan", &ev, Some("veth1".into()), at);
+        assert_eq!(
+            r.to_string(),
+            "2000-02-29T00:00:00.250Z lan veth1 drop_spoof_ip: 02:00:00:00:00:01 > \
+             ff:ff:ff:ff:ff:ff udp 10.6.6.6:68 > 255.255.255.255:67 length 60 \
+             (3 earlier drops not reported)"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["srcMac"], "02:00:00:00:00:01");
+        assert_eq!(json["src"], "10.6.6.6");
+        assert_eq!(json["vlan"], serde_json::Value::Null);
+        assert_eq!(json.as_object().unwrap().len(), 16);
+
+        let arp = DropEvent {
+            ethertype: 0x0806,
+            proto: 0,
+            ..ev
+        };
+        let r = DropRecord::new("lan", &arp, None, at);
+        assert_eq!((r.protocol.as_deref(), r.src_port), (None, None));
+        assert!(r.to_string().contains("ifindex 7 drop_spoof_ip: 02:00:00:00:00:01 > ff:ff:ff:ff:ff:ff arp 10.6.6.6 > 255.255.255.255"), "{r}");
     }
 }

@@ -1,7 +1,11 @@
-//! `cargo xtask demo`: a LAN, a node and three pods in throwaway network
-//! namespaces; lanbridge ADD / CHECK / DEL for each pod, with what each pod
-//! got and whether it can reach the others and the LAN. Everything is torn
-//! down at the end, also on Ctrl-C.
+//! `cargo xtask demo`: lanbridge in throwaway network namespaces. First lan
+//! mode, what lanbridge is for: a LAN with its own DHCP server (dnsmasq), a
+//! node whose uplink keeps its address, pods that lease LAN addresses
+//! through the eBPF relay and that a LAN host reaches, `lanbridge status`,
+//! and a spoofing pod's packets dropped and shown by `lanbridge monitor`.
+//! Then subnet mode: ADD / CHECK / DEL of three pods with what each got and
+//! whether it reaches the others and the LAN. Everything is torn down at
+//! the end, also on Ctrl-C.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +14,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
+use lanbridge_tests::flows::{send_frames, udp_frame, LanNet, LanOpts};
 use lanbridge_tests::probe::{ip_of, udp_ask, PeerServer};
 use lanbridge_tests::result::{self, host_veth};
 use lanbridge_tests::runtime::Attachment;
@@ -22,7 +27,7 @@ const BRIDGE: &str = "lb0";
 const PODS: usize = 3;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-static TEMP_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+static TEMP_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
@@ -43,8 +48,8 @@ fn install_cleanup_on_signal() {
         if INTERRUPTED.load(Ordering::SeqCst) {
             eprintln!("\ninterrupted: removing the demo's namespaces and files");
             netns::cleanup_registered();
-            let dir = TEMP_DIR.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(dir) = dir {
+            let dirs = std::mem::take(&mut *TEMP_DIRS.lock().unwrap_or_else(|p| p.into_inner()));
+            for dir in dirs {
                 if let Err(e) = std::fs::remove_dir_all(&dir) {
                     eprintln!("remove {}: {e}", dir.display());
                 }
@@ -99,8 +104,155 @@ fn main() -> ExitCode {
         "lanbridge demo — plugin {}",
         binary::lanbridge_bin().display()
     );
+    let failures = lan_mode() + subnet_mode();
+    println!("\nTorn down: namespaces and temp files removed.");
+    if failures == 0 {
+        println!("demo: all steps ok");
+        ExitCode::SUCCESS
+    } else {
+        println!("demo: {failures} step(s) failed");
+        ExitCode::FAILURE
+    }
+}
+
+/// Registers a world's temp dir for removal on Ctrl-C (`false`: forget it).
+fn track(dir: &std::path::Path, keep: bool) {
+    let mut dirs = TEMP_DIRS.lock().unwrap_or_else(|p| p.into_inner());
+    match keep {
+        true => dirs.push(dir.to_path_buf()),
+        false => dirs.retain(|d| d != dir),
+    }
+}
+
+/// Runs `lanbridge <args>` in `ns`, printing its output indented.
+fn show(ns: &Netns, args: &[&str]) -> bool {
+    let mut c = ns.command(&binary::lanbridge_bin().display().to_string());
+    c.args(args);
+    let out = lanbridge_tests::process::run(&mut c, None, Duration::from_secs(30));
+    for line in out.stdout.lines().chain(out.stderr.lines()) {
+        println!("    {line}");
+    }
+    out.success()
+}
+
+const LAN_NET: &str = "lan";
+
+/// lan mode: pods on the LAN, leased by the LAN's own DHCP server.
+fn lan_mode() -> usize {
+    println!("\n=== lan mode: pods on the LAN, addresses from the LAN's DHCP server ===");
+    let net = LanNet::new("demolan", LAN_NET, LanOpts::default());
+    track(net.w.path(), true);
+    let node = net.node();
+    println!("\nTopology (all in network namespaces, removed at the end):");
+    println!(
+        "  LAN    {}: bridge lanbr, router and dnsmasq at {LAN_ROUTER}/24",
+        net.w.topo.lan.name()
+    );
+    println!("  host   {}: {LAN_HOST}/24", net.w.topo.lan_host.name());
+    println!(
+        "  node   {}: uplink {NODE_UPLINK} {NODE_ADDR}/24 (not enslaved: it keeps its \
+         address), lanbridge daemon running",
+        node.name()
+    );
+    println!(
+        "\nNetwork config:\n{}",
+        serde_json::to_string_pretty(&net.conf).expect("json")
+    );
+    let mut failures = 0;
+    println!("\nADD: each pod leases an address from the LAN's dnsmasq through the relay");
+    let pods: Vec<lanbridge_tests::flows::Pod> =
+        (1..=2).map(|i| net.add(&format!("lanpod{i}"))).collect();
+    for p in &pods {
+        let leased = net.dns.lease_of(&p.ip).is_some();
+        failures += usize::from(!leased);
+        println!(
+            "  {}: {} (mac {}, port {}); in dnsmasq's lease file: {}",
+            p.ns.name(),
+            p.ip,
+            p.mac,
+            p.port,
+            mark(leased)
+        );
+    }
+    let kept = node
+        .ipv4_addrs(NODE_UPLINK)
+        .iter()
+        .any(|a| a.starts_with(NODE_ADDR));
+    failures += usize::from(!kept);
+    println!(
+        "  the node's {NODE_UPLINK} still has {NODE_ADDR}: {}",
+        mark(kept)
+    );
+
+    println!("\nConnectivity");
+    for p in &pods {
+        let ok = net.lan_host().ping(&p.ip);
+        let back = p.ns.ping(LAN_HOST);
+        failures += usize::from(!ok) + usize::from(!back);
+        println!(
+            "  LAN host {LAN_HOST} -> {} {}: {}; back: {}",
+            p.ns.name(),
+            p.ip,
+            mark(ok),
+            mark(back)
+        );
+    }
+
+    println!("\n$ lanbridge status   (in the node)");
+    failures += usize::from(!show(node, &["status"]));
+
+    println!("\nA hostile pod sends from an address not its own; `lanbridge monitor` shows it:");
+    let watching = net.daemon.wait_log(
+        &format!("watching drop events of network {LAN_NET}"),
+        Duration::from_secs(10),
+    );
+    let monitor = net.daemon.monitor(&[]);
+    thread::sleep(Duration::from_millis(500));
+    let spoof = udp_frame(
+        "ff:ff:ff:ff:ff:ff",
+        &pods[0].mac,
+        ("192.168.77.250", 5353),
+        (LAN_HOST, 7777),
+        b"spoofed",
+    );
+    send_frames(&pods[0].ns, "eth0", vec![spoof]);
+    let shown = watching && monitor.wait_log("drop_spoof_ip", Duration::from_secs(10));
+    failures += usize::from(!shown);
+    println!("$ lanbridge monitor");
+    for line in monitor.log().lines() {
+        println!("    {line}");
+    }
+    println!("  spoofed packet dropped and shown: {}", mark(shown));
+    drop(monitor);
+
+    println!("\nDEL: the leases are released at the LAN's server");
+    for p in &pods {
+        let out = net.w.rt.invoke("DEL", &net.conf, &p.att, None);
+        let released = out.success()
+            && lanbridge_tests::process::wait_until(Duration::from_secs(5), || {
+                net.dns.lease_of(&p.ip).is_none()
+            });
+        failures += usize::from(!released);
+        println!(
+            "  {}: DEL {}; {} gone from dnsmasq's lease file: {}",
+            p.ns.name(),
+            mark(out.success()),
+            p.ip,
+            mark(released)
+        );
+    }
+    let path = net.w.path().to_path_buf();
+    drop(pods);
+    drop(net);
+    track(&path, false);
+    failures
+}
+
+/// subnet mode: pods in the node's pod subnet, routed and masqueraded.
+fn subnet_mode() -> usize {
+    println!("\n=== subnet mode: pods in the node's pod subnet {SUBNET} ===");
     let w = World::lanbridge("demo");
-    *TEMP_DIR.lock().unwrap_or_else(|p| p.into_inner()) = Some(w.path().to_path_buf());
+    track(w.path(), true);
     println!("\nTopology (all in network namespaces, removed at the end):");
     println!(
         "  LAN    {}: bridge lanbr, router {LAN_ROUTER}/24",
@@ -199,15 +351,9 @@ fn main() -> ExitCode {
     println!("  host-side links left: {left:?}; addresses still allocated: {allocs:?}");
     failures += usize::from(!left.is_empty()) + usize::from(!allocs.is_empty());
 
+    let path = w.path().to_path_buf();
     drop(pods);
     drop(w);
-    TEMP_DIR.lock().unwrap_or_else(|p| p.into_inner()).take();
-    println!("\nTorn down: namespaces and temp files removed.");
-    if failures == 0 {
-        println!("demo: all steps ok");
-        ExitCode::SUCCESS
-    } else {
-        println!("demo: {failures} step(s) failed");
-        ExitCode::FAILURE
-    }
+    track(&path, false);
+    failures
 }

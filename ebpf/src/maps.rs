@@ -1,0 +1,106 @@
+//! Every map of the programs (BTF maps, `.maps` section: loadable by aya and
+//! by libbpf/bpftool alike), under the names the loader pins them by.
+
+use aya_ebpf::{
+    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    macros::btf_map,
+};
+use lanbridge_common::{
+    event::{DropEvent, EventBucket, EVENTS_BYTES},
+    snoop::OptionScan,
+    DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, MAP_BY_IP, MAP_BY_IP6,
+    MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENTS, MAP_EVENT_RATE,
+    MAP_FLOWS, MAP_SCAN, MAP_SLOW_CIDRS, MAP_STATS, MAX_ENDPOINTS, MAX_FLOWS, MAX_SLOW_CIDRS,
+    MAX_STATS,
+};
+
+// The aya macros take names as literals; these checks keep them equal to
+// the shared constants.
+const _: () = assert!(str_eq(MAP_ENDPOINTS, "lb_endpoints"));
+const _: () = assert!(str_eq(MAP_BY_MAC, "lb_by_mac"));
+const _: () = assert!(str_eq(MAP_BY_IP, "lb_by_ip"));
+const _: () = assert!(str_eq(MAP_BY_IP6, "lb_by_ip6"));
+const _: () = assert!(str_eq(MAP_CONFIG, "lb_config"));
+const _: () = assert!(str_eq(MAP_STATS, "lb_stats"));
+const _: () = assert!(str_eq(MAP_SLOW_CIDRS, "lb_slow_cidrs"));
+const _: () = assert!(str_eq(MAP_CLUSTER, "lb_cluster"));
+const _: () = assert!(str_eq(MAP_FLOWS, "lb_flows"));
+const _: () = assert!(str_eq(MAP_DHCP_PORTS, "lb_dhcp_ports"));
+const _: () = assert!(str_eq(MAP_SCAN, "lb_scan"));
+const _: () = assert!(str_eq(MAP_EVENTS, "lb_events"));
+const _: () = assert!(str_eq(MAP_EVENT_RATE, "lb_event_rate"));
+
+pub(crate) const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+#[btf_map(name = "lb_endpoints")]
+pub(crate) static ENDPOINTS: HashMap<u32, Endpoint, { MAX_ENDPOINTS as usize }> = HashMap::new();
+
+#[btf_map(name = "lb_by_mac")]
+pub(crate) static BY_MAC: HashMap<MacKey, u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
+
+#[btf_map(name = "lb_by_ip")]
+pub(crate) static BY_IP: HashMap<u32, u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
+
+#[btf_map(name = "lb_by_ip6")]
+pub(crate) static BY_IP6: HashMap<[u8; 16], u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
+
+#[btf_map(name = "lb_config")]
+static CONFIG: Array<NetConfig, 1> = Array::new();
+
+#[btf_map(name = "lb_slow_cidrs")]
+pub(crate) static SLOW_CIDRS: LpmTrie<u32, u8, { MAX_SLOW_CIDRS as usize }> = LpmTrie::new();
+
+#[btf_map(name = "lb_cluster")]
+pub(crate) static CLUSTER: LpmTrie<u32, u8, { MAX_SLOW_CIDRS as usize }> = LpmTrie::new();
+
+#[btf_map(name = "lb_flows")]
+pub(crate) static FLOWS: LruHashMap<FlowKey, u64, { MAX_FLOWS as usize }> = LruHashMap::new();
+
+#[btf_map(name = "lb_dhcp_ports")]
+pub(crate) static DHCP_PORTS: LruHashMap<u32, DhcpPort, { MAX_ENDPOINTS as usize }> =
+    LruHashMap::new();
+
+/// The option scan's state, in map memory: the verifier does not track what
+/// a map value holds, so the steps of the `bpf_loop` in `dhcp` all look
+/// alike to it and it checks one. (On the stack, each step's values made
+/// new states: millions of instructions.)
+#[btf_map(name = "lb_scan")]
+pub(crate) static SCAN: PerCpuArray<Scan, 1> = PerCpuArray::new();
+
+#[btf_map(name = "lb_stats")]
+pub(crate) static STATS: PerCpuHashMap<StatKey, u64, { MAX_STATS as usize }> = PerCpuHashMap::new();
+
+#[btf_map(name = "lb_events")]
+pub(crate) static EVENTS: RingBuf<DropEvent, { EVENTS_BYTES as usize }> = RingBuf::new();
+
+#[btf_map(name = "lb_event_rate")]
+pub(crate) static EVENT_RATE: LruHashMap<u32, EventBucket, { MAX_ENDPOINTS as usize }> =
+    LruHashMap::new();
+
+/// A scan of a message's options under way in `bpf_loop` (`lb_scan`'s value).
+pub(crate) struct Scan {
+    pub(crate) scan: OptionScan,
+    pub(crate) done: Option<Result<(), Reason>>,
+}
+
+/// The network's configuration (all off before the loader wrote it).
+#[inline(always)]
+pub(crate) fn config() -> NetConfig {
+    match CONFIG.get(0) {
+        Some(cfg) => *cfg,
+        None => NetConfig::default(),
+    }
+}

@@ -1,0 +1,202 @@
+//! `lb_from_pod`'s pipeline: the source guard first (every mode), then
+//! DHCP snooping and relay and the IPv6 guards, then the fast path.
+
+use aya_ebpf::{bindings::TC_ACT_SHOT, programs::TcContext};
+use lanbridge_common::{
+    frame::{guard, parse_frame, Ip4, Kind, IPPROTO_UDP},
+    ip6, Endpoint, NetConfig, Reason, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE,
+};
+
+use crate::maps::{config, ENDPOINTS};
+use crate::skb::{parse, vlan_tagged, Loaded};
+use crate::verdict::{pack, unpack, Verdict, PASS};
+use crate::{dhcp, fast};
+
+#[inline(always)]
+pub(crate) fn try_from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Verdict> {
+    // A port without an endpoint (not, or no longer, a pod of this network)
+    // gets no verdict.
+    let Some(ep) = ENDPOINTS.get_ptr(ifindex) else {
+        return Ok(PASS);
+    };
+    // SAFETY: a map value, valid for this run (RCU). An update of this very
+    // entry while the packet is judged could at worst mix old and new values
+    // for this one packet; the loader writes an endpoint before the pod runs.
+    // A reference, not a copy: the stack is small (512 bytes for the whole
+    // program) and the endpoint is not.
+    let ep = unsafe { &*ep };
+    let cfg = config();
+    let enforce = cfg.flags & CFG_ENFORCE != 0;
+    // Written field by field by `classify` (zeroed here: no undefined
+    // padding reaches the verifier).
+    let mut ip = Ip4 {
+        off: 0,
+        proto: 0,
+        ttl: 0,
+        saddr: 0,
+        daddr: 0,
+        fragment: false,
+        sport: 0,
+        dport: 0,
+    };
+    let class = Class::unpack(classify(ctx, ep, enforce, (&raw mut ip).cast()));
+    if let Some(reason) = class.drop {
+        return Ok((TC_ACT_SHOT, reason));
+    }
+    match class.kind {
+        KIND_IPV4 => {}
+        KIND_IPV6 => {
+            let off = class.ipv6_off;
+            let chain = ipv6_chain(ctx, off);
+            return Ok(match ipv6_verdict(ctx, off, chain, ep, enforce) {
+                Reason::Passed => PASS,
+                reason => (TC_ACT_SHOT, reason),
+            });
+        }
+        _ => return Ok(PASS),
+    }
+    if ip.proto == IPPROTO_UDP && !ip.fragment {
+        if ip.sport == 67 || ip.dport == 68 {
+            return Ok((TC_ACT_SHOT, Reason::DropDhcpServer));
+        }
+        if ip.sport == 68 && ip.dport == 67 {
+            return Ok(unpack(dhcp_client_packed(ctx, ifindex, ep, &cfg)));
+        }
+    }
+    if cfg.flags & CFG_FAST_PATH == 0 || class.tagged || vlan_tagged(ctx) {
+        return Ok(PASS);
+    }
+    Ok(unpack(fast_path_packed(ctx, &ip, ep, &cfg)))
+}
+
+// `lb_from_pod`'s stages run in BPF subprograms of their own, each beside
+// (not on top of) the others on a small main frame: a call chain has 512
+// bytes of stack, and the frame parser's two instances, the DHCP snooping,
+// the IPv6 guard and the fast path each need a good part of it inlined. A
+// subprogram returns one register: results come packed in a `u64`, and
+// structured data crosses only as a flat `Ip4` behind a byte pointer (a
+// pointer to a Rust enum would put a BTF type in the object that the kernel
+// rejects).
+
+const KIND_OTHER: u8 = 0;
+const KIND_IPV4: u8 = 1;
+const KIND_IPV6: u8 = 2;
+
+/// What [`classify`] found.
+struct Class {
+    /// The source guard's drop reason.
+    drop: Option<Reason>,
+    kind: u8,
+    /// A VLAN tag in the frame.
+    tagged: bool,
+    /// The IPv6 header's offset ([`KIND_IPV6`]).
+    ipv6_off: usize,
+}
+
+impl Class {
+    /// Bits 0-7: 1 + drop reason (0: none); 8-15: kind; 16: tagged; 32-47:
+    /// IPv6 offset.
+    #[inline(always)]
+    fn pack(&self) -> u64 {
+        let drop = self.drop.map_or(0, |r| r as u64 + 1);
+        drop | u64::from(self.kind) << 8
+            | u64::from(self.tagged) << 16
+            | ((self.ipv6_off as u64) & 0xffff) << 32
+    }
+
+    #[inline(always)]
+    fn unpack(bits: u64) -> Class {
+        let drop = (bits & 0xff) as u32;
+        Class {
+            // SAFETY: only `pack` makes these bits, from a valid `Reason`.
+            drop: (drop != 0).then(|| unsafe { core::mem::transmute::<u32, Reason>(drop - 1) }),
+            kind: (bits >> 8) as u8,
+            tagged: bits & (1 << 16) != 0,
+            ipv6_off: ((bits >> 32) & 0xffff) as usize,
+        }
+    }
+}
+
+/// Parses the frame and, with `enforce`, runs the source guard on it; an
+/// IPv4 header goes to `ip_out` (the caller's zeroed `Ip4`). A frame too
+/// short to parse is "other": it passes, with nothing to act on.
+#[inline(never)]
+fn classify(ctx: &TcContext, ep: &Endpoint, enforce: bool, ip_out: *mut u8) -> u64 {
+    let Some(frame) = parse!(ctx, parse_frame) else {
+        return 0;
+    };
+    let mut class = Class {
+        drop: None,
+        kind: KIND_OTHER,
+        tagged: frame.tagged,
+        ipv6_off: 0,
+    };
+    if enforce {
+        if let Err(reason) = guard(&frame, ep) {
+            class.drop = Some(reason);
+            return class.pack();
+        }
+    }
+    match frame.kind {
+        Kind::Ipv4(ip) => {
+            class.kind = KIND_IPV4;
+            let out = ip_out as *mut Ip4;
+            // SAFETY: `ip_out` is the caller's `Ip4`; field by field, so no
+            // padding byte is written.
+            unsafe {
+                (*out).off = ip.off;
+                (*out).proto = ip.proto;
+                (*out).ttl = ip.ttl;
+                (*out).saddr = ip.saddr;
+                (*out).daddr = ip.daddr;
+                (*out).fragment = ip.fragment;
+                (*out).sport = ip.sport;
+                (*out).dport = ip.dport;
+            }
+        }
+        Kind::Ipv6(off) => {
+            class.kind = KIND_IPV6;
+            class.ipv6_off = off;
+        }
+        Kind::Arp(_) | Kind::Other => {}
+    }
+    class.pack()
+}
+
+/// The fast path in a BPF subprogram of its own, the verdict [`pack`]ed.
+#[inline(never)]
+fn fast_path_packed(ctx: &TcContext, ip: &Ip4, ep: &Endpoint, cfg: &NetConfig) -> u64 {
+    let verdict = if cfg.flags & CFG_LAN_MODE != 0 {
+        fast::from_pod(ctx, ip, ep, cfg)
+    } else {
+        fast::subnet_from_pod(ctx, ip, cfg)
+    };
+    pack(verdict.unwrap_or_else(|e| e))
+}
+
+// The IPv6 guards in two BPF subprograms, called one after the other: the
+// chain walk and the verdict each get a stack frame of their own, beside
+// (not on top of) `lb_from_pod`'s. They read through `bpf_skb_load_bytes`
+// only (linear and paged data alike): IPv6 has no fast path to keep quick,
+// one parser instance keeps the frames small, and direct packet access at
+// the chain's variable offsets takes the verifier past its 1M instructions.
+
+/// [`ip6::chain`], as [`ip6::Chain::to_bits`]; too short for its payload
+/// length (the kernel drops it anyway): not IPv6, so not judged.
+#[inline(never)]
+fn ipv6_chain(ctx: &TcContext, off: usize) -> u64 {
+    ip6::chain(&Loaded(ctx), off).map_or(0, ip6::Chain::to_bits)
+}
+
+/// [`ip6::verdict`]; `Passed` when too short, as above.
+#[inline(never)]
+fn ipv6_verdict(ctx: &TcContext, off: usize, chain: u64, ep: &Endpoint, enforce: bool) -> Reason {
+    let chain = ip6::Chain::from_bits(chain);
+    ip6::verdict(&Loaded(ctx), off, chain, ep, enforce).unwrap_or(Reason::Passed)
+}
+
+/// [`dhcp::from_pod`] in a BPF subprogram of its own, the verdict [`pack`]ed.
+#[inline(never)]
+fn dhcp_client_packed(ctx: &TcContext, port: u32, ep: &Endpoint, cfg: &NetConfig) -> u64 {
+    pack(dhcp::from_pod(ctx, port, ep, cfg).unwrap_or_else(|e| e))
+}
