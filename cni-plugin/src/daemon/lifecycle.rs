@@ -19,7 +19,6 @@ use super::release;
 use super::store::LeaseStore;
 use crate::cni::{Error, Result};
 use crate::dhcp::{self, DhcpError, DhcpSocket, Lease, Params};
-use crate::netns::NetNs;
 
 /// INIT's pause between acquisitions: from a second (above the relay's per-pod
 /// DHCP rate limit) doubling to a minute.
@@ -205,7 +204,7 @@ async fn reacquire(ctx: &Ctx, record: &LeaseRecord) -> Option<Lease> {
             ..params(record, ACQUIRE_TIMEOUT)
         };
         let acquired = async {
-            let ns = NetNs::open(&record.netns)?;
+            let ns = record.open_netns()?;
             let socket = DhcpSocket::open(&ns, &record.key.ifname)?;
             Ok::<_, Error>(dhcp::acquire(&socket, &params).await?)
         };
@@ -321,7 +320,7 @@ async fn extend(record: &LeaseRecord, step: Step, deadline: u64) -> Result<Lease
 
 async fn attempt(record: &LeaseRecord, step: Step, timeout: Duration) -> Result<Lease> {
     let params = params(record, timeout);
-    let ns = NetNs::open(&record.netns)?;
+    let ns = record.open_netns()?;
     let socket = DhcpSocket::open(&ns, &record.key.ifname)?;
     Ok(match step {
         Step::Renew => dhcp::renew(&socket, &params, &record.lease).await?,

@@ -139,6 +139,7 @@ impl Daemon {
             requested_ip: None,
         };
         let ns = NetNs::open(&req.netns)?;
+        let netns_inode = ns.inode()?;
         let socket = DhcpSocket::open(&ns, &req.key.ifname)?;
         let lease = dhcp::acquire(&socket, &params).await?;
         tracing::info!(
@@ -152,6 +153,7 @@ impl Daemon {
         let record = LeaseRecord {
             key: req.key,
             netns: req.netns,
+            netns_inode,
             mac: req.mac,
             client_id: req.client_id,
             hostname: req.hostname,

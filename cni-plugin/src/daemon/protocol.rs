@@ -9,6 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 
 use crate::cni::{Error, Result};
 use crate::dhcp::Lease;
+use crate::netns::NetNs;
 
 pub const DEFAULT_SOCKET: &str = "/run/lanbridge/lanbridge.sock";
 
@@ -89,6 +90,10 @@ pub enum Response {
 pub struct LeaseRecord {
     pub key: LeaseKey,
     pub netns: PathBuf,
+    /// The inode of `netns` at acquisition, so that a path naming another
+    /// namespace later counts as the pod gone (0 in older records: any).
+    #[serde(default)]
+    pub netns_inode: u64,
     pub mac: [u8; 6],
     pub client_id: Vec<u8>,
     pub hostname: Option<String>,
@@ -101,6 +106,13 @@ pub struct LeaseRecord {
     /// was withdrawn: the daemon is acquiring a new one.
     #[serde(default)]
     pub withdrawn: bool,
+}
+
+impl LeaseRecord {
+    /// The pod's namespace, while `netns` still names it.
+    pub fn open_netns(&self) -> Result<NetNs> {
+        NetNs::open_same(&self.netns, self.netns_inode)
+    }
 }
 
 /// A lease's state in RFC 2131's terms, with when it last changed.

@@ -14,13 +14,12 @@ use super::lifecycle::params;
 use super::protocol::LeaseRecord;
 use super::store::LeaseStore;
 use crate::dhcp::{self, DhcpSocket};
-use crate::netns::NetNs;
 
 /// Best effort: a release that can't be sent only costs the server a lease
 /// until it expires, so failures are logged, not returned.
 pub async fn send(record: &LeaseRecord) {
     let from_pod = async {
-        let ns = NetNs::open(&record.netns)?;
+        let ns = record.open_netns()?;
         let socket = DhcpSocket::open(&ns, &record.key.ifname)?;
         dhcp::release(
             &socket,
