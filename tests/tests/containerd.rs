@@ -5,12 +5,14 @@
 
 use std::time::Duration;
 
+use lanbridge_tests::background::Background;
 use lanbridge_tests::binary::lanbridge_plugin_dir;
 use lanbridge_tests::containerd::{busybox_image, Containerd};
 use lanbridge_tests::daemon::LanbridgeDaemon;
 use lanbridge_tests::dhcp_server::{in_pool, Dnsmasq, DnsmasqConf};
 use lanbridge_tests::lan::{lan_conf, lease_file, LAN_NET_BRIDGE};
 use lanbridge_tests::process::{self, wait_until};
+use lanbridge_tests::runtime::Attachment;
 use lanbridge_tests::topology::{LAN_BRIDGE, LAN_HOST, LAN_ROUTER, NODE_UPLINK};
 use lanbridge_tests::World;
 use serde_json::{json, Value};
@@ -204,4 +206,68 @@ fn ctr_runs_a_container_that_leases_a_lan_address() {
         !routes.iter().any(|r| r["dst"] == ip.as_str()),
         "the pod's /32 left: {routes:?}"
     );
+}
+
+/// A `/proc/<pid>/ns/net` path outlives its pod: once the PID is reused it
+/// names another namespace. A DEL given such a path removes the attachment
+/// and leaves that namespace's interfaces alone: the node's own `eth0` (a
+/// process of the node got the PID) or another pod's.
+#[test]
+fn del_leaves_alone_the_namespace_a_reused_pid_names() {
+    let w = World::lanbridge("ctrpid");
+    let conf = w.subnet_conf("1.0.0", "10.244.8.0/24");
+    let pod = w.topo.pod("p0");
+    let att = Attachment::new("pid0", &pod, IFNAME);
+    w.rt.invoke("ADD", &conf, &att, None).expect_ok("ADD");
+    let mut sleep = w.topo.node.command("sleep");
+    sleep.arg("600");
+    let node_process = Background::spawn("sleep in the node", sleep, &w.path().join("sleep.log"));
+    let reused = format!("/proc/{}/ns/net", node_process.pid().unwrap());
+    let out = w.rt.invoke(
+        "DEL",
+        &conf,
+        &Attachment::with_path("pid0", &reused, IFNAME),
+        None,
+    );
+    out.expect_ok("DEL");
+    assert!(
+        w.topo.node.has_link(NODE_UPLINK),
+        "DEL removed the node's {NODE_UPLINK}"
+    );
+    assert!(out.stderr.contains("the node's own namespace"), "{out}");
+    assert_eq!(w.port_links("lb0"), Vec::<String>::new(), "port left");
+    assert_eq!(w.allocations("lbtnet"), Vec::<String>::new());
+    assert_eq!(w.state_files(), Vec::<std::path::PathBuf>::new());
+
+    // Another pod got the PID: its interface stays.
+    let (p1, p2) = (w.topo.pod("p1"), w.topo.pod("p2"));
+    let (a1, a2) = (
+        Attachment::new("pid1", &p1, IFNAME),
+        Attachment::new("pid2", &p2, IFNAME),
+    );
+    w.rt.invoke("ADD", &conf, &a1, None).expect_ok("ADD p1");
+    let added = w.rt.invoke("ADD", &conf, &a2, None).expect_ok("ADD p2");
+    let ip2 = added["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let out = w.rt.invoke(
+        "DEL",
+        &conf,
+        &Attachment::with_path("pid1", &p2.path_str(), IFNAME),
+        None,
+    );
+    out.expect_ok("DEL p1 by p2's path");
+    assert!(p2.has_link(IFNAME), "DEL of p1 removed p2's {IFNAME}");
+    assert!(
+        out.stderr.contains("another namespace than at ADD"),
+        "{out}"
+    );
+    assert!(!p1.has_link(IFNAME), "p1's veth went with its port");
+    assert_eq!(w.port_links("lb0").len(), 1, "p2's port stays");
+    w.rt.invoke("DEL", &conf, &a2, None).expect_ok("DEL p2");
+    w.assert_nothing_left(&p2, "pid2", &ip2, "after both DELs");
 }
