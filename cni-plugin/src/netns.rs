@@ -37,7 +37,9 @@ impl NetNs {
     /// Opens `path` only while it names the namespace whose inode is `inode`
     /// (0: any). A `/proc/<pid>/ns/net` path (`ctr run --cni`, nerdctl)
     /// outlives its pod when the PID is reused, and then names another
-    /// namespace, perhaps the node's own: that pod is gone (code 3).
+    /// namespace, perhaps the node's own; in another PID namespace (a daemon
+    /// container without hostPID) it names another process's. Either way
+    /// it is not the pod's (code 3).
     pub fn open_same(path: &Path, inode: u64) -> Result<NetNs> {
         let ns = NetNs::open(path)?;
         let now = ns.inode()?;
@@ -45,7 +47,7 @@ impl NetNs {
             return Err(Error::NetnsNotFound {
                 path: path.to_path_buf(),
                 source: io::Error::other(format!(
-                    "the path now names another namespace (inode {now}, not {inode})"
+                    "the path names another namespace here (inode {now}, not {inode})"
                 )),
             });
         }

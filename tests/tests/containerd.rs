@@ -3,6 +3,8 @@
 //! `ctr` gives the plugin `/proc/<pid>/ns/net` at ADD and no netns at all at
 //! DEL (the task has exited: the namespace is gone).
 
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use lanbridge_tests::background::Background;
@@ -270,4 +272,41 @@ fn del_leaves_alone_the_namespace_a_reused_pid_names() {
     assert_eq!(w.port_links("lb0").len(), 1, "p2's port stays");
     w.rt.invoke("DEL", &conf, &a2, None).expect_ok("DEL p2");
     w.assert_nothing_left(&p2, "pid2", &ip2, "after both DELs");
+}
+
+/// The plugin tells the daemon which namespace it means (its inode): a
+/// daemon that resolves the path to another one (run without hostPID, a
+/// PID reused in between) refuses with code 3 instead of leasing there,
+/// here on the node's own uplink.
+#[test]
+fn the_daemon_refuses_a_path_that_names_another_namespace_than_the_plugins() {
+    let w = World::lanbridge("ctrino");
+    let dns = Dnsmasq::start(&w.topo.lan, &w.path().join("dnsmasq"), &DnsmasqConf::lan());
+    let daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"));
+    let pod = w.topo.pod("p0");
+    let request = json!({
+        "op": "acquire",
+        "key": {"network": "lbtlan", "containerId": "ino0", "ifname": NODE_UPLINK},
+        "netns": w.topo.node.path_str(),
+        "netnsInode": pod.inode(),
+        "mac": [2, 0, 0, 0, 0, 1],
+        "clientId": [1, 2, 0, 0, 0, 0, 1],
+        "hostname": null,
+        "timeoutMs": 2000,
+    });
+    let mut c = UnixStream::connect(daemon.socket()).expect("connect");
+    writeln!(c, "{request}").unwrap();
+    let mut line = String::new();
+    BufReader::new(c).read_line(&mut line).unwrap();
+    let response: Value = serde_json::from_str(&line).expect("response JSON");
+    assert_eq!(response["result"], "error", "{response}");
+    assert_eq!(response["code"], 3, "{response}");
+    assert!(
+        response["msg"]
+            .as_str()
+            .unwrap()
+            .contains("names another namespace"),
+        "{response}"
+    );
+    assert!(!dns.log().contains("DHCPDISCOVER"), "{}", dns.log());
 }

@@ -138,7 +138,7 @@ impl Daemon {
             timeout: Duration::from_millis(req.timeout_ms),
             requested_ip: None,
         };
-        let ns = NetNs::open(&req.netns)?;
+        let ns = NetNs::open_same(&req.netns, req.netns_inode)?;
         let netns_inode = ns.inode()?;
         let socket = DhcpSocket::open(&ns, &req.key.ifname)?;
         let lease = dhcp::acquire(&socket, &params).await?;

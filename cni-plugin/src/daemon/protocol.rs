@@ -31,6 +31,11 @@ pub struct LeaseKey {
 pub struct AcquireRequest {
     pub key: LeaseKey,
     pub netns: PathBuf,
+    /// The inode of `netns` as the plugin sees it: the daemon may resolve
+    /// paths elsewhere (a container without hostPID sees other PIDs) and
+    /// must not lease in another namespace (0 from older plugins: any).
+    #[serde(default)]
+    pub netns_inode: u64,
     /// The pod interface's MAC (`chaddr`).
     pub mac: [u8; 6],
     pub client_id: Vec<u8>,

@@ -21,6 +21,7 @@ use crate::daemon::protocol::{
 };
 use crate::daemon::store::LeaseStore;
 use crate::dhcp::Lease;
+use crate::netns::NetNs;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -88,9 +89,11 @@ impl Dhcp {
             var: "CNI_NETNS",
             reason: "required".into(),
         })?;
+        let netns_inode = NetNs::open(&netns)?.inode()?;
         let request = Request::Acquire(AcquireRequest {
             key: key(conf, env),
             netns,
+            netns_inode,
             mac,
             client_id: self.client_id(env, mac),
             hostname: env.arg("K8S_POD_NAME").map(str::to_string),
