@@ -1,0 +1,202 @@
+//! `lanbridge daemon`: the node agent that owns every DHCP lease.
+//!
+//! It serves the plugin over a unix socket, persists each lease so a
+//! restart resumes its timers, renews at T1 (unicast), rebinds at T2
+//! (broadcast), withdraws what the node did for an address when its lease
+//! ends and moves it to the next lease ([`lifecycle`], [`claim`]), and
+//! sends releases that DEL had to queue while it was down.
+
+mod claim;
+mod lifecycle;
+mod release;
+mod server;
+
+pub mod peers;
+pub mod routes;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::cni::{Error, Result};
+use crate::dhcp::protocol::{AcquireRequest, LeaseKey, LeaseRecord, LeaseState, LeaseStatus};
+use crate::dhcp::store::LeaseStore;
+use crate::dhcp::{self, DhcpSocket, Lease, Params};
+use crate::node::netns::NetNs;
+use lifecycle::{Book, Ctx};
+
+pub struct DaemonOpts {
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    /// `--peers FILE --node NAME`: keep the routes to the other nodes' pod subnets.
+    pub routes: Option<crate::agent::routes::Follow>,
+}
+
+pub struct Daemon {
+    store: LeaseStore,
+    /// Where each lease stands.
+    book: Book,
+    /// See [`Ctx::claims`].
+    claims: Arc<tokio::sync::Mutex<()>>,
+    /// The renewal task of each lease.
+    tasks: Mutex<HashMap<LeaseKey, JoinHandle<()>>>,
+}
+
+pub async fn run(opts: &DaemonOpts) -> Result<()> {
+    let daemon = Arc::new(Daemon {
+        store: LeaseStore::new(&opts.state_dir),
+        book: Book::default(),
+        claims: Arc::default(),
+        tasks: Mutex::new(HashMap::new()),
+    });
+    let listener = server::bind(&opts.socket).await?;
+    tracing::info!("listening on {}", opts.socket.display());
+    daemon.resume()?;
+    tokio::spawn(release::flush_queue(daemon.store.clone()));
+    if let Some(follow) = opts.routes.clone() {
+        // Syncs at start and on every change of the file; never ends the daemon.
+        tokio::spawn(crate::agent::routes::follow(follow));
+    }
+    let outcome = tokio::select! {
+        r = server::serve(listener, daemon.clone()) => r,
+        r = shutdown() => r,
+    };
+    // Leases stay on disk: the next daemon picks their timers up again.
+    if let Err(e) = std::fs::remove_file(&opts.socket) {
+        tracing::warn!("removing {}: {e}", opts.socket.display());
+    }
+    outcome
+}
+
+async fn shutdown() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    Ok(())
+}
+
+impl Daemon {
+    /// Restarts the timers of every persisted lease.
+    fn resume(self: &Arc<Self>) -> Result<()> {
+        for record in self.store.all()? {
+            tracing::info!(
+                "resuming lease {} of {}/{}{}",
+                record.lease.address,
+                record.key.container_id,
+                record.key.ifname,
+                if record.withdrawn {
+                    " (lost: re-acquiring)"
+                } else {
+                    ""
+                }
+            );
+            let state = match record.withdrawn {
+                true => LeaseState::Expired,
+                false => LeaseState::Bound,
+            };
+            self.book.set(&record, state, None);
+            self.spawn_renewal(record);
+        }
+        Ok(())
+    }
+
+    async fn acquire(self: &Arc<Self>, req: AcquireRequest) -> Result<Lease> {
+        self.stop_renewal(&req.key).await;
+        self.book.forget(&req.key);
+        let params = Params {
+            mac: req.mac,
+            client_id: req.client_id.clone(),
+            hostname: req.hostname.clone(),
+            timeout: Duration::from_millis(req.timeout_ms),
+            requested_ip: None,
+        };
+        let ns = NetNs::open_same(&req.netns, req.netns_inode)?;
+        let netns_inode = ns.inode()?;
+        let socket = DhcpSocket::open(&ns, &req.key.ifname)?;
+        let lease = dhcp::acquire(&socket, &params).await?;
+        tracing::info!(
+            "leased {} to {}/{} from {} for {} s",
+            lease.network(),
+            req.key.container_id,
+            req.key.ifname,
+            lease.server_id,
+            lease.lease_time
+        );
+        let record = LeaseRecord {
+            key: req.key,
+            netns: req.netns,
+            netns_inode,
+            mac: req.mac,
+            client_id: req.client_id,
+            hostname: req.hostname,
+            lease: lease.clone(),
+            node: req.node,
+            withdrawn: false,
+        };
+        self.store.save(&record)?;
+        self.book.set(&record, LeaseState::Bound, None);
+        self.spawn_renewal(record);
+        Ok(lease)
+    }
+
+    /// Sends RELEASE for the attachment's lease, withdraws the node's part
+    /// and forgets it; `false` if there was no lease (or it was already lost).
+    async fn release(&self, key: &LeaseKey) -> Result<bool> {
+        self.stop_renewal(key).await;
+        self.book.forget(key);
+        let Some(record) = self.store.load(key)? else {
+            return Ok(false);
+        };
+        let held = !record.withdrawn;
+        if held {
+            release::send(&record).await;
+            // The pod is going away; its part goes with it.
+            if let Err(e) = claim::withdraw(&record, false).await {
+                tracing::warn!("withdrawing {} at release: {e}", record.lease.address);
+            }
+        }
+        self.store.remove(key)?;
+        Ok(held)
+    }
+
+    fn leases(&self) -> Result<Vec<LeaseRecord>> {
+        self.store.all()
+    }
+
+    fn status(&self, key: &LeaseKey) -> Option<LeaseStatus> {
+        self.book.get(key)
+    }
+
+    fn spawn_renewal(self: &Arc<Self>, record: LeaseRecord) {
+        let key = record.key.clone();
+        let ctx = Ctx {
+            store: self.store.clone(),
+            book: self.book.clone(),
+            claims: self.claims.clone(),
+        };
+        let task = tokio::spawn(lifecycle::maintain(ctx, record));
+        if let Some(old) = self.lock_tasks().insert(key, task) {
+            old.abort();
+        }
+    }
+
+    /// Stops the lease's task, never in the middle of a change of the claim.
+    async fn stop_renewal(&self, key: &LeaseKey) {
+        let _claims = self.claims.lock().await;
+        if let Some(task) = self.lock_tasks().remove(key) {
+            task.abort();
+        }
+    }
+
+    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, HashMap<LeaseKey, JoinHandle<()>>> {
+        // A panicked renewal task cannot leave the map half-updated.
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

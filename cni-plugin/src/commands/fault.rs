@@ -1,0 +1,78 @@
+//! Test hooks: `LANBRIDGE_FAIL_AFTER=<step>` makes ADD fail right after that
+//! step, so tests can prove that every step's undo leaves nothing behind;
+//! `LANBRIDGE_KILL_AFTER=<step>` kills the plugin there with SIGKILL (no
+//! undo at all), as a node crash or an OOM kill would.
+//! Each step's end is also logged at debug level with the time since the
+//! process started (`LANBRIDGE_LOG=debug`): where an ADD spends its time.
+
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use crate::cni::{Error, Result};
+
+/// Set by [`start_clock`] at the top of `main`.
+static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+pub fn start_clock() {
+    LazyLock::force(&START);
+}
+
+pub const ENV: &str = "LANBRIDGE_FAIL_AFTER";
+pub const KILL_ENV: &str = "LANBRIDGE_KILL_AFTER";
+
+/// The steps of ADD, in order: where it logs its time and where a test can
+/// make it fail or kill it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Bridge,
+    Veth,
+    Datapath,
+    Ipam,
+    Firewall,
+    Container,
+    Host,
+    State,
+}
+
+impl Step {
+    pub const ALL: [Step; 8] = [
+        Step::Bridge,
+        Step::Veth,
+        Step::Datapath,
+        Step::Ipam,
+        Step::Firewall,
+        Step::Container,
+        Step::Host,
+        Step::State,
+    ];
+
+    /// The step's name in `LANBRIDGE_FAIL_AFTER` and `LANBRIDGE_KILL_AFTER`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Bridge => "bridge",
+            Step::Veth => "veth",
+            Step::Datapath => "datapath",
+            Step::Ipam => "ipam",
+            Step::Firewall => "firewall",
+            Step::Container => "container",
+            Step::Host => "host",
+            Step::State => "state",
+        }
+    }
+}
+
+pub fn checkpoint(step: Step) -> Result<()> {
+    let step = step.name();
+    tracing::debug!(
+        "ADD step {step} done at {:.1} ms",
+        START.elapsed().as_secs_f64() * 1e3
+    );
+    if std::env::var(KILL_ENV).is_ok_and(|v| v == step) {
+        // Not even stderr gets flushed: as sudden as it gets.
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+    match std::env::var(ENV) {
+        Ok(v) if v == step => Err(Error::Injected(step.to_string())),
+        _ => Ok(()),
+    }
+}
