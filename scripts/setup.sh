@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Idempotent setup of a Debian 12 machine for building and testing lanbridge:
-# system packages, the nightly rust-src component, bpf-linker linked against
-# the nightly toolchain's own LLVM, and a mounted bpffs. Installs only what is
+# system packages, the nightly rust-src component, the musl target (the
+# image's static binary), bpf-linker linked against the nightly toolchain's
+# own LLVM, and a mounted bpffs. Installs only what is
 # missing; a second run is a fast no-op. Must run as root.
 set -euo pipefail
 
 APT_PACKAGES=(containernetworking-plugins dnsmasq-base iptables bpftool iperf3
-	podman runc busybox-static iproute2 kea-dhcp4-server jq nftables tcpdump)
+	podman runc busybox-static iproute2 kea-dhcp4-server jq nftables tcpdump
+	containerd musl-tools)
 BPF_LINKER_VERSION=0.13.0
 LLVM_PREFIX_DIR=${LANBRIDGE_LLVM_PREFIX:-/opt/lanbridge-llvm}
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -25,7 +27,8 @@ for pkg in "${APT_PACKAGES[@]}"; do
 		missing+=("$pkg")
 done
 if ((${#missing[@]})); then
-	# Keep postinst scripts from starting services (kea-dhcp4-server would).
+	# Keep postinst scripts from starting services (kea-dhcp4-server and
+	# containerd would).
 	policy=/usr/sbin/policy-rc.d
 	if [[ ! -e $policy ]]; then
 		printf '#!/bin/sh\nexit 101\n' >"$policy"
@@ -37,14 +40,16 @@ if ((${#missing[@]})); then
 	step "apt-get install ${missing[*]}"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		"${missing[@]}" >/dev/null
-	if [[ " ${missing[*]} " == *" kea-dhcp4-server "* ]]; then
-		step "disable the kea-dhcp4-server service (tests start their own servers)"
+	# Tests start their own servers and their own private containerd.
+	for service in kea-dhcp4-server containerd; do
+		[[ " ${missing[*]} " == *" $service "* ]] || continue
+		step "disable the $service service"
 		if [[ -d /run/systemd/system ]]; then
-			systemctl disable --now kea-dhcp4-server >/dev/null 2>&1 || true
+			systemctl disable --now "$service" >/dev/null 2>&1 || true
 		else
-			systemctl disable kea-dhcp4-server >/dev/null 2>&1 || true
+			systemctl disable "$service" >/dev/null 2>&1 || true
 		fi
-	fi
+	done
 else
 	step "debian packages: all present"
 fi
@@ -58,6 +63,14 @@ elif ! rustup component list --toolchain nightly --installed | grep -q '^rust-sr
 	rustup component add rust-src --toolchain nightly
 else
 	step "nightly rust-src: present"
+fi
+
+# --- the musl target (`cargo xtask image`: a static binary) ------------------
+if rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+	step "rust target x86_64-unknown-linux-musl: present"
+else
+	step "rustup target add x86_64-unknown-linux-musl"
+	rustup target add x86_64-unknown-linux-musl
 fi
 
 # --- bpf-linker against nightly's libLLVM ------------------------------------

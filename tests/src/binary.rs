@@ -29,6 +29,18 @@ pub fn lanbridge_bin() -> PathBuf {
     path
 }
 
+/// The static (musl) release binary that `cargo xtask image` puts in the
+/// image (`cargo xtask test` builds it too). Panics with a hint when missing.
+pub fn static_lanbridge_bin() -> PathBuf {
+    let path = workspace_dir().join("target/x86_64-unknown-linux-musl/release/lanbridge");
+    assert!(
+        path.is_file(),
+        "static lanbridge binary not found at {} — build it with `cargo xtask image`",
+        path.display()
+    );
+    path
+}
+
 /// A reference plugin by name, e.g. `bridge`, `host-local`, `portmap`.
 pub fn reference_plugin(name: &str) -> PathBuf {
     let p = Path::new(REFERENCE_DIR).join(name);

@@ -7,6 +7,7 @@ pub mod binary;
 pub mod bpftool;
 pub mod cluster;
 pub mod cni;
+pub mod containerd;
 pub mod daemon;
 pub mod dhcp_server;
 pub mod fixture;

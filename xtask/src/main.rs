@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask <command>` (alias in .cargo/config.toml).
 
 mod ebpf;
+mod image;
 mod run;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,16 @@ enum Task {
     Build {
         #[arg(long)]
         release: bool,
+    },
+    /// Build the static (musl) release binary and the container image from
+    /// deploy/Containerfile with podman, offline (`FROM scratch`).
+    Image {
+        /// Name and tag of the image (podman prefixes `localhost/`).
+        #[arg(long, default_value_t = image::default_tag())]
+        tag: String,
+        /// Also write the image to this file as an OCI archive.
+        #[arg(long)]
+        archive: Option<PathBuf>,
     },
     /// Set up, build, then run the workspace tests (root: they use netns).
     Test {
@@ -57,11 +68,14 @@ fn main() -> Result<()> {
         Task::Setup => setup(&root),
         Task::BuildEbpf => ebpf::build(&root),
         Task::Build { release } => build(&root, release),
+        Task::Image { tag, archive } => image::build(&root, &tag, archive.as_deref()),
         Task::Test { args } => {
             require_root("the tests create network namespaces")?;
             setup(&root)?;
-            // The integration tests run target/debug/lanbridge.
+            // The integration tests run target/debug/lanbridge; the image
+            // test builds its image from the static one.
             build(&root, false)?;
+            image::static_binary(&root)?;
             // Every failure of the run, not just the first test binary's.
             let mut test = vec!["test", "--workspace", "--no-fail-fast"];
             test.extend(args.iter().map(String::as_str));

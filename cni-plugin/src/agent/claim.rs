@@ -50,7 +50,7 @@ pub async fn restore(record: &LeaseRecord, lease: &Lease) -> Result<()> {
 
 /// Replaces the pod's address of `record.lease` with `lease`'s (none: removed).
 async fn pod_address(record: &LeaseRecord, lease: Option<&Lease>) -> Result<()> {
-    let ns = NetNs::open(&record.netns)?;
+    let ns = record.open_netns()?;
     let pod = Netlink::open(&ns)?;
     let link = pod.existing_link(&record.key.ifname).await?;
     let old = IpNet::V4(record.lease.network());

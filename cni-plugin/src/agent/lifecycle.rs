@@ -19,7 +19,7 @@ use crate::cni::{Error, Result};
 use crate::dhcp::protocol::{LeaseKey, LeaseRecord, LeaseState, LeaseStatus};
 use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{self, DhcpError, DhcpSocket, Lease, Params};
-use crate::node::{self, netns::NetNs};
+use crate::node;
 
 /// INIT's pause between acquisitions: from a second (above the relay's per-pod
 /// DHCP rate limit) doubling to a minute.
@@ -358,9 +358,10 @@ async fn attempt(record: &LeaseRecord, step: Step, timeout: Duration) -> Result<
     })
 }
 
-/// The pod's DHCP socket; none when its namespace is gone.
+/// The pod's DHCP socket; none when its namespace is gone (or its path
+/// names another namespace now).
 fn open_socket(record: &LeaseRecord) -> Result<Option<DhcpSocket>> {
-    let ns = match NetNs::open(&record.netns) {
+    let ns = match record.open_netns() {
         Ok(ns) => ns,
         Err(node::error::Error::NetnsNotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),

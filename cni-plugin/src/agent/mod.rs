@@ -149,7 +149,8 @@ impl Daemon {
             requested_ip: None,
             options: req.options.clone(),
         };
-        let ns = NetNs::open(&req.netns)?;
+        let ns = NetNs::open_same(&req.netns, req.netns_inode)?;
+        let netns_inode = ns.inode()?;
         let socket = DhcpSocket::open(&ns, &req.key.ifname)?;
         let started = std::time::Instant::now();
         let lease = dhcp::acquire(&socket, &params).await;
@@ -171,6 +172,7 @@ impl Daemon {
         let record = LeaseRecord {
             key: req.key,
             netns: req.netns,
+            netns_inode,
             mac: req.mac,
             client_id: req.client_id,
             hostname: req.hostname,

@@ -14,7 +14,6 @@ use super::lifecycle::params;
 use crate::dhcp::protocol::LeaseRecord;
 use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{self, DhcpSocket};
-use crate::node::netns::NetNs;
 
 /// Best effort: a release that can't be sent only costs the server a lease
 /// until it expires, so failures are logged, not returned.
@@ -29,7 +28,7 @@ pub async fn send(record: &LeaseRecord) {
         return;
     }
     let from_pod = async {
-        let ns = NetNs::open(&record.netns)?;
+        let ns = record.open_netns()?;
         let socket = DhcpSocket::open(&ns, &record.key.ifname)?;
         dhcp::release(
             &socket,

@@ -209,6 +209,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         container_id: env.container_id.clone(),
         ifname: env.ifname.clone(),
         netns: pod_ns.path().display().to_string(),
+        netns_inode: pod_ns.inode()?,
         bridge: conf.bridge.clone(),
         host_veth: host.name.clone(),
         host_ifindex: host.index,

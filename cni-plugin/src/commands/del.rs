@@ -2,6 +2,7 @@
 //! netns or the link is gone, and when nothing was allocated; it still tries
 //! every step when one fails, and reports the first failure.
 
+use super::state::Record;
 use super::{Attachment, Cleanup};
 use crate::cni::{CniEnv, Result};
 use crate::config::NetConf;
@@ -18,17 +19,6 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
             errors.push(e);
         }
     }
-    let pod = match &env.netns {
-        Some(path) => match NetNs::open(path) {
-            Ok(ns) => Some(ns),
-            Err(node::error::Error::NetnsNotFound { .. }) => None,
-            Err(e) => {
-                errors.push(e.into());
-                None
-            }
-        },
-        None => None,
-    };
     // A record that cannot be read must not make DEL fail on every retry:
     // the deterministic names find the rest.
     let record = att
@@ -38,6 +28,17 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
             tracing::warn!("{e}; removing the attachment by its names");
             None
         });
+    let pod = match &env.netns {
+        Some(path) => match NetNs::open(path) {
+            Ok(ns) => the_pods(ns, record.as_ref()),
+            Err(node::error::Error::NetnsNotFound { .. }) => None,
+            Err(e) => {
+                errors.push(e.into());
+                None
+            }
+        },
+        None => None,
+    };
     match Cleanup::new(&att) {
         Ok(mut cleanup) => errors.extend(
             cleanup
@@ -52,4 +53,26 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
         Err(e) => errors.push(e),
     }
     first_error(errors)
+}
+
+/// `ns` if it is still the pod's namespace. A DEL's path can outlive the
+/// pod: `/proc/<pid>/ns/net` (`ctr run --cni`, nerdctl) of a reused PID
+/// names another namespace, perhaps the node's own, whose interfaces are
+/// never DEL's to remove. The pod is then gone, as with a missing path.
+fn the_pods(ns: NetNs, record: Option<&Record>) -> Option<NetNs> {
+    let inode = ns.inode().ok()?;
+    let node = NetNs::current().and_then(|n| n.inode()).ok();
+    let recorded = record.map_or(0, |r| r.netns_inode);
+    let other = if node == Some(inode) {
+        "the node's own namespace"
+    } else if recorded != 0 && recorded != inode {
+        "another namespace than at ADD"
+    } else {
+        return Some(ns);
+    };
+    tracing::warn!(
+        "netns {} names {other} (inode {inode}): the pod is gone, its interfaces are left alone",
+        ns.path().display()
+    );
+    None
 }

@@ -17,6 +17,10 @@ pub struct Record {
     pub container_id: String,
     pub ifname: String,
     pub netns: String,
+    /// The inode of `netns` at ADD: DEL touches a namespace only while its
+    /// path still names that one (0 in older records: any).
+    #[serde(default)]
+    pub netns_inode: u64,
     pub bridge: String,
     pub host_veth: String,
     /// The port's ifindex: its key in the datapath maps.
@@ -224,6 +228,7 @@ mod tests {
             container_id: "c1".into(),
             ifname: "eth0".into(),
             netns: "/run/netns/x".into(),
+            netns_inode: 0,
             bridge: "cni0".into(),
             host_veth: "lb0123".into(),
             host_ifindex: 7,
@@ -251,6 +256,7 @@ mod tests {
                 container_id: cid.into(),
                 ifname: "eth0".into(),
                 netns: "/run/netns/x".into(),
+                netns_inode: 0,
                 bridge: "cni0".into(),
                 host_veth: "lb0123".into(),
                 host_ifindex: 7,

@@ -15,6 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use crate::cni::{Error, Result};
 use crate::dhcp::{ClientOptions, Lease};
 use crate::node::mac::format_mac;
+use crate::node::netns::NetNs;
 
 pub const DEFAULT_SOCKET: &str = "/run/lanbridge/lanbridge.sock";
 
@@ -36,6 +37,11 @@ pub struct LeaseKey {
 pub struct AcquireRequest {
     pub key: LeaseKey,
     pub netns: PathBuf,
+    /// The inode of `netns` as the plugin sees it: the daemon may resolve
+    /// paths elsewhere (a container without hostPID sees other PIDs) and
+    /// must not lease in another namespace (0 from older plugins: any).
+    #[serde(default)]
+    pub netns_inode: u64,
     /// The pod interface's MAC (`chaddr`).
     pub mac: [u8; 6],
     pub client_id: Vec<u8>,
@@ -281,6 +287,10 @@ pub enum Response {
 pub struct LeaseRecord {
     pub key: LeaseKey,
     pub netns: PathBuf,
+    /// The inode of `netns` at acquisition, so that a path naming another
+    /// namespace later counts as the pod gone (0 in older records: any).
+    #[serde(default)]
+    pub netns_inode: u64,
     pub mac: [u8; 6],
     pub client_id: Vec<u8>,
     pub hostname: Option<String>,
@@ -302,6 +312,13 @@ pub struct LeaseRecord {
     /// What renewals ask for and tell, as the acquisition did.
     #[serde(default)]
     pub options: ClientOptions,
+}
+
+impl LeaseRecord {
+    /// The pod's namespace, while `netns` still names it.
+    pub fn open_netns(&self) -> crate::node::error::Result<NetNs> {
+        NetNs::open_same(&self.netns, self.netns_inode)
+    }
 }
 
 /// A lease's state in RFC 2131's terms, with when it last changed.

@@ -21,6 +21,7 @@ use crate::dhcp::protocol::{
 };
 use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{ClientOptions, Lease};
+use crate::node::netns::NetNs;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -249,9 +250,11 @@ impl Dhcp {
             reason: "required".into(),
         })?;
         let (hostname, options) = self.provided(env)?;
+        let netns_inode = NetNs::open(&netns)?.inode()?;
         let request = Request::Acquire(Box::new(AcquireRequest {
             key: key(conf, env),
             netns,
+            netns_inode,
             mac,
             client_id: self.client_id(env, mac),
             hostname,

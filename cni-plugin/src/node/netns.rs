@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::sched::{setns, CloneFlags};
@@ -33,6 +34,34 @@ impl NetNs {
         })
     }
 
+    /// Opens `path` only while it names the namespace whose inode is `inode`
+    /// (0: any). A `/proc/<pid>/ns/net` path (`ctr run --cni`, nerdctl)
+    /// outlives its pod when the PID is reused, and then names another
+    /// namespace, perhaps the node's own; in another PID namespace (a daemon
+    /// container without hostPID) it names another process's. Either way
+    /// it is not the pod's (code 3).
+    pub fn open_same(path: &Path, inode: u64) -> Result<NetNs> {
+        let ns = NetNs::open(path)?;
+        let now = ns.inode()?;
+        if inode != 0 && now != inode {
+            return Err(Error::NetnsNotFound {
+                path: path.to_path_buf(),
+                source: io::Error::other(format!(
+                    "the path names another namespace here (inode {now}, not {inode})"
+                )),
+            });
+        }
+        Ok(ns)
+    }
+
+    /// The namespace's inode (what `lsns -t net` shows).
+    pub fn inode(&self) -> Result<u64> {
+        self.file
+            .metadata()
+            .map(|m| m.ino())
+            .map_err(|e| Error::io(format!("fstat of netns {}", self.path.display()), e))
+    }
+
     /// The namespace this process runs in (the node's).
     pub fn current() -> Result<NetNs> {
         NetNs::open(Path::new("/proc/thread-self/ns/net"))
@@ -57,5 +86,21 @@ impl NetNs {
             .expect("netns worker thread panicked")
         })
         .map_err(|e| Error::io(format!("in netns {}", self.path.display()), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_that_names_another_namespace_is_a_pod_gone() {
+        let path = Path::new("/proc/self/ns/net");
+        let inode = NetNs::open(path).unwrap().inode().unwrap();
+        assert!(NetNs::open_same(path, inode).is_ok());
+        assert!(NetNs::open_same(path, 0).is_ok(), "0: a record from before");
+        let err = NetNs::open_same(path, inode + 1).err().expect("refused");
+        assert!(matches!(err, Error::NetnsNotFound { .. }), "{err}");
+        assert!(err.to_string().contains("another namespace"), "{err}");
     }
 }
