@@ -14,13 +14,26 @@ use std::net::Ipv4Addr;
 
 use ipnet::IpNet;
 
-use crate::cni::{Error, Result};
+use crate::node;
 use crate::node::netlink::{LinkInfo, Netlink};
 use crate::node::netns::NetNs;
 use crate::node::sysctl;
 
 /// The bridge's link-local address in lan mode.
 pub const BRIDGE_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+
+/// Why lan mode cannot use the uplink (`commands::errors` gives the CNI code).
+#[derive(Debug, thiserror::Error)]
+pub enum LanError {
+    #[error("no interface {0:?} in the node")]
+    NoUplink(String),
+    #[error("{uplink} is enslaved to {bridge}: that is bridged mode, drop \"uplink\"")]
+    UplinkEnslaved { uplink: String, bridge: String },
+    #[error("{0} has no IPv4 address")]
+    NoUplinkAddress(String),
+    #[error(transparent)]
+    Node(#[from] node::error::Error),
+}
 
 pub struct Uplink {
     pub link: LinkInfo,
@@ -35,19 +48,16 @@ pub async fn prepare(
     node_ns: &NetNs,
     bridge: &LinkInfo,
     uplink: &str,
-) -> Result<Uplink> {
+) -> Result<Uplink, LanError> {
     let link = node
         .link(uplink)
         .await?
-        .ok_or_else(|| Error::config("uplink", format!("no interface {uplink:?} in the node")))?;
+        .ok_or_else(|| LanError::NoUplink(uplink.to_string()))?;
     if link.master == Some(bridge.index) {
-        return Err(Error::config(
-            "uplink",
-            format!(
-                "{uplink} is enslaved to {}: that is bridged mode, drop \"uplink\"",
-                bridge.name
-            ),
-        ));
+        return Err(LanError::UplinkEnslaved {
+            uplink: uplink.to_string(),
+            bridge: bridge.name.clone(),
+        });
     }
     let address = node
         .addresses(link.index)
@@ -57,7 +67,7 @@ pub async fn prepare(
             IpNet::V4(v4) => Some(v4.addr()),
             IpNet::V6(_) => None,
         })
-        .ok_or_else(|| Error::config("uplink", format!("{uplink} has no IPv4 address")))?;
+        .ok_or_else(|| LanError::NoUplinkAddress(uplink.to_string()))?;
     let link_local = IpNet::new(BRIDGE_ADDRESS.into(), 32).expect("valid prefix");
     node.add_address(bridge.index, link_local, true).await?;
     let settings: Vec<[&str; 5]> = [bridge.name.as_str(), uplink]

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use lanbridge::{cli, commands::fault, plugin};
+use lanbridge::cli::{self, Reported};
+use lanbridge::{commands::fault, plugin};
 
 fn main() -> ExitCode {
     fault::start_clock();
@@ -15,8 +16,13 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    match std::env::var("CNI_COMMAND") {
+    let outcome = match std::env::var("CNI_COMMAND") {
         Ok(command) => plugin::main(&command),
         Err(_) => cli::main(),
+    };
+    // The one place the exit code is chosen; the failure was reported already.
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Reported) => ExitCode::FAILURE,
     }
 }

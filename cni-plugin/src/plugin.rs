@@ -2,7 +2,6 @@
 //! Nothing but the result or the error object is ever written to stdout.
 
 use std::io::{Read, Write};
-use std::process::ExitCode;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::net::UnixStream;
 
+use crate::cli::Reported;
 use crate::cni::{version::CURRENT, CniEnv, Command, Error, Result};
 use crate::commands;
 use crate::config::{self, NetConf};
@@ -18,7 +18,8 @@ use crate::dhcp::protocol::{
 };
 use crate::ipam::Ipam;
 
-pub fn main(command: &str) -> ExitCode {
+/// Runs `command`; a failure is reported as the CNI error object on stdout.
+pub fn main(command: &str) -> Result<(), Reported> {
     let mut stdin = Vec::new();
     let read = std::io::stdin()
         .read_to_end(&mut stdin)
@@ -47,15 +48,15 @@ pub fn main(command: &str) -> ExitCode {
             })
     });
     match outcome {
-        Ok(None) => ExitCode::SUCCESS,
+        Ok(None) => Ok(()),
         Ok(Some(out)) => {
             print_json(&out);
-            ExitCode::SUCCESS
+            Ok(())
         }
         Err(e) => {
             tracing::error!("{} failed: {e}", command);
             print_json(&e.to_json(&reply_version));
-            ExitCode::FAILURE
+            Err(Reported)
         }
     }
 }

@@ -8,6 +8,8 @@
 //!                default via 192.168.77.1
 //! ```
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::netns::{unique_prefix, Netns};
 
 pub const LAN_PREFIX_LEN: u8 = 24;
@@ -28,6 +30,8 @@ pub struct Topology {
     pub lan: Netns,
     pub lan_host: Netns,
     pub node: Netns,
+    /// How many [`Topology::lan_client`]s were bridged on (their port names).
+    clients: AtomicUsize,
 }
 
 impl Topology {
@@ -53,6 +57,7 @@ impl Topology {
             lan,
             lan_host,
             node,
+            clients: AtomicUsize::new(0),
         }
     }
 
@@ -72,11 +77,36 @@ impl Topology {
     pub fn pod(&self, name: &str) -> Netns {
         Netns::create(&format!("{}-{name}", self.prefix))
     }
+
+    /// A namespace whose `eth0` (MAC `mac`, up, no address) is bridged straight
+    /// onto the LAN: what a DHCP client on the LAN sees, without lanbridge.
+    pub fn lan_client(&self, name: &str, mac: &str) -> Netns {
+        let host = self.pod(name);
+        let n = self.clients.fetch_add(1, Ordering::SeqCst);
+        bridge(&self.lan, &format!("c{n}"), &host);
+        host.ip(&["link", "set", NODE_UPLINK, "address", mac, "up"]);
+        host
+    }
 }
 
 /// Connects `host` to the LAN bridge: a veth `lan_side` (in the LAN ns, enslaved to
 /// the bridge) peered with `eth0` in `host`, addressed `addr/24`, default via the router.
 fn attach(lan: &Netns, lan_side: &str, host: &Netns, addr: &str) {
+    bridge(lan, lan_side, host);
+    host.ip(&[
+        "addr",
+        "add",
+        &format!("{addr}/{LAN_PREFIX_LEN}"),
+        "dev",
+        NODE_UPLINK,
+    ]);
+    host.ip(&["link", "set", NODE_UPLINK, "up"]);
+    host.ip(&["route", "add", "default", "via", LAN_ROUTER]);
+}
+
+/// A veth `lan_side` (in the LAN ns, enslaved to the bridge, up) peered with
+/// `eth0` in `host` (down, no address).
+fn bridge(lan: &Netns, lan_side: &str, host: &Netns) {
     lan.ip(&[
         "link",
         "add",
@@ -90,13 +120,4 @@ fn attach(lan: &Netns, lan_side: &str, host: &Netns, addr: &str) {
         host.name(),
     ]);
     lan.ip(&["link", "set", lan_side, "master", LAN_BRIDGE, "up"]);
-    host.ip(&[
-        "addr",
-        "add",
-        &format!("{addr}/{LAN_PREFIX_LEN}"),
-        "dev",
-        NODE_UPLINK,
-    ]);
-    host.ip(&["link", "set", NODE_UPLINK, "up"]);
-    host.ip(&["route", "add", "default", "via", LAN_ROUTER]);
 }

@@ -6,6 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use lanbridge::commands::fault::{Step, KILL_ENV};
 use lanbridge_tests::bpftool::bpftool;
 use lanbridge_tests::flows::{LanNet, LanOpts};
 use lanbridge_tests::lan::LAN_NET_BRIDGE;
@@ -19,17 +20,10 @@ use serde_json::Value;
 const SUBNET: &str = "10.244.1.0/24";
 const NET: &str = "lbtnet";
 
-/// ADD's steps, as `LANBRIDGE_KILL_AFTER` names them (cni-plugin/src/fault.rs).
-const STEPS: [&str; 8] = [
-    "bridge",
-    "veth",
-    "datapath",
-    "ipam",
-    "firewall",
-    "container",
-    "host",
-    "state",
-];
+/// ADD's steps, as `LANBRIDGE_KILL_AFTER` names them.
+fn steps() -> impl Iterator<Item = &'static str> {
+    Step::ALL.into_iter().map(Step::name)
+}
 
 fn conf(w: &World) -> Value {
     w.subnet_conf("1.1.0", SUBNET)
@@ -53,7 +47,7 @@ fn gc(w: &World, valid: &[&Attachment], what: &str) {
 
 /// An ADD killed with SIGKILL right after `step`: no undo runs at all.
 fn killed_add(w: &World, att: &Attachment, step: &str) {
-    let env = w.rt.env("ADD", att).with("LANBRIDGE_KILL_AFTER", step);
+    let env = w.rt.env("ADD", att).with(KILL_ENV, step);
     let out = w.rt.exec(&conf(w), &env);
     assert_eq!(out.code, None, "ADD not killed after {step}: {out}");
 }
@@ -69,7 +63,7 @@ fn sigkill_after_each_add_step_then_del_or_add_converge() {
     let w = World::lanbridge("kill");
     let pod = w.topo.pod("p");
     let att = Attachment::new("ctr-kill", &pod, "eth0");
-    for step in STEPS {
+    for step in steps() {
         // The runtime's usual answer to a failed ADD: DEL.
         killed_add(&w, &att, step);
         del(&w, &att, &format!("DEL after a kill after {step}"));
@@ -439,14 +433,14 @@ fn lan_sigkill_after_each_add_step() {
     let w = &lan.w;
     let (pod, att) = lan.pod_ns("k");
     let kill = |step: &str| {
-        let env = w.rt.env("ADD", &att).with("LANBRIDGE_KILL_AFTER", step);
+        let env = w.rt.env("ADD", &att).with(KILL_ENV, step);
         let out = w.rt.exec(&lan.conf, &env);
         assert_eq!(out.code, None, "ADD not killed after {step}: {out}");
     };
     let del = |what: &str| {
         w.rt.invoke("DEL", &lan.conf, &att, None).expect_ok(what);
     };
-    for step in STEPS {
+    for step in steps() {
         kill(step);
         del(&format!("DEL after a kill after {step}"));
         let routes: Vec<_> = w

@@ -1,6 +1,7 @@
 //! The CNI contract of lanbridge: VERSION, result shapes per cniVersion,
 //! error codes, STATUS, and rollback of a failed ADD.
 
+use lanbridge::commands::fault::{self, Step};
 use lanbridge_tests::cni::{CniEnv, CniOutput};
 use lanbridge_tests::result::{self, first_ip};
 use lanbridge_tests::runtime::{version_at_least_040, Attachment};
@@ -293,11 +294,12 @@ fn status_is_0_when_ready_and_50_when_state_dir_unwritable() {
 
 /// ADD with `LANBRIDGE_FAIL_AFTER=<step>` fails and leaves nothing behind; a
 /// normal ADD afterwards works.
-fn fail_after(step: &str) {
+fn fail_after(step: Step) {
+    let step = step.name();
     let w = World::lanbridge(&format!("f{step}"));
     let conf = w.subnet_conf("1.0.0", SUBNET);
     let (pod, att) = one_pod(&w, "p");
-    let env = w.rt.env("ADD", &att).with("LANBRIDGE_FAIL_AFTER", step);
+    let env = w.rt.env("ADD", &att).with(fault::ENV, step);
     let out = w.rt.exec(&conf, &env);
     out.expect_err(&format!("ADD with LANBRIDGE_FAIL_AFTER={step}"));
     assert!(
@@ -323,40 +325,40 @@ fn fail_after(step: &str) {
 
 #[test]
 fn failed_add_after_bridge_leaves_nothing() {
-    fail_after("bridge");
+    fail_after(Step::Bridge);
 }
 
 #[test]
 fn failed_add_after_veth_leaves_nothing() {
-    fail_after("veth");
+    fail_after(Step::Veth);
 }
 
 #[test]
 fn failed_add_after_datapath_leaves_nothing() {
-    fail_after("datapath");
+    fail_after(Step::Datapath);
 }
 
 #[test]
 fn failed_add_after_ipam_leaves_nothing() {
-    fail_after("ipam");
+    fail_after(Step::Ipam);
 }
 
 #[test]
 fn failed_add_after_container_leaves_nothing() {
-    fail_after("container");
+    fail_after(Step::Container);
 }
 
 #[test]
 fn failed_add_after_host_leaves_nothing() {
-    fail_after("host");
+    fail_after(Step::Host);
 }
 
 #[test]
 fn failed_add_after_firewall_leaves_nothing() {
-    fail_after("firewall");
+    fail_after(Step::Firewall);
 }
 
 #[test]
 fn failed_add_after_state_leaves_nothing() {
-    fail_after("state");
+    fail_after(Step::State);
 }

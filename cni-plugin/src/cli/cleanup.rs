@@ -8,7 +8,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use crate::cni::{Error, Result};
 use crate::commands::state::{NodeChanges, StateDir};
@@ -44,17 +43,10 @@ pub struct Args {
     state_dir: PathBuf,
 }
 
-pub fn main(args: Args) -> ExitCode {
-    let outcome = super::runtime(1)
-        .map_err(|e| Error::io("starting the runtime", e))
-        .and_then(|rt| rt.block_on(run(&args)));
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("lanbridge cleanup: {e}");
-            ExitCode::FAILURE
-        }
-    }
+pub fn main(args: Args) -> Result<(), Error> {
+    super::runtime(1)
+        .map_err(|e| Error::io("starting the runtime", e))?
+        .block_on(run(&args))
 }
 
 async fn run(args: &Args) -> Result<()> {

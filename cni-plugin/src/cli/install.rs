@@ -11,7 +11,6 @@ use std::fs::{self, File, Permissions};
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use serde_json::Value;
 
@@ -98,45 +97,31 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> InstallError + '_ {
     }
 }
 
-pub fn main(args: Args) -> ExitCode {
+pub fn main(args: Args) -> Result<(), super::Failure> {
     let bin_dir = under(&args.root, &args.bin_dir);
     let net_dir = under(&args.root, &args.net_dir);
     // /proc/self/exe opens this very binary even if its path was replaced.
     let binary = PathBuf::from("/proc/self/exe");
     let pod_cidr = match (&args.peers, &args.node) {
         (Some(peers), Some(node)) => {
-            match crate::agent::peers::Peers::load(peers).and_then(|p| Ok(p.node(node)?.pod_cidr)) {
-                Ok(cidr) => Some(cidr.to_string()),
-                Err(e) => {
-                    eprintln!("lanbridge install: {e} (nothing written)");
-                    return ExitCode::FAILURE;
-                }
-            }
+            let cidr = crate::agent::peers::Peers::load(peers)
+                .and_then(|p| Ok(p.node(node)?.pod_cidr))
+                .map_err(|e| format!("{e} (nothing written)"))?;
+            Some(cidr.to_string())
         }
         _ => None,
     };
     let conf = args.conflist.as_deref().map(|c| (c, pod_cidr.as_deref()));
-    let items = match plan(&binary, conf, &bin_dir, &net_dir) {
-        Ok(items) => items,
-        Err(e) => {
-            eprintln!("lanbridge install: {e} (nothing written)");
-            return ExitCode::FAILURE;
-        }
-    };
+    let items =
+        plan(&binary, conf, &bin_dir, &net_dir).map_err(|e| format!("{e} (nothing written)"))?;
     for item in &items {
         println!("{item}");
     }
     if args.dry_run {
         println!("(dry run: nothing written)");
-        return ExitCode::SUCCESS;
+        return Ok(());
     }
-    match apply(&items) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("lanbridge install: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    Ok(apply(&items)?)
 }
 
 /// `dir` below `root` (`/opt/cni/bin` under `/tmp/r` is `/tmp/r/opt/cni/bin`).

@@ -7,17 +7,24 @@ pub mod monitor;
 mod routes;
 pub mod status;
 
-use std::process::ExitCode;
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-
-use std::path::PathBuf;
 
 use crate::agent::{self, DaemonOpts};
 use crate::cni::version::SUPPORTED;
 use crate::config::{DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR};
 use crate::dhcp::protocol::DEFAULT_SOCKET;
 use crate::node::scope;
+
+/// A failure already reported to whoever ran the binary (the CNI error
+/// object on stdout for a runtime, a line on stderr for a person): `main`
+/// turns it into the exit code, the one place that chooses it.
+#[derive(Debug)]
+pub struct Reported;
+
+/// A subcommand's failure, reported once by [`main`] as `lanbridge <subcommand>: <error>`.
+type Failure = Box<dyn std::error::Error>;
 
 #[derive(Parser)]
 #[command(
@@ -93,8 +100,34 @@ enum Cmd {
     Cleanup(cleanup::Args),
 }
 
-pub fn main() -> ExitCode {
-    match Cli::parse().command {
+/// Runs the subcommand; a failure is reported on stderr.
+pub fn main() -> Result<(), Reported> {
+    let command = Cli::parse().command;
+    let name = command.name();
+    run(command).map_err(|e| {
+        eprintln!("lanbridge {name}: {e}");
+        Reported
+    })
+}
+
+impl Cmd {
+    /// The subcommand as a person typed it.
+    fn name(&self) -> &'static str {
+        match self {
+            Cmd::Version => "version",
+            Cmd::Inspect { .. } => "inspect",
+            Cmd::Daemon { .. } => "daemon",
+            Cmd::Routes { .. } => "routes sync",
+            Cmd::Install(_) => "install",
+            Cmd::Cleanup(_) => "cleanup",
+            Cmd::Monitor(_) => "monitor",
+            Cmd::Status(_) => "status",
+        }
+    }
+}
+
+fn run(command: Cmd) -> Result<(), Failure> {
+    match command {
         Cmd::Version => {
             println!("lanbridge {}", env!("CARGO_PKG_VERSION"));
             println!("CNI versions: {}", SUPPORTED.join(" "));
@@ -102,32 +135,26 @@ pub fn main() -> ExitCode {
                 Some(obj) => println!("eBPF object: embedded ({} bytes)", obj.len()),
                 None => println!("eBPF object: not embedded (run `cargo xtask build-ebpf`)"),
             }
-            ExitCode::SUCCESS
+            Ok(())
         }
         Cmd::Inspect {
             network,
             pin_root,
             state_dir,
             json,
-        } => match inspect::report(&network, &pin_root, &state_dir) {
-            Ok(report) if json => {
-                println!(
+        } => {
+            let report = inspect::report(&network, &pin_root, &state_dir)?;
+            match json {
+                true => println!(
                     "{}",
                     serde_json::to_string_pretty(&report).expect("report serializes")
-                );
-                ExitCode::SUCCESS
+                ),
+                false => print!("{}", report.render()),
             }
-            Ok(report) => {
-                print!("{}", report.render());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("lanbridge inspect: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Cmd::Monitor(args) => monitor::main(args),
-        Cmd::Status(args) => status::main(args),
+            Ok(())
+        }
+        Cmd::Monitor(args) => Ok(monitor::main(&args)?),
+        Cmd::Status(args) => Ok(status::main(&args)?),
         Cmd::Daemon {
             socket,
             state_dir,
@@ -136,21 +163,22 @@ pub fn main() -> ExitCode {
             peers,
         } => {
             // A dead namespace's leases are not this one's to resume.
-            if let Err(e) = scope::claim(&crate::commands::SCOPED_DEFAULTS, &[&state_dir]) {
-                eprintln!("lanbridge daemon: {e}");
-                return ExitCode::FAILURE;
-            }
-            daemon(DaemonOpts {
+            scope::claim(&crate::commands::SCOPED_DEFAULTS, &[&state_dir])?;
+            let opts = DaemonOpts {
                 socket,
                 state_dir,
                 pin_root,
                 metrics_address,
                 routes: peers.follow(),
-            })
+            };
+            runtime(2)
+                .map_err(|e| format!("starting the runtime: {e}"))?
+                .block_on(agent::run(&opts))?;
+            Ok(())
         }
         Cmd::Routes { command } => routes::main(command),
         Cmd::Install(args) => install::main(args),
-        Cmd::Cleanup(args) => cleanup::main(args),
+        Cmd::Cleanup(args) => Ok(cleanup::main(args)?),
     }
 }
 
@@ -166,21 +194,4 @@ pub fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
         }
     };
     builder.enable_all().build()
-}
-
-fn daemon(opts: DaemonOpts) -> ExitCode {
-    let runtime = match runtime(2) {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("starting the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(agent::run(&opts)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("daemon: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }

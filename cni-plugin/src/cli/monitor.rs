@@ -5,7 +5,6 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use crate::config::DEFAULT_PIN_ROOT;
 use crate::datapath::Pins;
@@ -29,17 +28,7 @@ pub struct Args {
     pin_root: PathBuf,
 }
 
-pub fn main(args: Args) -> ExitCode {
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("lanbridge monitor: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(args: &Args) -> Result<(), String> {
+pub fn main(args: &Args) -> Result<(), String> {
     if let Some(network) = &args.network {
         let pins = Pins::new(&args.pin_root, network);
         if !pins.dir().is_dir() {

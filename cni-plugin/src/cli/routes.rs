@@ -1,7 +1,6 @@
 //! `lanbridge routes ...`: the routes to the other nodes' pod subnets.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use crate::agent::routes::{follow, sync_file, Follow, Outcome};
 
@@ -48,45 +47,31 @@ impl FollowArgs {
     }
 }
 
-pub fn main(cmd: Command) -> ExitCode {
+pub fn main(cmd: Command) -> Result<(), super::Failure> {
     let Command::Sync {
         peers,
         node,
         dry_run,
         watch,
     } = cmd;
-    let runtime = match super::runtime(1) {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("lanbridge routes sync: starting the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let runtime = super::runtime(1).map_err(|e| format!("starting the runtime: {e}"))?;
     runtime.block_on(async move {
         if watch {
             let follow = follow(Follow { peers, node });
             tokio::select! {
                 () = follow => {}
-                r = shutdown() => if let Err(e) = r {
-                    eprintln!("lanbridge routes sync: {e}");
-                    return ExitCode::FAILURE;
-                },
+                r = shutdown() => r?,
             }
-            return ExitCode::SUCCESS;
+            return Ok(());
         }
-        match sync_file(&peers, &node, dry_run).await {
-            Ok(outcome) => report(&node, &outcome, dry_run),
-            Err(e) => {
-                eprintln!("lanbridge routes sync: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        let outcome = sync_file(&peers, &node, dry_run).await?;
+        report(&node, &outcome, dry_run)
     })
 }
 
 /// Prints the plan and what failed; success only when the table is as wanted
 /// (or, for a dry run, when there is a plan).
-fn report(node: &str, outcome: &Outcome, dry_run: bool) -> ExitCode {
+fn report(node: &str, outcome: &Outcome, dry_run: bool) -> Result<(), super::Failure> {
     let plan = &outcome.plan;
     for action in &plan.actions {
         println!("{action}");
@@ -96,7 +81,7 @@ fn report(node: &str, outcome: &Outcome, dry_run: bool) -> ExitCode {
     }
     if dry_run {
         println!("{node}: {} (dry run: nothing changed)", plan.summary());
-        return ExitCode::SUCCESS;
+        return Ok(());
     }
     if plan.changes() || plan.conflicts() > 0 {
         println!("{node}: {}", plan.summary());
@@ -107,14 +92,14 @@ fn report(node: &str, outcome: &Outcome, dry_run: bool) -> ExitCode {
         );
     }
     if !outcome.failures.is_empty() || plan.conflicts() > 0 {
-        eprintln!(
-            "lanbridge routes sync: {} of {} routes are not as the peers file wants",
+        return Err(format!(
+            "{} of {} routes are not as the peers file wants",
             outcome.failures.len() + plan.conflicts(),
             plan.actions.len() + plan.unchanged.len()
-        );
-        return ExitCode::FAILURE;
+        )
+        .into());
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 async fn shutdown() -> std::io::Result<()> {

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
@@ -137,14 +136,8 @@ impl LeaseView {
     }
 }
 
-pub fn main(args: Args) -> ExitCode {
-    let status = match gather(&args) {
-        Ok(status) => status,
-        Err(e) => {
-            eprintln!("lanbridge status: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+pub fn main(args: &Args) -> Result<(), String> {
+    let status = gather(args)?;
     if args.json {
         println!(
             "{}",
@@ -156,7 +149,7 @@ pub fn main(args: Args) -> ExitCode {
             eprintln!("warning: {w}");
         }
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 fn gather(args: &Args) -> Result<Status, String> {

@@ -6,6 +6,7 @@ use crate::cni::error::{code, Error};
 use crate::datapath::DatapathError;
 use crate::dhcp::DhcpError;
 use crate::ipam::IpamError;
+use crate::lan::LanError;
 use crate::node;
 
 impl From<node::error::Error> for Error {
@@ -24,6 +25,15 @@ impl From<node::error::Error> for Error {
                 field: "vlan",
                 reason,
             },
+        }
+    }
+}
+
+impl From<LanError> for Error {
+    fn from(e: LanError) -> Self {
+        match e {
+            LanError::Node(e) => e.into(),
+            e => Error::config("uplink", e.to_string()),
         }
     }
 }

@@ -408,6 +408,3 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
-
-#[cfg(test)]
-mod tests;

@@ -15,11 +15,10 @@ mod options;
 pub mod protocol;
 mod socket;
 pub mod store;
-#[cfg(test)]
-mod testnet;
 
+pub use arp::PROBE_TIME;
 pub use client::{acquire, rebind, release, renew};
-pub use error::DhcpError;
+pub use error::{DhcpError, Phase};
 pub use lease::Lease;
 pub use message::{ClientOptions, Params};
 pub use socket::DhcpSocket;

@@ -1,27 +1,103 @@
-//! The client against real dnsmasq and a scripted server, in namespaces
-//! (root required: these fail, not skip, without it).
+//! lanbridge's DHCP client (the library's `dhcp` module) against real
+//! dnsmasq and a scripted server, from namespaces bridged straight onto the
+//! harness's LAN (root required: these fail, not skip, without it).
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dhcproto::v4::{DhcpOption, Message, Opcode, OptionCode};
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use lanbridge::dhcp::{
+    acquire, rebind, release, renew, DhcpError, DhcpSocket, Lease, Params, Phase, PROBE_TIME,
+};
+use lanbridge::node::mac::format_mac;
+use lanbridge::node::netns::NetNs;
+use lanbridge_tests::dhcp_server::{in_pool, Dnsmasq, DnsmasqConf, DnsmasqLease};
+use lanbridge_tests::netns::{require_root, Netns};
+use lanbridge_tests::process::wait_until;
+use lanbridge_tests::topology::{Topology, LAN_BRIDGE, LAN_ROUTER};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::*;
-use crate::dhcp::arp::PROBE_TIME;
-use crate::dhcp::testnet::{self, Lan, Ns, BRIDGE, DNS, DOMAIN, LEASE_SECS, SERVER};
+/// dnsmasq serves from the LAN bridge's address, which is also the router.
+const SERVER: &str = LAN_ROUTER;
+const DNS: &str = "192.168.77.53";
+const DOMAIN: &str = "lan.test";
+const LEASE_SECS: u32 = 600;
 
 const MAC_A: [u8; 6] = [0x02, 0x1b, 0xd0, 0, 0, 0x0a];
 const MAC_B: [u8; 6] = [0x02, 0x1b, 0xd0, 0, 0, 0x0b];
 /// A host on the LAN that already holds an address.
 const SQUATTER: [u8; 6] = [0x02, 0x1b, 0xd0, 0, 0, 0x0c];
 
+/// The harness's LAN, maybe with dnsmasq on its bridge; clients are bridged
+/// onto it directly (no lanbridge in between). Dropped in field order.
+struct Lan {
+    dnsmasq: Option<Dnsmasq>,
+    topo: Topology,
+    dir: tempfile::TempDir,
+}
+
+impl Lan {
+    fn new(tag: &str) -> Lan {
+        require_root();
+        Lan {
+            dnsmasq: None,
+            topo: Topology::new(tag),
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// Starts dnsmasq on the LAN bridge: the pool, a DNS server, a domain,
+    /// LEASE_SECS leases, plus `extra`.
+    fn start_dnsmasq(&mut self, extra: &[&str]) {
+        let mut conf = DnsmasqConf {
+            lease: format!("{}m", LEASE_SECS / 60),
+            router: None,
+            ..DnsmasqConf::lan()
+        };
+        conf.extra = [
+            format!("--dhcp-option=option:dns-server,{DNS}"),
+            format!("--dhcp-option=option:domain-name,{DOMAIN}"),
+        ]
+        .into_iter()
+        .chain(extra.iter().map(|s| s.to_string()))
+        .collect();
+        let dir: PathBuf = self.dir.path().join("dnsmasq");
+        self.dnsmasq = Some(Dnsmasq::start(&self.topo.lan, &dir, &conf));
+    }
+
+    fn server(&self) -> &Dnsmasq {
+        self.dnsmasq.as_ref().expect("dnsmasq started")
+    }
+
+    fn log(&self) -> String {
+        self.server().log()
+    }
+
+    fn leases(&self) -> Vec<DnsmasqLease> {
+        self.server().leases()
+    }
+
+    /// A client namespace with `eth0` (MAC `mac`, up, no address) on the LAN.
+    fn pod(&self, mac: [u8; 6]) -> Netns {
+        self.topo
+            .lan_client(&format!("m{:02x}", mac[5]), &format_mac(&mac))
+    }
+}
+
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
 }
 
 fn params(mac: [u8; 6], name: &str) -> Params {
@@ -37,32 +113,32 @@ fn params(mac: [u8; 6], name: &str) -> Params {
     }
 }
 
-fn open(pod: &Ns) -> DhcpSocket {
-    DhcpSocket::open(&testnet::netns(pod), "eth0").expect("open DHCP socket in the pod")
+fn open(pod: &Netns) -> DhcpSocket {
+    let netns = NetNs::open(&pod.path()).expect("open pod netns");
+    DhcpSocket::open(&netns, "eth0").expect("open DHCP socket in the pod")
 }
 
 fn in_range(a: Ipv4Addr) -> bool {
-    let [x, y, z, w] = a.octets();
-    [x, y, z] == [192, 168, 79] && (testnet::RANGE_START..=testnet::RANGE_END).contains(&w)
+    in_pool(&a.to_string())
 }
 
 /// A namespace on the LAN with `address`/24 configured: its kernel answers
 /// ARP probes for it.
-fn squatter(lan: &Lan, address: &str) -> Ns {
+fn squatter(lan: &Lan, address: &str) -> Netns {
     let ns = lan.pod(SQUATTER);
     ns.ip(&["addr", "add", &format!("{address}/24"), "dev", "eth0"]);
     ns
 }
 
-/// The dnsmasq lease line for `mac`, if any.
-fn lease_line(lan: &Lan, mac: &[u8; 6]) -> Option<Vec<String>> {
-    let mac = testnet::mac_string(mac);
-    lan.leases().into_iter().find(|l| l.get(1) == Some(&mac))
+/// dnsmasq's lease of `mac`, if any.
+fn lease_line(lan: &Lan, mac: &[u8; 6]) -> Option<DnsmasqLease> {
+    let mac = format_mac(mac);
+    lan.leases().into_iter().find(|l| l.mac == mac)
 }
 
 #[tokio::test]
 async fn acquires_renews_rebinds_releases_against_dnsmasq() {
-    let mut lan = Lan::new();
+    let mut lan = Lan::new("dhcpc");
     lan.start_dnsmasq(&[]);
     let pod = lan.pod(MAC_A);
     let sock = open(&pod);
@@ -85,9 +161,9 @@ async fn acquires_renews_rebinds_releases_against_dnsmasq() {
     assert!(lease.acquired_at <= now && lease.acquired_at + 5 > now);
 
     let line = lease_line(&lan, &MAC_A).expect("dnsmasq recorded the lease");
-    assert_eq!(line[2], lease.address.to_string());
-    assert_eq!(line[3], "web-0");
-    assert_eq!(line[4], testnet::mac_string(&p.client_id), "client id");
+    assert_eq!(line.ip, lease.address.to_string());
+    assert_eq!(line.hostname, "web-0");
+    assert_eq!(line.client_id, format_mac(&p.client_id), "client id");
 
     // As the daemon does after ACK: the address goes on the pod's interface,
     // which unicast renewals and the release need.
@@ -100,7 +176,7 @@ async fn acquires_renews_rebinds_releases_against_dnsmasq() {
     assert!(renewed.acquired_at >= lease.acquired_at);
     assert!(
         lan.log()
-            .contains(&format!("DHCPACK(br0) {} ", lease.address)),
+            .contains(&format!("DHCPACK({LAN_BRIDGE}) {} ", lease.address)),
         "{}",
         lan.log()
     );
@@ -110,7 +186,7 @@ async fn acquires_renews_rebinds_releases_against_dnsmasq() {
 
     release(&sock, &p, &rebound).await.unwrap();
     assert!(
-        testnet::wait_until(Duration::from_secs(3), || lease_line(&lan, &MAC_A)
+        wait_until(Duration::from_secs(3), || lease_line(&lan, &MAC_A)
             .is_none()),
         "dnsmasq still holds the lease after RELEASE: {:?}\n{}",
         lan.leases(),
@@ -120,13 +196,13 @@ async fn acquires_renews_rebinds_releases_against_dnsmasq() {
 
 #[tokio::test]
 async fn two_pods_on_one_lan_get_distinct_leases_side_by_side() {
-    let mut lan = Lan::new();
+    let mut lan = Lan::new("dhcpc");
     lan.start_dnsmasq(&[]);
     let (pod_a, pod_b) = (lan.pod(MAC_A), lan.pod(MAC_B));
     let (sock_a, sock_b) = (open(&pod_a), open(&pod_b));
     let p_a = params(MAC_A, "pod-a");
     let p_b = Params {
-        requested_ip: Some(ip("192.168.79.120")),
+        requested_ip: Some(ip("192.168.77.120")),
         options: Default::default(),
         ..params(MAC_B, "pod-b")
     };
@@ -138,12 +214,12 @@ async fn two_pods_on_one_lan_get_distinct_leases_side_by_side() {
     assert!(in_range(a.address));
     assert_eq!(
         b.address,
-        ip("192.168.79.120"),
+        ip("192.168.77.120"),
         "option 50 honoured; a: {a:?}\n{}",
         lan.log()
     );
-    assert_eq!(lease_line(&lan, &MAC_A).unwrap()[2], a.address.to_string());
-    assert_eq!(lease_line(&lan, &MAC_B).unwrap()[2], b.address.to_string());
+    assert_eq!(lease_line(&lan, &MAC_A).unwrap().ip, a.address.to_string());
+    assert_eq!(lease_line(&lan, &MAC_B).unwrap().ip, b.address.to_string());
 }
 
 #[tokio::test]
@@ -151,11 +227,11 @@ async fn two_pods_asking_for_the_same_address_both_get_one() {
     // dnsmasq offers the address to both (an OFFER reserves nothing); the
     // second REQUEST is NAKed ("address in use") and that client discovers
     // again.
-    let mut lan = Lan::new();
+    let mut lan = Lan::new("dhcpc");
     lan.start_dnsmasq(&[]);
     let (pod_a, pod_b) = (lan.pod(MAC_A), lan.pod(MAC_B));
     let (sock_a, sock_b) = (open(&pod_a), open(&pod_b));
-    let wanted = ip("192.168.79.130");
+    let wanted = ip("192.168.77.130");
     let ask = |mac, name| Params {
         requested_ip: Some(wanted),
         options: Default::default(),
@@ -173,11 +249,11 @@ async fn two_pods_asking_for_the_same_address_both_get_one() {
 async fn acquires_when_the_pod_has_strict_rp_filter() {
     // Without an address or route in the pod, rp_filter drops the server's
     // broadcast replies before any UDP socket: the packet socket still sees them.
-    let mut lan = Lan::new();
+    let mut lan = Lan::new("dhcpc");
     lan.start_dnsmasq(&[]);
     let pod = lan.pod(MAC_A);
-    testnet::sysctl(&pod, "net.ipv4.conf.all.rp_filter", "1");
-    testnet::sysctl(&pod, "net.ipv4.conf.eth0.rp_filter", "1");
+    pod.run(&["sysctl", "-w", "net.ipv4.conf.all.rp_filter=1"]);
+    pod.run(&["sysctl", "-w", "net.ipv4.conf.eth0.rp_filter=1"]);
     let lease = acquire(&open(&pod), &params(MAC_A, "strict"))
         .await
         .unwrap();
@@ -186,7 +262,7 @@ async fn acquires_when_the_pod_has_strict_rp_filter() {
 
 #[tokio::test]
 async fn acquire_without_a_server_fails_with_no_offer_within_the_timeout() {
-    let lan = Lan::new();
+    let lan = Lan::new("dhcpc");
     let pod = lan.pod(MAC_A);
     let p = Params {
         timeout: Duration::from_millis(1500),
@@ -211,12 +287,12 @@ async fn acquire_without_a_server_fails_with_no_offer_within_the_timeout() {
 
 #[tokio::test]
 async fn renewing_a_lease_the_server_does_not_know_is_nakked() {
-    let mut lan = Lan::new();
+    let mut lan = Lan::new("dhcpc");
     lan.start_dnsmasq(&["--dhcp-authoritative"]);
     let pod = lan.pod(MAC_A);
-    pod.ip(&["addr", "add", "192.168.79.77/24", "dev", "eth0"]);
+    pod.ip(&["addr", "add", "192.168.77.77/24", "dev", "eth0"]);
     let forged = Lease {
-        address: ip("192.168.79.77"),
+        address: ip("192.168.77.77"),
         prefix_len: 24,
         router: None,
         dns_servers: vec![],
@@ -252,18 +328,11 @@ impl FakeServer {
     ) -> FakeServer {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let path = lan.ns.path();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let f = std::fs::File::open(path).expect("open LAN netns");
-            nix::sched::setns(
-                std::os::fd::AsFd::as_fd(&f),
-                nix::sched::CloneFlags::CLONE_NEWNET,
-            )
-            .expect("setns");
+        let thread = lan.topo.lan.spawn(move || {
             let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
             s.set_broadcast(true).unwrap();
-            s.bind_device(Some(BRIDGE.as_bytes())).unwrap();
+            s.bind_device(Some(LAN_BRIDGE.as_bytes())).unwrap();
             s.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 67).into())
                 .unwrap();
             s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
@@ -334,7 +403,7 @@ fn answer(req: &Message, kind: MessageType, yiaddr: &str) -> Message {
 
 #[tokio::test]
 async fn nak_restarts_discovery_and_replies_for_others_are_skipped() {
-    let lan = Lan::new();
+    let lan = Lan::new("dhcpc");
     let pod = lan.pod(MAC_A);
     let mut discovers = 0;
     let mut requests = 0;
@@ -342,13 +411,13 @@ async fn nak_restarts_discovery_and_replies_for_others_are_skipped() {
         Some(MessageType::Discover) => {
             discovers += 1;
             let offered = if discovers == 1 {
-                "192.168.79.120"
+                "192.168.77.120"
             } else {
-                "192.168.79.121"
+                "192.168.77.121"
             };
-            let mut other_xid = answer(req, MessageType::Offer, "192.168.79.200");
+            let mut other_xid = answer(req, MessageType::Offer, "192.168.77.200");
             other_xid.set_xid(req.xid().wrapping_add(1));
-            let mut other_mac = answer(req, MessageType::Offer, "192.168.79.201");
+            let mut other_mac = answer(req, MessageType::Offer, "192.168.77.201");
             other_mac.set_chaddr(&MAC_B);
             vec![
                 other_xid,
@@ -364,7 +433,7 @@ async fn nak_restarts_discovery_and_replies_for_others_are_skipped() {
                     .insert(DhcpOption::Message("address taken".to_string()));
                 vec![nak]
             } else {
-                vec![answer(req, MessageType::Ack, "192.168.79.121")]
+                vec![answer(req, MessageType::Ack, "192.168.77.121")]
             }
         }
         _ => vec![],
@@ -372,7 +441,7 @@ async fn nak_restarts_discovery_and_replies_for_others_are_skipped() {
     let lease = acquire(&open(&pod), &params(MAC_A, "nakked"))
         .await
         .unwrap();
-    assert_eq!(lease.address, ip("192.168.79.121"));
+    assert_eq!(lease.address, ip("192.168.77.121"));
     assert_eq!(lease.lease_time, 300);
     let mut seen = server.stop();
     seen.dedup(); // retransmissions under load
@@ -382,10 +451,10 @@ async fn nak_restarts_discovery_and_replies_for_others_are_skipped() {
 
 #[tokio::test]
 async fn an_offer_without_ack_fails_naming_the_server_and_address() {
-    let lan = Lan::new();
+    let lan = Lan::new("dhcpc");
     let pod = lan.pod(MAC_A);
     let _server = FakeServer::start(&lan, |req| match req.opts().msg_type() {
-        Some(MessageType::Discover) => vec![answer(req, MessageType::Offer, "192.168.79.130")],
+        Some(MessageType::Discover) => vec![answer(req, MessageType::Offer, "192.168.77.130")],
         _ => vec![],
     });
     let p = Params {
@@ -395,25 +464,25 @@ async fn an_offer_without_ack_fails_naming_the_server_and_address() {
     let err = acquire(&open(&pod), &p).await.unwrap_err();
     assert!(
         matches!(&err, DhcpError::NoAck { phase: Phase::Selecting, address, server: Some(s), requests, .. }
-            if *address == ip("192.168.79.130") && *s == ip(SERVER) && *requests >= 3),
+            if *address == ip("192.168.77.130") && *s == ip(SERVER) && *requests >= 3),
         "{err:?}"
     );
     assert!(
         err.to_string()
-            .starts_with("no DHCPACK on eth0 for 192.168.79.130 from server 192.168.79.1"),
+            .starts_with("no DHCPACK on eth0 for 192.168.77.130 from server 192.168.77.1"),
         "{err}"
     );
 }
 
 #[tokio::test]
 async fn probe_finds_the_holder_at_once_and_hears_silence_in_probe_time() {
-    let lan = Lan::new();
-    let _squatter = squatter(&lan, "192.168.79.110");
+    let lan = Lan::new("dhcpc");
+    let _squatter = squatter(&lan, "192.168.77.110");
     let pod = lan.pod(MAC_A);
     let sock = open(&pod);
 
     let t = Instant::now();
-    let free = sock.probe(&MAC_A, ip("192.168.79.111")).await.unwrap();
+    let free = sock.probe(&MAC_A, ip("192.168.77.111")).await.unwrap();
     let took = t.elapsed();
     eprintln!("probe of a free address took {took:?}");
     assert_eq!(free, None);
@@ -424,7 +493,7 @@ async fn probe_finds_the_holder_at_once_and_hears_silence_in_probe_time() {
     );
 
     let t = Instant::now();
-    let taken = sock.probe(&MAC_A, ip("192.168.79.110")).await.unwrap();
+    let taken = sock.probe(&MAC_A, ip("192.168.77.110")).await.unwrap();
     let took = t.elapsed();
     eprintln!("probe of a taken address took {took:?}");
     assert_eq!(taken, Some(SQUATTER));
@@ -432,7 +501,7 @@ async fn probe_finds_the_holder_at_once_and_hears_silence_in_probe_time() {
 
     // The socket is reusable, and a probe's own frames are no conflict.
     assert_eq!(
-        sock.probe(&MAC_A, ip("192.168.79.112")).await.unwrap(),
+        sock.probe(&MAC_A, ip("192.168.77.112")).await.unwrap(),
         None
     );
 }
@@ -441,12 +510,9 @@ async fn probe_finds_the_holder_at_once_and_hears_silence_in_probe_time() {
 async fn declines_an_address_in_use_and_leases_another_from_dnsmasq() {
     // dnsmasq reserves the squatter's address for the pod, so its first
     // offer is the conflict.
-    let taken = "192.168.79.110";
-    let mut lan = Lan::new();
-    lan.start_dnsmasq(&[&format!(
-        "--dhcp-host={},{taken}",
-        testnet::mac_string(&MAC_A)
-    )]);
+    let taken = "192.168.77.110";
+    let mut lan = Lan::new("dhcpc");
+    lan.start_dnsmasq(&[&format!("--dhcp-host={},{taken}", format_mac(&MAC_A))]);
     let _squatter = squatter(&lan, taken);
     let pod = lan.pod(MAC_A);
     let sock = open(&pod);
@@ -459,14 +525,14 @@ async fn declines_an_address_in_use_and_leases_another_from_dnsmasq() {
     let log = lan.log();
     assert!(
         log.contains(&format!(
-            "DHCPDECLINE(br0) {taken} {} address in use by {} (ARP)",
-            testnet::mac_string(&MAC_A),
-            testnet::mac_string(&SQUATTER)
+            "DHCPDECLINE({LAN_BRIDGE}) {taken} {} address in use by {} (ARP)",
+            format_mac(&MAC_A),
+            format_mac(&SQUATTER)
         )),
         "{log}"
     );
     assert_eq!(
-        lease_line(&lan, &MAC_A).unwrap()[2],
+        lease_line(&lan, &MAC_A).unwrap().ip,
         lease.address.to_string()
     );
 }
@@ -476,8 +542,8 @@ type Inbox = Arc<Mutex<Vec<Message>>>;
 
 #[tokio::test]
 async fn a_server_offering_only_an_address_in_use_fails_with_address_in_use() {
-    let taken = "192.168.79.120";
-    let lan = Lan::new();
+    let taken = "192.168.77.120";
+    let lan = Lan::new("dhcpc");
     let _squatter = squatter(&lan, taken);
     let pod = lan.pod(MAC_A);
     let inbox = Inbox::default();
@@ -505,7 +571,7 @@ async fn a_server_offering_only_an_address_in_use_fails_with_address_in_use() {
     assert!(took >= p.timeout && took < p.timeout + Duration::from_millis(500));
     assert!(
         err.to_string().starts_with(
-            "no usable lease on eth0 in 2.0s: 192.168.79.120 from DHCP server 192.168.79.1 is \
+            "no usable lease on eth0 in 2.0s: 192.168.77.120 from DHCP server 192.168.77.1 is \
              already in use on the link (ARP from 02:1b:d0:00:00:0c), so it was declined"
         ),
         "{err}"
@@ -539,16 +605,16 @@ async fn a_server_offering_only_an_address_in_use_fails_with_address_in_use() {
 
 #[tokio::test]
 async fn a_rebind_granting_another_address_in_use_declines_it() {
-    let lan = Lan::new();
-    let _squatter = squatter(&lan, "192.168.79.121");
+    let lan = Lan::new("dhcpc");
+    let _squatter = squatter(&lan, "192.168.77.121");
     let pod = lan.pod(MAC_A);
-    pod.ip(&["addr", "add", "192.168.79.120/24", "dev", "eth0"]);
+    pod.ip(&["addr", "add", "192.168.77.120/24", "dev", "eth0"]);
     let server = FakeServer::start(&lan, |req| match req.opts().msg_type() {
-        Some(MessageType::Request) => vec![answer(req, MessageType::Ack, "192.168.79.121")],
+        Some(MessageType::Request) => vec![answer(req, MessageType::Ack, "192.168.77.121")],
         _ => vec![],
     });
     let lease = Lease {
-        address: ip("192.168.79.120"),
+        address: ip("192.168.77.120"),
         prefix_len: 24,
         router: None,
         dns_servers: vec![],
@@ -565,7 +631,7 @@ async fn a_rebind_granting_another_address_in_use_declines_it() {
         .unwrap_err();
     assert!(
         matches!(&err, DhcpError::AddressInUse { address, mac, declines: 1, .. }
-            if *address == ip("192.168.79.121") && *mac == SQUATTER),
+            if *address == ip("192.168.77.121") && *mac == SQUATTER),
         "{err:?}"
     );
     let mut seen = server.stop();
