@@ -20,9 +20,8 @@ use lanbridge_tests::netns::Netns;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::exec;
 use crate::traffic::Setup;
-use crate::world::{Flavor, Lan, Net, Run};
+use crate::world::{self, Flavor, Lan, Net, Run};
 
 /// Every pod subnet of the benchmark's clusters: what an operator puts in
 /// lanbridge's `clusterCidrs`.
@@ -102,7 +101,7 @@ impl TwoNodes {
             c.args(["routes", "sync", "--peers"])
                 .arg(&file)
                 .args(["--node", spec.tag]);
-            exec::run_ok(&mut c)
+            world::run_ok(&mut c)
                 .with_context(|| format!("lanbridge routes sync in {}", spec.tag))?;
         }
         two.check_routes(&LANBRIDGE_NODES)?;
@@ -166,7 +165,7 @@ impl TwoNodes {
         for node in &self.nodes {
             let mut c = node.command("sysctl");
             c.args(["-n", "net.ipv4.ip_forward"]);
-            match exec::run_ok(&mut c) {
+            match world::run_ok(&mut c) {
                 Ok(v) if v.trim() == "1" => {}
                 Ok(v) => errors.push(format!(
                     "{}: net.ipv4.ip_forward is {} after the plugin's ADD",

@@ -11,13 +11,11 @@ mod cluster;
 mod criterion;
 mod dhcp;
 mod ebpf_cost;
-mod exec;
 mod guard;
 mod latency;
 mod machine;
 mod report;
 mod stats;
-mod svg;
 mod traffic;
 mod world;
 
@@ -48,10 +46,13 @@ struct Cli {
     /// The lanbridge binary to measure (a release build).
     #[arg(long, default_value = "target/release/lanbridge")]
     lanbridge: PathBuf,
-    /// Where REPORT.md, the SVGs and results.json go
+    /// Where REPORT.md, the SVGs and the summary results.json go
     /// (default: docs/bench, or target/bench/quick with --quick).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Where every sample of the run goes (the input of --from-results).
+    #[arg(long, default_value = "target/bench/results.json")]
+    raw: PathBuf,
     /// The README whose "Benchmarks" section is rewritten (full runs only).
     #[arg(long, default_value = "README.md")]
     readme: PathBuf,
@@ -65,7 +66,7 @@ struct Cli {
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Measure nothing: write the report (and README section) again from a
-    /// previous run's results.json (no root needed).
+    /// previous run's samples (its --raw file; no root needed).
     #[arg(long)]
     from_results: Option<PathBuf>,
 }
@@ -285,7 +286,7 @@ fn body(cli: &Cli) -> Result<()> {
 
     // The shared world. Drop order at the end: daemons, then namespaces.
     let mut lan = Lan::new(&run)?;
-    lan.start_dnsmasq(&run)?;
+    lan.start_dnsmasq(&run);
     let mut pools = [Pods::new("a"), Pods::new("b")];
     progress(&format!("creating 2 × {} pod namespaces", p.pods()));
     for pool in pools.iter_mut() {
@@ -522,13 +523,8 @@ fn body(cli: &Cli) -> Result<()> {
     if guard::interrupted() {
         bail!("interrupted");
     }
-    let out = cli.out.clone().unwrap_or_else(|| {
-        PathBuf::from(if cli.quick {
-            "target/bench/quick"
-        } else {
-            "docs/bench"
-        })
-    });
+    let out = out_dir(cli, res.quick);
+    report::write_raw(&res, &cli.raw)?;
     let rows = report::write(&res, &out)?;
     progress(&format!(
         "report written to {}",
@@ -541,16 +537,24 @@ fn body(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
+/// `--out`, or docs/bench for a full run and target/bench/quick for a quick one.
+fn out_dir(cli: &Cli, quick: bool) -> PathBuf {
+    cli.out.clone().unwrap_or_else(|| {
+        PathBuf::from(if quick {
+            "target/bench/quick"
+        } else {
+            "docs/bench"
+        })
+    })
+}
+
 /// Writes the report of a previous run again (after a change to the report).
 fn rerender(cli: &Cli, path: &Path) -> Result<()> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let res: Results =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let out = cli.out.clone().unwrap_or_else(|| {
-        path.parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-    });
+    let out = out_dir(cli, res.quick);
     let rows = report::write(&res, &out)?;
     eprintln!("report written to {}", out.join("REPORT.md").display());
     write_readme(cli, &res, &rows, &out)?;
@@ -586,7 +590,7 @@ fn inspect_counters(
         .arg(pin_root)
         .arg("--state-dir")
         .arg(state);
-    let out = exec::run_measured(&mut c, b"", std::time::Duration::from_secs(20));
+    let out = lanbridge_tests::process::run(&mut c, None, std::time::Duration::from_secs(20));
     let mut m = BTreeMap::new();
     if let Ok(j) = serde_json::from_str::<serde_json::Value>(&out.stdout) {
         for c in j["counters"].as_array().into_iter().flatten() {
