@@ -8,9 +8,9 @@ use std::net::Ipv4Addr;
 use ipnet::IpNet;
 
 use crate::cni::Result;
-use crate::commands::first_error;
+use crate::commands::state::Record;
 use crate::iptables::{comment, deletion, rules, Batch, Family, NetnsLock};
-use crate::state::Record;
+use crate::node::gone::first_error;
 use crate::{forward, masquerade};
 
 /// What ADD puts in iptables for one attachment.

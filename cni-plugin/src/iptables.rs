@@ -54,7 +54,7 @@ impl Family {
     }
 }
 
-pub use crate::naming::rule_comment as comment;
+pub use crate::node::naming::rule_comment as comment;
 
 pub fn run(family: Family, table: &str, args: &[&str]) -> Result<String> {
     let tool = family.tool();

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use crate::cni::{Error, Result};
-use crate::config::format_mac;
+use crate::node::mac::format_mac;
 
 const TABLE: &str = "lanbridge";
 

@@ -8,14 +8,14 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
-use super::protocol::{LeaseRecord, NodeSide};
 use crate::cni::{Error, Result};
-use crate::commands::first_error;
 use crate::datapath::Datapath;
+use crate::dhcp::protocol::{LeaseRecord, NodeSide};
 use crate::dhcp::Lease;
 use crate::firewall;
-use crate::netlink::Netlink;
-use crate::netns::NetNs;
+use crate::node::gone::first_error;
+use crate::node::netlink::Netlink;
+use crate::node::netns::NetNs;
 
 /// Takes everything done for `record.lease` back (the pod's part too when
 /// `with_pod`; not when the pod is going away). Every step is tried even

@@ -11,15 +11,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::cni::{Error, Result};
+use crate::commands::state::{NodeChanges, StateDir};
 use crate::commands::Cleanup;
-use crate::config::DEFAULT_STATE_DIR;
-use crate::datapath::{unpin_name, Datapath, Pins, DEFAULT_ROOT};
-use crate::gone::{done, found};
+use crate::config::{DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR};
+use crate::datapath::{Datapath, Pins};
 use crate::iptables::{Family, NetnsLock};
-use crate::netlink::Netlink;
-use crate::netns::NetNs;
-use crate::state::{NodeChanges, StateDir};
-use crate::{firewall, macspoof, scope, sysctl};
+use crate::node::gone::{done, found};
+use crate::node::naming::unpin_name;
+use crate::node::netlink::Netlink;
+use crate::node::netns::NetNs;
+use crate::node::{scope, sysctl};
+use crate::{firewall, macspoof};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -35,7 +37,7 @@ pub struct Args {
     #[arg(long)]
     force: bool,
     /// The networks' `pinRoot` (the default is scoped per network namespace).
-    #[arg(long, default_value_os_t = scope::dir(DEFAULT_ROOT))]
+    #[arg(long, default_value_os_t = scope::dir(DEFAULT_PIN_ROOT))]
     pin_root: PathBuf,
     /// The networks' `stateDir` (the default is scoped per network namespace).
     #[arg(long, default_value_os_t = scope::dir(DEFAULT_STATE_DIR))]
@@ -43,9 +45,7 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> ExitCode {
-    let outcome = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let outcome = super::runtime(1)
         .map_err(|e| Error::io("starting the runtime", e))
         .and_then(|rt| rt.block_on(run(&args)));
     match outcome {
@@ -215,7 +215,7 @@ impl Network<'_> {
         for (cid, ifname, record) in all {
             self.say(format!("remove attachment {cid} {ifname}"));
             if !self.args.dry_run {
-                crate::commands::first_error(
+                crate::node::gone::first_error(
                     cleanup.attachment(&cid, &ifname, record, None).await,
                 )?;
             }
