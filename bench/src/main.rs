@@ -29,10 +29,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use lanbridge_tests::netns::Netns;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::TwoNodes;
-use crate::ebpf_cost::Load;
+use crate::ebpf_cost::{tcp_load, udp_load, Load};
 use crate::report::Results;
 use crate::traffic::Setup;
 use crate::world::{Flavor, Lan, Net, Pods, RawChain, Run, LAN_HOST};
@@ -427,88 +428,67 @@ fn body(cli: &Cli) -> Result<()> {
             });
         }
         if want("ebpf") {
-            let lan_pins = dhcp_nets[0]
-                .pin_root()
-                .expect("lanbridge has a pinRoot")
-                .join(dhcp_nets[0].name());
-            let sub_pins = sub_nets[0]
-                .pin_root()
-                .expect("lanbridge has a pinRoot")
-                .join(sub_nets[0].name());
-            let counters = |net: &Net, node: &lanbridge_tests::netns::Netns| {
+            // A load on lanbridge's lan-mode or subnet network: its pins and counters.
+            let load = |name: &str, (net, node, mode): (&Net, &Netns, &'static str), work| {
                 let net_name = net.name().to_string();
-                let pin_root = net.pin_root().expect("pinRoot");
+                let pin_root = net.pin_root().expect("lanbridge has a pinRoot");
                 let state = PathBuf::from(net.conf["stateDir"].as_str().unwrap_or_default());
-                let lb = run.lanbridge.clone();
-                let node = node.path();
-                Box::new(move || inspect_counters(&lb, &node, &net_name, &pin_root, &state))
-                    as Box<dyn Fn() -> BTreeMap<String, u64>>
+                let (lb, node) = (run.lanbridge.clone(), node.path());
+                Load {
+                    name: name.into(),
+                    mode,
+                    pins: pin_root.join(&net_name),
+                    run: work,
+                    counters: Box::new(move || {
+                        inspect_counters(&lb, &node, &net_name, &pin_root, &state)
+                    }),
+                }
             };
+            let lan_net = (&dhcp_nets[0], &node_lan, "lan");
+            let sub_net = (&sub_nets[0], node_tlb, "subnet");
             let secs = p.ebpf_secs;
             let (lan_a, lan_b, sub_a, sub_b) = (t(0), t(1), t(4), t(5));
-            let lb_lan_b = lb_lan[1].clone();
-            let lb_sub_b = lb_sub[1].clone();
             let loads = vec![
-                Load {
-                    name: "TCP stream pod → LAN host".into(),
-                    mode: "lan",
-                    pins: lan_pins.clone(),
-                    run: ebpf_cost::tcp_load(lan_a, LAN_HOST, secs, false),
-                    counters: counters(&dhcp_nets[0], &node_lan),
-                },
-                Load {
-                    name: "TCP stream LAN host → pod".into(),
-                    mode: "lan",
-                    pins: lan_pins.clone(),
-                    run: ebpf_cost::tcp_load(lan_a, LAN_HOST, secs, true),
-                    counters: counters(&dhcp_nets[0], &node_lan),
-                },
-                Load {
-                    name: "64-byte UDP pod → LAN host".into(),
-                    mode: "lan",
-                    pins: lan_pins.clone(),
-                    run: ebpf_cost::udp_load(lan_a, &lan.host, LAN_HOST, secs),
-                    counters: counters(&dhcp_nets[0], &node_lan),
-                },
-                Load {
-                    name: "TCP stream pod → pod".into(),
-                    mode: "lan",
-                    pins: lan_pins.clone(),
-                    run: Box::new(move || {
-                        traffic::iperf(lan_a, &lb_lan_b, secs, 0, false).map(|_| ())
-                    }),
-                    counters: counters(&dhcp_nets[0], &node_lan),
-                },
-                Load {
-                    name: "64-byte UDP pod → pod".into(),
-                    mode: "lan",
-                    pins: lan_pins,
-                    run: ebpf_cost::udp_load(lan_a, lan_b, &lb_lan[1], secs),
-                    counters: counters(&dhcp_nets[0], &node_lan),
-                },
-                Load {
-                    name: "TCP stream pod → pod".into(),
-                    mode: "subnet",
-                    pins: sub_pins.clone(),
-                    run: Box::new(move || {
-                        traffic::iperf(sub_a, &lb_sub_b, secs, 0, false).map(|_| ())
-                    }),
-                    counters: counters(&sub_nets[0], node_tlb),
-                },
-                Load {
-                    name: "64-byte UDP pod → pod".into(),
-                    mode: "subnet",
-                    pins: sub_pins.clone(),
-                    run: ebpf_cost::udp_load(sub_a, sub_b, &lb_sub[1], secs),
-                    counters: counters(&sub_nets[0], node_tlb),
-                },
-                Load {
-                    name: "TCP stream pod → remote pod".into(),
-                    mode: "subnet",
-                    pins: sub_pins,
-                    run: ebpf_cost::tcp_load(sub_a, &lb_far, secs, false),
-                    counters: counters(&sub_nets[0], node_tlb),
-                },
+                load(
+                    "TCP stream pod → LAN host",
+                    lan_net,
+                    tcp_load(lan_a, LAN_HOST, secs, false),
+                ),
+                load(
+                    "TCP stream LAN host → pod",
+                    lan_net,
+                    tcp_load(lan_a, LAN_HOST, secs, true),
+                ),
+                load(
+                    "64-byte UDP pod → LAN host",
+                    lan_net,
+                    udp_load(lan_a, &lan.host, LAN_HOST, secs),
+                ),
+                load(
+                    "TCP stream pod → pod",
+                    lan_net,
+                    tcp_load(lan_a, &lb_lan[1], secs, false),
+                ),
+                load(
+                    "64-byte UDP pod → pod",
+                    lan_net,
+                    udp_load(lan_a, lan_b, &lb_lan[1], secs),
+                ),
+                load(
+                    "TCP stream pod → pod",
+                    sub_net,
+                    tcp_load(sub_a, &lb_sub[1], secs, false),
+                ),
+                load(
+                    "64-byte UDP pod → pod",
+                    sub_net,
+                    udp_load(sub_a, sub_b, &lb_sub[1], secs),
+                ),
+                load(
+                    "TCP stream pod → remote pod",
+                    sub_net,
+                    tcp_load(sub_a, &lb_far, secs, false),
+                ),
             ];
             res.ebpf = section(&mut res, "ebpf", || {
                 let _servers = traffic::iperf_servers(&run, &lan.host, &setups[..2])?;
