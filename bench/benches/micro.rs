@@ -1,30 +1,25 @@
-//! In-process micro-benchmarks (Criterion): the pieces of lanbridge's hot
-//! paths that a library can reach.
-//!
-//! The plugin is a binary crate, so its private modules (`dhcp::message`,
-//! `config`) cannot be linked from here. What is measured instead:
+//! In-process micro-benchmarks (Criterion) of lanbridge's hot paths, on the
+//! real code:
 //! - `packet/*`: `lanbridge-common`'s frame parsers and verdicts, the very
 //!   code the TC programs run (compiled for the host here);
-//! - `dhcp/*`: building a DHCPDISCOVER the way `cni-plugin/src/dhcp/message.rs`
-//!   does (dhcproto 0.15, same fields and options, padded to 300 bytes) and
-//!   decoding a DHCPOFFER with dhcproto (the plugin reads replies with its
-//!   own option walker, which is cheaper than a full decode);
-//! - `config/*`: parsing a representative network config (subnet mode, and
-//!   a DEL config carrying a 1.0.0 `prevResult`) with serde_json, into a
-//!   `Value` (the plugin's first step) and into a struct with the same keys
-//!   and types as the plugin's `RawConf`.
+//! - `dhcp/*`: the plugin's DHCPDISCOVER builder (`dhcp::message::discover`)
+//!   and its reader of a server's DHCPOFFER (`dhcp::message::Reply::parse`);
+//! - `config/*`: the plugin's config decoding and parsing (`config::decode`,
+//!   `config::NetConf::parse`) of a representative network config (subnet
+//!   mode, and a DEL config carrying a 1.0.0 `prevResult`).
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dhcproto::v4::{DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode};
-use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode};
+use dhcproto::{Encodable, Encoder};
+use lanbridge::config::{self, NetConf};
+use lanbridge::dhcp::message::{self, Params, Reply};
 use lanbridge_common::packet::{parse_from_pod, parse_from_uplink, FromPod};
 use lanbridge_common::snoop::{options, verdict};
 use lanbridge_common::{Endpoint, NetConfig, CFG_LAN_MODE, EP_DHCP_RELAY};
-use serde::Deserialize;
 use serde_json::Value;
 
 const POD_MAC: [u8; 6] = [0x0a, 0x58, 0x0a, 0xf4, 0x01, 0x05];
@@ -70,38 +65,24 @@ fn tcp_frame() -> Vec<u8> {
     f
 }
 
-const PARAMETERS: [OptionCode; 8] = [
-    OptionCode::SubnetMask,
-    OptionCode::Router,
-    OptionCode::DomainNameServer,
-    OptionCode::DomainName,
-    OptionCode::ClasslessStaticRoute,
-    OptionCode::AddressLeaseTime,
-    OptionCode::Renewal,
-    OptionCode::Rebinding,
-];
+/// The client identifier lanbridge derives for an attachment (type 0xff, IAID, DUID).
+fn client_id() -> Vec<u8> {
+    let mut id = vec![0xff, 0, 0, 0, 1, 0, 2];
+    id.extend_from_slice(&[0x5a; 16]);
+    id
+}
 
-/// DHCPDISCOVER as the plugin's `dhcp::message::discover` builds it.
+/// DHCPDISCOVER built by the plugin's own builder.
 fn discover(xid: u32) -> Vec<u8> {
-    let z = Ipv4Addr::UNSPECIFIED;
-    let mut m = Message::new_with_id(xid, z, z, z, z, &POD_MAC);
-    m.set_opcode(Opcode::BootRequest).set_htype(HType::Eth);
-    m.opts_mut()
-        .insert(DhcpOption::MessageType(MessageType::Discover));
-    let mut client_id = vec![0xff, 0, 0, 0, 1, 0, 2];
-    client_id.extend_from_slice(&[0x5a; 16]);
-    m.opts_mut().insert(DhcpOption::ClientIdentifier(client_id));
-    m.set_secs(0).set_flags(Flags::default().set_broadcast());
-    m.opts_mut()
-        .insert(DhcpOption::Hostname("web-7d9f8c6b5-x2x4q".into()));
-    m.opts_mut()
-        .insert(DhcpOption::ParameterRequestList(PARAMETERS.to_vec()));
-    let mut buf = Vec::with_capacity(300);
-    m.encode(&mut Encoder::new(&mut buf)).expect("encodes");
-    if buf.len() < 300 {
-        buf.resize(300, 0);
-    }
-    buf
+    let params = Params {
+        mac: POD_MAC,
+        client_id: client_id(),
+        hostname: Some("web-7d9f8c6b5-x2x4q".into()),
+        timeout: Duration::from_secs(10),
+        requested_ip: None,
+        options: Default::default(),
+    };
+    message::discover(&params, xid, 0).expect("builds")
 }
 
 /// A DHCPOFFER with what dnsmasq sends.
@@ -191,63 +172,21 @@ fn packet(c: &mut Criterion) {
 }
 
 fn dhcp(c: &mut Criterion) {
-    let off = offer(0xdead_beef);
+    let xid = 0xdead_beef;
+    let off = offer(xid);
+    let id = client_id();
     let mut g = c.benchmark_group("dhcp");
     g.throughput(Throughput::Bytes(300));
-    g.bench_function("build_discover", |b| {
-        b.iter(|| discover(black_box(0xdead_beef)))
-    });
+    g.bench_function("build_discover", |b| b.iter(|| discover(black_box(xid))));
     g.throughput(Throughput::Bytes(off.len() as u64));
-    g.bench_function("decode_offer", |b| {
-        b.iter(|| Message::decode(&mut Decoder::new(black_box(&off[..]))).expect("decodes"))
+    g.bench_function("parse_offer", |b| {
+        b.iter(|| {
+            Reply::parse(black_box(&off[..]), xid, &POD_MAC, &id)
+                .expect("parses")
+                .expect("a reply to this client")
+        })
     });
     g.finish();
-}
-
-/// The keys and types of the plugin's `RawConf` (cni-plugin/src/config.rs).
-#[allow(dead_code)]
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawConf {
-    cni_version: String,
-    name: String,
-    bridge: Option<String>,
-    #[serde(default)]
-    is_gateway: bool,
-    #[serde(default)]
-    is_default_gateway: bool,
-    #[serde(default)]
-    force_address: bool,
-    #[serde(default)]
-    ip_masq: bool,
-    ip_masq_backend: Option<String>,
-    mtu: Option<i64>,
-    #[serde(default)]
-    hairpin_mode: bool,
-    #[serde(default)]
-    promisc_mode: bool,
-    vlan: Option<i64>,
-    #[serde(default)]
-    vlan_trunk: Vec<Value>,
-    #[serde(default)]
-    macspoofchk: bool,
-    #[serde(default)]
-    port_isolation: bool,
-    #[serde(default)]
-    enabledad: bool,
-    #[serde(default)]
-    disable_container_interface: bool,
-    uplink: Option<String>,
-    state_dir: Option<PathBuf>,
-    pin_root: Option<PathBuf>,
-    #[serde(default)]
-    dns: Value,
-    ipam: Option<Value>,
-    #[serde(default)]
-    args: Value,
-    #[serde(default)]
-    runtime_config: Value,
-    prev_result: Option<Value>,
 }
 
 const SUBNET_CONF: &str = r#"{"cniVersion":"1.0.0","name":"k8s-pod-network","type":"lanbridge",
@@ -270,15 +209,17 @@ fn config(c: &mut Criterion) {
     let add = SUBNET_CONF.as_bytes();
     let mut g = c.benchmark_group("config");
     g.throughput(Throughput::Bytes(add.len() as u64));
-    g.bench_function("add/value", |b| {
-        b.iter(|| serde_json::from_slice::<Value>(black_box(add)).expect("parses"))
+    g.bench_function("add/decode", |b| {
+        b.iter(|| config::decode(black_box(add)).expect("decodes"))
     });
-    g.bench_function("add/typed", |b| {
-        b.iter(|| serde_json::from_slice::<RawConf>(black_box(add)).expect("parses"))
+    g.bench_function("add/parse", |b| {
+        b.iter(|| NetConf::parse(config::decode(black_box(add)).expect("decodes")).expect("parses"))
     });
     g.throughput(Throughput::Bytes(del.len() as u64));
-    g.bench_function("del_with_prev_result/typed", |b| {
-        b.iter(|| serde_json::from_slice::<RawConf>(black_box(&del)).expect("parses"))
+    g.bench_function("del_with_prev_result/parse", |b| {
+        b.iter(|| {
+            NetConf::parse(config::decode(black_box(&del)).expect("decodes")).expect("parses")
+        })
     });
     g.finish();
 }

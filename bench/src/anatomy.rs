@@ -227,14 +227,17 @@ pub fn trace(net: &Net, pod: &Netns, dir: &Path) -> Vec<Anatomy> {
     let w = wrapper(&add_log);
     let w: Vec<&str> = w.iter().map(String::as_str).collect();
     let add = net.add_wrapped(&w, "anatomy", pod);
-    let prev: Option<Value> = add.ok().then(|| add.json().unwrap_or(Value::Null));
+    let prev: Option<Value> = add.success().then(|| add.json().unwrap_or(Value::Null));
     let w2 = wrapper(&del_log);
     let w2: Vec<&str> = w2.iter().map(String::as_str).collect();
     let del = net.del_wrapped(&w2, "anatomy", pod, prev.as_ref());
-    if !del.ok() {
+    if !del.success() {
         crate::latency::scrub(pod);
     }
-    for (cmd, log, ok) in [("ADD", &add_log, add.ok()), ("DEL", &del_log, del.ok())] {
+    for (cmd, log, ok) in [
+        ("ADD", &add_log, add.success()),
+        ("DEL", &del_log, del.success()),
+    ] {
         if !ok {
             continue;
         }

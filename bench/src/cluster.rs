@@ -11,18 +11,14 @@
 //! Before measuring, each remote pair must reach each other both ways, and
 //! each receiving pod must see the sender's pod address (no NAT).
 
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
 use anyhow::{bail, Context, Result};
 use lanbridge_tests::netns::Netns;
+use lanbridge_tests::probe::{udp_ask, PeerServer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::exec;
 use crate::traffic::Setup;
-use crate::world::{Flavor, Lan, Net, Run};
+use crate::world::{self, Flavor, Lan, Net, Run};
 
 /// Every pod subnet of the benchmark's clusters: what an operator puts in
 /// lanbridge's `clusterCidrs`.
@@ -102,7 +98,7 @@ impl TwoNodes {
             c.args(["routes", "sync", "--peers"])
                 .arg(&file)
                 .args(["--node", spec.tag]);
-            exec::run_ok(&mut c)
+            world::run_ok(&mut c)
                 .with_context(|| format!("lanbridge routes sync in {}", spec.tag))?;
         }
         two.check_routes(&LANBRIDGE_NODES)?;
@@ -166,7 +162,7 @@ impl TwoNodes {
         for node in &self.nodes {
             let mut c = node.command("sysctl");
             c.args(["-n", "net.ipv4.ip_forward"]);
-            match exec::run_ok(&mut c) {
+            match world::run_ok(&mut c) {
                 Ok(v) if v.trim() == "1" => {}
                 Ok(v) => errors.push(format!(
                     "{}: net.ipv4.ip_forward is {} after the plugin's ADD",
@@ -216,18 +212,11 @@ pub fn check_remote(s: &Setup) -> (Vec<String>, Vec<SourceSeen>) {
             ));
             continue;
         }
-        let got = match source_seen(from, to, to_ip) {
-            Ok(v) => v,
-            Err(e) => {
-                errors.push(format!("{}: {from_ip} → {to_ip} over UDP: {e:#}", s.key));
-                None
-            }
-        };
         let check = SourceSeen {
             setup: s.key.to_string(),
             sender: from_ip.clone(),
             receiver: to_ip.clone(),
-            seen: got,
+            seen: source_seen(from, to, to_ip),
         };
         if !check.ok() {
             errors.push(format!(
@@ -241,50 +230,9 @@ pub fn check_remote(s: &Setup) -> (Vec<String>, Vec<SourceSeen>) {
     (errors, seen)
 }
 
-/// Sends a few UDP datagrams from `from` to `to_ip` (a socket in `to`);
-/// the source address of the first one that arrives.
-fn source_seen(from: &Netns, to: &Netns, to_ip: &str) -> Result<Option<String>> {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let receiver = to.spawn(move || -> Result<Option<String>> {
-        let sock = match UdpSocket::bind(("0.0.0.0", SOURCE_PORT)) {
-            Ok(s) => s,
-            Err(e) => {
-                ready_tx.send(false).ok();
-                return Err(e.into());
-            }
-        };
-        sock.set_read_timeout(Some(Duration::from_millis(100)))?;
-        ready_tx.send(true).ok();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let mut buf = [0u8; 64];
-        while Instant::now() < deadline {
-            if let Ok((_, src)) = sock.recv_from(&mut buf) {
-                return Ok(Some(src.ip().to_string()));
-            }
-        }
-        Ok(None)
-    });
-    if !ready_rx
-        .recv_timeout(Duration::from_secs(5))
-        .unwrap_or(false)
-    {
-        return match receiver.join() {
-            Ok(Err(e)) => Err(e.context(format!("UDP receiver in {}", to.name()))),
-            _ => bail!("UDP receiver in {} did not start", to.name()),
-        };
-    }
-    let dst: SocketAddr = format!("{to_ip}:{SOURCE_PORT}").parse()?;
-    let sent = from.within(move || -> Result<()> {
-        let sock = UdpSocket::bind("0.0.0.0:0")?;
-        for _ in 0..10 {
-            sock.send_to(b"lanbridge-bench source check", dst)?;
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
-    });
-    let got = receiver
-        .join()
-        .map_err(|_| anyhow::anyhow!("UDP receiver in {} panicked", to.name()))??;
-    sent?;
-    Ok(got)
+/// The source address `to_ip` (a socket in `to`) sees on a UDP datagram from `from`.
+fn source_seen(from: &Netns, to: &Netns, to_ip: &str) -> Option<String> {
+    let server = PeerServer::udp(to, SOURCE_PORT);
+    udp_ask(from, &format!("{to_ip}:{SOURCE_PORT}"));
+    server.seen().first().map(|a| a.ip().to_string())
 }

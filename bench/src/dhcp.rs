@@ -10,12 +10,13 @@ use lanbridge_tests::netns::Netns;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::exec::Background;
 use crate::guard;
 use crate::latency::{concurrently, order, scrub, timed_add, timed_del, Pair};
 use crate::stats::Series;
 use crate::world::{Flavor, Net, Pods};
 use crate::Params;
+use lanbridge_tests::background::Background;
+use lanbridge_tests::process::proc_status_kib;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Dhcp {
@@ -53,7 +54,9 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], daemons: &[&Backgroun
         ..Dhcp::default()
     };
     for f in order(0) {
-        d.daemon_hwm_start[idx(f)] = daemons[idx(f)].status_kib("VmHWM");
+        d.daemon_hwm_start[idx(f)] = daemons[idx(f)]
+            .pid()
+            .and_then(|p| proc_status_kib(p, "VmHWM"));
     }
     crate::progress("dhcp: cold ADD and warm-up");
     for f in order(0) {
@@ -96,7 +99,7 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], daemons: &[&Backgroun
         let pool = &pools[idx(f)];
         let (adds, wall) = concurrently(p.leases, p.par_workers, |i| {
             let out = net.add(&format!("lease{i}"), pool.get(i));
-            if !out.ok() {
+            if !out.success() {
                 let _ = net.del(&format!("lease{i}"), pool.get(i), None);
                 scrub(pool.get(i));
             }
@@ -107,7 +110,7 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], daemons: &[&Backgroun
         let mut prevs: Vec<Option<Value>> = vec![None; p.leases];
         for (i, out) in adds.iter().enumerate() {
             let Some(out) = out else { continue };
-            if out.ok() {
+            if out.success() {
                 s.push(out.ms());
                 prevs[i] = Some(out.json().unwrap_or(Value::Null));
             } else {
@@ -115,12 +118,16 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], daemons: &[&Backgroun
             }
         }
         d.held[idx(f)] = prevs.iter().filter(|p| p.is_some()).count();
-        d.daemon_hwm_full[idx(f)] = daemons[idx(f)].status_kib("VmHWM");
-        d.daemon_rss_full[idx(f)] = daemons[idx(f)].status_kib("VmRSS");
+        d.daemon_hwm_full[idx(f)] = daemons[idx(f)]
+            .pid()
+            .and_then(|p| proc_status_kib(p, "VmHWM"));
+        d.daemon_rss_full[idx(f)] = daemons[idx(f)]
+            .pid()
+            .and_then(|p| proc_status_kib(p, "VmRSS"));
         let (dels, _) = concurrently(p.leases, p.par_workers, |i| {
             prevs[i].as_ref().map(|prev| {
                 let out = net.del(&format!("lease{i}"), pool.get(i), Some(prev));
-                if !out.ok() {
+                if !out.success() {
                     scrub(pool.get(i));
                 }
                 out
@@ -128,7 +135,7 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], daemons: &[&Backgroun
         });
         let s = d.scale_del.get_mut(f);
         for out in dels.into_iter().flatten().flatten() {
-            if out.ok() {
+            if out.success() {
                 s.push(out.ms());
             } else {
                 s.fail(out.failure());
@@ -144,7 +151,7 @@ pub fn lease_pods<'a>(net: &Net, pods: &'a [&'a Netns], tag: &str) -> anyhow::Re
     let mut ips = Vec::new();
     for (i, pod) in pods.iter().enumerate() {
         let out = net.add(&format!("{tag}{i}"), pod);
-        if !out.ok() {
+        if !out.success() {
             anyhow::bail!(
                 "{} ADD for traffic pod: {}",
                 net.flavor.label(),

@@ -15,9 +15,9 @@ use lanbridge_common::{PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPL
 use lanbridge_tests::netns::Netns;
 use serde::{Deserialize, Serialize};
 
-use crate::exec;
 use crate::guard;
 use crate::traffic;
+use lanbridge_tests::process;
 
 /// The programs a network may have pinned.
 pub const PROGRAMS: [&str; 4] = [PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK];
@@ -71,14 +71,14 @@ pub struct EbpfCost {
 
 /// (run_time_ns, run_cnt) of the program pinned at `path`.
 fn stats(path: &Path) -> Option<(u64, u64)> {
-    let out = exec::run_measured(
+    let out = process::run(
         std::process::Command::new("bpftool")
             .args(["-j", "prog", "show", "pinned"])
             .arg(path),
-        b"",
+        None,
         Duration::from_secs(10),
     );
-    if !out.ok() {
+    if !out.success() {
         return None;
     }
     let j: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;

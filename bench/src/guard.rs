@@ -3,29 +3,26 @@
 //! SIGINT / SIGTERM / SIGHUP (a dedicated thread waits for them and runs
 //! [`cleanup_all`] before exiting).
 //!
-//! Tracked: processes (by PID: dnsmasq, daemons, iperf3 servers), directories
-//! (temp dirs, bpffs pin roots), the previous value of the host-global
-//! `kernel.bpf_stats_enabled`. Network namespaces are tracked by the tests
-//! harness's registry ([`lanbridge_tests::netns::cleanup_registered`]).
+//! Tracked: directories (temp dirs, bpffs pin roots), the previous value of
+//! the host-global `kernel.bpf_stats_enabled`. Network namespaces are tracked
+//! by the tests harness's registry
+//! ([`lanbridge_tests::netns::cleanup_registered`]), whose removal kills the
+//! processes living in them (dnsmasq, daemons, iperf3 servers).
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 #[derive(Default)]
 struct Tracked {
-    pids: BTreeSet<i32>,
     dirs: Vec<PathBuf>,
     /// `kernel.bpf_stats_enabled` as it was before we set it.
     bpf_stats_prev: Option<String>,
 }
 
 static TRACKED: Mutex<Tracked> = Mutex::new(Tracked {
-    pids: BTreeSet::new(),
     dirs: Vec::new(),
     bpf_stats_prev: None,
 });
@@ -40,14 +37,6 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-pub fn track_pid(pid: i32) {
-    tracked().pids.insert(pid);
-}
-
-pub fn untrack_pid(pid: i32) {
-    tracked().pids.remove(&pid);
-}
-
 pub fn track_dir(dir: &Path) {
     tracked().dirs.push(dir.to_path_buf());
 }
@@ -60,33 +49,6 @@ pub fn remove_dir(dir: &Path) {
         }
     }
     tracked().dirs.retain(|d| d != dir);
-}
-
-/// Kills `pid` (ours): SIGTERM, then SIGKILL after `grace`; reaps it.
-pub fn stop_pid(pid: i32, grace: Duration) {
-    // SAFETY: plain syscalls on a child PID this process spawned and has not reaped.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + grace;
-    loop {
-        let mut status = 0;
-        // SAFETY: as above; WNOHANG never blocks.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid || r < 0 {
-            break;
-        }
-        if Instant::now() >= deadline {
-            // SAFETY: as above.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    untrack_pid(pid);
 }
 
 /// Sets `kernel.bpf_stats_enabled` to 1, remembering the previous value
@@ -112,13 +74,9 @@ pub fn bpf_stats_restore() {
     }
 }
 
-/// Removes everything still tracked: processes first (they may hold the
-/// namespaces and directories), then namespaces, directories, the sysctl.
+/// Removes everything still tracked: namespaces first (with the processes
+/// in them, which may hold the directories), then directories, the sysctl.
 pub fn cleanup_all() {
-    let pids: Vec<i32> = tracked().pids.iter().copied().collect();
-    for pid in pids {
-        stop_pid(pid, Duration::from_millis(500));
-    }
     lanbridge_tests::netns::cleanup_registered();
     let dirs: Vec<PathBuf> = tracked().dirs.clone();
     for d in dirs.iter().rev() {

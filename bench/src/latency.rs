@@ -11,11 +11,12 @@ use lanbridge_tests::netns::Netns;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::exec::{self, Invocation};
 use crate::guard;
 use crate::stats::Series;
 use crate::world::{Flavor, Net, Pods};
 use crate::Params;
+use lanbridge_tests::cni::CniOutput;
+use lanbridge_tests::process;
 
 /// A metric measured for both plugins.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -119,7 +120,7 @@ pub fn timed_add(
 ) -> Option<Value> {
     let out = net.add(cid, pod);
     record(&out, lat, rss);
-    if out.ok() {
+    if out.success() {
         Some(out.json().unwrap_or(Value::Null))
     } else {
         // Undo whatever half-happened, unmeasured.
@@ -139,13 +140,13 @@ pub fn timed_del(
 ) {
     let out = net.del(cid, pod, prev);
     record(&out, lat, rss);
-    if !out.ok() {
+    if !out.success() {
         scrub(pod);
     }
 }
 
-fn record(out: &Invocation, lat: &mut Series, rss: Option<&mut Series>) {
-    if out.ok() {
+fn record(out: &CniOutput, lat: &mut Series, rss: Option<&mut Series>) {
+    if out.success() {
         lat.push(out.ms());
         if let Some(r) = rss {
             r.push(out.maxrss_kib as f64);
@@ -196,12 +197,12 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], nodes: &[&Netns; 2]) 
     crate::progress("latency: exec floor (nsenter /bin/true)");
     for i in 0..20 {
         let node = nodes[i % 2];
-        let out = exec::run_measured(
+        let out = process::run(
             node.command("/bin/true").env_clear(),
-            b"",
+            Some(b""),
             Duration::from_secs(10),
         );
-        if out.ok() {
+        if out.success() {
             l.exec_floor.push(out.ms());
         }
     }
@@ -319,7 +320,7 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], nodes: &[&Netns; 2]) 
             let pool = &pools[idx(f)];
             let (adds, wall) = concurrently(p.par_pods, p.par_workers, |i| {
                 let out = net.add(&format!("par{rep}-{i}"), pool.get(i));
-                if !out.ok() {
+                if !out.success() {
                     let _ = net.del(&format!("par{rep}-{i}"), pool.get(i), None);
                     scrub(pool.get(i));
                 }
@@ -331,7 +332,7 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], nodes: &[&Netns; 2]) 
             for (i, out) in adds.iter().enumerate() {
                 if let Some(out) = out {
                     record(out, s, None);
-                    if out.ok() {
+                    if out.success() {
                         prevs[i] = Some(out.json().unwrap_or(Value::Null));
                     }
                 }
@@ -341,7 +342,7 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], nodes: &[&Netns; 2]) 
             let (dels, wall) = concurrently(p.par_pods, p.par_workers, |i| {
                 prevs[i].as_ref().map(|prev| {
                     let out = net.del(&format!("par{rep}-{i}"), pool.get(i), Some(prev));
-                    if !out.ok() {
+                    if !out.success() {
                         scrub(pool.get(i));
                     }
                     out

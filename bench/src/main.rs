@@ -11,13 +11,11 @@ mod cluster;
 mod criterion;
 mod dhcp;
 mod ebpf_cost;
-mod exec;
 mod guard;
 mod latency;
 mod machine;
 mod report;
 mod stats;
-mod svg;
 mod traffic;
 mod world;
 
@@ -31,10 +29,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use lanbridge_tests::netns::Netns;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::TwoNodes;
-use crate::ebpf_cost::Load;
+use crate::ebpf_cost::{tcp_load, udp_load, Load};
 use crate::report::Results;
 use crate::traffic::Setup;
 use crate::world::{Flavor, Lan, Net, Pods, RawChain, Run, LAN_HOST};
@@ -48,10 +47,13 @@ struct Cli {
     /// The lanbridge binary to measure (a release build).
     #[arg(long, default_value = "target/release/lanbridge")]
     lanbridge: PathBuf,
-    /// Where REPORT.md, the SVGs and results.json go
+    /// Where REPORT.md, the SVGs and the summary results.json go
     /// (default: docs/bench, or target/bench/quick with --quick).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Where every sample of the run goes (the input of --from-results).
+    #[arg(long, default_value = "target/bench/results.json")]
+    raw: PathBuf,
     /// The README whose "Benchmarks" section is rewritten (full runs only).
     #[arg(long, default_value = "README.md")]
     readme: PathBuf,
@@ -65,7 +67,7 @@ struct Cli {
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Measure nothing: write the report (and README section) again from a
-    /// previous run's results.json (no root needed).
+    /// previous run's samples (its --raw file; no root needed).
     #[arg(long)]
     from_results: Option<PathBuf>,
 }
@@ -285,7 +287,7 @@ fn body(cli: &Cli) -> Result<()> {
 
     // The shared world. Drop order at the end: daemons, then namespaces.
     let mut lan = Lan::new(&run)?;
-    lan.start_dnsmasq(&run)?;
+    lan.start_dnsmasq(&run);
     let mut pools = [Pods::new("a"), Pods::new("b")];
     progress(&format!("creating 2 × {} pod namespaces", p.pods()));
     for pool in pools.iter_mut() {
@@ -426,88 +428,67 @@ fn body(cli: &Cli) -> Result<()> {
             });
         }
         if want("ebpf") {
-            let lan_pins = dhcp_nets[0]
-                .pin_root()
-                .expect("lanbridge has a pinRoot")
-                .join(dhcp_nets[0].name());
-            let sub_pins = sub_nets[0]
-                .pin_root()
-                .expect("lanbridge has a pinRoot")
-                .join(sub_nets[0].name());
-            let counters = |net: &Net, node: &lanbridge_tests::netns::Netns| {
+            // A load on lanbridge's lan-mode or subnet network: its pins and counters.
+            let load = |name: &str, (net, node, mode): (&Net, &Netns, &'static str), work| {
                 let net_name = net.name().to_string();
-                let pin_root = net.pin_root().expect("pinRoot");
+                let pin_root = net.pin_root().expect("lanbridge has a pinRoot");
                 let state = PathBuf::from(net.conf["stateDir"].as_str().unwrap_or_default());
-                let lb = run.lanbridge.clone();
-                let node = node.path();
-                Box::new(move || inspect_counters(&lb, &node, &net_name, &pin_root, &state))
-                    as Box<dyn Fn() -> BTreeMap<String, u64>>
+                let (lb, node) = (run.lanbridge.clone(), node.path());
+                Load {
+                    name: name.into(),
+                    mode,
+                    pins: pin_root.join(&net_name),
+                    run: work,
+                    counters: Box::new(move || {
+                        inspect_counters(&lb, &node, &net_name, &pin_root, &state)
+                    }),
+                }
             };
+            let lan_net = (&dhcp_nets[0], &node_lan, "lan");
+            let sub_net = (&sub_nets[0], node_tlb, "subnet");
             let secs = p.ebpf_secs;
             let (lan_a, lan_b, sub_a, sub_b) = (t(0), t(1), t(4), t(5));
-            let lb_lan_b = lb_lan[1].clone();
-            let lb_sub_b = lb_sub[1].clone();
             let loads = vec![
-                Load {
-                    name: "TCP stream pod → LAN host".into(),
-                    mode: "lan",
-                    pins: lan_pins.clone(),
-                    run: ebpf_cost::tcp_load(lan_a, LAN_HOST, secs, false),
-                    counters: counters(&dhcp_nets[0], &node_lan),
-                },
-                Load {
-                    name: "TCP stream LAN host → pod".into(),
-                    mode: "lan",
-                    pins: lan_pins.clone(),
-                    run: ebpf_cost::tcp_load(lan_a, LAN_HOST, secs, true),
-                    counters: counters(&dhcp_nets[0], &node_lan),
-                },
-                Load {
-                    name: "64-byte UDP pod → LAN host".into(),
-                    mode: "lan",
-                    pins: lan_pins.clone(),
-                    run: ebpf_cost::udp_load(lan_a, &lan.host, LAN_HOST, secs),
-                    counters: counters(&dhcp_nets[0], &node_lan),
-                },
-                Load {
-                    name: "TCP stream pod → pod".into(),
-                    mode: "lan",
-                    pins: lan_pins.clone(),
-                    run: Box::new(move || {
-                        traffic::iperf(lan_a, &lb_lan_b, secs, 0, false).map(|_| ())
-                    }),
-                    counters: counters(&dhcp_nets[0], &node_lan),
-                },
-                Load {
-                    name: "64-byte UDP pod → pod".into(),
-                    mode: "lan",
-                    pins: lan_pins,
-                    run: ebpf_cost::udp_load(lan_a, lan_b, &lb_lan[1], secs),
-                    counters: counters(&dhcp_nets[0], &node_lan),
-                },
-                Load {
-                    name: "TCP stream pod → pod".into(),
-                    mode: "subnet",
-                    pins: sub_pins.clone(),
-                    run: Box::new(move || {
-                        traffic::iperf(sub_a, &lb_sub_b, secs, 0, false).map(|_| ())
-                    }),
-                    counters: counters(&sub_nets[0], node_tlb),
-                },
-                Load {
-                    name: "64-byte UDP pod → pod".into(),
-                    mode: "subnet",
-                    pins: sub_pins.clone(),
-                    run: ebpf_cost::udp_load(sub_a, sub_b, &lb_sub[1], secs),
-                    counters: counters(&sub_nets[0], node_tlb),
-                },
-                Load {
-                    name: "TCP stream pod → remote pod".into(),
-                    mode: "subnet",
-                    pins: sub_pins,
-                    run: ebpf_cost::tcp_load(sub_a, &lb_far, secs, false),
-                    counters: counters(&sub_nets[0], node_tlb),
-                },
+                load(
+                    "TCP stream pod → LAN host",
+                    lan_net,
+                    tcp_load(lan_a, LAN_HOST, secs, false),
+                ),
+                load(
+                    "TCP stream LAN host → pod",
+                    lan_net,
+                    tcp_load(lan_a, LAN_HOST, secs, true),
+                ),
+                load(
+                    "64-byte UDP pod → LAN host",
+                    lan_net,
+                    udp_load(lan_a, &lan.host, LAN_HOST, secs),
+                ),
+                load(
+                    "TCP stream pod → pod",
+                    lan_net,
+                    tcp_load(lan_a, &lb_lan[1], secs, false),
+                ),
+                load(
+                    "64-byte UDP pod → pod",
+                    lan_net,
+                    udp_load(lan_a, lan_b, &lb_lan[1], secs),
+                ),
+                load(
+                    "TCP stream pod → pod",
+                    sub_net,
+                    tcp_load(sub_a, &lb_sub[1], secs, false),
+                ),
+                load(
+                    "64-byte UDP pod → pod",
+                    sub_net,
+                    udp_load(sub_a, sub_b, &lb_sub[1], secs),
+                ),
+                load(
+                    "TCP stream pod → remote pod",
+                    sub_net,
+                    tcp_load(sub_a, &lb_far, secs, false),
+                ),
             ];
             res.ebpf = section(&mut res, "ebpf", || {
                 let _servers = traffic::iperf_servers(&run, &lan.host, &setups[..2])?;
@@ -522,13 +503,8 @@ fn body(cli: &Cli) -> Result<()> {
     if guard::interrupted() {
         bail!("interrupted");
     }
-    let out = cli.out.clone().unwrap_or_else(|| {
-        PathBuf::from(if cli.quick {
-            "target/bench/quick"
-        } else {
-            "docs/bench"
-        })
-    });
+    let out = out_dir(cli, res.quick);
+    report::write_raw(&res, &cli.raw)?;
     let rows = report::write(&res, &out)?;
     progress(&format!(
         "report written to {}",
@@ -541,16 +517,24 @@ fn body(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
+/// `--out`, or docs/bench for a full run and target/bench/quick for a quick one.
+fn out_dir(cli: &Cli, quick: bool) -> PathBuf {
+    cli.out.clone().unwrap_or_else(|| {
+        PathBuf::from(if quick {
+            "target/bench/quick"
+        } else {
+            "docs/bench"
+        })
+    })
+}
+
 /// Writes the report of a previous run again (after a change to the report).
 fn rerender(cli: &Cli, path: &Path) -> Result<()> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let res: Results =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let out = cli.out.clone().unwrap_or_else(|| {
-        path.parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-    });
+    let out = out_dir(cli, res.quick);
     let rows = report::write(&res, &out)?;
     eprintln!("report written to {}", out.join("REPORT.md").display());
     write_readme(cli, &res, &rows, &out)?;
@@ -586,7 +570,7 @@ fn inspect_counters(
         .arg(pin_root)
         .arg("--state-dir")
         .arg(state);
-    let out = exec::run_measured(&mut c, b"", std::time::Duration::from_secs(20));
+    let out = lanbridge_tests::process::run(&mut c, None, std::time::Duration::from_secs(20));
     let mut m = BTreeMap::new();
     if let Ok(j) = serde_json::from_str::<serde_json::Value>(&out.stdout) {
         for c in j["counters"].as_array().into_iter().flatten() {

@@ -12,11 +12,12 @@ use anyhow::{bail, Result};
 use lanbridge_tests::netns::Netns;
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{self, Background};
 use crate::guard;
 use crate::stats::Series;
 use crate::world::{Run, LAN_HOST};
 use crate::Params;
+use lanbridge_tests::background::Background;
+use lanbridge_tests::process;
 
 pub const IPERF_PORT: u16 = 5201;
 pub const PINGPONG_PORT: u16 = 7007;
@@ -135,7 +136,7 @@ pub fn iperf_servers(run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<Ve
         let mut c = ns.command("iperf3");
         c.args(["-s", "-p", &IPERF_PORT.to_string()]);
         let log = run.dir("iperf").join("server.log");
-        v.push(Background::spawn("iperf3 -s", c, &log)?);
+        v.push(Background::spawn("iperf3 -s", c, &log));
     }
     // Until they listen.
     std::thread::sleep(Duration::from_millis(300));
@@ -153,10 +154,10 @@ pub fn iperf(from: &Netns, to: &str, secs: f64, omit: u32, reverse: bool) -> Res
         if reverse {
             c.arg("-R");
         }
-        let out = exec::run_measured(&mut c, b"", Duration::from_secs_f64(secs + 30.0));
+        let out = process::run(&mut c, None, Duration::from_secs_f64(secs + 30.0));
         let j: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
         if let Some(bps) = j["end"]["sum_received"]["bits_per_second"].as_f64() {
-            if out.ok() && bps > 0.0 {
+            if out.success() && bps > 0.0 {
                 return Ok(bps / 1e9);
             }
         }

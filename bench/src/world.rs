@@ -18,23 +18,27 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use lanbridge_tests::background::Background;
+use lanbridge_tests::binary::{plugin_dir, REFERENCE_DIR};
+use lanbridge_tests::cni::{exec_plugin_under, CniEnv, CniOutput};
+use lanbridge_tests::dhcp_server::{Dnsmasq, DnsmasqConf};
 use lanbridge_tests::netns::Netns;
+use lanbridge_tests::process::{self, wait_until};
+use lanbridge_tests::topology::{self, LAN_BRIDGE, NODE_UPLINK as UPLINK};
+pub use lanbridge_tests::Flavor;
 use serde_json::{json, Value};
 
-use crate::exec::{self, Background, CniCall, Invocation};
 use crate::guard;
 
-pub const LAN_BRIDGE: &str = "lanbr";
 pub const LAN_ROUTER: &str = "10.77.0.1";
 pub const LAN_PREFIX: u8 = 16;
 pub const LAN_HOST: &str = "10.77.0.50";
-pub const UPLINK: &str = "eth0";
-pub const REFERENCE_DIR: &str = "/usr/lib/cni";
 pub const IFNAME: &str = "eth0";
 pub const RAW_SRC: &str = "10.99.0.2";
 pub const RAW_DST: &str = "10.99.1.2";
@@ -42,9 +46,6 @@ pub const RAW_DST: &str = "10.99.1.2";
 pub const RAW_FAR: &str = "10.99.2.2";
 const RAW_FWD_LAN: &str = "10.77.0.19";
 const RAW_FWD2_LAN: &str = "10.77.0.20";
-
-/// Plugin invocations slower than this are killed and counted as failures.
-pub const PLUGIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Names, files and binaries of one benchmark run.
 pub struct Run {
@@ -66,9 +67,7 @@ impl Run {
             .context("temp dir")?
             .keep();
         guard::track_dir(&tmp);
-        let bin = tmp.join("bin");
-        std::fs::create_dir_all(&bin)?;
-        std::os::unix::fs::symlink(lanbridge, bin.join("lanbridge"))?;
+        let bin = plugin_dir(&tmp, lanbridge);
         Ok(Run {
             prefix,
             lb_cni_path: format!("{}:{REFERENCE_DIR}", bin.display()),
@@ -108,7 +107,7 @@ impl Drop for Run {
 /// The LAN: its namespace, the LAN host, maybe dnsmasq.
 pub struct Lan {
     // Drop order: processes, then namespaces.
-    pub dnsmasq: Option<Background>,
+    pub dnsmasq: Option<Dnsmasq>,
     pub ns: Netns,
     pub host: Netns,
     ports: AtomicUsize,
@@ -117,64 +116,32 @@ pub struct Lan {
 impl Lan {
     pub fn new(run: &Run) -> Result<Lan> {
         let ns = run.netns("lan");
-        ns.ip(&["link", "add", LAN_BRIDGE, "type", "bridge"]);
-        ns.ip(&[
-            "addr",
-            "add",
-            &format!("{LAN_ROUTER}/{LAN_PREFIX}"),
-            "dev",
-            LAN_BRIDGE,
-        ]);
-        ns.ip(&["link", "set", LAN_BRIDGE, "up"]);
-        let host = run.netns("lanhost");
+        topology::lan_bridge(&ns, &format!("{LAN_ROUTER}/{LAN_PREFIX}"));
         let lan = Lan {
             dnsmasq: None,
             ns,
-            host,
+            host: run.netns("lanhost"),
             ports: AtomicUsize::new(0),
         };
         lan.attach(&lan.host, LAN_HOST);
-        lan.host.ip(&["route", "add", "default", "via", LAN_ROUTER]);
         Ok(lan)
     }
 
-    /// A veth from the LAN bridge to `eth0` in `ns` (up, no address).
-    pub fn plug(&self, ns: &Netns) {
-        let port = format!("p{}", self.ports.fetch_add(1, Ordering::SeqCst));
-        self.ns.ip(&[
-            "link",
-            "add",
-            &port,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            UPLINK,
-            "netns",
-            ns.name(),
-        ]);
-        self.ns
-            .ip(&["link", "set", &port, "master", LAN_BRIDGE, "up"]);
-        ns.ip(&["link", "set", UPLINK, "up"]);
+    /// The next free port name on the LAN bridge.
+    fn port(&self) -> String {
+        format!("p{}", self.ports.fetch_add(1, Ordering::SeqCst))
     }
 
-    /// Plugs `ns` in and gives its eth0 `addr`/16.
-    pub fn attach(&self, ns: &Netns, addr: &str) {
-        self.plug(ns);
-        ns.ip(&[
-            "addr",
-            "add",
-            &format!("{addr}/{LAN_PREFIX}"),
-            "dev",
-            UPLINK,
-        ]);
+    /// Plugs `ns` in: `eth0` with `addr`/16, default route via the LAN router.
+    fn attach(&self, ns: &Netns, addr: &str) {
+        let cidr = format!("{addr}/{LAN_PREFIX}");
+        topology::attach_to(&self.ns, &self.port(), ns, &cidr, LAN_ROUTER);
     }
 
     /// A node whose uplink `eth0` has `addr`, default route via the LAN router.
     pub fn node(&self, run: &Run, tag: &str, addr: &str) -> Netns {
         let node = run.netns(tag);
         self.attach(&node, addr);
-        node.ip(&["route", "add", "default", "via", LAN_ROUTER]);
         node
     }
 
@@ -182,7 +149,7 @@ impl Lan {
     /// node's address (the only topology where the reference dhcp IPAM leases).
     pub fn bridged_node(&self, run: &Run, tag: &str, addr: &str) -> Netns {
         let node = run.netns(tag);
-        self.plug(&node);
+        topology::plug(&self.ns, &self.port(), &node);
         node.ip(&["link", "add", "br0", "type", "bridge"]);
         node.ip(&["link", "set", UPLINK, "master", "br0"]);
         node.ip(&["addr", "add", &format!("{addr}/{LAN_PREFIX}"), "dev", "br0"]);
@@ -192,46 +159,33 @@ impl Lan {
     }
 
     /// dnsmasq on the LAN bridge, a pool large enough for every lease of the run.
-    pub fn start_dnsmasq(&mut self, run: &Run) -> Result<()> {
-        let d = run.dir("dnsmasq");
-        let pid_file = d.join("pid");
-        let mut c = self.ns.command("dnsmasq");
-        c.args([
-            "--conf-file=/dev/null",
-            "--keep-in-foreground",
-            "--no-ping",
-            "--port=0",
-            "--no-resolv",
-            "--no-hosts",
-            "--user=root",
-            "--bind-interfaces",
-            "--dhcp-lease-max=5000",
-        ])
-        .arg(format!("--interface={LAN_BRIDGE}"))
-        .arg("--dhcp-range=10.77.1.1,10.77.7.254,255.255.0.0,3600")
-        .arg(format!("--dhcp-leasefile={}", d.join("leases").display()))
-        .arg(format!("--pid-file={}", pid_file.display()));
-        let bg = Background::spawn("dnsmasq", c, &d.join("log"))?;
-        self.dnsmasq = Some(bg);
-        if !wait_until(Duration::from_secs(5), || {
-            std::fs::read_to_string(&pid_file).is_ok_and(|s| !s.trim().is_empty())
-        }) {
-            bail!(
-                "dnsmasq did not start: {}",
-                self.dnsmasq
-                    .as_ref()
-                    .map(|b| b.log_text())
-                    .unwrap_or_default()
-            );
-        }
-        Ok(())
+    pub fn start_dnsmasq(&mut self, run: &Run) {
+        let conf = DnsmasqConf {
+            interface: LAN_BRIDGE.into(),
+            range_start: "10.77.1.1".into(),
+            range_end: "10.77.7.254".into(),
+            lease: "1h".into(),
+            // dnsmasq offers its own address, the LAN router's.
+            router: None,
+            ping: false,
+            extra: vec!["--dhcp-lease-max=5000".into()],
+        };
+        self.dnsmasq = Some(Dnsmasq::start(&self.ns, &run.dir("dnsmasq"), &conf));
     }
 }
 
 /// Enables IPv4 forwarding in `ns` (our namespace, never the host's).
-pub fn forwarding(ns: &Netns) -> Result<()> {
-    exec::run_ok(ns.command("sysctl").args(["-qw", "net.ipv4.ip_forward=1"]))?;
-    Ok(())
+pub fn forwarding(ns: &Netns) {
+    ns.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+}
+
+/// Runs `cmd` to completion; `Err` with its output unless it exits 0.
+pub fn run_ok(cmd: &mut Command) -> Result<String> {
+    let out = process::run(cmd, None, process::DEFAULT_TIMEOUT);
+    if !out.success() {
+        bail!("{cmd:?}: {}\n{}", out.failure(), out.stderr.trim());
+    }
+    Ok(out.stdout)
 }
 
 /// The kernel's limit: src -- fwd -- dst, two veth pairs through a
@@ -252,9 +206,9 @@ pub struct RawChain {
 impl RawChain {
     pub fn new(run: &Run, lan: &Lan) -> Result<RawChain> {
         let fwd = lan.node(run, "rawfwd", RAW_FWD_LAN);
-        forwarding(&fwd)?;
+        forwarding(&fwd);
         let fwd2 = lan.node(run, "rawfwd2", RAW_FWD2_LAN);
-        forwarding(&fwd2)?;
+        forwarding(&fwd2);
         let src = run.netns("rawsrc");
         let dst = run.netns("rawdst");
         let far = run.netns("rawfar");
@@ -349,22 +303,6 @@ impl Pods {
     }
 }
 
-/// Which plugin a network is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    Lanbridge,
-    Reference,
-}
-
-impl Flavor {
-    pub fn label(self) -> &'static str {
-        match self {
-            Flavor::Lanbridge => "lanbridge",
-            Flavor::Reference => "reference",
-        }
-    }
-}
-
 /// One network on one node: what a runtime needs to call the plugin.
 pub struct Net {
     pub flavor: Flavor,
@@ -382,7 +320,7 @@ impl Net {
         let mut conf = json!({
             "cniVersion": "1.0.0",
             "name": "lbbnet",
-            "type": match flavor { Flavor::Lanbridge => "lanbridge", Flavor::Reference => "bridge" },
+            "type": flavor.plugin_type(),
             "bridge": "lb0",
             "isGateway": true,
             "isDefaultGateway": true,
@@ -463,57 +401,52 @@ impl Net {
         self.conf["name"].as_str().unwrap_or_default()
     }
 
-    fn call<'a>(&'a self, command: &'a str, container: &'a str, pod: &'a str) -> CniCall<'a> {
-        CniCall {
-            node: &self.node,
-            plugin: &self.plugin,
-            cni_path: &self.cni_path,
-            command,
-            container_id: container,
-            netns: pod,
-            ifname: IFNAME,
-            args: None,
-        }
-    }
-
-    pub fn add(&self, container: &str, pod: &Netns) -> Invocation {
+    pub fn add(&self, container: &str, pod: &Netns) -> CniOutput {
         self.add_wrapped(&[], container, pod)
     }
 
-    /// ADD under a wrapper program (see [`exec::cni_wrapped`]).
-    pub fn add_wrapped(&self, wrapper: &[&str], container: &str, pod: &Netns) -> Invocation {
-        let pod = pod.path_str();
-        exec::cni_wrapped(
-            wrapper,
-            &self.call("ADD", container, &pod),
-            self.conf.to_string().as_bytes(),
-            PLUGIN_TIMEOUT,
-        )
+    /// ADD under a wrapper program (see [`exec_plugin_under`]).
+    pub fn add_wrapped(&self, wrapper: &[&str], container: &str, pod: &Netns) -> CniOutput {
+        self.exec(wrapper, "ADD", container, pod, &self.conf)
     }
 
     /// DEL with the cached ADD result as `prevResult`, as libcni does.
-    pub fn del(&self, container: &str, pod: &Netns, prev: Option<&Value>) -> Invocation {
+    pub fn del(&self, container: &str, pod: &Netns, prev: Option<&Value>) -> CniOutput {
         self.del_wrapped(&[], container, pod, prev)
     }
 
-    /// DEL under a wrapper program (see [`exec::cni_wrapped`]).
+    /// DEL under a wrapper program (see [`exec_plugin_under`]).
     pub fn del_wrapped(
         &self,
         wrapper: &[&str],
         container: &str,
         pod: &Netns,
         prev: Option<&Value>,
-    ) -> Invocation {
-        let pod = pod.path_str();
+    ) -> CniOutput {
         let mut conf = self.conf.clone();
         if let Some(p) = prev {
             conf["prevResult"] = p.clone();
         }
-        exec::cni_wrapped(
+        self.exec(wrapper, "DEL", container, pod, &conf)
+    }
+
+    /// Runs the plugin as a runtime does, inside the node.
+    fn exec(
+        &self,
+        wrapper: &[&str],
+        command: &str,
+        container: &str,
+        pod: &Netns,
+        conf: &Value,
+    ) -> CniOutput {
+        let env = CniEnv::new(command, container, &pod.path_str(), IFNAME, &self.cni_path);
+        let stdin = conf.to_string();
+        exec_plugin_under(
             wrapper,
-            &self.call("DEL", container, &pod),
-            conf.to_string().as_bytes(),
-            PLUGIN_TIMEOUT,
+            Some(&self.node),
+            &self.plugin,
+            &env,
+            stdin.as_bytes(),
         )
     }
 }
@@ -537,7 +470,7 @@ pub fn lanbridge_daemon(run: &Run, node: &Netns, dir: &Path) -> Result<(Backgrou
         .arg(&socket)
         .arg("--state-dir")
         .arg(dir.join("state"));
-    let bg = Background::spawn("lanbridge daemon", c, &dir.join("daemon.log"))?;
+    let bg = Background::spawn("lanbridge daemon", c, &dir.join("daemon.log"));
     wait_socket(&socket, &bg)?;
     Ok((bg, socket))
 }
@@ -547,7 +480,7 @@ pub fn reference_dhcp_daemon(node: &Netns, dir: &Path) -> Result<(Background, Pa
     let socket = dir.join("dhcp.sock");
     let mut c = node.command(&format!("{REFERENCE_DIR}/dhcp"));
     c.arg("daemon").arg("-socketpath").arg(&socket);
-    let bg = Background::spawn("reference dhcp daemon", c, &dir.join("dhcp.log"))?;
+    let bg = Background::spawn("reference dhcp daemon", c, &dir.join("dhcp.log"));
     wait_socket(&socket, &bg)?;
     Ok((bg, socket))
 }
@@ -556,23 +489,10 @@ fn wait_socket(socket: &Path, bg: &Background) -> Result<()> {
     if !wait_until(Duration::from_secs(10), || socket.exists()) {
         bail!(
             "{} did not open {}: {}",
-            bg.name,
+            bg.name(),
             socket.display(),
-            bg.log_text()
+            bg.log()
         );
     }
     Ok(())
-}
-
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }

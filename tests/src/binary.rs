@@ -55,11 +55,17 @@ pub fn reference_plugin(name: &str) -> PathBuf {
 /// Makes `<dir>/bin` holding a `lanbridge` symlink to the binary under test and
 /// returns that directory (for `CNI_PATH` / podman's `cni_plugin_dirs`).
 pub fn lanbridge_plugin_dir(dir: &Path) -> PathBuf {
+    plugin_dir(dir, &lanbridge_bin())
+}
+
+/// Makes `<dir>/bin` holding a `lanbridge` symlink to `lanbridge` (e.g. the
+/// release build the bench measures) and returns that directory.
+pub fn plugin_dir(dir: &Path, lanbridge: &Path) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("mkdir {}: {e}", bin.display()));
     let link = bin.join("lanbridge");
     if !link.exists() {
-        std::os::unix::fs::symlink(lanbridge_bin(), &link)
+        std::os::unix::fs::symlink(lanbridge, &link)
             .unwrap_or_else(|e| panic!("symlink {}: {e}", link.display()));
     }
     bin

@@ -63,15 +63,21 @@ impl CniEnv {
     }
 }
 
-/// What one plugin invocation produced.
+/// What one plugin invocation produced: the finished process (its exit
+/// code, output, time and peak RSS, through `Deref`) and what was run.
 #[derive(Debug, Clone)]
 pub struct CniOutput {
     pub plugin: PathBuf,
     pub command: String,
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-    pub timed_out: bool,
+    pub run: Finished,
+}
+
+impl std::ops::Deref for CniOutput {
+    type Target = Finished;
+
+    fn deref(&self) -> &Finished {
+        &self.run
+    }
 }
 
 impl CniOutput {
@@ -142,17 +148,29 @@ impl std::fmt::Display for CniOutput {
 /// Runs `plugin` with `env` and `stdin`, inside network namespace `ns_path`
 /// (via `nsenter --net`) or in the current one when `None`.
 pub fn exec_plugin(ns_path: Option<&Path>, plugin: &Path, env: &CniEnv, stdin: &[u8]) -> CniOutput {
-    let mut cmd = match ns_path {
-        Some(p) => {
-            let mut c = std::process::Command::new("nsenter");
-            c.arg(format!("--net={}", p.display()))
-                .arg("--")
-                .arg(plugin);
-            c
-        }
-        None => std::process::Command::new(plugin),
-    };
-    cmd.env_clear().env("PATH", PLUGIN_PATH_ENV);
+    exec_plugin_under(&[], ns_path, plugin, env, stdin)
+}
+
+/// [`exec_plugin`] under a wrapper program when `wrapper` is not empty
+/// (e.g. `strace -f -o FILE`), which runs `nsenter` (or the plugin) with the
+/// plugin's environment.
+pub fn exec_plugin_under(
+    wrapper: &[&str],
+    ns_path: Option<&Path>,
+    plugin: &Path,
+    env: &CniEnv,
+    stdin: &[u8],
+) -> CniOutput {
+    let mut argv: Vec<std::ffi::OsString> = wrapper.iter().map(Into::into).collect();
+    if let Some(p) = ns_path {
+        argv.extend([format!("--net={}", p.display()).into(), "--".into()]);
+        argv.insert(wrapper.len(), "nsenter".into());
+    }
+    argv.push(plugin.into());
+    let mut cmd = std::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env_clear()
+        .env("PATH", PLUGIN_PATH_ENV);
     let vars = [
         ("CNI_COMMAND", &env.command),
         ("CNI_CONTAINERID", &env.container_id),
@@ -169,18 +187,9 @@ pub fn exec_plugin(ns_path: Option<&Path>, plugin: &Path, env: &CniEnv, stdin: &
     for (k, v) in &env.extra {
         cmd.env(k, v);
     }
-    let Finished {
-        code,
-        stdout,
-        stderr,
-        timed_out,
-    } = process::run(&mut cmd, Some(stdin), PLUGIN_TIMEOUT);
     CniOutput {
         plugin: plugin.to_path_buf(),
         command: env.command.clone().unwrap_or_default(),
-        code,
-        stdout,
-        stderr,
-        timed_out,
+        run: process::run(&mut cmd, Some(stdin), PLUGIN_TIMEOUT),
     }
 }

@@ -22,6 +22,24 @@ pub enum Flavor {
     Reference,
 }
 
+impl Flavor {
+    /// The plugin's name in reports: `lanbridge` or `reference`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Flavor::Lanbridge => "lanbridge",
+            Flavor::Reference => "reference",
+        }
+    }
+
+    /// The config's `type`.
+    pub fn plugin_type(self) -> &'static str {
+        match self {
+            Flavor::Lanbridge => "lanbridge",
+            Flavor::Reference => "bridge",
+        }
+    }
+}
+
 /// Drop order matters: namespaces go first, the temp dir last.
 pub struct World {
     pub topo: Topology,
@@ -109,10 +127,7 @@ impl World {
 
     /// The plugin type for this world's flavor.
     pub fn plugin_type(&self) -> &'static str {
-        match self.flavor {
-            Flavor::Lanbridge => "lanbridge",
-            Flavor::Reference => "bridge",
-        }
+        self.flavor.plugin_type()
     }
 
     /// The subnet-mode config of the brief: bridge `lb0`, gateway, default

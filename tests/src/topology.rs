@@ -39,15 +39,7 @@ impl Topology {
     pub fn new(tag: &str) -> Topology {
         let prefix = format!("{}{}", unique_prefix(), tag);
         let lan = Netns::create(&format!("{prefix}-lan"));
-        lan.ip(&["link", "add", LAN_BRIDGE, "type", "bridge"]);
-        lan.ip(&[
-            "addr",
-            "add",
-            &format!("{LAN_ROUTER}/{LAN_PREFIX_LEN}"),
-            "dev",
-            LAN_BRIDGE,
-        ]);
-        lan.ip(&["link", "set", LAN_BRIDGE, "up"]);
+        lan_bridge(&lan, &format!("{LAN_ROUTER}/{LAN_PREFIX_LEN}"));
         let lan_host = Netns::create(&format!("{prefix}-lanhost"));
         attach(&lan, "h50", &lan_host, LAN_HOST);
         let node = Netns::create(&format!("{prefix}-node"));
@@ -83,30 +75,23 @@ impl Topology {
     pub fn lan_client(&self, name: &str, mac: &str) -> Netns {
         let host = self.pod(name);
         let n = self.clients.fetch_add(1, Ordering::SeqCst);
-        bridge(&self.lan, &format!("c{n}"), &host);
+        plug(&self.lan, &format!("c{n}"), &host);
+        host.ip(&["link", "set", NODE_UPLINK, "down"]);
         host.ip(&["link", "set", NODE_UPLINK, "address", mac, "up"]);
         host
     }
 }
 
-/// Connects `host` to the LAN bridge: a veth `lan_side` (in the LAN ns, enslaved to
-/// the bridge) peered with `eth0` in `host`, addressed `addr/24`, default via the router.
-fn attach(lan: &Netns, lan_side: &str, host: &Netns, addr: &str) {
-    bridge(lan, lan_side, host);
-    host.ip(&[
-        "addr",
-        "add",
-        &format!("{addr}/{LAN_PREFIX_LEN}"),
-        "dev",
-        NODE_UPLINK,
-    ]);
-    host.ip(&["link", "set", NODE_UPLINK, "up"]);
-    host.ip(&["route", "add", "default", "via", LAN_ROUTER]);
+/// Makes `lan`'s bridge [`LAN_BRIDGE`] holding the router address `router_cidr`.
+pub fn lan_bridge(lan: &Netns, router_cidr: &str) {
+    lan.ip(&["link", "add", LAN_BRIDGE, "type", "bridge"]);
+    lan.ip(&["addr", "add", router_cidr, "dev", LAN_BRIDGE]);
+    lan.ip(&["link", "set", LAN_BRIDGE, "up"]);
 }
 
-/// A veth `lan_side` (in the LAN ns, enslaved to the bridge, up) peered with
-/// `eth0` in `host` (down, no address).
-fn bridge(lan: &Netns, lan_side: &str, host: &Netns) {
+/// Plugs `host` into the LAN bridge: a veth `lan_side` (in the LAN ns,
+/// enslaved to the bridge) peered with `eth0` in `host`, both up, no address.
+pub fn plug(lan: &Netns, lan_side: &str, host: &Netns) {
     lan.ip(&[
         "link",
         "add",
@@ -120,4 +105,23 @@ fn bridge(lan: &Netns, lan_side: &str, host: &Netns) {
         host.name(),
     ]);
     lan.ip(&["link", "set", lan_side, "master", LAN_BRIDGE, "up"]);
+    host.ip(&["link", "set", NODE_UPLINK, "up"]);
+}
+
+/// [`plug`]s `host` in and gives its `eth0` `addr_cidr`, default via `router`.
+pub fn attach_to(lan: &Netns, lan_side: &str, host: &Netns, addr_cidr: &str, router: &str) {
+    plug(lan, lan_side, host);
+    host.ip(&["addr", "add", addr_cidr, "dev", NODE_UPLINK]);
+    host.ip(&["route", "add", "default", "via", router]);
+}
+
+/// Connects `host` to this module's LAN: `addr`/24, default via the router.
+fn attach(lan: &Netns, lan_side: &str, host: &Netns, addr: &str) {
+    attach_to(
+        lan,
+        lan_side,
+        host,
+        &format!("{addr}/{LAN_PREFIX_LEN}"),
+        LAN_ROUTER,
+    );
 }

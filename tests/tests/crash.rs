@@ -36,7 +36,7 @@ fn add(w: &World, att: &Attachment, what: &str) -> Value {
 fn del(w: &World, att: &Attachment, what: &str) -> String {
     let out = w.rt.invoke("DEL", &conf(w), att, None);
     out.expect_ok(what);
-    out.stderr
+    out.run.stderr
 }
 
 /// GC with `valid` as the runtime's live attachments.
@@ -488,7 +488,7 @@ fn stale_uplink_pin_is_replaced() {
         let (ns, att) = lan.pod_ns(name);
         let out = w.rt.invoke("ADD", &lan.conf, &att, None);
         out.expect_ok(&format!("ADD {name}"));
-        (ns, att, out.stderr)
+        (ns, att, out.run.stderr)
     };
     let (b, att_b, stderr) = add("b");
     assert!(stderr.contains("stale link"), "{stderr}");

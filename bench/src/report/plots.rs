@@ -1,0 +1,308 @@
+//! Which plots the report shows and what goes into each.
+
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::chart::{self, Bar, BarChart, Line, LineChart, Style};
+use super::{Results, FAST_PATH_NS_TARGET, STACK_NS_TARGET};
+use crate::stats::Series;
+use crate::traffic::{Path as TPath, Traffic};
+use crate::world::Flavor;
+
+/// A plot written next to the report.
+#[derive(Serialize)]
+pub struct Plot {
+    pub file: &'static str,
+    pub caption: &'static str,
+}
+
+/// Draws every plot the results allow into `out`.
+pub fn write(res: &Results, out: &Path) -> Result<Vec<Plot>> {
+    let mut plots = Vec::new();
+    let mut save = |file: &'static str, caption: &'static str, svg: String| -> Result<()> {
+        std::fs::write(out.join(file), svg)?;
+        plots.push(Plot { file, caption });
+        Ok(())
+    };
+    if let Some(l) = &res.latency {
+        let cdf = |name: &str, s: &Series, color, style| Line {
+            name: name.into(),
+            color,
+            style,
+            points: chart::ecdf(&s.all()),
+        };
+        let reps = match l.seq_add.lanbridge.reps.len() {
+            0 => res.params.seq_reps,
+            n => n,
+        };
+        let c = LineChart {
+            title: format!(
+                "ADD / DEL latency, subnet mode, {} pods × {reps} repetitions",
+                l.seq_pods
+            ),
+            x_label: "latency, ms (log scale)".into(),
+            y_label: "fraction of invocations ≤ x".into(),
+            log_x: true,
+            lines: vec![
+                cdf(
+                    "lanbridge ADD",
+                    &l.seq_add.lanbridge,
+                    chart::LANBRIDGE,
+                    Style::Step,
+                ),
+                cdf(
+                    "reference ADD",
+                    &l.seq_add.reference,
+                    chart::REFERENCE,
+                    Style::Step,
+                ),
+                cdf(
+                    "lanbridge DEL",
+                    &l.seq_del.lanbridge,
+                    chart::LANBRIDGE,
+                    Style::DashedStep,
+                ),
+                cdf(
+                    "reference DEL",
+                    &l.seq_del.reference,
+                    chart::REFERENCE,
+                    Style::DashedStep,
+                ),
+            ],
+        };
+        save(
+            "latency_cdf.svg",
+            "ADD and DEL latency distribution (sequential pods)",
+            c.render()?,
+        )?;
+        let mut lines = Vec::new();
+        for (f, color, light) in [
+            (Flavor::Lanbridge, chart::LANBRIDGE, chart::LANBRIDGE_LIGHT),
+            (Flavor::Reference, chart::REFERENCE, chart::REFERENCE_LIGHT),
+        ] {
+            let add = l.growth_add.get(f);
+            lines.push(Line {
+                name: format!("{} ADD (each pod)", f.label()),
+                color: light,
+                style: Style::Dots,
+                points: add
+                    .iter()
+                    .enumerate()
+                    .map(|(i, y)| ((i + 1) as f64, *y))
+                    .collect(),
+            });
+            lines.push(Line {
+                name: format!("{} ADD (rolling median of 15)", f.label()),
+                color,
+                style: Style::Line,
+                points: chart::rolling_median(add, 15),
+            });
+            lines.push(Line {
+                name: format!("{} DEL (rolling median of 15)", f.label()),
+                color,
+                style: Style::Dashed,
+                points: chart::rolling_median(l.growth_del.get(f), 15),
+            });
+        }
+        let c = LineChart {
+            title: format!("Latency vs pod count on one bridge (1 → {})", l.growth_pods),
+            x_label: "n-th pod on the bridge (DEL: n-th pod deleted, in ADD order)".into(),
+            y_label: "latency, ms".into(),
+            log_x: false,
+            lines,
+        };
+        save(
+            "latency_vs_pods.svg",
+            "ADD / DEL latency vs number of pods on the bridge",
+            c.render()?,
+        )?;
+    }
+    if let Some(d) = &res.dhcp {
+        let cdf = |name: String, s: &Series, color, style| Line {
+            name,
+            color,
+            style,
+            points: chart::ecdf(&s.all()),
+        };
+        let n = d.workers;
+        let c = LineChart {
+            title: format!("ADD with DHCP (time to a lease), one at a time and {n} at a time"),
+            x_label: "latency, ms (log scale)".into(),
+            y_label: "fraction of ADDs ≤ x".into(),
+            log_x: true,
+            lines: vec![
+                cdf(
+                    "lanbridge lan mode, one at a time".into(),
+                    &d.add.lanbridge,
+                    chart::LANBRIDGE,
+                    Style::Step,
+                ),
+                cdf(
+                    format!("lanbridge lan mode, {n} at a time"),
+                    &d.scale_add.lanbridge,
+                    chart::LANBRIDGE,
+                    Style::DashedStep,
+                ),
+                cdf(
+                    "reference bridge+dhcp (uplink enslaved), one at a time".into(),
+                    &d.add.reference,
+                    chart::REFERENCE,
+                    Style::Step,
+                ),
+                cdf(
+                    format!("reference, {n} at a time"),
+                    &d.scale_add.reference,
+                    chart::REFERENCE,
+                    Style::DashedStep,
+                ),
+            ],
+        };
+        save(
+            "dhcp_cdf.svg",
+            "ADD with DHCP: time to a lease",
+            c.render()?,
+        )?;
+    }
+    if let Some(t) = &res.traffic {
+        let measured: Vec<TPath> = TPath::ALL.into_iter().filter(|p| t.has(*p)).collect();
+        let c = traffic_chart(
+            t,
+            "Single-stream TCP throughput (iperf3), median and min–max of repetitions",
+            "Gbit/s",
+            &measured,
+            TPath::label,
+            Traffic::tput,
+        );
+        save(
+            "throughput.svg",
+            "Throughput by path and setup",
+            c.render()?,
+        )?;
+        let rtt: Vec<TPath> = measured
+            .into_iter()
+            .filter(|p| TPath::RTT.contains(p))
+            .collect();
+        let c = traffic_chart(
+            t,
+            "UDP request/response round trip (64 B), median and min–max of repetitions",
+            "µs",
+            &rtt,
+            TPath::rtt_label,
+            Traffic::rtt,
+        );
+        save("rtt.svg", "Round-trip time by path and setup", c.render()?)?;
+    }
+    if let Some(e) = &res.ebpf {
+        let mut progs: Vec<&str> = e
+            .loads
+            .iter()
+            .flat_map(|l| {
+                l.programs
+                    .iter()
+                    .filter(|c| c.runs > 0)
+                    .map(|c| c.program.as_str())
+            })
+            .collect();
+        progs.sort();
+        progs.dedup();
+        let colors = [chart::LANBRIDGE, chart::EXTRA, chart::REFERENCE, chart::RAW];
+        let c = BarChart {
+            title: "eBPF program cost per run (bpf_stats)".into(),
+            y_label: "ns per run".into(),
+            groups: e
+                .loads
+                .iter()
+                .map(|l| {
+                    let short = short_load(&l.load);
+                    let (kind, path) = short.split_once(' ').unwrap_or(("", &short));
+                    format!("{kind} ({})\n{path}", l.mode)
+                })
+                .collect(),
+            series: progs
+                .iter()
+                .zip(colors.iter().cycle())
+                .map(|(p, c)| (p.to_string(), *c))
+                .collect(),
+            values: e
+                .loads
+                .iter()
+                .map(|l| {
+                    progs
+                        .iter()
+                        .map(|p| {
+                            let c = l.programs.iter().find(|c| c.program == *p)?;
+                            c.ns_per_run().map(|v| Bar {
+                                value: v,
+                                lo: v,
+                                hi: v,
+                            })
+                        })
+                        .collect()
+                })
+                .collect(),
+            targets: vec![
+                (STACK_NS_TARGET, "100 ns: passed to the stack".into()),
+                (FAST_PATH_NS_TARGET, "300 ns: fast path".into()),
+            ],
+        };
+        save("ebpf_cost.svg", "eBPF cost per program run", c.render()?)?;
+    }
+    Ok(plots)
+}
+
+/// One group of bars per path, one bar per setup.
+fn traffic_chart<'t>(
+    t: &'t Traffic,
+    title: &str,
+    y_label: &str,
+    paths: &[TPath],
+    label: fn(TPath) -> &'static str,
+    get: fn(&'t Traffic, TPath, &str) -> Option<&'t Series>,
+) -> BarChart {
+    let setups = [
+        ("lb_lan", "lanbridge lan mode", chart::LANBRIDGE),
+        ("lb_subnet", "lanbridge subnet", chart::LANBRIDGE_LIGHT),
+        (
+            "ref_bridged",
+            "reference, uplink enslaved",
+            chart::REFERENCE,
+        ),
+        ("ref_subnet", "reference subnet", chart::REFERENCE_LIGHT),
+        ("raw", "raw routed chain (limit)", chart::RAW),
+    ];
+    let bar = |s: Option<&Series>| {
+        s.and_then(Series::summary).map(|m| Bar {
+            value: m.median,
+            lo: m.rep_min.min(m.median),
+            hi: m.rep_max.max(m.median),
+        })
+    };
+    BarChart {
+        title: title.into(),
+        y_label: y_label.into(),
+        // A path's label on two lines under its bars.
+        groups: paths
+            .iter()
+            .map(|p| {
+                label(*p)
+                    .replacen(" (", "\n(", 1)
+                    .replacen(" on ", "\non ", 1)
+            })
+            .collect(),
+        series: setups.iter().map(|(_, n, c)| (n.to_string(), *c)).collect(),
+        values: paths
+            .iter()
+            .map(|p| setups.iter().map(|(k, _, _)| bar(get(t, *p, k))).collect())
+            .collect(),
+        targets: vec![],
+    }
+}
+
+fn short_load(l: &str) -> String {
+    l.replace("TCP stream ", "TCP ")
+        .replace("64-byte UDP ", "UDP ")
+        .replace("LAN host", "LAN")
+        .replace(" → ", "→")
+}
