@@ -15,11 +15,10 @@ use crate::commands::Cleanup;
 use crate::config::DEFAULT_STATE_DIR;
 use crate::datapath::{unpin_name, Datapath, Pins, DEFAULT_ROOT};
 use crate::gone::{done, found};
-use crate::iptables::{Family, NetnsLock};
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
 use crate::state::{NodeChanges, StateDir};
-use crate::{firewall, macspoof, scope, sysctl};
+use crate::{firewall, scope, sysctl};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -224,24 +223,16 @@ impl Network<'_> {
     }
 
     fn firewall(&self) -> Result<()> {
-        let _lock = NetnsLock::acquire()?;
-        for family in Family::ALL {
-            let batch = firewall::network_removal(self.name, family);
-            if batch.is_empty() {
-                continue;
-            }
-            self.say(format!("apply ({family:?}):\n{}", batch.script()));
-            if !self.args.dry_run {
-                batch.apply(family)?;
-            }
+        let removal = firewall::Removal::plan(self.name)?;
+        let plan = removal.describe();
+        if plan.is_empty() {
+            return Ok(());
         }
-        if let Some(script) = macspoof::table_removal() {
-            self.say(script.trim());
-            if !self.args.dry_run {
-                macspoof::apply(&script)?;
-            }
+        self.say(plan);
+        if self.args.dry_run {
+            return Ok(());
         }
-        Ok(())
+        removal.apply()
     }
 
     /// The bridge lanbridge created, with its VLAN gateway ports; left alone

@@ -14,12 +14,12 @@ use std::path::Path;
 use crate::cni::{CniEnv, Error, Result};
 use crate::config::{NetConf, DEFAULT_STATE_DIR};
 use crate::datapath::{ips_of, Datapath, PortAttach, DEFAULT_ROOT};
+use crate::firewall;
 use crate::ipam::Ipam;
 use crate::naming;
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
 use crate::state::{Record, StateDir};
-use crate::{firewall, macspoof};
 
 /// The default directories scoped per network namespace that hold a
 /// namespace's pins, records and leases ([`crate::scope::claim`]).
@@ -67,8 +67,6 @@ pub enum Step {
     Datapath,
     Ipam,
     MacSpoof,
-    /// FORWARD accepts and masquerade.
-    Firewall,
     Record,
 }
 
@@ -136,13 +134,9 @@ async fn undo_step(att: &Attachment<'_>, step: Step) -> Result<()> {
             Some(ipam) => ipam.del(att.conf, env).await,
             None => Ok(()),
         },
-        Step::MacSpoof => macspoof::teardown(&naming::host_veth(&env.container_id, &env.ifname)),
-        Step::Firewall => firewall::remove(
-            &att.conf.name,
-            &env.container_id,
-            add::routed(att.conf),
-            None,
-        ),
+        Step::MacSpoof => {
+            firewall::mac_spoof_teardown(&naming::host_veth(&env.container_id, &env.ifname))
+        }
         Step::Record => att.state.remove(&env.container_id, &env.ifname),
     }
 }
@@ -200,13 +194,6 @@ impl Cleanup<'_> {
                 })
                 .map(|l| l.index),
         };
-        // Both iptables' commit and the veth's deletion wait for RCU grace
-        // periods: let them wait at the same time.
-        let firewall = {
-            let (network, cid) = (self.network.to_string(), container_id.to_string());
-            let (routed, record) = (self.routed, record.cloned());
-            std::thread::spawn(move || firewall::remove(&network, &cid, routed, record.as_ref()))
-        };
         let mut ips: Vec<Ipv4Addr> = record
             .map(|r| r.ips.iter().filter_map(|n| v4(n.addr())).collect())
             .unwrap_or_default();
@@ -252,17 +239,19 @@ impl Cleanup<'_> {
         }
         // The nft bridge table: only when ADD set it up, or nobody knows.
         if record.is_none_or(|r| r.mac_spoof_check) {
-            if let Err(e) = macspoof::teardown(&host) {
+            if let Err(e) = firewall::mac_spoof_teardown(&host) {
                 errors.push(e);
             }
         }
         if let Err(e) = self.node.delete_link(&host).await {
             errors.push(e);
         }
-        match firewall.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => errors.push(e),
-            Err(_) => errors.push(Error::Panicked("removing the firewall rules")),
+        // Only an older build wrote netfilter rules per pod.
+        let masquerade = record.is_none_or(|r| r.masquerade);
+        if let Err(e) =
+            firewall::remove_attachment(self.network, container_id, self.routed, masquerade)
+        {
+            errors.push(e);
         }
         if record.is_none() {
             if let Err(e) = self.forget_vanished_ports().await {

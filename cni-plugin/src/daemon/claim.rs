@@ -13,7 +13,6 @@ use crate::cni::{Error, Result};
 use crate::commands::first_error;
 use crate::datapath::Datapath;
 use crate::dhcp::Lease;
-use crate::firewall;
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
 
@@ -95,29 +94,6 @@ async fn node_side(
     if let Some(src) = node.route_src {
         if let Err(e) = host_routes(node, old, new, src).await {
             errors.push(e);
-        }
-    }
-    if node.routed {
-        // Replaces the attachment's accepts (none when the address is gone);
-        // iptables runs as a child process: off the async workers.
-        let (network, cid, bridge) = (
-            record.key.network.clone(),
-            record.key.container_id.clone(),
-            node.bridge.clone(),
-        );
-        let apply = tokio::task::spawn_blocking(move || {
-            firewall::Rules {
-                network: &network,
-                container_id: &cid,
-                forward: Some((&bridge, &new_ips)),
-                masquerade: None,
-            }
-            .apply()
-        });
-        match apply.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => errors.push(e),
-            Err(_) => errors.push(Error::Panicked("writing the FORWARD accepts")),
         }
     }
     errors
