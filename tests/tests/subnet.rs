@@ -442,11 +442,25 @@ fn forward_drop_in_the_node_does_not_cut_pods_off() {
 /// ADD installs the network's rules, the next ones find them, the pods'
 /// traffic is forwarded and masqueraded as the LAN host sees it, and
 /// `macspoofchk` gets its port entry; DEL removes the pods and their ports'
-/// entries and leaves the network's rules.
+/// entries and leaves the network's rules. Docker's and kube-proxy's FORWARD
+/// rules are there before, and after lanbridge's jump, which comes first.
 #[test]
 fn add_and_del_run_no_program() {
     let w = World::lanbridge("subnoexec");
-    w.topo.node.run(&["iptables", "-P", "FORWARD", "DROP"]);
+    let node = &w.topo.node;
+    node.run(&["iptables", "-P", "FORWARD", "DROP"]);
+    for rule in [
+        "-N KUBE-FORWARD",
+        "-A FORWARD -m comment --comment kubernetes-forwarding-rules -j KUBE-FORWARD",
+        "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
+        "-N DOCKER-USER",
+        "-A DOCKER-USER -j RETURN",
+        "-A FORWARD -j DOCKER-USER",
+    ] {
+        let mut argv = vec!["iptables", "-w"];
+        argv.extend(rule.split(' '));
+        node.run(&argv);
+    }
     let mut conf = w.subnet_conf("1.0.0", SUBNET);
     conf["macspoofchk"] = serde_json::json!(true);
     let empty = w.tmp.path().join("empty-path");
@@ -472,6 +486,10 @@ fn add_and_del_run_no_program() {
     drop(server);
     assert!(pods[0].ping(&first_ip(&results[2])), "pod to pod");
     assert_network_rules(&w, "after ADDs without PATH");
+    let forward = node.run(&["iptables", "-S", "FORWARD"]);
+    let jumps: Vec<&str> = forward.lines().filter(|l| l.starts_with("-A")).collect();
+    assert_eq!(jumps.len(), 3, "{forward}");
+    assert!(jumps[0].ends_with("-j LANBRIDGE-FWD"), "{forward}");
     let ports = || {
         w.topo
             .node
