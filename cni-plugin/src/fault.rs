@@ -32,6 +32,15 @@ pub const STEPS: [&str; 8] = [
     "state",
 ];
 
+/// Logs the end of one of DEL's steps with the time since the process
+/// started (`LANBRIDGE_LOG=debug`): where a DEL spends its time.
+pub fn del_step(step: &str) {
+    tracing::debug!(
+        "DEL step {step} done at {:.1} ms",
+        START.elapsed().as_secs_f64() * 1e3
+    );
+}
+
 pub fn checkpoint(step: &'static str) -> Result<()> {
     debug_assert!(STEPS.contains(&step));
     tracing::debug!(

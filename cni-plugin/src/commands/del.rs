@@ -5,6 +5,7 @@
 use super::{first_error, Attachment, Cleanup};
 use crate::cni::{CniEnv, Error, Result};
 use crate::config::NetConf;
+use crate::fault;
 use crate::netns::NetNs;
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
@@ -17,6 +18,7 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
             errors.push(e);
         }
     }
+    fault::del_step("ipam");
     let pod = match &env.netns {
         Some(path) => match NetNs::open(path) {
             Ok(ns) => Some(ns),

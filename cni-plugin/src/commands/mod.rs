@@ -14,12 +14,12 @@ use std::path::Path;
 use crate::cni::{CniEnv, Error, Result};
 use crate::config::{NetConf, DEFAULT_STATE_DIR};
 use crate::datapath::{ips_of, Datapath, PortAttach, DEFAULT_ROOT};
-use crate::firewall;
 use crate::ipam::Ipam;
 use crate::naming;
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
 use crate::state::{Record, StateDir};
+use crate::{fault, firewall};
 
 /// The default directories scoped per network namespace that hold a
 /// namespace's pins, records and leases ([`crate::scope::claim`]).
@@ -228,15 +228,18 @@ impl Cleanup<'_> {
                 errors.push(e);
             }
         }
+        fault::del_step("pod link");
         let bridge = record.map_or(self.bridge, |r| &r.bridge);
         if let Err(e) = self.remove_host_routes(bridge, &ips).await {
             errors.push(e);
         }
+        fault::del_step("routes");
         if let Some(dp) = &mut self.datapath {
             if let Err(e) = dp.remove_port(&host, host_ifindex) {
                 errors.push(e.into());
             }
         }
+        fault::del_step("datapath");
         // The nft bridge table: only when ADD set it up, or nobody knows.
         if record.is_none_or(|r| r.mac_spoof_check) {
             if let Err(e) = firewall::mac_spoof_teardown(&host) {
@@ -246,6 +249,7 @@ impl Cleanup<'_> {
         if let Err(e) = self.node.delete_link(&host).await {
             errors.push(e);
         }
+        fault::del_step("host link");
         // Only an older build wrote netfilter rules per pod.
         let masquerade = record.is_none_or(|r| r.masquerade);
         if let Err(e) =
@@ -253,6 +257,7 @@ impl Cleanup<'_> {
         {
             errors.push(e);
         }
+        fault::del_step("firewall");
         if record.is_none() {
             if let Err(e) = self.forget_vanished_ports().await {
                 errors.push(e);
