@@ -773,6 +773,48 @@ fn rule_of(r: RuleMessage) -> Rule {
 mod tests {
     use super::*;
 
+    fn cmp_data(e: &Expressions) -> Vec<u8> {
+        match e {
+            Expressions::Cmp(attrs) => attrs
+                .iter()
+                .find_map(|a| match a {
+                    Cmp::Data(DataAttribute::Value(v)) => Some(v.clone()),
+                    _ => None,
+                })
+                .expect("cmp data"),
+            other => panic!("not a cmp: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn prefixes_are_masked_and_host_addresses_compared_whole() {
+        let net: IpNet = "10.244.1.7/24".parse().unwrap();
+        let rule = expr::addr_in(&net.trunc(), true, true);
+        assert_eq!(rule.len(), 3, "payload, bitwise, cmp");
+        match &rule[1] {
+            Expressions::Bitwise(attrs) => {
+                assert!(attrs.contains(&Bitwise::Mask(DataAttribute::Value(vec![255, 255, 255, 0]))))
+            }
+            other => panic!("not a mask: {other:?}"),
+        }
+        assert_eq!(cmp_data(&rule[2]), vec![10, 244, 1, 0]);
+        let host: IpNet = "10.244.1.7/32".parse().unwrap();
+        let rule = expr::addr_in(&host, false, false);
+        assert_eq!(rule.len(), 2, "payload, cmp");
+        assert_eq!(cmp_data(&rule[1]), vec![10, 244, 1, 7]);
+        let v6: IpNet = "fd00:1::/64".parse().unwrap();
+        let rule = expr::addr_in(&v6, true, true);
+        assert_eq!(cmp_data(&rule[2]).len(), 16);
+    }
+
+    #[test]
+    fn interface_names_are_padded_to_ifnamsiz() {
+        let rule = expr::iifname("lb0");
+        let mut want = b"lb0".to_vec();
+        want.resize(IFNAMSIZ, 0);
+        assert_eq!(cmp_data(&rule[1]), want);
+    }
+
     #[test]
     fn comments_round_trip_through_user_data() {
         let u = udata_comment("lanbridge:net");
