@@ -10,9 +10,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cni::{env::validate_ifname, CniResult, Dns, Error, Result, Version};
+use crate::node::mac::parse_mac;
 
 pub const DEFAULT_BRIDGE: &str = "cni0";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/lanbridge";
+/// The default `pinRoot` on bpffs.
+pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/lanbridge";
 /// kubeadm's default service CIDR: without it, a lan-mode pod's traffic to
 /// a ClusterIP would follow the LAN's default route.
 pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
@@ -67,7 +70,7 @@ struct RawConf {
     runtime_config: RuntimeConfig,
     prev_result: Option<Value>,
     #[serde(rename = "cni.dev/valid-attachments")]
-    valid_attachments: Option<Vec<Attachment>>,
+    valid_attachments: Option<Vec<ValidAttachment>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,7 +95,7 @@ struct RuntimeConfig {
 
 /// One entry of GC's `cni.dev/valid-attachments`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Attachment {
+pub struct ValidAttachment {
     #[serde(rename = "containerID")]
     pub container_id: String,
     pub ifname: String,
@@ -133,19 +136,19 @@ pub struct NetConf {
     /// DNS settings of the config; when set they win over IPAM's.
     pub dns: Dns,
     /// The `ipam` object, passed as is to built-in or delegated IPAM.
-    pub ipam: Option<Ipam>,
+    pub ipam: Option<IpamConf>,
     /// MAC requested by the runtime (`runtimeConfig.mac`, else `args.cni.mac`).
     pub mac: Option<[u8; 6]>,
     /// IPs requested by the runtime (`runtimeConfig.ips`, else `args.cni.ips`).
     pub requested_ips: Vec<String>,
     pub prev_result: Option<CniResult>,
-    pub valid_attachments: Option<Vec<Attachment>>,
+    pub valid_attachments: Option<Vec<ValidAttachment>>,
     /// The config exactly as received, for delegated IPAM.
     pub raw: Value,
 }
 
 #[derive(Debug, Clone)]
-pub struct Ipam {
+pub struct IpamConf {
     pub kind: String,
     pub conf: Value,
 }
@@ -275,7 +278,7 @@ impl NetConf {
             disable_container_interface: conf.disable_container_interface,
             state_dir: conf
                 .state_dir
-                .unwrap_or_else(|| crate::scope::dir(DEFAULT_STATE_DIR)),
+                .unwrap_or_else(|| crate::node::scope::dir(DEFAULT_STATE_DIR)),
             uplink: conf.uplink,
             enforce: conf.enforce.unwrap_or(true),
             fast_path: conf.fast_path.unwrap_or(true),
@@ -285,7 +288,7 @@ impl NetConf {
             cluster_cidrs: conf.cluster_cidrs,
             pin_root: conf
                 .pin_root
-                .unwrap_or_else(|| crate::scope::dir(crate::datapath::DEFAULT_ROOT)),
+                .unwrap_or_else(|| crate::node::scope::dir(DEFAULT_PIN_ROOT)),
             dns: conf.dns,
             ipam,
             mac,
@@ -297,7 +300,7 @@ impl NetConf {
     }
 }
 
-fn parse_ipam(value: Value) -> Result<Ipam> {
+fn parse_ipam(value: Value) -> Result<IpamConf> {
     let kind = value
         .get("type")
         .and_then(Value::as_str)
@@ -309,7 +312,7 @@ fn parse_ipam(value: Value) -> Result<Ipam> {
             format!("{kind:?} is not a plugin name"),
         ));
     }
-    Ok(Ipam {
+    Ok(IpamConf {
         kind: kind.to_string(),
         conf: value,
     })
@@ -329,32 +332,6 @@ fn validate_name(name: &str) -> Result<()> {
         "name",
         format!("{name:?} must be non-empty and only alphanumeric, '_', '.' or '-'"),
     ))
-}
-
-pub fn parse_mac(s: &str) -> std::result::Result<[u8; 6], String> {
-    let bad = || format!("{s:?} is not a MAC address");
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 6 {
-        return Err(bad());
-    }
-    let mut mac = [0u8; 6];
-    for (byte, part) in mac.iter_mut().zip(parts) {
-        if part.len() != 2 {
-            return Err(bad());
-        }
-        *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
-    }
-    if mac[0] & 1 == 1 {
-        return Err(format!("{s:?} is a multicast address"));
-    }
-    Ok(mac)
-}
-
-pub fn format_mac(mac: &[u8]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 #[cfg(test)]

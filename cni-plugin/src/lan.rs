@@ -15,9 +15,9 @@ use std::net::Ipv4Addr;
 use ipnet::IpNet;
 
 use crate::cni::{Error, Result};
-use crate::netlink::{LinkInfo, Netlink};
-use crate::netns::NetNs;
-use crate::sysctl;
+use crate::node::netlink::{LinkInfo, Netlink};
+use crate::node::netns::NetNs;
+use crate::node::sysctl;
 
 /// The bridge's link-local address in lan mode.
 pub const BRIDGE_ADDRESS: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);

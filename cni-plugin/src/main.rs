@@ -1,31 +1,8 @@
 //! lanbridge: a CNI plugin when a runtime sets `CNI_COMMAND`, a CLI otherwise.
 
-mod cleanup;
-mod cli;
-mod cni;
-mod commands;
-mod config;
-mod daemon;
-mod datapath;
-mod dhcp;
-mod fault;
-mod firewall;
-mod gone;
-mod inspect;
-mod install;
-mod ipam;
-mod lan;
-mod naming;
-mod netlink;
-mod netns;
-mod peers;
-mod plugin;
-mod routes;
-mod scope;
-mod state;
-mod sysctl;
-
 use std::process::ExitCode;
+
+use lanbridge::{cli, commands::fault, plugin};
 
 fn main() -> ExitCode {
     fault::start_clock();

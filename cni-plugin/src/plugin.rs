@@ -30,9 +30,7 @@ pub fn main(command: &str) -> ExitCode {
         .to_string();
 
     let outcome = raw.and_then(|raw| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+        crate::cli::runtime(1)
             .map_err(|e| Error::io("starting the runtime", e))?
             .block_on(dispatch(command, raw))
     });

@@ -1,4 +1,4 @@
-//! Errors of a plugin run, each mapped to the CNI spec's error code.
+//! The CNI error object: what a plugin run failed with, and its code.
 
 use std::io;
 use std::path::PathBuf;
@@ -65,8 +65,6 @@ pub enum Error {
     },
     #[error("link {name} disappeared while being configured")]
     LinkMissing { name: String },
-    #[error("eBPF datapath: {0}")]
-    Datapath(#[from] crate::datapath::DatapathError),
     #[error(
         "lanbridge daemon not reachable at {socket:?} (is `lanbridge daemon` running?): {source}"
     )]
@@ -83,10 +81,14 @@ pub enum Error {
     },
     #[error("lanbridge daemon: {msg}")]
     Daemon { code: u32, msg: String },
-    #[error("DHCP: {0}")]
-    Dhcp(Box<crate::dhcp::DhcpError>),
-    #[error("{0}")]
-    Ipam(#[from] crate::ipam::IpamError),
+    /// A service's failure (IPAM, DHCP, the datapath) with the code
+    /// `commands::errors` gave it.
+    #[error("{msg}")]
+    Service {
+        code: u32,
+        msg: String,
+        details: String,
+    },
     #[error("IPAM plugin {plugin:?} failed: {msg}")]
     Delegate {
         plugin: String,
@@ -143,13 +145,11 @@ impl Error {
             Error::InvalidConfig { .. } => code::INVALID_CONFIG,
             Error::NotAvailable { .. } => code::NOT_AVAILABLE,
             Error::Netlink { .. } | Error::LinkMissing { .. } => code::NETLINK,
-            Error::Datapath(_) => code::DATAPATH,
             Error::DaemonUnreachable { .. }
             | Error::DaemonGone { .. }
             | Error::DaemonTimeout { .. } => code::TRY_AGAIN_LATER,
             Error::Daemon { code, .. } => *code,
-            Error::Dhcp(_) => code::DHCP,
-            Error::Ipam(e) => e.code(),
+            Error::Service { code, .. } => *code,
             Error::Delegate { code, .. } => *code,
             Error::Firewall { .. } => code::FIREWALL,
             Error::CheckMismatch(_) => code::CHECK_MISMATCH,
@@ -169,7 +169,7 @@ impl Error {
             details: String,
         }
         let details = match self {
-            Error::Delegate { details, .. } => details.clone(),
+            Error::Delegate { details, .. } | Error::Service { details, .. } => details.clone(),
             _ => std::error::Error::source(self)
                 .map(|s| s.to_string())
                 .unwrap_or_default(),

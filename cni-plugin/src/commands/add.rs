@@ -4,26 +4,26 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use lanbridge_common::{
-    Endpoint, NetConfig, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE, EP_DHCP_RELAY, EP_ISOLATED,
-    MAX_CLIENT_ID,
-};
+use lanbridge_common::{NetConfig, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE};
 
 use ipnet::IpNet;
 
-use super::{first_error, Attachment, Cleanup, Step, Undo};
+use super::{Attachment, Cleanup, Made, Undo};
 use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
-use crate::config::{format_mac, NetConf};
-use crate::daemon::protocol::NodeSide;
-use crate::datapath::{Datapath, Pins};
-use crate::fault::checkpoint;
+use crate::commands::fault::{checkpoint, Step};
+use crate::commands::state::{NodeChanges, Record};
+use crate::config::NetConf;
+use crate::datapath::{Datapath, NetworkSpec, Pins, PortSpec, UplinkSpec};
+use crate::dhcp::protocol::NodeSide;
 use crate::ipam::Ipam;
-use crate::naming;
-use crate::netlink::bridge::{BridgeSpec, PortSpec};
-use crate::netlink::{LinkInfo, Netlink, VethSpec};
-use crate::netns::NetNs;
-use crate::state::{NodeChanges, Record};
-use crate::{firewall, lan, scope, sysctl};
+use crate::node::gone::first_error;
+use crate::node::mac::format_mac;
+use crate::node::naming;
+use crate::node::netlink::bridge::{BridgePortSpec, BridgeSpec};
+use crate::node::netlink::{LinkInfo, Netlink, VethSpec};
+use crate::node::netns::NetNs;
+use crate::node::{scope, sysctl};
+use crate::{firewall, lan};
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
     scope::claim(&super::SCOPED_DEFAULTS, &[&conf.pin_root, &conf.state_dir])?;
@@ -76,15 +76,14 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
             .map(|u| u.changed.clone())
             .unwrap_or_default(),
     )?;
-    checkpoint("bridge")?;
+    checkpoint(Step::Bridge)?;
 
     let (host, container) = create_veth(att, &pod_ns, &pod, &bridge, undo).await?;
     refuse_router_advertisements(att, &host.name)?;
-    checkpoint("veth")?;
+    checkpoint(Step::Veth)?;
 
     // Before IPAM: a DHCP exchange already goes through the port's program.
-    undo.push(Step::Datapath);
-    let mut datapath = Datapath::open(&conf.pin_root, &conf.name)?;
+    undo.push(Made::Datapath);
     let mac: [u8; 6] = container
         .mac
         .as_slice()
@@ -92,51 +91,40 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         .map_err(|_| Error::LinkMissing {
             name: format!("{} (no Ethernet address)", container.name),
         })?;
-    datapath.set_config(net_config(conf, &bridge, uplink.as_ref()))?;
-    let mut endpoint = Endpoint {
-        mac,
-        ..Endpoint::default()
+    let mut datapath = Datapath::ensure_network(&NetworkSpec {
+        pin_root: &conf.pin_root,
+        network: &conf.name,
+        config: net_config(conf, &bridge, uplink.as_ref()),
+        cluster_cidrs: (uplink.is_none() && subnet_fast_path(conf))
+            .then(|| v4_nets(&conf.cluster_cidrs)),
+        uplink: uplink.as_ref().map(|u| UplinkSpec {
+            ifname: &u.link.name,
+            ifindex: u.link.index,
+            slow_cidrs: v4_nets(&[&conf.service_cidrs[..], &conf.cluster_cidrs[..]].concat()),
+        }),
+    })?;
+    let client_id = match &att.ipam {
+        Some(Ipam::Dhcp(dhcp)) => Some(dhcp.client_id(env, mac)),
+        _ => None,
     };
-    if conf.port_isolation {
-        endpoint.flags |= EP_ISOLATED;
-    }
-    // DHCP snooping lets the pod use only the client identifier its lease is
-    // taken with.
-    if let Some(Ipam::Dhcp(dhcp)) = &att.ipam {
-        let id = dhcp.client_id(env, mac);
-        if !endpoint.set_client_id(&id) {
-            return Err(Error::InvalidConfig {
-                key: "ipam.clientId".into(),
-                reason: format!(
-                    "a {}-byte client identifier does not fit the datapath's {MAX_CLIENT_ID}",
-                    id.len()
-                ),
-            });
-        }
-    }
-    if uplink.is_none() && subnet_fast_path(conf) {
-        datapath.set_cluster_cidrs(&v4_nets(&conf.cluster_cidrs))?;
-    }
-    if let Some(uplink) = &uplink {
-        datapath.set_slow_cidrs(&v4_nets(
-            &[&conf.service_cidrs[..], &conf.cluster_cidrs[..]].concat(),
-        ))?;
-        datapath.ensure_uplink(&uplink.link.name, uplink.link.index)?;
-        endpoint.flags |= EP_DHCP_RELAY;
-    }
-    // `lb_to_pod`: lan mode's flow records, and isolation of what the
-    // node's stack routes between pods.
-    let egress = uplink.is_some() || conf.port_isolation;
-    undo.attaching(datapath.add_port(&host.name, host.index, endpoint, egress)?);
+    undo.attaching(datapath.add_port(&PortSpec {
+        ifname: &host.name,
+        ifindex: host.index,
+        mac,
+        client_id: client_id.as_deref(),
+        isolated: conf.port_isolation,
+        dhcp_relay: uplink.is_some(),
+        egress: uplink.is_some() || conf.port_isolation,
+    })?);
     // A DHCP exchange needs the relay in place; other IPAM does not.
     if uplink.is_some() {
         undo.attached()?;
     }
-    checkpoint("datapath")?;
+    checkpoint(Step::Datapath)?;
 
     let mut ipam_result = match &att.ipam {
         Some(ipam) => {
-            undo.push(Step::Ipam);
+            undo.push(Made::Ipam);
             let node = NodeSide {
                 bridge: bridge.name.clone(),
                 port: host.name.clone(),
@@ -157,20 +145,18 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
             IpAddr::V6(_) => None,
         })
         .collect();
-    datapath.set_port_ips(host.index, &v4)?;
+    let v6: Vec<Ipv6Addr> = ipam_result
+        .ips
+        .iter()
+        .filter_map(|c| match c.address.addr() {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        })
+        .collect();
     // IPAM configured the pod: its IPv6 is what IPAM gave and its link-local.
-    if !ipam_result.ips.is_empty() {
-        let v6: Vec<Ipv6Addr> = ipam_result
-            .ips
-            .iter()
-            .filter_map(|c| match c.address.addr() {
-                IpAddr::V6(a) => Some(a),
-                IpAddr::V4(_) => None,
-            })
-            .collect();
-        datapath.set_port_ips6(host.index, &v6)?;
-    }
-    checkpoint("ipam")?;
+    let v6 = (!ipam_result.ips.is_empty()).then_some(&v6[..]);
+    datapath.set_port_addresses(host.index, &v4, v6)?;
+    checkpoint(Step::Ipam)?;
 
     // The network's netfilter state: installed by its first ADD, only read
     // back by the others; nothing in it is the pod's, so nothing to undo.
@@ -184,35 +170,35 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     if !network.is_empty() {
         network.ensure()?;
     }
-    checkpoint("firewall")?;
+    checkpoint(Step::Firewall)?;
 
     complete_gateways(conf, &mut ipam_result)?;
     if !conf.disable_container_interface {
         let onlink = matches!(att.ipam, Some(Ipam::Dhcp(_)));
         configure_pod(conf, &pod_ns, &pod, &container, &ipam_result, onlink).await?;
     }
-    checkpoint("container")?;
+    checkpoint(Step::Container)?;
 
     if conf.is_gateway {
         configure_gateway(att, &bridge, &ipam_result.ips).await?;
     }
     if let Some(uplink) = &uplink {
         for ip in &v4 {
-            undo.push(Step::HostRoute(*ip));
+            undo.push(Made::HostRoute(*ip));
             att.node
                 .add_host_route(*ip, bridge.index, uplink.address)
                 .await?;
         }
     }
     if conf.mac_spoof_check {
-        undo.push(Step::MacSpoof);
+        undo.push(Made::MacSpoof);
         firewall::mac_spoof_setup(&host.name, &container.mac)?;
     }
-    checkpoint("host")?;
+    checkpoint(Step::Host)?;
 
     undo.attached()?;
 
-    undo.push(Step::Record);
+    undo.push(Made::Record);
     att.state.save(&Record {
         container_id: env.container_id.clone(),
         ifname: env.ifname.clone(),
@@ -224,7 +210,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
         masquerade: conf.ip_masq,
         mac_spoof_check: conf.mac_spoof_check,
     })?;
-    checkpoint("state")?;
+    checkpoint(Step::State)?;
 
     Ok(assemble(
         conf,
@@ -283,7 +269,7 @@ async fn create_veth(
 ) -> Result<(LinkInfo, LinkInfo)> {
     let (conf, env) = (att.conf, att.env);
     let host_name = naming::host_veth(&env.container_id, &env.ifname);
-    undo.push(Step::HostVeth);
+    undo.push(Made::HostVeth);
     att.node
         .add_veth(&VethSpec {
             name: &host_name,
@@ -305,7 +291,7 @@ async fn create_veth(
     att.node
         .configure_port(
             host.index,
-            &PortSpec {
+            &BridgePortSpec {
                 hairpin: conf.hairpin_mode,
                 isolated: conf.port_isolation,
                 vlan: conf.vlan,
@@ -329,7 +315,8 @@ fn refuse_router_advertisements(att: &Attachment<'_>, dev: &str) -> Result<()> {
         &att.node_ns,
         &["net", "ipv6", "conf", dev, "accept_ra"],
         "0",
-    )
+    )?;
+    Ok(())
 }
 
 /// The node routes the pods' traffic (gateway in subnet mode, lan mode):

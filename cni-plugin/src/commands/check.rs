@@ -4,11 +4,12 @@ use std::net::IpAddr;
 
 use super::Attachment;
 use crate::cni::{CniEnv, Error, Result, Version};
-use crate::config::{format_mac, NetConf};
+use crate::config::NetConf;
 use crate::ipam::Ipam;
-use crate::naming;
-use crate::netlink::Netlink;
-use crate::netns::NetNs;
+use crate::node::mac::format_mac;
+use crate::node::naming;
+use crate::node::netlink::Netlink;
+use crate::node::netns::NetNs;
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     conf.version.require("CHECK", Version::V0_4_0)?;

@@ -2,11 +2,12 @@
 //! netns or the link is gone, and when nothing was allocated; it still tries
 //! every step when one fails, and reports the first failure.
 
-use super::{first_error, Attachment, Cleanup};
-use crate::cni::{CniEnv, Error, Result};
+use super::fault;
+use super::{Attachment, Cleanup};
+use crate::cni::{CniEnv, Result};
 use crate::config::NetConf;
-use crate::fault;
-use crate::netns::NetNs;
+use crate::node::gone::first_error;
+use crate::node::{self, netns::NetNs};
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     let att = Attachment::new(conf, env)?;
@@ -22,9 +23,9 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     let pod = match &env.netns {
         Some(path) => match NetNs::open(path) {
             Ok(ns) => Some(ns),
-            Err(Error::NetnsNotFound { .. }) => None,
+            Err(node::error::Error::NetnsNotFound { .. }) => None,
             Err(e) => {
-                errors.push(e);
+                errors.push(e.into());
                 None
             }
         },

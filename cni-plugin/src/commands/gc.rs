@@ -1,10 +1,11 @@
 //! GC (1.1.0): remove what belongs to attachments not in
 //! `cni.dev/valid-attachments`: plumbing, records, allocations.
 
-use super::{first_error, Attachment, Cleanup};
+use super::{Attachment, Cleanup};
 use crate::cni::{CniEnv, Error, Result, Version};
 use crate::config::NetConf;
 use crate::ipam::Ipam;
+use crate::node::gone::first_error;
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     conf.version.require("GC", Version::V1_1_0)?;

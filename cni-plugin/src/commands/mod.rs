@@ -4,26 +4,30 @@
 pub mod add;
 pub mod check;
 pub mod del;
+mod errors;
 pub mod gc;
 pub mod status;
 pub mod version;
+
+pub mod fault;
+pub mod state;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use crate::cni::{CniEnv, Error, Result};
-use crate::config::{NetConf, DEFAULT_STATE_DIR};
-use crate::datapath::{ips_of, Datapath, PortAttach, DEFAULT_ROOT};
+use crate::commands::state::{Record, StateDir};
+use crate::config::{NetConf, DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR};
+use crate::datapath::{ips_of, Datapath, PortAttach};
+use crate::firewall;
 use crate::ipam::Ipam;
-use crate::naming;
-use crate::netlink::Netlink;
-use crate::netns::NetNs;
-use crate::state::{Record, StateDir};
-use crate::{fault, firewall};
+use crate::node::naming;
+use crate::node::netlink::Netlink;
+use crate::node::netns::NetNs;
 
 /// The default directories scoped per network namespace that hold a
-/// namespace's pins, records and leases ([`crate::scope::claim`]).
-pub const SCOPED_DEFAULTS: [&str; 2] = [DEFAULT_ROOT, DEFAULT_STATE_DIR];
+/// namespace's pins, records and leases ([`crate::node::scope::claim`]).
+pub const SCOPED_DEFAULTS: [&str; 2] = [DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR];
 
 /// One attachment (container + interface) on one network, with the node's
 /// netlink socket and the IPAM and state the config selects.
@@ -58,9 +62,9 @@ impl<'a> Attachment<'a> {
     }
 }
 
-/// What ADD created, in order; undone in reverse on failure.
+/// What ADD made, in order; undone in reverse on failure.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Step {
+pub enum Made {
     /// lan mode: the node's /32 route to a pod address.
     HostRoute(Ipv4Addr),
     HostVeth,
@@ -72,14 +76,14 @@ pub enum Step {
 
 #[derive(Default)]
 pub struct Undo {
-    steps: Vec<Step>,
+    made: Vec<Made>,
     /// The port's programs being attached meanwhile.
     attach: Option<PortAttach>,
 }
 
 impl Undo {
-    pub fn push(&mut self, step: Step) {
-        self.steps.push(step);
+    pub fn push(&mut self, made: Made) {
+        self.made.push(made);
     }
 
     pub fn attaching(&mut self, attach: PortAttach) {
@@ -100,29 +104,29 @@ impl Undo {
         if let Err(e) = self.attached() {
             tracing::error!("attaching while rolling back: {e}");
         }
-        for step in self.steps.into_iter().rev() {
-            if let Err(e) = undo_step(att, step).await {
-                tracing::error!("rolling back {step:?}: {e}");
+        for made in self.made.into_iter().rev() {
+            if let Err(e) = undo(att, made).await {
+                tracing::error!("rolling back {made:?}: {e}");
             }
         }
     }
 }
 
-async fn undo_step(att: &Attachment<'_>, step: Step) -> Result<()> {
+async fn undo(att: &Attachment<'_>, made: Made) -> Result<()> {
     let env = att.env;
-    match step {
-        Step::HostVeth => {
+    match made {
+        Made::HostVeth => {
             // Deleting the host end removes the pair.
             att.node
                 .delete_link(&naming::host_veth(&env.container_id, &env.ifname))
-                .await
-                .map(drop)
+                .await?;
+            Ok(())
         }
-        Step::HostRoute(ip) => match att.node.link(&att.conf.bridge).await? {
-            Some(bridge) => att.node.del_host_route(ip, bridge.index).await,
+        Made::HostRoute(ip) => match att.node.link(&att.conf.bridge).await? {
+            Some(bridge) => Ok(att.node.del_host_route(ip, bridge.index).await?),
             None => Ok(()),
         },
-        Step::Datapath => {
+        Made::Datapath => {
             let host = naming::host_veth(&env.container_id, &env.ifname);
             let index = att.node.link(&host).await?.map(|l| l.index);
             match Datapath::existing(&att.conf.pin_root, &att.conf.name)? {
@@ -130,14 +134,14 @@ async fn undo_step(att: &Attachment<'_>, step: Step) -> Result<()> {
                 None => Ok(()),
             }
         }
-        Step::Ipam => match &att.ipam {
+        Made::Ipam => match &att.ipam {
             Some(ipam) => ipam.del(att.conf, env).await,
             None => Ok(()),
         },
-        Step::MacSpoof => {
+        Made::MacSpoof => {
             firewall::mac_spoof_teardown(&naming::host_veth(&env.container_id, &env.ifname))
         }
-        Step::Record => att.state.remove(&env.container_id, &env.ifname),
+        Made::Record => att.state.remove(&env.container_id, &env.ifname),
     }
 }
 
@@ -189,7 +193,7 @@ impl Cleanup<'_> {
                 .link(&host)
                 .await
                 .unwrap_or_else(|e| {
-                    errors.push(e);
+                    errors.push(e.into());
                     None
                 })
                 .map(|l| l.index),
@@ -247,7 +251,7 @@ impl Cleanup<'_> {
             }
         }
         if let Err(e) = self.node.delete_link(&host).await {
-            errors.push(e);
+            errors.push(e.into());
         }
         fault::del_step("host link");
         // Only an older build wrote netfilter rules per pod.
@@ -319,16 +323,6 @@ fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
 
 /// Deletes the pod's end of the pair (and so the pair) from inside the pod.
 async fn delete_pod_link(ns: &NetNs, ifname: &str) -> Result<()> {
-    Netlink::open(ns)?.delete_link(ifname).await.map(drop)
-}
-
-/// The first error of a best-effort sequence, with the rest logged.
-pub fn first_error(mut errors: Vec<Error>) -> Result<()> {
-    if errors.is_empty() {
-        return Ok(());
-    }
-    for e in &errors[1..] {
-        tracing::error!("also failed: {e}");
-    }
-    Err(errors.swap_remove(0))
+    Netlink::open(ns)?.delete_link(ifname).await?;
+    Ok(())
 }

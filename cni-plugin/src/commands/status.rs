@@ -1,9 +1,9 @@
 //! STATUS (1.1.0): 0 when ADD can succeed, 50 when it cannot.
 
 use crate::cni::{Error, Result, Version};
+use crate::commands::state::StateDir;
 use crate::config::NetConf;
 use crate::ipam::Ipam;
-use crate::state::StateDir;
 
 pub async fn run(conf: &NetConf, ipam: Option<&Ipam>) -> Result<()> {
     conf.version.require("STATUS", Version::V1_1_0)?;

@@ -12,7 +12,7 @@ use aya::util::KernelVersion;
 
 use super::error::DatapathError;
 use super::pins::Pins;
-use crate::gone::done;
+use crate::node::gone::done;
 
 /// Where a program runs on its interface.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -35,6 +35,9 @@ pub enum DatapathError {
     Missing(&'static str),
     #[error("attaching the port's programs panicked")]
     AttachPanicked,
+    /// A DHCP client identifier longer than an endpoint holds.
+    #[error("a {len}-byte client identifier does not fit the datapath's {max}")]
+    ClientIdTooLong { len: usize, max: usize },
 }
 
 impl DatapathError {

@@ -15,7 +15,7 @@ use super::error::DatapathError;
 use super::object::embedded_object;
 use super::pins::Pins;
 use super::upgrade;
-use crate::gone::done;
+use crate::node::gone::done;
 
 pub const MAPS: [&str; 10] = [
     MAP_ENDPOINTS,

@@ -12,7 +12,7 @@ use lanbridge_common::{
 
 use super::error::DatapathError;
 use super::pins::Pins;
-use crate::gone::{done, found};
+use crate::node::gone::{done, found};
 
 pub struct Maps {
     pub endpoints: HashMap<MapData, u32, Endpoint>,

@@ -16,15 +16,54 @@ use std::path::Path;
 
 use ipnet::Ipv4Net;
 use lanbridge_common::{
-    Endpoint, NetConfig, StatKey, EP_GUARD_IP, EP_GUARD_IP6, MAP_CLUSTER, MAP_SLOW_CIDRS, MAX_IPS,
-    MAX_IPS6, PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
+    Endpoint, NetConfig, StatKey, EP_DHCP_RELAY, EP_GUARD_IP, EP_GUARD_IP6, EP_ISOLATED,
+    MAP_CLUSTER, MAP_SLOW_CIDRS, MAX_CLIENT_ID, MAX_IPS, MAX_IPS6, PROG_FROM_POD, PROG_FROM_UPLINK,
+    PROG_TO_POD, PROG_TO_UPLINK,
 };
 
 use attach::Hook;
 
 pub use error::DatapathError;
 pub use maps::{ip_from_key, ip_key};
-pub use pins::{unpin_name, Pins, DEFAULT_ROOT};
+pub use pins::Pins;
+
+/// A network's datapath as ADD wants it: [`Datapath::ensure_network`].
+pub struct NetworkSpec<'a> {
+    pub pin_root: &'a Path,
+    pub network: &'a str,
+    /// The settings the programs read; every ADD rewrites them, so a
+    /// changed config takes effect with the next pod.
+    pub config: NetConfig,
+    /// Subnet mode's fast path: the destinations forwarded in eBPF.
+    pub cluster_cidrs: Option<Vec<Ipv4Net>>,
+    /// lan mode: the LAN uplink.
+    pub uplink: Option<UplinkSpec<'a>>,
+}
+
+/// lan mode's uplink and the destinations that always take the host stack.
+pub struct UplinkSpec<'a> {
+    pub ifname: &'a str,
+    pub ifindex: u32,
+    pub slow_cidrs: Vec<Ipv4Net>,
+}
+
+/// A pod port as ADD plugs it in: [`Datapath::add_port`].
+pub struct PortSpec<'a> {
+    pub ifname: &'a str,
+    pub ifindex: u32,
+    /// The pod interface's MAC.
+    pub mac: [u8; 6],
+    /// The client identifier its DHCP lease is taken with: DHCP snooping
+    /// lets the pod use only that one.
+    pub client_id: Option<&'a [u8]>,
+    /// Ports that must not reach each other.
+    pub isolated: bool,
+    /// lan mode: its DHCP goes through the relay.
+    pub dhcp_relay: bool,
+    /// `lb_to_pod` on the port's egress too (lan mode's flow records, and
+    /// isolation of what the node's stack routes between pods).
+    pub egress: bool,
+}
 
 /// An endpoint's addresses.
 pub fn ips_of(ep: &Endpoint) -> Vec<Ipv4Addr> {
@@ -108,24 +147,51 @@ impl Datapath {
             .collect()
     }
 
-    pub fn set_config(&mut self, config: NetConfig) -> Result<(), DatapathError> {
-        self.maps.set_config(config)
+    /// Opens (loading at first use) the network's programs and maps and
+    /// sets them as `spec` says: its settings, fast-path CIDRs and uplink.
+    pub fn ensure_network(spec: &NetworkSpec<'_>) -> Result<Datapath, DatapathError> {
+        let mut datapath = Datapath::open(spec.pin_root, spec.network)?;
+        datapath.maps.set_config(spec.config)?;
+        if let Some(cidrs) = &spec.cluster_cidrs {
+            maps::set_prefixes(&mut datapath.maps.cluster, MAP_CLUSTER, cidrs)?;
+        }
+        if let Some(uplink) = &spec.uplink {
+            maps::set_prefixes(
+                &mut datapath.maps.slow_cidrs,
+                MAP_SLOW_CIDRS,
+                &uplink.slow_cidrs,
+            )?;
+            datapath.ensure_uplink(uplink.ifname, uplink.ifindex)?;
+        }
+        Ok(datapath)
     }
 
     /// Records a pod port's endpoint and starts attaching `lb_from_pod` to
-    /// it (and, with `egress` — lan mode, isolated ports — `lb_to_pod` to its
-    /// egress) on a thread of its own: a TCX attach waits for an RCU grace
-    /// period, which ADD spends on its other steps. [`PortAttach::wait`]
-    /// before relying on the programs.
-    pub fn add_port(
-        &mut self,
-        ifname: &str,
-        ifindex: u32,
-        ep: Endpoint,
-        egress: bool,
-    ) -> Result<PortAttach, DatapathError> {
-        self.maps.put_endpoint(ifindex, ep)?;
-        let (pins, ifname) = (self.pins.clone(), ifname.to_string());
+    /// it (and `lb_to_pod` to its egress when the spec asks) on a thread of
+    /// its own: a TCX attach waits for an RCU grace period, which ADD spends
+    /// on its other steps. [`PortAttach::wait`] before relying on the
+    /// programs.
+    pub fn add_port(&mut self, spec: &PortSpec<'_>) -> Result<PortAttach, DatapathError> {
+        let mut ep = Endpoint {
+            mac: spec.mac,
+            ..Endpoint::default()
+        };
+        if spec.isolated {
+            ep.flags |= EP_ISOLATED;
+        }
+        if spec.dhcp_relay {
+            ep.flags |= EP_DHCP_RELAY;
+        }
+        if let Some(id) = spec.client_id {
+            if !ep.set_client_id(id) {
+                return Err(DatapathError::ClientIdTooLong {
+                    len: id.len(),
+                    max: MAX_CLIENT_ID,
+                });
+            }
+        }
+        self.maps.put_endpoint(spec.ifindex, ep)?;
+        let (pins, ifname, egress) = (self.pins.clone(), spec.ifname.to_string(), spec.egress);
         // A new thread starts in this thread's (the node's) namespace.
         let thread = std::thread::Builder::new()
             .name("attach".into())
@@ -143,7 +209,22 @@ impl Datapath {
         Ok(PortAttach(thread))
     }
 
-    /// The addresses IPAM gave the pod behind `ifindex`.
+    /// The addresses IPAM gave the pod behind `ifindex`: IPv4, and IPv6
+    /// once IPAM configured the pod (until then its link-local only).
+    pub fn set_port_addresses(
+        &mut self,
+        ifindex: u32,
+        v4: &[Ipv4Addr],
+        v6: Option<&[Ipv6Addr]>,
+    ) -> Result<(), DatapathError> {
+        self.set_port_ips(ifindex, v4)?;
+        match v6 {
+            Some(v6) => self.set_port_ips6(ifindex, v6),
+            None => Ok(()),
+        }
+    }
+
+    /// The IPv4 addresses the pod behind `ifindex` holds now.
     pub fn set_port_ips(&mut self, ifindex: u32, ips: &[Ipv4Addr]) -> Result<(), DatapathError> {
         let Some(mut ep) = self.maps.endpoint(ifindex)? else {
             return Ok(());
@@ -162,7 +243,7 @@ impl Datapath {
     /// The IPv6 addresses IPAM gave the pod behind `ifindex` (none: its
     /// link-local only), and from now on its IPv6 sources and neighbour
     /// discovery are checked against them.
-    pub fn set_port_ips6(&mut self, ifindex: u32, ips: &[Ipv6Addr]) -> Result<(), DatapathError> {
+    fn set_port_ips6(&mut self, ifindex: u32, ips: &[Ipv6Addr]) -> Result<(), DatapathError> {
         let Some(mut ep) = self.maps.endpoint(ifindex)? else {
             return Ok(());
         };
@@ -210,7 +291,7 @@ impl Datapath {
     /// Attaches `lb_from_uplink` and `lb_to_uplink` to the uplink (index
     /// `ifindex`) unless they already are; a pin whose link is on another
     /// interface, or on none (the uplink was recreated), is replaced.
-    pub fn ensure_uplink(&self, ifname: &str, ifindex: u32) -> Result<(), DatapathError> {
+    fn ensure_uplink(&self, ifname: &str, ifindex: u32) -> Result<(), DatapathError> {
         for (prog, hook) in [
             (PROG_FROM_UPLINK, Hook::Ingress),
             (PROG_TO_UPLINK, Hook::Egress),
@@ -232,16 +313,6 @@ impl Datapath {
         Ok(())
     }
 
-    /// Replaces the destinations that always take the host stack (lan mode).
-    pub fn set_slow_cidrs(&mut self, cidrs: &[Ipv4Net]) -> Result<(), DatapathError> {
-        maps::set_prefixes(&mut self.maps.slow_cidrs, MAP_SLOW_CIDRS, cidrs)
-    }
-
-    /// Replaces the destinations subnet mode's fast path forwards.
-    pub fn set_cluster_cidrs(&mut self, cidrs: &[Ipv4Net]) -> Result<(), DatapathError> {
-        maps::set_prefixes(&mut self.maps.cluster, MAP_CLUSTER, cidrs)
-    }
-
     pub fn endpoints(&self) -> Result<Vec<(u32, Endpoint)>, DatapathError> {
         self.maps.endpoints()
     }
@@ -260,7 +331,7 @@ impl Datapath {
             attach::detach(&pins, ifname, Hook::Egress)?;
         }
         load::remove_objects(&pins)?;
-        crate::gone::done(std::fs::remove_dir(pins.dir()))
+        crate::node::gone::done(std::fs::remove_dir(pins.dir()))
             .map_err(|e| DatapathError::io(format!("removing {}", pins.dir().display()), e))?;
         Ok(detached)
     }

@@ -4,19 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-pub const DEFAULT_ROOT: &str = "/sys/fs/bpf/lanbridge";
-
-/// A network or interface name as a bpffs name. bpffs refuses names with a
-/// dot (a network `lan.v1`, a VLAN uplink `eth0.100`); neither a CNI network
-/// name nor an interface name can hold a colon, so dots become colons.
-pub fn pin_name(name: &str) -> String {
-    name.replace('.', ":")
-}
-
-/// The name [`pin_name`] made a bpffs name of.
-pub fn unpin_name(name: &str) -> String {
-    name.replace(':', ".")
-}
+use crate::node::naming::{self, pin_name, unpin_name};
 
 #[derive(Debug, Clone)]
 pub struct Pins {
@@ -48,8 +36,7 @@ impl Pins {
     /// The TCX link attaching a program to `ifname`'s ingress
     /// (`link_<ifname>`) or egress (`egress_<ifname>`).
     pub fn link(&self, ifname: &str, egress: bool) -> PathBuf {
-        let prefix = if egress { "egress" } else { "link" };
-        self.dir.join(format!("{prefix}_{}", pin_name(ifname)))
+        self.dir.join(naming::port_link_pin(ifname, egress))
     }
 
     /// Interface names with a link pinned here (ingress or egress).

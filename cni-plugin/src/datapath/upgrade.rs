@@ -25,7 +25,7 @@ use super::error::DatapathError;
 use super::load::{MAPS, PROGRAMS};
 use super::pins::Pins;
 use super::raw;
-use crate::gone::done;
+use crate::node::gone::done;
 
 /// A build's identity: the first 8 bytes of SHA-256 of its eBPF object.
 pub fn build_id(object: &[u8]) -> u64 {

@@ -149,12 +149,6 @@ fn probe_program(address: Ipv4Addr) -> [(u16, u8, u8, u32); 9] {
     ]
 }
 
-/// "02:1b:d0:00:00:0a".
-pub fn mac_string(mac: &[u8; 6]) -> String {
-    let [a, b, c, d, e, f] = mac;
-    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
-}
-
 /// The probing socket of one interface. One probe at a time: each sets the
 /// socket's filter for its address.
 pub struct ArpSocket {
@@ -234,7 +228,7 @@ pub fn create(ifindex: u32) -> io::Result<Socket> {
         Some(socket2::Protocol::from(0)),
     )?;
     s.attach_filter(&drop_all_filter())?;
-    s.bind(&super::socket::link_address(ifindex, ETH_P_ARP))?;
+    s.bind(&super::frame::link_address(ifindex, ETH_P_ARP))?;
     s.set_nonblocking(true)?;
     Ok(s)
 }
@@ -242,6 +236,7 @@ pub fn create(ifindex: u32) -> io::Result<Socket> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::mac::format_mac;
 
     const OURS: [u8; 6] = [0x02, 0x1b, 0xd0, 0, 0, 0x0a];
     const THEIRS: [u8; 6] = [0x02, 0x1b, 0xd0, 0, 0, 0x0c];
@@ -408,6 +403,6 @@ mod tests {
     #[test]
     fn probing_takes_60ms_in_all() {
         assert_eq!(PROBE_TIME, Duration::from_millis(60));
-        assert_eq!(mac_string(&THEIRS), "02:1b:d0:00:00:0c");
+        assert_eq!(format_mac(&THEIRS), "02:1b:d0:00:00:0c");
     }
 }

@@ -3,47 +3,21 @@
 //! granted address is probed with ARP first and declined if in use.
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use dhcproto::v4::MessageType;
 
-use super::arp::mac_string;
 use super::backoff::{random_u32, Backoff};
+use super::error::ReplyError;
 use super::error::{DhcpError, Phase};
 use super::lease::Lease;
-use super::message::{self, Reply, ReplyError, RequestKind};
+use super::message::{self, Params, Reply, RequestKind};
 use super::socket::DhcpSocket;
+use crate::node::mac::format_mac;
 
 /// Selecting-phase REQUESTs sent before going back to DISCOVER (the server
 /// that made the OFFER may be gone).
 const SELECTING_REQUESTS: u32 = 4;
-
-/// Who the client is and how long an exchange may take.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Params {
-    /// The pod interface's MAC: `chaddr` of every message.
-    pub mac: [u8; 6],
-    /// Option 61, stable per attachment so the server keeps the lease.
-    pub client_id: Vec<u8>,
-    /// Option 12, e.g. from `K8S_POD_NAME`.
-    pub hostname: Option<String>,
-    /// Overall deadline of one call of [`acquire`], [`renew`] or [`rebind`].
-    pub timeout: Duration,
-    /// Asks for this address in the DISCOVER (e.g. the previous lease's).
-    pub requested_ip: Option<Ipv4Addr>,
-}
-
-impl Params {
-    fn validate(&self) -> Result<(), DhcpError> {
-        if !(2..=255).contains(&self.client_id.len()) {
-            return Err(DhcpError::ClientIdLength(self.client_id.len()));
-        }
-        match &self.hostname {
-            Some(h) if !(1..=255).contains(&h.len()) => Err(DhcpError::HostnameLength(h.len())),
-            _ => Ok(()),
-        }
-    }
-}
 
 /// DISCOVER → OFFER → REQUEST → ACK, retransmitting with backoff, then an
 /// ARP probe of the address (RFC 5227, [`super::arp`]). A NAK restarts
@@ -287,7 +261,7 @@ async fn decline(
     lease: &Lease,
     mac: [u8; 6],
 ) -> Result<(), DhcpError> {
-    let mac = mac_string(&mac);
+    let mac = format_mac(&mac);
     tracing::warn!(
         "{}: {} from {} is already in use by {mac} (ARP): sending DHCPDECLINE",
         sock.ifname(),

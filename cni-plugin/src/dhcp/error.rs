@@ -4,8 +4,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::arp::mac_string;
-use super::message::ReplyError;
+use crate::node::mac::format_mac;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DhcpError {
@@ -17,7 +16,7 @@ pub enum DhcpError {
     Open {
         ifname: String,
         #[source]
-        source: Box<crate::cni::Error>,
+        source: Box<crate::node::error::Error>,
     },
     #[error("encoding a DHCP message: {0}")]
     Encode(#[from] dhcproto::error::EncodeError),
@@ -71,7 +70,7 @@ pub enum DhcpError {
         "no usable lease on {ifname} in {waited:.1?}: {address} from DHCP server {server} is \
          already in use on the link (ARP from {}), so it was declined (DHCPDECLINEs sent: \
          {declines})",
-        mac_string(mac)
+        format_mac(mac)
     )]
     AddressInUse {
         ifname: String,
@@ -109,4 +108,17 @@ impl std::fmt::Display for Phase {
             Phase::Rebinding => "rebinding",
         })
     }
+}
+
+/// Why a reply meant for us could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    #[error("reply without a DHCP message type (option 53)")]
+    MessageTypeMissing,
+    #[error("reply without a server identifier (option 54)")]
+    ServerIdMissing,
+    #[error("DHCPACK without a lease time (option 51)")]
+    LeaseTimeMissing,
+    #[error("reply without an address (yiaddr 0.0.0.0)")]
+    AddressZero,
 }

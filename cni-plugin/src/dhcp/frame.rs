@@ -4,7 +4,9 @@
 
 use std::net::Ipv4Addr;
 
-use socket2::SockFilter;
+use std::mem::size_of;
+
+use socket2::{SockAddr, SockAddrStorage, SockFilter};
 
 /// The DHCP client port replies are sent to.
 pub const CLIENT_PORT: u16 = 68;
@@ -84,6 +86,20 @@ pub fn client_filter() -> [SockFilter; 11] {
 /// from the packet socket, and would otherwise pile up in its queue).
 pub fn drop_all_filter() -> [SockFilter; 1] {
     [SockFilter::new(RET, 0, 0, 0)]
+}
+
+/// `sockaddr_ll` for frames of `protocol` (an ethertype) on interface `ifindex`.
+pub fn link_address(ifindex: u32, protocol: u16) -> SockAddr {
+    let mut storage = SockAddrStorage::zeroed();
+    // SAFETY: the storage is large enough and suitably aligned for any
+    // sockaddr (that is its purpose), and zeroed.
+    let ll = unsafe { storage.view_as::<libc::sockaddr_ll>() };
+    ll.sll_family = libc::AF_PACKET as u16;
+    ll.sll_protocol = protocol.to_be();
+    ll.sll_ifindex = ifindex as i32;
+    // SAFETY: the family is AF_PACKET and the length that of sockaddr_ll,
+    // matching what was written.
+    unsafe { SockAddr::new(storage, size_of::<libc::sockaddr_ll>() as libc::socklen_t) }
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use super::message::{Reply, ReplyError};
+use super::error::ReplyError;
+use super::message::Reply;
 use super::options::{self, decode_classless_routes, mask_prefix_len, ClasslessRoute};
 
 /// Lease time meaning "forever" (RFC 2132 §9.2).

@@ -2,15 +2,43 @@
 //! fields each carries) and recognising the replies meant for this client.
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use dhcproto::v4::{
     DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode, MIN_PACKET_SIZE,
 };
 use dhcproto::{Encodable, Encoder};
 
-use super::client::Params;
-use super::error::DhcpError;
+use super::error::{DhcpError, ReplyError};
 use super::options::{self, RawOptions};
+
+/// Who the client is and how long an exchange may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Params {
+    /// The pod interface's MAC: `chaddr` of every message.
+    pub mac: [u8; 6],
+    /// Option 61, stable per attachment so the server keeps the lease.
+    pub client_id: Vec<u8>,
+    /// Option 12, e.g. from `K8S_POD_NAME`.
+    pub hostname: Option<String>,
+    /// Overall deadline of one call of [`super::acquire`], [`super::renew`] or
+    /// [`super::rebind`].
+    pub timeout: Duration,
+    /// Asks for this address in the DISCOVER (e.g. the previous lease's).
+    pub requested_ip: Option<Ipv4Addr>,
+}
+
+impl Params {
+    pub(super) fn validate(&self) -> Result<(), DhcpError> {
+        if !(2..=255).contains(&self.client_id.len()) {
+            return Err(DhcpError::ClientIdLength(self.client_id.len()));
+        }
+        match &self.hostname {
+            Some(h) if !(1..=255).contains(&h.len()) => Err(DhcpError::HostnameLength(h.len())),
+            _ => Ok(()),
+        }
+    }
+}
 
 /// Fixed BOOTP header up to and including the magic cookie.
 const HEADER_LEN: usize = 240;
@@ -156,19 +184,6 @@ pub struct Reply {
     pub kind: MessageType,
     pub yiaddr: Ipv4Addr,
     pub options: RawOptions,
-}
-
-/// Why a reply meant for us could not be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReplyError {
-    #[error("reply without a DHCP message type (option 53)")]
-    MessageTypeMissing,
-    #[error("reply without a server identifier (option 54)")]
-    ServerIdMissing,
-    #[error("DHCPACK without a lease time (option 51)")]
-    LeaseTimeMissing,
-    #[error("reply without an address (yiaddr 0.0.0.0)")]
-    AddressZero,
 }
 
 impl Reply {

@@ -12,11 +12,14 @@ mod frame;
 mod lease;
 pub mod message;
 mod options;
+pub mod protocol;
 mod socket;
+pub mod store;
 #[cfg(test)]
 mod testnet;
 
-pub use client::{acquire, rebind, release, renew, Params};
+pub use client::{acquire, rebind, release, renew};
 pub use error::DhcpError;
 pub use lease::Lease;
+pub use message::Params;
 pub use socket::DhcpSocket;

@@ -15,18 +15,17 @@
 //! A third socket, for ARP, probes granted addresses (see [`super::arp`]).
 
 use std::io::{self, Read};
-use std::mem::size_of;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 use super::arp::{self, ArpSocket};
 use super::error::DhcpError;
-use super::frame::{self, client_datagram, CLIENT_PORT};
-use crate::netns::NetNs;
+use super::frame::{self, client_datagram, link_address, CLIENT_PORT};
+use crate::node::netns::NetNs;
 
 const SERVER_PORT: u16 = 67;
 
@@ -167,18 +166,4 @@ fn create(ifname: &str) -> io::Result<(Socket, Socket, Socket)> {
     packet.bind(&link_address(ifindex, libc::ETH_P_IP as u16))?;
     packet.set_nonblocking(true)?;
     Ok((udp, packet, arp::create(ifindex)?))
-}
-
-/// `sockaddr_ll` for frames of `protocol` (an ethertype) on interface `ifindex`.
-pub(super) fn link_address(ifindex: u32, protocol: u16) -> SockAddr {
-    let mut storage = SockAddrStorage::zeroed();
-    // SAFETY: the storage is large enough and suitably aligned for any
-    // sockaddr (that is its purpose), and zeroed.
-    let ll = unsafe { storage.view_as::<libc::sockaddr_ll>() };
-    ll.sll_family = libc::AF_PACKET as u16;
-    ll.sll_protocol = protocol.to_be();
-    ll.sll_ifindex = ifindex as i32;
-    // SAFETY: the family is AF_PACKET and the length that of sockaddr_ll,
-    // matching what was written.
-    unsafe { SockAddr::new(storage, size_of::<libc::sockaddr_ll>() as libc::socklen_t) }
 }

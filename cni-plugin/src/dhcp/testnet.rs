@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::netns::NetNs;
+use crate::node::netns::NetNs;
 
 pub const BRIDGE: &str = "br0";
 pub const SERVER: &str = "192.168.79.1";
@@ -213,12 +213,7 @@ pub fn sysctl(ns: &Ns, key: &str, value: &str) {
     assert!(out.status.success(), "sysctl {key}: {out:?}");
 }
 
-pub fn mac_string(mac: &[u8]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
+pub use crate::node::mac::format_mac as mac_string;
 
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -11,7 +11,7 @@ use netlink_packet_netfilter::nftables::InetHookNumber;
 
 use super::nft::{expr, Batch, Family, Nft};
 use crate::cni::Result;
-use crate::naming::{is_network_rule, network_rule_comment, FORWARD_CHAIN};
+use crate::node::naming::{is_network_rule, network_rule_comment, FORWARD_CHAIN};
 
 /// iptables-nft's table and base chain (created as iptables would, should
 /// iptables not have run yet: a later `iptables -P FORWARD DROP` then

@@ -7,7 +7,7 @@
 use super::forward::TABLE as FILTER;
 use super::nft::{Batch, Family, Nft};
 use crate::cni::Result;
-use crate::naming::{is_network_rule, legacy_masquerade_chain, rule_comment, FORWARD_CHAIN};
+use crate::node::naming::{is_network_rule, legacy_masquerade_chain, rule_comment, FORWARD_CHAIN};
 
 const NAT: &str = "nat";
 const POSTROUTING: &str = "POSTROUTING";

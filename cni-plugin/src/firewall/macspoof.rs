@@ -8,7 +8,7 @@ use netlink_packet_netfilter::nftables::InetHookNumber;
 
 use super::nft::{expr, Batch, Family, Nft};
 use crate::cni::Result;
-use crate::naming::{mac_spoof_chain, NFT_TABLE};
+use crate::node::naming::{mac_spoof_chain, NFT_TABLE};
 
 const PREROUTING: &str = "prerouting";
 const PORTS: &str = "ports";

@@ -9,7 +9,7 @@ use netlink_packet_netfilter::nftables::InetHookNumber;
 
 use super::nft::{expr, Batch, Family, Nft};
 use crate::cni::Result;
-use crate::naming::{is_network_rule, masquerade_chain, network_rule_comment, NFT_TABLE};
+use crate::node::naming::{is_network_rule, masquerade_chain, network_rule_comment, NFT_TABLE};
 
 const POSTROUTING: &str = "postrouting";
 /// nft's `srcnat`, as iptables' nat POSTROUTING.

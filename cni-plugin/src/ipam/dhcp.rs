@@ -15,11 +15,11 @@ use tokio::net::UnixStream;
 
 use crate::cni::{CniEnv, CniResult, Dns, Error, IpConfig, Result, Route};
 use crate::config::NetConf;
-use crate::daemon::protocol::{
+use crate::dhcp::protocol::{
     read_message, write_message, AcquireRequest, LeaseKey, LeaseStatus, NodeSide, Request,
     Response, DEFAULT_SOCKET,
 };
-use crate::daemon::store::LeaseStore;
+use crate::dhcp::store::LeaseStore;
 use crate::dhcp::Lease;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,7 +71,7 @@ impl Dhcp {
         Ok(Dhcp {
             socket: raw
                 .daemon_socket_path
-                .unwrap_or_else(|| crate::scope::file(DEFAULT_SOCKET)),
+                .unwrap_or_else(|| crate::node::scope::file(DEFAULT_SOCKET)),
             timeout,
             client_id: raw.client_id,
         })

@@ -11,9 +11,9 @@ use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use crate::cni::{error::code, CniEnv, CniResult, Result};
+use crate::cni::{CniEnv, CniResult, Result};
 use crate::config::NetConf;
-use crate::daemon::protocol::NodeSide;
+use crate::dhcp::protocol::NodeSide;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IpamError {
@@ -29,17 +29,6 @@ pub enum IpamError {
     Busy { path: PathBuf },
     #[error("IPAM store {path:?}: {source}")]
     Store { path: PathBuf, source: io::Error },
-}
-
-impl IpamError {
-    pub fn code(&self) -> u32 {
-        match self {
-            IpamError::Store { .. } => code::IO_FAILURE,
-            IpamError::BadRequest { .. } => code::INVALID_CONFIG,
-            IpamError::Busy { .. } => code::TRY_AGAIN_LATER,
-            _ => code::IPAM,
-        }
-    }
 }
 
 /// Who asks for addresses, and which ones they want.

@@ -5,6 +5,7 @@ use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use dhcproto::v4::{DhcpOption, Message, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};

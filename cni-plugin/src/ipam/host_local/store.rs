@@ -10,8 +10,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::gone::done;
 use crate::ipam::IpamError;
+use crate::node::gone::done;
 
 /// The owner of an allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]

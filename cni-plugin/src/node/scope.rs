@@ -15,8 +15,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use crate::cni::{Error, Result};
-use crate::gone::{done, found};
+use crate::node::error::{Error, Result};
+use crate::node::gone::{done, found};
+use crate::node::naming;
 
 /// The initial namespace's inode on current kernels (`PROC_NET_INIT_INO`).
 const INIT_NET_INO: u64 = 0xEFFF_FFF9;
@@ -28,7 +29,7 @@ static SCOPE: LazyLock<Option<String>> = LazyLock::new(|| {
     // PID 1's namespace; when it is hidden (a sandbox denies access even to
     // root), the kernel's fixed inode of the initial one.
     let initial = ino("/proc/1/ns/net").unwrap_or(INIT_NET_INO);
-    (current != initial).then(|| format!("netns-{current}"))
+    (current != initial).then(|| naming::scope(current))
 });
 
 /// Where the scope's marker lives: `/run`, cleared at boot like bpffs.

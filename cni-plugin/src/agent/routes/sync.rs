@@ -1,15 +1,16 @@
-//! `lanbridge routes sync` and the daemon's task that follows the peers file.
+//! One sync of the routes with a peers file, and the daemon's task that
+//! follows the file.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::table::TableError;
-use super::{plan, wanted, Action, Plan, RouteTable, Wanted};
-use crate::peers::{Peers, PeersError};
+use super::{plan, wanted, Action, Plan, Wanted};
+use crate::agent::peers::{Peers, PeersError};
+use crate::node::error::Error as NodeError;
+use crate::node::netlink::Netlink;
 
 /// How often the followed peers file is re-read (a ConfigMap update is a
 /// symlink swap: the path is opened anew each time).
@@ -17,49 +18,6 @@ const POLL: Duration = Duration::from_secs(1);
 /// How often the table is compared with the peers file even when the file did
 /// not change: routes via a gateway vanish when the uplink goes down and up.
 const RECONCILE: Duration = Duration::from_secs(10);
-
-/// `lanbridge routes ...`
-#[derive(clap::Subcommand)]
-pub enum Command {
-    /// Install, update and remove the routes to the other nodes' pod subnets
-    /// (`<podCidr> via <address> proto 76`), as the peers file says.
-    /// Routes lanbridge did not create are never touched.
-    Sync {
-        /// The peers file: {"nodes": [{"name", "address", "podCidr"}, ...]}.
-        #[arg(long, value_name = "FILE")]
-        peers: PathBuf,
-        /// This node's name in the peers file.
-        #[arg(long, value_name = "NAME", env = "NODE_NAME")]
-        node: String,
-        /// Print the plan (add / replace / delete / skip lines) and change nothing.
-        #[arg(long, conflicts_with = "watch")]
-        dry_run: bool,
-        /// Keep running: sync again whenever the file changes (and every 10 s).
-        #[arg(long)]
-        watch: bool,
-    },
-}
-
-/// The daemon's `--peers FILE --node NAME`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct FollowArgs {
-    /// Keep the routes to the other nodes' pod subnets as this peers file
-    /// says, following its changes.
-    #[arg(long, value_name = "FILE", requires = "node")]
-    pub peers: Option<PathBuf>,
-    /// This node's name in the peers file.
-    #[arg(long, value_name = "NAME", env = "NODE_NAME")]
-    pub node: Option<String>,
-}
-
-impl FollowArgs {
-    pub fn follow(self) -> Option<Follow> {
-        Some(Follow {
-            peers: self.peers?,
-            node: self.node?,
-        })
-    }
-}
 
 /// What the daemon follows.
 #[derive(Debug, Clone)]
@@ -69,104 +27,32 @@ pub struct Follow {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum SyncError {
+pub enum SyncError {
     #[error("{0} (no route changed)")]
     Peers(#[from] PeersError),
     #[error("{0}")]
-    Table(#[from] TableError),
+    Table(#[from] NodeError),
 }
 
 /// What one sync did.
-struct Outcome {
-    plan: Plan,
-    failures: Vec<(Action, TableError)>,
+pub struct Outcome {
+    pub plan: Plan,
+    pub failures: Vec<(Action, NodeError)>,
 }
 
-pub fn main(cmd: Command) -> ExitCode {
-    let Command::Sync {
-        peers,
-        node,
-        dry_run,
-        watch,
-    } = cmd;
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("lanbridge routes sync: starting the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        if watch {
-            let follow = follow(Follow { peers, node });
-            tokio::select! {
-                () = follow => {}
-                r = shutdown() => if let Err(e) = r {
-                    eprintln!("lanbridge routes sync: {e}");
-                    return ExitCode::FAILURE;
-                },
-            }
-            return ExitCode::SUCCESS;
-        }
-        match sync_file(&peers, &node, dry_run).await {
-            Ok(outcome) => report(&node, &outcome, dry_run),
-            Err(e) => {
-                eprintln!("lanbridge routes sync: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    })
-}
-
-/// Prints the plan and what failed; success only when the table is as wanted
-/// (or, for a dry run, when there is a plan).
-fn report(node: &str, outcome: &Outcome, dry_run: bool) -> ExitCode {
-    let plan = &outcome.plan;
-    for action in &plan.actions {
-        println!("{action}");
-    }
-    for (action, e) in &outcome.failures {
-        eprintln!("lanbridge routes sync: {action}: {e}");
-    }
-    if dry_run {
-        println!("{node}: {} (dry run: nothing changed)", plan.summary());
-        return ExitCode::SUCCESS;
-    }
-    if plan.changes() || plan.conflicts() > 0 {
-        println!("{node}: {}", plan.summary());
-    } else {
-        println!(
-            "{node}: nothing to change ({} routes in place)",
-            plan.unchanged.len()
-        );
-    }
-    if !outcome.failures.is_empty() || plan.conflicts() > 0 {
-        eprintln!(
-            "lanbridge routes sync: {} of {} routes are not as the peers file wants",
-            outcome.failures.len() + plan.conflicts(),
-            plan.actions.len() + plan.unchanged.len()
-        );
-        return ExitCode::FAILURE;
-    }
-    ExitCode::SUCCESS
-}
-
-async fn sync_file(peers: &Path, node: &str, dry_run: bool) -> Result<Outcome, SyncError> {
+pub async fn sync_file(peers: &Path, node: &str, dry_run: bool) -> Result<Outcome, SyncError> {
     // The file is validated whole before the table is even read.
     let wanted = wanted(&Peers::load(peers)?, node)?;
-    let table = RouteTable::open()?;
+    let table = Netlink::current()?;
     sync(&table, &wanted, dry_run).await
 }
 
-async fn sync(table: &RouteTable, wanted: &[Wanted], dry_run: bool) -> Result<Outcome, SyncError> {
-    let plan = plan(wanted, &table.list().await?);
+async fn sync(table: &Netlink, wanted: &[Wanted], dry_run: bool) -> Result<Outcome, SyncError> {
+    let plan = plan(wanted, &table.main_routes().await?);
     let mut failures = Vec::new();
     if !dry_run {
         for action in &plan.actions {
-            if let Err(e) = table.apply(action).await {
+            if let Err(e) = apply(table, action).await {
                 failures.push((action.clone(), e));
             }
         }
@@ -179,7 +65,7 @@ async fn sync(table: &RouteTable, wanted: &[Wanted], dry_run: bool) -> Result<Ou
 /// (once per distinct problem) and the routes of the last valid one stay.
 pub async fn follow(opts: Follow) {
     let path = opts.peers.display().to_string();
-    let table = match RouteTable::open() {
+    let table = match Netlink::current() {
         Ok(t) => t,
         Err(e) => {
             tracing::error!("routes: {e}; not following {path}");
@@ -249,7 +135,7 @@ fn once(last: &mut String, msg: String) {
 
 /// One sync of the daemon: every change is logged; conflicts and failures
 /// only when they first appear (they are retried every round).
-async fn reconcile(table: &RouteTable, wanted: &[Wanted], notes: &mut BTreeSet<String>) {
+async fn reconcile(table: &Netlink, wanted: &[Wanted], notes: &mut BTreeSet<String>) {
     let outcome = match sync(table, wanted, false).await {
         Ok(o) => o,
         Err(e) => {
@@ -284,13 +170,14 @@ async fn reconcile(table: &RouteTable, wanted: &[Wanted], notes: &mut BTreeSet<S
     *notes = now;
 }
 
-async fn shutdown() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// Carries out one action; conflicts are not actions.
+async fn apply(table: &Netlink, action: &Action) -> Result<(), NodeError> {
+    match action {
+        Action::Add(w) => table.put_route(w.dst, w.via, 0, false).await,
+        Action::Replace { want, was } => {
+            table.put_route(want.dst, want.via, was.metric, true).await
+        }
+        Action::Delete(r) => table.delete_route(r).await,
+        Action::Conflict { .. } => Ok(()),
     }
-    Ok(())
 }

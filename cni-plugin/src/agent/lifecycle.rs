@@ -14,12 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::claim;
-use super::protocol::{LeaseKey, LeaseRecord, LeaseState, LeaseStatus};
 use super::release;
-use super::store::LeaseStore;
 use crate::cni::{Error, Result};
+use crate::dhcp::protocol::{LeaseKey, LeaseRecord, LeaseState, LeaseStatus};
+use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{self, DhcpError, DhcpSocket, Lease, Params};
-use crate::netns::NetNs;
+use crate::node::{self, netns::NetNs};
 
 /// INIT's pause between acquisitions: from a second (above the relay's per-pod
 /// DHCP rate limit) doubling to a minute.
@@ -205,13 +205,13 @@ async fn reacquire(ctx: &Ctx, record: &LeaseRecord) -> Option<Lease> {
             ..params(record, ACQUIRE_TIMEOUT)
         };
         let acquired = async {
-            let ns = NetNs::open(&record.netns)?;
-            let socket = DhcpSocket::open(&ns, &record.key.ifname)?;
-            Ok::<_, Error>(dhcp::acquire(&socket, &params).await?)
+            let Some(socket) = open_socket(record)? else {
+                return Ok(None);
+            };
+            Ok::<_, Error>(Some(dhcp::acquire(&socket, &params).await?))
         };
         match acquired.await {
-            Ok(lease) => return Some(lease),
-            Err(Error::NetnsNotFound { .. }) => return None,
+            Ok(lease) => return lease,
             Err(e) => {
                 tracing::debug!("acquiring for {}: {e}", who(record));
                 ctx.book.error(&record.key, e.to_string());
@@ -303,11 +303,8 @@ async fn extend(record: &LeaseRecord, step: Step, deadline: u64) -> Result<Lease
         let began = Instant::now();
         match attempt(record, step, wait).await {
             Ok(lease) => return Ok(lease),
-            Err(Error::Dhcp(e)) if matches!(*e, DhcpError::Nak { .. }) => {
-                return Err(Ext::Refused(e.to_string()))
-            }
-            Err(Error::NetnsNotFound { .. }) => return Err(Ext::PodGone),
-            Err(e) => {
+            Err(Failure::Stop(ext)) => return Err(ext),
+            Err(Failure::Retry(e)) => {
                 tracing::debug!("{step:?} of {}: {e}", record.lease.address);
                 last = Some(e.to_string());
             }
@@ -319,14 +316,39 @@ async fn extend(record: &LeaseRecord, step: Step, deadline: u64) -> Result<Lease
     }
 }
 
-async fn attempt(record: &LeaseRecord, step: Step, timeout: Duration) -> Result<Lease> {
+/// Why one renewal or rebinding failed.
+enum Failure {
+    /// Extending stops (a NAK, the pod gone).
+    Stop(Ext),
+    /// Worth another try before the deadline.
+    Retry(Error),
+}
+
+async fn attempt(record: &LeaseRecord, step: Step, timeout: Duration) -> Result<Lease, Failure> {
     let params = params(record, timeout);
-    let ns = NetNs::open(&record.netns)?;
-    let socket = DhcpSocket::open(&ns, &record.key.ifname)?;
-    Ok(match step {
-        Step::Renew => dhcp::renew(&socket, &params, &record.lease).await?,
-        Step::Rebind => dhcp::rebind(&socket, &params, &record.lease).await?,
+    let socket = match open_socket(record) {
+        Ok(Some(socket)) => socket,
+        Ok(None) => return Err(Failure::Stop(Ext::PodGone)),
+        Err(e) => return Err(Failure::Retry(e)),
+    };
+    let lease = match step {
+        Step::Renew => dhcp::renew(&socket, &params, &record.lease).await,
+        Step::Rebind => dhcp::rebind(&socket, &params, &record.lease).await,
+    };
+    lease.map_err(|e| match e {
+        DhcpError::Nak { .. } => Failure::Stop(Ext::Refused(e.to_string())),
+        e => Failure::Retry(e.into()),
     })
+}
+
+/// The pod's DHCP socket; none when its namespace is gone.
+fn open_socket(record: &LeaseRecord) -> Result<Option<DhcpSocket>> {
+    let ns = match NetNs::open(&record.netns) {
+        Ok(ns) => ns,
+        Err(node::error::Error::NetnsNotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some(DhcpSocket::open(&ns, &record.key.ifname)?))
 }
 
 pub fn params(record: &LeaseRecord, timeout: Duration) -> Params {
@@ -355,10 +377,4 @@ fn until(unix_secs: u64) -> Duration {
 
 async fn sleep_until(unix_secs: u64) {
     tokio::time::sleep(until(unix_secs)).await;
-}
-
-impl From<dhcp::DhcpError> for Error {
-    fn from(e: dhcp::DhcpError) -> Error {
-        Error::Dhcp(Box::new(e))
-    }
 }

@@ -8,31 +8,31 @@
 
 mod claim;
 mod lifecycle;
-pub mod protocol;
 mod release;
 mod server;
-pub mod store;
+
+pub mod peers;
+pub mod routes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
 use crate::cni::{Error, Result};
+use crate::dhcp::protocol::{AcquireRequest, LeaseKey, LeaseRecord, LeaseState, LeaseStatus};
+use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{self, DhcpSocket, Lease, Params};
-use crate::netns::NetNs;
+use crate::node::netns::NetNs;
 use lifecycle::{Book, Ctx};
-use protocol::{AcquireRequest, LeaseKey, LeaseRecord, LeaseState, LeaseStatus};
-use store::LeaseStore;
 
 pub struct DaemonOpts {
     pub socket: PathBuf,
     pub state_dir: PathBuf,
     /// `--peers FILE --node NAME`: keep the routes to the other nodes' pod subnets.
-    pub routes: Option<crate::routes::Follow>,
+    pub routes: Option<crate::agent::routes::Follow>,
 }
 
 pub struct Daemon {
@@ -45,28 +45,7 @@ pub struct Daemon {
     tasks: Mutex<HashMap<LeaseKey, JoinHandle<()>>>,
 }
 
-pub fn main(opts: DaemonOpts) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("starting the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&opts)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("daemon: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run(opts: &DaemonOpts) -> Result<()> {
+pub async fn run(opts: &DaemonOpts) -> Result<()> {
     let daemon = Arc::new(Daemon {
         store: LeaseStore::new(&opts.state_dir),
         book: Book::default(),
@@ -79,7 +58,7 @@ async fn run(opts: &DaemonOpts) -> Result<()> {
     tokio::spawn(release::flush_queue(daemon.store.clone()));
     if let Some(follow) = opts.routes.clone() {
         // Syncs at start and on every change of the file; never ends the daemon.
-        tokio::spawn(crate::routes::follow(follow));
+        tokio::spawn(crate::agent::routes::follow(follow));
     }
     let outcome = tokio::select! {
         r = server::serve(listener, daemon.clone()) => r,

@@ -9,22 +9,18 @@
 //! routes with the table, so running it twice changes nothing.
 
 mod sync;
-mod table;
 
 use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::peers::{Peers, PeersError};
+use crate::agent::peers::{Peers, PeersError};
 
-pub use sync::{follow, main, Command, Follow, FollowArgs};
-pub use table::RouteTable;
+pub use sync::{follow, sync_file, Follow, Outcome};
 
-/// lanbridge's route protocol number (`proto 76` in `ip route`). Free in
-/// iproute2's `rt_protos` and the kernel's `RTPROT_*` (which use 0..18, 42,
-/// 99, 186..192).
-pub const RTPROT_LANBRIDGE: u8 = 76;
+pub use crate::node::naming::RTPROT_LANBRIDGE;
+pub use crate::node::netlink::Installed;
 
 /// A route the peers file asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,48 +29,6 @@ pub struct Wanted {
     pub via: IpAddr,
     /// The node whose pod subnet `dst` is.
     pub node: String,
-}
-
-/// A route of the main table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Installed {
-    pub dst: IpNet,
-    pub via: Option<IpAddr>,
-    /// The route's protocol; [`RTPROT_LANBRIDGE`] marks ours.
-    pub protocol: u8,
-    /// The route's metric (0 when the kernel reports none).
-    pub metric: u32,
-}
-
-impl Installed {
-    pub fn ours(&self) -> bool {
-        self.protocol == RTPROT_LANBRIDGE
-    }
-}
-
-impl fmt::Display for Installed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.dst)?;
-        if let Some(via) = self.via {
-            write!(f, " via {via}")?;
-        }
-        write!(f, " proto {}", proto_name(self.protocol))?;
-        if self.metric != 0 {
-            write!(f, " metric {}", self.metric)?;
-        }
-        Ok(())
-    }
-}
-
-fn proto_name(p: u8) -> String {
-    match p {
-        2 => "kernel".into(),
-        3 => "boot".into(),
-        4 => "static".into(),
-        16 => "dhcp".into(),
-        RTPROT_LANBRIDGE => "lanbridge".into(),
-        other => other.to_string(),
-    }
 }
 
 /// One step of a sync.

@@ -1,20 +1,21 @@
 //! What the node does for a leased address, taken back when the lease ends
 //! and put in place again (or moved) when a lease comes back: the address
 //! and routes in the pod, the /32 route on the bridge (and with it proxy ARP
-//! on the LAN), the endpoint's IPs in the datapath maps and the FORWARD
-//! accepts. The same functions as ADD's do the work.
+//! on the LAN) and the endpoint's IPs in the datapath maps (the FORWARD
+//! accepts are the network's, not the address's). The same functions as
+//! ADD's do the work.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
-use super::protocol::{LeaseRecord, NodeSide};
 use crate::cni::{Error, Result};
-use crate::commands::first_error;
 use crate::datapath::Datapath;
+use crate::dhcp::protocol::{LeaseRecord, NodeSide};
 use crate::dhcp::Lease;
-use crate::netlink::Netlink;
-use crate::netns::NetNs;
+use crate::node::gone::first_error;
+use crate::node::netlink::Netlink;
+use crate::node::netns::NetNs;
 
 /// Takes everything done for `record.lease` back (the pod's part too when
 /// `with_pod`; not when the pod is going away). Every step is tried even

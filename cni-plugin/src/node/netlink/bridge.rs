@@ -4,8 +4,8 @@ use rtnetlink::packet_route::link::{BridgeVlanInfoFlags, InfoKind};
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkBridgeVlan, LinkUnspec};
 
 use super::{is_errno, LinkInfo, Netlink, VethSpec};
-use crate::cni::{Error, Result};
-use crate::naming;
+use crate::node::error::{Error, Result};
+use crate::node::naming;
 
 /// How the bridge should look; applied whether lanbridge created it or not.
 pub struct BridgeSpec<'a> {
@@ -16,7 +16,7 @@ pub struct BridgeSpec<'a> {
 }
 
 /// Per-port options of the reference plugin.
-pub struct PortSpec {
+pub struct BridgePortSpec {
     pub hairpin: bool,
     pub isolated: bool,
     pub vlan: Option<u16>,
@@ -42,17 +42,16 @@ impl Netlink {
                 Ok(()) => created = true,
                 Err(e) if is_errno(&e, libc::EEXIST) => {}
                 Err(e) if spec.vlan_filtering && is_errno(&e, libc::EOPNOTSUPP) => {
-                    return Err(no_vlan_filtering())
+                    return Err(Error::NoVlanFiltering)
                 }
                 Err(e) => return Err(Error::netlink(format!("create bridge {}", spec.name), e)),
             }
         }
         let link = self.existing_link(spec.name).await?;
         if link.kind.as_deref() != Some(InfoKind::Bridge.to_string().as_str()) {
-            return Err(Error::config(
-                "bridge",
-                format!("{:?} exists and is not a bridge", spec.name),
-            ));
+            return Err(Error::NotABridge {
+                name: spec.name.to_string(),
+            });
         }
         if spec.vlan_filtering && !created {
             let msg = LinkBridge::new(spec.name).vlan_filtering(true).build();
@@ -64,7 +63,7 @@ impl Netlink {
                 .execute()
                 .await
                 .map_err(|e| match is_errno(&e, libc::EOPNOTSUPP) {
-                    true => no_vlan_filtering(),
+                    true => Error::NoVlanFiltering,
                     false => Error::netlink(format!("enable vlan_filtering on {}", spec.name), e),
                 })?;
         }
@@ -86,14 +85,9 @@ impl Netlink {
         vid: u16,
         mtu: Option<u32>,
     ) -> Result<LinkInfo> {
-        let name = format!("{}.{vid}", bridge.name);
+        let name = naming::vlan_gateway(&bridge.name, vid);
         if name.len() > 15 {
-            return Err(Error::config(
-                "vlan",
-                format!(
-                    "gateway interface name {name:?} exceeds 15 bytes; use a shorter bridge name"
-                ),
-            ));
+            return Err(Error::VlanNameTooLong { name });
         }
         let peer = naming::vlan_gateway_peer(&bridge.name, vid);
         if self.link(&name).await?.is_none() {
@@ -112,7 +106,7 @@ impl Netlink {
         self.set_master(port.index, bridge.index).await?;
         self.configure_port(
             port.index,
-            &PortSpec {
+            &BridgePortSpec {
                 hairpin: false,
                 isolated: false,
                 vlan: Some(vid),
@@ -125,7 +119,7 @@ impl Netlink {
         Ok(gw)
     }
 
-    pub async fn configure_port(&self, port: u32, spec: &PortSpec) -> Result<()> {
+    pub async fn configure_port(&self, port: u32, spec: &BridgePortSpec) -> Result<()> {
         let msg = LinkBridgePort::new(port)
             .hairpin(spec.hairpin)
             .isolated(spec.isolated)
@@ -147,12 +141,5 @@ impl Netlink {
                 .await?;
         }
         Ok(())
-    }
-}
-
-fn no_vlan_filtering() -> Error {
-    Error::UnsupportedField {
-        field: "vlan",
-        reason: "this kernel's bridge has no VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)".into(),
     }
 }

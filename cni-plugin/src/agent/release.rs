@@ -11,10 +11,10 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::lifecycle::params;
-use super::protocol::LeaseRecord;
-use super::store::LeaseStore;
+use crate::dhcp::protocol::LeaseRecord;
+use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{self, DhcpSocket};
-use crate::netns::NetNs;
+use crate::node::netns::NetNs;
 
 /// Best effort: a release that can't be sent only costs the server a lease
 /// until it expires, so failures are logged, not returned.

@@ -5,8 +5,8 @@ use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
 
 use super::{is_errno, Netlink};
-use crate::cni::{Error, Result};
-use crate::gone::done;
+use crate::node::error::{Error, Result};
+use crate::node::gone::done;
 
 impl Netlink {
     pub async fn addresses(&self, index: u32) -> Result<Vec<IpNet>> {

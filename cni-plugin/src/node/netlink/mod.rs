@@ -7,6 +7,8 @@ pub mod bridge;
 mod link;
 mod route;
 
+pub use route::Installed;
+
 use std::os::fd::{FromRawFd, IntoRawFd};
 
 use futures::TryStreamExt;
@@ -14,9 +16,9 @@ use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
 use rtnetlink::Handle;
 
-use crate::cni::{Error, Result};
-use crate::gone::found;
-use crate::netns::NetNs;
+use crate::node::error::{Error, Result};
+use crate::node::gone::found;
+use crate::node::netns::NetNs;
 
 pub use link::{LinkInfo, VethSpec};
 
@@ -31,6 +33,14 @@ impl Netlink {
         // SAFETY: `fd` was just created above and is owned by nobody else.
         let socket = unsafe { TokioSocket::from_raw_fd(fd) };
         let (conn, handle, _) = rtnetlink::from_socket(socket);
+        tokio::spawn(conn);
+        Ok(Netlink { handle })
+    }
+
+    /// Opens a route netlink socket in the caller's namespace (the agent's).
+    pub fn current() -> Result<Netlink> {
+        let (conn, handle, _) =
+            rtnetlink::new_connection().map_err(|e| Error::io("opening a netlink socket", e))?;
         tokio::spawn(conn);
         Ok(Netlink { handle })
     }

@@ -52,6 +52,18 @@ pub fn found<T, E: Gone>(r: Result<T, E>) -> Result<Option<T>, E> {
     }
 }
 
+/// The first error of a best-effort teardown, with the rest logged: every
+/// step runs whatever the others did, and the caller sees one error.
+pub fn first_error<E: std::fmt::Display>(mut errors: Vec<E>) -> Result<(), E> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    for e in &errors[1..] {
+        tracing::error!("also failed: {e}");
+    }
+    Err(errors.swap_remove(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

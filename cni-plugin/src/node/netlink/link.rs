@@ -7,8 +7,8 @@ use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo as NlInfo
 use rtnetlink::{LinkUnspec, LinkVeth};
 
 use super::Netlink;
-use crate::cni::{Error, Result};
-use crate::gone::found;
+use crate::node::error::{Error, Result};
+use crate::node::gone::found;
 
 /// A veth pair to create.
 #[derive(Debug, Default)]

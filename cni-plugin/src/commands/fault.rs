@@ -20,17 +20,19 @@ pub fn start_clock() {
 pub const ENV: &str = "LANBRIDGE_FAIL_AFTER";
 pub const KILL_ENV: &str = "LANBRIDGE_KILL_AFTER";
 
-/// The steps of ADD, in order.
-pub const STEPS: [&str; 8] = [
-    "bridge",
-    "veth",
-    "datapath",
-    "ipam",
-    "firewall",
-    "container",
-    "host",
-    "state",
-];
+/// The steps of ADD, in order: where it logs its time and where a test can
+/// make it fail or kill it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Bridge,
+    Veth,
+    Datapath,
+    Ipam,
+    Firewall,
+    Container,
+    Host,
+    State,
+}
 
 /// Logs the end of one of DEL's steps with the time since the process
 /// started (`LANBRIDGE_LOG=debug`): where a DEL spends its time.
@@ -41,8 +43,35 @@ pub fn del_step(step: &str) {
     );
 }
 
-pub fn checkpoint(step: &'static str) -> Result<()> {
-    debug_assert!(STEPS.contains(&step));
+impl Step {
+    pub const ALL: [Step; 8] = [
+        Step::Bridge,
+        Step::Veth,
+        Step::Datapath,
+        Step::Ipam,
+        Step::Firewall,
+        Step::Container,
+        Step::Host,
+        Step::State,
+    ];
+
+    /// The step's name in `LANBRIDGE_FAIL_AFTER` and `LANBRIDGE_KILL_AFTER`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Bridge => "bridge",
+            Step::Veth => "veth",
+            Step::Datapath => "datapath",
+            Step::Ipam => "ipam",
+            Step::Firewall => "firewall",
+            Step::Container => "container",
+            Step::Host => "host",
+            Step::State => "state",
+        }
+    }
+}
+
+pub fn checkpoint(step: Step) -> Result<()> {
+    let step = step.name();
     tracing::debug!(
         "ADD step {step} done at {:.1} ms",
         START.elapsed().as_secs_f64() * 1e3

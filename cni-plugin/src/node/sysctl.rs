@@ -4,8 +4,8 @@
 use std::io::ErrorKind;
 use std::path::PathBuf;
 
-use crate::cni::Result;
-use crate::netns::NetNs;
+use crate::node::error::Result;
+use crate::node::netns::NetNs;
 
 fn path(components: &[&str]) -> PathBuf {
     ["/proc/sys"].iter().chain(components).collect()

@@ -1,18 +1,21 @@
 //! `lanbridge` run by a person rather than a runtime.
 
+pub mod cleanup;
+pub mod inspect;
+pub mod install;
+mod routes;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use std::path::PathBuf;
 
+use crate::agent::{self, DaemonOpts};
 use crate::cni::version::SUPPORTED;
-use crate::config::DEFAULT_STATE_DIR;
-use crate::daemon::{self, protocol::DEFAULT_SOCKET, DaemonOpts};
-use crate::datapath::DEFAULT_ROOT;
-use crate::inspect;
-use crate::scope;
-use crate::{install, routes};
+use crate::config::{DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR};
+use crate::dhcp::protocol::DEFAULT_SOCKET;
+use crate::node::scope;
 
 #[derive(Parser)]
 #[command(
@@ -38,7 +41,7 @@ enum Cmd {
         /// The network's `name`.
         network: String,
         /// The network's `pinRoot` (the default is scoped per network namespace).
-        #[arg(long, default_value_os_t = scope::dir(DEFAULT_ROOT))]
+        #[arg(long, default_value_os_t = scope::dir(DEFAULT_PIN_ROOT))]
         pin_root: PathBuf,
         /// The network's `stateDir` (the default is scoped per network namespace).
         #[arg(long, default_value_os_t = scope::dir(DEFAULT_STATE_DIR))]
@@ -70,7 +73,7 @@ enum Cmd {
     Install(install::Args),
     /// Remove what lanbridge made on this node for networks without
     /// attachments: programs, pins, rules, its bridge, sysctls, state.
-    Cleanup(crate::cleanup::Args),
+    Cleanup(cleanup::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -116,7 +119,7 @@ pub fn main() -> ExitCode {
                 eprintln!("lanbridge daemon: {e}");
                 return ExitCode::FAILURE;
             }
-            daemon::main(DaemonOpts {
+            daemon(DaemonOpts {
                 socket,
                 state_dir,
                 routes: peers.follow(),
@@ -124,6 +127,37 @@ pub fn main() -> ExitCode {
         }
         Cmd::Routes { command } => routes::main(command),
         Cmd::Install(args) => install::main(args),
-        Cmd::Cleanup(args) => crate::cleanup::main(args),
+        Cmd::Cleanup(args) => cleanup::main(args),
+    }
+}
+
+/// The one tokio runtime builder of the binary: `workers` threads (the
+/// daemon's leases renew while it serves), or the current thread for one.
+pub fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match workers {
+        0 | 1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    };
+    builder.enable_all().build()
+}
+
+fn daemon(opts: DaemonOpts) -> ExitCode {
+    let runtime = match runtime(2) {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(agent::run(&opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("daemon: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sched::{setns, CloneFlags};
 
-use crate::cni::{Error, Result};
+use crate::node::error::{Error, Result};
 
 pub struct NetNs {
     file: File,

@@ -88,7 +88,7 @@ pub enum InstallError {
     #[error("{}: {reason}", path.display())]
     BadConfig { path: PathBuf, reason: String },
     #[error("{0}")]
-    Peers(#[from] crate::peers::PeersError),
+    Peers(#[from] crate::agent::peers::PeersError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> InstallError + '_ {
@@ -105,7 +105,7 @@ pub fn main(args: Args) -> ExitCode {
     let binary = PathBuf::from("/proc/self/exe");
     let pod_cidr = match (&args.peers, &args.node) {
         (Some(peers), Some(node)) => {
-            match crate::peers::Peers::load(peers).and_then(|p| Ok(p.node(node)?.pod_cidr)) {
+            match crate::agent::peers::Peers::load(peers).and_then(|p| Ok(p.node(node)?.pod_cidr)) {
                 Ok(cidr) => Some(cidr.to_string()),
                 Err(e) => {
                     eprintln!("lanbridge install: {e} (nothing written)");

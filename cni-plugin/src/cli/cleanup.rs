@@ -11,14 +11,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::cni::{Error, Result};
+use crate::commands::state::{NodeChanges, StateDir};
 use crate::commands::Cleanup;
-use crate::config::DEFAULT_STATE_DIR;
-use crate::datapath::{unpin_name, Datapath, Pins, DEFAULT_ROOT};
-use crate::gone::{done, found};
-use crate::netlink::Netlink;
-use crate::netns::NetNs;
-use crate::state::{NodeChanges, StateDir};
-use crate::{firewall, scope, sysctl};
+use crate::config::{DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR};
+use crate::datapath::{Datapath, Pins};
+use crate::firewall;
+use crate::node::gone::{done, found};
+use crate::node::naming::unpin_name;
+use crate::node::netlink::Netlink;
+use crate::node::netns::NetNs;
+use crate::node::{scope, sysctl};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,7 +36,7 @@ pub struct Args {
     #[arg(long)]
     force: bool,
     /// The networks' `pinRoot` (the default is scoped per network namespace).
-    #[arg(long, default_value_os_t = scope::dir(DEFAULT_ROOT))]
+    #[arg(long, default_value_os_t = scope::dir(DEFAULT_PIN_ROOT))]
     pin_root: PathBuf,
     /// The networks' `stateDir` (the default is scoped per network namespace).
     #[arg(long, default_value_os_t = scope::dir(DEFAULT_STATE_DIR))]
@@ -42,9 +44,7 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> ExitCode {
-    let outcome = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    let outcome = super::runtime(1)
         .map_err(|e| Error::io("starting the runtime", e))
         .and_then(|rt| rt.block_on(run(&args)));
     match outcome {
@@ -214,7 +214,7 @@ impl Network<'_> {
         for (cid, ifname, record) in all {
             self.say(format!("remove attachment {cid} {ifname}"));
             if !self.args.dry_run {
-                crate::commands::first_error(
+                crate::node::gone::first_error(
                     cleanup.attachment(&cid, &ifname, record, None).await,
                 )?;
             }

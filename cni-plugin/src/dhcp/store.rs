@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::protocol::{LeaseKey, LeaseRecord};
 use crate::cni::{Error, Result};
+use crate::node::naming;
 
 #[derive(Debug, Clone)]
 pub struct LeaseStore {
@@ -25,21 +26,21 @@ impl LeaseStore {
         }
     }
 
-    fn file_name(key: &LeaseKey) -> String {
-        format!("{}:{}.json", key.container_id, key.ifname)
-    }
-
     fn lease_path(&self, key: &LeaseKey) -> PathBuf {
         self.root
             .join("leases")
             .join(&key.network)
-            .join(Self::file_name(key))
+            .join(naming::lease_file(&key.container_id, &key.ifname))
     }
 
     fn queue_path(&self, key: &LeaseKey) -> PathBuf {
         self.root
             .join("release-queue")
-            .join(format!("{}_{}", key.network, Self::file_name(key)))
+            .join(naming::queued_release_file(
+                &key.network,
+                &key.container_id,
+                &key.ifname,
+            ))
     }
 
     pub fn save(&self, record: &LeaseRecord) -> Result<()> {

@@ -2,7 +2,7 @@
 //! replaced, a live daemon's socket is left alone. Bounded so that no client
 //! and no load can end or starve the daemon: at most [`MAX_CONNECTIONS`] at
 //! once, a request must arrive within [`READ_TIMEOUT`] (and fit
-//! [`MAX_MESSAGE`](super::protocol::MAX_MESSAGE)), and a failing accept
+//! [`MAX_MESSAGE`](crate::dhcp::protocol::MAX_MESSAGE)), and a failing accept
 //! (EMFILE, ENFILE, ENOBUFS) pauses instead of ending `serve`.
 
 use std::os::unix::fs::PermissionsExt;
@@ -13,9 +13,9 @@ use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
-use super::protocol::{read_message, write_message, Request, Response};
 use super::Daemon;
 use crate::cni::{Error, Result};
+use crate::dhcp::protocol::{read_message, write_message, Request, Response};
 
 pub async fn bind(path: &Path) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {

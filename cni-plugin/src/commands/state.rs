@@ -8,8 +8,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::cni::{Error, Result};
-use crate::gone::{done, found};
-use crate::naming;
+use crate::node::gone::{done, found};
+use crate::node::naming;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,4 +1,6 @@
-//! Deterministic names, so DEL and GC find what ADD created.
+//! Every name lanbridge gives a node object, deterministic so DEL, GC,
+//! cleanup and the agent find what ADD created. (The host firewall's chains
+//! and tables are named in its own files until issue 15 gathers them.)
 
 use sha2::{Digest, Sha256};
 
@@ -126,6 +128,50 @@ pub fn vlan_gateway_peer(bridge: &str, vid: u16) -> String {
         "lbv{}",
         &hex::encode(Sha256::digest(format!("{bridge}/{vid}")))[..11]
     )
+}
+
+/// The VLAN gateway interface of `vid` on `bridge` (holds the gateway address).
+pub fn vlan_gateway(bridge: &str, vid: u16) -> String {
+    format!("{bridge}.{vid}")
+}
+
+/// A network or interface name as a bpffs name. bpffs refuses names with a
+/// dot (a network `lan.v1`, a VLAN uplink `eth0.100`); neither a CNI network
+/// name nor an interface name can hold a colon, so dots become colons.
+pub fn pin_name(name: &str) -> String {
+    name.replace('.', ":")
+}
+
+/// The name [`pin_name`] made a bpffs name of.
+pub fn unpin_name(name: &str) -> String {
+    name.replace(':', ".")
+}
+
+/// The pin of the TCX link attaching a port's ingress (`link_<ifname>`) or
+/// egress (`egress_<ifname>`) program.
+pub fn port_link_pin(ifname: &str, egress: bool) -> String {
+    let prefix = if egress { "egress" } else { "link" };
+    format!("{prefix}_{}", pin_name(ifname))
+}
+
+/// An attachment's lease file in `<stateDir>/leases/<network>/`.
+pub fn lease_file(container_id: &str, ifname: &str) -> String {
+    format!("{container_id}:{ifname}.json")
+}
+
+/// An attachment's queued release in `<stateDir>/release-queue/`.
+pub fn queued_release_file(network: &str, container_id: &str, ifname: &str) -> String {
+    format!("{network}_{}", lease_file(container_id, ifname))
+}
+
+/// lanbridge's route protocol number (`proto 76` in `ip route`): marks the
+/// routes it installs. Free in iproute2's `rt_protos` and the kernel's
+/// `RTPROT_*` (which use 0..18, 42, 99, 186..192).
+pub const RTPROT_LANBRIDGE: u8 = 76;
+
+/// The scope of a namespace that is not the machine's initial one.
+pub fn scope(netns_inode: u64) -> String {
+    format!("netns-{netns_inode}")
 }
 
 /// A locally administered unicast MAC for a new bridge, unique per creation.

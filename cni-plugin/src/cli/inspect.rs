@@ -8,10 +8,10 @@ use lanbridge_common::{Reason, EP_DHCP_RELAY};
 use serde::Serialize;
 
 use crate::cni::Result;
-use crate::config::format_mac;
-use crate::daemon::protocol::LeaseRecord;
-use crate::daemon::store::LeaseStore;
 use crate::datapath::{ips_of, Datapath, Pins, ProgramReport};
+use crate::dhcp::protocol::LeaseRecord;
+use crate::dhcp::store::LeaseStore;
+use crate::node::mac::format_mac;
 
 #[derive(Serialize)]
 pub struct Report {
@@ -87,10 +87,7 @@ pub fn report(network: &str, pin_root: &Path, state_dir: &Path) -> Result<Report
             dhcp_relay: ep.flags & EP_DHCP_RELAY != 0,
             client_id: (ep.client_id_len != 0).then(|| {
                 let id = &ep.client_id[..usize::from(ep.client_id_len).min(ep.client_id.len())];
-                id.iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":")
+                format_mac(id)
             }),
         })
         .collect();

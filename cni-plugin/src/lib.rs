@@ -1,0 +1,57 @@
+//! lanbridge: a CNI bridge plugin with a TC eBPF datapath, as a library.
+//!
+//! The layers, bottom up; each imports only those below it. `cni` and
+//! `node` are independent foundations.
+
+/// The CNI spec's wire format: versions, the runtime's environment, results
+/// and the error object with its code. Imports nothing of lanbridge.
+pub mod cni;
+
+/// Host plumbing that knows nothing of CNI and imports nothing above it:
+/// network namespaces, per-namespace default paths, sysctls, netlink (links,
+/// addresses, the bridge, the one route module), `naming` (the one home of
+/// every name lanbridge gives a node object), `mac` (one MAC parser and
+/// formatter), `gone` ("not found means done", and the first error of a
+/// teardown) and its own `error`.
+pub mod node;
+
+/// The network configuration: parsing and validating what the runtime hands
+/// on stdin (uses `node` for its per-namespace default paths).
+pub mod config;
+
+// Netfilter over netlink, behind one front door: the networks' FORWARD
+// accepts and masquerade, `macspoofchk`, an older build's per-pod rules.
+mod firewall;
+
+/// IP address management: host-local, static, delegated plugins and DHCP
+/// through the agent.
+pub mod ipam;
+
+/// The DHCP client (messages, options, raw sockets, ARP probes, leases), the
+/// plugin ↔ agent lease protocol and the agent's lease files.
+pub mod dhcp;
+
+/// The eBPF datapath: the embedded object, loading, pins, maps, attaching
+/// programs to the bridge ports, upgrades.
+pub mod datapath;
+
+/// Lan mode: the bridge's uplink to the LAN whose DHCP server leases pods
+/// their addresses.
+pub mod lan;
+
+/// The CNI commands (ADD, DEL, CHECK, GC, STATUS, VERSION), the attachment
+/// record they keep (`state`), ADD's steps (`fault::Step`) and `errors`, the
+/// one table mapping every domain error to its CNI code.
+pub mod commands;
+
+/// The node agent (`lanbridge daemon`): owns the DHCP leases and follows the
+/// peers file to keep the routes to other nodes' pod subnets.
+pub mod agent;
+
+/// `lanbridge` run by a person: one clap tree (inspect, install, cleanup,
+/// daemon, routes) and one tokio runtime builder.
+pub mod cli;
+
+/// `lanbridge` run by a container runtime: `CNI_COMMAND` dispatch, the result
+/// or error on stdout and the exit code.
+pub mod plugin;

@@ -1,0 +1,11 @@
+//! Host plumbing that knows nothing of CNI: namespaces, sysctls, netlink,
+//! the names lanbridge gives node objects, and the teardown rule.
+
+pub mod error;
+pub mod gone;
+pub mod mac;
+pub mod naming;
+pub mod netlink;
+pub mod netns;
+pub mod scope;
+pub mod sysctl;
