@@ -11,6 +11,7 @@ mod cluster;
 mod criterion;
 mod dhcp;
 mod ebpf_cost;
+mod floor;
 mod guard;
 mod latency;
 mod machine;
@@ -155,6 +156,17 @@ pub fn progress(msg: &str) {
 }
 
 fn main() -> ExitCode {
+    // The floor program the floor section times, started like a plugin.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("floor") {
+        return match floor::main(&args[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("floor: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     guard::install_signal_thread();
     let cli = Cli::parse();
     if let Some(path) = &cli.from_results {
@@ -316,6 +328,27 @@ fn body(cli: &Cli) -> Result<()> {
                 .concat())
             })
             .unwrap_or_default();
+        }
+    }
+
+    // The floor of ADD and DEL beside both plugins (issue 15).
+    let mut floor_result = None;
+    if want("floor") {
+        let nodes = [
+            lan.node(&run, "flolb", "10.77.0.24"),
+            lan.node(&run, "floref", "10.77.0.25"),
+        ];
+        let nets = [
+            Net::subnet(&run, Flavor::Lanbridge, &nodes[0], "10.244.1.0/24", true),
+            Net::subnet(&run, Flavor::Reference, &nodes[1], "10.244.1.0/24", true),
+        ];
+        let node = lan.node(&run, "floor", "10.77.0.26");
+        progress("floor: warm ADD and DEL of the floor program, lanbridge and the reference");
+        floor_result = section(&mut res, "floor", || {
+            floor::run(&p, &run, node, &nets, &pools)
+        });
+        if let Some(f) = &floor_result {
+            progress(&f.summary());
         }
     }
 
@@ -506,6 +539,9 @@ fn body(cli: &Cli) -> Result<()> {
     let out = out_dir(cli, res.quick);
     report::write_raw(&res, &cli.raw)?;
     let rows = report::write(&res, &out)?;
+    if let Some(f) = &floor_result {
+        std::fs::write(out.join("floor.json"), serde_json::to_string_pretty(f)?)?;
+    }
     progress(&format!(
         "report written to {}",
         out.join("REPORT.md").display()

@@ -222,11 +222,12 @@ impl NetConf {
             });
         }
         match conf.ip_masq_backend.as_deref() {
-            None | Some("iptables") => {}
+            // Either way nf_tables over netlink does it, as iptables-nft would.
+            None | Some("iptables" | "nftables") => {}
             Some(other) => {
                 return Err(Error::config(
                     "ipMasqBackend",
-                    format!("{other:?}: only \"iptables\" is supported"),
+                    format!("{other:?}: \"iptables\" or \"nftables\""),
                 ))
             }
         }

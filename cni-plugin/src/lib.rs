@@ -19,14 +19,9 @@ pub mod node;
 /// on stdin (uses `node` for its per-namespace default paths).
 pub mod config;
 
-// The host firewall (iptables rules for forwarding, masquerade and MAC
-// spoofing). Issue 15 gathers these under `node/firewall/` behind one front
-// door.
+// Netfilter over netlink, behind one front door: the networks' FORWARD
+// accepts and masquerade, `macspoofchk`, an older build's per-pod rules.
 mod firewall;
-mod forward;
-mod iptables;
-mod macspoof;
-mod masquerade;
 
 /// IP address management: host-local, static, delegated plugins and DHCP
 /// through the agent.

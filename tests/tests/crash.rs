@@ -171,7 +171,7 @@ fn truncated_records_never_block_del_or_gc() {
     assert_eq!(w.state_files(), Vec::<PathBuf>::new());
     assert_eq!(w.link_pins(NET), Vec::<String>::new());
     assert!(endpoint_ports(&w).is_empty());
-    assert_eq!(w.forward_rules(), Vec::<String>::new());
+    assert_eq!(w.pod_forward_rules(), Vec::<String>::new());
     assert_eq!(w.nat_rules(), Vec::<String>::new());
 }
 
@@ -451,7 +451,7 @@ fn lan_sigkill_after_each_add_step() {
             .filter(|r| r["dev"] == LAN_NET_BRIDGE)
             .collect();
         assert!(routes.is_empty(), "{step}: pod routes left: {routes:?}");
-        assert_eq!(w.forward_rules(), Vec::<String>::new(), "{step}");
+        assert_eq!(w.pod_forward_rules(), Vec::<String>::new(), "{step}");
         assert!(endpoint_ports(w).is_empty(), "{step}: endpoint left");
         let ports: Vec<_> = w
             .link_pins(NET)

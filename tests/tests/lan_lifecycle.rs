@@ -1,6 +1,6 @@
 //! The lease lifecycle owned by the daemon, judged from the LAN's side: the
 //! node claims a pod's address (the pod's address, the /32 route and so
-//! proxy ARP, the endpoint's IPs, the FORWARD accepts) exactly while a lease
+//! proxy ARP, the endpoint's IPs) exactly while a lease
 //! for it is live; an expired or NAKed lease is withdrawn and re-acquired
 //! (one REQUEST per NAK), a new address moves everything; GC releases; and
 //! the daemon survives corrupt files, descriptor exhaustion and idle
@@ -78,7 +78,6 @@ struct Claim {
     pod_address: bool,
     route: bool,
     endpoint_ip: bool,
-    forward: bool,
 }
 
 impl Claim {
@@ -86,13 +85,11 @@ impl Claim {
         pod_address: true,
         route: true,
         endpoint_ip: true,
-        forward: true,
     };
     const NONE: Claim = Claim {
         pod_address: false,
         route: false,
         endpoint_ip: false,
-        forward: false,
     };
 }
 
@@ -112,10 +109,6 @@ fn claim(w: &World, pod: &Pod, ip: &str) -> Claim {
             .unwrap_or_default()
             .iter()
             .any(|i| i == ip),
-        forward: w
-            .forward_rules()
-            .iter()
-            .any(|r| r.contains(&format!("{ip}/32"))),
     }
 }
 
@@ -265,7 +258,7 @@ fn dnsmasq_nak_withdraws_once_and_everything_moves_to_the_new_address() {
 }
 
 /// A renewal answered with another address (the server's pool renumbered):
-/// the pod and the node (address, route, endpoint IPs, FORWARD accepts) move
+/// the pod and the node (address, route, endpoint IPs) move
 /// to it, the LAN host reaches the pod there, and CHECK says where it went.
 #[test]
 fn a_renewal_granting_another_address_moves_everything() {
@@ -343,11 +336,6 @@ fn moves_to_another_address(tag: &str, timers: KeaTimers, how: &str) {
     assert!(
         !routes.iter().any(|r| r["dst"] == new || r["dst"] == old),
         "a /32 of the pod left: {routes:#?}"
-    );
-    let rules = s.w.forward_rules();
-    assert!(
-        !rules.iter().any(|r| r.contains(new) || r.contains(&old)),
-        "FORWARD accepts left: {rules:#?}"
     );
     assert!(!arp_answered(&s.w.topo.lan_host, "eth0", new));
 }

@@ -101,11 +101,30 @@ fn three_pods_get_distinct_addresses_and_connectivity() {
     }
     assert_eq!(w.port_links(BRIDGE), Vec::<String>::new());
     assert_eq!(w.allocations(NET), Vec::<String>::new());
+    // Nothing per pod: the network's masquerade stays with its bridge.
     assert_eq!(
         w.nat_rules(),
         Vec::<String>::new(),
-        "masquerade rules left after DEL"
+        "rules in iptables' nat"
     );
+    assert_network_rules(&w, "after DEL");
+}
+
+/// The network's netfilter state, whatever pods come and go: one jump to
+/// its subnet's masquerade chain (accepts for the subnet and multicast, then
+/// masquerade), and the two FORWARD accepts for the bridge.
+fn assert_network_rules(w: &World, context: &str) {
+    let masq = w.masquerade_rules();
+    let jumps: Vec<_> = masq
+        .iter()
+        .filter(|l| l.starts_with(&format!("ip saddr {SUBNET} jump masq-")))
+        .collect();
+    assert_eq!(jumps.len(), 1, "{context}: {masq:#?}");
+    assert_eq!(masq.len(), 4, "{context}: {masq:#?}");
+    let forward = w.forward_rules();
+    let tag = format!("lanbridge:{NET} {BRIDGE}");
+    assert_eq!(forward.len(), 2, "{context}: {forward:#?}");
+    assert!(forward.iter().all(|l| l.contains(&tag)), "{forward:#?}");
 }
 
 #[test]
@@ -140,73 +159,102 @@ fn del_twice_and_del_without_add_succeed() {
     del(&w, &conf, &atts[1], None);
 }
 
-/// DEL deletes the rules ADD wrote without reading first; when an operator
-/// (or a firewall reload) already removed one, it falls back to reading the
-/// chains and still removes the rest, leaving the other pod's rules alone.
+/// An upgraded node: the pods an older build added have per-pod iptables
+/// rules (two FORWARD accepts, a nat chain and its POSTROUTING jump, as that
+/// build wrote them). DEL of one and GC of the other remove exactly theirs;
+/// the network's own rules and iptables' stay.
 #[test]
-fn del_after_a_rule_was_removed_by_hand_cleans_up_the_rest() {
-    let w = World::lanbridge("subhand");
-    let conf = w.subnet_conf("1.0.0", SUBNET);
-    let (_pods, atts) = pods(&w, 2);
-    let r0 = add(&w, &conf, &atts[0]);
-    let r1 = add(&w, &conf, &atts[1]);
-    let ip0 = first_ip(&r0);
-    let tag0 = format!("lanbridge:{NET}:{}", atts[0].container_id);
-    let tag1 = format!("lanbridge:{NET}:{}", atts[1].container_id);
-    let forward = w.forward_rules();
-    assert_eq!(
-        forward.iter().filter(|l| l.contains(&tag0)).count(),
-        2,
-        "{forward:?}"
-    );
-    assert_eq!(
-        forward.iter().filter(|l| l.contains(&tag1)).count(),
-        2,
-        "{forward:?}"
-    );
-    // One of pod 0's accepts and its POSTROUTING jump go by hand.
-    let gone = forward
+fn del_and_gc_remove_an_older_builds_per_pod_rules() {
+    let w = World::lanbridge("sublegacy");
+    let list = w.subnet_list("1.1.0", SUBNET);
+    let (pods, atts) = pods(&w, 2);
+    let results: Vec<Value> = atts
         .iter()
-        .find(|l| l.contains(&tag0))
-        .expect("a rule of pod 0");
-    let mut args: Vec<&str> = vec!["iptables", "-D"];
-    args.extend(gone.split_whitespace().skip(1).map(|w| w.trim_matches('"')));
-    w.topo.node.run(&args);
-    let jump = w
-        .nat_rules()
-        .into_iter()
-        .find(|l| l.starts_with("-A POSTROUTING") && l.contains(&tag0))
-        .expect("pod 0's masquerade jump");
-    let mut args: Vec<&str> = vec!["iptables", "-t", "nat", "-D"];
-    args.extend(jump.split_whitespace().skip(1).map(|w| w.trim_matches('"')));
-    w.topo.node.run(&args);
-
-    del(&w, &conf, &atts[0], Some(&r0));
-    let left: Vec<String> = [w.forward_rules(), w.nat_rules()]
-        .concat()
-        .into_iter()
-        .filter(|l| l.contains(&tag0) || l.contains(&ip0))
+        .map(|a| w.rt.add_list(&list, a).unwrap_or_else(|f| panic!("{f}")))
         .collect();
-    assert_eq!(left, Vec::<String>::new(), "pod 0's rules left after DEL");
-    let chain0 = w
-        .nat_rules()
-        .into_iter()
-        .filter(|l| l.starts_with(":LB-"))
-        .count();
-    assert_eq!(chain0, 1, "only pod 1's masquerade chain stays");
-    let forward = w.forward_rules();
-    assert_eq!(
-        forward.iter().filter(|l| l.contains(&tag1)).count(),
-        2,
-        "pod 1's accepts must stay: {forward:?}"
-    );
-    del(&w, &conf, &atts[1], Some(&r1));
-    assert_eq!(w.nat_rules(), Vec::<String>::new(), "masquerade rules left");
-    assert_eq!(
-        w.forward_rules(),
-        Vec::<String>::new(),
-        "FORWARD accepts left"
-    );
+    let node = &w.topo.node;
+    let before = [w.forward_rules(), w.nat_rules()].concat();
+    for (a, r) in atts.iter().zip(&results) {
+        let ip = first_ip(r);
+        let tag = format!("lanbridge:{NET}:{}", a.container_id);
+        let chain = legacy_chain(&a.container_id);
+        for dir in [["-i", "-s"], ["-o", "-d"]] {
+            let pod = format!("{ip}/32");
+            let rule = [
+                dir[0],
+                BRIDGE,
+                dir[1],
+                &pod,
+                "-m",
+                "comment",
+                "--comment",
+                &tag,
+            ];
+            let mut argv = vec!["iptables", "-w", "-A", "LANBRIDGE-FWD"];
+            argv.extend(rule);
+            argv.extend(["-j", "ACCEPT"]);
+            node.run(&argv);
+        }
+        node.run(&["iptables", "-w", "-t", "nat", "-N", &chain]);
+        for (dst, verdict) in [(SUBNET, "ACCEPT"), ("!224.0.0.0/4", "MASQUERADE")] {
+            let mut argv = vec!["iptables", "-w", "-t", "nat", "-A", &chain];
+            match dst.strip_prefix('!') {
+                Some(d) => argv.extend(["!", "-d", d]),
+                None => argv.extend(["-d", dst]),
+            }
+            argv.extend(["-j", verdict, "-m", "comment", "--comment", &tag]);
+            node.run(&argv);
+        }
+        let jump = ["-s", &ip, "-j", &chain, "-m", "comment", "--comment", &tag];
+        let mut argv = vec!["iptables", "-w", "-t", "nat", "-A", "POSTROUTING"];
+        argv.extend(jump);
+        node.run(&argv);
+    }
+    let of = |a: &Attachment| {
+        let (tag, chain) = (
+            format!("lanbridge:{NET}:{}", a.container_id),
+            legacy_chain(&a.container_id),
+        );
+        [w.forward_rules(), w.nat_rules()]
+            .concat()
+            .into_iter()
+            .filter(|l| l.contains(&tag) || l.contains(&chain))
+            .count()
+    };
+    assert_eq!(of(&atts[0]), 6, "{:#?}", w.nat_rules());
+    assert_eq!(of(&atts[1]), 6);
+
+    w.rt.del_list(&list, &atts[0], Some(&results[0]))
+        .unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(of(&atts[0]), 0, "DEL left the old build's rules of pod 0");
+    assert_eq!(of(&atts[1]), 6, "DEL of pod 0 touched pod 1's rules");
+    assert!(pods[1].ping(GATEWAY), "pod 1 after pod 0's DEL");
+
+    w.rt.gc_list(&list, &[])
+        .unwrap_or_else(|f| panic!("GC: {f}"));
+    assert_eq!(of(&atts[1]), 0, "GC left the old build's rules of pod 1");
+    assert_eq!([w.forward_rules(), w.nat_rules()].concat(), before);
+    assert_network_rules(&w, "after GC");
+}
+
+/// The older build's nat chain of an attachment (`LB-` + 20 hex of the
+/// SHA-256 of `<network>/<container>`, upper case).
+fn legacy_chain(container_id: &str) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .expect("piped")
+                .write_all(format!("{NET}/{container_id}").as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("sha256sum");
+    let hex = String::from_utf8_lossy(&out.stdout);
+    format!("LB-{}", hex[..20].to_uppercase())
 }
 
 #[test]
@@ -290,26 +338,14 @@ fn gc_removes_attachments_not_listed() {
     );
     w.rt.check_list(&list, &atts[0], &results[0])
         .unwrap_or_else(|f| panic!("CHECK of the valid attachment after GC: {f}"));
-    let nat = w.nat_rules();
-    for (a, r) in atts.iter().zip(&results).skip(1) {
-        let ip = format!("{}/", first_ip(r));
-        assert!(
-            !nat.iter()
-                .any(|l| l.contains(&ip) || l.contains(&a.container_id)),
-            "GC left nat rules of {}: {nat:#?}",
-            a.container_id
-        );
-    }
-    assert!(
-        !nat.is_empty(),
-        "GC removed the valid attachment's masquerade rules"
-    );
+    assert_network_rules(&w, "after GC");
     for (a, r) in atts.iter().zip(&results) {
         w.rt.del_list(&list, a, Some(r))
             .unwrap_or_else(|f| panic!("{f}"));
     }
     assert_eq!(w.allocations(NET), Vec::<String>::new());
     assert_eq!(w.nat_rules(), Vec::<String>::new());
+    assert_network_rules(&w, "after GC and DEL");
     assert_no_datapath_entries(&w, "after GC and DEL");
 }
 
@@ -366,18 +402,16 @@ fn twenty_concurrent_adds_then_dels_leak_nothing() {
     assert_eq!(
         w.nat_rules(),
         Vec::<String>::new(),
-        "masquerade rules leaked"
+        "rules in iptables' nat"
     );
     assert_no_datapath_entries(&w, "after 20 DELs");
-    assert_eq!(
-        w.forward_rules(),
-        Vec::<String>::new(),
-        "FORWARD rules leaked"
-    );
+    // 20 concurrent first ADDs installed the network's rules once.
+    assert_network_rules(&w, "after 20 concurrent ADDs and DELs");
 }
 
-/// Docker flips FORWARD to DROP: lanbridge's per-pod accepts keep routed pod
-/// traffic flowing without opening FORWARD for the host.
+/// Docker flips FORWARD to DROP: lanbridge's accepts for its bridge keep
+/// routed pod traffic flowing without opening FORWARD for the host's other
+/// interfaces.
 #[test]
 fn forward_drop_in_the_node_does_not_cut_pods_off() {
     let w = World::lanbridge("subfwd");
@@ -393,16 +427,92 @@ fn forward_drop_in_the_node_does_not_cut_pods_off() {
     }
     assert!(pods[0].ping(&first_ip(&results[1])), "pod to pod");
     drop(server);
-    // Only lanbridge's chain and per-pod rules were added; the policy stays.
+    // Only lanbridge's chain and its network's rules were added; the policy stays.
     let filter = w.topo.node.run(&["iptables", "-S", "FORWARD"]);
     assert!(filter.contains("-P FORWARD DROP"), "{filter}");
-    assert_eq!(w.forward_rules().len(), 4, "{:#?}", w.forward_rules());
+    assert_network_rules(&w, "after ADD");
     for (a, r) in atts.iter().zip(&results) {
         del(&w, &conf, a, Some(r));
     }
-    assert_eq!(
-        w.forward_rules(),
-        Vec::<String>::new(),
-        "FORWARD rules left after DEL"
+    assert_network_rules(&w, "after DEL");
+}
+
+/// Issue 15: ADD and DEL start no program. With a PATH holding only the
+/// `nsenter` the harness enters the node with (no iptables, nft or ip) and Docker's `iptables -P FORWARD DROP`, the first
+/// ADD installs the network's rules, the next ones find them, the pods'
+/// traffic is forwarded and masqueraded as the LAN host sees it, and
+/// `macspoofchk` gets its port entry; DEL removes the pods and their ports'
+/// entries and leaves the network's rules. Docker's and kube-proxy's FORWARD
+/// rules are there before, and after lanbridge's jump, which comes first.
+#[test]
+fn add_and_del_run_no_program() {
+    let w = World::lanbridge("subnoexec");
+    let node = &w.topo.node;
+    node.run(&["iptables", "-P", "FORWARD", "DROP"]);
+    for rule in [
+        "-N KUBE-FORWARD",
+        "-A FORWARD -m comment --comment kubernetes-forwarding-rules -j KUBE-FORWARD",
+        "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
+        "-N DOCKER-USER",
+        "-A DOCKER-USER -j RETURN",
+        "-A FORWARD -j DOCKER-USER",
+    ] {
+        let mut argv = vec!["iptables", "-w"];
+        argv.extend(rule.split(' '));
+        node.run(&argv);
+    }
+    let mut conf = w.subnet_conf("1.0.0", SUBNET);
+    conf["macspoofchk"] = serde_json::json!(true);
+    let empty = w.tmp.path().join("empty-path");
+    std::fs::create_dir(&empty).expect("empty PATH dir");
+    std::os::unix::fs::symlink("/usr/bin/nsenter", empty.join("nsenter")).expect("nsenter");
+    let mut rt = w.rt.clone();
+    rt.extra_env
+        .push(("PATH".into(), empty.display().to_string()));
+    let (pods, atts) = pods(&w, 3);
+    let results: Vec<Value> = atts
+        .iter()
+        .map(|a| {
+            rt.invoke("ADD", &conf, a, None)
+                .expect_ok("ADD without PATH")
+        })
+        .collect();
+    let server = PeerServer::udp(&w.topo.lan_host, 7779);
+    for (i, pod) in pods.iter().enumerate() {
+        let seen = udp_ask(pod, &format!("{LAN_HOST}:7779"))
+            .unwrap_or_else(|| panic!("pod{i}: no UDP answer through FORWARD DROP"));
+        assert_eq!(ip_of(&seen), NODE_ADDR, "pod{i} not masqueraded");
+    }
+    drop(server);
+    assert!(pods[0].ping(&first_ip(&results[2])), "pod to pod");
+    assert_network_rules(&w, "after ADDs without PATH");
+    let forward = node.run(&["iptables", "-S", "FORWARD"]);
+    let jumps: Vec<&str> = forward.lines().filter(|l| l.starts_with("-A")).collect();
+    assert_eq!(jumps.len(), 3, "{forward}");
+    assert!(jumps[0].ends_with("-j LANBRIDGE-FWD"), "{forward}");
+    let ports = || {
+        w.topo
+            .node
+            .exec(&["nft", "list", "map", "bridge", "lanbridge", "ports"])
+            .stdout
+    };
+    for r in &results {
+        let veth = host_veth(r, BRIDGE);
+        assert!(
+            ports().contains(&veth),
+            "no macspoofchk entry for {veth}: {}",
+            ports()
+        );
+    }
+    for (a, r) in atts.iter().zip(&results) {
+        rt.invoke("DEL", &conf, a, Some(r))
+            .expect_ok("DEL without PATH");
+    }
+    assert_eq!(w.port_links(BRIDGE), Vec::<String>::new());
+    assert!(
+        !ports().contains("lb"),
+        "macspoofchk entries left: {}",
+        ports()
     );
+    assert_network_rules(&w, "after DELs without PATH");
 }

@@ -1,8 +1,9 @@
 //! What the node does for a leased address, taken back when the lease ends
 //! and put in place again (or moved) when a lease comes back: the address
 //! and routes in the pod, the /32 route on the bridge (and with it proxy ARP
-//! on the LAN), the endpoint's IPs in the datapath maps and the FORWARD
-//! accepts. The same functions as ADD's do the work.
+//! on the LAN) and the endpoint's IPs in the datapath maps (the FORWARD
+//! accepts are the network's, not the address's). The same functions as
+//! ADD's do the work.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -12,7 +13,6 @@ use crate::cni::{Error, Result};
 use crate::datapath::Datapath;
 use crate::dhcp::protocol::{LeaseRecord, NodeSide};
 use crate::dhcp::Lease;
-use crate::firewall;
 use crate::node::gone::first_error;
 use crate::node::netlink::Netlink;
 use crate::node::netns::NetNs;
@@ -95,29 +95,6 @@ async fn node_side(
     if let Some(src) = node.route_src {
         if let Err(e) = host_routes(node, old, new, src).await {
             errors.push(e);
-        }
-    }
-    if node.routed {
-        // Replaces the attachment's accepts (none when the address is gone);
-        // iptables runs as a child process: off the async workers.
-        let (network, cid, bridge) = (
-            record.key.network.clone(),
-            record.key.container_id.clone(),
-            node.bridge.clone(),
-        );
-        let apply = tokio::task::spawn_blocking(move || {
-            firewall::Rules {
-                network: &network,
-                container_id: &cid,
-                forward: Some((&bridge, &new_ips)),
-                masquerade: None,
-            }
-            .apply()
-        });
-        match apply.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => errors.push(e),
-            Err(_) => errors.push(Error::Panicked("writing the FORWARD accepts")),
         }
     }
     errors

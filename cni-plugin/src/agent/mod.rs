@@ -188,8 +188,12 @@ impl Daemon {
         Ok(lease)
     }
 
-    /// Sends RELEASE for the attachment's lease, withdraws the node's part
-    /// and forgets it; `false` if there was no lease (or it was already lost).
+    /// Sends RELEASE for the attachment's lease and forgets it; `false` if
+    /// there was no lease (or it was already lost). Only DEL and GC release,
+    /// and right after they remove the pod's link, its port (the address
+    /// with it) and its routes: withdrawing the node's part here too would
+    /// double the slowest part of their work (opening the datapath, the
+    /// node's netlink) for nothing.
     async fn release(&self, key: &LeaseKey) -> Result<bool> {
         self.stop_renewal(key).await;
         self.book.forget(key);
@@ -199,10 +203,6 @@ impl Daemon {
         let held = !record.withdrawn;
         if held {
             release::send(&record).await;
-            // The pod is going away; its part goes with it.
-            if let Err(e) = claim::withdraw(&record, false).await {
-                tracing::warn!("withdrawing {} at release: {e}", record.lease.address);
-            }
         }
         self.store.remove(key)?;
         Ok(held)

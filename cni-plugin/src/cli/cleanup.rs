@@ -14,13 +14,12 @@ use crate::commands::state::{NodeChanges, StateDir};
 use crate::commands::Cleanup;
 use crate::config::{DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR};
 use crate::datapath::{Datapath, Pins};
-use crate::iptables::{Family, NetnsLock};
+use crate::firewall;
 use crate::node::gone::{done, found};
 use crate::node::naming::unpin_name;
 use crate::node::netlink::Netlink;
 use crate::node::netns::NetNs;
 use crate::node::{scope, sysctl};
-use crate::{firewall, macspoof};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -216,24 +215,16 @@ impl Network<'_> {
     }
 
     fn firewall(&self) -> Result<()> {
-        let _lock = NetnsLock::acquire()?;
-        for family in Family::ALL {
-            let batch = firewall::network_removal(self.name, family);
-            if batch.is_empty() {
-                continue;
-            }
-            self.say(format!("apply ({family:?}):\n{}", batch.script()));
-            if !self.args.dry_run {
-                batch.apply(family)?;
-            }
+        let removal = firewall::Removal::plan(self.name)?;
+        let plan = removal.describe();
+        if plan.is_empty() {
+            return Ok(());
         }
-        if let Some(script) = macspoof::table_removal() {
-            self.say(script.trim());
-            if !self.args.dry_run {
-                macspoof::apply(&script)?;
-            }
+        self.say(plan);
+        if self.args.dry_run {
+            return Ok(());
         }
-        Ok(())
+        removal.apply()
     }
 
     /// The bridge lanbridge created, with its VLAN gateway ports; left alone

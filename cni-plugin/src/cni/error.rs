@@ -106,9 +106,6 @@ pub enum Error {
     CheckMismatch(String),
     #[error("injected failure after step {0:?} (LANBRIDGE_FAIL_AFTER)")]
     Injected(String),
-    /// A helper thread of the plugin panicked (a bug).
-    #[error("{0} panicked")]
-    Panicked(&'static str),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -157,7 +154,6 @@ impl Error {
             Error::Firewall { .. } => code::FIREWALL,
             Error::CheckMismatch(_) => code::CHECK_MISMATCH,
             Error::Injected(_) => code::INJECTED,
-            Error::Panicked(_) => code::IO_FAILURE,
         }
     }
 

@@ -23,7 +23,7 @@ use crate::node::netlink::bridge::{BridgePortSpec, BridgeSpec};
 use crate::node::netlink::{LinkInfo, Netlink, VethSpec};
 use crate::node::netns::NetNs;
 use crate::node::{scope, sysctl};
-use crate::{firewall, lan, macspoof};
+use crate::{firewall, lan};
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
     scope::claim(&super::SCOPED_DEFAULTS, &[&conf.pin_root, &conf.state_dir])?;
@@ -159,19 +159,17 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     datapath.set_port_addresses(host.index, &v4, v6)?;
     checkpoint(Step::Ipam)?;
 
-    // The firewall now: its process starts overlap the port's attachment,
-    // which holds the RTNL lock the pod and gateway setup below need.
+    // The network's netfilter state: installed by its first ADD, only read
+    // back by the others; nothing in it is the pod's, so nothing to undo.
     let addresses: Vec<IpNet> = ipam_result.ips.iter().map(|c| c.address).collect();
-    let rules = firewall::Rules {
-        network: &conf.name,
-        container_id: &env.container_id,
-        forward: (routed(conf) && !v4.is_empty()).then_some((&bridge.name[..], &v4[..])),
+    let network = firewall::Network {
+        name: &conf.name,
+        forward: (routed(conf) && !v4.is_empty()).then_some(&bridge.name[..]),
         masquerade: (conf.ip_masq && !addresses.is_empty())
             .then_some((&addresses[..], &conf.cluster_cidrs[..])),
     };
-    if !rules.is_empty() {
-        undo.push(Made::Firewall);
-        rules.apply()?;
+    if !network.is_empty() {
+        network.ensure()?;
     }
     checkpoint(Step::Firewall)?;
 
@@ -198,7 +196,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     }
     if conf.mac_spoof_check {
         undo.push(Made::MacSpoof);
-        macspoof::setup(&host.name, &container.mac)?;
+        firewall::mac_spoof_setup(&host.name, &container.mac)?;
     }
     checkpoint(Step::Host)?;
 

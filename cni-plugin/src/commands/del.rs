@@ -2,6 +2,7 @@
 //! netns or the link is gone, and when nothing was allocated; it still tries
 //! every step when one fails, and reports the first failure.
 
+use super::fault;
 use super::state::Record;
 use super::{Attachment, Cleanup};
 use crate::cni::{CniEnv, Result};
@@ -19,6 +20,7 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
             errors.push(e);
         }
     }
+    fault::del_step("ipam");
     // A record that cannot be read must not make DEL fail on every retry:
     // the deterministic names find the rest.
     let record = att

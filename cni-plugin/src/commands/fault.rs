@@ -34,6 +34,15 @@ pub enum Step {
     State,
 }
 
+/// Logs the end of one of DEL's steps with the time since the process
+/// started (`LANBRIDGE_LOG=debug`): where a DEL spends its time.
+pub fn del_step(step: &str) {
+    tracing::debug!(
+        "DEL step {step} done at {:.1} ms",
+        START.elapsed().as_secs_f64() * 1e3
+    );
+}
+
 impl Step {
     pub const ALL: [Step; 8] = [
         Step::Bridge,

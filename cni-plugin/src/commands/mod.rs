@@ -19,11 +19,11 @@ use crate::cni::{CniEnv, Error, Result};
 use crate::commands::state::{Record, StateDir};
 use crate::config::{NetConf, DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR};
 use crate::datapath::{ips_of, Datapath, PortAttach};
+use crate::firewall;
 use crate::ipam::Ipam;
 use crate::node::naming;
 use crate::node::netlink::Netlink;
 use crate::node::netns::NetNs;
-use crate::{firewall, macspoof};
 
 /// The default directories scoped per network namespace that hold a
 /// namespace's pins, records and leases ([`crate::node::scope::claim`]).
@@ -71,8 +71,6 @@ pub enum Made {
     Datapath,
     Ipam,
     MacSpoof,
-    /// FORWARD accepts and masquerade.
-    Firewall,
     Record,
 }
 
@@ -140,13 +138,9 @@ async fn undo(att: &Attachment<'_>, made: Made) -> Result<()> {
             Some(ipam) => ipam.del(att.conf, env).await,
             None => Ok(()),
         },
-        Made::MacSpoof => macspoof::teardown(&naming::host_veth(&env.container_id, &env.ifname)),
-        Made::Firewall => firewall::remove(
-            &att.conf.name,
-            &env.container_id,
-            add::routed(att.conf),
-            None,
-        ),
+        Made::MacSpoof => {
+            firewall::mac_spoof_teardown(&naming::host_veth(&env.container_id, &env.ifname))
+        }
         Made::Record => att.state.remove(&env.container_id, &env.ifname),
     }
 }
@@ -204,13 +198,6 @@ impl Cleanup<'_> {
                 })
                 .map(|l| l.index),
         };
-        // Both iptables' commit and the veth's deletion wait for RCU grace
-        // periods: let them wait at the same time.
-        let firewall = {
-            let (network, cid) = (self.network.to_string(), container_id.to_string());
-            let (routed, record) = (self.routed, record.cloned());
-            std::thread::spawn(move || firewall::remove(&network, &cid, routed, record.as_ref()))
-        };
         let mut ips: Vec<Ipv4Addr> = record
             .map(|r| r.ips.iter().filter_map(|n| v4(n.addr())).collect())
             .unwrap_or_default();
@@ -245,29 +232,36 @@ impl Cleanup<'_> {
                 errors.push(e);
             }
         }
+        fault::del_step("pod link");
         let bridge = record.map_or(self.bridge, |r| &r.bridge);
         if let Err(e) = self.remove_host_routes(bridge, &ips).await {
             errors.push(e);
         }
+        fault::del_step("routes");
         if let Some(dp) = &mut self.datapath {
             if let Err(e) = dp.remove_port(&host, host_ifindex) {
                 errors.push(e.into());
             }
         }
+        fault::del_step("datapath");
         // The nft bridge table: only when ADD set it up, or nobody knows.
         if record.is_none_or(|r| r.mac_spoof_check) {
-            if let Err(e) = macspoof::teardown(&host) {
+            if let Err(e) = firewall::mac_spoof_teardown(&host) {
                 errors.push(e);
             }
         }
         if let Err(e) = self.node.delete_link(&host).await {
             errors.push(e.into());
         }
-        match firewall.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => errors.push(e),
-            Err(_) => errors.push(Error::Panicked("removing the firewall rules")),
+        fault::del_step("host link");
+        // Only an older build wrote netfilter rules per pod.
+        let masquerade = record.is_none_or(|r| r.masquerade);
+        if let Err(e) =
+            firewall::remove_attachment(self.network, container_id, self.routed, masquerade)
+        {
+            errors.push(e);
         }
+        fault::del_step("firewall");
         if record.is_none() {
             if let Err(e) = self.forget_vanished_ports().await {
                 errors.push(e);

@@ -54,6 +54,53 @@ pub fn rule_comment(network: &str, container_id: &str) -> String {
     format!("lanbridge:{network}:sha256-{id}")
 }
 
+/// The comment on a network's own netfilter rules (its FORWARD accepts, its
+/// masquerade jump per subnet): the network's tag, a space, `what`. The
+/// space sets them apart from an older build's per-attachment comments
+/// ([`rule_comment`]). A network name too long for a comment is digested.
+pub fn network_rule_comment(network: &str, what: &str) -> String {
+    let full = format!("lanbridge:{network} {what}");
+    if full.len() <= COMMENT_MAX {
+        return full;
+    }
+    let id = hex::encode(Sha256::digest(network));
+    format!("lanbridge:sha256-{id} {what}")
+}
+
+/// Whether a rule's comment is one of `network`'s, of this build
+/// ([`network_rule_comment`]) or an older one's ([`rule_comment`]).
+pub fn is_network_rule(comment: &str, network: &str) -> bool {
+    let tag = network_rule_comment(network, "");
+    let old = rule_comment(network, "");
+    comment.starts_with(&tag) || comment.starts_with(&old)
+}
+
+/// lanbridge's own nf_tables tables (`ip`, `ip6`: masquerade; `bridge`:
+/// `macspoofchk`).
+pub const NFT_TABLE: &str = "lanbridge";
+
+/// lanbridge's chain in iptables' `filter` table, jumped to first from
+/// FORWARD.
+pub const FORWARD_CHAIN: &str = "LANBRIDGE-FWD";
+
+/// The nat chain masquerading one subnet of a network: named by everything
+/// it holds, so a chain that exists is the one wanted.
+pub fn masquerade_chain(network: &str, subnet: &str, cluster: &[String]) -> String {
+    let digest = Sha256::digest(format!("{network}/{subnet}/{}", cluster.join(",")));
+    format!("masq-{}", &hex::encode(digest)[..16])
+}
+
+/// An older build's nat chain of one attachment (`LB-` + 20 hex).
+pub fn legacy_masquerade_chain(network: &str, container_id: &str) -> String {
+    let digest = Sha256::digest(format!("{network}/{container_id}"));
+    format!("LB-{}", &hex::encode(digest)[..20].to_uppercase())
+}
+
+/// The `macspoofchk` chain of a pod's port.
+pub fn mac_spoof_chain(host_veth: &str) -> String {
+    format!("mac-spoof-{host_veth}")
+}
+
 /// Longest file name stem that leaves room for `.json` / `.tmp` (`NAME_MAX` 255).
 const STEM_MAX: usize = 250;
 

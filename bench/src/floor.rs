@@ -1,0 +1,347 @@
+//! The floor of ADD and DEL (issue 15): a minimal program doing only what
+//! an ADD must do (start a process, create the veth pair with its peer in
+//! the pod, put the host end on the bridge, attach two TC programs with TCX
+//! and pin the links, set the pod's address, bring it up and add its default
+//! route) and what a DEL must do (unpin the links, delete the pair), measured
+//! in the same run and interleaved with lanbridge's and the reference's warm
+//! ADD and DEL. The programs are empty (`return TCX_NEXT`), loaded and pinned
+//! once, as lanbridge's are.
+//!
+//! The program is this binary: `lanbridge-bench floor add|del …`, run in the
+//! node through `nsenter --net`, like a plugin.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use futures::TryStreamExt;
+use lanbridge_tests::netns::Netns;
+use lanbridge_tests::process::{self, Finished};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkInfo};
+use rtnetlink::{LinkUnspec, LinkVeth, RouteMessageBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::latency::Pair;
+use crate::stats::Series;
+use crate::world::{Net, Pods, Run};
+use crate::Params;
+
+const BRIDGE: &str = "fl0";
+const GATEWAY: &str = "10.246.1.1";
+
+/// The floor beside both plugins, ms.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Floor {
+    pub add: Series,
+    pub del: Series,
+    pub plugins_add: Pair,
+    pub plugins_del: Pair,
+}
+
+impl Floor {
+    /// One line: medians and the ratios to the floor.
+    pub fn summary(&self) -> String {
+        let m = |s: &Series| crate::stats::median(&s.all());
+        let (fa, fd) = (m(&self.add), m(&self.del));
+        let (la, ld) = (
+            m(&self.plugins_add.lanbridge),
+            m(&self.plugins_del.lanbridge),
+        );
+        let (ra, rd) = (
+            m(&self.plugins_add.reference),
+            m(&self.plugins_del.reference),
+        );
+        format!(
+            "floor: ADD {fa:.1} ms, DEL {fd:.1} ms; lanbridge ADD {la:.1} ms ({:.2}x floor, \
+             {:.2}x ref), DEL {ld:.1} ms ({:.2}x floor, {:.2}x ref); reference ADD {ra:.1} ms, DEL {rd:.1} ms",
+            la / fa,
+            la / ra,
+            ld / fd,
+            ld / rd
+        )
+    }
+}
+
+// ---- measuring ----------------------------------------------------------
+
+/// `iters` warm ADD+DEL rounds of the floor, lanbridge and the reference
+/// (`nets`, with their pod pools), who goes first rotating.
+pub fn run(
+    p: &Params,
+    run: &Run,
+    lan_node: Netns,
+    nets: &[Net; 2],
+    pools: &[Pods; 2],
+) -> Result<Floor> {
+    let node = lan_node;
+    node_setup(&node)?;
+    let pins = run.pin_root("floor");
+    std::fs::create_dir_all(&pins)?;
+    let mut pods = Pods::new("fl");
+    pods.ensure(run, 1);
+    let pod = pods.get(0).clone();
+    let mut f = Floor::default();
+    let exe = std::env::current_exe()?;
+    let floor = |verb: &str| -> Finished {
+        let mut cmd = Command::new("/usr/bin/nsenter");
+        cmd.arg(format!("--net={}", node.path().display()))
+            .arg("--")
+            .arg(&exe)
+            .args(["floor", verb, &pod.path().display().to_string()])
+            .arg(&pins);
+        process::run(&mut cmd, Some(b""), Duration::from_secs(20))
+    };
+    // One round first: loads and pins the programs, warms the caches.
+    for verb in ["add", "del"] {
+        let out = floor(verb);
+        if !out.success() {
+            bail!("floor {verb}: {}", out.failure());
+        }
+    }
+    for i in 0..p.warm_iters {
+        for k in 0..3 {
+            match (i + k) % 3 {
+                0 => {
+                    let add = floor("add");
+                    let del = floor("del");
+                    if !add.success() || !del.success() {
+                        bail!("floor: {} / {}", add.failure(), del.failure());
+                    }
+                    f.add.push(add.ms());
+                    f.del.push(del.ms());
+                }
+                j => {
+                    let (net, pod) = (&nets[j - 1], pools[j - 1].get(0));
+                    let container = format!("floor-{i}");
+                    let add = net.add(&container, pod);
+                    if !add.success() {
+                        bail!("{} ADD: {}", net.name(), add.failure());
+                    }
+                    let del = net.del(&container, pod, add.json().as_ref());
+                    if !del.success() {
+                        bail!("{} DEL: {}", net.name(), del.failure());
+                    }
+                    f.plugins_add.get_mut(net.flavor).push(add.ms());
+                    f.plugins_del.get_mut(net.flavor).push(del.ms());
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&pins);
+    Ok(f)
+}
+
+/// The node's bridge with the pods' gateway address.
+fn node_setup(node: &Netns) -> Result<()> {
+    for argv in [
+        vec!["link", "add", BRIDGE, "type", "bridge"],
+        vec!["addr", "add", &format!("{GATEWAY}/24"), "dev", BRIDGE],
+        vec!["link", "set", BRIDGE, "up"],
+    ] {
+        let out = Command::new("ip")
+            .arg("-n")
+            .arg(node.name())
+            .args(&argv)
+            .output()?;
+        if !out.status.success() {
+            bail!("ip {argv:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    Ok(())
+}
+
+// ---- the floor program ----------------------------------------------------
+
+const HOST: &str = "flh0";
+const POD_IF: &str = "eth0";
+const POD_ADDR: &str = "10.246.1.2";
+
+/// `floor add|del <pod netns> <pin dir>`, in the node's namespace.
+pub fn main(args: &[String]) -> Result<()> {
+    let [verb, pod, pins] = args else {
+        bail!("usage: floor add|del <pod netns> <pin dir>");
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let pins = Path::new(pins);
+    match verb.as_str() {
+        "add" => rt.block_on(add(Path::new(pod), pins)),
+        "del" => rt.block_on(del(pins)),
+        _ => bail!("floor: add or del, not {verb}"),
+    }
+}
+
+async fn handle() -> Result<rtnetlink::Handle> {
+    let (conn, handle, _) = rtnetlink::new_connection()?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+async fn index(h: &rtnetlink::Handle, name: &str) -> Result<u32> {
+    let link = h
+        .link()
+        .get()
+        .match_name(name.to_string())
+        .execute()
+        .try_next()
+        .await?
+        .with_context(|| format!("no link {name}"))?;
+    Ok(link.header.index)
+}
+
+async fn add(pod: &Path, pins: &Path) -> Result<()> {
+    let node = handle().await?;
+    let pod_ns = std::fs::File::open(pod)?;
+    let mut msg = LinkVeth::new(HOST, POD_IF).build();
+    // The peer is created in the pod (no later namespace move).
+    for attr in msg.attributes.iter_mut() {
+        if let LinkAttribute::LinkInfo(infos) = attr {
+            for info in infos.iter_mut() {
+                if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) = info {
+                    peer.attributes
+                        .push(LinkAttribute::NetNsFd(pod_ns.as_raw_fd()));
+                }
+            }
+        }
+    }
+    node.link().add(msg).execute().await?;
+    let host = index(&node, HOST).await?;
+    let bridge = index(&node, BRIDGE).await?;
+    let set = LinkUnspec::new_with_index(host)
+        .controller(bridge)
+        .up()
+        .build();
+    node.link().set(set).execute().await?;
+    // One after the other: each TCX attach swaps the device's program array
+    // and waits for an RCU grace period holding RTNL, so attaching both at
+    // once only queues the second behind the first.
+    for (hook, name) in [(TCX_INGRESS, "ingress"), (TCX_EGRESS, "egress")] {
+        let prog = program(pins, hook, name)?;
+        let link = link_create(&prog, host, hook)?;
+        pin(&link, &pins.join(format!("link_{name}")))?;
+    }
+    // The pod's side, from a thread in the pod's namespace.
+    let pod = pod.to_path_buf();
+    std::thread::spawn(move || -> Result<()> {
+        nix_setns(&pod)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        rt.block_on(async {
+            let h = handle().await?;
+            let eth = index(&h, POD_IF).await?;
+            h.address()
+                .add(eth, POD_ADDR.parse()?, 24)
+                .execute()
+                .await?;
+            h.link()
+                .set(LinkUnspec::new_with_index(eth).up().build())
+                .execute()
+                .await?;
+            let route = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                .gateway(GATEWAY.parse()?)
+                .build();
+            h.route().add(route).execute().await?;
+            Ok(())
+        })
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("pod thread panicked"))?
+}
+
+async fn del(pins: &Path) -> Result<()> {
+    for name in ["ingress", "egress"] {
+        std::fs::remove_file(pins.join(format!("link_{name}")))?;
+    }
+    let node = handle().await?;
+    let host = index(&node, HOST).await?;
+    node.link().del(host).execute().await?;
+    Ok(())
+}
+
+fn nix_setns(path: &PathBuf) -> Result<()> {
+    let f = std::fs::File::open(path)?;
+    // SAFETY: setns on an fd we own, for this thread only.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        bail!(
+            "setns {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+// ---- bpf(2), as little as the floor needs -----------------------------------
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+const TCX_INGRESS: u32 = 46;
+const TCX_EGRESS: u32 = 47;
+
+fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> Result<i32> {
+    // SAFETY: attr is a zeroed bpf_attr of the size passed.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
+    if r < 0 {
+        bail!("bpf({cmd}): {}", std::io::Error::last_os_error());
+    }
+    Ok(r as i32)
+}
+
+fn put(attr: &mut [u8; 128], at: usize, bytes: &[u8]) {
+    attr[at..at + bytes.len()].copy_from_slice(bytes);
+}
+
+fn owned(fd: i32) -> OwnedFd {
+    // SAFETY: a new fd the kernel just returned to us.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// The empty program for `hook`: pinned once, then reused.
+fn program(pins: &Path, hook: u32, name: &str) -> Result<OwnedFd> {
+    let path = pins.join(format!("prog_{name}"));
+    let cpath = CString::new(path.as_os_str().as_encoded_bytes())?;
+    if path.exists() {
+        let mut attr = [0u8; 128];
+        put(&mut attr, 0, &(cpath.as_ptr() as u64).to_ne_bytes());
+        return Ok(owned(bpf(BPF_OBJ_GET, &mut attr)?));
+    }
+    // r0 = -1 (TCX_NEXT); exit.
+    let insns: [u64; 2] = [
+        u64::from_le_bytes([0xb7, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]),
+        u64::from_le_bytes([0x95, 0, 0, 0, 0, 0, 0, 0]),
+    ];
+    let license = c"GPL";
+    let mut attr = [0u8; 128];
+    put(&mut attr, 0, &BPF_PROG_TYPE_SCHED_CLS.to_ne_bytes());
+    put(&mut attr, 4, &2u32.to_ne_bytes());
+    put(&mut attr, 8, &(insns.as_ptr() as u64).to_ne_bytes());
+    put(&mut attr, 16, &(license.as_ptr() as u64).to_ne_bytes());
+    put(&mut attr, 68, &hook.to_ne_bytes());
+    let prog = owned(bpf(BPF_PROG_LOAD, &mut attr)?);
+    pin(&prog, &path)?;
+    Ok(prog)
+}
+
+fn link_create(prog: &OwnedFd, ifindex: u32, hook: u32) -> Result<OwnedFd> {
+    let mut attr = [0u8; 128];
+    put(&mut attr, 0, &(prog.as_raw_fd() as u32).to_ne_bytes());
+    put(&mut attr, 4, &ifindex.to_ne_bytes());
+    put(&mut attr, 8, &hook.to_ne_bytes());
+    Ok(owned(bpf(BPF_LINK_CREATE, &mut attr)?))
+}
+
+fn pin(fd: &OwnedFd, path: &Path) -> Result<()> {
+    let cpath = CString::new(path.as_os_str().as_encoded_bytes())?;
+    let mut attr = [0u8; 128];
+    put(&mut attr, 0, &(cpath.as_ptr() as u64).to_ne_bytes());
+    put(&mut attr, 8, &(fd.as_raw_fd() as u32).to_ne_bytes());
+    bpf(BPF_OBJ_PIN, &mut attr).map(drop)
+}
