@@ -12,16 +12,14 @@ pub mod cni;
 /// addresses, the bridge, the one route module), `naming` (the one home of
 /// every name lanbridge gives a node object), `mac` (one MAC parser and
 /// formatter), `gone` ("not found means done", and the first error of a
-/// teardown) and its own `error`.
+/// teardown), `firewall` (netfilter over netlink behind one front door: the
+/// networks' FORWARD accepts and masquerade, `macspoofchk`, an older build's
+/// per-pod rules) and its own `error`.
 pub mod node;
 
 /// The network configuration: parsing and validating what the runtime hands
 /// on stdin (uses `node` for its per-namespace default paths).
 pub mod config;
-
-// Netfilter over netlink, behind one front door: the networks' FORWARD
-// accepts and masquerade, `macspoofchk`, an older build's per-pod rules.
-mod firewall;
 
 /// IP address management: host-local, static, delegated plugins and DHCP
 /// through the agent.

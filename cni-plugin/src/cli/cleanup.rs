@@ -14,7 +14,7 @@ use crate::commands::state::{NodeChanges, StateDir};
 use crate::commands::Cleanup;
 use crate::config::{DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR};
 use crate::datapath::{Datapath, Pins};
-use crate::firewall;
+use crate::node::firewall;
 use crate::node::gone::{done, found};
 use crate::node::naming::unpin_name;
 use crate::node::netlink::Netlink;
@@ -224,7 +224,7 @@ impl Network<'_> {
         if self.args.dry_run {
             return Ok(());
         }
-        removal.apply()
+        Ok(removal.apply()?)
     }
 
     /// The bridge lanbridge created, with its VLAN gateway ports; left alone

@@ -23,7 +23,7 @@ use crate::node::netlink::bridge::{BridgePortSpec, BridgeSpec};
 use crate::node::netlink::{LinkInfo, Netlink, VethSpec};
 use crate::node::netns::NetNs;
 use crate::node::{scope, sysctl};
-use crate::{firewall, lan};
+use crate::{lan, node::firewall};
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
     scope::claim(&super::SCOPED_DEFAULTS, &[&conf.pin_root, &conf.state_dir])?;

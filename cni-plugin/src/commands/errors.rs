@@ -25,6 +25,11 @@ impl From<node::error::Error> for Error {
                 field: "vlan",
                 reason,
             },
+            Node::Firewall { what, source } => Error::Firewall {
+                tool: "nf_tables",
+                args: what,
+                stderr: source.to_string(),
+            },
         }
     }
 }

@@ -19,8 +19,8 @@ use crate::cni::{CniEnv, Error, Result};
 use crate::commands::state::{Record, StateDir};
 use crate::config::{NetConf, DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR};
 use crate::datapath::{ips_of, Datapath, PortAttach};
-use crate::firewall;
 use crate::ipam::Ipam;
+use crate::node::firewall;
 use crate::node::naming;
 use crate::node::netlink::Netlink;
 use crate::node::netns::NetNs;
@@ -138,9 +138,10 @@ async fn undo(att: &Attachment<'_>, made: Made) -> Result<()> {
             Some(ipam) => ipam.del(att.conf, env).await,
             None => Ok(()),
         },
-        Made::MacSpoof => {
-            firewall::mac_spoof_teardown(&naming::host_veth(&env.container_id, &env.ifname))
-        }
+        Made::MacSpoof => Ok(firewall::mac_spoof_teardown(&naming::host_veth(
+            &env.container_id,
+            &env.ifname,
+        ))?),
         Made::Record => att.state.remove(&env.container_id, &env.ifname),
     }
 }
@@ -247,7 +248,7 @@ impl Cleanup<'_> {
         // The nft bridge table: only when ADD set it up, or nobody knows.
         if record.is_none_or(|r| r.mac_spoof_check) {
             if let Err(e) = firewall::mac_spoof_teardown(&host) {
-                errors.push(e);
+                errors.push(e.into());
             }
         }
         if let Err(e) = self.node.delete_link(&host).await {
@@ -259,7 +260,7 @@ impl Cleanup<'_> {
         if let Err(e) =
             firewall::remove_attachment(self.network, container_id, self.routed, masquerade)
         {
-            errors.push(e);
+            errors.push(e.into());
         }
         fault::del_step("firewall");
         if record.is_none() {

@@ -28,6 +28,9 @@ pub enum Error {
     BadRoute(String),
     #[error("this kernel's bridge has no VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)")]
     NoVlanFiltering,
+    /// nf_tables refused a change or a read; `what` names it.
+    #[error("nf_tables {what}: {source}")]
+    Firewall { what: String, source: io::Error },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,7 +1,8 @@
-//! Host plumbing that knows nothing of CNI: namespaces, sysctls, netlink,
+//! Host plumbing that knows nothing of CNI: namespaces, sysctls, netlink, netfilter,
 //! the names lanbridge gives node objects, and the teardown rule.
 
 pub mod error;
+pub mod firewall;
 pub mod gone;
 pub mod mac;
 pub mod naming;

@@ -7,7 +7,7 @@
 use netlink_packet_netfilter::nftables::InetHookNumber;
 
 use super::nft::{expr, Batch, Family, Nft};
-use crate::cni::Result;
+use crate::node::error::Result;
 use crate::node::naming::{mac_spoof_chain, NFT_TABLE};
 
 const PREROUTING: &str = "prerouting";

@@ -6,7 +6,7 @@
 
 use super::forward::TABLE as FILTER;
 use super::nft::{Batch, Family, Nft};
-use crate::cni::Result;
+use crate::node::error::Result;
 use crate::node::naming::{is_network_rule, legacy_masquerade_chain, rule_comment, FORWARD_CHAIN};
 
 const NAT: &str = "nat";

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use netlink_packet_netfilter::nftables::InetHookNumber;
 
 use super::nft::{expr, Batch, Family, Nft};
-use crate::cni::Result;
+use crate::node::error::Result;
 use crate::node::naming::{is_network_rule, masquerade_chain, network_rule_comment, NFT_TABLE};
 
 const POSTROUTING: &str = "postrouting";

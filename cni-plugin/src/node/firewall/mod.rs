@@ -22,7 +22,7 @@ use std::os::fd::AsRawFd;
 
 use ipnet::IpNet;
 
-use crate::cni::{Error, Result};
+use crate::node::error::{Error, Result};
 use nft::{Batch, Nft};
 
 /// What a network needs in netfilter.
@@ -57,11 +57,8 @@ impl Network<'_> {
 }
 
 fn commit(nft: &mut Nft, batch: &Batch) -> Result<()> {
-    nft.commit(batch).map_err(|(e, what)| Error::Firewall {
-        tool: "nf_tables",
-        args: what,
-        stderr: e.to_string(),
-    })
+    nft.commit(batch)
+        .map_err(|(e, what)| Error::Firewall { what, source: e })
 }
 
 /// DEL and GC of one attachment: nothing of this build is per pod, so only
@@ -96,11 +93,7 @@ pub fn mac_spoof_teardown(host_veth: &str) -> Result<()> {
     for batch in macspoof::teardown(host_veth) {
         match nft.commit(&batch) {
             Err((e, _)) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            other => other.map_err(|(e, what)| Error::Firewall {
-                tool: "nf_tables",
-                args: what,
-                stderr: e.to_string(),
-            })?,
+            other => other.map_err(|(e, what)| Error::Firewall { what, source: e })?,
         }
     }
     Ok(())

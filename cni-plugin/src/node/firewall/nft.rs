@@ -23,7 +23,7 @@ use netlink_packet_netfilter::{
 };
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 
-use crate::cni::{Error, Result};
+use crate::node::error::{Error, Result};
 
 /// The address families lanbridge's tables live in.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -84,9 +84,8 @@ const BASE_NETWORK: u32 = 1;
 
 fn failed(what: impl Into<String>, e: std::io::Error) -> Error {
     Error::Firewall {
-        tool: "nf_tables",
-        args: what.into(),
-        stderr: e.to_string(),
+        what: what.into(),
+        source: e,
     }
 }
 

@@ -10,7 +10,7 @@
 use netlink_packet_netfilter::nftables::InetHookNumber;
 
 use super::nft::{expr, Batch, Family, Nft};
-use crate::cni::Result;
+use crate::node::error::Result;
 use crate::node::naming::{is_network_rule, network_rule_comment, FORWARD_CHAIN};
 
 /// iptables-nft's table and base chain (created as iptables would, should
