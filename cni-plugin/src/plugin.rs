@@ -126,7 +126,10 @@ async fn dispatch(command: &str, raw: Value) -> Result<Option<Value>> {
             "no network configuration on stdin",
         ));
     }
-    let conf = NetConf::parse(raw)?;
+    let conf = match command {
+        Command::Del => commands::del::conf_for_del(raw, &env)?,
+        _ => NetConf::parse(raw)?,
+    };
     match command {
         Command::Add => {
             let result = commands::add::run(&conf, &env).await?;

@@ -896,8 +896,9 @@ fn time_to_lease_with_dnsmasq_ping_check_on_and_off() {
 /// Issue 12, item 2: the reference dhcp IPAM's `provide` and `request` keep
 /// their meaning, judged by dnsmasq: the provided hostname in its lease
 /// file, the provided vendor class and exactly the requested options
-/// (`skipDefault`) in its log; a key lanbridge cannot honour is code 7
-/// naming it, and leaves nothing behind.
+/// (`skipDefault`) in its log; `priority` is the metric of the lease's
+/// routes in the pod and in the result; a key lanbridge cannot honour is
+/// code 7 naming it, and leaves nothing behind.
 #[test]
 fn reference_provide_and_request_reach_the_server() {
     let w = World::lanbridge("prov");
@@ -914,7 +915,10 @@ fn reference_provide_and_request_reach_the_server() {
         {"option": "routers"},
         {"option": 42}
     ]);
-    let (_pods, atts) = pods(&w, "v", 1);
+    conf["ipam"]["priority"] = json!(300);
+    // Route attributes beyond dst and gw are cniVersion 1.1.0's.
+    conf["cniVersion"] = json!("1.1.0");
+    let (pods, atts) = pods(&w, "v", 1);
     let mut att = atts[0].clone();
     att.args = Some(
         "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=infra-7"
@@ -930,6 +934,21 @@ fn reference_provide_and_request_reach_the_server() {
         log.contains("requested options: 1:netmask, 3:router, 42:ntp-server\n"),
         "the parameter request list is not exactly the requested one:\n{log}"
     );
+    let routes = pods[0].routes4();
+    let default = routes.iter().find(|r| r["dst"] == "default");
+    assert_eq!(
+        default.map(|r| (r["gateway"].clone(), r["metric"].clone())),
+        Some((json!(LAN_ROUTER), json!(300))),
+        "the pod's default route: {routes:?}"
+    );
+    assert!(
+        r["routes"].as_array().is_some_and(|rs| rs
+            .iter()
+            .any(|r| r["dst"] == "0.0.0.0/0" && r["priority"] == 300)),
+        "the result's default route has no priority 300: {r}"
+    );
+    w.rt.invoke("CHECK", &conf, &att, Some(&r))
+        .expect_ok("CHECK with priority");
     del(&w, &conf, &att, Some(&r));
 
     conf["ipam"]["provide"] = json!([{"option": "dhcp-client-identifier", "value": "x"}]);

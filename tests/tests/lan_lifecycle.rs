@@ -284,10 +284,12 @@ fn a_rebind_granting_another_address_moves_everything() {
 }
 
 /// After `how` ("renewed", "rebound") grants another address, everything
-/// moves to it; a DEL with the daemon down then leaves neither address
+/// moves to it, the pod's default route keeping the config's metric
+/// (`priority`); a DEL with the daemon down then leaves neither address
 /// claimed.
 fn moves_to_another_address(tag: &str, timers: KeaTimers, how: &str) {
     let mut s = KeaNet::new(tag, timers);
+    s.conf["ipam"]["priority"] = serde_json::json!(300);
     let pod = s.add("p0");
     let (old, new) = (pod.ip.clone(), another_address(&pod.ip));
     s.kea.kill();
@@ -311,6 +313,13 @@ fn moves_to_another_address(tag: &str, timers: KeaTimers, how: &str) {
     );
     assert_eq!(claim(&s.w, &pod, &old), Claim::NONE, "{}", s.evidence());
     assert_eq!(pod.ns.ipv4_addrs("eth0"), vec![format!("{new}/24")]);
+    let routes = pod.ns.routes4();
+    assert!(
+        routes
+            .iter()
+            .any(|r| r["dst"] == "default" && r["gateway"] == LAN_ROUTER && r["metric"] == 300),
+        "the pod's default route after the move, metric 300: {routes:?}"
+    );
     assert!(
         s.daemon
             .log()

@@ -239,6 +239,47 @@ fn invalid_keys_give_code_7_naming_the_key() {
     assert_nothing_left(&w, &pod, &att, "after invalid configs");
 }
 
+/// A runtime retries DEL until it succeeds (kubelet: forever), and the
+/// reference's DEL of such configs succeeds: a config ADD refuses (edited
+/// after ADD, or never valid) still removes the attachment; only a config
+/// naming no network, or JSON that does not parse, is refused.
+#[test]
+fn del_of_a_config_add_refuses_removes_the_attachment() {
+    let w = World::lanbridge("delbad");
+    let (pod, att) = one_pod(&w, "p");
+    let conf = w.subnet_conf("1.0.0", SUBNET);
+    for (key, value) in [
+        ("mtu", json!(-1)),
+        ("vlan", json!(5000)),
+        ("vlanTrunk", json!([{"id": 5}])),
+    ] {
+        let r =
+            w.rt.invoke("ADD", &conf, &att, None)
+                .expect_ok("ADD of the valid config");
+        let mut bad = conf.clone();
+        bad[key] = value.clone();
+        w.rt.invoke("ADD", &bad, &att, None)
+            .expect_err("ADD of the edited config");
+        w.rt.invoke("DEL", &bad, &att, Some(&r))
+            .expect_ok(&format!("DEL with {key}={value}"));
+        assert_nothing_left(&w, &pod, &att, &format!("DEL with {key}={value}"));
+        w.rt.invoke("DEL", &bad, &att, None)
+            .expect_ok(&format!("DEL again with {key}={value}"));
+    }
+
+    let out =
+        w.rt.exec_raw("lanbridge", &w.rt.env("DEL", &att), b"{ not json");
+    assert_error(&out, 6, "DEL of bad JSON");
+    let mut nameless = conf.clone();
+    nameless.as_object_mut().unwrap().remove("name");
+    let text = assert_error(
+        &w.rt.invoke("DEL", &nameless, &att, None),
+        7,
+        "DEL without a name",
+    );
+    assert!(text.contains("name"), "{text}");
+}
+
 #[test]
 fn accepted_config_variants() {
     let w = World::lanbridge("okkeys");

@@ -67,6 +67,7 @@ async fn pod_address(record: &LeaseRecord, lease: Option<&Lease>) -> Result<()> 
             IpNet::V4(route.destination),
             route.gateway.map(IpAddr::V4),
             link.index,
+            record.route_priority,
         )
         .await?;
     }

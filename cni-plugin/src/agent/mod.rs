@@ -181,6 +181,7 @@ impl Daemon {
             withdrawn: false,
             sticky: req.sticky,
             options: req.options,
+            route_priority: req.route_priority,
         };
         self.store.save(&record)?;
         self.book.set(&record, LeaseState::Bound, None);

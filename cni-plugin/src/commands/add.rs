@@ -482,12 +482,15 @@ async fn configure_pod(
             None if !onlink => family_gateway(),
             gw => gw,
         };
+        // The route's metric, as the reference installs it.
+        let metric = route.priority.unwrap_or(0);
         // Another gateway to a destination already routed: both stay, as
         // in the reference (static IPAM's ECMP default routes).
         if result.routes[..i].iter().any(|r| r.dst == route.dst) {
-            pod.add_route_beside(route.dst, gw, link.index).await?;
+            pod.add_route_beside(route.dst, gw, link.index, metric)
+                .await?;
         } else {
-            pod.add_route(route.dst, gw, link.index).await?;
+            pod.add_route(route.dst, gw, link.index, metric).await?;
         }
     }
     Ok(())

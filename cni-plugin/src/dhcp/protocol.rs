@@ -57,6 +57,9 @@ pub struct AcquireRequest {
     /// `request` and `provide` of the config.
     #[serde(default)]
     pub options: ClientOptions,
+    /// The metric of the lease's routes in the pod (`ipam.priority`; 0: none).
+    #[serde(default)]
+    pub route_priority: u32,
 }
 
 /// What the node does for a leased address, as ADD set it up, so the daemon
@@ -312,6 +315,9 @@ pub struct LeaseRecord {
     /// What renewals ask for and tell, as the acquisition did.
     #[serde(default)]
     pub options: ClientOptions,
+    /// The metric of the lease's routes when the daemon puts them back.
+    #[serde(default)]
+    pub route_priority: u32,
 }
 
 impl LeaseRecord {

@@ -41,6 +41,9 @@ struct RawConf {
     /// dropping the client's own list.
     #[serde(default)]
     request: Vec<RequestOption>,
+    /// The reference's: the metric of the lease's routes (0: none).
+    #[serde(default)]
+    priority: u32,
 }
 
 /// An option by the reference's name or by number.
@@ -129,6 +132,8 @@ pub struct Dhcp {
     provide: Vec<(u8, Provide)>,
     /// Option 55 when `request` changes it.
     parameters: Option<Vec<u8>>,
+    /// The metric of the lease's routes (0: the kernel's default).
+    priority: u32,
 }
 
 impl Dhcp {
@@ -200,6 +205,7 @@ impl Dhcp {
             client_id: raw.client_id,
             provide,
             parameters,
+            priority: raw.priority,
         })
     }
 
@@ -262,6 +268,7 @@ impl Dhcp {
             timeout_ms: self.timeout.as_millis() as u64,
             node: Some(node),
             sticky: self.client_id == ClientIdMode::Pod && pod_name(env).is_some(),
+            route_priority: self.priority,
         }));
         if self.client_id == ClientIdMode::Pod && pod_name(env).is_none() {
             tracing::warn!(
@@ -273,7 +280,7 @@ impl Dhcp {
         // The daemon bounds the exchange; a little more here covers the hand-off.
         let patience = self.timeout + Duration::from_secs(2);
         match self.call(&request, patience).await? {
-            Response::Lease { lease } => Ok(result(&lease)),
+            Response::Lease { lease } => Ok(result(&lease, self.priority)),
             other => Err(unexpected(other)),
         }
     }
@@ -407,7 +414,9 @@ fn client_id(mode: ClientIdMode, env: &CniEnv, mac: [u8; 6]) -> Vec<u8> {
     }
 }
 
-fn result(lease: &Lease) -> CniResult {
+/// The result of `lease`; its routes carry `priority` as their metric, as
+/// the reference's do (0: none).
+fn result(lease: &Lease, priority: u32) -> CniResult {
     CniResult {
         ips: vec![IpConfig {
             address: IpNet::V4(lease.network()),
@@ -417,7 +426,10 @@ fn result(lease: &Lease) -> CniResult {
         routes: lease
             .routes()
             .into_iter()
-            .map(|r| Route::via(IpNet::V4(r.destination), r.gateway.map(IpAddr::V4)))
+            .map(|r| Route {
+                priority: (priority != 0).then_some(priority),
+                ..Route::via(IpNet::V4(r.destination), r.gateway.map(IpAddr::V4))
+            })
             .collect(),
         dns: Dns {
             nameservers: lease.dns_servers.iter().map(|s| s.to_string()).collect(),
@@ -450,14 +462,47 @@ mod tests {
         let d = Dhcp::parse(&json!({"type": "dhcp", "daemonSocketPath": "/tmp/x.sock", "timeout": 2.5, "clientId": "mac"})).unwrap();
         assert_eq!(d.timeout, Duration::from_millis(2500));
         assert_eq!(d.client_id, ClientIdMode::Mac);
-        for bad in [
-            json!({"timeout": 0}),
-            json!({"timeout": "10s"}),
-            json!({"clientId": "uuid"}),
+        for (bad, key) in [
+            (json!({"timeout": 0}), "ipam.timeout"),
+            (json!({"timeout": "10s"}), "ipam.timeout"),
+            (json!({"clientId": "uuid"}), "ipam.clientId"),
+            (json!({"priority": -1}), "ipam.priority"),
+            (json!({"priority": "high"}), "ipam.priority"),
         ] {
             let err = Dhcp::parse(&bad).unwrap_err();
             assert_eq!(err.code(), 7, "{bad}: {err}");
+            assert!(err.to_string().contains(key), "{bad}: {err}");
         }
+        // Keys the reference does not know either are ignored, as it does.
+        assert!(Dhcp::parse(&json!({"type": "dhcp", "suppress": ["gateway"]})).is_ok());
+    }
+
+    #[test]
+    fn priority_is_the_metric_of_the_lease_routes() {
+        let d = Dhcp::parse(&json!({"type": "dhcp", "priority": 300})).unwrap();
+        assert_eq!(d.priority, 300);
+        assert_eq!(Dhcp::parse(&json!({})).unwrap().priority, 0);
+        let lease = Lease {
+            address: "192.168.1.50".parse().unwrap(),
+            prefix_len: 24,
+            router: Some("192.168.1.1".parse().unwrap()),
+            dns_servers: vec![],
+            domain: None,
+            classless_routes: vec![],
+            server_id: "192.168.1.1".parse().unwrap(),
+            lease_time: 3600,
+            t1: 1800,
+            t2: 3150,
+            acquired_at: 0,
+        };
+        let routes = |p| result(&lease, p).routes;
+        assert_eq!(routes(300)[0].priority, Some(300));
+        assert_eq!(routes(300)[0].dst.prefix_len(), 0);
+        assert_eq!(
+            routes(0)[0].priority,
+            None,
+            "no metric: the kernel's default"
+        );
     }
 
     #[test]

@@ -26,9 +26,16 @@ pub struct LiveRoute {
 }
 
 impl Netlink {
-    /// Adds `dst via gw dev index`; an identical existing route is fine.
-    pub async fn add_route(&self, dst: IpNet, gw: Option<IpAddr>, index: u32) -> Result<()> {
-        let msg = route_message(dst, gw, index)?;
+    /// Adds `dst via gw dev index [metric m]` (0: the kernel's default);
+    /// an identical existing route is fine.
+    pub async fn add_route(
+        &self,
+        dst: IpNet,
+        gw: Option<IpAddr>,
+        index: u32,
+        metric: u32,
+    ) -> Result<()> {
+        let msg = route_message(dst, gw, index, metric)?;
         added(self.handle.route().add(msg).execute().await, dst, gw, index)
     }
 
@@ -36,14 +43,20 @@ impl Netlink {
     /// gateway stays too (`NLM_F_APPEND`, no `NLM_F_EXCL`, which rtnetlink's
     /// request always sets): IPAM's routes to one destination through
     /// several gateways, installed as the reference installs them.
-    pub async fn add_route_beside(&self, dst: IpNet, gw: Option<IpAddr>, index: u32) -> Result<()> {
+    pub async fn add_route_beside(
+        &self,
+        dst: IpNet,
+        gw: Option<IpAddr>,
+        index: u32,
+        metric: u32,
+    ) -> Result<()> {
         use futures::StreamExt;
         use rtnetlink::packet_core::{
             NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST,
         };
         use rtnetlink::packet_route::RouteNetlinkMessage;
 
-        let msg = route_message(dst, gw, index)?;
+        let msg = route_message(dst, gw, index, metric)?;
         let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewRoute(msg));
         req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND;
         let result = async {
@@ -80,11 +93,14 @@ impl Netlink {
     }
 }
 
-fn route_message(dst: IpNet, gw: Option<IpAddr>, index: u32) -> Result<RouteMessage> {
+fn route_message(dst: IpNet, gw: Option<IpAddr>, index: u32, metric: u32) -> Result<RouteMessage> {
     let mut builder = RouteMessageBuilder::<IpAddr>::new()
         .destination_prefix(dst.addr(), dst.prefix_len())
         .map_err(|e| Error::BadRoute(e.to_string()))?
         .output_interface(index);
+    if metric != 0 {
+        builder = builder.priority(metric);
+    }
     if let Some(gw) = gw {
         builder = builder
             .gateway(gw)
