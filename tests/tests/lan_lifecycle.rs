@@ -620,13 +620,19 @@ fn idle_and_oversized_requests_are_cut_off() {
 #[test]
 fn a_daemon_killed_during_add_gives_code_11() {
     let mut n = LanNet::new("lckill", NET, LanOpts::default());
+    // A first pod loads the network's programs (seconds on a slow machine),
+    // so the next ADD goes from its eth0 to the daemon in milliseconds.
+    let warm = n.add("warm");
+    n.w.rt
+        .invoke("DEL", &n.conf, &warm.att, Some(&warm.result))
+        .expect_ok("DEL");
     n.dns.kill(); // no offer: the ADD waits inside the daemon
     let (ns, att) = n.pod_ns("k0");
     let pid = n.daemon.pid().expect("daemon pid");
     let out = std::thread::scope(|sc| {
         let add = sc.spawn(|| n.w.rt.invoke("ADD", &n.conf, &att, None));
-        // The pod's eth0 comes right before IPAM asks the daemon: kill only
-        // once the request is in flight, however slow the machine.
+        // The pod's eth0 comes right before IPAM asks the daemon: kill once
+        // the request is in flight, however slow the machine.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while !ns.has_link("eth0") && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
