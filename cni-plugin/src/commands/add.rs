@@ -16,6 +16,8 @@ use crate::config::NetConf;
 use crate::datapath::{Datapath, NetworkSpec, Pins, PortSpec, UplinkSpec};
 use crate::dhcp::protocol::NodeSide;
 use crate::ipam::Ipam;
+use crate::lan;
+use crate::node::firewall::{self, Masquerade};
 use crate::node::gone::first_error;
 use crate::node::mac::format_mac;
 use crate::node::naming;
@@ -23,7 +25,6 @@ use crate::node::netlink::bridge::{BridgePortSpec, BridgeSpec};
 use crate::node::netlink::{LinkInfo, Netlink, VethSpec};
 use crate::node::netns::NetNs;
 use crate::node::{scope, sysctl};
-use crate::{lan, node::firewall};
 
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
     scope::claim(&super::SCOPED_DEFAULTS, &[&conf.pin_root, &conf.state_dir])?;
@@ -165,12 +166,13 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     let network = firewall::Network {
         name: &conf.name,
         forward: (routed(conf) && !v4.is_empty()).then_some(&bridge.name[..]),
-        masquerade: (conf.ip_masq && !addresses.is_empty())
-            .then_some((&addresses[..], &conf.cluster_cidrs[..])),
+        masquerade: match (conf.ip_masq, addresses.is_empty()) {
+            (false, _) => Masquerade::Off,
+            (true, true) => Masquerade::Keep,
+            (true, false) => Masquerade::On(&addresses, &conf.cluster_cidrs),
+        },
     };
-    if !network.is_empty() {
-        network.ensure()?;
-    }
+    network.ensure()?;
     checkpoint(Step::Firewall)?;
 
     complete_gateways(conf, &mut ipam_result);

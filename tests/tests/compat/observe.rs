@@ -467,11 +467,16 @@ fn observe_node(
     );
     // The reference masquerades in iptables' nat table, lanbridge in its own
     // nf_tables table: either counts, judged by the statement, not a comment.
-    let nft = node.exec(&["nft", "list", "table", "ip", "lanbridge"]).stdout;
+    let nft = node
+        .exec(&["nft", "list", "table", "ip", "lanbridge"])
+        .stdout;
     let masq = w.nat_rules().iter().any(|r| r.contains("MASQUERADE"))
-        || nft
-            .lines()
-            .any(|l| l.split(" comment ").next().unwrap_or_default().contains("masquerade"));
+        || nft.lines().any(|l| {
+            l.split(" comment ")
+                .next()
+                .unwrap_or_default()
+                .contains("masquerade")
+        });
     o.insert("node.masquerade".into(), masq.to_string());
 }
 

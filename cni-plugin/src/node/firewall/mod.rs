@@ -30,27 +30,42 @@ pub struct Network<'a> {
     pub name: &'a str,
     /// Routed pods: accepts for this bridge in FORWARD.
     pub forward: Option<&'a str>,
-    /// `ipMasq`: the attachment's addresses (with prefixes: their subnets
-    /// are masqueraded) and the `clusterCidrs`.
-    pub masquerade: Option<(&'a [IpNet], &'a [IpNet])>,
+    pub masquerade: Masquerade<'a>,
+}
+
+/// What the network's config says of `ipMasq`.
+pub enum Masquerade<'a> {
+    /// On: the attachment's addresses (with prefixes: their subnets are
+    /// masqueraded) and the `clusterCidrs`.
+    On(&'a [IpNet], &'a [IpNet]),
+    /// Off: a masquerade an earlier config of the network set goes, as the
+    /// config now given is the network's (a pod added after `ipMasq` was
+    /// turned off is not masqueraded, as with the reference's per-pod rules).
+    Off,
+    /// On, but the attachment has no address to masquerade: leave it be.
+    Keep,
 }
 
 impl Network<'_> {
-    pub fn is_empty(&self) -> bool {
-        self.forward.is_none() && self.masquerade.is_none()
-    }
-
-    /// Installs what is missing in one atomic commit; when everything is
-    /// there (every ADD after a network's first) it only reads.
+    /// Installs what is missing and removes what the config no longer asks
+    /// for, in one atomic commit; when everything is as asked (every ADD
+    /// after a network's first) it only reads lanbridge's own small chains.
     pub fn ensure(&self) -> Result<()> {
+        if self.forward.is_none() && matches!(self.masquerade, Masquerade::Keep) {
+            return Ok(());
+        }
         let _lock = NetnsLock::acquire()?;
         let mut nft = Nft::open()?;
         let mut batch = Batch::default();
         if let Some(bridge) = self.forward {
             forward::plan(&mut nft, self.name, bridge, &mut batch)?;
         }
-        if let Some((own, cluster)) = self.masquerade {
-            masquerade::plan(&mut nft, self.name, own, cluster, &mut batch)?;
+        match self.masquerade {
+            Masquerade::On(own, cluster) => {
+                masquerade::plan(&mut nft, self.name, own, cluster, &mut batch)?
+            }
+            Masquerade::Off => masquerade::network_removal(&mut nft, self.name, &mut batch)?,
+            Masquerade::Keep => {}
         }
         commit(&mut nft, &batch)
     }
