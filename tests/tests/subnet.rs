@@ -127,6 +127,38 @@ fn assert_network_rules(w: &World, context: &str) {
     assert!(forward.iter().all(|l| l.contains(&tag)), "{forward:#?}");
 }
 
+/// The network's config is the last ADD's: with `ipMasq` turned off, the
+/// next pod is not masqueraded (as with the reference's per-pod rules),
+/// judged by the source address the LAN host sees.
+#[test]
+fn ip_masq_turned_off_stops_masquerading_the_next_pod() {
+    let w = World::lanbridge("submasqoff");
+    let conf = w.subnet_conf("1.0.0", SUBNET);
+    let (pods, atts) = pods(&w, 2);
+    let first = add(&w, &conf, &atts[0]);
+    assert_network_rules(&w, "ipMasq on");
+    let mut off = conf.clone();
+    off["ipMasq"] = false.into();
+    let second = add(&w, &off, &atts[1]);
+    assert_eq!(w.masquerade_rules(), Vec::<String>::new(), "ipMasq off");
+    // The LAN host routes the pod subnet back through the node.
+    w.topo
+        .lan_host
+        .run(&["ip", "route", "replace", SUBNET, "via", NODE_ADDR]);
+    let server = PeerServer::udp(&w.topo.lan_host, 7777);
+    let seen = udp_ask(&pods[1], &format!("{LAN_HOST}:7777")).expect("UDP answer");
+    let address = second["ips"][0]["address"].as_str().expect("address");
+    let pod_ip = address.split('/').next().expect("ip");
+    assert_eq!(
+        ip_of(&seen),
+        pod_ip,
+        "the pod's own address, not the node's"
+    );
+    drop(server);
+    del(&w, &off, &atts[1], Some(&second));
+    del(&w, &conf, &atts[0], Some(&first));
+}
+
 #[test]
 fn check_passes_then_fails_after_address_removed() {
     let w = World::lanbridge("subchk");
