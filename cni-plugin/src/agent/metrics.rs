@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use super::lifecycle::Book;
+use super::book::Book;
 use crate::cni::{Error, Result};
 use crate::datapath::{networks, port_name, Datapath};
 use crate::dhcp::protocol::{LeaseState, OpReport};

@@ -7,6 +7,7 @@
 //! sends releases that DEL had to queue while it was down. It drains the
 //! programs' drop events into its log and to `lanbridge monitor` ([`monitor`]).
 
+mod book;
 mod claim;
 mod lifecycle;
 pub mod metrics;
@@ -30,7 +31,8 @@ use crate::dhcp::protocol::{AcquireRequest, LeaseKey, LeaseRecord, LeaseState, L
 use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{self, DhcpSocket, Lease, Params};
 use crate::node::netns::NetNs;
-use lifecycle::{Book, Ctx};
+use book::Book;
+use lifecycle::Ctx;
 
 pub struct DaemonOpts {
     pub socket: PathBuf,

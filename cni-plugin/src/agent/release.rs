@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::lifecycle::params;
 use crate::dhcp::protocol::LeaseRecord;
 use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{self, DhcpSocket};
@@ -32,7 +31,7 @@ pub async fn send(record: &LeaseRecord) {
         let socket = DhcpSocket::open(&ns, &record.key.ifname)?;
         dhcp::release(
             &socket,
-            &params(record, Duration::from_secs(1)),
+            &record.params(Duration::from_secs(1)),
             &record.lease,
         )
         .await?;
@@ -63,7 +62,7 @@ fn log_sent(record: &LeaseRecord, from: &str) {
 fn from_node(record: &LeaseRecord) -> std::io::Result<()> {
     let lease = &record.lease;
     let message = dhcp::message::release(
-        &params(record, Duration::from_secs(1)),
+        &record.params(Duration::from_secs(1)),
         rand_xid(),
         lease.address,
         lease.server_id,

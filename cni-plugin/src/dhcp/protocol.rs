@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lanbridge_common::event::DropEvent;
 use lanbridge_common::Reason;
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::cni::{Error, Result};
-use crate::dhcp::{ClientOptions, Lease};
+use crate::dhcp::{ClientOptions, Lease, Params};
 use crate::node::mac::format_mac;
 use crate::node::netns::NetNs;
 
@@ -319,6 +319,18 @@ impl LeaseRecord {
     pub fn open_netns(&self) -> crate::node::error::Result<NetNs> {
         NetNs::open_same(&self.netns, self.netns_inode)
     }
+
+    /// The exchange's parameters to renew, rebind or release the lease with.
+    pub fn params(&self, timeout: Duration) -> Params {
+        Params {
+            mac: self.mac,
+            client_id: self.client_id.clone(),
+            hostname: self.hostname.clone(),
+            timeout,
+            requested_ip: None,
+            options: self.options.clone(),
+        }
+    }
 }
 
 /// A lease's state in RFC 2131's terms, with when it last changed.
@@ -460,7 +472,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn utc_formats_unix_seconds() {
