@@ -14,8 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::book::Book;
 use super::claim;
+use super::error::{AgentError, Result};
 use super::release;
-use crate::cni::{Error, Result};
 use crate::dhcp::protocol::{LeaseRecord, LeaseState};
 use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{self, DhcpError, DhcpSocket, Lease, Params};
@@ -168,7 +168,7 @@ async fn reacquire(ctx: &Ctx, record: &LeaseRecord) -> Option<Lease> {
             let lease = dhcp::acquire(&socket, &params).await;
             let network = &record.key.network;
             super::metrics::exchange(network, "acquire", lease.is_ok(), started.elapsed());
-            Ok::<_, Error>(Some(lease?))
+            Ok::<_, AgentError>(Some(lease?))
         };
         match acquired.await {
             Ok(lease) => return lease,
@@ -281,7 +281,7 @@ enum Failure {
     /// Extending stops (a NAK, the pod gone).
     Stop(Ext),
     /// Worth another try before the deadline.
-    Retry(Error),
+    Retry(AgentError),
 }
 
 async fn attempt(record: &LeaseRecord, step: Step, timeout: Duration) -> Result<Lease, Failure> {

@@ -35,7 +35,7 @@ pub async fn send(record: &LeaseRecord) {
             &record.lease,
         )
         .await?;
-        Ok::<_, crate::cni::Error>(())
+        Ok::<_, super::error::AgentError>(())
     };
     match from_pod.await {
         Ok(()) => log_sent(record, "the pod"),

@@ -17,7 +17,7 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     // IPAM first, while the interface still exists (a DHCP release needs it).
     if let Some(ipam) = &att.ipam {
         if let Err(e) = ipam.del(conf, env).await {
-            errors.push(e);
+            errors.push(e.into());
         }
     }
     fault::del_step("ipam");

@@ -12,8 +12,7 @@ use lanbridge_common::Reason;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
-use crate::cni::{Error, Result};
-use crate::dhcp::{ClientOptions, Lease, Params};
+use crate::dhcp::{ClientOptions, Lease, Params, RecordError};
 use crate::node::mac::format_mac;
 use crate::node::netns::NetNs;
 
@@ -416,7 +415,7 @@ pub fn utc(unix: u64) -> String {
     )
 }
 
-pub async fn write_message<W, T>(w: &mut W, msg: &T) -> Result<()>
+pub async fn write_message<W, T>(w: &mut W, msg: &T) -> Result<(), RecordError>
 where
     W: AsyncWrite + Unpin,
     T: Serialize,
@@ -425,13 +424,13 @@ where
     line.push(b'\n');
     w.write_all(&line)
         .await
-        .map_err(|e| Error::io("writing to the lanbridge daemon socket", e))?;
+        .map_err(|e| RecordError::io("writing to the lanbridge daemon socket", e))?;
     w.flush()
         .await
-        .map_err(|e| Error::io("writing to the lanbridge daemon socket", e))
+        .map_err(|e| RecordError::io("writing to the lanbridge daemon socket", e))
 }
 
-pub async fn read_message<R, T>(r: R) -> Result<T>
+pub async fn read_message<R, T>(r: R) -> Result<T, RecordError>
 where
     R: AsyncRead + Unpin,
     T: for<'de> Deserialize<'de>,
@@ -440,9 +439,9 @@ where
     let read = BufReader::new(r.take(MAX_MESSAGE))
         .read_line(&mut line)
         .await
-        .map_err(|e| Error::io("reading from the lanbridge daemon socket", e))?;
+        .map_err(|e| RecordError::io("reading from the lanbridge daemon socket", e))?;
     if read == 0 {
-        return Err(Error::io(
+        return Err(RecordError::io(
             "reading from the lanbridge daemon socket",
             std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before a message"),
         ));
@@ -458,12 +457,12 @@ where
                 "closed in the middle of a message".to_string(),
             ),
         };
-        return Err(Error::io(
+        return Err(RecordError::io(
             "reading from the lanbridge daemon socket",
             std::io::Error::new(kind, why),
         ));
     }
-    serde_json::from_str(&line).map_err(|source| Error::Decode {
+    serde_json::from_str(&line).map_err(|source| RecordError::Decode {
         what: "daemon protocol message",
         source,
     })
