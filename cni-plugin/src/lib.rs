@@ -2,6 +2,15 @@
 //!
 //! The layers, bottom up; each imports only those below it. `cni` and
 //! `node` are independent foundations.
+//!
+//! Errors: every layer fails in its own terms (`node::error::Error`,
+//! `dhcp::DhcpError` and `RecordError`, `DatapathError`, `LanError`,
+//! `IpamError`, `agent::AgentError`); `commands::errors` is the one table that
+//! gives each its CNI code. Only `config` fails with the wire's
+//! `cni::Error` itself: a config the runtime hands over is the CNI spec's
+//! own input, and its failures are the spec's codes for it (7, invalid
+//! config; 2, an unsupported field; 6, an undecodable `prevResult`): a
+//! config error type would only copy those variants.
 
 /// The CNI spec's wire format: versions, the runtime's environment, results
 /// and the error object with its code. Imports nothing of lanbridge.
@@ -21,14 +30,14 @@ pub mod node;
 /// on stdin (uses `node` for its per-namespace default paths).
 pub mod config;
 
-/// IP address management: host-local, static, delegated plugins and DHCP
-/// through the agent.
-pub mod ipam;
-
 /// The DHCP client (messages, options, raw sockets, ARP probes, leases), the
 /// plugin ↔ agent protocol (leases, command reports, the drop stream) and
 /// the agent's lease files.
 pub mod dhcp;
+
+/// IP address management: host-local, static, delegated plugins and DHCP
+/// through the agent (over `dhcp`'s protocol); fails with `IpamError`.
+pub mod ipam;
 
 /// The eBPF datapath: the embedded object, loading, pins, maps, attaching
 /// programs to the bridge ports, upgrades, the drop-event ring.
@@ -46,6 +55,8 @@ pub mod commands;
 /// The node agent (`lanbridge daemon`): owns the DHCP leases, follows the
 /// peers file to keep the routes to other nodes' pod subnets, drains the
 /// programs' drop events (log, `monitor`) and serves metrics and probes.
+/// It answers a plugin's failed request with the code `commands::errors`
+/// gives the failure.
 pub mod agent;
 
 /// `lanbridge` run by a person: one clap tree (status, inspect, monitor,

@@ -16,6 +16,7 @@ use crate::config::{self, NetConf};
 use crate::dhcp::protocol::{
     read_message, write_message, OpReport, Request, Response, DEFAULT_SOCKET,
 };
+use crate::dhcp::RecordError;
 use crate::ipam::Ipam;
 
 /// Runs `command`; a failure is reported as the CNI error object on stdout.
@@ -88,7 +89,7 @@ async fn report(command: &str, raw: &Value, outcome: &Result<Option<Value>>, too
     let exchange = async {
         let stream = UnixStream::connect(&socket)
             .await
-            .map_err(|e| Error::io("connecting", e))?;
+            .map_err(|e| RecordError::io("connecting", e))?;
         let (reader, mut writer) = stream.into_split();
         write_message(&mut writer, &request).await?;
         read_message::<_, Response>(reader).await

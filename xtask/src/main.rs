@@ -2,6 +2,7 @@
 
 mod ebpf;
 mod image;
+mod layers;
 mod run;
 
 use std::path::{Path, PathBuf};
@@ -100,6 +101,7 @@ fn main() -> Result<()> {
                     "warnings",
                 ],
             )?;
+            layers::check(&root.join("cni-plugin/src"))?;
             ebpf::clippy(&root)
         }
     }

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 
-use crate::cni::{Error, Result};
+use super::error::{AgentError, Result};
 use crate::datapath::Datapath;
 use crate::dhcp::protocol::{LeaseRecord, NodeSide};
 use crate::dhcp::Lease;
@@ -80,7 +80,7 @@ async fn node_side(
     node: &NodeSide,
     old: Option<Ipv4Addr>,
     new: Option<Ipv4Addr>,
-) -> Vec<Error> {
+) -> Vec<AgentError> {
     let mut errors = Vec::new();
     let new_ips: Vec<Ipv4Addr> = new.into_iter().collect();
     // The maps first: the guard stops the pod's use of a lost address at once.

@@ -9,14 +9,14 @@
 //! fails at once; a NAK ends the attempts at once. One log line per state
 //! change, never per retry.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::book::Book;
 use super::claim;
+use super::error::{AgentError, Result};
 use super::release;
-use crate::cni::{Error, Result};
-use crate::dhcp::protocol::{LeaseKey, LeaseRecord, LeaseState, LeaseStatus};
+use crate::dhcp::protocol::{LeaseRecord, LeaseState};
 use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{self, DhcpError, DhcpSocket, Lease, Params};
 use crate::node;
@@ -27,57 +27,6 @@ const INIT_FIRST: Duration = Duration::from_secs(1);
 const INIT_MAX: Duration = Duration::from_secs(60);
 /// One acquisition in INIT (DISCOVERs retransmitted inside it).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Every lease's state, shared by the lifecycle tasks and the server.
-#[derive(Debug, Clone, Default)]
-pub struct Book(Arc<Mutex<HashMap<LeaseKey, LeaseStatus>>>);
-
-impl Book {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LeaseKey, LeaseStatus>> {
-        // A panicked task cannot leave a status half-written.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn get(&self, key: &LeaseKey) -> Option<LeaseStatus> {
-        self.lock().get(key).cloned()
-    }
-
-    pub fn all(&self) -> Vec<(LeaseKey, LeaseStatus)> {
-        self.lock()
-            .iter()
-            .map(|(k, s)| (k.clone(), s.clone()))
-            .collect()
-    }
-
-    /// Records a state change (the time only moves when the state does).
-    pub fn set(&self, record: &LeaseRecord, state: LeaseState, last_error: Option<String>) {
-        let mut book = self.lock();
-        let since = match book.get(&record.key) {
-            Some(s) if s.state == state && s.address == record.lease.address => s.since,
-            _ => unix_now(),
-        };
-        book.insert(
-            record.key.clone(),
-            LeaseStatus {
-                state,
-                address: record.lease.address,
-                since,
-                last_error,
-            },
-        );
-    }
-
-    /// Notes a failed attempt without changing the state.
-    fn error(&self, key: &LeaseKey, error: String) {
-        if let Some(s) = self.lock().get_mut(key) {
-            s.last_error = Some(error);
-        }
-    }
-
-    pub fn forget(&self, key: &LeaseKey) {
-        self.lock().remove(key);
-    }
-}
 
 /// What a lifecycle task works with.
 #[derive(Debug, Clone)]
@@ -209,7 +158,7 @@ async fn reacquire(ctx: &Ctx, record: &LeaseRecord) -> Option<Lease> {
     loop {
         let params = Params {
             requested_ip: Some(record.lease.address),
-            ..params(record, ACQUIRE_TIMEOUT)
+            ..record.params(ACQUIRE_TIMEOUT)
         };
         let acquired = async {
             let Some(socket) = open_socket(record)? else {
@@ -219,7 +168,7 @@ async fn reacquire(ctx: &Ctx, record: &LeaseRecord) -> Option<Lease> {
             let lease = dhcp::acquire(&socket, &params).await;
             let network = &record.key.network;
             super::metrics::exchange(network, "acquire", lease.is_ok(), started.elapsed());
-            Ok::<_, Error>(Some(lease?))
+            Ok::<_, AgentError>(Some(lease?))
         };
         match acquired.await {
             Ok(lease) => return lease,
@@ -332,11 +281,11 @@ enum Failure {
     /// Extending stops (a NAK, the pod gone).
     Stop(Ext),
     /// Worth another try before the deadline.
-    Retry(Error),
+    Retry(AgentError),
 }
 
 async fn attempt(record: &LeaseRecord, step: Step, timeout: Duration) -> Result<Lease, Failure> {
-    let params = params(record, timeout);
+    let params = record.params(timeout);
     let socket = match open_socket(record) {
         Ok(Some(socket)) => socket,
         Ok(None) => return Err(Failure::Stop(Ext::PodGone)),
@@ -367,23 +316,6 @@ fn open_socket(record: &LeaseRecord) -> Result<Option<DhcpSocket>> {
         Err(e) => return Err(e.into()),
     };
     Ok(Some(DhcpSocket::open(&ns, &record.key.ifname)?))
-}
-
-pub fn params(record: &LeaseRecord, timeout: Duration) -> Params {
-    Params {
-        mac: record.mac,
-        client_id: record.client_id.clone(),
-        hostname: record.hostname.clone(),
-        timeout,
-        requested_ip: None,
-        options: record.options.clone(),
-    }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Time left until `unix_secs`, to the nanosecond (whole seconds would wake

@@ -26,8 +26,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use super::lifecycle::Book;
-use crate::cni::{Error, Result};
+use super::book::Book;
+use super::error::{AgentError, Result};
 use crate::datapath::{networks, port_name, Datapath};
 use crate::dhcp::protocol::{LeaseState, OpReport};
 use crate::dhcp::store::LeaseStore;
@@ -258,7 +258,7 @@ impl Endpoint {
     ) -> Result<Endpoint> {
         let listener = TcpListener::bind(address)
             .await
-            .map_err(|e| Error::io(format!("binding the metrics address {address}"), e))?;
+            .map_err(|e| AgentError::io(format!("binding the metrics address {address}"), e))?;
         Ok(Endpoint {
             listener,
             registry: registry(Node {

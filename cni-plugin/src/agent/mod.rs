@@ -7,7 +7,9 @@
 //! sends releases that DEL had to queue while it was down. It drains the
 //! programs' drop events into its log and to `lanbridge monitor` ([`monitor`]).
 
+mod book;
 mod claim;
+mod error;
 mod lifecycle;
 pub mod metrics;
 mod monitor;
@@ -25,12 +27,14 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::cni::{Error, Result};
 use crate::dhcp::protocol::{AcquireRequest, LeaseKey, LeaseRecord, LeaseState, LeaseStatus};
 use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{self, DhcpSocket, Lease, Params};
 use crate::node::netns::NetNs;
-use lifecycle::{Book, Ctx};
+use book::Book;
+pub use error::AgentError;
+use error::Result;
+use lifecycle::Ctx;
 
 pub struct DaemonOpts {
     pub socket: PathBuf,
@@ -104,8 +108,10 @@ pub async fn run(opts: &DaemonOpts) -> Result<()> {
 
 async fn shutdown() -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| AgentError::io("SIGTERM handler", e))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| AgentError::io("SIGINT handler", e))?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
@@ -210,7 +216,7 @@ impl Daemon {
     }
 
     fn leases(&self) -> Result<Vec<LeaseRecord>> {
-        self.store.all()
+        Ok(self.store.all()?)
     }
 
     fn status(&self, key: &LeaseKey) -> Option<LeaseStatus> {

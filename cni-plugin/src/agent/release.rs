@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::lifecycle::params;
 use crate::dhcp::protocol::LeaseRecord;
 use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{self, DhcpSocket};
@@ -32,11 +31,11 @@ pub async fn send(record: &LeaseRecord) {
         let socket = DhcpSocket::open(&ns, &record.key.ifname)?;
         dhcp::release(
             &socket,
-            &params(record, Duration::from_secs(1)),
+            &record.params(Duration::from_secs(1)),
             &record.lease,
         )
         .await?;
-        Ok::<_, crate::cni::Error>(())
+        Ok::<_, super::error::AgentError>(())
     };
     match from_pod.await {
         Ok(()) => log_sent(record, "the pod"),
@@ -63,7 +62,7 @@ fn log_sent(record: &LeaseRecord, from: &str) {
 fn from_node(record: &LeaseRecord) -> std::io::Result<()> {
     let lease = &record.lease;
     let message = dhcp::message::release(
-        &params(record, Duration::from_secs(1)),
+        &record.params(Duration::from_secs(1)),
         rand_xid(),
         lease.address,
         lease.server_id,

@@ -17,9 +17,11 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::Semaphore;
 
+use super::error::{AgentError, Result};
 use super::Daemon;
-use crate::cni::{Error, Result};
+use crate::commands::errors::answer;
 use crate::dhcp::protocol::{read_message, write_message, MonitorEvent, Request, Response};
+use crate::dhcp::RecordError;
 
 /// The listening socket: the one systemd passed (socket activation,
 /// `lanbridge-daemon.socket`), else `path` bound here. `true` when it came
@@ -48,7 +50,7 @@ fn activated() -> Result<Option<UnixListener>> {
     // SAFETY: systemd passed fd 3 to this process, and nothing else in it
     // takes ownership of that fd.
     let listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(SD_LISTEN_FDS_START) };
-    let err = |e| Error::io("taking the socket systemd passed (fd 3)", e);
+    let err = |e| AgentError::io("taking the socket systemd passed (fd 3)", e);
     listener.set_nonblocking(true).map_err(err)?;
     UnixListener::from_std(listener).map(Some).map_err(err)
 }
@@ -56,11 +58,11 @@ fn activated() -> Result<Option<UnixListener>> {
 async fn bind(path: &Path) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            .map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
     }
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
-            return Err(Error::io(
+            return Err(AgentError::io(
                 format!("binding {}", path.display()),
                 std::io::Error::new(
                     std::io::ErrorKind::AddrInUse,
@@ -70,12 +72,12 @@ async fn bind(path: &Path) -> Result<UnixListener> {
         }
         tracing::info!("removing stale socket {}", path.display());
         std::fs::remove_file(path)
-            .map_err(|e| Error::io(format!("removing stale {}", path.display()), e))?;
+            .map_err(|e| AgentError::io(format!("removing stale {}", path.display()), e))?;
     }
     let listener = UnixListener::bind(path)
-        .map_err(|e| Error::io(format!("binding {}", path.display()), e))?;
+        .map_err(|e| AgentError::io(format!("binding {}", path.display()), e))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::io(format!("chmod 0600 {}", path.display()), e))?;
+        .map_err(|e| AgentError::io(format!("chmod 0600 {}", path.display()), e))?;
     Ok(listener)
 }
 
@@ -120,7 +122,7 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> Result<()> {
             let _slot = slot;
             match handle(stream, &daemon).await {
                 // A health probe connects and closes.
-                Err(Error::Io { source, .. })
+                Err(AgentError::Record(RecordError::Io { source, .. }))
                     if source.kind() == std::io::ErrorKind::UnexpectedEof =>
                 {
                     tracing::debug!("connection closed before a whole request")
@@ -137,7 +139,7 @@ async fn handle(stream: UnixStream, daemon: &Arc<Daemon>) -> Result<()> {
     let request: Request = tokio::time::timeout(READ_TIMEOUT, read_message(&mut reader))
         .await
         .map_err(|_| {
-            Error::io(
+            AgentError::io(
                 "reading a request on the daemon socket",
                 std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
@@ -184,7 +186,7 @@ async fn handle(stream: UnixStream, daemon: &Arc<Daemon>) -> Result<()> {
             return monitor(reader, writer, daemon, network).await;
         }
     };
-    write_message(&mut writer, &response).await
+    Ok(write_message(&mut writer, &response).await?)
 }
 
 /// Streams drop events until the client closes its end (or stops reading
@@ -215,9 +217,14 @@ async fn monitor(
     }
 }
 
-fn error(e: Error) -> Response {
-    Response::Error {
-        code: e.code(),
-        msg: e.to_string(),
-    }
+/// The failure with the code `commands::errors` gives it.
+fn error(e: AgentError) -> Response {
+    let (code, msg) = match e {
+        AgentError::Io { context, source } => answer(RecordError::Io { context, source }),
+        AgentError::Record(e) => answer(e),
+        AgentError::Node(e) => answer(e),
+        AgentError::Dhcp(e) => answer(e),
+        AgentError::Datapath(e) => answer(e),
+    };
+    Response::Error { code, msg }
 }

@@ -20,6 +20,7 @@ use crate::dhcp::protocol::{
     Response, DEFAULT_SOCKET,
 };
 use crate::dhcp::store::LeaseStore;
+use crate::dhcp::RecordError;
 use crate::node::mac::format_mac;
 use crate::node::scope;
 
@@ -220,7 +221,7 @@ fn daemon_states(args: &Args) -> (DaemonView, States) {
                 let stream = tokio::net::UnixStream::connect(&socket)
                     .await
                     .map_err(|e| {
-                        crate::cni::Error::io(format!("connecting to {}", socket.display()), e)
+                        RecordError::io(format!("connecting to {}", socket.display()), e)
                     })?;
                 let (reader, mut writer) = stream.into_split();
                 write_message(&mut writer, &Request::LeaseStates).await?;

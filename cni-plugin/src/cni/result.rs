@@ -94,16 +94,20 @@ impl Dns {
 impl CniResult {
     /// Parses a result of any version (prevResult, an IPAM plugin's output).
     pub fn from_wire(value: &Value) -> Result<CniResult> {
-        let decode = |source| Error::Decode {
+        Self::decode(value).map_err(|source| Error::Decode {
             what: "CNI result",
             source,
-        };
+        })
+    }
+
+    /// [`CniResult::from_wire`] for whoever fails in its own terms.
+    pub fn decode(value: &Value) -> serde_json::Result<CniResult> {
         if value.get("ip4").is_some() || value.get("ip6").is_some() {
-            let legacy: Legacy = serde_json::from_value(value.clone()).map_err(decode)?;
+            let legacy: Legacy = serde_json::from_value(value.clone())?;
             return Ok(legacy.into_current());
         }
         // 0.3.x/0.4.0 carry "version" on each IP; serde ignores it.
-        serde_json::from_value(value.clone()).map_err(decode)
+        serde_json::from_value(value.clone())
     }
 
     /// Whether the result can be said in `version`: a 0.1.0/0.2.0 result

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use super::Attachment;
 use crate::cni::{CniEnv, Error, Result, Version};
 use crate::config::NetConf;
-use crate::ipam::Ipam;
+use crate::ipam::{Ipam, IpamError};
 use crate::node::mac::format_mac;
 use crate::node::naming;
 use crate::node::netlink::Netlink;
@@ -49,7 +49,7 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
         // address check below would.
         // Without the daemon the checks below still judge the pod.
         let status = match dhcp.status(conf, env).await {
-            Err(Error::DaemonUnreachable { .. }) => None,
+            Err(IpamError::DaemonUnreachable { .. }) => None,
             other => other?,
         };
         if let Some(status) = status {

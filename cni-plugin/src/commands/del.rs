@@ -21,7 +21,7 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     // IPAM first, while the interface still exists (a DHCP release needs it).
     if let Some(ipam) = &att.ipam {
         if let Err(e) = ipam.del(conf, env).await {
-            errors.push(e);
+            errors.push(e.into());
         }
     }
     fault::del_step("ipam");
@@ -74,7 +74,7 @@ pub fn conf_for_del(mut raw: Value, env: &CniEnv) -> Result<NetConf> {
             // Built-in IPAM validates its own keys.
             Ok(conf) => match Ipam::from_conf(&conf, env) {
                 Ok(_) => return Ok(conf),
-                Err(e) => e,
+                Err(e) => e.into(),
             },
             Err(e) => e,
         };

@@ -50,7 +50,7 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
         Some(Ipam::Static(_) | Ipam::Dhcp(_)) | None => Ok(()),
     };
     if let Err(e) = ipam_gc {
-        errors.push(e);
+        errors.push(e.into());
     }
     first_error(errors)
 }
@@ -58,7 +58,11 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
 /// The lease goes back to the LAN's server before the state naming it.
 async fn release_lease(att: &Attachment<'_>, container_id: &str, ifname: &str) -> Option<Error> {
     match &att.ipam {
-        Some(Ipam::Dhcp(dhcp)) => dhcp.release(att.conf, container_id, ifname).await.err(),
+        Some(Ipam::Dhcp(dhcp)) => dhcp
+            .release(att.conf, container_id, ifname)
+            .await
+            .err()
+            .map(Into::into),
         _ => None,
     }
 }

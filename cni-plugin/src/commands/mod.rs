@@ -4,7 +4,7 @@
 pub mod add;
 pub mod check;
 pub mod del;
-mod errors;
+pub mod errors;
 pub mod gc;
 pub mod status;
 pub mod version;
@@ -135,7 +135,7 @@ async fn undo(att: &Attachment<'_>, made: Made) -> Result<()> {
             }
         }
         Made::Ipam => match &att.ipam {
-            Some(ipam) => ipam.del(att.conf, env).await,
+            Some(ipam) => Ok(ipam.del(att.conf, env).await?),
             None => Ok(()),
         },
         Made::MacSpoof => Ok(firewall::mac_spoof_teardown(&naming::host_veth(

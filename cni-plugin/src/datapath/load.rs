@@ -5,33 +5,12 @@ use std::fs::{self, File};
 
 use aya::programs::SchedClassifier;
 use aya::EbpfLoader;
-use lanbridge_common::{
-    MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS,
-    MAP_EVENTS, MAP_EVENT_RATE, MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS, PROG_FROM_POD,
-    PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
-};
 
 use super::error::DatapathError;
-use super::object::embedded_object;
+use super::object::{embedded_object, MAPS, PROGRAMS};
 use super::pins::Pins;
 use super::upgrade;
 use crate::node::gone::done;
-
-pub const MAPS: [&str; 12] = [
-    MAP_ENDPOINTS,
-    MAP_BY_MAC,
-    MAP_BY_IP,
-    MAP_BY_IP6,
-    MAP_CONFIG,
-    MAP_STATS,
-    MAP_SLOW_CIDRS,
-    MAP_CLUSTER,
-    MAP_FLOWS,
-    MAP_DHCP_PORTS,
-    MAP_EVENTS,
-    MAP_EVENT_RATE,
-];
-pub const PROGRAMS: [&str; 4] = [PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK];
 
 /// A complete load by some lanbridge build: programs are pinned last. An
 /// older build's may lack maps this build added.

@@ -146,7 +146,7 @@ impl Datapath {
 
     /// What the kernel reports about the network's pinned programs.
     pub fn programs(&self) -> Result<Vec<ProgramReport>, DatapathError> {
-        load::PROGRAMS
+        object::PROGRAMS
             .iter()
             .map(|&name| {
                 let info = aya::programs::ProgramInfo::from_pin(self.pins.object(name))

@@ -1,5 +1,29 @@
 //! The eBPF object (`target/bpf/lanbridge.bpf.o`, from `cargo xtask
-//! build-ebpf`), embedded in the binary when it was built before lanbridge.
+//! build-ebpf`), embedded in the binary when it was built before lanbridge,
+//! and the names of the maps and programs it defines.
+
+use lanbridge_common::{
+    MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS,
+    MAP_EVENTS, MAP_EVENT_RATE, MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS, PROG_FROM_POD,
+    PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
+};
+
+/// The maps and programs the object defines, pinned per network.
+pub const MAPS: [&str; 12] = [
+    MAP_ENDPOINTS,
+    MAP_BY_MAC,
+    MAP_BY_IP,
+    MAP_BY_IP6,
+    MAP_CONFIG,
+    MAP_STATS,
+    MAP_SLOW_CIDRS,
+    MAP_CLUSTER,
+    MAP_FLOWS,
+    MAP_DHCP_PORTS,
+    MAP_EVENTS,
+    MAP_EVENT_RATE,
+];
+pub const PROGRAMS: [&str; 4] = [PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK];
 
 /// Bytes aligned to 8, as ELF parsers (aya's included) expect of an object.
 #[cfg(lanbridge_ebpf_embedded)]

@@ -22,7 +22,7 @@ use aya::{Ebpf, EbpfLoader};
 use sha2::{Digest, Sha256};
 
 use super::error::DatapathError;
-use super::load::{MAPS, PROGRAMS};
+use super::object::{MAPS, PROGRAMS};
 use super::pins::Pins;
 use super::raw;
 use crate::node::gone::done;

@@ -122,3 +122,25 @@ pub enum ReplyError {
     #[error("reply without an address (yiaddr 0.0.0.0)")]
     AddressZero,
 }
+
+/// Why a lease file, or a message on the daemon socket, could not be read or
+/// written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+    #[error("failed to decode {what}: {source}")]
+    Decode {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+}
+
+impl RecordError {
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        RecordError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -18,7 +18,7 @@ pub mod store;
 
 pub use arp::PROBE_TIME;
 pub use client::{acquire, rebind, release, renew};
-pub use error::{DhcpError, Phase};
+pub use error::{DhcpError, Phase, RecordError};
 pub use lease::Lease;
 pub use message::{ClientOptions, Params};
 pub use socket::DhcpSocket;

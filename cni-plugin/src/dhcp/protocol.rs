@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lanbridge_common::event::DropEvent;
 use lanbridge_common::Reason;
@@ -12,8 +12,7 @@ use lanbridge_common::Reason;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
-use crate::cni::{Error, Result};
-use crate::dhcp::{ClientOptions, Lease};
+use crate::dhcp::{ClientOptions, Lease, Params, RecordError};
 use crate::node::mac::format_mac;
 use crate::node::netns::NetNs;
 
@@ -325,6 +324,18 @@ impl LeaseRecord {
     pub fn open_netns(&self) -> crate::node::error::Result<NetNs> {
         NetNs::open_same(&self.netns, self.netns_inode)
     }
+
+    /// The exchange's parameters to renew, rebind or release the lease with.
+    pub fn params(&self, timeout: Duration) -> Params {
+        Params {
+            mac: self.mac,
+            client_id: self.client_id.clone(),
+            hostname: self.hostname.clone(),
+            timeout,
+            requested_ip: None,
+            options: self.options.clone(),
+        }
+    }
 }
 
 /// A lease's state in RFC 2131's terms, with when it last changed.
@@ -410,7 +421,7 @@ pub fn utc(unix: u64) -> String {
     )
 }
 
-pub async fn write_message<W, T>(w: &mut W, msg: &T) -> Result<()>
+pub async fn write_message<W, T>(w: &mut W, msg: &T) -> Result<(), RecordError>
 where
     W: AsyncWrite + Unpin,
     T: Serialize,
@@ -419,13 +430,13 @@ where
     line.push(b'\n');
     w.write_all(&line)
         .await
-        .map_err(|e| Error::io("writing to the lanbridge daemon socket", e))?;
+        .map_err(|e| RecordError::io("writing to the lanbridge daemon socket", e))?;
     w.flush()
         .await
-        .map_err(|e| Error::io("writing to the lanbridge daemon socket", e))
+        .map_err(|e| RecordError::io("writing to the lanbridge daemon socket", e))
 }
 
-pub async fn read_message<R, T>(r: R) -> Result<T>
+pub async fn read_message<R, T>(r: R) -> Result<T, RecordError>
 where
     R: AsyncRead + Unpin,
     T: for<'de> Deserialize<'de>,
@@ -434,9 +445,9 @@ where
     let read = BufReader::new(r.take(MAX_MESSAGE))
         .read_line(&mut line)
         .await
-        .map_err(|e| Error::io("reading from the lanbridge daemon socket", e))?;
+        .map_err(|e| RecordError::io("reading from the lanbridge daemon socket", e))?;
     if read == 0 {
-        return Err(Error::io(
+        return Err(RecordError::io(
             "reading from the lanbridge daemon socket",
             std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before a message"),
         ));
@@ -452,12 +463,12 @@ where
                 "closed in the middle of a message".to_string(),
             ),
         };
-        return Err(Error::io(
+        return Err(RecordError::io(
             "reading from the lanbridge daemon socket",
             std::io::Error::new(kind, why),
         ));
     }
-    serde_json::from_str(&line).map_err(|source| Error::Decode {
+    serde_json::from_str(&line).map_err(|source| RecordError::Decode {
         what: "daemon protocol message",
         source,
     })
@@ -466,7 +477,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn utc_formats_unix_seconds() {

@@ -11,8 +11,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::protocol::{LeaseKey, LeaseRecord};
-use crate::cni::{Error, Result};
+use super::RecordError;
 use crate::node::naming;
+
+type Result<T> = std::result::Result<T, RecordError>;
 
 #[derive(Debug, Clone)]
 pub struct LeaseStore {
@@ -74,7 +76,7 @@ impl LeaseStore {
         match fs::rename(&from, &to) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::io(
+            Err(e) => Err(RecordError::io(
                 format!("queueing release of {}", from.display()),
                 e,
             )),
@@ -96,7 +98,7 @@ impl LeaseStore {
 
 fn mkdir_parent(path: &Path) -> Result<()> {
     let dir = path.parent().expect("lease paths have a parent");
-    fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))
+    fs::create_dir_all(dir).map_err(|e| RecordError::io(format!("creating {}", dir.display()), e))
 }
 
 fn write_atomic(path: &Path, record: &LeaseRecord) -> Result<()> {
@@ -104,22 +106,22 @@ fn write_atomic(path: &Path, record: &LeaseRecord) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let data = serde_json::to_vec_pretty(record).expect("lease records serialize");
     let ctx = || format!("writing {}", path.display());
-    let file = fs::File::create(&tmp).map_err(|e| Error::io(ctx(), e))?;
-    io::Write::write_all(&mut &file, &data).map_err(|e| Error::io(ctx(), e))?;
-    file.sync_all().map_err(|e| Error::io(ctx(), e))?;
-    fs::rename(&tmp, path).map_err(|e| Error::io(ctx(), e))
+    let file = fs::File::create(&tmp).map_err(|e| RecordError::io(ctx(), e))?;
+    io::Write::write_all(&mut &file, &data).map_err(|e| RecordError::io(ctx(), e))?;
+    file.sync_all().map_err(|e| RecordError::io(ctx(), e))?;
+    fs::rename(&tmp, path).map_err(|e| RecordError::io(ctx(), e))
 }
 
 fn read(path: &Path) -> Result<Option<LeaseRecord>> {
     match fs::read(path) {
         Ok(data) => serde_json::from_slice(&data)
             .map(Some)
-            .map_err(|source| Error::Decode {
+            .map_err(|source| RecordError::Decode {
                 what: "lease record",
                 source,
             }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+        Err(e) => Err(RecordError::io(format!("reading {}", path.display()), e)),
     }
 }
 
@@ -127,7 +129,7 @@ fn read(path: &Path) -> Result<Option<LeaseRecord>> {
 /// later listing) instead of failing.
 fn read_or_set_aside(path: &Path) -> Result<Option<LeaseRecord>> {
     match read(path) {
-        Err(Error::Decode { source, .. }) => {
+        Err(RecordError::Decode { source, .. }) => {
             let mut aside = path.as_os_str().to_owned();
             aside.push(".corrupt");
             match fs::rename(path, &aside) {
@@ -150,7 +152,7 @@ fn read_or_set_aside(path: &Path) -> Result<Option<LeaseRecord>> {
 fn remove(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            Err(Error::io(format!("removing {}", path.display()), e))
+            Err(RecordError::io(format!("removing {}", path.display()), e))
         }
         _ => Ok(()),
     }
@@ -161,12 +163,12 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(format!("listing {}", dir.display()), e)),
+        Err(e) => return Err(RecordError::io(format!("listing {}", dir.display()), e)),
     };
     let mut out = Vec::new();
     for entry in entries {
         let path = entry
-            .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?
+            .map_err(|e| RecordError::io(format!("listing {}", dir.display()), e))?
             .path();
         if path.is_dir() || path.extension().is_some_and(|x| x == "json") {
             out.push(path);

@@ -8,8 +8,9 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use crate::cni::{env::Command as CniCommand, CniResult, Error, Result};
+use crate::cni::{env::Command as CniCommand, CniResult};
 use crate::config::NetConf;
+use crate::ipam::{IpamError, Result};
 
 #[derive(Debug)]
 pub struct Delegate {
@@ -37,7 +38,7 @@ impl Delegate {
                 name: name.to_string(),
                 path,
             })
-            .ok_or_else(|| Error::InvalidEnv {
+            .ok_or_else(|| IpamError::Env {
                 var: "CNI_PATH",
                 reason: format!(
                     "IPAM plugin {name:?} not found in {:?}",
@@ -48,11 +49,14 @@ impl Delegate {
 
     pub async fn add(&self, conf: &NetConf) -> Result<CniResult> {
         let out = self.exec(CniCommand::Add, conf).await?;
-        let value = serde_json::from_slice(&out).map_err(|source| Error::Decode {
+        let value = serde_json::from_slice(&out).map_err(|source| IpamError::Decode {
             what: "IPAM plugin result",
             source,
         })?;
-        CniResult::from_wire(&value)
+        CniResult::decode(&value).map_err(|source| IpamError::Decode {
+            what: "CNI result",
+            source,
+        })
     }
 
     pub async fn del(&self, conf: &NetConf) -> Result<()> {
@@ -70,7 +74,7 @@ impl Delegate {
     async fn exec(&self, command: CniCommand, conf: &NetConf) -> Result<Vec<u8>> {
         let io_err = |what: &str| {
             let what = format!("{what} IPAM plugin {}", self.path.display());
-            move |e| Error::io(what, e)
+            move |e| IpamError::io(what, e)
         };
         let mut child = Command::new(&self.path)
             .env("CNI_COMMAND", command.as_str())
@@ -90,16 +94,19 @@ impl Delegate {
         if out.status.success() {
             return Ok(out.stdout);
         }
-        let wire: WireError = serde_json::from_slice(&out.stdout).unwrap_or(WireError {
-            code: crate::cni::error::code::IPAM,
-            msg: format!("exited with {}", out.status),
-            details: String::from_utf8_lossy(&out.stdout).into_owned(),
-        });
-        Err(Error::Delegate {
+        let (code, msg, details) = match serde_json::from_slice::<WireError>(&out.stdout) {
+            Ok(wire) => (Some(wire.code), wire.msg, wire.details),
+            Err(_) => (
+                None,
+                format!("exited with {}", out.status),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            ),
+        };
+        Err(IpamError::Delegate {
             plugin: self.name.clone(),
-            code: wire.code,
-            msg: wire.msg,
-            details: wire.details,
+            code,
+            msg,
+            details,
         })
     }
 }

@@ -13,14 +13,15 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::net::UnixStream;
 
-use crate::cni::{CniEnv, CniResult, Dns, Error, IpConfig, Result, Route};
+use super::{IpamError, Result};
+use crate::cni::{CniEnv, CniResult, Dns, IpConfig, Route};
 use crate::config::NetConf;
 use crate::dhcp::protocol::{
     read_message, write_message, AcquireRequest, LeaseKey, LeaseStatus, NodeSide, Request,
     Response, DEFAULT_SOCKET,
 };
 use crate::dhcp::store::LeaseStore;
-use crate::dhcp::{ClientOptions, Lease};
+use crate::dhcp::{ClientOptions, Lease, RecordError};
 use crate::node::netns::NetNs;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -100,7 +101,7 @@ fn option_code(key: &str, name: &OptionName) -> Result<u8> {
             .map(|(_, c)| *c)
             .or_else(|| n.parse().ok())
             .ok_or_else(|| {
-                Error::config(
+                IpamError::config(
                     key,
                     format!("unknown option {n:?}: a number or one of {OPTION_NAMES:?}"),
                 )
@@ -138,13 +139,14 @@ pub struct Dhcp {
 
 impl Dhcp {
     pub fn parse(ipam: &Value) -> Result<Dhcp> {
-        let raw: RawConf = serde_path_to_error::deserialize(ipam)
-            .map_err(|e| Error::config(format!("ipam.{}", e.path()), e.into_inner().to_string()))?;
+        let raw: RawConf = serde_path_to_error::deserialize(ipam).map_err(|e| {
+            IpamError::config(format!("ipam.{}", e.path()), e.into_inner().to_string())
+        })?;
         let timeout = match raw.timeout {
             None => DEFAULT_TIMEOUT,
             Some(t) if t > 0.0 && t <= 600.0 => Duration::from_secs_f64(t),
             Some(t) => {
-                return Err(Error::config(
+                return Err(IpamError::config(
                     "ipam.timeout",
                     format!("{t} is not within (0, 600] seconds"),
                 ))
@@ -155,7 +157,7 @@ impl Dhcp {
             let key = format!("ipam.provide[{i}].option");
             let code = option_code(&key, &p.option)?;
             if CLIENT_OWN.contains(&code) {
-                return Err(Error::config(
+                return Err(IpamError::config(
                     key,
                     format!(
                         "option {code} is the client's own{}",
@@ -168,7 +170,7 @@ impl Dhcp {
                 ));
             }
             if p.value.len() > 255 {
-                return Err(Error::config(
+                return Err(IpamError::config(
                     format!("ipam.provide[{i}].value"),
                     "longer than the 255 bytes of an option",
                 ));
@@ -218,7 +220,7 @@ impl Dhcp {
         for (i, (code, p)) in self.provide.iter().enumerate() {
             let value = match env.arg(&p.from_arg).filter(|_| !p.from_arg.is_empty()) {
                 Some(v) if v.len() > 255 => {
-                    return Err(Error::config(
+                    return Err(IpamError::config(
                         format!("ipam.provide[{i}].fromArg"),
                         format!(
                             "CNI_ARGS {} is longer than the 255 bytes of an option",
@@ -251,7 +253,7 @@ impl Dhcp {
         mac: [u8; 6],
         node: NodeSide,
     ) -> Result<CniResult> {
-        let netns = env.netns.clone().ok_or(Error::InvalidEnv {
+        let netns = env.netns.clone().ok_or(IpamError::Env {
             var: "CNI_NETNS",
             reason: "required".into(),
         })?;
@@ -301,7 +303,7 @@ impl Dhcp {
         match self.call(&request, Duration::from_secs(10)).await {
             Ok(Response::Released { .. }) => Ok(()),
             Ok(other) => Err(unexpected(other)),
-            Err(Error::DaemonUnreachable { .. }) => {
+            Err(IpamError::DaemonUnreachable { .. }) => {
                 let queued = LeaseStore::new(&conf.state_dir).queue_release(&key)?;
                 tracing::warn!(
                     "lanbridge daemon unreachable at {}: release of {}/{} {}",
@@ -345,32 +347,35 @@ impl Dhcp {
     async fn call(&self, request: &Request, patience: Duration) -> Result<Response> {
         let exchange = async {
             let stream = UnixStream::connect(&self.socket).await.map_err(|source| {
-                Error::DaemonUnreachable {
+                IpamError::DaemonUnreachable {
                     socket: self.socket.clone(),
                     source,
                 }
             })?;
             let (reader, mut writer) = stream.into_split();
-            write_message(&mut writer, request).await?;
-            read_message::<_, Response>(reader).await
-        };
-        let exchange = async {
-            exchange.await.map_err(|e| match e {
-                Error::Io { source, .. } if went_away(&source) => Error::DaemonGone {
+            let answer = async {
+                write_message(&mut writer, request).await?;
+                read_message::<_, Response>(reader).await
+            };
+            answer.await.map_err(|e| match e {
+                RecordError::Io { source, .. } if went_away(&source) => IpamError::DaemonGone {
                     socket: self.socket.clone(),
                     source,
                 },
-                e => e,
+                e => e.into(),
             })
         };
         let response = tokio::time::timeout(patience, exchange)
             .await
-            .map_err(|_| Error::DaemonTimeout {
+            .map_err(|_| IpamError::DaemonTimeout {
                 socket: self.socket.clone(),
                 after: patience,
             })??;
         match response {
-            Response::Error { code, msg } => Err(Error::Daemon { code, msg }),
+            Response::Error { code, msg } => Err(IpamError::Daemon {
+                code: Some(code),
+                msg,
+            }),
             other => Ok(other),
         }
     }
@@ -440,9 +445,9 @@ fn result(lease: &Lease, priority: u32) -> CniResult {
     }
 }
 
-fn unexpected(response: Response) -> Error {
-    Error::Daemon {
-        code: crate::cni::error::code::DAEMON,
+fn unexpected(response: Response) -> IpamError {
+    IpamError::Daemon {
+        code: None,
         msg: format!("unexpected answer {response:?}"),
     }
 }
@@ -470,7 +475,7 @@ mod tests {
             (json!({"priority": "high"}), "ipam.priority"),
         ] {
             let err = Dhcp::parse(&bad).unwrap_err();
-            assert_eq!(err.code(), 7, "{bad}: {err}");
+            assert!(matches!(err, IpamError::Config { .. }), "{bad}: {err}");
             assert!(err.to_string().contains(key), "{bad}: {err}");
         }
         // Keys the reference does not know either are ignored, as it does.
@@ -562,7 +567,7 @@ mod tests {
             ),
         ] {
             let err = Dhcp::parse(&bad).unwrap_err();
-            assert_eq!(err.code(), 7, "{bad}: {err}");
+            assert!(matches!(err, IpamError::Config { .. }), "{bad}: {err}");
             assert!(err.to_string().contains(key), "{bad}: {err}");
         }
     }

@@ -10,10 +10,13 @@ pub mod static_ipam;
 use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::cni::{CniEnv, CniResult, Result};
+use crate::cni::{CniEnv, CniResult};
 use crate::config::NetConf;
 use crate::dhcp::protocol::NodeSide;
+use crate::dhcp::RecordError;
+use crate::node;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IpamError {
@@ -29,7 +32,65 @@ pub enum IpamError {
     Busy { path: PathBuf },
     #[error("IPAM store {path:?}: {source}")]
     Store { path: PathBuf, source: io::Error },
+    /// A key of the IPAM config (or of the runtime's) that cannot be used.
+    #[error("invalid config key {key:?}: {reason}")]
+    Config { key: String, reason: String },
+    #[error("environment variable {var}: {reason}")]
+    Env { var: &'static str, reason: String },
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+    #[error("failed to decode {what}: {source}")]
+    Decode {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    /// The delegated plugin's error object; `code` is `None` when it printed
+    /// none.
+    #[error("IPAM plugin {plugin:?} failed: {msg}")]
+    Delegate {
+        plugin: String,
+        code: Option<u32>,
+        msg: String,
+        details: String,
+    },
+    #[error(
+        "lanbridge daemon not reachable at {socket:?} (is `lanbridge daemon` running?): {source}"
+    )]
+    DaemonUnreachable { socket: PathBuf, source: io::Error },
+    #[error(
+        "lanbridge daemon at {socket:?} went away in the middle of the request (restarted or \
+         killed?): {source}; try again"
+    )]
+    DaemonGone { socket: PathBuf, source: io::Error },
+    #[error("lanbridge daemon at {socket:?} gave no answer within {after:?}")]
+    DaemonTimeout { socket: PathBuf, after: Duration },
+    /// The daemon's answer: `code` is the one it gave its failure. `None`
+    /// for an answer that makes no sense.
+    #[error("lanbridge daemon: {msg}")]
+    Daemon { code: Option<u32>, msg: String },
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Node(#[from] node::error::Error),
 }
+
+impl IpamError {
+    pub fn config(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        IpamError::Config {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        IpamError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+type Result<T, E = IpamError> = std::result::Result<T, E>;
 
 /// Who asks for addresses, and which ones they want.
 pub struct IpamRequest<'a> {
@@ -57,7 +118,7 @@ impl<'a> IpamRequest<'a> {
 }
 
 /// Requested addresses may come with or without a prefix length.
-fn parse_requested(req: &IpamRequest) -> Result<Vec<IpAddr>, IpamError> {
+fn parse_requested(req: &IpamRequest) -> Result<Vec<IpAddr>> {
     req.requested
         .iter()
         .map(|s| {

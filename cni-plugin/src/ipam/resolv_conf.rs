@@ -2,11 +2,12 @@
 
 use std::path::Path;
 
-use crate::cni::{Dns, Error, Result};
+use super::{IpamError, Result};
+use crate::cni::Dns;
 
 pub fn read(path: &Path) -> Result<Dns> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("reading resolvConf {}", path.display()), e))?;
+        .map_err(|e| IpamError::io(format!("reading resolvConf {}", path.display()), e))?;
     Ok(parse(&text))
 }
 

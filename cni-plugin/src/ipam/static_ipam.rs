@@ -7,8 +7,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{IpamError, IpamRequest};
-use crate::cni::{CniResult, Dns, Error, IpConfig, Result, Route};
+use super::{IpamError, IpamRequest, Result};
+use crate::cni::{CniResult, Dns, IpConfig, Route};
 
 #[derive(Debug, Deserialize)]
 struct RawConf {
@@ -35,8 +35,9 @@ pub struct Static {
 
 impl Static {
     pub fn parse(ipam: &Value) -> Result<Static> {
-        let raw: RawConf = serde_path_to_error::deserialize(ipam)
-            .map_err(|e| Error::config(format!("ipam.{}", e.path()), e.into_inner().to_string()))?;
+        let raw: RawConf = serde_path_to_error::deserialize(ipam).map_err(|e| {
+            IpamError::config(format!("ipam.{}", e.path()), e.into_inner().to_string())
+        })?;
         Ok(Static {
             addresses: raw
                 .addresses
@@ -68,10 +69,10 @@ impl Static {
                         interface: None,
                     })
                 })
-                .collect::<Result<Vec<_>, IpamError>>()?
+                .collect::<Result<Vec<_>>>()?
         };
         if ips.is_empty() {
-            return Err(Error::config(
+            return Err(IpamError::config(
                 "ipam.addresses",
                 "static IPAM needs at least one address",
             ));
@@ -118,16 +119,19 @@ mod tests {
     #[test]
     fn requested_ips_override_and_need_a_prefix() {
         let s = Static::parse(&json!({"type": "static"})).unwrap();
-        assert_eq!(s.add(&req(&[])).unwrap_err().code(), 7);
+        assert!(matches!(s.add(&req(&[])), Err(IpamError::Config { .. })));
         let r = s.add(&req(&["10.1.0.9/16"])).unwrap();
         assert_eq!(r.ips[0].address.to_string(), "10.1.0.9/16");
-        assert_eq!(s.add(&req(&["10.1.0.9"])).unwrap_err().code(), 7);
+        assert!(matches!(
+            s.add(&req(&["10.1.0.9"])),
+            Err(IpamError::BadRequest { .. })
+        ));
     }
 
     #[test]
     fn malformed_address_names_the_key() {
         let err = Static::parse(&json!({"addresses": [{"address": "nope"}]})).unwrap_err();
-        assert_eq!(err.code(), 7);
+        assert!(matches!(err, IpamError::Config { .. }), "{err}");
         assert!(
             err.to_string().contains("ipam.addresses[0].address"),
             "{err}"

@@ -12,8 +12,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{parse_requested, resolv_conf, IpamError, IpamRequest};
-use crate::cni::{CniResult, Error, Result, Route};
+use super::{parse_requested, resolv_conf, IpamError, IpamRequest, Result};
+use crate::cni::{CniResult, Route};
 pub use range::{next_ip, Range, RangeSet};
 use store::{DiskStore, Owner};
 
@@ -57,8 +57,9 @@ impl HostLocal {
     /// `ip_ranges`: the runtime's `ipRanges` capability, range sets that
     /// come first, as in the reference.
     pub fn parse(ipam: &Value, ip_ranges: Option<&Value>) -> Result<HostLocal> {
-        let raw: RawConf = serde_path_to_error::deserialize(ipam)
-            .map_err(|e| Error::config(format!("ipam.{}", e.path()), e.into_inner().to_string()))?;
+        let raw: RawConf = serde_path_to_error::deserialize(ipam).map_err(|e| {
+            IpamError::config(format!("ipam.{}", e.path()), e.into_inner().to_string())
+        })?;
         let mut sets: Vec<Vec<RawRange>> = raw.ranges;
         if let Some(subnet) = raw.subnet {
             sets.insert(
@@ -75,17 +76,20 @@ impl HostLocal {
             let runtime: Vec<Vec<RawRange>> =
                 serde_path_to_error::deserialize(runtime).map_err(|e| {
                     let key = format!("runtimeConfig.ipRanges{}", e.path());
-                    Error::config(key, e.into_inner().to_string())
+                    IpamError::config(key, e.into_inner().to_string())
                 })?;
             sets.splice(0..0, runtime);
         }
         if sets.is_empty() {
-            return Err(Error::config("ipam.ranges", "no subnet or ranges given"));
+            return Err(IpamError::config(
+                "ipam.ranges",
+                "no subnet or ranges given",
+            ));
         }
         let mut range_sets: Vec<RangeSet> = Vec::new();
         for (i, set) in sets.into_iter().enumerate() {
             if set.is_empty() {
-                return Err(Error::config(
+                return Err(IpamError::config(
                     format!("ipam.ranges[{i}]"),
                     "empty range set",
                 ));
@@ -93,7 +97,7 @@ impl HostLocal {
             let mut ranges = Vec::new();
             for (j, r) in set.into_iter().enumerate() {
                 let range = Range::new(r.subnet, r.range_start, r.range_end, r.gateway)
-                    .map_err(|e| Error::config(format!("ipam.ranges[{i}][{j}]"), e))?;
+                    .map_err(|e| IpamError::config(format!("ipam.ranges[{i}][{j}]"), e))?;
                 if range.subnet.addr().is_ipv4()
                     != ranges
                         .first()
@@ -101,7 +105,7 @@ impl HostLocal {
                             f.subnet.addr().is_ipv4()
                         })
                 {
-                    return Err(Error::config(
+                    return Err(IpamError::config(
                         format!("ipam.ranges[{i}]"),
                         "mixes IPv4 and IPv6",
                     ));
@@ -111,7 +115,7 @@ impl HostLocal {
             let all: Vec<&Range> = range_sets.iter().flatten().chain(ranges.iter()).collect();
             for (a, ra) in all.iter().enumerate() {
                 if let Some(rb) = all[a + 1..].iter().find(|rb| ra.overlaps(rb)) {
-                    return Err(Error::config(
+                    return Err(IpamError::config(
                         format!("ipam.ranges[{i}]"),
                         format!(
                             "range {}-{} overlaps {}-{}",
@@ -151,13 +155,13 @@ impl HostLocal {
                 Err(e) => {
                     // Give back what this call took from earlier range sets.
                     allocator::release(&mut store, &owner)?;
-                    return Err(e.into());
+                    return Err(e);
                 }
             }
         }
         if let Some(ip) = requested.first() {
             allocator::release(&mut store, &owner)?;
-            return Err(IpamError::OutOfRange { ip: *ip }.into());
+            return Err(IpamError::OutOfRange { ip: *ip });
         }
         result.routes = self.routes.clone();
         if let Some(path) = &self.resolv_conf {
