@@ -1,12 +1,16 @@
 //! Section 4: what each eBPF program costs per run, from the kernel's own
 //! accounting (`kernel.bpf_stats_enabled`: run_time_ns / run_cnt), under a
-//! TCP stream and under small-packet load.
+//! TCP stream and under small-packet load, beside an empty program (the
+//! "twin", `return TCX_NEXT`) attached in front of each of lanbridge's
+//! programs at the same hooks for the same load (issue 15): what the hook
+//! and the kernel's accounting cost on this machine.
 //!
 //! `bpf_stats_enabled` is host-global: it is set only for the duration of
 //! this section and put back as it was (also on panic, and on SIGINT by the
 //! guard).
 
 use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,6 +19,7 @@ use lanbridge_common::{PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPL
 use lanbridge_tests::netns::Netns;
 use serde::{Deserialize, Serialize};
 
+use crate::bpf;
 use crate::guard;
 use crate::traffic;
 use lanbridge_tests::process;
@@ -28,6 +33,13 @@ pub struct Cost {
     pub runs: u64,
     pub run_time_ns: u64,
 }
+
+/// The name the empty twin of `program` is reported under.
+pub fn twin_name(program: &str) -> String {
+    format!("{TWIN_PREFIX}{program}")
+}
+
+pub const TWIN_PREFIX: &str = "empty@";
 
 impl Cost {
     pub fn ns_per_run(&self) -> Option<f64> {
@@ -88,16 +100,87 @@ fn stats(path: &Path) -> Option<(u64, u64)> {
     ))
 }
 
-fn snapshot(pins: &Path) -> Vec<(String, PathBuf, (u64, u64))> {
+/// The id of the program pinned at `path`.
+fn prog_id(path: &Path) -> Option<u32> {
+    let out = process::run(
+        std::process::Command::new("bpftool")
+            .args(["-j", "prog", "show", "pinned"])
+            .arg(path),
+        None,
+        Duration::from_secs(10),
+    );
+    let j: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+    j["id"].as_u64().map(|id| id as u32)
+}
+
+/// lanbridge's programs pinned under `pins` and the twins under `twins`.
+fn snapshot(pins: &Path, twins: &Path) -> Vec<(String, PathBuf, (u64, u64))> {
     PROGRAMS
         .iter()
-        .filter_map(|p| {
-            let path = pins.join(p);
+        .flat_map(|p| [(p.to_string(), pins.join(p)), (twin_name(p), twins.join(p))])
+        .filter_map(|(name, path)| {
             path.exists()
-                .then(|| stats(&path).map(|s| (p.to_string(), path, s)))
+                .then(|| stats(&path).map(|s| (name, path, s)))
                 .flatten()
         })
         .collect()
+}
+
+/// Attaches the twin of each of lanbridge's programs pinned under `pins` in
+/// front of it, at every hook of `node` where it runs; detached when the
+/// returned links drop. The twins are pinned under `twins` (one per program).
+fn attach_twins(node: &Path, pins: &Path, twins: &Path) -> Result<Vec<OwnedFd>> {
+    let mut progs = Vec::new();
+    for p in PROGRAMS {
+        if let Some(id) = pins
+            .join(p)
+            .exists()
+            .then(|| prog_id(&pins.join(p)))
+            .flatten()
+        {
+            progs.push((id, twins.join(p)));
+        }
+    }
+    let node = node.to_path_buf();
+    std::thread::spawn(move || -> Result<Vec<OwnedFd>> {
+        lanbridge_tests::netns::enter(&node);
+        let mut links = Vec::new();
+        for ifindex in interfaces() {
+            for hook in [bpf::TCX_INGRESS, bpf::TCX_EGRESS] {
+                let Ok(ids) = bpf::attached(ifindex, hook) else {
+                    continue;
+                };
+                for (id, twin) in progs.iter().filter(|(id, _)| ids.contains(id)) {
+                    let prog = bpf::empty_program(twin, hook)
+                        .map_err(|e| anyhow::anyhow!("twin of program {id}: {e}"))?;
+                    links.push(bpf::link_create(&prog, ifindex, hook, bpf::BPF_F_BEFORE)?);
+                }
+            }
+        }
+        Ok(links)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("attaching the empty twins panicked"))?
+}
+
+/// The ifindexes of the calling thread's namespace.
+fn interfaces() -> Vec<u32> {
+    let mut v = Vec::new();
+    // SAFETY: if_nameindex returns an array ended by a zero entry, or null;
+    // freed once read.
+    unsafe {
+        let list = libc::if_nameindex();
+        if list.is_null() {
+            return v;
+        }
+        let mut i = list;
+        while (*i).if_index != 0 {
+            v.push((*i).if_index);
+            i = i.add(1);
+        }
+        libc::if_freenameindex(list);
+    }
+    v
 }
 
 /// A load to measure under: a description and the closure that generates it.
@@ -106,6 +189,8 @@ pub struct Load<'a> {
     pub mode: &'static str,
     /// `<pinRoot>/<network>`.
     pub pins: PathBuf,
+    /// The namespace of the network's node (where the twins go).
+    pub node: PathBuf,
     pub run: Box<dyn Fn() -> Result<()> + 'a>,
     /// The network's counters by verdict (summed over ports).
     pub counters: Box<dyn Fn() -> BTreeMap<String, u64> + 'a>,
@@ -120,7 +205,8 @@ impl Drop for StatsOn {
     }
 }
 
-pub fn run(loads: &[Load], seconds: f64) -> EbpfCost {
+/// Measures each load; the twins are pinned under `twins` (a bpffs dir).
+pub fn run(loads: &[Load], seconds: f64, twins: &Path) -> EbpfCost {
     let mut r = EbpfCost {
         stats_was: std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
             .unwrap_or_default()
@@ -139,7 +225,14 @@ pub fn run(loads: &[Load], seconds: f64) -> EbpfCost {
             break;
         }
         crate::progress(&format!("ebpf: {} ({})", load.name, load.mode));
-        let before = snapshot(&load.pins);
+        let _links = match attach_twins(&load.node, &load.pins, twins) {
+            Ok(links) => links,
+            Err(e) => {
+                r.errors.push(format!("{}: empty twins: {e:#}", load.name));
+                Vec::new()
+            }
+        };
+        let before = snapshot(&load.pins, twins);
         if before.is_empty() {
             r.errors.push(format!(
                 "{}: no programs pinned under {}",

@@ -10,8 +10,7 @@
 //! The program is this binary: `lanbridge-bench floor add|del …`, run in the
 //! node through `nsenter --net`, like a plugin.
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -24,6 +23,7 @@ use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkInfo}
 use rtnetlink::{LinkUnspec, LinkVeth, RouteMessageBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::bpf;
 use crate::latency::Pair;
 use crate::stats::Series;
 use crate::world::{Net, Pods, Run};
@@ -219,10 +219,10 @@ async fn add(pod: &Path, pins: &Path) -> Result<()> {
     // One after the other: each TCX attach swaps the device's program array
     // and waits for an RCU grace period holding RTNL, so attaching both at
     // once only queues the second behind the first.
-    for (hook, name) in [(TCX_INGRESS, "ingress"), (TCX_EGRESS, "egress")] {
-        let prog = program(pins, hook, name)?;
-        let link = link_create(&prog, host, hook)?;
-        pin(&link, &pins.join(format!("link_{name}")))?;
+    for (hook, name) in [(bpf::TCX_INGRESS, "ingress"), (bpf::TCX_EGRESS, "egress")] {
+        let prog = bpf::empty_program(&pins.join(format!("prog_{name}")), hook)?;
+        let link = bpf::link_create(&prog, host, hook, 0)?;
+        bpf::pin(&link, &pins.join(format!("link_{name}")))?;
     }
     // The pod's side, from a thread in the pod's namespace.
     let pod = pod.to_path_buf();
@@ -274,74 +274,4 @@ fn nix_setns(path: &PathBuf) -> Result<()> {
         );
     }
     Ok(())
-}
-
-// ---- bpf(2), as little as the floor needs -----------------------------------
-
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_OBJ_PIN: libc::c_long = 6;
-const BPF_OBJ_GET: libc::c_long = 7;
-const BPF_LINK_CREATE: libc::c_long = 28;
-const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
-const TCX_INGRESS: u32 = 46;
-const TCX_EGRESS: u32 = 47;
-
-fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> Result<i32> {
-    // SAFETY: attr is a zeroed bpf_attr of the size passed.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
-    if r < 0 {
-        bail!("bpf({cmd}): {}", std::io::Error::last_os_error());
-    }
-    Ok(r as i32)
-}
-
-fn put(attr: &mut [u8; 128], at: usize, bytes: &[u8]) {
-    attr[at..at + bytes.len()].copy_from_slice(bytes);
-}
-
-fn owned(fd: i32) -> OwnedFd {
-    // SAFETY: a new fd the kernel just returned to us.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
-/// The empty program for `hook`: pinned once, then reused.
-fn program(pins: &Path, hook: u32, name: &str) -> Result<OwnedFd> {
-    let path = pins.join(format!("prog_{name}"));
-    let cpath = CString::new(path.as_os_str().as_encoded_bytes())?;
-    if path.exists() {
-        let mut attr = [0u8; 128];
-        put(&mut attr, 0, &(cpath.as_ptr() as u64).to_ne_bytes());
-        return Ok(owned(bpf(BPF_OBJ_GET, &mut attr)?));
-    }
-    // r0 = -1 (TCX_NEXT); exit.
-    let insns: [u64; 2] = [
-        u64::from_le_bytes([0xb7, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]),
-        u64::from_le_bytes([0x95, 0, 0, 0, 0, 0, 0, 0]),
-    ];
-    let license = c"GPL";
-    let mut attr = [0u8; 128];
-    put(&mut attr, 0, &BPF_PROG_TYPE_SCHED_CLS.to_ne_bytes());
-    put(&mut attr, 4, &2u32.to_ne_bytes());
-    put(&mut attr, 8, &(insns.as_ptr() as u64).to_ne_bytes());
-    put(&mut attr, 16, &(license.as_ptr() as u64).to_ne_bytes());
-    put(&mut attr, 68, &hook.to_ne_bytes());
-    let prog = owned(bpf(BPF_PROG_LOAD, &mut attr)?);
-    pin(&prog, &path)?;
-    Ok(prog)
-}
-
-fn link_create(prog: &OwnedFd, ifindex: u32, hook: u32) -> Result<OwnedFd> {
-    let mut attr = [0u8; 128];
-    put(&mut attr, 0, &(prog.as_raw_fd() as u32).to_ne_bytes());
-    put(&mut attr, 4, &ifindex.to_ne_bytes());
-    put(&mut attr, 8, &hook.to_ne_bytes());
-    Ok(owned(bpf(BPF_LINK_CREATE, &mut attr)?))
-}
-
-fn pin(fd: &OwnedFd, path: &Path) -> Result<()> {
-    let cpath = CString::new(path.as_os_str().as_encoded_bytes())?;
-    let mut attr = [0u8; 128];
-    put(&mut attr, 0, &(cpath.as_ptr() as u64).to_ne_bytes());
-    put(&mut attr, 8, &(fd.as_raw_fd() as u32).to_ne_bytes());
-    bpf(BPF_OBJ_PIN, &mut attr).map(drop)
 }

@@ -7,6 +7,7 @@
 //! failure and on SIGINT / SIGTERM.
 
 mod anatomy;
+mod bpf;
 mod cluster;
 mod criterion;
 mod dhcp;
@@ -332,7 +333,6 @@ fn body(cli: &Cli) -> Result<()> {
     }
 
     // The floor of ADD and DEL beside both plugins (issue 15).
-    let mut floor_result = None;
     if want("floor") {
         let nodes = [
             lan.node(&run, "flolb", "10.77.0.24"),
@@ -344,10 +344,10 @@ fn body(cli: &Cli) -> Result<()> {
         ];
         let node = lan.node(&run, "floor", "10.77.0.26");
         progress("floor: warm ADD and DEL of the floor program, lanbridge and the reference");
-        floor_result = section(&mut res, "floor", || {
+        res.floor = section(&mut res, "floor", || {
             floor::run(&p, &run, node, &nets, &pools)
         });
-        if let Some(f) = &floor_result {
+        if let Some(f) = &res.floor {
             progress(&f.summary());
         }
     }
@@ -370,6 +370,7 @@ fn body(cli: &Cli) -> Result<()> {
                 &dhcp_nets,
                 &pools,
                 &[&lb_daemon, &ref_daemon],
+                &mut |ping| lan.set_dnsmasq_ping(ping),
             ))
         });
     }
@@ -466,14 +467,15 @@ fn body(cli: &Cli) -> Result<()> {
                 let net_name = net.name().to_string();
                 let pin_root = net.pin_root().expect("lanbridge has a pinRoot");
                 let state = PathBuf::from(net.conf["stateDir"].as_str().unwrap_or_default());
-                let (lb, node) = (run.lanbridge.clone(), node.path());
+                let (lb, node_path) = (run.lanbridge.clone(), node.path());
                 Load {
                     name: name.into(),
                     mode,
                     pins: pin_root.join(&net_name),
+                    node: node_path.clone(),
                     run: work,
                     counters: Box::new(move || {
-                        inspect_counters(&lb, &node, &net_name, &pin_root, &state)
+                        inspect_counters(&lb, &node_path, &net_name, &pin_root, &state)
                     }),
                 }
             };
@@ -525,7 +527,9 @@ fn body(cli: &Cli) -> Result<()> {
             ];
             res.ebpf = section(&mut res, "ebpf", || {
                 let _servers = traffic::iperf_servers(&run, &lan.host, &setups[..2])?;
-                Ok(ebpf_cost::run(&loads, secs))
+                let twins = run.pin_root("empty");
+                std::fs::create_dir_all(&twins)?;
+                Ok(ebpf_cost::run(&loads, secs, &twins))
             });
         }
     }
@@ -539,9 +543,6 @@ fn body(cli: &Cli) -> Result<()> {
     let out = out_dir(cli, res.quick);
     report::write_raw(&res, &cli.raw)?;
     let rows = report::write(&res, &out)?;
-    if let Some(f) = &floor_result {
-        std::fs::write(out.join("floor.json"), serde_json::to_string_pretty(f)?)?;
-    }
     progress(&format!(
         "report written to {}",
         out.join("REPORT.md").display()

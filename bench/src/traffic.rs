@@ -92,6 +92,10 @@ pub struct Traffic {
     pub seconds: f64,
     pub throughput: Vec<Measured>,
     pub rtt: Vec<Measured>,
+    /// Thousands of 64-byte UDP datagrams received per second (kpps), pod
+    /// → LAN host (absent in older runs).
+    #[serde(default)]
+    pub pps: Vec<Measured>,
     pub rtt_iters: usize,
     pub rtt_lost: u64,
 }
@@ -107,6 +111,13 @@ pub struct Measured {
 impl Traffic {
     pub fn tput(&self, path: Path, setup: &str) -> Option<&Series> {
         self.throughput
+            .iter()
+            .find(|m| m.path == path && m.setup == setup)
+            .map(|m| &m.series)
+    }
+
+    pub fn pps(&self, path: Path, setup: &str) -> Option<&Series> {
+        self.pps
             .iter()
             .find(|m| m.path == path && m.setup == setup)
             .map(|m| &m.series)
@@ -269,7 +280,8 @@ pub fn pingpong(from: &Netns, to: &str, port: u16, iters: usize) -> Result<(Vec<
 }
 
 /// Small-packet load: a sink in `to_ns` and a blaster in `from` sending
-/// 64-byte UDP datagrams to `to` for `secs`; returns datagrams sent.
+/// 64-byte UDP datagrams to `to` for `secs`; returns the datagrams the sink
+/// received.
 pub fn blast(from: &Netns, to_ns: &Netns, to: &str, secs: f64) -> Result<u64> {
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
@@ -314,7 +326,8 @@ pub fn blast(from: &Netns, to_ns: &Netns, to: &str, secs: f64) -> Result<u64> {
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::SeqCst);
     sink.join().ok();
-    sent
+    sent?;
+    Ok(received.load(Ordering::Relaxed))
 }
 
 /// The setups that have `path`, with its target, starting at a different
@@ -360,6 +373,9 @@ pub fn run(p: &Params, run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<
             if Path::RTT.contains(&path) {
                 t.rtt.push(slot());
             }
+            if path == Path::PodToLan {
+                t.pps.push(slot());
+            }
         }
     }
     let servers = iperf_servers(run, lan_host, setups)?;
@@ -390,6 +406,30 @@ pub fn run(p: &Params, run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<
         }
     }
     drop(servers);
+
+    for rep in 0..p.traffic_reps {
+        crate::progress(&format!(
+            "traffic: 64-byte UDP pod → LAN host, repetition {}/{} ({} × {} s)",
+            rep + 1,
+            p.traffic_reps,
+            t.pps.len(),
+            p.ebpf_secs
+        ));
+        for m in t.pps.iter_mut() {
+            m.series.next_rep();
+        }
+        for (s, to) in rotation(setups, rep, Path::PodToLan) {
+            if guard::interrupted() {
+                bail!("interrupted");
+            }
+            let r = blast(s.a, lan_host, &to, p.ebpf_secs);
+            let series = slot(&mut t.pps, Path::PodToLan, s.key);
+            match r {
+                Ok(n) => series.push(n as f64 / p.ebpf_secs / 1e3),
+                Err(e) => series.fail(e.to_string()),
+            }
+        }
+    }
 
     let _echo_lan = Echo::start(lan_host, PINGPONG_PORT)?;
     let _echo_pods: Vec<Echo> = setups

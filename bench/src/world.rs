@@ -160,17 +160,32 @@ impl Lan {
 
     /// dnsmasq on the LAN bridge, a pool large enough for every lease of the run.
     pub fn start_dnsmasq(&mut self, run: &Run) {
-        let conf = DnsmasqConf {
+        self.dnsmasq = Some(Dnsmasq::start(
+            &self.ns,
+            &run.dir("dnsmasq"),
+            &Lan::dnsmasq_conf(false),
+        ));
+    }
+
+    /// Restarts dnsmasq (empty lease file) with its ping check on (as
+    /// shipped: it pings an address before offering it) or `--no-ping`.
+    pub fn set_dnsmasq_ping(&mut self, ping: bool) {
+        if let Some(d) = self.dnsmasq.as_mut() {
+            d.restart_empty(&self.ns, &Lan::dnsmasq_conf(ping));
+        }
+    }
+
+    fn dnsmasq_conf(ping: bool) -> DnsmasqConf {
+        DnsmasqConf {
             interface: LAN_BRIDGE.into(),
             range_start: "10.77.1.1".into(),
             range_end: "10.77.7.254".into(),
             lease: "1h".into(),
             // dnsmasq offers its own address, the LAN router's.
             router: None,
-            ping: false,
+            ping,
             extra: vec!["--dhcp-lease-max=5000".into()],
-        };
-        self.dnsmasq = Some(Dnsmasq::start(&self.ns, &run.dir("dnsmasq"), &conf));
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! with `--from-results`.
 
 mod chart;
+mod issue15;
 mod plots;
 mod rows;
 mod why;
@@ -24,6 +25,7 @@ use crate::cluster::{self, SourceSeen, CLUSTER_CIDR};
 use crate::criterion::Micro;
 use crate::dhcp::Dhcp;
 use crate::ebpf_cost::EbpfCost;
+use crate::floor::Floor;
 use crate::latency::Latency;
 use crate::machine::Machine;
 use crate::traffic::{Path as TPath, Traffic};
@@ -47,6 +49,9 @@ pub struct Results {
     pub dhcp: Option<Dhcp>,
     pub traffic: Option<Traffic>,
     pub ebpf: Option<EbpfCost>,
+    /// The floor of ADD and DEL beside both plugins (absent in older runs).
+    #[serde(default)]
+    pub floor: Option<Floor>,
     pub micro: Vec<Micro>,
     /// One traced ADD and DEL per plugin (where the time goes).
     pub anatomy: Vec<Anatomy>,
@@ -105,6 +110,7 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Row>> {
         res => Serde(res),
         rows => Serde(&rows),
         why => Serde(why::why(res, &rows)),
+        issue15 => Serde(issue15::verdicts(res)),
         plots => Serde(&plots),
         noise => m.foreign_netns_max > 0 || load_high(&m.load_start) || load_high(&m.load_end),
         tput => Serde(traffic.map(why::tput_details)),

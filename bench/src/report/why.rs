@@ -5,8 +5,10 @@
 use lanbridge_common::PROG_FROM_POD;
 use serde::Serialize;
 
+use super::rows::DEL_RATIO_TARGET;
 use super::rows::{med, ratio, Met, Row};
 use super::{Results, FAST_PATH_NS_TARGET, LATENCY_RATIO_TARGET, STACK_NS_TARGET};
+use crate::ebpf_cost::TWIN_PREFIX;
 use crate::latency::growth_ratio;
 use crate::stats::{quantile_sorted, Series};
 use crate::traffic::{Path as TPath, Traffic};
@@ -176,7 +178,7 @@ fn latency(res: &Results) -> Option<LatencyWhy> {
         lb_del: m(&l.warm_del.lanbridge),
         ref_del: m(&l.warm_del.reference),
         quarter_add: ref_add * LATENCY_RATIO_TARGET,
-        quarter_del: m(&l.warm_del.reference) * LATENCY_RATIO_TARGET,
+        quarter_del: m(&l.warm_del.reference) * DEL_RATIO_TARGET,
         quarter_in_floors: ref_add * LATENCY_RATIO_TARGET / floor,
         setlink: call("netlink RTM_SETLINK (move"),
         link_create: call("bpf BPF_LINK_CREATE"),
@@ -307,6 +309,8 @@ fn ebpf(res: &Results) -> Option<EbpfWhy> {
             .iter()
             .filter(|l| l.fast_path() == fast)
             .flat_map(|l| l.programs.iter().map(move |c| (l, c)))
+            // lb_from_pod is judged against its empty twin (issue 15).
+            .filter(|(_, c)| c.program != PROG_FROM_POD && !c.program.starts_with(TWIN_PREFIX))
             .filter_map(|(l, c)| {
                 let ns = c.ns_per_run().filter(|ns| *ns > target)?;
                 Some(format!(
