@@ -56,20 +56,11 @@ pub fn report(network: &str, pin_root: &Path, state_dir: &Path) -> Result<Report
         .map(|l| LeaseView::new(l, None))
         .collect();
     if dp.is_none() && leases.is_empty() {
-        let known = crate::datapath::networks(pin_root);
         return Err(Error::io(
             format!("inspecting network {network:?}"),
             std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                format!(
-                    "no such network on this node (nothing under {}; networks here: {})",
-                    Pins::new(pin_root, network).dir().display(),
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
+                super::unknown_network(pin_root, network),
             ),
         ));
     }

@@ -7,7 +7,7 @@ pub mod monitor;
 mod routes;
 pub mod status;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -184,6 +184,23 @@ fn run(command: Cmd) -> Result<(), Failure> {
 
 /// The one tokio runtime builder of the binary: `workers` threads (the
 /// daemon's leases renew while it serves), or the current thread for one.
+/// Why `network` is not one of this node's: where its pins would be and
+/// the networks that are (one message for `status`, `inspect`, `monitor`).
+fn unknown_network(pin_root: &Path, network: &str) -> String {
+    let known = crate::datapath::networks(pin_root);
+    format!(
+        "no network {network:?} on this node (nothing under {}; networks here: {})",
+        crate::datapath::Pins::new(pin_root, network)
+            .dir()
+            .display(),
+        if known.is_empty() {
+            "none".into()
+        } else {
+            known.join(", ")
+        }
+    )
+}
+
 pub fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = match workers {
         0 | 1 => tokio::runtime::Builder::new_current_thread(),

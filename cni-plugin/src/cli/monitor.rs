@@ -30,12 +30,8 @@ pub struct Args {
 
 pub fn main(args: &Args) -> Result<(), String> {
     if let Some(network) = &args.network {
-        let pins = Pins::new(&args.pin_root, network);
-        if !pins.dir().is_dir() {
-            return Err(format!(
-                "no network {network:?} on this node ({} does not exist)",
-                pins.dir().display()
-            ));
+        if !Pins::new(&args.pin_root, network).dir().is_dir() {
+            return Err(super::unknown_network(&args.pin_root, network));
         }
     }
     let mut stream = UnixStream::connect(&args.socket).map_err(|e| {

@@ -157,15 +157,7 @@ fn gather(args: &Args) -> Result<Status, String> {
     let mut names = networks(&args.pin_root);
     if let Some(only) = &args.network {
         if !names.contains(only) {
-            return Err(format!(
-                "no network {only:?} on this node (none pinned under {}; networks here: {})",
-                args.pin_root.display(),
-                if names.is_empty() {
-                    "none".into()
-                } else {
-                    names.join(", ")
-                }
-            ));
+            return Err(super::unknown_network(&args.pin_root, only));
         }
         names.retain(|n| n == only);
     }

@@ -10,7 +10,7 @@ use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::{IpVersion, RouteMessageBuilder};
+use rtnetlink::RouteMessageBuilder;
 
 use super::{is_errno, Netlink};
 use crate::node::error::{Error, Result};
@@ -73,21 +73,30 @@ impl Netlink {
     }
 
     pub async fn routes(&self) -> Result<Vec<LiveRoute>> {
+        Ok(self
+            .dump_routes()
+            .await?
+            .into_iter()
+            .filter_map(live_route)
+            .collect())
+    }
+
+    /// Every route the kernel lists, IPv4 then IPv6.
+    async fn dump_routes(&self) -> Result<Vec<RouteMessage>> {
         let mut all = Vec::new();
-        for version in [IpVersion::V4, IpVersion::V6] {
-            let msg = match version {
-                IpVersion::V4 => RouteMessageBuilder::<Ipv4Addr>::new().build(),
-                IpVersion::V6 => RouteMessageBuilder::<Ipv6Addr>::new().build(),
-            };
+        for query in [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ] {
             let msgs: Vec<RouteMessage> = self
                 .handle
                 .route()
-                .get(msg)
+                .get(query)
                 .execute()
                 .try_collect()
                 .await
                 .map_err(|e| Error::netlink("list routes", e))?;
-            all.extend(msgs.into_iter().filter_map(live_route));
+            all.extend(msgs);
         }
         Ok(all)
     }
@@ -235,22 +244,12 @@ fn proto_name(p: u8) -> String {
 impl Netlink {
     /// Every unicast route of the main table, both families.
     pub async fn main_routes(&self) -> Result<Vec<Installed>> {
-        let mut all = Vec::new();
-        for query in [
-            RouteMessageBuilder::<Ipv4Addr>::new().build(),
-            RouteMessageBuilder::<Ipv6Addr>::new().build(),
-        ] {
-            let msgs: Vec<RouteMessage> = self
-                .handle
-                .route()
-                .get(query)
-                .execute()
-                .try_collect()
-                .await
-                .map_err(|e| Error::netlink("list routes", e))?;
-            all.extend(msgs.iter().filter_map(installed));
-        }
-        Ok(all)
+        Ok(self
+            .dump_routes()
+            .await?
+            .iter()
+            .filter_map(installed)
+            .collect())
     }
 
     /// `<dst> via <via> proto 76 [metric m]` in the main table, replacing
