@@ -179,6 +179,17 @@ impl StateDir {
 
     /// Records more changes to the node (called only when there are some).
     pub fn note_changes(&self, more: NodeChanges) -> Result<()> {
+        let path = self.changes_path();
+        let failed = |e| Error::io(format!("writing {}", path.display()), e);
+        // Concurrent ADDs of a network read, merge and write the same file:
+        // one at a time (a flock on the network's state dir), or one loses
+        // the other's change or renames its temporary file away.
+        fs::create_dir_all(&self.dir).map_err(failed)?;
+        let dir = fs::File::open(&self.dir).map_err(failed)?;
+        // SAFETY: flock on an fd owned here; released when `dir` closes.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&dir), libc::LOCK_EX) } != 0 {
+            return Err(failed(std::io::Error::last_os_error()));
+        }
         let mut all = self.node_changes().unwrap_or_else(|e| {
             tracing::warn!("{e}: starting it afresh");
             NodeChanges::default()
@@ -188,13 +199,11 @@ impl StateDir {
         if all == before {
             return Ok(());
         }
-        let path = self.changes_path();
         let tmp = path.with_extension("tmp");
         let data = serde_json::to_vec_pretty(&all).expect("changes serialize");
-        fs::create_dir_all(&self.dir)
-            .and_then(|()| fs::write(&tmp, data))
+        fs::write(&tmp, data)
             .and_then(|()| fs::rename(&tmp, &path))
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+            .map_err(failed)
     }
 
     /// STATUS: can ADD write here?
