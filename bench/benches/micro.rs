@@ -17,6 +17,7 @@ use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode};
 use dhcproto::{Encodable, Encoder};
 use lanbridge::config::{self, NetConf};
 use lanbridge::dhcp::message::{self, Params, Reply};
+use lanbridge::node::mac::Mac;
 use lanbridge_common::packet::{parse_from_pod, parse_from_uplink, FromPod};
 use lanbridge_common::snoop::{options, verdict};
 use lanbridge_common::{Endpoint, NetConfig, CFG_LAN_MODE, EP_DHCP_RELAY};
@@ -75,7 +76,7 @@ fn client_id() -> Vec<u8> {
 /// DHCPDISCOVER built by the plugin's own builder.
 fn discover(xid: u32) -> Vec<u8> {
     let params = Params {
-        mac: POD_MAC,
+        mac: Mac::new(POD_MAC),
         client_id: client_id(),
         hostname: Some("web-7d9f8c6b5-x2x4q".into()),
         timeout: Duration::from_secs(10),
@@ -181,7 +182,7 @@ fn dhcp(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(off.len() as u64));
     g.bench_function("parse_offer", |b| {
         b.iter(|| {
-            Reply::parse(black_box(&off[..]), xid, &POD_MAC, &id)
+            Reply::parse(black_box(&off[..]), xid, Mac::new(POD_MAC), &id)
                 .expect("parses")
                 .expect("a reply to this client")
         })

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cni::{env::validate_ifname, CniResult, Dns, Error, Result, Version};
-use crate::node::mac::parse_mac;
+use crate::node::mac::Mac;
 
 pub const DEFAULT_BRIDGE: &str = "cni0";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/cni/lanbridge";
@@ -140,7 +140,7 @@ pub struct NetConf {
     /// The `ipam` object, passed as is to built-in or delegated IPAM.
     pub ipam: Option<IpamConf>,
     /// MAC requested by the runtime (`runtimeConfig.mac`, else `args.cni.mac`).
-    pub mac: Option<[u8; 6]>,
+    pub mac: Option<Mac>,
     /// IPs requested by the runtime (`runtimeConfig.ips`, else `args.cni.ips`).
     pub requested_ips: Vec<String>,
     pub prev_result: Option<CniResult>,
@@ -242,8 +242,10 @@ impl NetConf {
             Some(v) => return Err(Error::config("vlan", format!("{v} is not within 0..4094"))),
         };
         let mac = match (&conf.runtime_config.mac, &conf.args.cni.mac) {
-            (Some(m), _) => Some(parse_mac(m).map_err(|r| Error::config("runtimeConfig.mac", r))?),
-            (None, Some(m)) => Some(parse_mac(m).map_err(|r| Error::config("args.cni.mac", r))?),
+            (Some(m), _) => {
+                Some(Mac::unicast(m).map_err(|r| Error::config("runtimeConfig.mac", r))?)
+            }
+            (None, Some(m)) => Some(Mac::unicast(m).map_err(|r| Error::config("args.cni.mac", r))?),
             (None, None) => None,
         };
         let requested_ips = if conf.runtime_config.ips.is_empty() {

@@ -14,7 +14,7 @@ use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 use lanbridge::dhcp::{
     acquire, rebind, release, renew, DhcpError, DhcpSocket, Lease, Params, Phase, PROBE_TIME,
 };
-use lanbridge::node::mac::format_mac;
+use lanbridge::node::mac::{colon_hex, Mac};
 use lanbridge::node::netns::NetNs;
 use lanbridge_tests::dhcp_server::{in_pool, Dnsmasq, DnsmasqConf, DnsmasqLease};
 use lanbridge_tests::netns::{require_root, Netns};
@@ -28,10 +28,10 @@ const DNS: &str = "192.168.77.53";
 const DOMAIN: &str = "lan.test";
 const LEASE_SECS: u32 = 600;
 
-const MAC_A: [u8; 6] = [0x02, 0x1b, 0xd0, 0, 0, 0x0a];
-const MAC_B: [u8; 6] = [0x02, 0x1b, 0xd0, 0, 0, 0x0b];
+const MAC_A: Mac = Mac::new([0x02, 0x1b, 0xd0, 0, 0, 0x0a]);
+const MAC_B: Mac = Mac::new([0x02, 0x1b, 0xd0, 0, 0, 0x0b]);
 /// A host on the LAN that already holds an address.
-const SQUATTER: [u8; 6] = [0x02, 0x1b, 0xd0, 0, 0, 0x0c];
+const SQUATTER: Mac = Mac::new([0x02, 0x1b, 0xd0, 0, 0, 0x0c]);
 
 /// The harness's LAN, maybe with dnsmasq on its bridge; clients are bridged
 /// onto it directly (no lanbridge in between). Dropped in field order.
@@ -83,9 +83,9 @@ impl Lan {
     }
 
     /// A client namespace with `eth0` (MAC `mac`, up, no address) on the LAN.
-    fn pod(&self, mac: [u8; 6]) -> Netns {
+    fn pod(&self, mac: Mac) -> Netns {
         self.topo
-            .lan_client(&format!("m{:02x}", mac[5]), &format_mac(&mac))
+            .lan_client(&format!("m{:02x}", mac.octets()[5]), &mac.to_string())
     }
 }
 
@@ -100,7 +100,7 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
-fn params(mac: [u8; 6], name: &str) -> Params {
+fn params(mac: Mac, name: &str) -> Params {
     let mut client_id = vec![0];
     client_id.extend_from_slice(name.as_bytes());
     Params {
@@ -131,8 +131,8 @@ fn squatter(lan: &Lan, address: &str) -> Netns {
 }
 
 /// dnsmasq's lease of `mac`, if any.
-fn lease_line(lan: &Lan, mac: &[u8; 6]) -> Option<DnsmasqLease> {
-    let mac = format_mac(mac);
+fn lease_line(lan: &Lan, mac: Mac) -> Option<DnsmasqLease> {
+    let mac = mac.to_string();
     lan.leases().into_iter().find(|l| l.mac == mac)
 }
 
@@ -160,10 +160,10 @@ async fn acquires_renews_rebinds_releases_against_dnsmasq() {
     let now = unix_now();
     assert!(lease.acquired_at <= now && lease.acquired_at + 5 > now);
 
-    let line = lease_line(&lan, &MAC_A).expect("dnsmasq recorded the lease");
+    let line = lease_line(&lan, MAC_A).expect("dnsmasq recorded the lease");
     assert_eq!(line.ip, lease.address.to_string());
     assert_eq!(line.hostname, "web-0");
-    assert_eq!(line.client_id, format_mac(&p.client_id), "client id");
+    assert_eq!(line.client_id, colon_hex(&p.client_id), "client id");
 
     // As the daemon does after ACK: the address goes on the pod's interface,
     // which unicast renewals and the release need.
@@ -186,8 +186,7 @@ async fn acquires_renews_rebinds_releases_against_dnsmasq() {
 
     release(&sock, &p, &rebound).await.unwrap();
     assert!(
-        wait_until(Duration::from_secs(3), || lease_line(&lan, &MAC_A)
-            .is_none()),
+        wait_until(Duration::from_secs(3), || lease_line(&lan, MAC_A).is_none()),
         "dnsmasq still holds the lease after RELEASE: {:?}\n{}",
         lan.leases(),
         lan.log()
@@ -218,8 +217,8 @@ async fn two_pods_on_one_lan_get_distinct_leases_side_by_side() {
         "option 50 honoured; a: {a:?}\n{}",
         lan.log()
     );
-    assert_eq!(lease_line(&lan, &MAC_A).unwrap().ip, a.address.to_string());
-    assert_eq!(lease_line(&lan, &MAC_B).unwrap().ip, b.address.to_string());
+    assert_eq!(lease_line(&lan, MAC_A).unwrap().ip, a.address.to_string());
+    assert_eq!(lease_line(&lan, MAC_B).unwrap().ip, b.address.to_string());
 }
 
 #[tokio::test]
@@ -418,7 +417,7 @@ async fn nak_restarts_discovery_and_replies_for_others_are_skipped() {
             let mut other_xid = answer(req, MessageType::Offer, "192.168.77.200");
             other_xid.set_xid(req.xid().wrapping_add(1));
             let mut other_mac = answer(req, MessageType::Offer, "192.168.77.201");
-            other_mac.set_chaddr(&MAC_B);
+            other_mac.set_chaddr(MAC_B.as_ref());
             vec![
                 other_xid,
                 other_mac,
@@ -482,7 +481,7 @@ async fn probe_finds_the_holder_at_once_and_hears_silence_in_probe_time() {
     let sock = open(&pod);
 
     let t = Instant::now();
-    let free = sock.probe(&MAC_A, ip("192.168.77.111")).await.unwrap();
+    let free = sock.probe(MAC_A, ip("192.168.77.111")).await.unwrap();
     let took = t.elapsed();
     eprintln!("probe of a free address took {took:?}");
     assert_eq!(free, None);
@@ -493,17 +492,14 @@ async fn probe_finds_the_holder_at_once_and_hears_silence_in_probe_time() {
     );
 
     let t = Instant::now();
-    let taken = sock.probe(&MAC_A, ip("192.168.77.110")).await.unwrap();
+    let taken = sock.probe(MAC_A, ip("192.168.77.110")).await.unwrap();
     let took = t.elapsed();
     eprintln!("probe of a taken address took {took:?}");
     assert_eq!(taken, Some(SQUATTER));
     assert!(took < Duration::from_millis(100), "{took:?}");
 
     // The socket is reusable, and a probe's own frames are no conflict.
-    assert_eq!(
-        sock.probe(&MAC_A, ip("192.168.77.112")).await.unwrap(),
-        None
-    );
+    assert_eq!(sock.probe(MAC_A, ip("192.168.77.112")).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -512,7 +508,7 @@ async fn declines_an_address_in_use_and_leases_another_from_dnsmasq() {
     // offer is the conflict.
     let taken = "192.168.77.110";
     let mut lan = Lan::new("dhcpc");
-    lan.start_dnsmasq(&[&format!("--dhcp-host={},{taken}", format_mac(&MAC_A))]);
+    lan.start_dnsmasq(&[&format!("--dhcp-host={MAC_A},{taken}")]);
     let _squatter = squatter(&lan, taken);
     let pod = lan.pod(MAC_A);
     let sock = open(&pod);
@@ -525,14 +521,12 @@ async fn declines_an_address_in_use_and_leases_another_from_dnsmasq() {
     let log = lan.log();
     assert!(
         log.contains(&format!(
-            "DHCPDECLINE({LAN_BRIDGE}) {taken} {} address in use by {} (ARP)",
-            format_mac(&MAC_A),
-            format_mac(&SQUATTER)
+            "DHCPDECLINE({LAN_BRIDGE}) {taken} {MAC_A} address in use by {SQUATTER} (ARP)"
         )),
         "{log}"
     );
     assert_eq!(
-        lease_line(&lan, &MAC_A).unwrap().ip,
+        lease_line(&lan, MAC_A).unwrap().ip,
         lease.address.to_string()
     );
 }

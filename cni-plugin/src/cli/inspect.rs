@@ -11,7 +11,7 @@ use super::status::LeaseView;
 use crate::cni::{Error, Result};
 use crate::datapath::{ips_of, port_name as ifname, Datapath, Pins, ProgramReport};
 use crate::dhcp::store::LeaseStore;
-use crate::node::mac::format_mac;
+use crate::node::mac::{colon_hex, Mac};
 
 #[derive(Serialize)]
 pub struct Report {
@@ -29,7 +29,7 @@ pub struct Report {
 struct EndpointReport {
     port: String,
     ifindex: u32,
-    mac: String,
+    mac: Mac,
     ips: Vec<Ipv4Addr>,
     /// The IPv6 addresses the guard accepts besides the link-local one.
     ipv6: Vec<Ipv6Addr>,
@@ -86,7 +86,7 @@ pub fn report(network: &str, pin_root: &Path, state_dir: &Path) -> Result<Report
         .map(|(ifindex, ep)| EndpointReport {
             port: ifname(ifindex),
             ifindex,
-            mac: format_mac(&ep.mac),
+            mac: ep.mac.into(),
             ips: ips_of(&ep),
             ipv6: ep
                 .ipv6
@@ -97,7 +97,7 @@ pub fn report(network: &str, pin_root: &Path, state_dir: &Path) -> Result<Report
             dhcp_relay: ep.flags & EP_DHCP_RELAY != 0,
             client_id: (ep.client_id_len != 0).then(|| {
                 let id = &ep.client_id[..usize::from(ep.client_id_len).min(ep.client_id.len())];
-                format_mac(id)
+                colon_hex(id)
             }),
         })
         .collect();

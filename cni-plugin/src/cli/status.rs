@@ -21,7 +21,7 @@ use crate::dhcp::protocol::{
 };
 use crate::dhcp::store::LeaseStore;
 use crate::dhcp::RecordError;
-use crate::node::mac::format_mac;
+use crate::node::mac::{colon_hex, Mac};
 use crate::node::scope;
 
 #[derive(clap::Args)]
@@ -84,7 +84,7 @@ struct PodView {
     /// The host-side port; null for a lease whose port is gone.
     port: Option<String>,
     ifindex: Option<u32>,
-    mac: String,
+    mac: Mac,
     ips: Vec<Ipv4Addr>,
     lease: Option<LeaseView>,
 }
@@ -106,7 +106,7 @@ pub struct LeaseView {
     pub renew_at: Option<String>,
     pub rebind_at: Option<String>,
     pub expires_at: Option<String>,
-    pub mac: String,
+    pub mac: Mac,
     /// Option 61 in hex, as servers log it.
     pub client_id: String,
     pub last_error: Option<String>,
@@ -130,8 +130,8 @@ impl LeaseView {
             renew_at: lease.renew_at().map(utc),
             rebind_at: lease.rebind_at().map(utc),
             expires_at: lease.expires_at().map(utc),
-            mac: format_mac(&record.mac),
-            client_id: format_mac(&record.client_id),
+            mac: record.mac,
+            client_id: colon_hex(&record.client_id),
             last_error: status.and_then(|s| s.last_error.clone()),
         }
     }
@@ -257,7 +257,7 @@ fn network(
     let mut matched = vec![false; leases.len()];
     for (ifindex, ep) in dp.endpoints().map_err(|e| e.to_string())? {
         let lease = leases.iter().position(|r| {
-            r.node.as_ref().is_some_and(|n| n.port_ifindex == ifindex) || r.mac == ep.mac
+            r.node.as_ref().is_some_and(|n| n.port_ifindex == ifindex) || r.mac == Mac::from(ep.mac)
         });
         if let Some(i) = lease {
             matched[i] = true;
@@ -265,7 +265,7 @@ fn network(
         pods.push(PodView {
             port: Some(ifname(ifindex)),
             ifindex: Some(ifindex),
-            mac: format_mac(&ep.mac),
+            mac: ep.mac.into(),
             ips: ips_of(&ep),
             lease: lease.map(|i| LeaseView::new(leases[i], states.get(&leases[i].key))),
         });
@@ -275,7 +275,7 @@ fn network(
         pods.push(PodView {
             port: None,
             ifindex: None,
-            mac: format_mac(&record.mac),
+            mac: record.mac,
             ips: Vec::new(),
             lease: Some(LeaseView::new(record, states.get(&record.key))),
         });

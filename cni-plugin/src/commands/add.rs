@@ -19,7 +19,7 @@ use crate::ipam::Ipam;
 use crate::lan;
 use crate::node::firewall::{self, Masquerade};
 use crate::node::gone::first_error;
-use crate::node::mac::format_mac;
+use crate::node::mac::Mac;
 use crate::node::naming;
 use crate::node::netlink::bridge::{BridgePortSpec, BridgeSpec};
 use crate::node::netlink::{LinkInfo, Netlink, VethSpec};
@@ -85,13 +85,9 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
 
     // Before IPAM: a DHCP exchange already goes through the port's program.
     undo.push(Made::Datapath);
-    let mac: [u8; 6] = container
-        .mac
-        .as_slice()
-        .try_into()
-        .map_err(|_| Error::LinkMissing {
-            name: format!("{} (no Ethernet address)", container.name),
-        })?;
+    let mac = container.mac.ok_or_else(|| Error::LinkMissing {
+        name: format!("{} (no Ethernet address)", container.name),
+    })?;
     let mut datapath = Datapath::ensure_network(&NetworkSpec {
         pin_root: &conf.pin_root,
         network: &conf.name,
@@ -198,7 +194,7 @@ async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
     }
     if conf.mac_spoof_check {
         undo.push(Made::MacSpoof);
-        firewall::mac_spoof_setup(&host.name, &container.mac)?;
+        firewall::mac_spoof_setup(&host.name, mac)?;
     }
     checkpoint(Step::Host)?;
 
@@ -283,7 +279,7 @@ async fn create_veth(
             name: &host_name,
             peer: &env.ifname,
             mtu: conf.mtu,
-            peer_mac: peer_mac.as_ref().map(|m| &m[..]),
+            peer_mac,
             peer_netns: Some(pod_ns.raw_fd()),
         })
         .await?;
@@ -336,7 +332,7 @@ pub fn routed(conf: &NetConf) -> bool {
 /// The network's settings as the programs read them; every ADD rewrites
 /// them, so a changed config takes effect with the next pod.
 fn net_config(conf: &NetConf, bridge: &LinkInfo, uplink: Option<&lan::Uplink>) -> NetConfig {
-    let mac6 = |mac: &[u8]| mac.try_into().unwrap_or_default();
+    let mac6 = |mac: Option<Mac>| mac.map(Mac::octets).unwrap_or_default();
     let mut flags = 0;
     if conf.enforce {
         flags |= CFG_ENFORCE;
@@ -349,8 +345,8 @@ fn net_config(conf: &NetConf, bridge: &LinkInfo, uplink: Option<&lan::Uplink>) -
         return NetConfig {
             uplink_ifindex: uplink.link.index,
             bridge_ifindex: bridge.index,
-            uplink_mac: mac6(&uplink.link.mac),
-            bridge_mac: mac6(&bridge.mac),
+            uplink_mac: mac6(uplink.link.mac),
+            bridge_mac: mac6(bridge.mac),
             flags,
             _pad: 0,
         };
@@ -360,7 +356,7 @@ fn net_config(conf: &NetConf, bridge: &LinkInfo, uplink: Option<&lan::Uplink>) -
     }
     NetConfig {
         bridge_ifindex: bridge.index,
-        bridge_mac: mac6(&bridge.mac),
+        bridge_mac: mac6(bridge.mac),
         flags,
         ..NetConfig::default()
     }
@@ -561,10 +557,10 @@ fn note_changes(
 /// The result: prevResult's entries first (chaining), then ours.
 /// The pod's MAC as the reference takes it: `runtimeConfig.mac`, else
 /// `args.cni.mac`, else `CNI_ARGS` `MAC=`.
-fn requested_mac(conf: &NetConf, env: &CniEnv) -> Result<Option<[u8; 6]>> {
+fn requested_mac(conf: &NetConf, env: &CniEnv) -> Result<Option<Mac>> {
     match (conf.mac, env.arg("MAC")) {
         (Some(mac), _) => Ok(Some(mac)),
-        (None, Some(arg)) => crate::node::mac::parse_mac(arg)
+        (None, Some(arg)) => Mac::unicast(arg)
             .map(Some)
             .map_err(|reason| Error::InvalidEnv {
                 var: "CNI_ARGS",
@@ -581,7 +577,7 @@ fn assemble(conf: &NetConf, sandbox: String, links: [LinkInfo; 3], ipam: CniResu
     for (i, link) in [bridge, host, container].into_iter().enumerate() {
         result.interfaces.push(Interface {
             name: link.name,
-            mac: format_mac(&link.mac),
+            mac: link.mac.map(|m| m.to_string()).unwrap_or_default(),
             mtu: Some(link.mtu),
             sandbox: if i == 2 {
                 sandbox.clone()

@@ -6,7 +6,6 @@ use super::Attachment;
 use crate::cni::{CniEnv, Error, Result, Version};
 use crate::config::NetConf;
 use crate::ipam::{Ipam, IpamError};
-use crate::node::mac::format_mac;
 use crate::node::naming;
 use crate::node::netlink::Netlink;
 use crate::node::netns::NetNs;
@@ -34,12 +33,11 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
         .iter()
         .position(|i| i.name == env.ifname && !i.sandbox.is_empty());
     if let Some(iface) = ours.map(|i| &prev.interfaces[i]) {
-        if !iface.mac.is_empty() && !iface.mac.eq_ignore_ascii_case(&format_mac(&link.mac)) {
+        let live = link.mac.map(|m| m.to_string()).unwrap_or_default();
+        if !iface.mac.is_empty() && !iface.mac.eq_ignore_ascii_case(&live) {
             return mismatch(format!(
-                "{} has MAC {}, prevResult says {}",
-                env.ifname,
-                format_mac(&link.mac),
-                iface.mac
+                "{} has MAC {live}, prevResult says {}",
+                env.ifname, iface.mac
             ));
         }
     }

@@ -106,16 +106,16 @@ fn mac_from_runtime_config_wins_over_args() {
         json!({"cni": {"mac": "02:00:00:00:00:01", "ips": ["10.0.0.9"]}}),
     );
     let c = parse(v.clone()).unwrap();
-    assert_eq!(c.mac, Some([2, 0, 0, 0, 0, 1]));
+    assert_eq!(c.mac, Some(Mac::new([2, 0, 0, 0, 0, 1])));
     assert_eq!(c.requested_ips, vec!["10.0.0.9"]);
     v["runtimeConfig"] = json!({"mac": "02:00:00:00:00:02", "ips": ["10.0.0.7/24"]});
     let c = parse(v).unwrap();
-    assert_eq!(c.mac, Some([2, 0, 0, 0, 0, 2]));
+    assert_eq!(c.mac, Some(Mac::new([2, 0, 0, 0, 0, 2])));
     assert_eq!(c.requested_ips, vec!["10.0.0.7/24"]);
     // Go reads keys regardless of case; the reference's tests write this.
     let mut v = base();
     v["RuntimeConfig"] = json!({"mac": "02:00:00:00:00:03"});
-    assert_eq!(parse(v).unwrap().mac, Some([2, 0, 0, 0, 0, 3]));
+    assert_eq!(parse(v).unwrap().mac, Some(Mac::new([2, 0, 0, 0, 0, 3])));
 }
 
 #[test]

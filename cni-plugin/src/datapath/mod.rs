@@ -24,6 +24,8 @@ use lanbridge_common::{
 
 use attach::Hook;
 
+use crate::node::mac::Mac;
+
 pub use error::DatapathError;
 pub use events::EventRing;
 pub use maps::{ip_from_key, ip_key};
@@ -54,7 +56,7 @@ pub struct PortSpec<'a> {
     pub ifname: &'a str,
     pub ifindex: u32,
     /// The pod interface's MAC.
-    pub mac: [u8; 6],
+    pub mac: Mac,
     /// The client identifier its DHCP lease is taken with: DHCP snooping
     /// lets the pod use only that one.
     pub client_id: Option<&'a [u8]>,
@@ -195,7 +197,7 @@ impl Datapath {
     /// programs.
     pub fn add_port(&mut self, spec: &PortSpec<'_>) -> Result<PortAttach, DatapathError> {
         let mut ep = Endpoint {
-            mac: spec.mac,
+            mac: spec.mac.octets(),
             ..Endpoint::default()
         };
         if spec.isolated {

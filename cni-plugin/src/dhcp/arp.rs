@@ -31,6 +31,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::frame::{drop_all_filter, JEQ, LD_W_ABS, PKTTYPE, RET};
+use crate::node::mac::Mac;
 
 /// Probes sent per address.
 pub const PROBES: u32 = 2;
@@ -59,17 +60,17 @@ const TPA: usize = ETH_HEADER + 24;
 
 /// An ARP probe from `mac` for `address`: broadcast, sender IP 0.0.0.0,
 /// target hardware address zero (RFC 5227 §2.1.1).
-pub fn probe_frame(mac: &[u8; 6], address: Ipv4Addr) -> [u8; MIN_FRAME] {
+pub fn probe_frame(mac: Mac, address: Ipv4Addr) -> [u8; MIN_FRAME] {
     let mut f = [0u8; MIN_FRAME];
     f[0..6].copy_from_slice(&[0xff; 6]);
-    f[6..12].copy_from_slice(mac);
+    f[6..12].copy_from_slice(mac.as_ref());
     f[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
     f[14..16].copy_from_slice(&HTYPE_ETHERNET.to_be_bytes());
     f[16..18].copy_from_slice(&ETH_P_IP.to_be_bytes());
     f[18] = 6;
     f[19] = 4;
     f[20..22].copy_from_slice(&OP_REQUEST.to_be_bytes());
-    f[22..28].copy_from_slice(mac);
+    f[22..28].copy_from_slice(mac.as_ref());
     // Sender IP (28..32) and target MAC (32..38) stay zero.
     f[TPA..TPA + 4].copy_from_slice(&address.octets());
     f
@@ -81,7 +82,7 @@ pub fn probe_frame(mac: &[u8; 6], address: Ipv4Addr) -> [u8; MIN_FRAME] {
 pub struct Arp {
     pub op: u16,
     /// Sender hardware address.
-    pub sha: [u8; 6],
+    pub sha: Mac,
     /// Sender protocol address.
     pub spa: Ipv4Addr,
     /// Target protocol address.
@@ -106,7 +107,7 @@ pub fn parse(frame: &[u8]) -> Option<Arp> {
     }
     Some(Arp {
         op,
-        sha: f[22..28].try_into().expect("6 bytes"),
+        sha: Mac::from_slice(&f[22..28]).expect("6 bytes"),
         spa: ipv4_at(SPA),
         tpa: ipv4_at(TPA),
     })
@@ -115,8 +116,8 @@ pub fn parse(frame: &[u8]) -> Option<Arp> {
 /// The MAC of another host claiming `address` in `arp`, if it does: its
 /// sender IP is the address (a reply to the probe, an announcement, any
 /// request from the holder), or it is another host's probe for the address.
-pub fn conflict(arp: &Arp, ours: &[u8; 6], address: Ipv4Addr) -> Option<[u8; 6]> {
-    if arp.sha == *ours {
+pub fn conflict(arp: &Arp, ours: Mac, address: Ipv4Addr) -> Option<Mac> {
+    if arp.sha == ours {
         return None;
     }
     let claims = arp.spa == address;
@@ -168,7 +169,7 @@ impl ArpSocket {
 
     /// Probes `address` as `mac`: the MAC of a host that claims it, or
     /// `None` after [`PROBE_TIME`] of silence.
-    pub async fn probe(&self, mac: &[u8; 6], address: Ipv4Addr) -> io::Result<Option<[u8; 6]>> {
+    pub async fn probe(&self, mac: Mac, address: Ipv4Addr) -> io::Result<Option<Mac>> {
         let fd = self.fd.lock().await;
         fd.get_ref().attach_filter(&probe_filter(address))?;
         let found = probe(&fd, mac, address).await;
@@ -180,11 +181,7 @@ impl ArpSocket {
     }
 }
 
-async fn probe(
-    fd: &AsyncFd<Socket>,
-    mac: &[u8; 6],
-    address: Ipv4Addr,
-) -> io::Result<Option<[u8; 6]>> {
+async fn probe(fd: &AsyncFd<Socket>, mac: Mac, address: Ipv4Addr) -> io::Result<Option<Mac>> {
     let mut buf = [0u8; 256];
     // What an earlier probe's filter let in and it did not read (it ended at
     // a conflict, or was cancelled before closing the filter).
@@ -236,15 +233,14 @@ pub fn create(ifindex: u32) -> io::Result<Socket> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::mac::format_mac;
 
-    const OURS: [u8; 6] = [0x02, 0x1b, 0xd0, 0, 0, 0x0a];
-    const THEIRS: [u8; 6] = [0x02, 0x1b, 0xd0, 0, 0, 0x0c];
+    const OURS: Mac = Mac::new([0x02, 0x1b, 0xd0, 0, 0, 0x0a]);
+    const THEIRS: Mac = Mac::new([0x02, 0x1b, 0xd0, 0, 0, 0x0c]);
     const ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 168, 79, 110);
 
     /// An ARP packet from `sha`/`spa` for `tpa`, in an Ethernet frame.
-    fn arp(op: u16, sha: [u8; 6], spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
-        let mut f = probe_frame(&sha, tpa)[..FRAME_LEN].to_vec();
+    fn arp(op: u16, sha: Mac, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
+        let mut f = probe_frame(sha, tpa)[..FRAME_LEN].to_vec();
         f[20..22].copy_from_slice(&op.to_be_bytes());
         f[SPA..SPA + 4].copy_from_slice(&spa.octets());
         f
@@ -252,7 +248,7 @@ mod tests {
 
     #[test]
     fn builds_a_broadcast_probe_padded_to_the_ethernet_minimum() {
-        let f = probe_frame(&OURS, ADDRESS);
+        let f = probe_frame(OURS, ADDRESS);
         #[rustfmt::skip]
         let expected: [u8; FRAME_LEN] = [
             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // destination: broadcast
@@ -273,7 +269,7 @@ mod tests {
     #[test]
     fn parses_what_it_builds_and_replies() {
         assert_eq!(
-            parse(&probe_frame(&OURS, ADDRESS)),
+            parse(&probe_frame(OURS, ADDRESS)),
             Some(Arp {
                 op: OP_REQUEST,
                 sha: OURS,
@@ -340,7 +336,7 @@ mod tests {
         ];
         for (frame, expected) in cases {
             let a = parse(&frame).unwrap();
-            assert_eq!(conflict(&a, &OURS, ADDRESS), expected, "{a:?}");
+            assert_eq!(conflict(&a, OURS, ADDRESS), expected, "{a:?}");
         }
     }
 
@@ -379,7 +375,7 @@ mod tests {
             (arp(OP_REQUEST, THEIRS, ADDRESS, other), all, true),
             (arp(OP_REQUEST, THEIRS, zero, ADDRESS), all, true),
             // Our own probes, as the socket sees them leave.
-            (probe_frame(&OURS, ADDRESS).to_vec(), out, false),
+            (probe_frame(OURS, ADDRESS).to_vec(), out, false),
             (arp(OP_REQUEST, THEIRS, other, ADDRESS), host, false),
             (arp(OP_REQUEST, THEIRS, zero, other), host, false),
             (arp(OP_REPLY, THEIRS, other, zero), host, false),
@@ -403,6 +399,6 @@ mod tests {
     #[test]
     fn probing_takes_60ms_in_all() {
         assert_eq!(PROBE_TIME, Duration::from_millis(60));
-        assert_eq!(format_mac(&THEIRS), "02:1b:d0:00:00:0c");
+        assert_eq!(THEIRS.to_string(), "02:1b:d0:00:00:0c");
     }
 }

@@ -13,7 +13,7 @@ use super::error::{DhcpError, Phase};
 use super::lease::Lease;
 use super::message::{self, Params, Reply, RequestKind};
 use super::socket::DhcpSocket;
-use crate::node::mac::format_mac;
+use crate::node::mac::Mac;
 
 /// Selecting-phase REQUESTs sent before going back to DISCOVER (the server
 /// that made the OFFER may be gone).
@@ -108,7 +108,7 @@ pub async fn acquire(sock: &DhcpSocket, params: &Params) -> Result<Lease, DhcpEr
         .await?;
         let setback = match answer.value {
             Some(Answer::Ack(lease)) => {
-                let Some(mac) = sock.probe(&params.mac, lease.address).await? else {
+                let Some(mac) = sock.probe(params.mac, lease.address).await? else {
                     tracing::debug!(
                         "{}: leased {} from {server} for {}s",
                         sock.ifname(),
@@ -165,7 +165,7 @@ enum Setback {
     InUse {
         address: Ipv4Addr,
         server: Ipv4Addr,
-        mac: [u8; 6],
+        mac: Mac,
     },
 }
 
@@ -222,7 +222,7 @@ async fn extend(
                 sock.ifname(),
                 new.address
             );
-            let Some(mac) = sock.probe(&params.mac, new.address).await? else {
+            let Some(mac) = sock.probe(params.mac, new.address).await? else {
                 return Ok(new);
             };
             decline(sock, params, &new, mac).await?;
@@ -265,9 +265,8 @@ async fn decline(
     sock: &DhcpSocket,
     params: &Params,
     lease: &Lease,
-    mac: [u8; 6],
+    mac: Mac,
 ) -> Result<(), DhcpError> {
-    let mac = format_mac(&mac);
     tracing::warn!(
         "{}: {} from {} is already in use by {mac} (ARP): sending DHCPDECLINE",
         sock.ifname(),
@@ -381,7 +380,7 @@ async fn transact<T>(
                 r = sock.recv() => r?,
                 () = tokio::time::sleep_until(resend_at.into()) => break,
             };
-            let parsed = Reply::parse(&received.payload, ex.xid, &params.mac, &params.client_id)
+            let parsed = Reply::parse(&received.payload, ex.xid, params.mac, &params.client_id)
                 .and_then(|r| r.map(|r| accept(r, received.source)).transpose());
             match parsed {
                 Ok(Some(Some(value))) => {

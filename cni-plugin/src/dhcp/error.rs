@@ -4,7 +4,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::node::mac::format_mac;
+use crate::node::mac::Mac;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DhcpError {
@@ -70,14 +70,14 @@ pub enum DhcpError {
         "no usable lease on {ifname} in {waited:.1?}: {address} from DHCP server {server} is \
          already in use on the link (ARP from {}), so it was declined (DHCPDECLINEs sent: \
          {declines})",
-        format_mac(mac)
+        mac
     )]
     AddressInUse {
         ifname: String,
         address: Ipv4Addr,
         server: Ipv4Addr,
         /// Of the host that claimed the address.
-        mac: [u8; 6],
+        mac: Mac,
         declines: u32,
         waited: Duration,
     },

@@ -13,12 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{DhcpError, ReplyError};
 use super::options::{self, RawOptions};
+use crate::node::mac::Mac;
 
 /// Who the client is and how long an exchange may take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Params {
     /// The pod interface's MAC: `chaddr` of every message.
-    pub mac: [u8; 6],
+    pub mac: Mac,
     /// Option 61, stable per attachment so the server keeps the lease.
     pub client_id: Vec<u8>,
     /// Option 12, e.g. from `K8S_POD_NAME`.
@@ -165,7 +166,7 @@ fn base(p: &Params, xid: u32, kind: MessageType) -> Message {
         unspecified,
         unspecified,
         unspecified,
-        &p.mac,
+        p.mac.as_ref(),
     );
     m.set_opcode(Opcode::BootRequest).set_htype(HType::Eth);
     m.opts_mut().insert(DhcpOption::MessageType(kind));
@@ -220,7 +221,7 @@ impl Reply {
     pub fn parse(
         packet: &[u8],
         xid: u32,
-        mac: &[u8; 6],
+        mac: Mac,
         client_id: &[u8],
     ) -> Result<Option<Reply>, ReplyError> {
         // The few header fields needed are read by offset: dhcproto's
@@ -230,7 +231,7 @@ impl Reply {
             || packet[1] != u8::from(HType::Eth)
             || packet[2] != 6
             || packet[4..8] != xid.to_be_bytes()
-            || packet[28..34] != mac[..]
+            || packet[28..34] != *mac.as_ref()
         {
             return Ok(None);
         }

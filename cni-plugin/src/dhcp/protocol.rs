@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::dhcp::{ClientOptions, Lease, Params, RecordError};
-use crate::node::mac::format_mac;
+use crate::node::mac::{self, Mac};
 use crate::node::netns::NetNs;
 
 pub const DEFAULT_SOCKET: &str = "/run/lanbridge/lanbridge.sock";
@@ -42,7 +42,8 @@ pub struct AcquireRequest {
     #[serde(default)]
     pub netns_inode: u64,
     /// The pod interface's MAC (`chaddr`).
-    pub mac: [u8; 6],
+    #[serde(with = "mac::octets")]
+    pub mac: Mac,
     pub client_id: Vec<u8>,
     pub hostname: Option<String>,
     pub timeout_ms: u64,
@@ -128,8 +129,8 @@ pub struct DropRecord {
     /// The port's (or uplink's) name in the node; null when it is gone.
     pub interface: Option<String>,
     pub reason: String,
-    pub src_mac: String,
-    pub dst_mac: String,
+    pub src_mac: Mac,
+    pub dst_mac: Mac,
     /// `ipv4`, `ipv6`, `arp`, or the EtherType in hex.
     pub ethertype: String,
     /// The VLAN id of a tag inside the frame.
@@ -179,8 +180,8 @@ impl DropRecord {
             interface,
             reason: Reason::from_u32(ev.reason)
                 .map_or_else(|| format!("reason_{}", ev.reason), |r| r.name().to_string()),
-            src_mac: format_mac(&ev.src_mac),
-            dst_mac: format_mac(&ev.dst_mac),
+            src_mac: ev.src_mac.into(),
+            dst_mac: ev.dst_mac.into(),
             ethertype,
             vlan: (ev.vlan != 0).then_some(ev.vlan),
             protocol: ip.then(|| protocol(ev.proto)),
@@ -293,7 +294,8 @@ pub struct LeaseRecord {
     /// namespace later counts as the pod gone (0 in older records: any).
     #[serde(default)]
     pub netns_inode: u64,
-    pub mac: [u8; 6],
+    #[serde(with = "mac::octets")]
+    pub mac: Mac,
     pub client_id: Vec<u8>,
     pub hostname: Option<String>,
     /// The last lease granted; see `withdrawn`.
@@ -530,6 +532,89 @@ mod tests {
         let r: LeaseRecord = serde_json::from_str(old).unwrap();
         assert_eq!(r.node, None);
         assert!(!r.withdrawn);
+    }
+
+    /// A lease file as the daemon has always written it (`store`'s pretty
+    /// JSON, MACs as arrays of octets): read and written back, byte for byte.
+    const LEASE_FILE: &str = r#"{
+  "key": {
+    "network": "lan",
+    "containerId": "c1",
+    "ifname": "eth0"
+  },
+  "netns": "/run/netns/p",
+  "netnsInode": 4026532801,
+  "mac": [
+    10,
+    88,
+    10,
+    244,
+    1,
+    5
+  ],
+  "clientId": [
+    1,
+    10,
+    88,
+    10,
+    244,
+    1,
+    5
+  ],
+  "hostname": "web-0",
+  "lease": {
+    "address": "192.168.77.100",
+    "prefix_len": 24,
+    "router": "192.168.77.1",
+    "dns_servers": [
+      "192.168.77.1"
+    ],
+    "domain": null,
+    "classless_routes": [
+      {
+        "destination": "10.9.0.0/16",
+        "gateway": null
+      }
+    ],
+    "server_id": "192.168.77.1",
+    "lease_time": 60,
+    "t1": 30,
+    "t2": 52,
+    "acquired_at": 1796043252
+  },
+  "node": {
+    "bridge": "lanbr",
+    "port": "lb0123456789ab",
+    "portIfindex": 7,
+    "pinRoot": "/sys/fs/bpf/lanbridge",
+    "routeSrc": "192.168.77.2",
+    "routed": true
+  },
+  "withdrawn": false,
+  "sticky": true,
+  "options": {
+    "parameters": [
+      1,
+      3
+    ],
+    "provided": [
+      [
+        60,
+        [
+          108,
+          98
+        ]
+      ]
+    ]
+  },
+  "routePriority": 100
+}"#;
+
+    #[test]
+    fn lease_files_read_and_write_byte_identical() {
+        let r: LeaseRecord = serde_json::from_str(LEASE_FILE).unwrap();
+        assert_eq!(r.mac, Mac::new([0x0a, 0x58, 0x0a, 0xf4, 1, 5]));
+        assert_eq!(serde_json::to_string_pretty(&r).unwrap(), LEASE_FILE);
     }
 
     #[test]

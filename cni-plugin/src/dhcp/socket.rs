@@ -31,6 +31,7 @@ use tokio::net::UdpSocket;
 use super::arp::{self, ArpSocket};
 use super::error::DhcpError;
 use super::frame::{self, client_datagram, link_address, CLIENT_PORT, SERVER_PORT};
+use crate::node::mac::Mac;
 use crate::node::netns::NetNs;
 
 /// A DHCP client's endpoint on one interface of one namespace.
@@ -160,11 +161,7 @@ impl DhcpSocket {
 
     /// Probes `address` with ARP as `mac` (RFC 5227): the MAC of another
     /// host that claims it, or `None` after [`arp::PROBE_TIME`].
-    pub async fn probe(
-        &self,
-        mac: &[u8; 6],
-        address: Ipv4Addr,
-    ) -> Result<Option<[u8; 6]>, DhcpError> {
+    pub async fn probe(&self, mac: Mac, address: Ipv4Addr) -> Result<Option<Mac>, DhcpError> {
         self.arp
             .probe(mac, address)
             .await

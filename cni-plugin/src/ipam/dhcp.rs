@@ -22,6 +22,7 @@ use crate::dhcp::protocol::{
 };
 use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{ClientOptions, Lease, RecordError};
+use crate::node::mac::Mac;
 use crate::node::netns::NetNs;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -250,7 +251,7 @@ impl Dhcp {
         &self,
         conf: &NetConf,
         env: &CniEnv,
-        mac: [u8; 6],
+        mac: Mac,
         node: NodeSide,
     ) -> Result<CniResult> {
         let netns = env.netns.clone().ok_or(IpamError::Env {
@@ -336,7 +337,7 @@ impl Dhcp {
 
     /// The client identifier (option 61) the lease of this attachment is
     /// taken with; the datapath lets the pod use no other.
-    pub fn client_id(&self, env: &CniEnv, mac: [u8; 6]) -> Vec<u8> {
+    pub fn client_id(&self, env: &CniEnv, mac: Mac) -> Vec<u8> {
         client_id(self.client_id, env, mac)
     }
 
@@ -407,14 +408,14 @@ fn pod_name(env: &CniEnv) -> Option<String> {
 /// `<namespace>/<pod>/<ifname>` (pod), or type 1 (Ethernet) with the MAC.
 /// A digest: a fixed 17 bytes fit the datapath's snooping entry whatever the
 /// names' lengths.
-fn client_id(mode: ClientIdMode, env: &CniEnv, mac: [u8; 6]) -> Vec<u8> {
+fn client_id(mode: ClientIdMode, env: &CniEnv, mac: Mac) -> Vec<u8> {
     let digest = |s: String| {
         let d = Sha256::digest(s);
         std::iter::once(0).chain(d[..16].iter().copied()).collect()
     };
     match (mode, pod_name(env)) {
         (ClientIdMode::Pod, Some(pod)) => digest(format!("{pod}/{}", env.ifname)),
-        (ClientIdMode::Mac, _) => std::iter::once(1).chain(mac).collect(),
+        (ClientIdMode::Mac, _) => std::iter::once(1).chain(mac.octets()).collect(),
         _ => digest(format!("{}/{}", env.container_id, env.ifname)),
     }
 }
@@ -579,11 +580,15 @@ mod tests {
             ifname: "eth0".into(),
             ..CniEnv::default()
         };
-        let mac = [2, 0, 0, 0, 0, 1];
+        let mac = Mac::new([2, 0, 0, 0, 0, 1]);
         let a = client_id(ClientIdMode::Attachment, &env("c1"), mac);
         assert_eq!(
             a,
-            client_id(ClientIdMode::Attachment, &env("c1"), [2, 0, 0, 0, 0, 9])
+            client_id(
+                ClientIdMode::Attachment,
+                &env("c1"),
+                Mac::new([2, 0, 0, 0, 0, 9])
+            )
         );
         assert_ne!(a, client_id(ClientIdMode::Attachment, &env("c2"), mac));
         assert_eq!(a.len(), 17);
@@ -605,7 +610,7 @@ mod tests {
                 .collect(),
             ..CniEnv::default()
         };
-        let mac = [2, 0, 0, 0, 0, 1];
+        let mac = Mac::new([2, 0, 0, 0, 0, 1]);
         let named = "K8S_POD_NAMESPACE=games;K8S_POD_NAME=server-0";
         let a = client_id(ClientIdMode::Pod, &env("c1", named), mac);
         assert_eq!(a, client_id(ClientIdMode::Pod, &env("c2", named), mac));

@@ -17,6 +17,7 @@ use crate::config::NetConf;
 use crate::dhcp::protocol::NodeSide;
 use crate::dhcp::RecordError;
 use crate::node;
+use crate::node::mac::Mac;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IpamError {
@@ -162,7 +163,7 @@ impl Ipam {
         &self,
         conf: &NetConf,
         env: &CniEnv,
-        mac: [u8; 6],
+        mac: Mac,
         node: NodeSide,
     ) -> Result<CniResult> {
         let req = IpamRequest::new(conf, env);

@@ -4,6 +4,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::node::mac::Mac;
+
 fn digest(container_id: &str, ifname: &str) -> String {
     hex::encode(Sha256::digest(format!("{container_id}/{ifname}")))
 }
@@ -175,13 +177,13 @@ pub fn scope(netns_inode: u64) -> String {
 }
 
 /// A locally administered unicast MAC for a new bridge, unique per creation.
-pub fn bridge_mac(bridge: &str) -> [u8; 6] {
+pub fn bridge_mac(bridge: &str) -> Mac {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let seed = format!("{bridge}/{}/{}", std::process::id(), now.as_nanos());
     let d = Sha256::digest(seed);
-    [(d[0] & 0xfc) | 0x02, d[1], d[2], d[3], d[4], d[5]]
+    Mac::new([(d[0] & 0xfc) | 0x02, d[1], d[2], d[3], d[4], d[5]])
 }
 
 #[cfg(test)]
@@ -198,7 +200,7 @@ mod tests {
             super::host_veth(&long, "eth1")
         );
         let mac = super::bridge_mac("cni0");
-        assert_eq!(mac[0] & 0x03, 0x02, "locally administered unicast");
+        assert_eq!(mac.octets()[0] & 0x03, 0x02, "locally administered unicast");
     }
 
     #[test]

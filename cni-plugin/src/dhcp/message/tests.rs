@@ -8,7 +8,7 @@ use super::*;
 use crate::dhcp::lease::{Lease, INFINITE};
 use crate::dhcp::options::ClasslessRoute;
 
-const MAC: [u8; 6] = [0x56, 0x78, 0x6a, 0x1c, 0x06, 0x09];
+const MAC: Mac = Mac::new([0x56, 0x78, 0x6a, 0x1c, 0x06, 0x09]);
 const XID: u32 = 0x0bad_cafe;
 
 fn ip(s: &str) -> Ipv4Addr {
@@ -21,7 +21,7 @@ fn net(s: &str) -> Ipv4Net {
 
 fn client_id() -> Vec<u8> {
     let mut id = vec![1];
-    id.extend_from_slice(&MAC);
+    id.extend_from_slice(MAC.as_ref());
     id
 }
 
@@ -49,7 +49,7 @@ fn codes(m: &Message) -> Vec<OptionCode> {
 fn assert_header(m: &Message, kind: MessageType) {
     assert_eq!(m.opcode(), Opcode::BootRequest);
     assert_eq!(m.htype(), HType::Eth);
-    assert_eq!(m.chaddr(), MAC);
+    assert_eq!(m.chaddr(), MAC.as_ref());
     assert_eq!(m.xid(), XID);
     assert_eq!(m.opts().msg_type(), Some(kind));
     assert_eq!(
@@ -202,7 +202,7 @@ fn decline_names_the_address_in_option_50_and_why_in_56() {
 /// A server reply built with dhcproto.
 fn reply(kind: MessageType, yiaddr: &str, opts: Vec<DhcpOption>) -> Vec<u8> {
     let u = Ipv4Addr::UNSPECIFIED;
-    let mut m = Message::new_with_id(XID, u, ip(yiaddr), u, u, &MAC);
+    let mut m = Message::new_with_id(XID, u, ip(yiaddr), u, u, MAC.as_ref());
     m.set_opcode(Opcode::BootReply);
     let mut o: DhcpOptions = opts.into_iter().collect();
     o.insert(DhcpOption::MessageType(kind));
@@ -221,7 +221,7 @@ fn ack_options() -> Vec<DhcpOption> {
 }
 
 fn parse_lease(bytes: &[u8]) -> Result<Lease, ReplyError> {
-    let r = Reply::parse(bytes, XID, &MAC, &client_id())?.expect("reply is ours");
+    let r = Reply::parse(bytes, XID, MAC, &client_id())?.expect("reply is ours");
     Lease::from_ack(&r, None, 1_000)
 }
 
@@ -233,7 +233,7 @@ fn parses_a_captured_dnsmasq_offer() {
             .collect::<String>(),
     )
     .unwrap();
-    let r = Reply::parse(&bytes, XID, &MAC, &client_id())
+    let r = Reply::parse(&bytes, XID, MAC, &client_id())
         .unwrap()
         .expect("the capture answers this xid and MAC");
     assert_eq!(r.kind, MessageType::Offer);
@@ -376,7 +376,7 @@ fn unusable_acks_say_what_is_missing() {
         "10.0.1.7",
         without(OptionCode::ServerIdentifier),
     );
-    let r = Reply::parse(&bytes, XID, &MAC, &client_id())
+    let r = Reply::parse(&bytes, XID, MAC, &client_id())
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -398,31 +398,31 @@ fn unusable_acks_say_what_is_missing() {
 fn replies_of_other_exchanges_and_clients_are_not_ours() {
     let ours = reply(MessageType::Offer, "10.0.1.7", ack_options());
     let cid = client_id();
-    assert!(Reply::parse(&ours, XID, &MAC, &cid).unwrap().is_some());
-    assert_eq!(Reply::parse(&ours, XID + 1, &MAC, &cid), Ok(None), "xid");
-    let other_mac = [2, 0, 0, 0, 0, 1];
+    assert!(Reply::parse(&ours, XID, MAC, &cid).unwrap().is_some());
+    assert_eq!(Reply::parse(&ours, XID + 1, MAC, &cid), Ok(None), "xid");
+    let other_mac = Mac::new([2, 0, 0, 0, 0, 1]);
     assert_eq!(
-        Reply::parse(&ours, XID, &other_mac, &cid),
+        Reply::parse(&ours, XID, other_mac, &cid),
         Ok(None),
         "chaddr"
     );
     // Our own broadcast, looped back or seen from another pod: a request.
     let own = discover(&params(), XID, 0).unwrap();
-    assert_eq!(Reply::parse(&own, XID, &MAC, &cid), Ok(None));
+    assert_eq!(Reply::parse(&own, XID, MAC, &cid), Ok(None));
     // A server echoing a different client identifier (RFC 6842).
     let mut opts = ack_options();
     opts.push(DhcpOption::ClientIdentifier(vec![0, 1, 2]));
     let echoed = reply(MessageType::Offer, "10.0.1.7", opts);
-    assert_eq!(Reply::parse(&echoed, XID, &MAC, &cid), Ok(None));
+    assert_eq!(Reply::parse(&echoed, XID, MAC, &cid), Ok(None));
     let mut opts = ack_options();
     opts.push(DhcpOption::ClientIdentifier(cid.clone()));
     let echoed = reply(MessageType::Offer, "10.0.1.7", opts);
-    assert!(Reply::parse(&echoed, XID, &MAC, &cid).unwrap().is_some());
+    assert!(Reply::parse(&echoed, XID, MAC, &cid).unwrap().is_some());
     // Truncated or absurd packets are simply not replies.
-    assert_eq!(Reply::parse(&ours[..100], XID, &MAC, &cid), Ok(None));
+    assert_eq!(Reply::parse(&ours[..100], XID, MAC, &cid), Ok(None));
     let mut hlen = ours.clone();
     hlen[2] = 200;
-    assert_eq!(Reply::parse(&hlen, XID, &MAC, &cid), Ok(None));
+    assert_eq!(Reply::parse(&hlen, XID, MAC, &cid), Ok(None));
 }
 
 #[test]
@@ -435,7 +435,7 @@ fn a_reply_without_message_type_is_unusable() {
         + 240;
     bytes[at] = 250; // an unknown option instead of 53
     assert_eq!(
-        Reply::parse(&bytes, XID, &MAC, &client_id()),
+        Reply::parse(&bytes, XID, MAC, &client_id()),
         Err(ReplyError::MessageTypeMissing)
     );
 }
@@ -450,7 +450,7 @@ fn nak_carries_the_servers_message() {
             DhcpOption::Message("address not available".to_string()),
         ],
     );
-    let r = Reply::parse(&bytes, XID, &MAC, &client_id())
+    let r = Reply::parse(&bytes, XID, MAC, &client_id())
         .unwrap()
         .unwrap();
     assert_eq!(r.kind, MessageType::Nak);

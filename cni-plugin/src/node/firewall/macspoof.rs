@@ -8,6 +8,7 @@ use netlink_packet_netfilter::nftables::InetHookNumber;
 
 use super::nft::{expr, Batch, Family, Nft};
 use crate::node::error::Result;
+use crate::node::mac::Mac;
 use crate::node::naming::{mac_spoof_chain, NFT_TABLE};
 
 const PREROUTING: &str = "prerouting";
@@ -15,7 +16,7 @@ const PORTS: &str = "ports";
 const COMMENT: &str = "lanbridge macspoofchk";
 
 /// Drops frames from `host_veth` whose source MAC is not `mac`.
-pub fn setup(nft: &mut Nft, host_veth: &str, mac: &[u8]) -> Result<Batch> {
+pub fn setup(nft: &mut Nft, host_veth: &str, mac: Mac) -> Result<Batch> {
     let fam = Family::Bridge;
     let chain = mac_spoof_chain(host_veth);
     let mut b = Batch::default();
@@ -45,7 +46,7 @@ pub fn setup(nft: &mut Nft, host_veth: &str, mac: &[u8]) -> Result<Batch> {
     }
     b.add_chain(fam, NFT_TABLE, &chain);
     b.flush_chain(fam, NFT_TABLE, &chain);
-    let mut rule = expr::ether_saddr_not(mac);
+    let mut rule = expr::ether_saddr_not(mac.as_ref());
     rule.push(expr::drop());
     b.add_rule(fam, NFT_TABLE, &chain, rule, COMMENT, false);
     b.add_jump_element(fam, NFT_TABLE, PORTS, host_veth, &chain);

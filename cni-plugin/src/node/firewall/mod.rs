@@ -23,6 +23,7 @@ use std::os::fd::AsRawFd;
 use ipnet::IpNet;
 
 use crate::node::error::{Error, Result};
+use crate::node::mac::Mac;
 use nft::{Batch, Nft};
 
 /// What a network needs in netfilter.
@@ -96,7 +97,7 @@ pub fn remove_attachment(
 }
 
 /// `macspoofchk` for a pod's port.
-pub fn mac_spoof_setup(host_veth: &str, mac: &[u8]) -> Result<()> {
+pub fn mac_spoof_setup(host_veth: &str, mac: Mac) -> Result<()> {
     let mut nft = Nft::open()?;
     let batch = macspoof::setup(&mut nft, host_veth, mac)?;
     commit(&mut nft, &batch)

@@ -31,7 +31,7 @@ impl Netlink {
             // A fixed MAC: otherwise the bridge takes its lowest port's MAC and
             // the gateway's MAC changes under the pods as ports come and go.
             let mut builder =
-                LinkBridge::new(spec.name).address(naming::bridge_mac(spec.name).to_vec());
+                LinkBridge::new(spec.name).address(naming::bridge_mac(spec.name).as_ref().to_vec());
             if let Some(mtu) = spec.mtu {
                 builder = builder.mtu(mtu);
             }

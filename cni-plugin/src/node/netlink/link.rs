@@ -9,6 +9,7 @@ use rtnetlink::{LinkUnspec, LinkVeth};
 use super::Netlink;
 use crate::node::error::{Error, Result};
 use crate::node::gone::found;
+use crate::node::mac::Mac;
 
 /// A veth pair to create.
 #[derive(Debug, Default)]
@@ -16,7 +17,7 @@ pub struct VethSpec<'a> {
     pub name: &'a str,
     pub peer: &'a str,
     pub mtu: Option<u32>,
-    pub peer_mac: Option<&'a [u8]>,
+    pub peer_mac: Option<Mac>,
     /// Where the peer goes (a namespace fd); this namespace when `None`.
     pub peer_netns: Option<RawFd>,
 }
@@ -26,7 +27,8 @@ pub struct VethSpec<'a> {
 pub struct LinkInfo {
     pub index: u32,
     pub name: String,
-    pub mac: Vec<u8>,
+    /// None for a link without a 6-octet address.
+    pub mac: Option<Mac>,
     pub mtu: u32,
     pub up: bool,
     pub master: Option<u32>,
@@ -44,7 +46,7 @@ impl From<LinkMessage> for LinkInfo {
         for attr in msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => info.name = n,
-                LinkAttribute::Address(a) => info.mac = a,
+                LinkAttribute::Address(a) => info.mac = Mac::from_slice(&a),
                 LinkAttribute::Mtu(m) => info.mtu = m,
                 LinkAttribute::Controller(c) => info.master = Some(c),
                 LinkAttribute::IfAlias(a) => info.alias = Some(a),
@@ -99,7 +101,7 @@ impl Netlink {
             peer_attrs.push(LinkAttribute::Mtu(mtu));
         }
         if let Some(mac) = veth.peer_mac {
-            peer_attrs.push(LinkAttribute::Address(mac.to_vec()));
+            peer_attrs.push(LinkAttribute::Address(mac.as_ref().to_vec()));
         }
         if let Some(fd) = veth.peer_netns {
             peer_attrs.push(LinkAttribute::NetNsFd(fd));
