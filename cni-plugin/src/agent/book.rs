@@ -31,12 +31,12 @@ impl Book {
     /// Records a state change (the time only moves when the state does).
     pub fn set(&self, record: &LeaseRecord, state: LeaseState, last_error: Option<String>) {
         let mut book = self.lock();
-        let since = match book.get(&record.key) {
+        let since = match book.get(&record.holder.key) {
             Some(s) if s.state == state && s.address == record.lease.address => s.since,
             _ => unix_now(),
         };
         book.insert(
-            record.key.clone(),
+            record.holder.key.clone(),
             LeaseStatus {
                 state,
                 address: record.lease.address,

@@ -28,7 +28,7 @@ pub async fn withdraw(record: &LeaseRecord, with_pod: bool) -> Result<()> {
             errors.push(e);
         }
     }
-    if let Some(node) = &record.node {
+    if let Some(node) = &record.holder.node {
         errors.extend(node_side(record, node, Some(address), None).await);
     }
     first_error(errors)
@@ -42,7 +42,7 @@ pub async fn restore(record: &LeaseRecord, lease: &Lease) -> Result<()> {
     if let Err(e) = pod_address(record, Some(lease)).await {
         errors.push(e);
     }
-    if let Some(node) = &record.node {
+    if let Some(node) = &record.holder.node {
         errors.extend(node_side(record, node, old, Some(lease.address)).await);
     }
     first_error(errors)
@@ -50,9 +50,9 @@ pub async fn restore(record: &LeaseRecord, lease: &Lease) -> Result<()> {
 
 /// Replaces the pod's address of `record.lease` with `lease`'s (none: removed).
 async fn pod_address(record: &LeaseRecord, lease: Option<&Lease>) -> Result<()> {
-    let ns = record.open_netns()?;
+    let ns = record.holder.open_netns()?;
     let pod = Netlink::open(&ns)?;
-    let link = pod.existing_link(&record.key.ifname).await?;
+    let link = pod.existing_link(&record.holder.key.ifname).await?;
     let old = IpNet::V4(record.lease.network());
     if lease.is_none_or(|l| IpNet::V4(l.network()) != old) {
         pod.del_address(link.index, old).await?;
@@ -67,7 +67,7 @@ async fn pod_address(record: &LeaseRecord, lease: Option<&Lease>) -> Result<()> 
             IpNet::V4(route.destination),
             route.gateway.map(IpAddr::V4),
             link.index,
-            record.route_priority,
+            record.holder.route_priority,
         )
         .await?;
     }
@@ -84,7 +84,7 @@ async fn node_side(
     let mut errors = Vec::new();
     let new_ips: Vec<Ipv4Addr> = new.into_iter().collect();
     // The maps first: the guard stops the pod's use of a lost address at once.
-    match Datapath::existing(&node.pin_root, &record.key.network) {
+    match Datapath::existing(&node.pin_root, &record.holder.key.network) {
         Ok(Some(mut dp)) => {
             if let Err(e) = dp.set_port_ips(node.port_ifindex, &new_ips) {
                 errors.push(e.into());

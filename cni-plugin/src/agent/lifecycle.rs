@@ -158,7 +158,7 @@ async fn reacquire(ctx: &Ctx, record: &LeaseRecord) -> Option<Lease> {
     loop {
         let params = Params {
             requested_ip: Some(record.lease.address),
-            ..record.params(ACQUIRE_TIMEOUT)
+            ..record.holder.params(ACQUIRE_TIMEOUT)
         };
         let acquired = async {
             let Some(socket) = open_socket(record)? else {
@@ -166,7 +166,7 @@ async fn reacquire(ctx: &Ctx, record: &LeaseRecord) -> Option<Lease> {
             };
             let started = Instant::now();
             let lease = dhcp::acquire(&socket, &params).await;
-            let network = &record.key.network;
+            let network = &record.holder.key.network;
             super::metrics::exchange(network, "acquire", lease.is_ok(), started.elapsed());
             Ok::<_, AgentError>(Some(lease?))
         };
@@ -174,7 +174,7 @@ async fn reacquire(ctx: &Ctx, record: &LeaseRecord) -> Option<Lease> {
             Ok(lease) => return lease,
             Err(e) => {
                 tracing::debug!("acquiring for {}: {e}", who(record));
-                ctx.book.error(&record.key, e.to_string());
+                ctx.book.error(&record.holder.key, e.to_string());
             }
         }
         tokio::time::sleep(pause).await;
@@ -221,10 +221,10 @@ async fn forget(ctx: &Ctx, record: &LeaseRecord) {
         }
         release::send(record).await;
     }
-    if let Err(e) = ctx.store.remove(&record.key) {
+    if let Err(e) = ctx.store.remove(&record.holder.key) {
         tracing::error!("forgetting the lease of {}: {e}", who(record));
     }
-    ctx.book.forget(&record.key);
+    ctx.book.forget(&record.holder.key);
 }
 
 fn persist(ctx: &Ctx, record: &LeaseRecord) {
@@ -234,7 +234,10 @@ fn persist(ctx: &Ctx, record: &LeaseRecord) {
 }
 
 fn who(record: &LeaseRecord) -> String {
-    format!("{}/{}", record.key.container_id, record.key.ifname)
+    format!(
+        "{}/{}",
+        record.holder.key.container_id, record.holder.key.ifname
+    )
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -285,7 +288,7 @@ enum Failure {
 }
 
 async fn attempt(record: &LeaseRecord, step: Step, timeout: Duration) -> Result<Lease, Failure> {
-    let params = record.params(timeout);
+    let params = record.holder.params(timeout);
     let socket = match open_socket(record) {
         Ok(Some(socket)) => socket,
         Ok(None) => return Err(Failure::Stop(Ext::PodGone)),
@@ -299,7 +302,7 @@ async fn attempt(record: &LeaseRecord, step: Step, timeout: Duration) -> Result<
             dhcp::rebind(&socket, &params, &record.lease).await,
         ),
     };
-    let network = &record.key.network;
+    let network = &record.holder.key.network;
     super::metrics::exchange(network, exchange, lease.is_ok(), started.elapsed());
     lease.map_err(|e| match e {
         DhcpError::Nak { .. } => Failure::Stop(Ext::Refused(e.to_string())),
@@ -310,12 +313,12 @@ async fn attempt(record: &LeaseRecord, step: Step, timeout: Duration) -> Result<
 /// The pod's DHCP socket; none when its namespace is gone (or its path
 /// names another namespace now).
 fn open_socket(record: &LeaseRecord) -> Result<Option<DhcpSocket>> {
-    let ns = match record.open_netns() {
+    let ns = match record.holder.open_netns() {
         Ok(ns) => ns,
         Err(node::error::Error::NetnsNotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    Ok(Some(DhcpSocket::open(&ns, &record.key.ifname)?))
+    Ok(Some(DhcpSocket::open(&ns, &record.holder.key.ifname)?))
 }
 
 /// Time left until `unix_secs`, to the nanosecond (whole seconds would wake

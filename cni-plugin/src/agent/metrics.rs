@@ -153,12 +153,12 @@ impl Node {
         records
             .into_iter()
             .map(|r| {
-                let state = match self.book.get(&r.key) {
+                let state = match self.book.get(&r.holder.key) {
                     Some(status) => status.state,
                     None if r.withdrawn => LeaseState::Expired,
                     None => LeaseState::Bound,
                 };
-                (r.key.network, state)
+                (r.holder.key.network, state)
             })
             .collect()
     }

@@ -27,10 +27,11 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::dhcp::protocol::{AcquireRequest, LeaseKey, LeaseRecord, LeaseState, LeaseStatus};
+use crate::dhcp::protocol::{
+    AcquireRequest, LeaseHolder, LeaseKey, LeaseRecord, LeaseState, LeaseStatus,
+};
 use crate::dhcp::store::LeaseStore;
-use crate::dhcp::{self, DhcpSocket, Lease, Params};
-use crate::node::netns::NetNs;
+use crate::dhcp::{self, DhcpSocket, Lease};
 use book::Book;
 pub use error::AgentError;
 use error::Result;
@@ -126,8 +127,8 @@ impl Daemon {
             tracing::info!(
                 "resuming lease {} of {}/{}{}",
                 record.lease.address,
-                record.key.container_id,
-                record.key.ifname,
+                record.holder.key.container_id,
+                record.holder.key.ifname,
                 if record.withdrawn {
                     " (lost: re-acquiring)"
                 } else {
@@ -145,23 +146,17 @@ impl Daemon {
     }
 
     async fn acquire(self: &Arc<Self>, req: AcquireRequest) -> Result<Lease> {
-        self.stop_renewal(&req.key).await;
-        self.book.forget(&req.key);
-        let params = Params {
-            mac: req.mac,
-            client_id: req.client_id.clone(),
-            hostname: req.hostname.clone(),
-            timeout: Duration::from_millis(req.timeout_ms),
-            requested_ip: None,
-            options: req.options.clone(),
-        };
-        let ns = NetNs::open_same(&req.netns, req.netns_inode)?;
+        let holder = req.holder;
+        self.stop_renewal(&holder.key).await;
+        self.book.forget(&holder.key);
+        let params = holder.params(Duration::from_millis(req.timeout_ms));
+        let ns = holder.open_netns()?;
         let netns_inode = ns.inode()?;
-        let socket = DhcpSocket::open(&ns, &req.key.ifname)?;
+        let socket = DhcpSocket::open(&ns, &holder.key.ifname)?;
         let started = std::time::Instant::now();
         let lease = dhcp::acquire(&socket, &params).await;
         metrics::exchange(
-            &req.key.network,
+            &holder.key.network,
             "acquire",
             lease.is_ok(),
             started.elapsed(),
@@ -170,24 +165,18 @@ impl Daemon {
         tracing::info!(
             "leased {} to {}/{} from {} for {} s",
             lease.network(),
-            req.key.container_id,
-            req.key.ifname,
+            holder.key.container_id,
+            holder.key.ifname,
             lease.server_id,
             lease.lease_time
         );
         let record = LeaseRecord {
-            key: req.key,
-            netns: req.netns,
-            netns_inode,
-            mac: req.mac,
-            client_id: req.client_id,
-            hostname: req.hostname,
+            holder: LeaseHolder {
+                netns_inode,
+                ..holder
+            },
             lease: lease.clone(),
-            node: req.node,
             withdrawn: false,
-            sticky: req.sticky,
-            options: req.options,
-            route_priority: req.route_priority,
         };
         self.store.save(&record)?;
         self.book.set(&record, LeaseState::Bound, None);
@@ -224,7 +213,7 @@ impl Daemon {
     }
 
     fn spawn_renewal(self: &Arc<Self>, record: LeaseRecord) {
-        let key = record.key.clone();
+        let key = record.holder.key.clone();
         let ctx = Ctx {
             store: self.store.clone(),
             book: self.book.clone(),

@@ -17,21 +17,21 @@ use crate::dhcp::{self, DhcpSocket};
 /// Best effort: a release that can't be sent only costs the server a lease
 /// until it expires, so failures are logged, not returned.
 pub async fn send(record: &LeaseRecord) {
-    if record.sticky {
+    if record.holder.sticky {
         tracing::info!(
             "not releasing {} of {}/{}: its client identifier names the pod, which may come back",
             record.lease.address,
-            record.key.container_id,
-            record.key.ifname
+            record.holder.key.container_id,
+            record.holder.key.ifname
         );
         return;
     }
     let from_pod = async {
-        let ns = record.open_netns()?;
-        let socket = DhcpSocket::open(&ns, &record.key.ifname)?;
+        let ns = record.holder.open_netns()?;
+        let socket = DhcpSocket::open(&ns, &record.holder.key.ifname)?;
         dhcp::release(
             &socket,
-            &record.params(Duration::from_secs(1)),
+            &record.holder.params(Duration::from_secs(1)),
             &record.lease,
         )
         .await?;
@@ -53,8 +53,8 @@ fn log_sent(record: &LeaseRecord, from: &str) {
     tracing::info!(
         "released {} of {}/{} to {} from {from}",
         record.lease.address,
-        record.key.container_id,
-        record.key.ifname,
+        record.holder.key.container_id,
+        record.holder.key.ifname,
         record.lease.server_id
     );
 }
@@ -62,7 +62,7 @@ fn log_sent(record: &LeaseRecord, from: &str) {
 fn from_node(record: &LeaseRecord) -> std::io::Result<()> {
     let lease = &record.lease;
     let message = dhcp::message::release(
-        &record.params(Duration::from_secs(1)),
+        &record.holder.params(Duration::from_secs(1)),
         rand_xid(),
         lease.address,
         lease.server_id,
@@ -96,7 +96,7 @@ pub async fn flush_queue(store: LeaseStore) {
         if !record.withdrawn {
             send(&record).await;
         }
-        if let Err(e) = store.dequeue_release(&record.key) {
+        if let Err(e) = store.dequeue_release(&record.holder.key) {
             tracing::error!("dequeueing the release of {}: {e}", record.lease.address);
         }
     }

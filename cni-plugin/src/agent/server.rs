@@ -149,7 +149,7 @@ async fn handle(stream: UnixStream, daemon: &Arc<Daemon>) -> Result<()> {
         })??;
     let response = match request {
         Request::Acquire(req) => {
-            let key = req.key.clone();
+            let key = req.holder.key.clone();
             match daemon.acquire(*req).await {
                 Ok(lease) => Response::Lease { lease },
                 Err(e) => {

@@ -52,7 +52,7 @@ pub fn report(network: &str, pin_root: &Path, state_dir: &Path) -> Result<Report
     let leases: Vec<LeaseView> = LeaseStore::new(state_dir)
         .all()?
         .iter()
-        .filter(|l| l.key.network == network)
+        .filter(|l| l.holder.key.network == network)
         .map(|l| LeaseView::new(l, None))
         .collect();
     if dp.is_none() && leases.is_empty() {

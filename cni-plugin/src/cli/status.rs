@@ -121,8 +121,8 @@ impl LeaseView {
             None => LeaseState::Bound,
         };
         LeaseView {
-            container_id: record.key.container_id.clone(),
-            ifname: record.key.ifname.clone(),
+            container_id: record.holder.key.container_id.clone(),
+            ifname: record.holder.key.ifname.clone(),
             address: lease.network(),
             state: state.name(),
             since: status.map(|s| utc(s.since)),
@@ -130,8 +130,8 @@ impl LeaseView {
             renew_at: lease.renew_at().map(utc),
             rebind_at: lease.rebind_at().map(utc),
             expires_at: lease.expires_at().map(utc),
-            mac: record.mac,
-            client_id: colon_hex(&record.client_id),
+            mac: record.holder.mac,
+            client_id: colon_hex(&record.holder.client_id),
             last_error: status.and_then(|s| s.last_error.clone()),
         }
     }
@@ -171,7 +171,10 @@ fn gather(args: &Args) -> Result<Status, String> {
         let Some(dp) = Datapath::existing(&args.pin_root, &name).map_err(|e| e.to_string())? else {
             continue;
         };
-        let leases: Vec<&LeaseRecord> = records.iter().filter(|r| r.key.network == name).collect();
+        let leases: Vec<&LeaseRecord> = records
+            .iter()
+            .filter(|r| r.holder.key.network == name)
+            .collect();
         networks.push(network(&args.pin_root, &name, &dp, &leases, &states)?);
     }
     let blank = networks
@@ -257,7 +260,11 @@ fn network(
     let mut matched = vec![false; leases.len()];
     for (ifindex, ep) in dp.endpoints().map_err(|e| e.to_string())? {
         let lease = leases.iter().position(|r| {
-            r.node.as_ref().is_some_and(|n| n.port_ifindex == ifindex) || r.mac == Mac::from(ep.mac)
+            r.holder
+                .node
+                .as_ref()
+                .is_some_and(|n| n.port_ifindex == ifindex)
+                || r.holder.mac == Mac::from(ep.mac)
         });
         if let Some(i) = lease {
             matched[i] = true;
@@ -267,7 +274,7 @@ fn network(
             ifindex: Some(ifindex),
             mac: ep.mac.into(),
             ips: ips_of(&ep),
-            lease: lease.map(|i| LeaseView::new(leases[i], states.get(&leases[i].key))),
+            lease: lease.map(|i| LeaseView::new(leases[i], states.get(&leases[i].holder.key))),
         });
     }
     // Leases whose port is gone (a pod being removed, a lost lease).
@@ -275,9 +282,9 @@ fn network(
         pods.push(PodView {
             port: None,
             ifindex: None,
-            mac: record.mac,
+            mac: record.holder.mac,
             ips: Vec::new(),
-            lease: Some(LeaseView::new(record, states.get(&record.key))),
+            lease: Some(LeaseView::new(record, states.get(&record.holder.key))),
         });
     }
     pods.sort_by(|a, b| a.port.cmp(&b.port));

@@ -31,14 +31,18 @@ pub struct LeaseKey {
     pub ifname: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Who holds a lease and what comes with it: what the plugin's request
+/// says and the daemon's record keeps, to renew and release it and to put
+/// the node side back after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AcquireRequest {
+pub struct LeaseHolder {
     pub key: LeaseKey,
     pub netns: PathBuf,
-    /// The inode of `netns` as the plugin sees it: the daemon may resolve
-    /// paths elsewhere (a container without hostPID sees other PIDs) and
-    /// must not lease in another namespace (0 from older plugins: any).
+    /// The inode of `netns`: the daemon may resolve paths elsewhere (a
+    /// container without hostPID sees other PIDs) and must not lease in
+    /// another namespace; a path naming another namespace later counts as
+    /// the pod gone (0 from older plugins and records: any).
     #[serde(default)]
     pub netns_inode: u64,
     /// The pod interface's MAC (`chaddr`).
@@ -46,20 +50,50 @@ pub struct AcquireRequest {
     pub mac: Mac,
     pub client_id: Vec<u8>,
     pub hostname: Option<String>,
-    pub timeout_ms: u64,
-    /// What the node does for the address (absent from older plugins).
+    /// What the node does for the address (absent from older plugins and
+    /// records).
     #[serde(default)]
     pub node: Option<NodeSide>,
-    /// The client identifier names the pod, not the container
-    /// (`"clientId": "pod"`): see [`LeaseRecord::sticky`].
+    /// The lease belongs to the pod's name, which outlives the container
+    /// (`"clientId": "pod"`): DEL does not release it, so the pod restarted
+    /// under the same name asks with the same identifier and the server
+    /// gives it the same address (a deleted pod's lease runs out at the
+    /// server).
     #[serde(default)]
     pub sticky: bool,
-    /// `request` and `provide` of the config.
+    /// `request` and `provide` of the config, for every exchange.
     #[serde(default)]
     pub options: ClientOptions,
     /// The metric of the lease's routes in the pod (`ipam.priority`; 0: none).
     #[serde(default)]
     pub route_priority: u32,
+}
+
+impl LeaseHolder {
+    /// The pod's namespace, while `netns` still names it.
+    pub fn open_netns(&self) -> crate::node::error::Result<NetNs> {
+        NetNs::open_same(&self.netns, self.netns_inode)
+    }
+
+    /// The exchange's parameters to acquire, renew, rebind or release with.
+    pub fn params(&self, timeout: Duration) -> Params {
+        Params {
+            mac: self.mac,
+            client_id: self.client_id.clone(),
+            hostname: self.hostname.clone(),
+            timeout,
+            requested_ip: None,
+            options: self.options.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcquireRequest {
+    #[serde(flatten)]
+    pub holder: LeaseHolder,
+    pub timeout_ms: u64,
 }
 
 /// What the node does for a leased address, as ADD set it up, so the daemon
@@ -288,56 +322,14 @@ pub enum Response {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeaseRecord {
-    pub key: LeaseKey,
-    pub netns: PathBuf,
-    /// The inode of `netns` at acquisition, so that a path naming another
-    /// namespace later counts as the pod gone (0 in older records: any).
-    #[serde(default)]
-    pub netns_inode: u64,
-    #[serde(with = "mac::octets")]
-    pub mac: Mac,
-    pub client_id: Vec<u8>,
-    pub hostname: Option<String>,
+    #[serde(flatten)]
+    pub holder: LeaseHolder,
     /// The last lease granted; see `withdrawn`.
     pub lease: Lease,
-    /// Records from before the daemon owned the node side have none.
-    #[serde(default)]
-    pub node: Option<NodeSide>,
     /// The lease ended (expiry, NAK) and everything done for its address
     /// was withdrawn: the daemon is acquiring a new one.
     #[serde(default)]
     pub withdrawn: bool,
-    /// The lease belongs to the pod's name, which outlives the container:
-    /// DEL does not release it, so the pod restarted under the same name
-    /// asks with the same identifier and the server gives it the same
-    /// address (a deleted pod's lease runs out at the server).
-    #[serde(default)]
-    pub sticky: bool,
-    /// What renewals ask for and tell, as the acquisition did.
-    #[serde(default)]
-    pub options: ClientOptions,
-    /// The metric of the lease's routes when the daemon puts them back.
-    #[serde(default)]
-    pub route_priority: u32,
-}
-
-impl LeaseRecord {
-    /// The pod's namespace, while `netns` still names it.
-    pub fn open_netns(&self) -> crate::node::error::Result<NetNs> {
-        NetNs::open_same(&self.netns, self.netns_inode)
-    }
-
-    /// The exchange's parameters to renew, rebind or release the lease with.
-    pub fn params(&self, timeout: Duration) -> Params {
-        Params {
-            mac: self.mac,
-            client_id: self.client_id.clone(),
-            hostname: self.hostname.clone(),
-            timeout,
-            requested_ip: None,
-            options: self.options.clone(),
-        }
-    }
 }
 
 /// A lease's state in RFC 2131's terms, with when it last changed.
@@ -530,12 +522,12 @@ mod tests {
             "dns_servers":[],"domain":null,"classless_routes":[],"server_id":"192.168.77.1",
             "lease_time":60,"t1":30,"t2":52,"acquired_at":1}}"#;
         let r: LeaseRecord = serde_json::from_str(old).unwrap();
-        assert_eq!(r.node, None);
+        assert_eq!(r.holder.node, None);
         assert!(!r.withdrawn);
     }
 
-    /// A lease file as the daemon has always written it (`store`'s pretty
-    /// JSON, MACs as arrays of octets): read and written back, byte for byte.
+    /// A lease file as the daemon wrote it before [`LeaseHolder`] (`store`'s
+    /// pretty JSON, MACs as arrays of octets).
     const LEASE_FILE: &str = r#"{
   "key": {
     "network": "lan",
@@ -610,11 +602,44 @@ mod tests {
   "routePriority": 100
 }"#;
 
+    /// Read and written back, the same JSON: every key and value (the
+    /// holder's keys now come first: object order means nothing to a reader).
     #[test]
-    fn lease_files_read_and_write_byte_identical() {
+    fn lease_files_read_and_write_unchanged() {
         let r: LeaseRecord = serde_json::from_str(LEASE_FILE).unwrap();
-        assert_eq!(r.mac, Mac::new([0x0a, 0x58, 0x0a, 0xf4, 1, 5]));
-        assert_eq!(serde_json::to_string_pretty(&r).unwrap(), LEASE_FILE);
+        assert_eq!(r.holder.mac, Mac::new([0x0a, 0x58, 0x0a, 0xf4, 1, 5]));
+        assert_eq!(r.holder.route_priority, 100);
+        let written = serde_json::to_string_pretty(&r).unwrap();
+        let value = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+        assert_eq!(value(&written), value(LEASE_FILE));
+        assert_eq!(serde_json::from_str::<LeaseRecord>(&written).unwrap(), r);
+    }
+
+    /// An acquisition as the plugin sent it before [`LeaseHolder`]: one line.
+    const ACQUIRE: &str = r#"{"op":"acquire","key":{"network":"lan","containerId":"c1","ifname":"eth0"},"netns":"/run/netns/p","netnsInode":4026532801,"mac":[10,88,10,244,1,5],"clientId":[1,10,88,10,244,1,5],"hostname":null,"timeoutMs":10000,"node":{"bridge":"lanbr","port":"lb0123456789ab","portIfindex":7,"pinRoot":"/sys/fs/bpf/lanbridge","routeSrc":null,"routed":false},"sticky":false,"options":{"parameters":null,"provided":[]},"routePriority":0}"#;
+
+    #[test]
+    fn acquire_requests_keep_their_wire_form() {
+        let Request::Acquire(req) = serde_json::from_str(ACQUIRE).unwrap() else {
+            panic!("not an acquisition");
+        };
+        assert_eq!(req.timeout_ms, 10_000);
+        assert_eq!(req.holder.key.container_id, "c1");
+        assert_eq!(req.holder.node.as_ref().unwrap().port_ifindex, 7);
+        let sent = serde_json::to_value(Request::Acquire(req)).unwrap();
+        assert_eq!(
+            sent,
+            serde_json::from_str::<serde_json::Value>(ACQUIRE).unwrap()
+        );
+        // An older plugin's: no inode, node side, stickiness, options, priority.
+        let old = r#"{"op":"acquire","key":{"network":"n","containerId":"c","ifname":"eth0"},"netns":"/p","mac":[2,0,0,0,0,1],"clientId":[0,1],"hostname":"h","timeoutMs":1}"#;
+        let Request::Acquire(req) = serde_json::from_str(old).unwrap() else {
+            panic!("not an acquisition");
+        };
+        assert_eq!(
+            (req.holder.netns_inode, req.holder.node, req.holder.sticky),
+            (0, None, false)
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ impl LeaseStore {
     }
 
     pub fn save(&self, record: &LeaseRecord) -> Result<()> {
-        write_atomic(&self.lease_path(&record.key), record)
+        write_atomic(&self.lease_path(&record.holder.key), record)
     }
 
     pub fn load(&self, key: &LeaseKey) -> Result<Option<LeaseRecord>> {

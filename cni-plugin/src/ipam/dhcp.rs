@@ -17,8 +17,8 @@ use super::{IpamError, Result};
 use crate::cni::{CniEnv, CniResult, Dns, IpConfig, Route};
 use crate::config::NetConf;
 use crate::dhcp::protocol::{
-    read_message, write_message, AcquireRequest, LeaseKey, LeaseStatus, NodeSide, Request,
-    Response, DEFAULT_SOCKET,
+    read_message, write_message, AcquireRequest, LeaseHolder, LeaseKey, LeaseStatus, NodeSide,
+    Request, Response, DEFAULT_SOCKET,
 };
 use crate::dhcp::store::LeaseStore;
 use crate::dhcp::{ClientOptions, Lease, RecordError};
@@ -261,17 +261,19 @@ impl Dhcp {
         let (hostname, options) = self.provided(env)?;
         let netns_inode = NetNs::open(&netns)?.inode()?;
         let request = Request::Acquire(Box::new(AcquireRequest {
-            key: key(conf, env),
-            netns,
-            netns_inode,
-            mac,
-            client_id: self.client_id(env, mac),
-            hostname,
-            options,
+            holder: LeaseHolder {
+                key: key(conf, env),
+                netns,
+                netns_inode,
+                mac,
+                client_id: self.client_id(env, mac),
+                hostname,
+                options,
+                node: Some(node),
+                sticky: self.client_id == ClientIdMode::Pod && pod_name(env).is_some(),
+                route_priority: self.priority,
+            },
             timeout_ms: self.timeout.as_millis() as u64,
-            node: Some(node),
-            sticky: self.client_id == ClientIdMode::Pod && pod_name(env).is_some(),
-            route_priority: self.priority,
         }));
         if self.client_id == ClientIdMode::Pod && pod_name(env).is_none() {
             tracing::warn!(
