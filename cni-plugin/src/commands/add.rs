@@ -1,6 +1,7 @@
-//! ADD: bridge → veth → eBPF → IPAM → firewall → pod side → node side → record.
-//! Each step that creates something pushes its undo; on failure the undo
-//! stack runs in reverse, so a failed ADD leaves nothing behind.
+//! ADD: bridge → veth → eBPF → IPAM → firewall → pod side → node side → record,
+//! as [`steps::run`] sequences them: each step that creates something pushes
+//! its undo; on failure the undo stack runs in reverse, so a failed ADD
+//! leaves nothing behind.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -8,9 +9,10 @@ use lanbridge_common::{NetConfig, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE};
 
 use ipnet::IpNet;
 
-use super::{Attachment, Cleanup, Made, Undo};
+use super::steps::{self, Made, Steps, Undo};
+use super::{Attachment, Cleanup};
 use crate::cni::{CniEnv, CniResult, Error, Interface, IpConfig, Result, Route};
-use crate::commands::fault::{checkpoint, Step};
+use crate::commands::fault::Step;
 use crate::commands::state::{NodeChanges, Record};
 use crate::config::NetConf;
 use crate::datapath::{Datapath, NetworkSpec, Pins, PortSpec, UplinkSpec};
@@ -29,198 +31,360 @@ use crate::node::{scope, sysctl};
 pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<CniResult> {
     scope::claim(&super::SCOPED_DEFAULTS, &[&conf.pin_root, &conf.state_dir])?;
     let att = Attachment::new(conf, env)?;
-    let mut undo = Undo::default();
-    match add(&att, &mut undo).await {
-        Ok(result) => Ok(result),
-        Err(e) => {
-            undo.run(&att).await;
-            Err(e)
+    let mut plumbing = Plumbing::prepare(&att).await?;
+    steps::run(&mut plumbing).await?;
+    Ok(plumbing.result())
+}
+
+/// ADD's steps on the node: what each leaves for the later ones.
+struct Plumbing<'a> {
+    att: &'a Attachment<'a>,
+    pod_ns: NetNs,
+    pod: Netlink,
+    bridge: Option<BridgeSide>,
+    pair: Option<Pair>,
+    datapath: Option<Datapath>,
+    addresses: Option<Addresses>,
+}
+
+/// The bridge and, in lan mode, its uplink.
+struct BridgeSide {
+    link: LinkInfo,
+    uplink: Option<lan::Uplink>,
+}
+
+/// The veth pair: the bridge port and the pod's interface.
+struct Pair {
+    host: LinkInfo,
+    container: LinkInfo,
+    mac: Mac,
+}
+
+/// What IPAM gave the pod.
+struct Addresses {
+    result: CniResult,
+    v4: Vec<Ipv4Addr>,
+}
+
+impl Addresses {
+    fn nets(&self) -> Vec<IpNet> {
+        self.result.ips.iter().map(|c| c.address).collect()
+    }
+}
+
+/// What an earlier step left: [`steps::run`] runs them in order.
+fn ran<T>(left: &Option<T>) -> &T {
+    left.as_ref().expect("ADD's steps run in order")
+}
+
+fn ran_mut<T>(left: &mut Option<T>) -> &mut T {
+    left.as_mut().expect("ADD's steps run in order")
+}
+
+impl Steps for Plumbing<'_> {
+    async fn step(&mut self, step: Step, undo: &mut Undo) -> Result<()> {
+        match step {
+            Step::Bridge => self.bridge().await,
+            Step::Veth => self.veth(undo).await,
+            Step::Datapath => self.datapath(undo),
+            Step::Ipam => self.ipam(undo).await,
+            Step::Firewall => self.firewall(),
+            Step::Container => self.container().await,
+            Step::Host => self.host(undo).await,
+            Step::State => self.record(undo),
+        }
+    }
+
+    async fn undo(&mut self, made: Made) -> Result<()> {
+        let (att, env) = (self.att, self.att.env);
+        match made {
+            Made::HostVeth => {
+                // Deleting the host end removes the pair.
+                att.node
+                    .delete_link(&naming::host_veth(&env.container_id, &env.ifname))
+                    .await?;
+                Ok(())
+            }
+            Made::HostRoute(ip) => match att.node.link(&att.conf.bridge).await? {
+                Some(bridge) => Ok(att.node.del_host_route(ip, bridge.index).await?),
+                None => Ok(()),
+            },
+            Made::Datapath => {
+                let host = naming::host_veth(&env.container_id, &env.ifname);
+                let index = att.node.link(&host).await?.map(|l| l.index);
+                match Datapath::existing(&att.conf.pin_root, &att.conf.name)? {
+                    Some(mut dp) => Ok(dp.remove_port(&host, index)?),
+                    None => Ok(()),
+                }
+            }
+            Made::Ipam => match &att.ipam {
+                Some(ipam) => Ok(ipam.del(att.conf, env).await?),
+                None => Ok(()),
+            },
+            Made::MacSpoof => Ok(firewall::mac_spoof_teardown(&naming::host_veth(
+                &env.container_id,
+                &env.ifname,
+            ))?),
+            Made::Record => att.state.remove(&env.container_id, &env.ifname),
         }
     }
 }
 
-async fn add(att: &Attachment<'_>, undo: &mut Undo) -> Result<CniResult> {
-    let (conf, env) = (att.conf, att.env);
-    let pod_ns = NetNs::open(att.netns_path()?)?;
-    let pod = Netlink::open(&pod_ns)?;
-    replace_leftovers(att).await?;
-    if pod.link(&env.ifname).await?.is_some() {
-        return Err(Error::InvalidEnv {
-            var: "CNI_IFNAME",
-            reason: format!(
-                "{} already exists in {}",
-                env.ifname,
-                pod_ns.path().display()
-            ),
+impl<'a> Plumbing<'a> {
+    /// Opens the pod's namespace and clears what an earlier attempt left.
+    async fn prepare(att: &'a Attachment<'a>) -> Result<Plumbing<'a>> {
+        let env = att.env;
+        let pod_ns = NetNs::open(att.netns_path()?)?;
+        let pod = Netlink::open(&pod_ns)?;
+        replace_leftovers(att).await?;
+        if pod.link(&env.ifname).await?.is_some() {
+            return Err(Error::InvalidEnv {
+                var: "CNI_IFNAME",
+                reason: format!(
+                    "{} already exists in {}",
+                    env.ifname,
+                    pod_ns.path().display()
+                ),
+            });
+        }
+        Ok(Plumbing {
+            att,
+            pod_ns,
+            pod,
+            bridge: None,
+            pair: None,
+            datapath: None,
+            addresses: None,
+        })
+    }
+
+    async fn bridge(&mut self) -> Result<()> {
+        let (att, conf) = (self.att, self.att.conf);
+        let (link, created) = att
+            .node
+            .ensure_bridge(&BridgeSpec {
+                name: &conf.bridge,
+                mtu: conf.mtu,
+                promisc: conf.promisc_mode,
+                vlan_filtering: conf.vlan.is_some(),
+            })
+            .await?;
+        refuse_router_advertisements(att, &link.name)?;
+        let uplink = match &conf.uplink {
+            Some(name) => Some(lan::prepare(&att.node, &att.node_ns, &link, name).await?),
+            None => None,
+        };
+        note_changes(
+            att,
+            created.then(|| link.name.clone()),
+            uplink
+                .as_ref()
+                .map(|u| u.changed.clone())
+                .unwrap_or_default(),
+        )?;
+        self.bridge = Some(BridgeSide { link, uplink });
+        Ok(())
+    }
+
+    async fn veth(&mut self, undo: &mut Undo) -> Result<()> {
+        let bridge = &ran(&self.bridge).link;
+        let (host, container) =
+            create_veth(self.att, &self.pod_ns, &self.pod, bridge, undo).await?;
+        refuse_router_advertisements(self.att, &host.name)?;
+        let mac = container.mac.ok_or_else(|| Error::LinkMissing {
+            name: format!("{} (no Ethernet address)", container.name),
+        })?;
+        self.pair = Some(Pair {
+            host,
+            container,
+            mac,
         });
+        Ok(())
     }
 
-    let (bridge, created) = att
-        .node
-        .ensure_bridge(&BridgeSpec {
-            name: &conf.bridge,
-            mtu: conf.mtu,
-            promisc: conf.promisc_mode,
-            vlan_filtering: conf.vlan.is_some(),
-        })
-        .await?;
-    refuse_router_advertisements(att, &bridge.name)?;
-    let uplink = match &conf.uplink {
-        Some(name) => Some(lan::prepare(&att.node, &att.node_ns, &bridge, name).await?),
-        None => None,
-    };
-    note_changes(
-        att,
-        created.then(|| bridge.name.clone()),
-        uplink
-            .as_ref()
-            .map(|u| u.changed.clone())
-            .unwrap_or_default(),
-    )?;
-    checkpoint(Step::Bridge)?;
+    /// Before IPAM: a DHCP exchange already goes through the port's program.
+    fn datapath(&mut self, undo: &mut Undo) -> Result<()> {
+        let (att, conf) = (self.att, self.att.conf);
+        let BridgeSide {
+            link: bridge,
+            uplink,
+        } = ran(&self.bridge);
+        let pair = ran(&self.pair);
+        undo.push(Made::Datapath);
+        let mut datapath = Datapath::ensure_network(&NetworkSpec {
+            pin_root: &conf.pin_root,
+            network: &conf.name,
+            config: net_config(conf, bridge, uplink.as_ref()),
+            cluster_cidrs: (uplink.is_none() && subnet_fast_path(conf))
+                .then(|| v4_nets(&conf.cluster_cidrs)),
+            uplink: uplink.as_ref().map(|u| UplinkSpec {
+                ifname: &u.link.name,
+                ifindex: u.link.index,
+                slow_cidrs: v4_nets(&[&conf.service_cidrs[..], &conf.cluster_cidrs[..]].concat()),
+            }),
+        })?;
+        let client_id = match &att.ipam {
+            Some(Ipam::Dhcp(dhcp)) => Some(dhcp.client_id(att.env, pair.mac)),
+            _ => None,
+        };
+        undo.attaching(datapath.add_port(&PortSpec {
+            ifname: &pair.host.name,
+            ifindex: pair.host.index,
+            mac: pair.mac,
+            client_id: client_id.as_deref(),
+            isolated: conf.port_isolation,
+            dhcp_relay: uplink.is_some(),
+            egress: uplink.is_some() || conf.port_isolation,
+        })?);
+        // A DHCP exchange needs the relay in place; other IPAM does not.
+        if uplink.is_some() {
+            undo.attached()?;
+        }
+        self.datapath = Some(datapath);
+        Ok(())
+    }
 
-    let (host, container) = create_veth(att, &pod_ns, &pod, &bridge, undo).await?;
-    refuse_router_advertisements(att, &host.name)?;
-    checkpoint(Step::Veth)?;
+    async fn ipam(&mut self, undo: &mut Undo) -> Result<()> {
+        let (att, conf) = (self.att, self.att.conf);
+        let BridgeSide {
+            link: bridge,
+            uplink,
+        } = ran(&self.bridge);
+        let pair = ran(&self.pair);
+        let result = match &att.ipam {
+            Some(ipam) => {
+                undo.push(Made::Ipam);
+                let node = NodeSide {
+                    bridge: bridge.name.clone(),
+                    port: pair.host.name.clone(),
+                    port_ifindex: pair.host.index,
+                    pin_root: conf.pin_root.clone(),
+                    route_src: uplink.as_ref().map(|u| u.address),
+                    routed: routed(conf),
+                };
+                ipam.add(conf, att.env, pair.mac, node).await?
+            }
+            None => CniResult::default(),
+        };
+        result.fits(conf.version)?;
+        let v4: Vec<Ipv4Addr> = result
+            .ips
+            .iter()
+            .filter_map(|c| match c.address.addr() {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let v6: Vec<Ipv6Addr> = result
+            .ips
+            .iter()
+            .filter_map(|c| match c.address.addr() {
+                IpAddr::V6(a) => Some(a),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        // IPAM configured the pod: its IPv6 is what IPAM gave and its link-local.
+        let v6 = (!result.ips.is_empty()).then_some(&v6[..]);
+        ran_mut(&mut self.datapath).set_port_addresses(pair.host.index, &v4, v6)?;
+        self.addresses = Some(Addresses { result, v4 });
+        Ok(())
+    }
 
-    // Before IPAM: a DHCP exchange already goes through the port's program.
-    undo.push(Made::Datapath);
-    let mac = container.mac.ok_or_else(|| Error::LinkMissing {
-        name: format!("{} (no Ethernet address)", container.name),
-    })?;
-    let mut datapath = Datapath::ensure_network(&NetworkSpec {
-        pin_root: &conf.pin_root,
-        network: &conf.name,
-        config: net_config(conf, &bridge, uplink.as_ref()),
-        cluster_cidrs: (uplink.is_none() && subnet_fast_path(conf))
-            .then(|| v4_nets(&conf.cluster_cidrs)),
-        uplink: uplink.as_ref().map(|u| UplinkSpec {
-            ifname: &u.link.name,
-            ifindex: u.link.index,
-            slow_cidrs: v4_nets(&[&conf.service_cidrs[..], &conf.cluster_cidrs[..]].concat()),
-        }),
-    })?;
-    let client_id = match &att.ipam {
-        Some(Ipam::Dhcp(dhcp)) => Some(dhcp.client_id(env, mac)),
-        _ => None,
-    };
-    undo.attaching(datapath.add_port(&PortSpec {
-        ifname: &host.name,
-        ifindex: host.index,
-        mac,
-        client_id: client_id.as_deref(),
-        isolated: conf.port_isolation,
-        dhcp_relay: uplink.is_some(),
-        egress: uplink.is_some() || conf.port_isolation,
-    })?);
-    // A DHCP exchange needs the relay in place; other IPAM does not.
-    if uplink.is_some() {
+    /// The network's netfilter state: installed by its first ADD, only read
+    /// back by the others; nothing in it is the pod's, so nothing to undo.
+    fn firewall(&self) -> Result<()> {
+        let conf = self.att.conf;
+        let addresses = ran(&self.addresses);
+        let nets = addresses.nets();
+        let network = firewall::Network {
+            name: &conf.name,
+            forward: (routed(conf) && !addresses.v4.is_empty())
+                .then_some(&ran(&self.bridge).link.name[..]),
+            masquerade: match (conf.ip_masq, nets.is_empty()) {
+                (false, _) => Masquerade::Off,
+                (true, true) => Masquerade::Keep,
+                (true, false) => Masquerade::On(&nets, &conf.cluster_cidrs),
+            },
+        };
+        network.ensure()?;
+        Ok(())
+    }
+
+    async fn container(&mut self) -> Result<()> {
+        let (att, conf) = (self.att, self.att.conf);
+        let result = &mut ran_mut(&mut self.addresses).result;
+        complete_gateways(conf, result);
+        if !conf.disable_container_interface {
+            let container = &ran(&self.pair).container;
+            let onlink = matches!(att.ipam, Some(Ipam::Dhcp(_)));
+            if onlink {
+                keep_others_default_route(&self.pod, container, result).await?;
+            }
+            configure_pod(conf, &self.pod_ns, &self.pod, container, result, onlink).await?;
+        }
+        Ok(())
+    }
+
+    async fn host(&mut self, undo: &mut Undo) -> Result<()> {
+        let (att, conf) = (self.att, self.att.conf);
+        let BridgeSide {
+            link: bridge,
+            uplink,
+        } = ran(&self.bridge);
+        let pair = ran(&self.pair);
+        let addresses = ran(&self.addresses);
+        if conf.is_gateway {
+            configure_gateway(att, bridge, &addresses.result.ips).await?;
+        }
+        if let Some(uplink) = uplink {
+            for ip in &addresses.v4 {
+                undo.push(Made::HostRoute(*ip));
+                att.node
+                    .add_host_route(*ip, bridge.index, uplink.address)
+                    .await?;
+            }
+        }
+        if conf.mac_spoof_check {
+            undo.push(Made::MacSpoof);
+            firewall::mac_spoof_setup(&pair.host.name, pair.mac)?;
+        }
+        Ok(())
+    }
+
+    /// Last, once the port's programs are in place: a record means a
+    /// complete attachment.
+    fn record(&self, undo: &mut Undo) -> Result<()> {
+        let (att, conf, env) = (self.att, self.att.conf, self.att.env);
         undo.attached()?;
+        let pair = ran(&self.pair);
+        undo.push(Made::Record);
+        att.state.save(&Record {
+            container_id: env.container_id.clone(),
+            ifname: env.ifname.clone(),
+            netns: self.pod_ns.path().display().to_string(),
+            netns_inode: self.pod_ns.inode()?,
+            bridge: conf.bridge.clone(),
+            host_veth: pair.host.name.clone(),
+            host_ifindex: pair.host.index,
+            ips: ran(&self.addresses).nets(),
+            masquerade: conf.ip_masq,
+            mac_spoof_check: conf.mac_spoof_check,
+        })?;
+        Ok(())
     }
-    checkpoint(Step::Datapath)?;
 
-    let mut ipam_result = match &att.ipam {
-        Some(ipam) => {
-            undo.push(Made::Ipam);
-            let node = NodeSide {
-                bridge: bridge.name.clone(),
-                port: host.name.clone(),
-                port_ifindex: host.index,
-                pin_root: conf.pin_root.clone(),
-                route_src: uplink.as_ref().map(|u| u.address),
-                routed: routed(conf),
-            };
-            ipam.add(conf, env, mac, node).await?
-        }
-        None => CniResult::default(),
-    };
-    ipam_result.fits(conf.version)?;
-    let v4: Vec<Ipv4Addr> = ipam_result
-        .ips
-        .iter()
-        .filter_map(|c| match c.address.addr() {
-            IpAddr::V4(a) => Some(a),
-            IpAddr::V6(_) => None,
-        })
-        .collect();
-    let v6: Vec<Ipv6Addr> = ipam_result
-        .ips
-        .iter()
-        .filter_map(|c| match c.address.addr() {
-            IpAddr::V6(a) => Some(a),
-            IpAddr::V4(_) => None,
-        })
-        .collect();
-    // IPAM configured the pod: its IPv6 is what IPAM gave and its link-local.
-    let v6 = (!ipam_result.ips.is_empty()).then_some(&v6[..]);
-    datapath.set_port_addresses(host.index, &v4, v6)?;
-    checkpoint(Step::Ipam)?;
-
-    // The network's netfilter state: installed by its first ADD, only read
-    // back by the others; nothing in it is the pod's, so nothing to undo.
-    let addresses: Vec<IpNet> = ipam_result.ips.iter().map(|c| c.address).collect();
-    let network = firewall::Network {
-        name: &conf.name,
-        forward: (routed(conf) && !v4.is_empty()).then_some(&bridge.name[..]),
-        masquerade: match (conf.ip_masq, addresses.is_empty()) {
-            (false, _) => Masquerade::Off,
-            (true, true) => Masquerade::Keep,
-            (true, false) => Masquerade::On(&addresses, &conf.cluster_cidrs),
-        },
-    };
-    network.ensure()?;
-    checkpoint(Step::Firewall)?;
-
-    complete_gateways(conf, &mut ipam_result);
-    if !conf.disable_container_interface {
-        let onlink = matches!(att.ipam, Some(Ipam::Dhcp(_)));
-        if onlink {
-            keep_others_default_route(&pod, &container, &mut ipam_result).await?;
-        }
-        configure_pod(conf, &pod_ns, &pod, &container, &ipam_result, onlink).await?;
+    fn result(self) -> CniResult {
+        let (Some(bridge), Some(pair), Some(addresses)) = (self.bridge, self.pair, self.addresses)
+        else {
+            unreachable!("ADD's steps all ran");
+        };
+        assemble(
+            self.att.conf,
+            self.pod_ns.path().display().to_string(),
+            [bridge.link, pair.host, pair.container],
+            addresses.result,
+        )
     }
-    checkpoint(Step::Container)?;
-
-    if conf.is_gateway {
-        configure_gateway(att, &bridge, &ipam_result.ips).await?;
-    }
-    if let Some(uplink) = &uplink {
-        for ip in &v4 {
-            undo.push(Made::HostRoute(*ip));
-            att.node
-                .add_host_route(*ip, bridge.index, uplink.address)
-                .await?;
-        }
-    }
-    if conf.mac_spoof_check {
-        undo.push(Made::MacSpoof);
-        firewall::mac_spoof_setup(&host.name, mac)?;
-    }
-    checkpoint(Step::Host)?;
-
-    undo.attached()?;
-
-    undo.push(Made::Record);
-    att.state.save(&Record {
-        container_id: env.container_id.clone(),
-        ifname: env.ifname.clone(),
-        netns: pod_ns.path().display().to_string(),
-        netns_inode: pod_ns.inode()?,
-        bridge: conf.bridge.clone(),
-        host_veth: host.name.clone(),
-        host_ifindex: host.index,
-        ips: addresses,
-        masquerade: conf.ip_masq,
-        mac_spoof_check: conf.mac_spoof_check,
-    })?;
-    checkpoint(Step::State)?;
-
-    Ok(assemble(
-        conf,
-        pod_ns.path().display().to_string(),
-        [bridge, host, container],
-        ipam_result,
-    ))
 }
 
 /// Removes what an earlier attachment of this container and interface left

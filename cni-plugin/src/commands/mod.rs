@@ -11,6 +11,7 @@ pub mod version;
 
 pub mod fault;
 pub mod state;
+mod steps;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -18,7 +19,7 @@ use std::path::Path;
 use crate::cni::{CniEnv, Error, Result};
 use crate::commands::state::{Record, StateDir};
 use crate::config::{NetConf, DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR};
-use crate::datapath::{ips_of, Datapath, PortAttach};
+use crate::datapath::{ips_of, Datapath};
 use crate::ipam::Ipam;
 use crate::node::firewall;
 use crate::node::naming;
@@ -59,90 +60,6 @@ impl<'a> Attachment<'a> {
             var: "CNI_NETNS",
             reason: "required".into(),
         })
-    }
-}
-
-/// What ADD made, in order; undone in reverse on failure.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Made {
-    /// lan mode: the node's /32 route to a pod address.
-    HostRoute(Ipv4Addr),
-    HostVeth,
-    Datapath,
-    Ipam,
-    MacSpoof,
-    Record,
-}
-
-#[derive(Default)]
-pub struct Undo {
-    made: Vec<Made>,
-    /// The port's programs being attached meanwhile.
-    attach: Option<PortAttach>,
-}
-
-impl Undo {
-    pub fn push(&mut self, made: Made) {
-        self.made.push(made);
-    }
-
-    pub fn attaching(&mut self, attach: PortAttach) {
-        self.attach = Some(attach);
-    }
-
-    /// Waits for the port's programs (when an attach is under way).
-    pub fn attached(&mut self) -> Result<()> {
-        match self.attach.take() {
-            Some(a) => Ok(a.wait()?),
-            None => Ok(()),
-        }
-    }
-
-    /// Rolls back; every step is tried even when an earlier one fails.
-    pub async fn run(mut self, att: &Attachment<'_>) {
-        // Detaching must not race a link still being created.
-        if let Err(e) = self.attached() {
-            tracing::error!("attaching while rolling back: {e}");
-        }
-        for made in self.made.into_iter().rev() {
-            if let Err(e) = undo(att, made).await {
-                tracing::error!("rolling back {made:?}: {e}");
-            }
-        }
-    }
-}
-
-async fn undo(att: &Attachment<'_>, made: Made) -> Result<()> {
-    let env = att.env;
-    match made {
-        Made::HostVeth => {
-            // Deleting the host end removes the pair.
-            att.node
-                .delete_link(&naming::host_veth(&env.container_id, &env.ifname))
-                .await?;
-            Ok(())
-        }
-        Made::HostRoute(ip) => match att.node.link(&att.conf.bridge).await? {
-            Some(bridge) => Ok(att.node.del_host_route(ip, bridge.index).await?),
-            None => Ok(()),
-        },
-        Made::Datapath => {
-            let host = naming::host_veth(&env.container_id, &env.ifname);
-            let index = att.node.link(&host).await?.map(|l| l.index);
-            match Datapath::existing(&att.conf.pin_root, &att.conf.name)? {
-                Some(mut dp) => Ok(dp.remove_port(&host, index)?),
-                None => Ok(()),
-            }
-        }
-        Made::Ipam => match &att.ipam {
-            Some(ipam) => Ok(ipam.del(att.conf, env).await?),
-            None => Ok(()),
-        },
-        Made::MacSpoof => Ok(firewall::mac_spoof_teardown(&naming::host_veth(
-            &env.container_id,
-            &env.ifname,
-        ))?),
-        Made::Record => att.state.remove(&env.container_id, &env.ifname),
     }
 }
 
