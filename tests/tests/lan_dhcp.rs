@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use lanbridge::node::mac::Mac;
 use lanbridge_tests::binary::lanbridge_bin;
 use lanbridge_tests::bpftool::bpftool;
 use lanbridge_tests::daemon::LanbridgeDaemon;
@@ -476,7 +477,7 @@ fn rogue_dhcp_server_in_a_pod_is_dropped_and_counted() {
     // the client port: a server or relay speaking either way), and the same
     // datagrams from 1067 to a control port, which must arrive.
     let offer = |to: [u8; 6]| bootp(2, 2, true, octets("192.168.77.222"), octets(&rogue_ip), to);
-    let victim_mac: [u8; 6] = parse_mac(&mac_of(victim, "eth0"));
+    let victim_mac = mac(&mac_of(victim, "eth0"));
     let to = |port: u16| {
         vec![
             (format!("255.255.255.255:{port}"), offer(victim_mac)),
@@ -529,7 +530,7 @@ fn rogue_dhcp_server_in_a_pod_is_dropped_and_counted() {
             extra: vec!["--dhcp-authoritative".into()],
         },
     );
-    let lan_host_mac = parse_mac(&mac_of(&w.topo.lan_host, "eth0"));
+    let lan_host_mac = mac(&mac_of(&w.topo.lan_host, "eth0"));
     lan_listener.send(
         &format!("{rogue_ip}:67"),
         bootp(1, 1, true, [0; 4], [0; 4], lan_host_mac),
@@ -591,12 +592,9 @@ fn rogue_dhcp_server_in_a_pod_is_dropped_and_counted() {
     }
 }
 
-fn parse_mac(s: &str) -> [u8; 6] {
-    let v: Vec<u8> = s
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).expect("hex"))
-        .collect();
-    v.try_into().expect("6 bytes")
+/// The octets of `ip link`'s text form of a MAC, for a crafted frame.
+fn mac(s: &str) -> [u8; 6] {
+    s.parse::<Mac>().expect("a MAC").octets()
 }
 
 // ---------------------------------------------------------------------------

@@ -62,7 +62,7 @@ const TPA: usize = ETH_HEADER + 24;
 /// target hardware address zero (RFC 5227 §2.1.1).
 pub fn probe_frame(mac: Mac, address: Ipv4Addr) -> [u8; MIN_FRAME] {
     let mut f = [0u8; MIN_FRAME];
-    f[0..6].copy_from_slice(&[0xff; 6]);
+    f[0..6].copy_from_slice(Mac::BROADCAST.as_ref());
     f[6..12].copy_from_slice(mac.as_ref());
     f[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
     f[14..16].copy_from_slice(&HTYPE_ETHERNET.to_be_bytes());

@@ -10,6 +10,8 @@ use std::mem::size_of;
 
 use socket2::{SockAddr, SockAddrStorage, SockFilter};
 
+use crate::node::mac::Mac;
+
 /// The DHCP client port replies are sent to.
 pub const CLIENT_PORT: u16 = 68;
 /// The DHCP server port.
@@ -148,7 +150,7 @@ pub fn drop_all_filter() -> [SockFilter; 1] {
 
 /// `sockaddr_ll` for frames of `protocol` (an ethertype) on interface
 /// `ifindex`, to link address `to` when sending.
-pub fn link_address(ifindex: u32, protocol: u16, to: Option<[u8; 6]>) -> SockAddr {
+pub fn link_address(ifindex: u32, protocol: u16, to: Option<Mac>) -> SockAddr {
     let mut storage = SockAddrStorage::zeroed();
     // SAFETY: the storage is large enough and suitably aligned for any
     // sockaddr (that is its purpose), and zeroed.
@@ -158,7 +160,7 @@ pub fn link_address(ifindex: u32, protocol: u16, to: Option<[u8; 6]>) -> SockAdd
     ll.sll_ifindex = ifindex as i32;
     if let Some(mac) = to {
         ll.sll_halen = 6;
-        ll.sll_addr[..6].copy_from_slice(&mac);
+        ll.sll_addr[..6].copy_from_slice(mac.as_ref());
     }
     // SAFETY: the family is AF_PACKET and the length that of sockaddr_ll,
     // matching what was written.

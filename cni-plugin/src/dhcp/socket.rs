@@ -90,7 +90,7 @@ impl DhcpSocket {
     /// client that has no address on it yet.
     pub async fn broadcast(&self, message: &[u8]) -> Result<(), DhcpError> {
         let packet = frame::unconfigured_broadcast(message);
-        let to = link_address(self.ifindex, libc::ETH_P_IP as u16, Some([0xff; 6]));
+        let to = link_address(self.ifindex, libc::ETH_P_IP as u16, Some(Mac::BROADCAST));
         loop {
             let mut ready = self
                 .packet

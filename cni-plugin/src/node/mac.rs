@@ -13,6 +13,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Mac([u8; 6]);
 
 impl Mac {
+    pub const BROADCAST: Mac = Mac([0xff; 6]);
+
     pub const fn new(octets: [u8; 6]) -> Mac {
         Mac(octets)
     }
@@ -44,12 +46,6 @@ impl Mac {
 impl From<[u8; 6]> for Mac {
     fn from(octets: [u8; 6]) -> Mac {
         Mac(octets)
-    }
-}
-
-impl From<Mac> for [u8; 6] {
-    fn from(mac: Mac) -> [u8; 6] {
-        mac.0
     }
 }
 
@@ -144,7 +140,7 @@ mod tests {
         assert!(Mac::unicast("01:00:5e:00:00:01")
             .unwrap_err()
             .contains("multicast"));
-        assert_eq!("ff:ff:ff:ff:ff:ff".parse(), Ok(Mac::new([0xff; 6])));
+        assert_eq!("FF:ff:ff:ff:ff:ff".parse(), Ok(Mac::BROADCAST));
         assert_eq!(colon_hex(&[1, 0xab]), "01:ab");
         assert_eq!(Mac::from_slice(&[1, 2, 3]), None);
     }
