@@ -160,6 +160,7 @@ impl Daemon {
         let socket = DhcpSocket::open(&ns, &req.key.ifname)?;
         let started = std::time::Instant::now();
         let lease = dhcp::acquire(&socket, &params).await;
+        socket.close_in_background();
         metrics::exchange(
             &req.key.network,
             "acquire",
