@@ -6,7 +6,7 @@ use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap, PerCpuValues};
 use ipnet::Ipv4Net;
 use lanbridge_common::{
-    event::EventBucket, DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, StatKey, MAP_BY_IP,
+    event::EventBucket, DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, MAP_BY_IP,
     MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENT_RATE,
     MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS, STAT_DEPARTED,
 };
@@ -155,16 +155,21 @@ impl Maps {
             self.remove_flows(&ep)?;
             done(self.endpoints.remove(&port)).map_err(err(MAP_ENDPOINTS))?;
         }
-        let stale: Vec<StatKey> = self
-            .stats
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| k.ifindex == port)
-            .collect();
-        for key in stale {
+        // The port's counters by key, one per reason value (gaps included:
+        // an older build's reasons): walking every key of the map took a
+        // system call per port and reason on the node.
+        let last = Reason::ALL.iter().map(|r| *r as u32).max().unwrap_or(0);
+        for reason in 0..=last {
+            let key = StatKey {
+                ifindex: port,
+                reason,
+            };
+            let Some(counted) = found(self.stats.get(&key, 0)).map_err(err(MAP_STATS))? else {
+                continue;
+            };
             // The network keeps what the pod counted (drops above all).
-            let counted = found(self.stats.get(&key, 0)).map_err(err(MAP_STATS))?;
-            if let Some(n) = counted.map(|v| v.iter().sum::<u64>()).filter(|n| *n > 0) {
+            let n = counted.iter().sum::<u64>();
+            if n > 0 {
                 self.fold_departed(key.reason, n)?;
             }
             done(self.stats.remove(&key)).map_err(err(MAP_STATS))?;
