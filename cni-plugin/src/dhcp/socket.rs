@@ -98,8 +98,9 @@ impl DhcpSocket {
     }
 
     /// Closes the sockets on a blocking thread: closing each packet socket
-    /// waits for an RCU grace period, which an ADD that already has its
-    /// lease must not wait for.
+    /// waits for an RCU grace period, which neither an ADD that already has
+    /// its lease nor the daemon's other requests (a worker thread blocked
+    /// in `close`) must wait for.
     pub fn close_in_background(self) {
         tokio::task::spawn_blocking(move || drop(self));
     }
