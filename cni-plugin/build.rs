@@ -1,8 +1,11 @@
 //! Embeds the eBPF object built by `cargo xtask build-ebpf`, when there is
-//! one: sets `cfg(lanbridge_ebpf_embedded)` and `LANBRIDGE_EBPF_OBJECT` (its
-//! absolute path) for `datapath::object`.
+//! one: sets `cfg(lanbridge_ebpf_embedded)`, `LANBRIDGE_EBPF_OBJECT` (its
+//! absolute path) and `LANBRIDGE_EBPF_BUILD_ID` (its identity, hashed here
+//! once rather than on every ADD and DEL) for `datapath::object`.
 
 use std::path::Path;
+
+use sha2::{Digest, Sha256};
 
 fn main() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,11 +25,15 @@ fn main() {
     };
     println!("cargo::rerun-if-changed={}", watched.display());
 
-    if object.is_file() {
+    if let Ok(bytes) = std::fs::read(&object) {
         println!("cargo::rustc-cfg=lanbridge_ebpf_embedded");
         println!(
             "cargo::rustc-env=LANBRIDGE_EBPF_OBJECT={}",
             object.display()
         );
+        // The first 8 bytes of the SHA-256, as a little-endian u64.
+        let digest = Sha256::digest(&bytes);
+        let id = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
+        println!("cargo::rustc-env=LANBRIDGE_EBPF_BUILD_ID={id}");
     }
 }

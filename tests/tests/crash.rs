@@ -249,21 +249,26 @@ fn full_ipam_dir_fails_add_cleanly() {
     w.assert_nothing_left(&pod, "ctr-fi", &ip, "after DEL");
 }
 
-/// DEL forgets the pod's flows (either direction) and only the pod's.
+/// DEL forgets the pod's flows (either direction) and only the pod's, also
+/// among thousands of the node's (more than one batch of keys).
 #[test]
 fn del_removes_the_pods_flows() {
     let w = World::lanbridge("flows");
     let pod = w.topo.pod("p");
     let att = Attachment::new("ctr-f", &pod, "eth0");
     let ip = first_ip(&add(&w, &att, "ADD"));
-    let other = "10.244.1.200";
-    insert_flow(&w, &ip, "192.168.1.5");
-    insert_flow(&w, "192.168.1.5", &ip);
-    insert_flow(&w, other, "192.168.1.5");
-    assert_eq!(w.map_entries(NET, "lb_flows").len(), 3);
+    let (lan, other) = ("192.168.1.5", "10.244.1.200");
+    let mut flows = vec![];
+    for port in 1..=1500u16 {
+        flows.push((ip.as_str(), lan, port));
+        flows.push((lan, ip.as_str(), port));
+        flows.push((other, lan, port));
+    }
+    insert_flows(&w, &flows);
+    assert_eq!(w.map_entries(NET, "lb_flows").len(), 4500);
     del(&w, &att, "DEL");
     let left = w.map_entries(NET, "lb_flows");
-    assert_eq!(left.len(), 1, "{left:#?}");
+    assert_eq!(left.len(), 1500, "only the other pod's flows stay");
 }
 
 /// Container IDs as long as a runtime may send: names and the alias stay
@@ -298,28 +303,29 @@ fn endpoint_ports(w: &World) -> Vec<Value> {
 }
 
 /// A `lb_flows` entry (FlowKey: saddr, daddr, ports, proto, pad) for TCP.
-fn insert_flow(w: &World, saddr: &str, daddr: &str) {
-    let octets = |ip: &str| -> Vec<String> {
-        ip.parse::<std::net::Ipv4Addr>()
-            .unwrap()
-            .octets()
-            .iter()
-            .map(|o| o.to_string())
-            .collect()
+/// Records flows `(saddr, daddr, sport)` (TCP to port 12345) in `lb_flows`,
+/// in one bpftool batch.
+fn insert_flows(w: &World, flows: &[(&str, &str, u16)]) {
+    let octets = |ip: &str| -> String {
+        let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+        ip.octets().map(|o| o.to_string()).join(" ")
     };
-    let mut args = vec!["map", "update", "pinned"];
     let path = w.pin_root().join(NET).join("lb_flows");
-    let path = path.display().to_string();
-    args.push(&path);
-    let mut key: Vec<String> = vec!["key".into()];
-    key.extend(octets(saddr));
-    key.extend(octets(daddr));
-    key.extend(["0x50", "0", "0x30", "0x39", "6", "0", "0", "0"].map(String::from));
-    let value = ["value", "1", "0", "0", "0", "0", "0", "0", "0"];
-    let key: Vec<&str> = key.iter().map(String::as_str).collect();
-    args.extend(key);
-    args.extend(value);
-    bpftool(&args);
+    let batch: String = flows
+        .iter()
+        .map(|(saddr, daddr, sport)| {
+            let [hi, lo] = sport.to_be_bytes();
+            format!(
+                "map update pinned {} key {} {} {hi} {lo} 0x30 0x39 6 0 0 0 value 1 0 0 0 0 0 0 0\n",
+                path.display(),
+                octets(saddr),
+                octets(daddr),
+            )
+        })
+        .collect();
+    let file = w.path().join("flows.batch");
+    std::fs::write(&file, batch).unwrap();
+    bpftool(&["batch", "file", &file.display().to_string()]);
 }
 
 fn truncate(path: &Path) {

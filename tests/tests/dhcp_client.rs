@@ -184,7 +184,7 @@ async fn acquires_renews_rebinds_releases_against_dnsmasq() {
     let rebound = rebind(&sock, &p, &renewed).await.unwrap();
     assert_eq!(rebound.address, lease.address);
 
-    release(&sock, &p, &rebound).await.unwrap();
+    release(sock.unicast_socket(), &p, &rebound).await.unwrap();
     assert!(
         wait_until(Duration::from_secs(3), || lease_line(&lan, MAC_A).is_none()),
         "dnsmasq still holds the lease after RELEASE: {:?}\n{}",

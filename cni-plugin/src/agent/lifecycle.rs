@@ -166,6 +166,7 @@ async fn reacquire(ctx: &Ctx, record: &LeaseRecord) -> Option<Lease> {
             };
             let started = Instant::now();
             let lease = dhcp::acquire(&socket, &params).await;
+            socket.close_in_background();
             let network = &record.holder.key.network;
             super::metrics::exchange(network, "acquire", lease.is_ok(), started.elapsed());
             Ok::<_, AgentError>(Some(lease?))
@@ -302,6 +303,7 @@ async fn attempt(record: &LeaseRecord, step: Step, timeout: Duration) -> Result<
             dhcp::rebind(&socket, &params, &record.lease).await,
         ),
     };
+    socket.close_in_background();
     let network = &record.holder.key.network;
     super::metrics::exchange(network, exchange, lease.is_ok(), started.elapsed());
     lease.map_err(|e| match e {

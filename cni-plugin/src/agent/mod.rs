@@ -155,6 +155,7 @@ impl Daemon {
         let socket = DhcpSocket::open(&ns, &holder.key.ifname)?;
         let started = std::time::Instant::now();
         let lease = dhcp::acquire(&socket, &params).await;
+        socket.close_in_background();
         metrics::exchange(
             &holder.key.network,
             "acquire",

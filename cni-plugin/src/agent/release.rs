@@ -12,7 +12,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::dhcp::protocol::LeaseRecord;
 use crate::dhcp::store::LeaseStore;
-use crate::dhcp::{self, DhcpSocket};
+use crate::dhcp::{self, UnicastSocket};
 
 /// Best effort: a release that can't be sent only costs the server a lease
 /// until it expires, so failures are logged, not returned.
@@ -28,7 +28,7 @@ pub async fn send(record: &LeaseRecord) {
     }
     let from_pod = async {
         let ns = record.holder.open_netns()?;
-        let socket = DhcpSocket::open(&ns, &record.holder.key.ifname)?;
+        let socket = UnicastSocket::open(&ns, &record.holder.key.ifname)?;
         dhcp::release(
             &socket,
             &record.holder.params(Duration::from_secs(1)),

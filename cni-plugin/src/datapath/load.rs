@@ -7,7 +7,7 @@ use aya::programs::SchedClassifier;
 use aya::EbpfLoader;
 
 use super::error::DatapathError;
-use super::object::{embedded_object, MAPS, PROGRAMS};
+use super::object::{embedded, MAPS, PROGRAMS};
 use super::pins::Pins;
 use super::upgrade;
 use crate::node::gone::done;
@@ -28,14 +28,13 @@ fn is_current(pins: &Pins, id: u64) -> bool {
 /// Loads and pins the programs and maps unless this build's already are;
 /// another build's are replaced ([`upgrade`]).
 pub fn ensure_loaded(pins: &Pins) -> Result<(), DatapathError> {
-    let Some(object) = embedded_object() else {
+    let Some((object, id)) = embedded() else {
         // Nothing to load or compare with: whatever is pinned serves.
         return match is_loaded(pins) {
             true => Ok(()),
             false => Err(DatapathError::NoObject),
         };
     };
-    let id = upgrade::build_id(object);
     if is_current(pins, id) {
         return Ok(());
     }

@@ -1,18 +1,20 @@
 //! Typed handles on a network's pinned maps.
 
 use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap, PerCpuValues};
+use aya::maps::{Array, HashMap, IterableMap, Map, MapData, PerCpuHashMap, PerCpuValues};
 use ipnet::Ipv4Net;
 use lanbridge_common::{
-    event::EventBucket, DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, StatKey, MAP_BY_IP,
+    event::EventBucket, DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, MAP_BY_IP,
     MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENT_RATE,
     MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS, STAT_DEPARTED,
 };
 
 use super::error::DatapathError;
 use super::pins::Pins;
+use super::raw;
 use crate::node::gone::{done, found};
 
 pub struct Maps {
@@ -124,21 +126,25 @@ impl Maps {
     }
 
     /// Drops the flows recorded for `ep`'s addresses (either direction), so
-    /// a later pod with one of them starts clean.
+    /// a later pod with one of them starts clean. The keys are read in
+    /// batches: the map holds the node's flows, up to 65,536.
     fn remove_flows(&mut self, ep: &Endpoint) -> Result<(), DatapathError> {
-        let err = |source| DatapathError::Map {
-            name: MAP_FLOWS,
-            source,
+        let err = |e| DatapathError::io(format!("removing the pod's flows from {MAP_FLOWS}"), e);
+        let fd = self.flows.map().fd().as_fd();
+        let size = std::mem::size_of::<FlowKey>();
+        let keys = raw::hash_keys(fd, size, std::mem::size_of::<u64>()).map_err(err)?;
+        let ip_at = |key: &[u8], at: usize| {
+            u32::from_ne_bytes(key[at..at + 4].try_into().expect("4 bytes"))
         };
         let mine = |ip: u32| ip != 0 && ep.ipv4.contains(&ip);
-        let stale: Vec<FlowKey> = self
-            .flows
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| mine(k.saddr) || mine(k.daddr))
-            .collect();
-        for key in &stale {
-            done(self.flows.remove(key)).map_err(err)?;
+        for key in keys.chunks_exact(size) {
+            let (saddr, daddr) = (
+                ip_at(key, std::mem::offset_of!(FlowKey, saddr)),
+                ip_at(key, std::mem::offset_of!(FlowKey, daddr)),
+            );
+            if mine(saddr) || mine(daddr) {
+                raw::delete(fd, key).map_err(err)?;
+            }
         }
         Ok(())
     }
@@ -155,16 +161,21 @@ impl Maps {
             self.remove_flows(&ep)?;
             done(self.endpoints.remove(&port)).map_err(err(MAP_ENDPOINTS))?;
         }
-        let stale: Vec<StatKey> = self
-            .stats
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| k.ifindex == port)
-            .collect();
-        for key in stale {
+        // The port's counters by key, one per reason value (gaps included:
+        // an older build's reasons): walking every key of the map took a
+        // system call per port and reason on the node.
+        let last = Reason::ALL.iter().map(|r| *r as u32).max().unwrap_or(0);
+        for reason in 0..=last {
+            let key = StatKey {
+                ifindex: port,
+                reason,
+            };
+            let Some(counted) = found(self.stats.get(&key, 0)).map_err(err(MAP_STATS))? else {
+                continue;
+            };
             // The network keeps what the pod counted (drops above all).
-            let counted = found(self.stats.get(&key, 0)).map_err(err(MAP_STATS))?;
-            if let Some(n) = counted.map(|v| v.iter().sum::<u64>()).filter(|n| *n > 0) {
+            let n = counted.iter().sum::<u64>();
+            if n > 0 {
                 self.fold_departed(key.reason, n)?;
             }
             done(self.stats.remove(&key)).map_err(err(MAP_STATS))?;

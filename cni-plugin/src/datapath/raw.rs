@@ -1,6 +1,6 @@
 //! `bpf(2)` commands aya does not offer: element access of maps of any
-//! layout (to carry entries across a layout change) and what a pinned TCX
-//! link is attached to.
+//! layout (to carry entries across a layout change), a hash map's keys in
+//! batches, and what a pinned TCX link is attached to.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -79,6 +79,69 @@ pub fn copy(
         }
         bpf(UPDATE, new, key.as_ptr(), value.as_mut_ptr())?;
         copied += 1;
+    }
+}
+
+const LOOKUP_BATCH: libc::c_long = 24;
+
+/// `union bpf_attr` as the batch commands use it.
+#[repr(C)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// Every key of a (not per-CPU) hash map, `key_size` bytes each, one after
+/// the other: a thousand per system call (`BPF_MAP_LOOKUP_BATCH`), where
+/// `GET_NEXT_KEY` takes one per key (65,536 for a full `lb_flows`).
+pub fn hash_keys(fd: BorrowedFd, key_size: usize, value_size: usize) -> io::Result<Vec<u8>> {
+    const CHUNK: usize = 1024;
+    let mut keys = vec![0u8; CHUNK * key_size];
+    let mut values = vec![0u8; CHUNK * value_size];
+    // A hash map's batch position is its next bucket, a u32.
+    let (mut from, mut next) = (0u32, 0u32);
+    let mut all = Vec::new();
+    let mut first = true;
+    loop {
+        let mut attr = BatchAttr {
+            in_batch: if first { 0 } else { &from as *const u32 as u64 },
+            out_batch: &mut next as *mut u32 as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: CHUNK as u32,
+            map_fd: fd.as_raw_fd() as u32,
+            elem_flags: 0,
+            flags: 0,
+        };
+        // SAFETY: the kernel writes at most `count` keys and values into
+        // buffers sized for `CHUNK` of each, and a u32 into `next`.
+        let done = match unsafe { sys_bpf(LOOKUP_BATCH, &mut attr) } {
+            Ok(_) => false,
+            // The end of the map; this call's keys still count.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
+            Err(e) => return Err(e),
+        };
+        all.extend_from_slice(&keys[..attr.count as usize * key_size]);
+        if done {
+            return Ok(all);
+        }
+        from = next;
+        first = false;
+    }
+}
+
+/// Deletes `key` from the map; a key already gone is fine.
+pub fn delete(fd: BorrowedFd, key: &[u8]) -> io::Result<()> {
+    const DELETE: libc::c_long = 3;
+    match bpf(DELETE, fd, key.as_ptr(), std::ptr::null_mut()) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        other => other,
     }
 }
 

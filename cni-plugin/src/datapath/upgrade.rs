@@ -19,19 +19,12 @@ use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::tc::SchedClassifierLink;
 use aya::programs::{ProgramInfo, SchedClassifier};
 use aya::{Ebpf, EbpfLoader};
-use sha2::{Digest, Sha256};
 
 use super::error::DatapathError;
 use super::object::{MAPS, PROGRAMS};
 use super::pins::Pins;
 use super::raw;
 use crate::node::gone::done;
-
-/// A build's identity: the first 8 bytes of SHA-256 of its eBPF object.
-pub fn build_id(object: &[u8]) -> u64 {
-    let d = Sha256::digest(object);
-    u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
-}
 
 /// The build whose programs are pinned; `None` before the marker existed.
 pub fn pinned_build(pins: &Pins) -> Option<u64> {

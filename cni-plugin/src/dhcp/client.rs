@@ -12,7 +12,7 @@ use super::error::ReplyError;
 use super::error::{DhcpError, Phase};
 use super::lease::Lease;
 use super::message::{self, Params, Reply, RequestKind};
-use super::socket::DhcpSocket;
+use super::socket::{DhcpSocket, UnicastSocket};
 use crate::node::mac::Mac;
 
 /// Selecting-phase REQUESTs sent before going back to DISCOVER (the server
@@ -253,7 +253,11 @@ async fn extend(
 
 /// Gives the lease back: a unicast RELEASE from the leased address (which
 /// must still be configured) to its server. No reply exists to wait for.
-pub async fn release(sock: &DhcpSocket, params: &Params, lease: &Lease) -> Result<(), DhcpError> {
+pub async fn release(
+    sock: &UnicastSocket,
+    params: &Params,
+    lease: &Lease,
+) -> Result<(), DhcpError> {
     params.validate()?;
     let m = message::release(params, random_u32(), lease.address, lease.server_id)?;
     sock.unicast(&m, lease.server_id).await

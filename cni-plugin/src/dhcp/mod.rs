@@ -21,4 +21,4 @@ pub use client::{acquire, rebind, release, renew};
 pub use error::{DhcpError, Phase, RecordError};
 pub use lease::Lease;
 pub use message::{ClientOptions, Params};
-pub use socket::DhcpSocket;
+pub use socket::{DhcpSocket, UnicastSocket};

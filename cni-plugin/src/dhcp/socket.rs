@@ -19,6 +19,11 @@
 //! ICMP port-unreachable for unicast replies) but drops whatever it receives.
 //!
 //! A third socket, for ARP, probes granted addresses (see [`super::arp`]).
+//!
+//! A RELEASE needs only the UDP socket ([`UnicastSocket`]): closing a packet
+//! socket waits for an RCU grace period (`synchronize_net` in the kernel's
+//! `packet_release`), tens of milliseconds on a busy node, that every
+//! lan-mode DEL would wait for twice.
 
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -36,11 +41,17 @@ use crate::node::netns::NetNs;
 
 /// A DHCP client's endpoint on one interface of one namespace.
 pub struct DhcpSocket {
-    ifname: String,
     ifindex: u32,
-    udp: UdpSocket,
+    udp: UnicastSocket,
     packet: AsyncFd<Socket>,
     arp: ArpSocket,
+}
+
+/// The UDP socket alone, bound to 0.0.0.0:68 and the interface: sends from
+/// the address the interface holds.
+pub struct UnicastSocket {
+    ifname: String,
+    udp: UdpSocket,
 }
 
 /// One received datagram for the client port.
@@ -62,7 +73,7 @@ impl DhcpSocket {
                 // this thread is in; the sockets already belong to the pod's.
                 let _entered = runtime.enter();
                 Ok(DhcpSocket {
-                    udp: UdpSocket::from_std(udp.into())?,
+                    udp: UnicastSocket::new(name, udp)?,
                     // SAFETY: the Socket owns its fd, which nothing else
                     // closes or replaces while the AsyncFd holds it.
                     packet: unsafe {
@@ -72,18 +83,27 @@ impl DhcpSocket {
                         )?
                     },
                     arp: ArpSocket::new(arp)?,
-                    ifname: name,
                     ifindex,
                 })
             })
-            .map_err(|e| DhcpError::Open {
-                ifname: ifname.to_string(),
-                source: Box::new(e),
-            })
+            .map_err(|e| open_error(ifname, e))
     }
 
     pub fn ifname(&self) -> &str {
-        &self.ifname
+        &self.udp.ifname
+    }
+
+    /// The UDP socket, for what a configured client sends (a RELEASE).
+    pub fn unicast_socket(&self) -> &UnicastSocket {
+        &self.udp
+    }
+
+    /// Closes the sockets on a blocking thread: closing each packet socket
+    /// waits for an RCU grace period, which neither an ADD that already has
+    /// its lease nor the daemon's other requests (a worker thread blocked
+    /// in `close`) must wait for.
+    pub fn close_in_background(self) {
+        tokio::task::spawn_blocking(move || drop(self));
     }
 
     /// Sends to 255.255.255.255:67 on the interface from 0.0.0.0: for a
@@ -107,29 +127,17 @@ impl DhcpSocket {
     /// Sends to 255.255.255.255:67 on the interface from the address the
     /// interface holds (rebinding).
     pub async fn broadcast_bound(&self, message: &[u8]) -> Result<(), DhcpError> {
-        self.send(message, Ipv4Addr::BROADCAST).await
+        self.udp.send(message, Ipv4Addr::BROADCAST).await
     }
 
     /// Sends to `server`:67, routed by the pod's own table.
     pub async fn unicast(&self, message: &[u8], server: Ipv4Addr) -> Result<(), DhcpError> {
-        self.send(message, server).await
-    }
-
-    async fn send(&self, message: &[u8], to: Ipv4Addr) -> Result<(), DhcpError> {
-        self.udp
-            .send_to(message, SocketAddrV4::new(to, SERVER_PORT))
-            .await
-            .map(drop)
-            .map_err(|source| DhcpError::Send {
-                ifname: self.ifname.clone(),
-                to,
-                source,
-            })
+        self.udp.unicast(message, server).await
     }
 
     fn send_error(&self, source: io::Error) -> DhcpError {
         DhcpError::Send {
-            ifname: self.ifname.clone(),
+            ifname: self.ifname().to_string(),
             to: Ipv4Addr::BROADCAST,
             source,
         }
@@ -166,7 +174,7 @@ impl DhcpSocket {
             .probe(mac, address)
             .await
             .map_err(|source| DhcpError::Probe {
-                ifname: self.ifname.clone(),
+                ifname: self.ifname().to_string(),
                 address,
                 source,
             })
@@ -174,16 +182,75 @@ impl DhcpSocket {
 
     fn recv_error(&self, source: io::Error) -> DhcpError {
         DhcpError::Receive {
-            ifname: self.ifname.clone(),
+            ifname: self.ifname().to_string(),
             source,
         }
+    }
+}
+
+impl UnicastSocket {
+    /// Opens the UDP socket alone on `ifname` inside `netns`. Must be called
+    /// within a tokio runtime, which drives it.
+    pub fn open(netns: &NetNs, ifname: &str) -> Result<UnicastSocket, DhcpError> {
+        let runtime = tokio::runtime::Handle::current();
+        let name = ifname.to_string();
+        netns
+            .run(move || {
+                let udp = udp_socket(&name)?;
+                let _entered = runtime.enter();
+                UnicastSocket::new(name, udp)
+            })
+            .map_err(|e| open_error(ifname, e))
+    }
+
+    fn new(ifname: String, udp: Socket) -> io::Result<UnicastSocket> {
+        Ok(UnicastSocket {
+            ifname,
+            udp: UdpSocket::from_std(udp.into())?,
+        })
+    }
+
+    /// Sends to `server`:67, routed by the pod's own table.
+    pub async fn unicast(&self, message: &[u8], server: Ipv4Addr) -> Result<(), DhcpError> {
+        self.send(message, server).await
+    }
+
+    async fn send(&self, message: &[u8], to: Ipv4Addr) -> Result<(), DhcpError> {
+        self.udp
+            .send_to(message, SocketAddrV4::new(to, SERVER_PORT))
+            .await
+            .map(drop)
+            .map_err(|source| DhcpError::Send {
+                ifname: self.ifname.clone(),
+                to,
+                source,
+            })
+    }
+}
+
+fn open_error(ifname: &str, e: crate::node::error::Error) -> DhcpError {
+    DhcpError::Open {
+        ifname: ifname.to_string(),
+        source: Box::new(e),
     }
 }
 
 /// Creates the sockets on `ifname` in the calling thread's namespace.
 fn create(ifname: &str) -> io::Result<(u32, Socket, Socket, Socket)> {
     let ifindex = nix::net::if_::if_nametoindex(ifname).map_err(io::Error::from)?;
+    let udp = udp_socket(ifname)?;
 
+    // Protocol 0: nothing is queued until bind() names the protocol, by which
+    // time the filter is in place.
+    let packet = Socket::new(Domain::PACKET, Type::DGRAM, Some(Protocol::from(0)))?;
+    packet.attach_filter(&frame::client_filter())?;
+    packet.bind(&link_address(ifindex, libc::ETH_P_IP as u16, None))?;
+    packet.set_nonblocking(true)?;
+    Ok((ifindex, udp, packet, arp::create(ifindex)?))
+}
+
+/// The UDP socket on `ifname` in the calling thread's namespace.
+fn udp_socket(ifname: &str) -> io::Result<Socket> {
     let udp = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     udp.set_broadcast(true)?;
     // Another socket of this client (e.g. a RELEASE while a renewal runs)
@@ -193,12 +260,5 @@ fn create(ifname: &str) -> io::Result<(u32, Socket, Socket, Socket)> {
     udp.attach_filter(&frame::drop_all_filter())?;
     udp.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, CLIENT_PORT).into())?;
     udp.set_nonblocking(true)?;
-
-    // Protocol 0: nothing is queued until bind() names the protocol, by which
-    // time the filter is in place.
-    let packet = Socket::new(Domain::PACKET, Type::DGRAM, Some(Protocol::from(0)))?;
-    packet.attach_filter(&frame::client_filter())?;
-    packet.bind(&link_address(ifindex, libc::ETH_P_IP as u16, None))?;
-    packet.set_nonblocking(true)?;
-    Ok((ifindex, udp, packet, arp::create(ifindex)?))
+    Ok(udp)
 }

@@ -103,6 +103,11 @@ pub fn mac_spoof_chain(host_veth: &str) -> String {
     format!("mac-spoof-{host_veth}")
 }
 
+/// The file of host-local's owner index listing an attachment's addresses.
+pub fn ipam_owner_file(container_id: &str, ifname: &str) -> String {
+    digest(container_id, ifname)
+}
+
 /// Longest file name stem that leaves room for `.json` / `.tmp` (`NAME_MAX` 255).
 const STEM_MAX: usize = 250;
 

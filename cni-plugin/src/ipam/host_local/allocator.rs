@@ -20,10 +20,9 @@ pub fn allocate(
     requested: Option<IpAddr>,
 ) -> Result<IpConfig, IpamError> {
     if let Some((ip, range)) = store
-        .all()?
+        .owned_by(owner)?
         .into_iter()
-        .filter(|(_, o)| o == owner)
-        .find_map(|(ip, _)| range_of(set, ip).map(|r| (ip, r)))
+        .find_map(|ip| range_of(set, ip).map(|r| (ip, r)))
     {
         return Ok(config(ip, range));
     }
@@ -59,12 +58,7 @@ pub fn allocate(
 
 /// Releases every address of `owner`; returns what was released.
 pub fn release(store: &mut dyn Store, owner: &Owner) -> Result<Vec<IpAddr>, IpamError> {
-    let mine: Vec<IpAddr> = store
-        .all()?
-        .into_iter()
-        .filter(|(_, o)| o == owner)
-        .map(|(ip, _)| ip)
-        .collect();
+    let mine = store.owned_by(owner)?;
     for ip in &mine {
         store.release(*ip)?;
     }

@@ -2,6 +2,7 @@
 //! and on-disk state.
 
 mod allocator;
+mod index;
 mod range;
 mod store;
 
@@ -143,7 +144,7 @@ impl HostLocal {
     pub fn add(&self, req: &IpamRequest) -> Result<CniResult> {
         let mut requested = parse_requested(req)?;
         let owner = owner(req.container_id, req.ifname);
-        let mut store = DiskStore::open(&self.data_dir, req.network)?;
+        let mut store = self.store(req.network)?;
         let mut result = CniResult::default();
         for (i, set) in self.range_sets.iter().enumerate() {
             let wanted = requested
@@ -171,25 +172,20 @@ impl HostLocal {
     }
 
     pub fn del(&self, network: &str, container_id: &str, ifname: &str) -> Result<()> {
-        let mut store = DiskStore::open(&self.data_dir, network)?;
+        let mut store = self.store(network)?;
         allocator::release(&mut store, &owner(container_id, ifname))?;
         Ok(())
     }
 
     /// Addresses currently held by the attachment (for CHECK).
     pub fn held(&self, network: &str, container_id: &str, ifname: &str) -> Result<Vec<IpAddr>> {
-        let store = DiskStore::open(&self.data_dir, network)?;
-        let me = owner(container_id, ifname);
-        Ok(store::Store::all(&store)?
-            .into_iter()
-            .filter(|(_, o)| *o == me)
-            .map(|(ip, _)| ip)
-            .collect())
+        let mut store = self.store(network)?;
+        store::Store::owned_by(&mut store, &owner(container_id, ifname))
     }
 
     /// Releases every allocation whose owner `keep` rejects.
     pub fn gc(&self, network: &str, keep: impl Fn(&str, &str) -> bool) -> Result<Vec<IpAddr>> {
-        let mut store = DiskStore::open(&self.data_dir, network)?;
+        let mut store = self.store(network)?;
         let stale: Vec<IpAddr> = store::Store::all(&store)?
             .into_iter()
             .filter(|(_, o)| !keep(&o.container_id, &o.ifname))
@@ -199,6 +195,12 @@ impl HostLocal {
             store::Store::release(&mut store, *ip)?;
         }
         Ok(stale)
+    }
+}
+
+impl HostLocal {
+    fn store(&self, network: &str) -> Result<DiskStore> {
+        DiskStore::open(&self.data_dir, network, self.range_sets.len())
     }
 }
 
