@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::thread;
 
+use lanbridge::commands::state::StateDir;
 use lanbridge_tests::probe::{ip_of, udp_ask, PeerServer};
 use lanbridge_tests::result::{self, first_ip, host_veth};
 use lanbridge_tests::runtime::Attachment;
@@ -241,6 +242,12 @@ fn del_and_gc_remove_an_older_builds_per_pod_rules() {
         let mut argv = vec!["iptables", "-w", "-t", "nat", "-A", "POSTROUTING"];
         argv.extend(jump);
         node.run(&argv);
+        // The record as that build wrote it: without `podRules`.
+        let file = StateDir::new(&w.state_dir(), NET).path(&a.container_id, "eth0");
+        let mut record: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(record["podRules"], false, "{record}");
+        record.as_object_mut().unwrap().remove("podRules");
+        std::fs::write(&file, record.to_string()).unwrap();
     }
     let of = |a: &Attachment| {
         let (tag, chain) = (

@@ -369,6 +369,7 @@ impl<'a> Plumbing<'a> {
             ips: ran(&self.addresses).nets(),
             masquerade: conf.ip_masq,
             mac_spoof_check: conf.mac_spoof_check,
+            pod_rules: false,
         })?;
         Ok(())
     }

@@ -173,11 +173,13 @@ impl Cleanup<'_> {
         }
         fault::del_step("host link");
         // Only an older build wrote netfilter rules per pod.
-        let masquerade = record.is_none_or(|r| r.masquerade);
-        if let Err(e) =
-            firewall::remove_attachment(self.network, container_id, self.routed, masquerade)
-        {
-            errors.push(e.into());
+        if record.is_none_or(|r| r.pod_rules) {
+            let masquerade = record.is_none_or(|r| r.masquerade);
+            if let Err(e) =
+                firewall::remove_attachment(self.network, container_id, self.routed, masquerade)
+            {
+                errors.push(e.into());
+            }
         }
         fault::del_step("firewall");
         if record.is_none() {

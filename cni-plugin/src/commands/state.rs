@@ -30,6 +30,10 @@ pub struct Record {
     /// The port has a `macspoofchk` chain.
     #[serde(default = "yes")]
     pub mac_spoof_check: bool,
+    /// An older build wrote netfilter rules for this pod (DEL looks for
+    /// them); this build writes none.
+    #[serde(default = "yes")]
+    pub pod_rules: bool,
 }
 
 /// Records written before a field existed: assume ADD set the thing up.
@@ -244,6 +248,7 @@ mod tests {
             ips: vec!["10.0.0.2/24".parse().unwrap()],
             masquerade: true,
             mac_spoof_check: false,
+            pod_rules: false,
         };
         s.save(&r).unwrap();
         assert_eq!(s.load("c1", "eth0").unwrap(), Some(r.clone()));
@@ -272,6 +277,7 @@ mod tests {
                 ips: vec![],
                 masquerade: false,
                 mac_spoof_check: false,
+                pod_rules: false,
             })
             .unwrap();
         }
