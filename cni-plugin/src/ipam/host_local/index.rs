@@ -11,7 +11,8 @@
 //! way the next lookup rebuilds the index from a full read. An address the
 //! index lists is still checked against its file (another writer may have
 //! released it). Outside the network's directory: the reference reads every
-//! file under it as an allocation.
+//! file under it as an allocation. An index without owners is removed, so
+//! a network's last DEL leaves nothing of it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -85,12 +86,40 @@ impl OwnerIndex {
         write(&path, &listed)
     }
 
-    /// Replaces the whole index with `all`, the store's allocations.
+    /// Whether no owner is listed (`synced` and temporary files aside).
+    pub fn is_empty(&self) -> io::Result<bool> {
+        let Some(entries) = found(fs::read_dir(&self.dir))? else {
+            return Ok(true);
+        };
+        for entry in entries {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if name != "synced" && !name.ends_with(".tmp") {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Removes the whole index (and `.lanbridge-owners` when no other
+    /// network has one); the next lookup rebuilds it.
+    pub fn forget(&mut self) -> io::Result<()> {
+        done(fs::remove_dir_all(&self.dir))?;
+        self.synced = false;
+        if let Some(parent) = self.dir.parent() {
+            // Another network's index keeps it.
+            let _ = fs::remove_dir(parent);
+        }
+        Ok(())
+    }
+
+    /// Replaces the whole index with `all`, the store's allocations (an
+    /// empty store: no index).
     pub fn rebuild(&mut self, all: &[(IpAddr, Owner)], stamp: &str) -> io::Result<()> {
         self.unsync()?;
-        match fs::remove_dir_all(&self.dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+        self.forget()?;
+        if all.is_empty() {
+            return Ok(());
         }
         fs::create_dir_all(&self.dir)?;
         let mut by_owner: BTreeMap<String, (&Owner, Vec<IpAddr>)> = BTreeMap::new();

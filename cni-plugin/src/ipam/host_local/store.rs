@@ -227,6 +227,9 @@ impl Store for DiskStore {
             ips.retain(|i| *i != ip);
             self.index.set(&owner, &ips).map_err(self.index_err())?;
         }
+        if self.index.is_empty().map_err(self.index_err())? {
+            return self.index.forget().map_err(self.index_err());
+        }
         self.synced()
     }
 
@@ -326,6 +329,26 @@ mod tests {
         fs::write(tmp.path().join("net/10.0.0.7"), "c\r\neth0").unwrap();
         fs::remove_file(tmp.path().join(".lanbridge-owners/net/synced")).unwrap();
         assert_eq!(s.owned_by(&owner("c")).unwrap(), vec![ip("10.0.0.7")]);
+    }
+
+    #[test]
+    fn the_last_release_and_a_lookup_in_an_empty_store_leave_no_index() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let index = tmp.path().join(".lanbridge-owners");
+        let mut s = DiskStore::open(tmp.path(), "net", 1).unwrap();
+        assert!(s.owned_by(&owner("a")).unwrap().is_empty());
+        assert!(!index.exists(), "a DEL without ADD made an index");
+        assert!(s.reserve(ip("10.0.0.2"), &owner("a"), 0).unwrap());
+        assert!(s.reserve(ip("10.0.0.3"), &owner("b"), 0).unwrap());
+        s.release(ip("10.0.0.2")).unwrap();
+        assert_eq!(s.owned_by(&owner("b")).unwrap(), vec![ip("10.0.0.3")]);
+        s.release(ip("10.0.0.3")).unwrap();
+        assert!(!index.exists(), "the last release left the index");
+        assert!(s.reserve(ip("10.0.0.4"), &owner("c"), 0).unwrap());
+        drop(s);
+        let mut again = DiskStore::open(tmp.path(), "net", 1).unwrap();
+        assert_eq!(again.owned_by(&owner("c")).unwrap(), vec![ip("10.0.0.4")]);
     }
 
     #[test]
