@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::traffic::Setup;
-use crate::world::{self, Flavor, Lan, Net, Run};
+use lanbridge_tests::process::run_ok;
+use lanbridge_tests::testbed::{Net, Testbed};
+use lanbridge_tests::Flavor;
 
 /// Every pod subnet of the benchmark's clusters: what an operator puts in
 /// lanbridge's `clusterCidrs`.
@@ -84,22 +86,21 @@ impl TwoNodes {
     /// lanbridge on `tlb` and `tlb2` (host-local, no masquerade,
     /// `clusterCidrs`), routes installed by `lanbridge routes sync` in each
     /// node from one peers file.
-    pub fn lanbridge(run: &Run, lan: &Lan) -> Result<TwoNodes> {
-        let two = TwoNodes::new(run, lan, Flavor::Lanbridge, &LANBRIDGE_NODES);
+    pub fn lanbridge(bed: &Testbed) -> Result<TwoNodes> {
+        let two = TwoNodes::new(bed, Flavor::Lanbridge, &LANBRIDGE_NODES);
         let peers: Vec<_> = LANBRIDGE_NODES
             .iter()
             .map(|s| json!({"name": s.tag, "address": s.addr, "podCidr": s.pod_cidr}))
             .collect();
-        let file = run.dir("peers").join("peers.json");
+        let file = bed.dir("peers").join("peers.json");
         std::fs::write(&file, json!({ "nodes": peers }).to_string())
             .with_context(|| format!("writing {}", file.display()))?;
         for (node, spec) in two.nodes.iter().zip(&LANBRIDGE_NODES) {
-            let mut c = node.command(&run.lanbridge.display().to_string());
+            let mut c = node.command(&bed.lanbridge.display().to_string());
             c.args(["routes", "sync", "--peers"])
                 .arg(&file)
                 .args(["--node", spec.tag]);
-            world::run_ok(&mut c)
-                .with_context(|| format!("lanbridge routes sync in {}", spec.tag))?;
+            run_ok(&mut c);
         }
         two.check_routes(&LANBRIDGE_NODES)?;
         Ok(two)
@@ -107,8 +108,8 @@ impl TwoNodes {
 
     /// The reference `bridge` plugin on `tref` and `tref2`, routes set by
     /// hand: `ip route add <other podCidr> via <other node>` in each node.
-    pub fn reference(run: &Run, lan: &Lan) -> Result<TwoNodes> {
-        let two = TwoNodes::new(run, lan, Flavor::Reference, &REFERENCE_NODES);
+    pub fn reference(bed: &Testbed) -> Result<TwoNodes> {
+        let two = TwoNodes::new(bed, Flavor::Reference, &REFERENCE_NODES);
         for (i, node) in two.nodes.iter().enumerate() {
             let other = &REFERENCE_NODES[1 - i];
             node.ip(&["route", "add", other.pod_cidr, "via", other.addr]);
@@ -117,10 +118,10 @@ impl TwoNodes {
         Ok(two)
     }
 
-    fn new(run: &Run, lan: &Lan, flavor: Flavor, specs: &[Spec; 2]) -> TwoNodes {
-        let nodes = specs.each_ref().map(|s| lan.node(run, s.tag, s.addr));
+    fn new(bed: &Testbed, flavor: Flavor, specs: &[Spec; 2]) -> TwoNodes {
+        let nodes = specs.each_ref().map(|s| bed.node(s.tag, s.addr));
         let nets = [0, 1].map(|i| {
-            let net = Net::subnet(run, flavor, &nodes[i], specs[i].pod_cidr, false);
+            let net = bed.subnet(flavor, &nodes[i], specs[i].pod_cidr, false);
             match flavor {
                 Flavor::Lanbridge => net.with_cluster_cidrs(&[CLUSTER_CIDR]),
                 Flavor::Reference => net,
@@ -128,7 +129,7 @@ impl TwoNodes {
         });
         // The LAN host reaches every pod subnet through its node.
         for s in specs {
-            lan.host.ip(&["route", "add", s.pod_cidr, "via", s.addr]);
+            bed.host.ip(&["route", "add", s.pod_cidr, "via", s.addr]);
         }
         TwoNodes { nets, nodes }
     }
@@ -160,16 +161,13 @@ impl TwoNodes {
     pub fn check_forwarding(&self) -> Vec<String> {
         let mut errors = Vec::new();
         for node in &self.nodes {
-            let mut c = node.command("sysctl");
-            c.args(["-n", "net.ipv4.ip_forward"]);
-            match world::run_ok(&mut c) {
-                Ok(v) if v.trim() == "1" => {}
-                Ok(v) => errors.push(format!(
+            let v = node.run(&["sysctl", "-n", "net.ipv4.ip_forward"]);
+            if v.trim() != "1" {
+                errors.push(format!(
                     "{}: net.ipv4.ip_forward is {} after the plugin's ADD",
                     node.name(),
                     v.trim()
-                )),
-                Err(e) => errors.push(format!("{}: reading ip_forward: {e:#}", node.name())),
+                ));
             }
         }
         errors

@@ -26,8 +26,10 @@ use serde::{Deserialize, Serialize};
 use crate::bpf;
 use crate::latency::Pair;
 use crate::stats::Series;
-use crate::world::{Net, Pods, Run};
+use lanbridge_tests::testbed::{Net, Testbed};
+
 use crate::Params;
+use crate::Pool;
 
 const BRIDGE: &str = "fl0";
 const GATEWAY: &str = "10.246.1.1";
@@ -71,18 +73,16 @@ impl Floor {
 /// (`nets`, with their pod pools), who goes first rotating.
 pub fn run(
     p: &Params,
-    run: &Run,
+    bed: &Testbed,
     lan_node: Netns,
     nets: &[Net; 2],
-    pools: &[Pods; 2],
+    pools: &[Pool; 2],
 ) -> Result<Floor> {
     let node = lan_node;
     node_setup(&node)?;
-    let pins = run.pin_root("floor");
+    let pins = crate::guard::bpffs_dir(&bed.prefix, "floor");
     std::fs::create_dir_all(&pins)?;
-    let mut pods = Pods::new("fl");
-    pods.ensure(run, 1);
-    let pod = pods.get(0).clone();
+    let pod = bed.netns("fl0");
     let mut f = Floor::default();
     let exe = std::env::current_exe()?;
     let floor = |verb: &str| -> Finished {
@@ -114,7 +114,7 @@ pub fn run(
                     f.del.push(del.ms());
                 }
                 j => {
-                    let (net, pod) = (&nets[j - 1], pools[j - 1].get(0));
+                    let (net, pod) = (&nets[j - 1], &pools[j - 1][0]);
                     let container = format!("floor-{i}");
                     let add = net.add(&container, pod);
                     if !add.success() {

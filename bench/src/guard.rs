@@ -41,6 +41,14 @@ pub fn track_dir(dir: &Path) {
     tracked().dirs.push(dir.to_path_buf());
 }
 
+/// A bpffs directory `/sys/fs/bpf/<prefix>-<tag>` for the bench's own
+/// pins, removed at the end.
+pub fn bpffs_dir(prefix: &str, tag: &str) -> PathBuf {
+    let p = Path::new("/sys/fs/bpf").join(format!("{prefix}-{tag}"));
+    track_dir(&p);
+    p
+}
+
 /// Removes `dir` (recursively) now and forgets it.
 pub fn remove_dir(dir: &Path) {
     if let Err(e) = std::fs::remove_dir_all(dir) {

@@ -5,9 +5,9 @@
 //! with `--from-results`.
 
 mod chart;
-mod issue15;
 mod plots;
 mod rows;
+mod values;
 mod why;
 
 use std::path::Path;
@@ -29,8 +29,8 @@ use crate::floor::Floor;
 use crate::latency::Latency;
 use crate::machine::Machine;
 use crate::traffic::{Path as TPath, Traffic};
-use crate::world::Flavor;
 use crate::Params;
+use lanbridge_tests::Flavor;
 
 use rows::{FAST_PATH_NS_TARGET, LATENCY_RATIO_TARGET, STACK_NS_TARGET, TPUT_VS_REF_TARGET};
 
@@ -110,7 +110,9 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Row>> {
         res => Serde(res),
         rows => Serde(&rows),
         why => Serde(why::why(res, &rows)),
-        issue15 => Serde(issue15::verdicts(res)),
+        med => Serde(values::medians(res)),
+        fig => Serde(values::figures(res)),
+        tg => Serde(rows::targets()),
         plots => Serde(&plots),
         noise => m.foreign_netns_max > 0 || load_high(&m.load_start) || load_high(&m.load_end),
         tput => Serde(traffic.map(why::tput_details)),

@@ -31,6 +31,24 @@ pub const STACK_NS_TARGET: f64 = 100.0;
 pub const EMPTY_FAST_TARGET: f64 = 3.0;
 pub const EMPTY_STACK_TARGET: f64 = 1.5;
 
+/// The targets by the names the template uses.
+pub fn targets() -> BTreeMap<&'static str, f64> {
+    BTreeMap::from([
+        ("add", LATENCY_RATIO_TARGET),
+        ("del", DEL_RATIO_TARGET),
+        ("floor", FLOOR_TARGET),
+        ("growth", GROWTH_TARGET),
+        ("pods_per_s", PODS_PER_S_TARGET),
+        ("lan_del", LAN_DEL_TARGET),
+        ("tput_vs_raw", TPUT_VS_RAW_TARGET),
+        ("tput_vs_ref", TPUT_VS_REF_TARGET),
+        ("pps_vs_raw", PPS_VS_RAW_TARGET),
+        ("pps_vs_ref", PPS_VS_REF_TARGET),
+        ("empty_fast", EMPTY_FAST_TARGET),
+        ("empty_stack", EMPTY_STACK_TARGET),
+    ])
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Met {
     Yes,
