@@ -395,51 +395,49 @@ fn body(cli: &Cli) -> Result<()> {
         for two in [&lb_two, &ref_two] {
             res.errors.extend(two.check_forwarding());
         }
+        let pair = |key, label, i: usize, ips: &[String], remote| Setup {
+            key,
+            label,
+            a: t(i),
+            a_ip: ips[0].clone(),
+            b: t(i + 1),
+            b_ip: ips[1].clone(),
+            remote,
+        };
+        let raw_ips = [RAW_SRC.to_string(), RAW_DST.to_string()];
         let setups = vec![
+            pair("lb_lan", "lanbridge lan mode", 0, &lb_lan, None),
+            pair(
+                "lb_subnet",
+                "lanbridge subnet",
+                4,
+                &lb_sub,
+                Some((t(8), lb_far.clone())),
+            ),
+            pair(
+                "ref_bridged",
+                "reference, uplink enslaved",
+                2,
+                &ref_brd,
+                None,
+            ),
+            pair(
+                "ref_subnet",
+                "reference subnet",
+                6,
+                &ref_sub,
+                Some((t(9), ref_far)),
+            ),
             Setup {
-                key: "lb_lan",
-                label: "lanbridge lan mode",
-                a: t(0),
-                a_ip: lb_lan[0].clone(),
-                b: t(1),
-                b_ip: lb_lan[1].clone(),
-                remote: None,
-            },
-            Setup {
-                key: "lb_subnet",
-                label: "lanbridge subnet",
-                a: t(4),
-                a_ip: lb_sub[0].clone(),
-                b: t(5),
-                b_ip: lb_sub[1].clone(),
-                remote: Some((t(8), lb_far.clone())),
-            },
-            Setup {
-                key: "ref_bridged",
-                label: "reference, uplink enslaved",
-                a: t(2),
-                a_ip: ref_brd[0].clone(),
-                b: t(3),
-                b_ip: ref_brd[1].clone(),
-                remote: None,
-            },
-            Setup {
-                key: "ref_subnet",
-                label: "reference subnet",
-                a: t(6),
-                a_ip: ref_sub[0].clone(),
-                b: t(7),
-                b_ip: ref_sub[1].clone(),
-                remote: Some((t(9), ref_far)),
-            },
-            Setup {
-                key: "raw",
-                label: "raw routed chain",
                 a: &raw.src,
-                a_ip: RAW_SRC.into(),
                 b: &raw.dst,
-                b_ip: RAW_DST.into(),
-                remote: Some((&raw.far, RAW_FAR.into())),
+                ..pair(
+                    "raw",
+                    "raw routed chain",
+                    0,
+                    &raw_ips,
+                    Some((&raw.far, RAW_FAR.into())),
+                )
             },
         ];
         // Every pair reaches the LAN host and each other before measuring.
@@ -465,6 +463,7 @@ fn body(cli: &Cli) -> Result<()> {
             let sub_net = (&sub_nets[0], node_tlb, "subnet");
             let secs = p.ebpf_secs;
             let (lan_a, lan_b, sub_a, sub_b) = (t(0), t(1), t(4), t(5));
+            let (lan_host, lan_peer, sub_peer) = (&bed.host, &lb_lan[1], &lb_sub[1]);
             let loads = vec![
                 load(
                     "TCP stream pod → LAN host",
@@ -479,27 +478,27 @@ fn body(cli: &Cli) -> Result<()> {
                 load(
                     "64-byte UDP pod → LAN host",
                     lan_net,
-                    udp_load(lan_a, &bed.host, LAN_HOST, secs),
+                    udp_load(lan_a, lan_host, LAN_HOST, secs),
                 ),
                 load(
                     "TCP stream pod → pod",
                     lan_net,
-                    tcp_load(lan_a, &lb_lan[1], secs, false),
+                    tcp_load(lan_a, lan_peer, secs, false),
                 ),
                 load(
                     "64-byte UDP pod → pod",
                     lan_net,
-                    udp_load(lan_a, lan_b, &lb_lan[1], secs),
+                    udp_load(lan_a, lan_b, lan_peer, secs),
                 ),
                 load(
                     "TCP stream pod → pod",
                     sub_net,
-                    tcp_load(sub_a, &lb_sub[1], secs, false),
+                    tcp_load(sub_a, sub_peer, secs, false),
                 ),
                 load(
                     "64-byte UDP pod → pod",
                     sub_net,
-                    udp_load(sub_a, sub_b, &lb_sub[1], secs),
+                    udp_load(sub_a, sub_b, sub_peer, secs),
                 ),
                 load(
                     "TCP stream pod → remote pod",
