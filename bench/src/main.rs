@@ -32,11 +32,12 @@ use clap::Parser;
 use lanbridge_tests::daemon::{LanbridgeDaemon, ReferenceDhcp};
 use lanbridge_tests::lan::{counters_by_reason, inspect_with};
 use lanbridge_tests::netns::Netns;
-use lanbridge_tests::testbed::{Net, RawChain, Testbed, LAN_HOST, RAW_DST, RAW_FAR, RAW_SRC};
+use lanbridge_tests::testbed::{
+    Net, RawChain, Testbed, TwoNodes, LAN_HOST, RAW_DST, RAW_FAR, RAW_SRC,
+};
 use lanbridge_tests::Flavor;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::TwoNodes;
 use crate::ebpf_cost::{tcp_load, udp_load, Load};
 use crate::report::Results;
 use crate::traffic::Setup;
@@ -379,8 +380,8 @@ fn body(cli: &Cli) -> Result<()> {
     if want("traffic") || want("ebpf") {
         // Subnet mode on two nodes per plugin: pods 4, 5 and 8 (remote) on
         // lanbridge's, 6, 7 and 9 (remote) on the reference's.
-        let lb_two = TwoNodes::lanbridge(&bed)?;
-        let ref_two = TwoNodes::reference(&bed)?;
+        let lb_two = TwoNodes::new(&bed, Flavor::Lanbridge);
+        let ref_two = TwoNodes::new(&bed, Flavor::Reference);
         let (node_tlb, sub_nets) = (&lb_two.nodes[0], &lb_two.nets);
         let raw = RawChain::new(&bed);
         let tpods = bed.pods("t", 10);

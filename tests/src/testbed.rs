@@ -15,6 +15,16 @@
 //!                 └─ veth 10.99.2.1/24 ── rawfar 10.99.2.2     (src → fwd → LAN → fwd2 → far)
 //!  pods: empty namespaces; a plugin ADD gives them eth0
 //! ```
+//!
+//! [`TwoNodes`]: two subnet-mode nodes of one plugin, routed to each other's
+//! pod subnet (pod → pod on another node):
+//!
+//! ```text
+//!  tlb   10.77.0.23  pods 10.244.3.0/24 ─┐ lanbridge subnet, clusterCidrs 10.244.0.0/16,
+//!  tlb2  10.77.0.25  pods 10.244.5.0/24 ─┤ routes by `lanbridge routes sync` (peers file)
+//!  tref  10.77.0.24  pods 10.244.4.0/24 ─┤ reference bridge,
+//!  tref2 10.77.0.26  pods 10.244.6.0/24 ─┘ routes by hand (`ip route add ... via ...`)
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,11 +33,13 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::binary::{plugin_dir, REFERENCE_DIR};
+use crate::cluster::CLUSTER_CIDR;
 use crate::cni::CniOutput;
 use crate::dhcp_server::{Dnsmasq, DnsmasqConf};
 use crate::fixture::{subnet_conf, Flavor};
 use crate::lan::lan_conf;
 use crate::netns::{scoped_defaults, Netns};
+use crate::process::run_ok;
 use crate::runtime::{Attachment, Runtime};
 use crate::topology::{attach_to, lan_bridge, plug, LAN_BRIDGE, NODE_UPLINK};
 
@@ -320,5 +332,102 @@ impl RawChain {
             far,
             _fwd: fwd,
         }
+    }
+}
+
+/// One node of a [`TwoNodes`] pair: tag, LAN address, pod subnet.
+type Spec = (&'static str, &'static str, &'static str);
+
+const LANBRIDGE_NODES: [Spec; 2] = [
+    ("tlb", "10.77.0.23", "10.244.3.0/24"),
+    ("tlb2", "10.77.0.25", "10.244.5.0/24"),
+];
+const REFERENCE_NODES: [Spec; 2] = [
+    ("tref", "10.77.0.24", "10.244.4.0/24"),
+    ("tref2", "10.77.0.26", "10.244.6.0/24"),
+];
+
+fn specs(flavor: Flavor) -> &'static [Spec; 2] {
+    match flavor {
+        Flavor::Lanbridge => &LANBRIDGE_NODES,
+        Flavor::Reference => &REFERENCE_NODES,
+    }
+}
+
+/// Two subnet-mode nodes of one plugin (host-local, no masquerade),
+/// routed to each other's pod subnet; `nets[i]` runs on `nodes[i]`.
+pub struct TwoNodes {
+    pub nets: [Net; 2],
+    pub nodes: [Netns; 2],
+}
+
+impl TwoNodes {
+    /// The nodes of `flavor`'s pair, for a report: "`tlb` (10.77.0.23,
+    /// pods 10.244.3.0/24) and ...".
+    pub fn describe(flavor: Flavor) -> String {
+        let specs = specs(flavor).map(|(tag, addr, pods)| format!("`{tag}` ({addr}, pods {pods})"));
+        specs.join(" and ")
+    }
+
+    /// lanbridge on `tlb` and `tlb2` with `clusterCidrs` [`CLUSTER_CIDR`],
+    /// routes installed by `lanbridge routes sync` in each node from one
+    /// peers file; the reference on `tref` and `tref2`, routes set by hand:
+    /// `ip route add <other podCidr> via <other node>` in each node.
+    pub fn new(bed: &Testbed, flavor: Flavor) -> TwoNodes {
+        let specs = specs(flavor);
+        let nodes = specs.map(|(tag, addr, _)| bed.node(tag, addr));
+        let nets = [0, 1].map(|i| bed.subnet(flavor, &nodes[i], specs[i].2, false));
+        let nets = nets.map(|n| match flavor {
+            Flavor::Lanbridge => n.with_cluster_cidrs(&[CLUSTER_CIDR]),
+            Flavor::Reference => n,
+        });
+        // The LAN host reaches every pod subnet through its node.
+        for (_, addr, pods) in specs {
+            bed.host.ip(&["route", "add", pods, "via", addr]);
+        }
+        if flavor == Flavor::Lanbridge {
+            let peers = specs.map(|(n, a, p)| json!({"name": n, "address": a, "podCidr": p}));
+            let file = bed.dir("peers").join("peers.json");
+            std::fs::write(&file, json!({ "nodes": peers }).to_string())
+                .unwrap_or_else(|e| panic!("writing {}: {e}", file.display()));
+            for (node, (tag, _, _)) in nodes.iter().zip(specs) {
+                let mut c = node.command(&bed.lanbridge.display().to_string());
+                c.args(["routes", "sync", "--peers"])
+                    .arg(&file)
+                    .args(["--node", tag]);
+                run_ok(&mut c);
+            }
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            let (_, addr, pods) = specs[1 - i];
+            if flavor == Flavor::Reference {
+                node.ip(&["route", "add", pods, "via", addr]);
+            }
+            let routes = node.ip_json(&["-4", "route", "show", pods]);
+            let mut via = routes.as_array().into_iter().flatten();
+            let via = via.any(|r| r["gateway"].as_str() == Some(addr));
+            assert!(
+                via,
+                "{}: no route {pods} via {addr} (routes: {routes})",
+                node.name()
+            );
+        }
+        TwoNodes { nets, nodes }
+    }
+
+    /// Errors for nodes without IPv4 forwarding (the plugins' `isGateway`
+    /// turns it on at the first ADD: call this after the pods are added).
+    pub fn check_forwarding(&self) -> Vec<String> {
+        let off = self.nodes.iter().filter_map(|node| {
+            let v = node.run(&["sysctl", "-n", "net.ipv4.ip_forward"]);
+            let v = v.trim();
+            (v != "1").then(|| {
+                format!(
+                    "{}: net.ipv4.ip_forward is {v} after the plugin's ADD",
+                    node.name()
+                )
+            })
+        });
+        off.collect()
     }
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use rows::Row;
 
 use crate::anatomy::Anatomy;
-use crate::cluster::{self, SourceSeen, CLUSTER_CIDR};
+use crate::cluster::SourceSeen;
 use crate::criterion::Micro;
 use crate::dhcp::Dhcp;
 use crate::ebpf_cost::EbpfCost;
@@ -30,6 +30,8 @@ use crate::latency::Latency;
 use crate::machine::Machine;
 use crate::traffic::{Path as TPath, Traffic};
 use crate::Params;
+use lanbridge_tests::cluster::CLUSTER_CIDR;
+use lanbridge_tests::testbed::TwoNodes;
 use lanbridge_tests::Flavor;
 
 use rows::{FAST_PATH_NS_TARGET, STACK_NS_TARGET};
@@ -123,8 +125,8 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Row>> {
         source_seen => Serde(res.source_seen.iter().map(|s| (s, rows::Met::of(s.ok()).text())).collect::<Vec<_>>()),
         loads => Serde(res.ebpf.as_ref().map(|e| e.loads.iter().map(|l| (l, why::verdicts(&l.verdicts))).collect::<Vec<_>>())),
         any_fast => res.ebpf.as_ref().is_some_and(|e| e.loads.iter().any(|l| l.fast_path())),
-        lb_nodes => cluster::describe(Flavor::Lanbridge),
-        ref_nodes => cluster::describe(Flavor::Reference),
+        lb_nodes => TwoNodes::describe(Flavor::Lanbridge),
+        ref_nodes => TwoNodes::describe(Flavor::Reference),
         cluster_cidr => CLUSTER_CIDR,
         from_pod => PROG_FROM_POD,
         from_uplink => PROG_FROM_UPLINK,
