@@ -173,7 +173,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    guard::install_signal_thread();
+    lanbridge_tests::cleanup::on_signals(guard::bpf_stats_restore);
     let cli = Cli::parse();
     if let Some(path) = &cli.from_results {
         return match rerender(&cli, path) {

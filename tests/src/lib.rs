@@ -5,6 +5,7 @@
 pub mod background;
 pub mod binary;
 pub mod bpftool;
+pub mod cleanup;
 pub mod cluster;
 pub mod cni;
 pub mod containerd;
