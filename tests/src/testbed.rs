@@ -61,7 +61,7 @@ pub struct Testbed {
     pub host: Netns,
     pub prefix: String,
     /// The caller's directory for every file of the run.
-    pub tmp: PathBuf,
+    tmp: PathBuf,
     pub lanbridge: PathBuf,
     /// `<tmp>/bin`, holding a `lanbridge` symlink to [`Testbed::lanbridge`].
     bin: PathBuf,
@@ -226,8 +226,8 @@ fn dnsmasq_conf(ping: bool) -> DnsmasqConf {
 /// One network on one node: its config and the runtime that runs it there.
 pub struct Net {
     pub flavor: Flavor,
-    pub rt: Runtime,
-    pub conf: Value,
+    rt: Runtime,
+    conf: Value,
     node_ino: u64,
 }
 
