@@ -21,45 +21,22 @@ use lanbridge::node::mac::Mac;
 use lanbridge_common::packet::{parse_from_pod, parse_from_uplink, FromPod};
 use lanbridge_common::snoop::{options, verdict};
 use lanbridge_common::{Endpoint, NetConfig, CFG_LAN_MODE, EP_DHCP_RELAY};
+use lanbridge_tests::flows::udp_frame;
 use serde_json::Value;
 
 const POD_MAC: [u8; 6] = [0x0a, 0x58, 0x0a, 0xf4, 0x01, 0x05];
-const SERVER_MAC: [u8; 6] = [0x02, 0x42, 0xac, 0x11, 0x00, 0x01];
 
-/// Ethernet + IPv4 + UDP around `payload`.
-fn udp_frame(
-    src_mac: [u8; 6],
-    src: [u8; 4],
-    dst: [u8; 4],
-    sport: u16,
-    dport: u16,
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut f = Vec::with_capacity(42 + payload.len());
-    f.extend_from_slice(&[0xff; 6]);
-    f.extend_from_slice(&src_mac);
-    f.extend_from_slice(&0x0800u16.to_be_bytes());
-    let total = (20 + 8 + payload.len()) as u16;
-    f.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0]);
-    f[16..18].copy_from_slice(&total.to_be_bytes());
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&dport.to_be_bytes());
-    f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(payload);
-    f
-}
+const POD: &str = "0a:58:0a:f4:01:05";
+const SERVER: &str = "02:42:ac:11:00:01";
+const BROADCAST: &str = "ff:ff:ff:ff:ff:ff";
 
 /// A TCP segment's frame (not UDP: the parsers' cheapest "not mine").
 fn tcp_frame() -> Vec<u8> {
     let mut f = udp_frame(
-        POD_MAC,
-        [10, 244, 1, 5],
-        [10, 77, 0, 50],
-        40000,
-        5201,
+        BROADCAST,
+        POD,
+        ("10.244.1.5", 40000),
+        ("10.77.0.50", 5201),
         &[0u8; 1400],
     );
     f[23] = 6;
@@ -109,22 +86,21 @@ fn offer(xid: u32) -> Vec<u8> {
 }
 
 fn packet(c: &mut Criterion) {
-    let disc = udp_frame(POD_MAC, [0; 4], [255; 4], 68, 67, &discover(0x1234_5678));
+    let (any, all) = ("0.0.0.0", "255.255.255.255");
+    let disc = udp_frame(BROADCAST, POD, (any, 68), (all, 67), &discover(0x1234_5678));
     let off = udp_frame(
-        SERVER_MAC,
-        [10, 77, 0, 1],
-        [255; 4],
-        67,
-        68,
+        BROADCAST,
+        SERVER,
+        ("10.77.0.1", 67),
+        (all, 68),
         &offer(0x1234_5678),
     );
     let tcp = tcp_frame();
     let dns = udp_frame(
-        POD_MAC,
-        [10, 244, 1, 5],
-        [10, 96, 0, 10],
-        40000,
-        53,
+        BROADCAST,
+        POD,
+        ("10.244.1.5", 40000),
+        ("10.96.0.10", 53),
         &[0u8; 40],
     );
     let ep = Endpoint {

@@ -12,7 +12,7 @@ use lanbridge_tests::netns::Netns;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::world::{Flavor, Net};
+use lanbridge_tests::testbed::Net;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Anatomy {
@@ -208,10 +208,7 @@ pub fn parse(text: &str) -> (f64, Tally, Tally) {
 /// Traces one ADD and one DEL of `net` on `pod` (which must be empty).
 pub fn trace(net: &Net, pod: &Netns, dir: &Path) -> Vec<Anatomy> {
     let mut out = Vec::new();
-    let flavor = match net.flavor {
-        Flavor::Lanbridge => "lanbridge",
-        Flavor::Reference => "reference",
-    };
+    let flavor = net.flavor.label();
     let add_log = dir.join(format!("{flavor}-add.strace"));
     let del_log = dir.join(format!("{flavor}-del.strace"));
     let wrapper = |log: &Path| {
@@ -226,11 +223,11 @@ pub fn trace(net: &Net, pod: &Netns, dir: &Path) -> Vec<Anatomy> {
     };
     let w = wrapper(&add_log);
     let w: Vec<&str> = w.iter().map(String::as_str).collect();
-    let add = net.add_wrapped(&w, "anatomy", pod);
+    let add = net.under(&w, "ADD", "anatomy", pod, None);
     let prev: Option<Value> = add.success().then(|| add.json().unwrap_or(Value::Null));
     let w2 = wrapper(&del_log);
     let w2: Vec<&str> = w2.iter().map(String::as_str).collect();
-    let del = net.del_wrapped(&w2, "anatomy", pod, prev.as_ref());
+    let del = net.under(&w2, "DEL", "anatomy", pod, prev.as_ref());
     if !del.success() {
         crate::latency::scrub(pod);
     }

@@ -14,9 +14,11 @@ use serde_json::Value;
 use crate::guard;
 use crate::latency::{concurrently, order, scrub, timed_add, timed_del, Pair};
 use crate::stats::Series;
-use crate::world::{Flavor, Net, Pods};
+use lanbridge_tests::testbed::Net;
+use lanbridge_tests::Flavor;
+
 use crate::Params;
-use lanbridge_tests::background::Background;
+use crate::Pool;
 use lanbridge_tests::process::proc_status_kib;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -50,13 +52,13 @@ fn idx(f: Flavor) -> usize {
 }
 
 /// `nets[0]`: lanbridge lan mode, `nets[1]`: reference bridged + dhcp;
-/// `daemons[i]` serve them.
+/// `daemons[i]` (PIDs) serve them.
 /// `set_ping` restarts the LAN's dnsmasq with its ping check on or off.
 pub fn run(
     p: &Params,
     nets: &[Net; 2],
-    pools: &[Pods; 2],
-    daemons: &[&Background; 2],
+    pools: &[Pool; 2],
+    daemons: [Option<u32>; 2],
     set_ping: &mut dyn FnMut(bool),
 ) -> Dhcp {
     let mut d = Dhcp {
@@ -65,14 +67,12 @@ pub fn run(
         ..Dhcp::default()
     };
     for f in order(0) {
-        d.daemon_hwm_start[idx(f)] = daemons[idx(f)]
-            .pid()
-            .and_then(|p| proc_status_kib(p, "VmHWM"));
+        d.daemon_hwm_start[idx(f)] = daemons[idx(f)].and_then(|p| proc_status_kib(p, "VmHWM"));
     }
     crate::progress("dhcp: cold ADD and warm-up");
     for f in order(0) {
         let net = &nets[idx(f)];
-        let pod = pools[idx(f)].get(0);
+        let pod = &pools[idx(f)][0];
         let prev = timed_add(net, "dwarm0", pod, d.cold_add.get_mut(f), None);
         timed_del(net, "dwarm0", pod, prev.as_ref(), &mut Series::new(), None);
     }
@@ -90,7 +90,7 @@ pub fn run(
         }
         for f in order(i) {
             let net = &nets[idx(f)];
-            let pod = pools[idx(f)].get(0);
+            let pod = &pools[idx(f)][0];
             let cid = format!("dhcp{i}");
             let prev = timed_add(net, &cid, pod, d.add.get_mut(f), Some(d.rss_add.get_mut(f)));
             if prev.is_some() {
@@ -110,7 +110,7 @@ pub fn run(
         }
         for f in order(i) {
             let net = &nets[idx(f)];
-            let pod = pools[idx(f)].get(0);
+            let pod = &pools[idx(f)][0];
             let cid = format!("dping{i}");
             let prev = timed_add(net, &cid, pod, d.add_ping.get_mut(f), None);
             if prev.is_some() {
@@ -130,10 +130,10 @@ pub fn run(
         let net = &nets[idx(f)];
         let pool = &pools[idx(f)];
         let (adds, wall) = concurrently(p.leases, p.par_workers, |i| {
-            let out = net.add(&format!("lease{i}"), pool.get(i));
+            let out = net.add(&format!("lease{i}"), &pool[i]);
             if !out.success() {
-                let _ = net.del(&format!("lease{i}"), pool.get(i), None);
-                scrub(pool.get(i));
+                let _ = net.del(&format!("lease{i}"), &pool[i], None);
+                scrub(&pool[i]);
             }
             out
         });
@@ -150,17 +150,13 @@ pub fn run(
             }
         }
         d.held[idx(f)] = prevs.iter().filter(|p| p.is_some()).count();
-        d.daemon_hwm_full[idx(f)] = daemons[idx(f)]
-            .pid()
-            .and_then(|p| proc_status_kib(p, "VmHWM"));
-        d.daemon_rss_full[idx(f)] = daemons[idx(f)]
-            .pid()
-            .and_then(|p| proc_status_kib(p, "VmRSS"));
+        d.daemon_hwm_full[idx(f)] = daemons[idx(f)].and_then(|p| proc_status_kib(p, "VmHWM"));
+        d.daemon_rss_full[idx(f)] = daemons[idx(f)].and_then(|p| proc_status_kib(p, "VmRSS"));
         let (dels, _) = concurrently(p.leases, p.par_workers, |i| {
             prevs[i].as_ref().map(|prev| {
-                let out = net.del(&format!("lease{i}"), pool.get(i), Some(prev));
+                let out = net.del(&format!("lease{i}"), &pool[i], Some(prev));
                 if !out.success() {
-                    scrub(pool.get(i));
+                    scrub(&pool[i]);
                 }
                 out
             })
@@ -191,10 +187,9 @@ pub fn lease_pods<'a>(net: &Net, pods: &'a [&'a Netns], tag: &str) -> anyhow::Re
             );
         }
         let result = out.json().unwrap_or(Value::Null);
-        ips.push(
-            crate::world::result_ip(&result)
-                .ok_or_else(|| anyhow::anyhow!("no address in {result}"))?,
-        );
+        let ip = lanbridge_tests::result::ips(&result).into_iter().next();
+        let ip = ip.ok_or_else(|| anyhow::anyhow!("no address in {result}"))?;
+        ips.push(ip.address.split('/').next().unwrap_or_default().to_string());
     }
     Ok(ips)
 }

@@ -10,24 +10,25 @@
 //! The program is this binary: `lanbridge-bench floor add|del …`, run in the
 //! node through `nsenter --net`, like a plugin.
 
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use futures::TryStreamExt;
+use anyhow::{bail, Result};
+use lanbridge::node::netlink::{Netlink, VethSpec};
+use lanbridge::node::netns::NetNs;
 use lanbridge_tests::netns::Netns;
 use lanbridge_tests::process::{self, Finished};
-use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkInfo};
-use rtnetlink::{LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::LinkUnspec;
 use serde::{Deserialize, Serialize};
 
 use crate::bpf;
 use crate::latency::Pair;
 use crate::stats::Series;
-use crate::world::{Net, Pods, Run};
+use lanbridge_tests::testbed::{Net, Testbed};
+
 use crate::Params;
+use crate::Pool;
 
 const BRIDGE: &str = "fl0";
 const GATEWAY: &str = "10.246.1.1";
@@ -71,18 +72,16 @@ impl Floor {
 /// (`nets`, with their pod pools), who goes first rotating.
 pub fn run(
     p: &Params,
-    run: &Run,
+    bed: &Testbed,
     lan_node: Netns,
     nets: &[Net; 2],
-    pools: &[Pods; 2],
+    pools: &[Pool; 2],
 ) -> Result<Floor> {
     let node = lan_node;
     node_setup(&node)?;
-    let pins = run.pin_root("floor");
+    let pins = crate::guard::bpffs_dir(&bed.prefix, "floor");
     std::fs::create_dir_all(&pins)?;
-    let mut pods = Pods::new("fl");
-    pods.ensure(run, 1);
-    let pod = pods.get(0).clone();
+    let pod = bed.netns("fl0");
     let mut f = Floor::default();
     let exe = std::env::current_exe()?;
     let floor = |verb: &str| -> Finished {
@@ -114,7 +113,7 @@ pub fn run(
                     f.del.push(del.ms());
                 }
                 j => {
-                    let (net, pod) = (&nets[j - 1], pools[j - 1].get(0));
+                    let (net, pod) = (&nets[j - 1], &pools[j - 1][0]);
                     let container = format!("floor-{i}");
                     let add = net.add(&container, pod);
                     if !add.success() {
@@ -175,47 +174,29 @@ pub fn main(args: &[String]) -> Result<()> {
     }
 }
 
-async fn handle() -> Result<rtnetlink::Handle> {
-    let (conn, handle, _) = rtnetlink::new_connection()?;
-    tokio::spawn(conn);
-    Ok(handle)
-}
-
-async fn index(h: &rtnetlink::Handle, name: &str) -> Result<u32> {
-    let link = h
-        .link()
-        .get()
-        .match_name(name.to_string())
-        .execute()
-        .try_next()
-        .await?
-        .with_context(|| format!("no link {name}"))?;
-    Ok(link.header.index)
+/// The index of link `name` (it must exist).
+async fn index(nl: &Netlink, name: &str) -> Result<u32> {
+    Ok(nl.existing_link(name).await?.index)
 }
 
 async fn add(pod: &Path, pins: &Path) -> Result<()> {
-    let node = handle().await?;
-    let pod_ns = std::fs::File::open(pod)?;
-    let mut msg = LinkVeth::new(HOST, POD_IF).build();
+    let node = Netlink::current()?;
+    let pod_ns = NetNs::open(pod)?;
     // The peer is created in the pod (no later namespace move).
-    for attr in msg.attributes.iter_mut() {
-        if let LinkAttribute::LinkInfo(infos) = attr {
-            for info in infos.iter_mut() {
-                if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) = info {
-                    peer.attributes
-                        .push(LinkAttribute::NetNsFd(pod_ns.as_raw_fd()));
-                }
-            }
-        }
-    }
-    node.link().add(msg).execute().await?;
+    let veth = VethSpec {
+        name: HOST,
+        peer: POD_IF,
+        peer_netns: Some(pod_ns.raw_fd()),
+        ..VethSpec::default()
+    };
+    node.add_veth(&veth).await?;
     let host = index(&node, HOST).await?;
     let bridge = index(&node, BRIDGE).await?;
     let set = LinkUnspec::new_with_index(host)
         .controller(bridge)
         .up()
         .build();
-    node.link().set(set).execute().await?;
+    node.set("enslave and up", set).await?;
     // One after the other: each TCX attach swaps the device's program array
     // and waits for an RCU grace period holding RTNL, so attaching both at
     // once only queues the second behind the first.
@@ -224,54 +205,22 @@ async fn add(pod: &Path, pins: &Path) -> Result<()> {
         let link = bpf::link_create(&prog, host, hook, 0)?;
         bpf::pin(&link, &pins.join(format!("link_{name}")))?;
     }
-    // The pod's side, from a thread in the pod's namespace.
-    let pod = pod.to_path_buf();
-    std::thread::spawn(move || -> Result<()> {
-        nix_setns(&pod)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()?;
-        rt.block_on(async {
-            let h = handle().await?;
-            let eth = index(&h, POD_IF).await?;
-            h.address()
-                .add(eth, POD_ADDR.parse()?, 24)
-                .execute()
-                .await?;
-            h.link()
-                .set(LinkUnspec::new_with_index(eth).up().build())
-                .execute()
-                .await?;
-            let route = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
-                .gateway(GATEWAY.parse()?)
-                .build();
-            h.route().add(route).execute().await?;
-            Ok(())
-        })
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("pod thread panicked"))?
+    // The pod's side, through a netlink socket opened in the pod.
+    let nl = Netlink::open(&pod_ns)?;
+    let eth = index(&nl, POD_IF).await?;
+    nl.add_address(eth, format!("{POD_ADDR}/24").parse()?, false)
+        .await?;
+    nl.set_up(eth).await?;
+    let default = "0.0.0.0/0".parse()?;
+    nl.add_route(default, Some(GATEWAY.parse()?), eth, 0)
+        .await?;
+    Ok(())
 }
 
 async fn del(pins: &Path) -> Result<()> {
     for name in ["ingress", "egress"] {
         std::fs::remove_file(pins.join(format!("link_{name}")))?;
     }
-    let node = handle().await?;
-    let host = index(&node, HOST).await?;
-    node.link().del(host).execute().await?;
-    Ok(())
-}
-
-fn nix_setns(path: &PathBuf) -> Result<()> {
-    let f = std::fs::File::open(path)?;
-    // SAFETY: setns on an fd we own, for this thread only.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        bail!(
-            "setns {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        );
-    }
+    Netlink::current()?.delete_link(HOST).await?;
     Ok(())
 }

@@ -13,8 +13,12 @@ use serde_json::Value;
 
 use crate::guard;
 use crate::stats::Series;
-use crate::world::{Flavor, Net, Pods};
+use lanbridge_tests::testbed::Net;
+use lanbridge_tests::topology::NODE_UPLINK;
+use lanbridge_tests::Flavor;
+
 use crate::Params;
+use crate::Pool;
 use lanbridge_tests::cni::CniOutput;
 use lanbridge_tests::process;
 
@@ -107,7 +111,7 @@ fn idx(f: Flavor) -> usize {
 /// A DEL that failed may leave the pod's interface behind; remove it so the
 /// namespace can be reused.
 pub fn scrub(pod: &Netns) {
-    let _ = pod.try_ip(&["link", "del", crate::world::IFNAME]);
+    let _ = pod.try_ip(&["link", "del", NODE_UPLINK]);
 }
 
 /// ADD, recording latency (and RSS); the result on success.
@@ -186,7 +190,7 @@ pub fn concurrently<T: Send>(
 /// own node; `pools[i]` are `nets[i]`'s pods.
 // Pod `i` indexes two pools and two result lists at once.
 #[allow(clippy::needless_range_loop)]
-pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], nodes: &[&Netns; 2]) -> Latency {
+pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pool; 2], nodes: &[&Netns; 2]) -> Latency {
     let mut l = Latency {
         seq_pods: p.seq_pods,
         par_pods: p.par_pods,
@@ -210,7 +214,7 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], nodes: &[&Netns; 2]) 
     crate::progress("latency: cold ADD (bridge, programs) and warm-up");
     for f in order(0) {
         let net = &nets[idx(f)];
-        let pod = pools[idx(f)].get(0);
+        let pod = &pools[idx(f)][0];
         for k in 0..3 {
             let cid = format!("warmup{k}");
             let mut throwaway = Series::new();
@@ -246,7 +250,7 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], nodes: &[&Netns; 2]) 
         }
         for f in order(i) {
             let net = &nets[idx(f)];
-            let pod = pools[idx(f)].get(0);
+            let pod = &pools[idx(f)][0];
             let cid = format!("warm{i}");
             let prev = timed_add(
                 net,
@@ -284,7 +288,7 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], nodes: &[&Netns; 2]) 
                 prevs[idx(f)][i] = timed_add(
                     &nets[idx(f)],
                     &cid,
-                    pools[idx(f)].get(i),
+                    &pools[idx(f)][i],
                     l.seq_add.get_mut(f),
                     None,
                 );
@@ -297,7 +301,7 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], nodes: &[&Netns; 2]) 
                     timed_del(
                         &nets[idx(f)],
                         &cid,
-                        pools[idx(f)].get(i),
+                        &pools[idx(f)][i],
                         Some(prev),
                         l.seq_del.get_mut(f),
                         None,
@@ -319,10 +323,10 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], nodes: &[&Netns; 2]) 
             let net = &nets[idx(f)];
             let pool = &pools[idx(f)];
             let (adds, wall) = concurrently(p.par_pods, p.par_workers, |i| {
-                let out = net.add(&format!("par{rep}-{i}"), pool.get(i));
+                let out = net.add(&format!("par{rep}-{i}"), &pool[i]);
                 if !out.success() {
-                    let _ = net.del(&format!("par{rep}-{i}"), pool.get(i), None);
-                    scrub(pool.get(i));
+                    let _ = net.del(&format!("par{rep}-{i}"), &pool[i], None);
+                    scrub(&pool[i]);
                 }
                 out
             });
@@ -341,9 +345,9 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], nodes: &[&Netns; 2]) 
             l.par_add_wall.get_mut(f).push(wall.as_secs_f64());
             let (dels, wall) = concurrently(p.par_pods, p.par_workers, |i| {
                 prevs[i].as_ref().map(|prev| {
-                    let out = net.del(&format!("par{rep}-{i}"), pool.get(i), Some(prev));
+                    let out = net.del(&format!("par{rep}-{i}"), &pool[i], Some(prev));
                     if !out.success() {
-                        scrub(pool.get(i));
+                        scrub(&pool[i]);
                     }
                     out
                 })
@@ -370,7 +374,7 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], nodes: &[&Netns; 2]) 
         for f in order(i) {
             let mut s = Series::new();
             let cid = format!("grow{i}");
-            prevs[idx(f)][i] = timed_add(&nets[idx(f)], &cid, pools[idx(f)].get(i), &mut s, None);
+            prevs[idx(f)][i] = timed_add(&nets[idx(f)], &cid, &pools[idx(f)][i], &mut s, None);
             let v = s.all().first().copied().unwrap_or(f64::NAN);
             l.growth_add.get_mut(f).push(v);
         }
@@ -386,7 +390,7 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pods; 2], nodes: &[&Netns; 2]) 
                 timed_del(
                     &nets[idx(f)],
                     &cid,
-                    pools[idx(f)].get(i),
+                    &pools[idx(f)][i],
                     Some(prev),
                     &mut s,
                     None,

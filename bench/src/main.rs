@@ -19,26 +19,28 @@ mod machine;
 mod report;
 mod stats;
 mod traffic;
-mod world;
 
-use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use lanbridge_tests::daemon::{LanbridgeDaemon, ReferenceDhcp};
+use lanbridge_tests::lan::{counters_by_reason, inspect_with};
 use lanbridge_tests::netns::Netns;
+use lanbridge_tests::testbed::{
+    Net, RawChain, Testbed, TwoNodes, LAN_HOST, RAW_DST, RAW_FAR, RAW_SRC,
+};
+use lanbridge_tests::Flavor;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::TwoNodes;
 use crate::ebpf_cost::{tcp_load, udp_load, Load};
 use crate::report::Results;
 use crate::traffic::Setup;
-use crate::world::{Flavor, Lan, Net, Pods, RawChain, Run, LAN_HOST};
 
 #[derive(Parser)]
 #[command(about = "Benchmarks lanbridge against the reference CNI plugins (run as root)")]
@@ -141,6 +143,9 @@ impl Params {
     }
 }
 
+/// Pod namespaces, reused across measurements (a DEL leaves a pod empty again).
+pub type Pool = Vec<Arc<Netns>>;
+
 static START: Mutex<Option<Instant>> = Mutex::new(None);
 static FOREIGN_MAX: AtomicUsize = AtomicUsize::new(0);
 static PREFIX: Mutex<String> = Mutex::new(String::new());
@@ -168,7 +173,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    guard::install_signal_thread();
+    lanbridge_tests::cleanup::on_signals(guard::bpf_stats_restore);
     let cli = Cli::parse();
     if let Some(path) = &cli.from_results {
         return match rerender(&cli, path) {
@@ -281,11 +286,13 @@ fn body(cli: &Cli) -> Result<()> {
     check_tools(&lanbridge)?;
     let p = Params::new(cli.quick);
     let want = |s: &str| cli.only.is_empty() || cli.only.iter().any(|o| o == s);
-    let run = Run::new(&lanbridge)?;
-    *PREFIX.lock().unwrap_or_else(|p| p.into_inner()) = run.prefix.clone();
+    let prefix = format!("lbb{}", std::process::id());
+    let tmp = tempfile::Builder::new().prefix("lbb-").tempdir()?.keep();
+    guard::track_dir(&tmp);
+    *PREFIX.lock().unwrap_or_else(|p| p.into_inner()) = prefix.clone();
     let mut res = Results {
         quick: cli.quick,
-        machine: machine::describe(&lanbridge, &run.prefix),
+        machine: machine::describe(&lanbridge, &prefix),
         params: p.clone(),
         micro: criterion::read(&cli.criterion),
         ..Results::default()
@@ -294,37 +301,33 @@ fn body(cli: &Cli) -> Result<()> {
     progress(&format!(
         "{} run, namespaces {}-*, temp {}",
         if cli.quick { "quick" } else { "full" },
-        run.prefix,
-        run.tmp.display()
+        prefix,
+        tmp.display()
     ));
 
     // The shared world. Drop order at the end: daemons, then namespaces.
-    let mut lan = Lan::new(&run)?;
-    lan.start_dnsmasq(&run);
-    let mut pools = [Pods::new("a"), Pods::new("b")];
+    let mut bed = Testbed::new(&prefix, &tmp, &lanbridge);
     progress(&format!("creating 2 × {} pod namespaces", p.pods()));
-    for pool in pools.iter_mut() {
-        pool.ensure(&run, p.pods());
-    }
+    let pools = ["a", "b"].map(|tag| bed.pods(tag, p.pods()));
 
     // 1. ADD / DEL latency, subnet mode.
     if want("latency") {
-        let node_l = lan.node(&run, "sublb", "10.77.0.21");
-        let node_r = lan.node(&run, "subref", "10.77.0.22");
+        let node_l = bed.node("sublb", "10.77.0.21");
+        let node_r = bed.node("subref", "10.77.0.22");
         let nets = [
-            Net::subnet(&run, Flavor::Lanbridge, &node_l, "10.244.1.0/24", true),
-            Net::subnet(&run, Flavor::Reference, &node_r, "10.244.1.0/24", true),
+            bed.subnet(Flavor::Lanbridge, &node_l, "10.244.1.0/24", true),
+            bed.subnet(Flavor::Reference, &node_r, "10.244.1.0/24", true),
         ];
         res.latency = section(&mut res, "latency", || {
             Ok(latency::run(&p, &nets, &pools, &[&node_l, &node_r]))
         });
         if Path::new("/usr/bin/strace").exists() {
             progress("latency: one traced ADD and DEL per plugin (strace)");
-            let dir = run.dir("strace");
+            let dir = bed.dir("strace");
             res.anatomy = section(&mut res, "anatomy", || {
                 Ok([
-                    anatomy::trace(&nets[0], pools[0].get(0), &dir),
-                    anatomy::trace(&nets[1], pools[1].get(0), &dir),
+                    anatomy::trace(&nets[0], &pools[0][0], &dir),
+                    anatomy::trace(&nets[1], &pools[1][0], &dir),
                 ]
                 .concat())
             })
@@ -335,17 +338,17 @@ fn body(cli: &Cli) -> Result<()> {
     // The floor of ADD and DEL beside both plugins (issue 15).
     if want("floor") {
         let nodes = [
-            lan.node(&run, "flolb", "10.77.0.24"),
-            lan.node(&run, "floref", "10.77.0.25"),
+            bed.node("flolb", "10.77.0.24"),
+            bed.node("floref", "10.77.0.25"),
         ];
         let nets = [
-            Net::subnet(&run, Flavor::Lanbridge, &nodes[0], "10.244.1.0/24", true),
-            Net::subnet(&run, Flavor::Reference, &nodes[1], "10.244.1.0/24", true),
+            bed.subnet(Flavor::Lanbridge, &nodes[0], "10.244.1.0/24", true),
+            bed.subnet(Flavor::Reference, &nodes[1], "10.244.1.0/24", true),
         ];
-        let node = lan.node(&run, "floor", "10.77.0.26");
+        let node = bed.node("floor", "10.77.0.26");
         progress("floor: warm ADD and DEL of the floor program, lanbridge and the reference");
         res.floor = section(&mut res, "floor", || {
-            floor::run(&p, &run, node, &nets, &pools)
+            floor::run(&p, &bed, node, &nets, &pools)
         });
         if let Some(f) = &res.floor {
             progress(&f.summary());
@@ -353,15 +356,13 @@ fn body(cli: &Cli) -> Result<()> {
     }
 
     // 2. DHCP: lan mode vs the reference on a bridged node.
-    let node_lan = lan.node(&run, "nlan", "10.77.0.11");
-    let node_brd = lan.bridged_node(&run, "nbrd", "10.77.0.12");
-    let lb_dir = run.dir("lbdaemon");
-    let ref_dir = run.dir("refdaemon");
-    let (lb_daemon, lb_sock) = world::lanbridge_daemon(&run, &node_lan, &lb_dir)?;
-    let (ref_daemon, ref_sock) = world::reference_dhcp_daemon(&node_brd, &ref_dir)?;
+    let node_lan = bed.node("nlan", "10.77.0.11");
+    let node_brd = bed.bridged_node("nbrd", "10.77.0.12");
+    let lb_daemon = LanbridgeDaemon::start_from(&lanbridge, &node_lan, &bed.dir("lbdaemon"));
+    let ref_daemon = ReferenceDhcp::start(&node_brd, &bed.dir("refdaemon"));
     let dhcp_nets = [
-        Net::lan(&run, &node_lan, &lb_dir.join("state"), &lb_sock),
-        Net::bridged_dhcp(&run, &node_brd, &ref_sock),
+        bed.lan_mode(&node_lan),
+        bed.bridged_dhcp(&node_brd, &ref_daemon.socket),
     ];
     if want("dhcp") {
         res.dhcp = section(&mut res, "dhcp", || {
@@ -369,8 +370,8 @@ fn body(cli: &Cli) -> Result<()> {
                 &p,
                 &dhcp_nets,
                 &pools,
-                &[&lb_daemon, &ref_daemon],
-                &mut |ping| lan.set_dnsmasq_ping(ping),
+                [lb_daemon.pid(), ref_daemon.proc.pid()],
+                &mut |ping| bed.set_dnsmasq_ping(ping),
             ))
         });
     }
@@ -379,13 +380,12 @@ fn body(cli: &Cli) -> Result<()> {
     if want("traffic") || want("ebpf") {
         // Subnet mode on two nodes per plugin: pods 4, 5 and 8 (remote) on
         // lanbridge's, 6, 7 and 9 (remote) on the reference's.
-        let lb_two = TwoNodes::lanbridge(&run, &lan)?;
-        let ref_two = TwoNodes::reference(&run, &lan)?;
+        let lb_two = TwoNodes::new(&bed, Flavor::Lanbridge);
+        let ref_two = TwoNodes::new(&bed, Flavor::Reference);
         let (node_tlb, sub_nets) = (&lb_two.nodes[0], &lb_two.nets);
-        let raw = RawChain::new(&run, &lan)?;
-        let mut tpods = Pods::new("t");
-        tpods.ensure(&run, 10);
-        let t = |i: usize| tpods.get(i).as_ref();
+        let raw = RawChain::new(&bed);
+        let tpods = bed.pods("t", 10);
+        let t = |i: usize| tpods[i].as_ref();
         progress("traffic: leasing / adding 2 pods per setup, 1 on each second node");
         let lb_lan = dhcp::lease_pods(&dhcp_nets[0], &[t(0), t(1)], "tl")?;
         let ref_brd = dhcp::lease_pods(&dhcp_nets[1], &[t(2), t(3)], "tb")?;
@@ -396,51 +396,49 @@ fn body(cli: &Cli) -> Result<()> {
         for two in [&lb_two, &ref_two] {
             res.errors.extend(two.check_forwarding());
         }
+        let pair = |key, label, i: usize, ips: &[String], remote| Setup {
+            key,
+            label,
+            a: t(i),
+            a_ip: ips[0].clone(),
+            b: t(i + 1),
+            b_ip: ips[1].clone(),
+            remote,
+        };
+        let raw_ips = [RAW_SRC.to_string(), RAW_DST.to_string()];
         let setups = vec![
+            pair("lb_lan", "lanbridge lan mode", 0, &lb_lan, None),
+            pair(
+                "lb_subnet",
+                "lanbridge subnet",
+                4,
+                &lb_sub,
+                Some((t(8), lb_far.clone())),
+            ),
+            pair(
+                "ref_bridged",
+                "reference, uplink enslaved",
+                2,
+                &ref_brd,
+                None,
+            ),
+            pair(
+                "ref_subnet",
+                "reference subnet",
+                6,
+                &ref_sub,
+                Some((t(9), ref_far)),
+            ),
             Setup {
-                key: "lb_lan",
-                label: "lanbridge lan mode",
-                a: t(0),
-                a_ip: lb_lan[0].clone(),
-                b: t(1),
-                b_ip: lb_lan[1].clone(),
-                remote: None,
-            },
-            Setup {
-                key: "lb_subnet",
-                label: "lanbridge subnet",
-                a: t(4),
-                a_ip: lb_sub[0].clone(),
-                b: t(5),
-                b_ip: lb_sub[1].clone(),
-                remote: Some((t(8), lb_far.clone())),
-            },
-            Setup {
-                key: "ref_bridged",
-                label: "reference, uplink enslaved",
-                a: t(2),
-                a_ip: ref_brd[0].clone(),
-                b: t(3),
-                b_ip: ref_brd[1].clone(),
-                remote: None,
-            },
-            Setup {
-                key: "ref_subnet",
-                label: "reference subnet",
-                a: t(6),
-                a_ip: ref_sub[0].clone(),
-                b: t(7),
-                b_ip: ref_sub[1].clone(),
-                remote: Some((t(9), ref_far)),
-            },
-            Setup {
-                key: "raw",
-                label: "raw routed chain",
                 a: &raw.src,
-                a_ip: world::RAW_SRC.into(),
                 b: &raw.dst,
-                b_ip: world::RAW_DST.into(),
-                remote: Some((&raw.far, world::RAW_FAR.into())),
+                ..pair(
+                    "raw",
+                    "raw routed chain",
+                    0,
+                    &raw_ips,
+                    Some((&raw.far, RAW_FAR.into())),
+                )
             },
         ];
         // Every pair reaches the LAN host and each other before measuring.
@@ -457,32 +455,16 @@ fn body(cli: &Cli) -> Result<()> {
             res.source_seen.extend(seen);
         }
         if want("traffic") {
-            res.traffic = section(&mut res, "traffic", || {
-                traffic::run(&p, &run, &lan.host, &setups)
-            });
+            res.traffic = section(&mut res, "traffic", || traffic::run(&p, &bed, &setups));
         }
         if want("ebpf") {
             // A load on lanbridge's lan-mode or subnet network: its pins and counters.
-            let load = |name: &str, (net, node, mode): (&Net, &Netns, &'static str), work| {
-                let net_name = net.name().to_string();
-                let pin_root = net.pin_root().expect("lanbridge has a pinRoot");
-                let state = PathBuf::from(net.conf["stateDir"].as_str().unwrap_or_default());
-                let (lb, node_path) = (run.lanbridge.clone(), node.path());
-                Load {
-                    name: name.into(),
-                    mode,
-                    pins: pin_root.join(&net_name),
-                    node: node_path.clone(),
-                    run: work,
-                    counters: Box::new(move || {
-                        inspect_counters(&lb, &node_path, &net_name, &pin_root, &state)
-                    }),
-                }
-            };
+            let load = |name: &str, net, work| load(&lanbridge, name, net, work);
             let lan_net = (&dhcp_nets[0], &node_lan, "lan");
             let sub_net = (&sub_nets[0], node_tlb, "subnet");
             let secs = p.ebpf_secs;
             let (lan_a, lan_b, sub_a, sub_b) = (t(0), t(1), t(4), t(5));
+            let (lan_host, lan_peer, sub_peer) = (&bed.host, &lb_lan[1], &lb_sub[1]);
             let loads = vec![
                 load(
                     "TCP stream pod → LAN host",
@@ -497,27 +479,27 @@ fn body(cli: &Cli) -> Result<()> {
                 load(
                     "64-byte UDP pod → LAN host",
                     lan_net,
-                    udp_load(lan_a, &lan.host, LAN_HOST, secs),
+                    udp_load(lan_a, lan_host, LAN_HOST, secs),
                 ),
                 load(
                     "TCP stream pod → pod",
                     lan_net,
-                    tcp_load(lan_a, &lb_lan[1], secs, false),
+                    tcp_load(lan_a, lan_peer, secs, false),
                 ),
                 load(
                     "64-byte UDP pod → pod",
                     lan_net,
-                    udp_load(lan_a, lan_b, &lb_lan[1], secs),
+                    udp_load(lan_a, lan_b, lan_peer, secs),
                 ),
                 load(
                     "TCP stream pod → pod",
                     sub_net,
-                    tcp_load(sub_a, &lb_sub[1], secs, false),
+                    tcp_load(sub_a, sub_peer, secs, false),
                 ),
                 load(
                     "64-byte UDP pod → pod",
                     sub_net,
-                    udp_load(sub_a, sub_b, &lb_sub[1], secs),
+                    udp_load(sub_a, sub_b, sub_peer, secs),
                 ),
                 load(
                     "TCP stream pod → remote pod",
@@ -526,8 +508,8 @@ fn body(cli: &Cli) -> Result<()> {
                 ),
             ];
             res.ebpf = section(&mut res, "ebpf", || {
-                let _servers = traffic::iperf_servers(&run, &lan.host, &setups[..2])?;
-                let twins = run.pin_root("empty");
+                let _servers = traffic::iperf_servers(&bed, &setups[..2])?;
+                let twins = guard::bpffs_dir(&prefix, "empty");
                 std::fs::create_dir_all(&twins)?;
                 Ok(ebpf_cost::run(&loads, secs, &twins))
             });
@@ -591,32 +573,23 @@ fn write_readme(cli: &Cli, res: &Results, rows: &[report::Row], out: &Path) -> R
     Ok(())
 }
 
-/// `lanbridge inspect --json` counters summed by reason.
-fn inspect_counters(
-    lanbridge: &Path,
-    node: &Path,
-    net: &str,
-    pin_root: &Path,
-    state: &Path,
-) -> BTreeMap<String, u64> {
-    let mut c = std::process::Command::new("nsenter");
-    c.arg(format!("--net={}", node.display()))
-        .arg("--")
-        .arg(lanbridge)
-        .args(["inspect", net, "--json", "--pin-root"])
-        .arg(pin_root)
-        .arg("--state-dir")
-        .arg(state);
-    let out = lanbridge_tests::process::run(&mut c, None, std::time::Duration::from_secs(20));
-    let mut m = BTreeMap::new();
-    if let Ok(j) = serde_json::from_str::<serde_json::Value>(&out.stdout) {
-        for c in j["counters"].as_array().into_iter().flatten() {
-            if let (Some(r), Some(n)) = (c["reason"].as_str(), c["packets"].as_u64()) {
-                *m.entry(r.to_string()).or_insert(0) += n;
-            }
-        }
+/// A load on lanbridge's lan-mode or subnet network `net` in `node`: its
+/// pins and counters.
+fn load<'a>(
+    lanbridge: &'a Path,
+    name: &str,
+    (net, node, mode): (&Net, &'a Netns, &'static str),
+    run: Box<dyn Fn() -> Result<()> + 'a>,
+) -> Load<'a> {
+    let net_name = net.name().to_string();
+    Load {
+        name: name.into(),
+        mode,
+        pins: net.pins(),
+        node: node.path(),
+        run,
+        counters: Box::new(move || counters_by_reason(&inspect_with(lanbridge, node, &net_name))),
     }
-    m
 }
 
 fn summary(rows: &[report::Row]) -> String {

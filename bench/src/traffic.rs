@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::guard;
 use crate::stats::Series;
-use crate::world::{Run, LAN_HOST};
 use crate::Params;
 use lanbridge_tests::background::Background;
 use lanbridge_tests::process;
+use lanbridge_tests::testbed::{Testbed, LAN_HOST};
 
 pub const IPERF_PORT: u16 = 5201;
 pub const PINGPONG_PORT: u16 = 7007;
@@ -47,6 +47,9 @@ impl Setup<'_> {
         }
     }
 }
+
+/// The setups' keys, as the report names them.
+pub const SETUPS: [&str; 5] = ["lb_lan", "lb_subnet", "ref_bridged", "ref_subnet", "raw"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Path {
@@ -138,15 +141,15 @@ impl Traffic {
 }
 
 /// iperf3 servers: one in the LAN host, one in each setup's `b` and remote pod.
-pub fn iperf_servers(run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<Vec<Background>> {
+pub fn iperf_servers(bed: &Testbed, setups: &[Setup]) -> Result<Vec<Background>> {
     let mut v = Vec::new();
-    let mut hosts: Vec<&Netns> = vec![lan_host];
+    let mut hosts: Vec<&Netns> = vec![&bed.host];
     hosts.extend(setups.iter().map(|s| s.b));
     hosts.extend(setups.iter().filter_map(|s| s.remote.as_ref().map(|r| r.0)));
     for ns in hosts {
         let mut c = ns.command("iperf3");
         c.args(["-s", "-p", &IPERF_PORT.to_string()]);
-        let log = run.dir("iperf").join("server.log");
+        let log = bed.dir("iperf").join("server.log");
         v.push(Background::spawn("iperf3 -s", c, &log));
     }
     // Until they listen.
@@ -353,9 +356,10 @@ fn slot<'m>(measured: &'m mut [Measured], path: Path, setup: &str) -> &'m mut Se
         .series
 }
 
-/// Section 3 over `setups`; `lan_host` runs the LAN-side servers. Setups
+/// Section 3 over `setups`; the testbed's LAN host runs the LAN-side servers. Setups
 /// without a remote pod have no slot for [`Path::PodToRemotePod`].
-pub fn run(p: &Params, run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<Traffic> {
+pub fn run(p: &Params, bed: &Testbed, setups: &[Setup]) -> Result<Traffic> {
+    let lan_host = &bed.host;
     let mut t = Traffic {
         seconds: p.iperf_secs,
         rtt_iters: p.rtt_iters,
@@ -378,7 +382,7 @@ pub fn run(p: &Params, run: &Run, lan_host: &Netns, setups: &[Setup]) -> Result<
             }
         }
     }
-    let servers = iperf_servers(run, lan_host, setups)?;
+    let servers = iperf_servers(bed, setups)?;
     for rep in 0..p.traffic_reps {
         crate::progress(&format!(
             "traffic: iperf3 repetition {}/{} ({} runs of {} s)",

@@ -1,19 +1,21 @@
 //! `lanbridge daemon` run by a test inside a node namespace with its
 //! defaults (socket and state dir scoped to the node's namespace, as an
 //! operator runs it), its log in the test's temp dir; killed by PID on drop.
-//! It can be killed (SIGKILL) and started again.
+//! It can be killed (SIGKILL) and started again. Also the reference
+//! plugins' `dhcp daemon`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::background::{read_log, Background};
-use crate::binary::lanbridge_bin;
+use crate::binary::{lanbridge_bin, reference_plugin};
 use crate::netns::{scoped_defaults, Netns};
 use crate::process::wait_until;
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct LanbridgeDaemon {
+    bin: PathBuf,
     node: PathBuf,
     node_name: String,
     socket: PathBuf,
@@ -29,12 +31,19 @@ pub struct LanbridgeDaemon {
 }
 
 impl LanbridgeDaemon {
-    /// Starts the daemon in `node` with log `<dir>/daemon.log` (one log
-    /// across restarts), and waits until it listens on its socket.
+    /// Starts the daemon under test in `node` with log `<dir>/daemon.log`
+    /// (one log across restarts), and waits until it listens on its socket.
     pub fn start(node: &Netns, dir: &Path) -> LanbridgeDaemon {
+        Self::start_from(&lanbridge_bin(), node, dir)
+    }
+
+    /// [`LanbridgeDaemon::start`] from the binary `bin` (e.g. the release
+    /// build the bench measures).
+    pub fn start_from(bin: &Path, node: &Netns, dir: &Path) -> LanbridgeDaemon {
         let [_, _, run] = scoped_defaults(node.inode());
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
         let mut d = LanbridgeDaemon {
+            bin: bin.to_path_buf(),
             node: node.path(),
             node_name: node.name().to_string(),
             socket: run.join("lanbridge.sock"),
@@ -108,7 +117,7 @@ impl LanbridgeDaemon {
         let mut cmd = std::process::Command::new("nsenter");
         cmd.arg(format!("--net={}", self.node.display()))
             .arg("--")
-            .arg(lanbridge_bin())
+            .arg(&self.bin)
             .arg("monitor")
             .args(args);
         Background::spawn(
@@ -169,7 +178,7 @@ impl LanbridgeDaemon {
         cmd.arg("nsenter")
             .arg(format!("--net={}", self.node.display()))
             .arg("--")
-            .arg(lanbridge_bin())
+            .arg(&self.bin)
             .arg("daemon")
             .args(&self.args)
             .env("LANBRIDGE_LOG", "info");
@@ -195,5 +204,31 @@ impl LanbridgeDaemon {
 impl Drop for LanbridgeDaemon {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The reference `dhcp daemon` (the reference plugins' DHCP IPAM) in a
+/// node, socket and log in the caller's directory; killed by PID on drop.
+pub struct ReferenceDhcp {
+    pub proc: Background,
+    pub socket: PathBuf,
+}
+
+impl ReferenceDhcp {
+    /// Starts it in `node` (socket `<dir>/dhcp.sock`, log `<dir>/dhcp.log`)
+    /// and waits until it listens.
+    pub fn start(node: &Netns, dir: &Path) -> ReferenceDhcp {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let socket = dir.join("dhcp.sock");
+        let mut cmd = node.command(&reference_plugin("dhcp").display().to_string());
+        cmd.args(["daemon", "-socketpath"]).arg(&socket);
+        let proc = Background::spawn("reference dhcp daemon", cmd, &dir.join("dhcp.log"));
+        assert!(
+            wait_until(START_TIMEOUT, || socket.exists()),
+            "reference dhcp daemon did not start in {}:\n{}",
+            node.name(),
+            proc.log()
+        );
+        ReferenceDhcp { proc, socket }
     }
 }

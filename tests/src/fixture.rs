@@ -130,23 +130,9 @@ impl World {
         self.flavor.plugin_type()
     }
 
-    /// The subnet-mode config of the brief: bridge `lb0`, gateway, default
-    /// route, masquerade, host-local from `subnet` (e.g. "10.244.1.0/24").
+    /// [`subnet_conf`] of this world's flavor and dataDir.
     pub fn subnet_conf(&self, version: &str, subnet: &str) -> Value {
-        json!({
-            "cniVersion": version,
-            "name": "lbtnet",
-            "type": self.plugin_type(),
-            "bridge": "lb0",
-            "isGateway": true,
-            "isDefaultGateway": true,
-            "ipMasq": true,
-            "ipam": {
-                "type": "host-local",
-                "subnet": subnet,
-                "dataDir": self.data_dir().display().to_string(),
-            }
-        })
+        subnet_conf(self.plugin_type(), version, subnet, &self.data_dir())
     }
 
     /// A conflist (one plugin: [`World::subnet_conf`]) at `version`.
@@ -295,6 +281,26 @@ impl World {
         });
         out
     }
+}
+
+/// The subnet-mode config of the brief, network `lbtnet` of plugin
+/// `plugin_type`: bridge `lb0`, gateway, default route, masquerade,
+/// host-local from `subnet` (e.g. "10.244.1.0/24") with its files in `data_dir`.
+pub fn subnet_conf(plugin_type: &str, version: &str, subnet: &str, data_dir: &Path) -> Value {
+    json!({
+        "cniVersion": version,
+        "name": "lbtnet",
+        "type": plugin_type,
+        "bridge": "lb0",
+        "isGateway": true,
+        "isDefaultGateway": true,
+        "ipMasq": true,
+        "ipam": {
+            "type": "host-local",
+            "subnet": subnet,
+            "dataDir": data_dir.display().to_string(),
+        }
+    })
 }
 
 /// host-local allocation files (named by IP) in `dir`.

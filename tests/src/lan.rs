@@ -2,7 +2,8 @@
 //! test's daemon), `lanbridge inspect` in the node, counters, lease files,
 //! and the client identifier lanbridge derives for an attachment.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
@@ -43,7 +44,13 @@ pub fn k8s_args(pod: &str) -> String {
 /// `lanbridge inspect <net> --json` run inside the node (interface names
 /// resolve there). Panics unless it succeeds.
 pub fn inspect(w: &World, net: &str) -> Value {
-    let mut c = w.topo.node.command(&lanbridge_bin().display().to_string());
+    inspect_with(&lanbridge_bin(), &w.topo.node, net)
+}
+
+/// `<bin> inspect <net> --json` run inside `node` (e.g. the release build
+/// the bench measures). Panics unless it succeeds.
+pub fn inspect_with(bin: &Path, node: &Netns, net: &str) -> Value {
+    let mut c = node.command(&bin.display().to_string());
     c.args(["inspect", net, "--json"]);
     let out = process::run_ok(&mut c);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("inspect --json: {e}\n{out}"))
@@ -76,6 +83,17 @@ pub fn counter_total(report: &Value, reason: &str) -> u64 {
         .filter(|c| c["reason"] == reason)
         .filter_map(|c| c["packets"].as_u64())
         .sum()
+}
+
+/// The packets counted for each reason, summed over every interface.
+pub fn counters_by_reason(report: &Value) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for c in report["counters"].as_array().into_iter().flatten() {
+        if let (Some(r), Some(n)) = (c["reason"].as_str(), c["packets"].as_u64()) {
+            *m.entry(r.to_string()).or_insert(0) += n;
+        }
+    }
+    m
 }
 
 /// The endpoint of port `port` in an inspect report.

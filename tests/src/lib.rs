@@ -1,10 +1,11 @@
 //! Test harness for lanbridge: network-namespace topologies (a LAN, nodes,
-//! pods), a CNI plugin runner, a miniature conflist runtime and
-//! connectivity probes. Nothing here touches the machine's own namespace.
+//! pods), a CNI plugin runner, a miniature conflist runtime, connectivity
+//! probes and the bench's testbed. Nothing here touches the machine's own namespace.
 
 pub mod background;
 pub mod binary;
 pub mod bpftool;
+pub mod cleanup;
 pub mod cluster;
 pub mod cni;
 pub mod containerd;
@@ -20,6 +21,7 @@ pub mod probe;
 pub mod process;
 pub mod result;
 pub mod runtime;
+pub mod testbed;
 pub mod topology;
 
 pub use fixture::{Flavor, World};

@@ -117,6 +117,11 @@ impl Netns {
             !name.is_empty() && name.len() < 200 && !name.contains('/'),
             "bad netns name {name:?}"
         );
+        // After a signal the cleanup thread is removing every namespace.
+        assert!(
+            !crate::cleanup::interrupted(),
+            "interrupted: no new namespace {name}"
+        );
         process::run_ok(Command::new("ip").args(["netns", "add", name]));
         registry().insert(name.to_string());
         let ns = Netns {

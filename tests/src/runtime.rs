@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use crate::cni::{exec_plugin, CniEnv, CniOutput};
+use crate::cni::{exec_plugin_under, CniEnv, CniOutput};
 use crate::netns::Netns;
 
 /// One attachment: what the runtime knows about a container's interface.
@@ -71,6 +71,8 @@ pub struct Runtime {
     pub node: PathBuf,
     pub cni_path: Vec<PathBuf>,
     pub extra_env: Vec<(String, String)>,
+    /// A program every plugin runs under (e.g. `strace -f -o FILE`), if any.
+    pub wrapper: Vec<String>,
 }
 
 impl Runtime {
@@ -79,6 +81,15 @@ impl Runtime {
             node: node.path(),
             cni_path: cni_path.iter().map(|p| p.to_path_buf()).collect(),
             extra_env: vec![],
+            wrapper: vec![],
+        }
+    }
+
+    /// This runtime with every plugin run under `wrapper`.
+    pub fn under(&self, wrapper: &[&str]) -> Runtime {
+        Runtime {
+            wrapper: wrapper.iter().map(|w| w.to_string()).collect(),
+            ..self.clone()
         }
     }
 
@@ -122,17 +133,14 @@ impl Runtime {
     /// Runs the plugin named by `conf["type"]` with an explicit environment.
     pub fn exec(&self, conf: &Value, env: &CniEnv) -> CniOutput {
         let ty = conf["type"].as_str().expect("config has a string \"type\"");
-        exec_plugin(
-            Some(&self.node),
-            &self.find(ty),
-            env,
-            conf.to_string().as_bytes(),
-        )
+        self.exec_raw(ty, env, conf.to_string().as_bytes())
     }
 
     /// Runs the plugin named by `conf["type"]` with raw bytes on stdin.
     pub fn exec_raw(&self, plugin_type: &str, env: &CniEnv, stdin: &[u8]) -> CniOutput {
-        exec_plugin(Some(&self.node), &self.find(plugin_type), env, stdin)
+        let wrapper: Vec<&str> = self.wrapper.iter().map(String::as_str).collect();
+        let plugin = self.find(plugin_type);
+        exec_plugin_under(&wrapper, Some(&self.node), &plugin, env, stdin)
     }
 
     /// Runs `command` for a single network config, with `runtimeConfig` and

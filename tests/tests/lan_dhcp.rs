@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use lanbridge::node::mac::Mac;
 use lanbridge_tests::binary::lanbridge_bin;
 use lanbridge_tests::bpftool::bpftool;
-use lanbridge_tests::daemon::LanbridgeDaemon;
+use lanbridge_tests::daemon::{LanbridgeDaemon, ReferenceDhcp};
 use lanbridge_tests::dhcp_server::{in_pool, udhcpc_once, Dnsmasq, DnsmasqConf};
 use lanbridge_tests::lan::{
     attachment_client_id, counter, endpoint, inspect, inspect_table, k8s_args, lan_conf,
@@ -612,29 +612,13 @@ fn reference_bridge_and_dhcp_never_lease_while_lanbridge_does() {
     let w = World::lanbridge("side");
     let dns = Dnsmasq::start(&w.topo.lan, &w.path().join("dnsmasq"), &DnsmasqConf::lan());
     let daemon = LanbridgeDaemon::start(&w.topo.node, &w.path().join("daemon"));
-    let ref_socket = w.path().join("cni-dhcp.sock");
-    let mut ref_cmd = w.topo.node.command(
-        &lanbridge_tests::binary::reference_plugin("dhcp")
-            .display()
-            .to_string(),
-    );
-    ref_cmd.args(["daemon", "-socketpath"]).arg(&ref_socket);
-    let mut ref_daemon = lanbridge_tests::background::Background::spawn(
-        "reference dhcp daemon",
-        ref_cmd,
-        &w.path().join("cni-dhcp.log"),
-    );
-    assert!(
-        wait_until(Duration::from_secs(5), || ref_socket.exists()),
-        "reference dhcp daemon did not start:\n{}",
-        ref_daemon.log()
-    );
+    let mut ref_daemon = ReferenceDhcp::start(&w.topo.node, &w.path().join("cni-dhcp"));
     let ref_conf = serde_json::json!({
         "cniVersion": "1.0.0",
         "name": "refnet",
         "type": "bridge",
         "bridge": "cni0",
-        "ipam": {"type": "dhcp", "daemonSocketPath": ref_socket.display().to_string()}
+        "ipam": {"type": "dhcp", "daemonSocketPath": ref_daemon.socket.display().to_string()}
     });
     let ref_pod = w.topo.pod("ref");
     let ref_att = Attachment::new("refctr", &ref_pod, "eth0");
@@ -729,7 +713,7 @@ fn reference_bridge_and_dhcp_never_lease_while_lanbridge_does() {
     // the killed ADD then gets an error and exits.
     let ref_del = w.rt.invoke("DEL", &ref_conf, &ref_att, None);
     assert!(ref_del.success(), "reference DEL: {ref_del}");
-    ref_daemon.kill();
+    ref_daemon.proc.kill();
     let daemon_pid = daemon.pid().map(|p| p.to_string());
     let strays = || -> Vec<String> {
         lanbridge_tests::process::run(

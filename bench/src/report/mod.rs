@@ -5,9 +5,9 @@
 //! with `--from-results`.
 
 mod chart;
-mod issue15;
 mod plots;
 mod rows;
+mod values;
 mod why;
 
 use std::path::Path;
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use rows::Row;
 
 use crate::anatomy::Anatomy;
-use crate::cluster::{self, SourceSeen, CLUSTER_CIDR};
+use crate::cluster::SourceSeen;
 use crate::criterion::Micro;
 use crate::dhcp::Dhcp;
 use crate::ebpf_cost::EbpfCost;
@@ -29,10 +29,12 @@ use crate::floor::Floor;
 use crate::latency::Latency;
 use crate::machine::Machine;
 use crate::traffic::{Path as TPath, Traffic};
-use crate::world::Flavor;
 use crate::Params;
+use lanbridge_tests::cluster::CLUSTER_CIDR;
+use lanbridge_tests::testbed::TwoNodes;
+use lanbridge_tests::Flavor;
 
-use rows::{FAST_PATH_NS_TARGET, LATENCY_RATIO_TARGET, STACK_NS_TARGET, TPUT_VS_REF_TARGET};
+use rows::{FAST_PATH_NS_TARGET, STACK_NS_TARGET};
 
 const REPORT: &str = include_str!("../../templates/REPORT.md.j2");
 const README: &str = include_str!("../../templates/README-section.md.j2");
@@ -94,6 +96,8 @@ fn environment() -> Result<Environment<'static>> {
         ns if ns >= 1e3 => format!("{:.2} µs", ns / 1e3),
         ns => format!("{ns:.1} ns"),
     });
+    // `diff(a, b)`: a - b, none when either is missing.
+    env.add_function("diff", |a: Option<f64>, b: Option<f64>| Some(a? - b?));
     env.add_template("REPORT.md", REPORT)?;
     env.add_template("README", README)?;
     Ok(env)
@@ -110,7 +114,9 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Row>> {
         res => Serde(res),
         rows => Serde(&rows),
         why => Serde(why::why(res, &rows)),
-        issue15 => Serde(issue15::verdicts(res)),
+        med => Serde(values::medians(res)),
+        fig => Serde(values::figures(res)),
+        tg => Serde(rows::targets()),
         plots => Serde(&plots),
         noise => m.foreign_netns_max > 0 || load_high(&m.load_start) || load_high(&m.load_end),
         tput => Serde(traffic.map(why::tput_details)),
@@ -119,15 +125,14 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Row>> {
         source_seen => Serde(res.source_seen.iter().map(|s| (s, rows::Met::of(s.ok()).text())).collect::<Vec<_>>()),
         loads => Serde(res.ebpf.as_ref().map(|e| e.loads.iter().map(|l| (l, why::verdicts(&l.verdicts))).collect::<Vec<_>>())),
         any_fast => res.ebpf.as_ref().is_some_and(|e| e.loads.iter().any(|l| l.fast_path())),
-        lb_nodes => cluster::describe(Flavor::Lanbridge),
-        ref_nodes => cluster::describe(Flavor::Reference),
+        lb_nodes => TwoNodes::describe(Flavor::Lanbridge),
+        ref_nodes => TwoNodes::describe(Flavor::Reference),
         cluster_cidr => CLUSTER_CIDR,
         from_pod => PROG_FROM_POD,
         from_uplink => PROG_FROM_UPLINK,
         fast_to_lan => Reason::FastToLan.name(),
         fast_to_pod => Reason::FastToPod.name(),
         remote_load => why::REMOTE_LOAD,
-        tput_vs_ref => TPUT_VS_REF_TARGET,
     };
     let md = environment()?.get_template("REPORT.md")?.render(ctx)?;
     std::fs::write(out.join("REPORT.md"), md)?;

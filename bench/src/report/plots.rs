@@ -9,7 +9,7 @@ use super::chart::{self, Bar, BarChart, Line, LineChart, Style};
 use super::{Results, FAST_PATH_NS_TARGET, STACK_NS_TARGET};
 use crate::stats::Series;
 use crate::traffic::{Path as TPath, Traffic};
-use crate::world::Flavor;
+use lanbridge_tests::Flavor;
 
 /// A plot written next to the report.
 #[derive(Serialize)]

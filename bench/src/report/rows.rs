@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::Results;
 use crate::ebpf_cost::{twin_name, TWIN_PREFIX};
 use crate::latency::{growth_ratio, Pair};
-use crate::stats::{Series, Summary};
+use crate::stats::Series;
 use crate::traffic::{Path as TPath, Traffic};
 
 /// Targets of issue 6, tightened or added by issue 15.
@@ -30,6 +30,24 @@ pub const STACK_NS_TARGET: f64 = 100.0;
 /// `lb_from_pod` over the empty program at the same hooks.
 pub const EMPTY_FAST_TARGET: f64 = 3.0;
 pub const EMPTY_STACK_TARGET: f64 = 1.5;
+
+/// The targets by the names the template uses.
+pub fn targets() -> BTreeMap<&'static str, f64> {
+    BTreeMap::from([
+        ("add", LATENCY_RATIO_TARGET),
+        ("del", DEL_RATIO_TARGET),
+        ("floor", FLOOR_TARGET),
+        ("growth", GROWTH_TARGET),
+        ("pods_per_s", PODS_PER_S_TARGET),
+        ("lan_del", LAN_DEL_TARGET),
+        ("tput_vs_raw", TPUT_VS_RAW_TARGET),
+        ("tput_vs_ref", TPUT_VS_REF_TARGET),
+        ("pps_vs_raw", PPS_VS_RAW_TARGET),
+        ("pps_vs_ref", PPS_VS_REF_TARGET),
+        ("empty_fast", EMPTY_FAST_TARGET),
+        ("empty_stack", EMPTY_STACK_TARGET),
+    ])
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Met {
@@ -121,22 +139,52 @@ impl Row {
         }
     }
 
-    /// Keeps the numbers of `series` under `column`.
-    fn stat(&mut self, column: &'static str, series: Option<&Series>) {
-        if let Some(st) = series.and_then(Stat::of) {
-            self.stats.insert(column, st);
+    /// A row of lanbridge's, the reference's and the raw limit's `series`
+    /// (each kept in `stats`), printed in `unit` with `digits` decimals.
+    fn of(
+        metric: impl Into<String>,
+        series: [Option<&Series>; 3],
+        unit: &str,
+        digits: usize,
+    ) -> Row {
+        let mut row = Row::new(metric);
+        let cells = [&mut row.lanbridge, &mut row.reference, &mut row.raw];
+        for ((cell, s), column) in cells.into_iter().zip(series).zip(COLUMNS) {
+            if let Some(s) = s {
+                *cell = fmt_sum(s, unit, digits);
+                if let Some(st) = Stat::of(s) {
+                    row.stats.insert(column, st);
+                }
+            }
         }
+        row
     }
 
-    fn pair(&mut self, p: &Pair) {
-        self.stat("lanbridge", Some(&p.lanbridge));
-        self.stat("reference", Some(&p.reference));
+    /// [`Row::of`] a pair, with the lanbridge / reference ratio.
+    fn pair(metric: impl Into<String>, p: &Pair, unit: &str, digits: usize) -> Row {
+        let mut row = Row::of(
+            metric,
+            [Some(&p.lanbridge), Some(&p.reference), None],
+            unit,
+            digits,
+        );
+        row.ratio = fmt_ratio(ratio(med(&p.lanbridge), med(&p.reference)));
+        row
+    }
+
+    /// Judged: lanbridge / reference ≤ `target`, without a failed sample.
+    fn at_most(mut self, p: &Pair, target: f64, headline: bool) -> Row {
+        let r = ratio(med(&p.lanbridge), med(&p.reference));
+        self.target = format!("≤ {target}× reference");
+        self.met = r.map_or(Met::Na, |r| {
+            Met::of(r <= target && p.lanbridge.failures == 0)
+        });
+        self.headline = headline;
+        self
     }
 }
 
-fn sum(s: &Series) -> Option<Summary> {
-    s.summary()
-}
+const COLUMNS: [&str; 3] = ["lanbridge", "reference", "raw"];
 
 /// `12.3 ms [11.9–12.8]`: median over all samples, and the range of the
 /// per-repetition medians (or p10–p90, marked, with a single repetition).
@@ -146,29 +194,24 @@ fn fmt_sum(s: &Series, unit: &str, digits: usize) -> String {
     } else {
         String::new()
     };
-    match sum(s) {
+    let d = digits;
+    match s.summary() {
         None if s.failures > 0 => format!("failed ({}×)", s.failures),
         None => "—".into(),
-        Some(m) if m.n == 1 => format!("{:.d$} {unit}{fail}", m.median, d = digits),
+        Some(m) if m.n == 1 => format!("{:.d$} {unit}{fail}", m.median),
         Some(m) if m.reps >= 2 => format!(
             "{:.d$} {unit} [{:.d$}–{:.d$}]{fail}",
-            m.median,
-            m.rep_min,
-            m.rep_max,
-            d = digits
+            m.median, m.rep_min, m.rep_max
         ),
         Some(m) => format!(
             "{:.d$} {unit} [p10–p90 {:.d$}–{:.d$}]{fail}",
-            m.median,
-            m.p10,
-            m.p90,
-            d = digits
+            m.median, m.p10, m.p90
         ),
     }
 }
 
 pub fn med(s: &Series) -> Option<f64> {
-    sum(s).map(|m| m.median)
+    s.summary().map(|m| m.median)
 }
 
 pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -182,29 +225,15 @@ fn fmt_ratio(r: Option<f64>) -> String {
     r.map_or("—".into(), |r| format!("{r:.2}×"))
 }
 
-fn latency_row(metric: &str, pair: &Pair, target: f64, headline: bool) -> Row {
-    let r = ratio(med(&pair.lanbridge), med(&pair.reference));
-    let mut row = Row::new(metric);
-    row.pair(pair);
-    row.lanbridge = fmt_sum(&pair.lanbridge, "ms", 1);
-    row.reference = fmt_sum(&pair.reference, "ms", 1);
-    row.ratio = fmt_ratio(r);
-    row.target = format!("≤ {target}× reference");
-    row.met = r.map_or(Met::Na, |r| {
-        Met::of(r <= target && pair.lanbridge.failures == 0)
-    });
-    row.headline = headline;
-    row
-}
-
 /// An ADD or DEL of both plugins beside the floor, interleaved with it.
 fn floor_row(metric: &str, pair: &Pair, floor: &Series, target: Option<f64>) -> Row {
-    let mut row = Row::new(metric);
-    row.pair(pair);
-    row.stat("raw", Some(floor));
-    row.lanbridge = fmt_sum(&pair.lanbridge, "ms", 1);
-    row.reference = fmt_sum(&pair.reference, "ms", 1);
-    row.raw = format!("{} (floor)", fmt_sum(floor, "ms", 1));
+    let mut row = Row::of(
+        metric,
+        [Some(&pair.lanbridge), Some(&pair.reference), Some(floor)],
+        "ms",
+        1,
+    );
+    row.raw += " (floor)";
     let (l, r, f) = (med(&pair.lanbridge), med(&pair.reference), med(floor));
     row.ratio = format!(
         "{} floor, {} ref; ref {} floor",
@@ -224,86 +253,61 @@ fn mib(kib: f64) -> String {
     format!("{:.1} MiB", kib / 1024.0)
 }
 
-fn tput_row(
-    t: &Traffic,
-    path: TPath,
-    lb: &str,
-    reference: &str,
-    what: &str,
-    headline: bool,
-) -> Row {
-    let lbs = t.tput(path, lb);
-    let refs = t.tput(path, reference);
-    let raws = t.tput(path, "raw");
-    let mut row = Row::new(format!("TCP throughput, {}, {what}", path.label()));
-    let (l, r, w) = (lbs.and_then(med), refs.and_then(med), raws.and_then(med));
-    row.stat("lanbridge", lbs);
-    row.stat("reference", refs);
-    row.stat("raw", raws);
-    row.lanbridge = lbs.map_or("—".into(), |s| fmt_sum(s, "Gbit/s", 2));
-    row.reference = refs.map_or("—".into(), |s| fmt_sum(s, "Gbit/s", 2));
-    row.raw = raws.map_or("—".into(), |s| fmt_sum(s, "Gbit/s", 2));
+type Getter = for<'a> fn(&'a Traffic, TPath, &str) -> Option<&'a Series>;
+
+/// What a traffic row measures.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Tput,
+    Pps,
+    Rtt,
+}
+
+/// A traffic row of `path`: lanbridge's setup `lb` against `reference` and
+/// the raw chain.
+fn traffic_row(t: &Traffic, kind: Kind, path: TPath, lb: &str, reference: &str, what: &str) -> Row {
+    let (get, metric, unit, digits): (Getter, _, _, _) = match kind {
+        Kind::Tput => (
+            Traffic::tput,
+            format!("TCP throughput, {}", path.label()),
+            "Gbit/s",
+            2,
+        ),
+        Kind::Pps => (
+            Traffic::pps,
+            format!("64-byte UDP packets/s, {}", path.label()),
+            "kpps",
+            0,
+        ),
+        Kind::Rtt => (
+            Traffic::rtt,
+            format!("UDP round trip (64 B), {}", path.rtt_label()),
+            "µs",
+            1,
+        ),
+    };
+    let series = [lb, reference, "raw"].map(|k| get(t, path, k));
+    let mut row = Row::of(format!("{metric}, {what}"), series, unit, digits);
+    let [l, r, w] = series.map(|s| s.and_then(med));
     let (vs_raw, vs_ref) = (ratio(l, w), ratio(l, r));
     row.ratio = format!("{} raw, {} ref", fmt_ratio(vs_raw), fmt_ratio(vs_ref));
-    row.target = format!("≥ {TPUT_VS_RAW_TARGET}× raw, ≥ {TPUT_VS_REF_TARGET}× ref");
-    row.met = match (vs_raw, vs_ref) {
-        (Some(a), Some(b)) => Met::of(a >= TPUT_VS_RAW_TARGET && b >= TPUT_VS_REF_TARGET),
-        _ => Met::Na,
+    let (raw_t, ref_t) = match kind {
+        Kind::Tput => (TPUT_VS_RAW_TARGET, TPUT_VS_REF_TARGET),
+        _ => (PPS_VS_RAW_TARGET, PPS_VS_REF_TARGET),
     };
-    row.headline = headline;
-    row
-}
-
-fn pps_row(t: &Traffic, lb: &str, reference: &str, what: &str) -> Option<Row> {
-    let path = TPath::PodToLan;
-    let lbs = t.pps(path, lb)?;
-    let (refs, raws) = (t.pps(path, reference), t.pps(path, "raw"));
-    let kpps = |s: &Series| fmt_sum(s, "kpps", 0);
-    let mut row = Row::new(format!("64-byte UDP packets/s, {}, {what}", path.label()));
-    row.stat("lanbridge", Some(lbs));
-    row.stat("reference", refs);
-    row.stat("raw", raws);
-    row.lanbridge = kpps(lbs);
-    row.reference = refs.map_or("—".into(), kpps);
-    row.raw = raws.map_or("—".into(), kpps);
-    let l = med(lbs);
-    let (vs_raw, vs_ref) = (ratio(l, raws.and_then(med)), ratio(l, refs.and_then(med)));
-    row.ratio = format!("{} raw, {} ref", fmt_ratio(vs_raw), fmt_ratio(vs_ref));
-    row.target = format!("≥ {PPS_VS_RAW_TARGET}× raw, ≥ {PPS_VS_REF_TARGET}× ref");
-    row.met = match (vs_raw, vs_ref) {
-        (Some(a), Some(b)) => Met::of(a >= PPS_VS_RAW_TARGET && b >= PPS_VS_REF_TARGET),
-        _ => Met::Na,
-    };
-    row.headline = lb == "lb_lan";
-    Some(row)
-}
-
-fn rtt_row(t: &Traffic, path: TPath, lb: &str, reference: &str, what: &str, headline: bool) -> Row {
-    let lbs = t.rtt(path, lb);
-    let refs = t.rtt(path, reference);
-    let raws = t.rtt(path, "raw");
-    let (l, r, w) = (lbs.and_then(med), refs.and_then(med), raws.and_then(med));
-    let mut row = Row::new(format!(
-        "UDP round trip (64 B), {}, {what}",
-        path.rtt_label()
-    ));
-    row.stat("lanbridge", lbs);
-    row.stat("reference", refs);
-    row.stat("raw", raws);
-    row.lanbridge = lbs.map_or("—".into(), |s| fmt_sum(s, "µs", 1));
-    row.reference = refs.map_or("—".into(), |s| fmt_sum(s, "µs", 1));
-    row.raw = raws.map_or("—".into(), |s| fmt_sum(s, "µs", 1));
-    row.ratio = format!(
-        "{} raw, {} ref",
-        fmt_ratio(ratio(l, w)),
-        fmt_ratio(ratio(l, r))
-    );
-    row.target = "lower than ref and raw".into();
-    row.met = match (l, r, w) {
-        (Some(l), Some(r), Some(w)) => Met::of(l < r && l < w),
-        _ => Met::Na,
-    };
-    row.headline = headline;
+    if kind == Kind::Rtt {
+        row.target = "lower than ref and raw".into();
+        row.met = match (l, r, w) {
+            (Some(l), Some(r), Some(w)) => Met::of(l < r && l < w),
+            _ => Met::Na,
+        };
+    } else {
+        row.target = format!("≥ {raw_t}× raw, ≥ {ref_t}× ref");
+        row.met = match (vs_raw, vs_ref) {
+            (Some(a), Some(b)) => Met::of(a >= raw_t && b >= ref_t),
+            _ => Met::Na,
+        };
+    }
     row
 }
 
@@ -311,44 +315,36 @@ pub fn rows(res: &Results) -> Vec<Row> {
     let mut rows = Vec::new();
     if let Some(l) = &res.latency {
         let (add, del) = (LATENCY_RATIO_TARGET, DEL_RATIO_TARGET);
-        rows.push(latency_row("ADD, 1 pod (warm)", &l.warm_add, add, true));
-        rows.push(latency_row("DEL, 1 pod (warm)", &l.warm_del, del, true));
-        rows.push(latency_row(
-            &format!("ADD, {} pods sequential", l.seq_pods),
-            &l.seq_add,
-            add,
-            false,
-        ));
-        rows.push(latency_row(
-            &format!("DEL, {} pods sequential", l.seq_pods),
-            &l.seq_del,
-            del,
-            false,
-        ));
-        rows.push(latency_row(
-            &format!(
-                "ADD, {} pods {} at a time (per ADD)",
-                l.par_pods, l.par_workers
+        let (seq, par) = (
+            l.seq_pods,
+            format!("{} pods {} at a time", l.par_pods, l.par_workers),
+        );
+        for (metric, p, target, headline) in [
+            ("ADD, 1 pod (warm)".to_string(), &l.warm_add, add, true),
+            ("DEL, 1 pod (warm)".into(), &l.warm_del, del, true),
+            (
+                format!("ADD, {seq} pods sequential"),
+                &l.seq_add,
+                add,
+                false,
             ),
-            &l.par_add,
-            add,
-            false,
-        ));
-        rows.push(latency_row(
-            &format!(
-                "DEL, {} pods {} at a time (per DEL)",
-                l.par_pods, l.par_workers
+            (
+                format!("DEL, {seq} pods sequential"),
+                &l.seq_del,
+                del,
+                false,
             ),
-            &l.par_del,
-            del,
-            false,
-        ));
+            (format!("ADD, {par} (per ADD)"), &l.par_add, add, false),
+            (format!("DEL, {par} (per DEL)"), &l.par_del, del, false),
+        ] {
+            rows.push(Row::pair(metric, p, "ms", 1).at_most(p, target, headline));
+        }
         for (what, p) in [("ADD", &l.par_add_wall), ("DEL", &l.par_del_wall)] {
-            let mut row = Row::new(format!(
+            let metric = format!(
                 "{} pods {what}ed {} at a time: pods/s (wall time)",
                 l.par_pods, l.par_workers
-            ));
-            row.pair(p);
+            );
+            let mut row = Row::pair(metric, p, "s", 2);
             let rate = |s: &Series| {
                 med(s).map_or("—".into(), |w| {
                     format!(
@@ -376,150 +372,92 @@ pub fn rows(res: &Results) -> Vec<Row> {
                 l.growth_pods
             ));
             let lb = growth_ratio(&g.lanbridge);
-            let rf = growth_ratio(&g.reference);
             let f = |x: Option<(f64, f64, f64)>| {
                 x.map_or("—".into(), |(a, b, r)| {
                     format!("{r:.2}× ({a:.1} → {b:.1} ms)")
                 })
             };
             row.lanbridge = f(lb);
-            row.reference = f(rf);
+            row.reference = f(growth_ratio(&g.reference));
             row.target = format!("flat: ≤ {GROWTH_TARGET}×");
             row.met = lb.map_or(Met::Na, |(_, _, r)| Met::of(r <= GROWTH_TARGET));
             row.headline = what == "ADD";
             rows.push(row);
         }
-        let mut row = Row::new(
-            "first ADD on a node (creates the bridge; lanbridge loads and pins its programs)",
-        );
-        row.pair(&l.cold_add);
-        row.lanbridge = fmt_sum(&l.cold_add.lanbridge, "ms", 1);
-        row.reference = fmt_sum(&l.cold_add.reference, "ms", 1);
+        let metric =
+            "first ADD on a node (creates the bridge; lanbridge loads and pins its programs)";
+        let mut row = Row::pair(metric, &l.cold_add, "ms", 1);
+        row.ratio = "—".into();
         rows.push(row);
-        let mut row = Row::new("exec floor: `nsenter --net=<node> /bin/true`");
-        row.stat("raw", Some(&l.exec_floor));
-        row.raw = fmt_sum(&l.exec_floor, "ms", 2);
-        rows.push(row);
+        let metric = "exec floor: `nsenter --net=<node> /bin/true`";
+        rows.push(Row::of(metric, [None, None, Some(&l.exec_floor)], "ms", 2));
     }
     if let Some(f) = &res.floor {
+        let (add, del) = (&f.plugins_add, &f.plugins_del);
         rows.push(floor_row(
             "ADD (warm) beside the floor program",
-            &f.plugins_add,
+            add,
             &f.add,
             Some(FLOOR_TARGET),
         ));
         rows.push(floor_row(
             "DEL (warm) beside the floor program",
-            &f.plugins_del,
+            del,
             &f.del,
             None,
         ));
     }
     if let Some(d) = &res.dhcp {
-        let r = ratio(med(&d.add.lanbridge), med(&d.add.reference));
-        let mut row = Row::new(
-            "ADD with DHCP (time to a lease): lan mode vs reference bridge+dhcp, uplink enslaved",
-        );
-        row.pair(&d.add);
-        row.lanbridge = fmt_sum(&d.add.lanbridge, "ms", 0);
-        row.reference = fmt_sum(&d.add.reference, "ms", 0);
-        row.ratio = fmt_ratio(r);
-        row.target = format!("≤ {DHCP_RATIO_TARGET}× reference");
-        row.met = r.map_or(Met::Na, |r| {
-            Met::of(r <= DHCP_RATIO_TARGET && d.add.lanbridge.failures == 0)
-        });
-        row.headline = true;
-        rows.push(row);
+        let metric =
+            "ADD with DHCP (time to a lease): lan mode vs reference bridge+dhcp, uplink enslaved";
+        rows.push(Row::pair(metric, &d.add, "ms", 0).at_most(&d.add, DHCP_RATIO_TARGET, true));
         if d.add_ping.lanbridge.summary().is_some() {
-            let mut row =
-                Row::new("ADD with DHCP, dnsmasq's ping check on (as shipped): time to a lease");
-            row.pair(&d.add_ping);
-            row.lanbridge = fmt_sum(&d.add_ping.lanbridge, "ms", 0);
-            row.reference = fmt_sum(&d.add_ping.reference, "ms", 0);
-            row.ratio = fmt_ratio(ratio(
-                med(&d.add_ping.lanbridge),
-                med(&d.add_ping.reference),
-            ));
+            let metric = "ADD with DHCP, dnsmasq's ping check on (as shipped): time to a lease";
+            let mut row = Row::pair(metric, &d.add_ping, "ms", 0);
             row.headline = true;
             rows.push(row);
         }
-        let r = ratio(med(&d.del.lanbridge), med(&d.del.reference));
-        let mut row = Row::new("DEL with DHCP (release), lan mode");
-        row.pair(&d.del);
-        row.lanbridge = fmt_sum(&d.del.lanbridge, "ms", 0);
-        row.reference = fmt_sum(&d.del.reference, "ms", 0);
-        row.ratio = fmt_ratio(r);
-        row.target = format!("≤ {LAN_DEL_TARGET}× reference");
-        row.met = r.map_or(Met::Na, |r| {
-            Met::of(r <= LAN_DEL_TARGET && d.del.lanbridge.failures == 0)
-        });
-        row.headline = true;
-        rows.push(row);
-        let mut row = Row::new(format!(
+        let metric = "DEL with DHCP (release), lan mode";
+        rows.push(Row::pair(metric, &d.del, "ms", 0).at_most(&d.del, LAN_DEL_TARGET, true));
+        let metric = format!(
             "ADD with DHCP, {} pods {} at a time (per ADD)",
             d.leases, d.workers
-        ));
-        row.pair(&d.scale_add);
-        row.lanbridge = fmt_sum(&d.scale_add.lanbridge, "ms", 0);
-        row.reference = fmt_sum(&d.scale_add.reference, "ms", 0);
-        row.ratio = fmt_ratio(ratio(
-            med(&d.scale_add.lanbridge),
-            med(&d.scale_add.reference),
-        ));
-        rows.push(row);
+        );
+        rows.push(Row::pair(metric, &d.scale_add, "ms", 0));
     }
     if let Some(t) = &res.traffic {
         // lan mode has no second node; runs before pod → remote pod existed
         // have no such rows at all.
         let paths = || TPath::ALL.into_iter().filter(|p| t.has(*p));
         let remote = TPath::PodToRemotePod;
+        let lan = ("lb_lan", "ref_bridged", "lan mode vs bridged reference");
+        let sub = ("lb_subnet", "ref_subnet", "subnet mode");
+        let mut push = |kind, path, (lb, reference, what), headline| {
+            let mut row = traffic_row(t, kind, path, lb, reference, what);
+            row.headline = headline;
+            rows.push(row);
+        };
         for path in paths() {
             if path != remote {
-                rows.push(tput_row(
-                    t,
-                    path,
-                    "lb_lan",
-                    "ref_bridged",
-                    "lan mode vs bridged reference",
-                    path == TPath::PodToLan,
-                ));
+                push(Kind::Tput, path, lan, path == TPath::PodToLan);
             }
-            rows.push(tput_row(
-                t,
+            push(
+                Kind::Tput,
                 path,
-                "lb_subnet",
-                "ref_subnet",
-                "subnet mode",
+                sub,
                 path == TPath::PodToPod || path == remote,
-            ));
+            );
         }
-        for (lb, reference, what) in [
-            ("lb_lan", "ref_bridged", "lan mode vs bridged reference"),
-            ("lb_subnet", "ref_subnet", "subnet mode"),
-        ] {
-            if let Some(row) = pps_row(t, lb, reference, what) {
-                rows.push(row);
+        for setups in [lan, sub] {
+            if t.pps(TPath::PodToLan, setups.0).is_some() {
+                push(Kind::Pps, TPath::PodToLan, setups, setups == lan);
             }
         }
         for path in paths().filter(|p| TPath::RTT.contains(p)) {
             if path != remote {
-                rows.push(rtt_row(
-                    t,
-                    path,
-                    "lb_lan",
-                    "ref_bridged",
-                    "lan mode vs bridged reference",
-                    path == TPath::PodToLan,
-                ));
+                push(Kind::Rtt, path, lan, path == TPath::PodToLan);
             }
-            rows.push(rtt_row(
-                t,
-                path,
-                "lb_subnet",
-                "ref_subnet",
-                "subnet mode",
-                path == remote,
-            ));
+            push(Kind::Rtt, path, sub, path == remote);
         }
     }
     if let Some(e) = &res.ebpf {
@@ -548,6 +486,11 @@ pub fn rows(res: &Results) -> Vec<Row> {
                     row.raw = format!("{tw:.0} ns (empty program)");
                     row.ratio = fmt_ratio(Some(ns / tw));
                 }
+                let path = if fast {
+                    "fast path"
+                } else {
+                    "passed to the stack"
+                };
                 if c.program == PROG_FROM_POD {
                     // Issue 15 judges it against the empty program.
                     let t = if fast {
@@ -555,77 +498,46 @@ pub fn rows(res: &Results) -> Vec<Row> {
                     } else {
                         EMPTY_STACK_TARGET
                     };
-                    row.target = format!(
-                        "≤ {t}× empty ({})",
-                        if fast {
-                            "fast path"
-                        } else {
-                            "passed to the stack"
-                        }
-                    );
+                    row.target = format!("≤ {t}× empty ({path})");
                     row.met = twin.map_or(Met::Na, |tw| Met::of(ns / tw <= t));
-                    row.headline = first;
-                    first = false;
-                    rows.push(row);
-                    continue;
-                }
-                let t = if fast {
-                    FAST_PATH_NS_TARGET
                 } else {
-                    STACK_NS_TARGET
-                };
-                row.target = format!(
-                    "≤ {t:.0} ns ({})",
-                    if fast {
-                        "fast path"
+                    let t = if fast {
+                        FAST_PATH_NS_TARGET
                     } else {
-                        "passed to the stack"
-                    }
-                );
-                row.met = Met::of(ns <= t);
-                row.headline = first;
-                first = false;
+                        STACK_NS_TARGET
+                    };
+                    row.target = format!("≤ {t:.0} ns ({path})");
+                    row.met = Met::of(ns <= t);
+                }
+                row.headline = std::mem::take(&mut first);
                 rows.push(row);
             }
         }
     }
-    let mem = |rows: &mut Vec<Row>, metric: &str, p: &Pair, headline: bool| {
-        let mut row = Row::new(metric);
-        row.pair(p);
+    let mut mem = |metric: &str, p: &Pair, headline: bool| {
+        let mut row = Row::pair(metric, p, "", 0);
         let (l, r) = (med(&p.lanbridge), med(&p.reference));
         row.lanbridge = l.map_or("—".into(), mib);
         row.reference = r.map_or("—".into(), mib);
-        row.ratio = fmt_ratio(ratio(l, r));
         row.headline = headline;
         rows.push(row);
     };
     if let Some(l) = &res.latency {
-        mem(
-            &mut rows,
-            "peak RSS of one ADD (subnet, host-local; max over the plugin and its children)",
-            &l.rss_add,
-            true,
-        );
-        mem(&mut rows, "peak RSS of one DEL (subnet)", &l.rss_del, false);
+        let metric =
+            "peak RSS of one ADD (subnet, host-local; max over the plugin and its children)";
+        mem(metric, &l.rss_add, true);
+        mem("peak RSS of one DEL (subnet)", &l.rss_del, false);
     }
     if let Some(d) = &res.dhcp {
-        mem(
-            &mut rows,
-            "peak RSS of one ADD with DHCP",
-            &d.rss_add,
-            false,
-        );
+        mem("peak RSS of one ADD with DHCP", &d.rss_add, false);
         let mut row = Row::new(format!(
             "DHCP daemon peak RSS (VmHWM) holding {} / {} leases",
             d.held[0], d.held[1]
         ));
-        let f = |v: Option<u64>| v.map_or("—".into(), |k| mib(k as f64));
-        row.lanbridge = f(d.daemon_hwm_full[0]);
-        row.reference = f(d.daemon_hwm_full[1]);
-        row.ratio = fmt_ratio(ratio(
-            d.daemon_hwm_full[0].map(|v| v as f64),
-            d.daemon_hwm_full[1].map(|v| v as f64),
-        ));
+        let kib = d.daemon_hwm_full.map(|v| v.map(|k| k as f64));
+        row.lanbridge = kib[0].map_or("—".into(), mib);
+        row.reference = kib[1].map_or("—".into(), mib);
+        row.ratio = fmt_ratio(ratio(kib[0], kib[1]));
         row.headline = true;
         rows.push(row);
     }

@@ -5,11 +5,9 @@
 use lanbridge_common::PROG_FROM_POD;
 use serde::Serialize;
 
-use super::rows::DEL_RATIO_TARGET;
 use super::rows::{med, ratio, Met, Row};
-use super::{Results, FAST_PATH_NS_TARGET, LATENCY_RATIO_TARGET, STACK_NS_TARGET};
+use super::{Results, FAST_PATH_NS_TARGET, STACK_NS_TARGET};
 use crate::ebpf_cost::TWIN_PREFIX;
-use crate::latency::growth_ratio;
 use crate::stats::{quantile_sorted, Series};
 use crate::traffic::{Path as TPath, Traffic};
 
@@ -21,7 +19,7 @@ pub const REMOTE_LOAD: &str = "TCP stream pod → remote pod";
 pub struct Why {
     pub all_met: bool,
     pub latency: Option<LatencyWhy>,
-    pub growth: Option<GrowthWhy>,
+    pub growth: bool,
     pub dhcp: bool,
     pub throughput: Option<TputWhy>,
     pub rtt: Option<RttWhy>,
@@ -36,10 +34,6 @@ pub struct LatencyWhy {
     pub ref_add: f64,
     pub lb_del: f64,
     pub ref_del: f64,
-    pub quarter_add: f64,
-    pub quarter_del: f64,
-    /// A quarter of the reference's ADD, in process starts.
-    pub quarter_in_floors: f64,
     /// What the traces single out: (count, ms) of the calls named.
     pub setlink: Option<(usize, f64)>,
     pub link_create: Option<(usize, f64)>,
@@ -50,28 +44,16 @@ pub struct LatencyWhy {
 }
 
 #[derive(Serialize)]
-pub struct GrowthWhy {
-    pub pods: usize,
-    pub lanbridge_ms: f64,
-    pub reference_ms: f64,
-}
-
-#[derive(Serialize)]
 pub struct TputWhy {
     pub fast_path_seen: bool,
     /// The reference paths' range of ratios to the raw chain.
     pub ref_vs_raw: Option<(f64, f64)>,
-    pub lan_vs_raw: Option<f64>,
 }
 
 #[derive(Serialize)]
 pub struct RttWhy {
-    /// Subnet mode off the reference: pod ↔ LAN host, pod ↔ pod (µs).
-    pub subnet: Option<(f64, f64)>,
     /// `lb_from_pod` ns per run under the subnet UDP load.
     pub from_pod_ns: Option<f64>,
-    /// lan mode pod ↔ LAN host off the bridged reference and the raw chain (µs).
-    pub lan: Option<(f64, f64)>,
     /// Largest spread of per-repetition medians of one path and setup (µs).
     pub spread: f64,
 }
@@ -80,11 +62,7 @@ pub struct RttWhy {
 pub struct RemoteWhy {
     pub load: Option<RemoteLoad>,
     pub tput: bool,
-    /// lanbridge, reference, raw (Gbit/s), when all three were measured.
-    pub tput_values: Option<(f64, f64, f64)>,
     pub rtt: bool,
-    /// lanbridge off the reference and off the raw chain (µs).
-    pub rtt_diffs: Option<(f64, f64)>,
 }
 
 #[derive(Serialize)]
@@ -134,14 +112,14 @@ pub fn why(res: &Results, rows: &[Row]) -> Why {
     Why {
         all_met: missed.is_empty(),
         latency: (has("ADD,") || has("DEL,")).then(|| latency(res)).flatten(),
-        growth: has("growth").then(|| growth(res)).flatten(),
+        growth: has("growth"),
         dhcp: has("ADD with DHCP"),
         throughput: has("TCP throughput")
             .then(|| t.map(|t| tput(res, t)))
             .flatten(),
         rtt: has("round trip").then(|| t.map(|t| rtt(res, t))).flatten(),
         remote: (rtput || rrtt)
-            .then(|| t.map(|t| remote_why(res, t, rtput, rrtt)))
+            .then(|| t.map(|_| remote_why(res, rtput, rrtt)))
             .flatten(),
         ebpf: has("eBPF").then(|| ebpf(res)).flatten(),
     }
@@ -177,9 +155,6 @@ fn latency(res: &Results) -> Option<LatencyWhy> {
         ref_add,
         lb_del: m(&l.warm_del.lanbridge),
         ref_del: m(&l.warm_del.reference),
-        quarter_add: ref_add * LATENCY_RATIO_TARGET,
-        quarter_del: m(&l.warm_del.reference) * DEL_RATIO_TARGET,
-        quarter_in_floors: ref_add * LATENCY_RATIO_TARGET / floor,
         setlink: call("netlink RTM_SETLINK (move"),
         link_create: call("bpf BPF_LINK_CREATE"),
         iptables: (li > ri).then_some((li, ri)),
@@ -193,22 +168,8 @@ fn latency(res: &Results) -> Option<LatencyWhy> {
     })
 }
 
-fn growth(res: &Results) -> Option<GrowthWhy> {
-    let l = res.latency.as_ref()?;
-    let abs = |g: &[f64]| growth_ratio(g).map(|(a, b, _)| b - a);
-    Some(GrowthWhy {
-        pods: l.growth_pods,
-        lanbridge_ms: abs(&l.growth_add.lanbridge)?,
-        reference_ms: abs(&l.growth_add.reference)?,
-    })
-}
-
 fn tput_med(t: &Traffic, path: TPath, setup: &str) -> Option<f64> {
     t.tput(path, setup).and_then(med)
-}
-
-fn rtt_diff(t: &Traffic, path: TPath, a: &str, b: &str) -> Option<f64> {
-    Some(t.rtt(path, a).and_then(med)? - t.rtt(path, b).and_then(med)?)
 }
 
 fn tput(res: &Results, t: &Traffic) -> TputWhy {
@@ -227,20 +188,11 @@ fn tput(res: &Results, t: &Traffic) -> TputWhy {
             .as_ref()
             .is_some_and(|e| e.loads.iter().any(|l| l.mode == "lan" && l.fast_path())),
         ref_vs_raw: (!ratios.is_empty()).then_some((lo, hi)),
-        lan_vs_raw: ratio(
-            tput_med(t, TPath::PodToLan, "lb_lan"),
-            tput_med(t, TPath::PodToLan, "raw"),
-        ),
     }
 }
 
 fn rtt(res: &Results, t: &Traffic) -> RttWhy {
-    let sub = rtt_diff(t, TPath::PodToLan, "lb_subnet", "ref_subnet");
-    let pp = rtt_diff(t, TPath::PodToPod, "lb_subnet", "ref_subnet");
-    let lan_ref = rtt_diff(t, TPath::PodToLan, "lb_lan", "ref_bridged");
-    let lan_raw = rtt_diff(t, TPath::PodToLan, "lb_lan", "raw");
     RttWhy {
-        subnet: sub.zip(pp),
         from_pod_ns: res.ebpf.as_ref().and_then(|e| {
             e.loads
                 .iter()
@@ -249,7 +201,6 @@ fn rtt(res: &Results, t: &Traffic) -> RttWhy {
                 .find(|c| c.program == PROG_FROM_POD)
                 .and_then(|c| c.ns_per_run())
         }),
-        lan: lan_ref.zip(lan_raw),
         spread: t
             .rtt
             .iter()
@@ -259,8 +210,7 @@ fn rtt(res: &Results, t: &Traffic) -> RttWhy {
     }
 }
 
-fn remote_why(res: &Results, t: &Traffic, tput: bool, rtt: bool) -> RemoteWhy {
-    let path = TPath::PodToRemotePod;
+fn remote_why(res: &Results, tput: bool, rtt: bool) -> RemoteWhy {
     let load = res
         .ebpf
         .as_ref()
@@ -271,22 +221,7 @@ fn remote_why(res: &Results, t: &Traffic, tput: bool, rtt: bool) -> RemoteWhy {
             packets: l.verdicts.values().sum(),
             verdicts: verdicts(&l.verdicts),
         });
-    let m = |k: &str| tput_med(t, path, k);
-    RemoteWhy {
-        load,
-        tput,
-        tput_values: m("lb_subnet")
-            .zip(m("ref_subnet"))
-            .zip(m("raw"))
-            .map(|((l, r), w)| (l, r, w)),
-        rtt,
-        rtt_diffs: rtt_diff(t, path, "lb_subnet", "ref_subnet").zip(rtt_diff(
-            t,
-            path,
-            "lb_subnet",
-            "raw",
-        )),
-    }
+    RemoteWhy { load, tput, rtt }
 }
 
 /// "fast_to_lan 12, pass 3".

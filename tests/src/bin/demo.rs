@@ -7,10 +7,7 @@
 //! whether it reaches the others and the LAN. Everything is torn down at
 //! the end, also on Ctrl-C.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
@@ -19,46 +16,12 @@ use lanbridge_tests::probe::{ip_of, udp_ask, PeerServer};
 use lanbridge_tests::result::{self, host_veth};
 use lanbridge_tests::runtime::Attachment;
 use lanbridge_tests::topology::{LAN_HOST, LAN_ROUTER, NODE_ADDR, NODE_UPLINK};
-use lanbridge_tests::{binary, netns, require_root, Netns, World};
+use lanbridge_tests::{binary, cleanup, require_root, Netns, World};
 use serde_json::Value;
 
 const SUBNET: &str = "10.244.1.0/24";
 const BRIDGE: &str = "lb0";
 const PODS: usize = 3;
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-static TEMP_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-/// On SIGINT/SIGTERM: remove every namespace and the temp dir, then exit 130.
-fn install_cleanup_on_signal() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic (async-signal-safe).
-        let prev = unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
-        assert_ne!(
-            prev,
-            libc::SIG_ERR,
-            "cannot install a handler for signal {sig}"
-        );
-    }
-    thread::spawn(|| loop {
-        if INTERRUPTED.load(Ordering::SeqCst) {
-            eprintln!("\ninterrupted: removing the demo's namespaces and files");
-            netns::cleanup_registered();
-            let dirs = std::mem::take(&mut *TEMP_DIRS.lock().unwrap_or_else(|p| p.into_inner()));
-            for dir in dirs {
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    eprintln!("remove {}: {e}", dir.display());
-                }
-            }
-            std::process::exit(130);
-        }
-        thread::sleep(Duration::from_millis(50));
-    });
-}
 
 fn mark(ok: bool) -> &'static str {
     if ok {
@@ -99,7 +62,7 @@ fn describe(p: &Pod) {
 
 fn main() -> ExitCode {
     require_root();
-    install_cleanup_on_signal();
+    cleanup::on_signals(|| {});
     println!(
         "lanbridge demo — plugin {}",
         binary::lanbridge_bin().display()
@@ -117,10 +80,9 @@ fn main() -> ExitCode {
 
 /// Registers a world's temp dir for removal on Ctrl-C (`false`: forget it).
 fn track(dir: &std::path::Path, keep: bool) {
-    let mut dirs = TEMP_DIRS.lock().unwrap_or_else(|p| p.into_inner());
     match keep {
-        true => dirs.push(dir.to_path_buf()),
-        false => dirs.retain(|d| d != dir),
+        true => cleanup::track_dir(dir),
+        false => cleanup::forget_dir(dir),
     }
 }
 
