@@ -6,14 +6,15 @@
 //! NAT (a service's DNAT, a hostPort's DNAT), and conntrack sees only what
 //! the stack forwards.
 
-use aya_ebpf::{bindings::TC_ACT_SHOT, helpers::bpf_ktime_get_ns, programs::TcContext};
+use aya_ebpf::{bindings::TC_ACT_SHOT, programs::TcContext};
 use lanbridge_common::{
     frame::{parse_frame, Frame, Kind},
     ip6::IP6_SADDR_OFF,
     FlowKey, Reason, CFG_LAN_MODE, EP_ISOLATED, FAST_PATH_MARK,
 };
 
-use crate::maps::{config, BY_IP, BY_IP6, ENDPOINTS, FLOWS};
+use crate::flows::record;
+use crate::maps::{config, BY_IP, BY_IP6, ENDPOINTS};
 use crate::skb::parse;
 use crate::verdict::{Verdict, PASS};
 
@@ -90,13 +91,4 @@ fn flow(frame: &Frame) -> Option<FlowKey> {
         Kind::Ipv4(ip) if ip.has_ports() => Some(ip.flow()),
         _ => None,
     }
-}
-
-#[inline(always)]
-fn record(key: &FlowKey) {
-    // SAFETY: a helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
-    // An LRU map: when full, the least recently used flow goes; failure
-    // costs only a fast-pathed reply, and there is nothing else to do here.
-    let _recorded = FLOWS.insert(key, now, 0);
 }

@@ -15,18 +15,17 @@ use aya_ebpf::{
     },
     btf_maps::lpm_trie::Key,
     helpers::{
-        bpf_check_mtu, bpf_fib_lookup, bpf_ktime_get_ns, bpf_l3_csum_replace, bpf_redirect_neigh,
-        bpf_redirect_peer,
+        bpf_check_mtu, bpf_fib_lookup, bpf_l3_csum_replace, bpf_redirect_neigh, bpf_redirect_peer,
     },
     programs::TcContext,
 };
 use lanbridge_common::{
-    frame::{parse_frame, Ip4, Kind, IPPROTO_TCP, IP_CSUM_OFF, IP_TTL_OFF},
-    Endpoint, FlowKey, NetConfig, Reason, EP_ISOLATED, FAST_PATH_MARK, FLOW_TTL_OTHER_NS,
-    FLOW_TTL_TCP_NS,
+    frame::{parse_frame, Ip4, Kind, IP_CSUM_OFF, IP_TTL_OFF},
+    Endpoint, NetConfig, Reason, EP_ISOLATED, FAST_PATH_MARK,
 };
 
-use crate::maps::{BY_IP, CLUSTER, ENDPOINTS, FLOWS, SLOW_CIDRS};
+use crate::flows;
+use crate::maps::{BY_IP, CLUSTER, ENDPOINTS, SLOW_CIDRS};
 use crate::skb::{parse, redirect};
 use crate::verdict::{Verdict, ERROR, PASS};
 
@@ -225,7 +224,7 @@ fn slow_path(ip: &Ip4) -> Option<Verdict> {
     // conntrack still holds the NAT-ed one (the stack then picks a fresh
     // port for it instead of reverse-NATing its replies).
     let flow = ip.flow();
-    if ip.has_ports() && (nat_flow(&flow) || nat_flow(&flow.reversed())) {
+    if ip.has_ports() && flows::carried_by_stack(&flow) {
         return Some((PASS.0, Reason::SlowFlow));
     }
     None
@@ -279,30 +278,4 @@ fn mark_fast(ctx: &TcContext) {
     // SAFETY: `mark` is writable by TC programs.
     let mark = unsafe { (*ctx.skb.skb).mark };
     ctx.set_mark(mark | FAST_PATH_MARK);
-}
-
-/// Whether the host stack carried this flow's other direction recently;
-/// an entry in use is refreshed, an expired one removed.
-#[inline(always)]
-fn nat_flow(key: &FlowKey) -> bool {
-    let Some(seen) = FLOWS.get_ptr_mut(key) else {
-        return false;
-    };
-    // SAFETY: a helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
-    let ttl = if key.proto == IPPROTO_TCP {
-        FLOW_TTL_TCP_NS
-    } else {
-        FLOW_TTL_OTHER_NS
-    };
-    // SAFETY: a map value, valid for this run; a racing update from another
-    // CPU writes a timestamp too.
-    unsafe {
-        if now.saturating_sub(*seen) > ttl {
-            let _removed = FLOWS.remove(key);
-            return false;
-        }
-        *seen = now;
-    }
-    true
 }

@@ -8,10 +8,10 @@ use aya_ebpf::{
 use lanbridge_common::{
     event::{DropEvent, EventBucket, EVENTS_BYTES},
     snoop::OptionScan,
-    DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, MAP_BY_IP, MAP_BY_IP6,
-    MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENTS, MAP_EVENT_RATE,
-    MAP_FLOWS, MAP_SCAN, MAP_SLOW_CIDRS, MAP_STATS, MAX_ENDPOINTS, MAX_FLOWS, MAX_SLOW_CIDRS,
-    MAX_STATS,
+    DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, FLOW_SEEN_SLOTS, MAP_BY_IP,
+    MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENTS,
+    MAP_EVENT_RATE, MAP_FLOWS, MAP_FLOW_SEEN, MAP_SCAN, MAP_SLOW_CIDRS, MAP_STATS, MAX_ENDPOINTS,
+    MAX_FLOWS, MAX_SLOW_CIDRS, MAX_STATS,
 };
 
 // The aya macros take names as literals; these checks keep them equal to
@@ -25,6 +25,7 @@ const _: () = assert!(str_eq(MAP_STATS, "lb_stats"));
 const _: () = assert!(str_eq(MAP_SLOW_CIDRS, "lb_slow_cidrs"));
 const _: () = assert!(str_eq(MAP_CLUSTER, "lb_cluster"));
 const _: () = assert!(str_eq(MAP_FLOWS, "lb_flows"));
+const _: () = assert!(str_eq(MAP_FLOW_SEEN, "lb_flow_seen"));
 const _: () = assert!(str_eq(MAP_DHCP_PORTS, "lb_dhcp_ports"));
 const _: () = assert!(str_eq(MAP_SCAN, "lb_scan"));
 const _: () = assert!(str_eq(MAP_EVENTS, "lb_events"));
@@ -68,6 +69,9 @@ pub(crate) static CLUSTER: LpmTrie<u32, u8, { MAX_SLOW_CIDRS as usize }> = LpmTr
 
 #[btf_map(name = "lb_flows")]
 pub(crate) static FLOWS: LruHashMap<FlowKey, u64, { MAX_FLOWS as usize }> = LruHashMap::new();
+
+#[btf_map(name = "lb_flow_seen")]
+pub(crate) static FLOW_SEEN: Array<u32, { FLOW_SEEN_SLOTS as usize }> = Array::new();
 
 #[btf_map(name = "lb_dhcp_ports")]
 pub(crate) static DHCP_PORTS: LruHashMap<u32, DhcpPort, { MAX_ENDPOINTS as usize }> =
