@@ -7,6 +7,7 @@ pub mod event;
 pub mod frame;
 pub mod ip6;
 pub mod packet;
+pub mod port;
 pub mod snoop;
 
 /// TC ingress on a pod's host-side veth: packets leaving the pod.
@@ -460,6 +461,7 @@ mod user {
     unsafe impl aya::Pod for super::StatKey {}
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::DhcpPort {}
+    unsafe impl aya::Pod for super::port::Port {}
     unsafe impl aya::Pod for super::event::DropEvent {}
     unsafe impl aya::Pod for super::event::EventBucket {}
 }
@@ -484,6 +486,8 @@ mod tests {
             MAP_CLUSTER,
             MAP_FLOWS,
             MAP_FLOW_SEEN,
+            port::MAP_PORTS,
+            port::MAP_PORT_STATS,
             PROG_TO_UPLINK,
             MAP_DHCP_PORTS,
             MAP_SCAN,
@@ -498,6 +502,7 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<Endpoint>(), 92);
         assert_eq!(core::mem::size_of::<NetConfig>(), 24);
+        assert_eq!(core::mem::size_of::<port::Port>(), 96);
         assert_eq!(core::mem::size_of::<FlowKey>(), 16);
         assert_eq!(core::mem::size_of::<MacKey>(), 8);
         assert_eq!(core::mem::size_of::<StatKey>(), 8);

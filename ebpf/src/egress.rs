@@ -14,7 +14,7 @@ use lanbridge_common::{
 };
 
 use crate::flows::record;
-use crate::maps::{config, BY_IP, BY_IP6, ENDPOINTS};
+use crate::maps::{config, endpoint, BY_IP, BY_IP6};
 use crate::skb::parse;
 use crate::verdict::{Verdict, PASS};
 
@@ -42,11 +42,7 @@ pub(crate) fn try_to_pod(ctx: &TcContext, ifindex: u32) -> Verdict {
 /// isolated pod of the node (its source address is that pod's).
 #[inline(always)]
 fn from_isolated_peer(ctx: &TcContext, frame: &Frame, ifindex: u32) -> bool {
-    let isolated = |port: u32| match ENDPOINTS.get_ptr(port) {
-        // SAFETY: a map value, valid for this run.
-        Some(ep) => (unsafe { (*ep).flags }) & EP_ISOLATED != 0,
-        None => false,
-    };
+    let isolated = |port: u32| endpoint(port).is_some_and(|ep| ep.flags & EP_ISOLATED != 0);
     if !isolated(ifindex) {
         return false;
     }

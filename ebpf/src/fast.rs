@@ -25,7 +25,7 @@ use lanbridge_common::{
 };
 
 use crate::flows;
-use crate::maps::{BY_IP, CLUSTER, ENDPOINTS, SLOW_CIDRS};
+use crate::maps::{endpoint, BY_IP, CLUSTER, SLOW_CIDRS};
 use crate::skb::{parse, redirect};
 use crate::verdict::{Verdict, ERROR, PASS};
 
@@ -49,11 +49,9 @@ pub fn from_pod(
     if let Some(port) = BY_IP.get_ptr(ip.daddr) {
         // SAFETY: a map value, valid for this run.
         let port = unsafe { *port };
-        let Some(peer) = ENDPOINTS.get_ptr(port) else {
+        let Some(peer) = endpoint(port) else {
             return Ok(PASS);
         };
-        // SAFETY: as above.
-        let peer = unsafe { &*peer };
         if ep.flags & peer.flags & EP_ISOLATED != 0 {
             return Ok((TC_ACT_SHOT, Reason::DropIsolated));
         }
@@ -202,11 +200,9 @@ pub fn from_uplink(ctx: &TcContext, cfg: &NetConfig) -> Result<Verdict, Verdict>
     if let Some(slow) = slow_path(&ip) {
         return Ok(slow);
     }
-    let Some(ep) = ENDPOINTS.get_ptr(port) else {
+    let Some(ep) = endpoint(port) else {
         return Ok(PASS);
     };
-    // SAFETY: as above.
-    let ep = unsafe { &*ep };
     into_pod(ctx, &ip, port, ep, cfg)
 }
 

@@ -7,6 +7,7 @@ use aya_ebpf::{
 };
 use lanbridge_common::{
     event::{DropEvent, EventBucket, EVENTS_BYTES},
+    port::{port_slot, Port, PortCounters, MAP_PORTS, MAP_PORT_STATS, PORT_SLOTS},
     snoop::OptionScan,
     DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, FLOW_SEEN_SLOTS, MAP_BY_IP,
     MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENTS,
@@ -26,6 +27,8 @@ const _: () = assert!(str_eq(MAP_SLOW_CIDRS, "lb_slow_cidrs"));
 const _: () = assert!(str_eq(MAP_CLUSTER, "lb_cluster"));
 const _: () = assert!(str_eq(MAP_FLOWS, "lb_flows"));
 const _: () = assert!(str_eq(MAP_FLOW_SEEN, "lb_flow_seen"));
+const _: () = assert!(str_eq(MAP_PORTS, "lb_ports"));
+const _: () = assert!(str_eq(MAP_PORT_STATS, "lb_port_stats"));
 const _: () = assert!(str_eq(MAP_DHCP_PORTS, "lb_dhcp_ports"));
 const _: () = assert!(str_eq(MAP_SCAN, "lb_scan"));
 const _: () = assert!(str_eq(MAP_EVENTS, "lb_events"));
@@ -47,7 +50,14 @@ pub(crate) const fn str_eq(a: &str, b: &str) -> bool {
 }
 
 #[btf_map(name = "lb_endpoints")]
-pub(crate) static ENDPOINTS: HashMap<u32, Endpoint, { MAX_ENDPOINTS as usize }> = HashMap::new();
+static ENDPOINTS: HashMap<u32, Endpoint, { MAX_ENDPOINTS as usize }> = HashMap::new();
+
+#[btf_map(name = "lb_ports")]
+static PORTS: Array<Port, { PORT_SLOTS as usize }> = Array::new();
+
+#[btf_map(name = "lb_port_stats")]
+pub(crate) static PORT_STATS: PerCpuArray<PortCounters, { PORT_SLOTS as usize }> =
+    PerCpuArray::new();
 
 #[btf_map(name = "lb_by_mac")]
 pub(crate) static BY_MAC: HashMap<MacKey, u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
@@ -107,4 +117,24 @@ pub(crate) fn config() -> NetConfig {
         Some(cfg) => *cfg,
         None => NetConfig::default(),
     }
+}
+
+/// The port in `ifindex`'s slot of `lb_ports`, if it is that port's.
+#[inline(always)]
+pub(crate) fn own_slot(ifindex: u32) -> Option<&'static Port> {
+    PORTS
+        .get(port_slot(ifindex))
+        .filter(|port| port.ifindex == ifindex)
+}
+
+/// The endpoint of the port `ifindex`: from its slot of `lb_ports`, or
+/// from `lb_endpoints` when another port holds the slot. A map value, valid
+/// for this run.
+#[inline(always)]
+pub(crate) fn endpoint(ifindex: u32) -> Option<&'static Endpoint> {
+    if let Some(port) = own_slot(ifindex) {
+        return Some(&port.ep);
+    }
+    // SAFETY: a map value, valid for this run (RCU).
+    ENDPOINTS.get_ptr(ifindex).map(|ep| unsafe { &*ep })
 }

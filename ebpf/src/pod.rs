@@ -7,7 +7,7 @@ use lanbridge_common::{
     ip6, Endpoint, NetConfig, Reason, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE,
 };
 
-use crate::maps::{config, ENDPOINTS};
+use crate::maps::{config, endpoint};
 use crate::skb::{parse, vlan_tagged, Loaded};
 use crate::verdict::{pack, unpack, Verdict, PASS};
 use crate::{dhcp, fast};
@@ -16,15 +16,13 @@ use crate::{dhcp, fast};
 pub(crate) fn try_from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Verdict> {
     // A port without an endpoint (not, or no longer, a pod of this network)
     // gets no verdict.
-    let Some(ep) = ENDPOINTS.get_ptr(ifindex) else {
+    // An update of this very entry while the packet is judged could at
+    // worst mix old and new values for this one packet; the loader writes
+    // an endpoint before the pod runs. A reference, not a copy: the stack
+    // is small (512 bytes for the whole program) and the endpoint is not.
+    let Some(ep) = endpoint(ifindex) else {
         return Ok(PASS);
     };
-    // SAFETY: a map value, valid for this run (RCU). An update of this very
-    // entry while the packet is judged could at worst mix old and new values
-    // for this one packet; the loader writes an endpoint before the pod runs.
-    // A reference, not a copy: the stack is small (512 bytes for the whole
-    // program) and the endpoint is not.
-    let ep = unsafe { &*ep };
     let cfg = config();
     let enforce = cfg.flags & CFG_ENFORCE != 0;
     // Written field by field by `classify` (zeroed here: no undefined

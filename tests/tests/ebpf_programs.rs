@@ -30,6 +30,7 @@ use std::net::Ipv6Addr;
 
 use lanbridge_common::{
     event::{DropEvent, EVENT_BURST, EVENT_INTERVAL_NS},
+    port::{table, MAP_PORTS, MAP_PORT_STATS, PORT_SLOTS},
     DhcpPort, Endpoint, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_FAST_PATH,
     CFG_LAN_MODE, EP_DHCP_RELAY, EP_GUARD_IP, EP_GUARD_IP6, EP_ISOLATED, MAP_BY_IP, MAP_BY_IP6,
     MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENTS, MAP_SLOW_CIDRS,
@@ -319,6 +320,8 @@ fn object_path() -> PathBuf {
 struct Datapath {
     ebpf: Ebpf,
     endpoints: HashMap<MapData, u32, Endpoint>,
+    ports: table::Ports,
+    port_counters: table::Counters,
     by_mac: HashMap<MapData, MacKey, u32>,
     config: Array<MapData, NetConfig>,
     stats: PerCpuHashMap<MapData, StatKey, u64>,
@@ -358,6 +361,8 @@ impl Datapath {
                 .unwrap_or_else(|| panic!("no map {name} in the object"))
         };
         let endpoints = take(&mut ebpf, MAP_ENDPOINTS).try_into().unwrap();
+        let ports = take(&mut ebpf, MAP_PORTS).try_into().unwrap();
+        let port_counters = take(&mut ebpf, MAP_PORT_STATS).try_into().unwrap();
         let by_mac = take(&mut ebpf, MAP_BY_MAC).try_into().unwrap();
         let config = take(&mut ebpf, MAP_CONFIG).try_into().unwrap();
         let stats = take(&mut ebpf, MAP_STATS).try_into().unwrap();
@@ -365,6 +370,8 @@ impl Datapath {
         let mut dp = Datapath {
             ebpf,
             endpoints,
+            ports,
+            port_counters,
             by_mac,
             config,
             stats,
@@ -402,21 +409,26 @@ impl Datapath {
             ipv4,
             ..Endpoint::default()
         };
-        self.endpoints
-            .insert(port, ep, 0)
-            .expect("writing lb_endpoints");
+        self.write_endpoint(port, ep);
         self.by_mac
             .insert(MacKey::new(mac), port, 0)
             .expect("writing lb_by_mac");
+    }
+
+    /// `port`'s endpoint, written as the loader writes it: into
+    /// `lb_endpoints`, then into the port's slot of `lb_ports`.
+    fn write_endpoint(&mut self, port: u32, ep: Endpoint) {
+        self.endpoints
+            .insert(port, ep, 0)
+            .expect("writing lb_endpoints");
+        table::put(&mut self.ports, &mut self.port_counters, port, ep).expect("writing lb_ports");
     }
 
     /// The endpoint of `port`, changed by `f`.
     fn update_endpoint(&mut self, port: u32, f: impl FnOnce(&mut Endpoint)) {
         let mut ep = self.endpoints.get(&port, 0).expect("reading lb_endpoints");
         f(&mut ep);
-        self.endpoints
-            .insert(port, ep, 0)
-            .expect("writing lb_endpoints");
+        self.write_endpoint(port, ep);
     }
 
     /// `lb_by_ip` and `lb_by_ip6` entries: the pod behind `port` has `ip`.
@@ -442,9 +454,7 @@ impl Datapath {
             ..Endpoint::default()
         };
         assert!(ep.set_client_id(&CLIENT_ID));
-        self.endpoints
-            .insert(self.pod, ep, 0)
-            .expect("writing lb_endpoints");
+        self.write_endpoint(self.pod, ep);
     }
 
     /// Gives `port` a full DHCP token bucket again.
@@ -506,18 +516,14 @@ impl Datapath {
 
     /// Packets counted for (ifindex, reason), summed over the CPUs.
     fn count(&self, ifindex: u32, reason: Reason) -> u64 {
-        let key = StatKey {
-            ifindex,
-            reason: reason as u32,
-        };
-        match self.stats.get(&key, 0) {
-            Ok(values) => values.iter().sum(),
-            Err(aya::maps::MapError::KeyNotFound) => 0,
-            Err(e) => panic!("reading lb_stats: {e}"),
-        }
+        self.counters()
+            .into_iter()
+            .find(|(i, r, _)| (*i, *r) == (ifindex, reason))
+            .map_or(0, |(_, _, n)| n)
     }
 
-    /// Every non-zero counter, sorted.
+    /// Every non-zero counter, sorted: those in `lb_stats` and those in
+    /// the ports' slots.
     fn counters(&self) -> Vec<(u32, Reason, u64)> {
         let mut all: Vec<(u32, Reason, u64)> = self
             .stats
@@ -527,8 +533,15 @@ impl Datapath {
                 let reason = Reason::from_u32(key.reason).expect("a known reason");
                 (key.ifindex, reason, values.iter().sum())
             })
-            .filter(|(_, _, n)| *n != 0)
             .collect();
+        let slots = table::counted(&self.ports, &self.port_counters).expect("reading lb_ports");
+        for (port, counted) in slots {
+            for (reason, n) in counted.iter().enumerate() {
+                let reason = Reason::from_u32(reason as u32);
+                all.extend(reason.map(|r| (port, r, *n)));
+            }
+        }
+        all.retain(|(_, _, n)| *n != 0);
         all.sort_by_key(|(i, r, _)| (*i, *r as u32));
         all
     }
@@ -902,6 +915,56 @@ fn ports_without_endpoint_pass_everything() {
             assert_untouched(&run, &frame, "stranger");
         }
         assert_eq!(dp.counters(), vec![(dp.stranger, Reason::Passed, 3)]);
+    });
+}
+
+/// Two ports whose ifindexes share a slot of `lb_ports`: the first holds
+/// it, the second is found in `lb_endpoints`; each is judged by its own
+/// endpoint and counted apart, also after the first leaves.
+#[test]
+fn ports_sharing_a_slot_are_each_judged_by_their_own_endpoint() {
+    with_datapath(|dp| {
+        dp.set_config(CFG_LAN_MODE | CFG_ENFORCE);
+        let twin = dp.pod + PORT_SLOTS;
+        ip(&format!(
+            "link add lbttwin index {twin} type veth peer name lbttwinp"
+        ));
+        dp.put_endpoint(twin, OTHER_MAC, [0; 4], 0);
+        let ports = [(dp.pod, POD_MAC), (twin, OTHER_MAC)];
+        let judge = |dp: &Datapath| {
+            for (port, mac) in ports {
+                assert_eq!(dp.run_pod(port, &arp(mac)).retval, TC_ACT_UNSPEC);
+                for (_, other) in ports.iter().filter(|(p, _)| *p != port) {
+                    assert_eq!(dp.run_pod(port, &arp(*other)).retval, TC_ACT_SHOT);
+                }
+            }
+        };
+        judge(dp);
+        let held: Vec<u32> = table::counted(&dp.ports, &dp.port_counters)
+            .unwrap()
+            .into_iter()
+            .map(|(port, _)| port)
+            .collect();
+        assert!(held.contains(&dp.pod) && !held.contains(&twin), "{held:?}");
+        // The first leaves its slot (as DEL does, before its endpoint)
+        // with what it counted there.
+        let counted = table::release(&mut dp.ports, &mut dp.port_counters, dp.pod).unwrap();
+        let mut expected = [0; 16];
+        (
+            expected[Reason::Passed as usize],
+            expected[Reason::DropSpoofMac as usize],
+        ) = (1, 1);
+        assert_eq!(counted, Some(expected));
+        judge(dp);
+        assert_eq!(
+            dp.counters(),
+            vec![
+                (dp.pod, Reason::Passed, 1),
+                (dp.pod, Reason::DropSpoofMac, 1),
+                (twin, Reason::Passed, 2),
+                (twin, Reason::DropSpoofMac, 2),
+            ]
+        );
     });
 }
 

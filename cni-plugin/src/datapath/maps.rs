@@ -6,9 +6,11 @@ use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuHashMap, PerCpuValues};
 use ipnet::Ipv4Net;
 use lanbridge_common::{
-    event::EventBucket, DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, StatKey, MAP_BY_IP,
-    MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENT_RATE,
-    MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS, STAT_DEPARTED,
+    event::EventBucket,
+    port::{table, MAP_PORTS, MAP_PORT_STATS},
+    DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, StatKey, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC,
+    MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENT_RATE, MAP_FLOWS,
+    MAP_SLOW_CIDRS, MAP_STATS, STAT_DEPARTED,
 };
 
 use super::error::DatapathError;
@@ -17,6 +19,10 @@ use crate::node::gone::{done, found};
 
 pub struct Maps {
     pub endpoints: HashMap<MapData, u32, Endpoint>,
+    /// The endpoints again, each in its port's slot if free (see
+    /// `lanbridge_common::port`), with the counters of that slot.
+    pub ports: table::Ports,
+    pub port_stats: table::Counters,
     pub by_mac: HashMap<MapData, MacKey, u32>,
     pub by_ip: HashMap<MapData, u32, u32>,
     pub by_ip6: HashMap<MapData, [u8; 16], u32>,
@@ -52,6 +58,8 @@ impl Maps {
     pub fn open(pins: &Pins) -> Result<Maps, DatapathError> {
         Ok(Maps {
             endpoints: typed!(pins, MAP_ENDPOINTS, HashMap),
+            ports: typed!(pins, MAP_PORTS, Array),
+            port_stats: typed!(pins, MAP_PORT_STATS, PerCpuArray),
             by_mac: typed!(pins, MAP_BY_MAC, HashMap),
             by_ip: typed!(pins, MAP_BY_IP, HashMap),
             by_ip6: typed!(pins, MAP_BY_IP6, HashMap),
@@ -87,6 +95,7 @@ impl Maps {
         self.endpoints
             .insert(port, ep, 0)
             .map_err(err(MAP_ENDPOINTS))?;
+        table::put(&mut self.ports, &mut self.port_stats, port, ep).map_err(err(MAP_PORTS))?;
         self.by_mac
             .insert(MacKey::new(ep.mac), port, 0)
             .map_err(err(MAP_BY_MAC))?;
@@ -153,8 +162,16 @@ impl Maps {
             }
             self.remove_ips(port, &ep)?;
             self.remove_flows(&ep)?;
-            done(self.endpoints.remove(&port)).map_err(err(MAP_ENDPOINTS))?;
         }
+        // The slot first: a port is in `lb_endpoints` as long as in a slot.
+        let counted =
+            table::release(&mut self.ports, &mut self.port_stats, port).map_err(err(MAP_PORTS))?;
+        for (reason, n) in counted.iter().flatten().enumerate() {
+            if *n > 0 {
+                self.fold_departed(reason as u32, *n)?;
+            }
+        }
+        done(self.endpoints.remove(&port)).map_err(err(MAP_ENDPOINTS))?;
         let stale: Vec<StatKey> = self
             .stats
             .keys()
@@ -212,16 +229,34 @@ impl Maps {
             })
     }
 
-    /// Counters summed over CPUs.
+    /// Counters summed over CPUs: those of `lb_stats` and those of the
+    /// ports' slots (the reasons counted there are not in `lb_stats`).
     pub fn stats(&self) -> Result<Vec<(StatKey, u64)>, DatapathError> {
-        self.stats
+        let err = |name| move |source| DatapathError::Map { name, source };
+        let mut all: Vec<(StatKey, u64)> = self
+            .stats
             .iter()
             .map(|r| r.map(|(k, per_cpu)| (k, per_cpu.iter().sum())))
             .collect::<Result<_, _>>()
-            .map_err(|source| DatapathError::Map {
-                name: MAP_STATS,
-                source,
-            })
+            .map_err(err(MAP_STATS))?;
+        let slots = table::counted(&self.ports, &self.port_stats).map_err(err(MAP_PORT_STATS))?;
+        for (ifindex, counted) in slots {
+            let counted = counted.iter().enumerate().filter(|(_, n)| **n > 0);
+            all.extend(counted.map(|(reason, n)| {
+                let reason = reason as u32;
+                (StatKey { ifindex, reason }, *n)
+            }));
+        }
+        // A port counted in `lb_stats` before it got its slot: one entry.
+        all.sort_by_key(|(k, _)| (k.ifindex, k.reason));
+        all.dedup_by(|(k, n), (kept, total)| {
+            let same = k == kept;
+            if same {
+                *total += *n;
+            }
+            same
+        });
+        Ok(all)
     }
 }
 
