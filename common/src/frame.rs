@@ -18,6 +18,7 @@ pub const IP_CSUM_OFF: usize = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame {
+    pub dst_mac: [u8; 6],
     pub src_mac: [u8; 6],
     /// A non-zero VLAN id in the frame (see [`crate::packet::Udp4::tagged`]).
     pub tagged: bool,
@@ -83,6 +84,7 @@ pub struct Arp {
 #[inline(always)]
 pub fn parse_frame<P: Packet + ?Sized>(p: &P) -> Result<Frame, Short> {
     let head: [u8; ETH_HLEN] = p.read(0)?;
+    let dst_mac = [head[0], head[1], head[2], head[3], head[4], head[5]];
     let src_mac = [head[6], head[7], head[8], head[9], head[10], head[11]];
     let mut ethertype = u16::from_be_bytes([head[2 * ETH_ALEN], head[2 * ETH_ALEN + 1]]);
     let mut l3 = ETH_HLEN;
@@ -100,6 +102,7 @@ pub fn parse_frame<P: Packet + ?Sized>(p: &P) -> Result<Frame, Short> {
         _ => Kind::Other,
     };
     Ok(Frame {
+        dst_mac,
         src_mac,
         tagged,
         kind,

@@ -60,17 +60,12 @@ pub fn from_pod(
     route_out(ctx, ip, cfg, true)
 }
 
-/// Subnet mode: a pod's packet for another node's pod subnet (a cluster
-/// destination: no masquerade, no NAT) goes straight out of the interface
-/// the FIB picks, towards that node. Replies come back through the stack.
+/// Subnet mode: a pod's packet to its gateway for another node's pod
+/// subnet (a cluster destination: no masquerade, no NAT) goes straight out
+/// of the interface the FIB picks, towards that node. Replies come back
+/// through the stack.
 #[inline(always)]
 pub fn subnet_from_pod(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig) -> Result<Verdict, Verdict> {
-    // Only frames for the gateway get routed; the bridge switches the rest
-    // (pods of this node) without any lookup of ours.
-    let dst: [u8; 6] = ctx.load(0).map_err(|_| ERROR)?;
-    if dst != cfg.bridge_mac {
-        return Ok(PASS);
-    }
     if let Some(slow) = slow_path(ip) {
         return Ok(slow);
     }
