@@ -8,6 +8,7 @@ pub mod frame;
 pub mod ip6;
 pub mod packet;
 pub mod port;
+pub mod prefix;
 pub mod snoop;
 
 /// TC ingress on a pod's host-side veth: packets leaving the pod.
@@ -462,6 +463,7 @@ mod user {
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::DhcpPort {}
     unsafe impl aya::Pod for super::port::Port {}
+    unsafe impl aya::Pod for super::prefix::Prefixes {}
     unsafe impl aya::Pod for super::event::DropEvent {}
     unsafe impl aya::Pod for super::event::EventBucket {}
 }
@@ -488,6 +490,7 @@ mod tests {
             MAP_FLOW_SEEN,
             port::MAP_PORTS,
             port::MAP_PORT_STATS,
+            prefix::MAP_PREFIXES,
             PROG_TO_UPLINK,
             MAP_DHCP_PORTS,
             MAP_SCAN,
@@ -503,6 +506,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<Endpoint>(), 92);
         assert_eq!(core::mem::size_of::<NetConfig>(), 24);
         assert_eq!(core::mem::size_of::<port::Port>(), 96);
+        assert_eq!(core::mem::size_of::<prefix::Prefixes>(), 136);
         assert_eq!(core::mem::size_of::<FlowKey>(), 16);
         assert_eq!(core::mem::size_of::<MacKey>(), 8);
         assert_eq!(core::mem::size_of::<StatKey>(), 8);

@@ -13,7 +13,6 @@ use aya_ebpf::{
         bpf_fib_lookup as FibParams, bpf_redir_neigh, BPF_FIB_LKUP_RET_NO_NEIGH,
         BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_SHOT,
     },
-    btf_maps::lpm_trie::Key,
     helpers::{
         bpf_check_mtu, bpf_fib_lookup, bpf_l3_csum_replace, bpf_redirect_neigh, bpf_redirect_peer,
     },
@@ -25,7 +24,7 @@ use lanbridge_common::{
 };
 
 use crate::flows;
-use crate::maps::{endpoint, BY_IP, CLUSTER, SLOW_CIDRS};
+use crate::maps::{cluster_destination, endpoint, slow_destination, BY_IP};
 use crate::skb::{parse, redirect};
 use crate::verdict::{Verdict, ERROR, PASS};
 
@@ -43,7 +42,7 @@ pub fn from_pod(
     if let Some(slow) = slow_path(ip) {
         return Ok(slow);
     }
-    if SLOW_CIDRS.get(&Key::new(32, ip.daddr)).is_some() {
+    if slow_destination(ip.daddr) {
         return Ok((PASS.0, Reason::SlowService));
     }
     if let Some(port) = BY_IP.get_ptr(ip.daddr) {
@@ -69,7 +68,7 @@ pub fn subnet_from_pod(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig) -> Result<Ver
     if let Some(slow) = slow_path(ip) {
         return Ok(slow);
     }
-    if CLUSTER.get(&Key::new(32, ip.daddr)).is_none() {
+    if !cluster_destination(ip.daddr) {
         return Ok(PASS);
     }
     route_out(ctx, ip, cfg, false)

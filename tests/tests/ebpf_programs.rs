@@ -31,6 +31,7 @@ use std::net::Ipv6Addr;
 use lanbridge_common::{
     event::{DropEvent, EVENT_BURST, EVENT_INTERVAL_NS},
     port::{table, MAP_PORTS, MAP_PORT_STATS, PORT_SLOTS},
+    prefix::{PrefixSet, Prefixes, MAP_PREFIXES},
     DhcpPort, Endpoint, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_FAST_PATH,
     CFG_LAN_MODE, EP_DHCP_RELAY, EP_GUARD_IP, EP_GUARD_IP6, EP_ISOLATED, MAP_BY_IP, MAP_BY_IP6,
     MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENTS, MAP_SLOW_CIDRS,
@@ -1989,6 +1990,11 @@ impl Datapath {
         self.index_ip(POD2_IP, self.pod2);
         self.set_prefix(MAP_SLOW_CIDRS, [10, 96, 0, 0], 12);
         self.set_prefix(MAP_CLUSTER, [10, 244, 0, 0], 16);
+        let net = |a| u32::from_ne_bytes(a);
+        self.set_inline_prefixes(Prefixes {
+            slow: PrefixSet::new(&[(net([10, 96, 0, 0]), 12)]),
+            cluster: PrefixSet::new(&[(net([10, 244, 0, 0]), 16)]),
+        });
         self.set_routed_config(bridge, flags);
         bridge
     }
@@ -2003,6 +2009,14 @@ impl Datapath {
             ..NetConfig::default()
         };
         self.config.set(0, cfg, 0).expect("writing lb_config");
+    }
+
+    /// `lb_prefixes`: the tries' sets as the loader writes them inline
+    /// (`Prefixes::default()`: not written, the tries are asked).
+    fn set_inline_prefixes(&mut self, prefixes: Prefixes) {
+        let mut map: Array<&mut MapData, Prefixes> =
+            self.ebpf.map_mut(MAP_PREFIXES).unwrap().try_into().unwrap();
+        map.set(0, prefixes, 0).unwrap();
     }
 
     fn set_prefix(&mut self, map: &str, net: [u8; 4], len: u32) {
@@ -2127,14 +2141,24 @@ fn lan_fast_path_forwards_to_the_lan_and_to_pods_and_leaves_the_rest_to_the_stac
             (LAN_HOST, 1, Reason::Passed),
             ([224, 0, 0, 251], 255, Reason::Passed),
         ];
-        for (daddr, ttl, reason) in slow {
-            let mut frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, daddr, 17);
-            frame[22] = ttl;
-            let run = dp.run_pod(dp.pod, &frame);
-            assert_eq!(run.retval, TC_ACT_UNSPEC, "to {daddr:?}, TTL {ttl}");
-            assert_untouched(&run, &frame, &format!("to {daddr:?}"));
-            assert!(dp.count(dp.pod, reason) > 0, "{reason:?}");
+        // The service CIDR inline in `lb_prefixes`, then in the trie only.
+        for inline in [true, false] {
+            if !inline {
+                dp.set_inline_prefixes(Prefixes::default());
+            }
+            for (daddr, ttl, reason) in slow {
+                let mut frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, daddr, 17);
+                frame[22] = ttl;
+                let run = dp.run_pod(dp.pod, &frame);
+                let what = format!("to {daddr:?}, TTL {ttl}, inline {inline}");
+                assert_eq!(run.retval, TC_ACT_UNSPEC, "{what}");
+                assert_untouched(&run, &frame, &what);
+                assert!(dp.count(dp.pod, reason) > 0, "{reason:?}");
+            }
+            let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, LAN_HOST, 17);
+            assert_eq!(dp.run_pod(dp.pod, &frame).retval, TC_ACT_REDIRECT);
         }
+        assert_eq!(dp.count(dp.pod, Reason::SlowService), 2);
         // A flow the stack delivered to the pod (a service's DNAT-ed
         // request, say): its replies and its repeats take the stack too.
         let carried = small_frame(POD_MAC, BRIDGE_MAC, LAN_HOST, POD_IP, 6);
@@ -2181,6 +2205,13 @@ fn subnet_fast_path_forwards_to_other_nodes_pods_only() {
             assert_untouched(&run, &frame, &format!("to {daddr:?}"));
         }
         assert_eq!(dp.count(dp.pod, Reason::Passed), 2);
+        // The cluster CIDR in the trie only: the same verdicts.
+        dp.set_inline_prefixes(Prefixes::default());
+        let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, REMOTE_POD, 6);
+        assert_eq!(dp.run_pod(dp.pod, &frame).retval, TC_ACT_REDIRECT);
+        let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, LAN_HOST, 6);
+        assert_eq!(dp.run_pod(dp.pod, &frame).retval, TC_ACT_UNSPEC);
+        assert_eq!(dp.count(dp.pod, Reason::FastToLan), 2);
     });
 }
 

@@ -8,6 +8,7 @@ use ipnet::Ipv4Net;
 use lanbridge_common::{
     event::EventBucket,
     port::{table, MAP_PORTS, MAP_PORT_STATS},
+    prefix::{PrefixSet, Prefixes, MAP_PREFIXES},
     DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, StatKey, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC,
     MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENT_RATE, MAP_FLOWS,
     MAP_SLOW_CIDRS, MAP_STATS, STAT_DEPARTED,
@@ -28,6 +29,8 @@ pub struct Maps {
     pub by_ip6: HashMap<MapData, [u8; 16], u32>,
     pub config: Array<MapData, NetConfig>,
     pub stats: PerCpuHashMap<MapData, StatKey, u64>,
+    /// The sets of `slow_cidrs` and `cluster`, inline when small.
+    pub prefixes: Array<MapData, Prefixes>,
     pub slow_cidrs: LpmTrie<MapData, u32, u8>,
     pub cluster: LpmTrie<MapData, u32, u8>,
     pub flows: HashMap<MapData, FlowKey, u64>,
@@ -65,6 +68,7 @@ impl Maps {
             by_ip6: typed!(pins, MAP_BY_IP6, HashMap),
             config: typed!(pins, MAP_CONFIG, Array),
             stats: typed!(pins, MAP_STATS, PerCpuHashMap),
+            prefixes: typed!(pins, MAP_PREFIXES, Array),
             slow_cidrs: typed!(pins, MAP_SLOW_CIDRS, LpmTrie),
             cluster: typed!(pins, MAP_CLUSTER, LpmTrie),
             flows: typed!(pins, MAP_FLOWS, LruHashMap),
@@ -87,6 +91,26 @@ impl Maps {
                 name: MAP_CONFIG,
                 source,
             })
+    }
+
+    /// Writes `cidrs` as the set `which` picks in `lb_prefixes` (after its
+    /// trie, which holds every set in full).
+    pub fn set_inline_prefixes(
+        &mut self,
+        which: fn(&mut Prefixes) -> &mut PrefixSet,
+        cidrs: &[Ipv4Net],
+    ) -> Result<(), DatapathError> {
+        let err = |source| DatapathError::Map {
+            name: MAP_PREFIXES,
+            source,
+        };
+        let nets: Vec<(u32, u8)> = cidrs
+            .iter()
+            .map(|n| (ip_key(n.network()), n.prefix_len()))
+            .collect();
+        let mut all = self.prefixes.get(&0, 0).map_err(err)?;
+        *which(&mut all) = PrefixSet::new(&nets);
+        self.prefixes.set(0, all, 0).map_err(err)
     }
 
     /// Adds or replaces a port's endpoint and its MAC and IP index entries.
