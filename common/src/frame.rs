@@ -42,6 +42,8 @@ pub struct Ip4 {
     pub off: usize,
     pub proto: u8,
     pub ttl: u8,
+    /// The header checksum, as the big-endian number on the wire.
+    pub csum: u16,
     pub saddr: u32,
     pub daddr: u32,
     /// A fragment (MF or an offset): no ports.
@@ -61,6 +63,17 @@ impl Ip4 {
             proto: self.proto,
             _pad: [0; 3],
         }
+    }
+
+    /// The header's TTL, protocol and checksum after a TTL decrement, to be
+    /// written at `off + IP_TTL_OFF` in one go: the checksum updated
+    /// incrementally (RFC 1624), as the kernel's `ip_decrease_ttl` does.
+    /// The TTL must be above 0.
+    #[inline(always)]
+    pub fn ttl_decremented(&self) -> [u8; 4] {
+        let sum = u32::from(self.csum) + 0x0100;
+        let [hi, lo] = ((sum + u32::from(sum >= 0xffff)) as u16).to_be_bytes();
+        [self.ttl - 1, self.proto, hi, lo]
     }
 
     /// TCP or UDP with ports: what flows are made of.
@@ -128,6 +141,7 @@ fn parse_ip4<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Option<Ip4>, Short
         off,
         proto,
         ttl: ip[IP_TTL_OFF],
+        csum: u16::from_be_bytes([ip[IP_CSUM_OFF], ip[IP_CSUM_OFF + 1]]),
         saddr: u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]),
         daddr: u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]),
         fragment,

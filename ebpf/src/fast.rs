@@ -13,19 +13,17 @@ use aya_ebpf::{
         bpf_fib_lookup as FibParams, bpf_redir_neigh, BPF_FIB_LKUP_RET_NO_NEIGH,
         BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_SHOT,
     },
-    helpers::{
-        bpf_check_mtu, bpf_fib_lookup, bpf_l3_csum_replace, bpf_redirect_neigh, bpf_redirect_peer,
-    },
+    helpers::{bpf_check_mtu, bpf_fib_lookup, bpf_redirect_neigh, bpf_redirect_peer},
     programs::TcContext,
 };
 use lanbridge_common::{
-    frame::{parse_frame, Ip4, Kind, IP_CSUM_OFF, IP_TTL_OFF},
+    frame::{Frame, Ip4, Kind, IP_TTL_OFF},
     Endpoint, NetConfig, Reason, EP_ISOLATED, FAST_PATH_MARK,
 };
 
 use crate::flows;
 use crate::maps::{cluster_destination, endpoint, slow_destination, BY_IP};
-use crate::skb::{parse, redirect};
+use crate::skb::redirect;
 use crate::verdict::{Verdict, ERROR, PASS};
 
 const AF_INET: u8 = 2;
@@ -171,15 +169,12 @@ fn fits(ctx: &TcContext, egress: u32) -> bool {
 
 /// Packets from the LAN for a pod of this node go straight into the pod.
 #[inline(always)]
-pub fn from_uplink(ctx: &TcContext, cfg: &NetConfig) -> Result<Verdict, Verdict> {
+pub fn from_uplink(ctx: &TcContext, frame: &Frame, cfg: &NetConfig) -> Result<Verdict, Verdict> {
     use lanbridge_common::{CFG_FAST_PATH, CFG_LAN_MODE};
     let fast = CFG_LAN_MODE | CFG_FAST_PATH;
     if cfg.flags & fast != fast {
         return Ok(PASS);
     }
-    let Some(frame) = parse!(ctx, parse_frame) else {
-        return Ok(PASS);
-    };
     let Kind::Ipv4(ip) = frame.kind else {
         return Ok(PASS);
     };
@@ -240,25 +235,10 @@ fn into_pod(
     Ok((action as i32, Reason::FastToPod))
 }
 
+/// TTL - 1, with the checksum updated for it: one write.
 #[inline(always)]
 fn decrement_ttl(ctx: &TcContext, ip: &Ip4) -> Result<(), Verdict> {
-    // The checksummed 16-bit word holding TTL and protocol.
-    let old = u16::from_ne_bytes([ip.ttl, ip.proto]);
-    let new = u16::from_ne_bytes([ip.ttl - 1, ip.proto]);
-    // SAFETY: the helper bounds-checks the offset against the skb.
-    let rc = unsafe {
-        bpf_l3_csum_replace(
-            ctx.skb.skb,
-            (ip.off + IP_CSUM_OFF) as u32,
-            u64::from(old),
-            u64::from(new),
-            2,
-        )
-    };
-    if rc != 0 {
-        return Err(ERROR);
-    }
-    ctx.store(ip.off + IP_TTL_OFF, &[ip.ttl - 1], 0)
+    ctx.store(ip.off + IP_TTL_OFF, &ip.ttl_decremented(), 0)
         .map_err(|_| ERROR)
 }
 

@@ -33,6 +33,7 @@ pub(crate) fn try_from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Ver
         off: 0,
         proto: 0,
         ttl: 0,
+        csum: 0,
         saddr: 0,
         daddr: 0,
         fragment: false,
@@ -169,6 +170,7 @@ fn classify(
                 (*out).off = ip.off;
                 (*out).proto = ip.proto;
                 (*out).ttl = ip.ttl;
+                (*out).csum = ip.csum;
                 (*out).saddr = ip.saddr;
                 (*out).daddr = ip.daddr;
                 (*out).fragment = ip.fragment;
