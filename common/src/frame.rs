@@ -18,6 +18,7 @@ pub const IP_CSUM_OFF: usize = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame {
+    pub dst_mac: [u8; 6],
     pub src_mac: [u8; 6],
     /// A non-zero VLAN id in the frame (see [`crate::packet::Udp4::tagged`]).
     pub tagged: bool,
@@ -41,6 +42,8 @@ pub struct Ip4 {
     pub off: usize,
     pub proto: u8,
     pub ttl: u8,
+    /// The header checksum, as the big-endian number on the wire.
+    pub csum: u16,
     pub saddr: u32,
     pub daddr: u32,
     /// A fragment (MF or an offset): no ports.
@@ -60,6 +63,17 @@ impl Ip4 {
             proto: self.proto,
             _pad: [0; 3],
         }
+    }
+
+    /// The header's TTL, protocol and checksum after a TTL decrement, to be
+    /// written at `off + IP_TTL_OFF` in one go: the checksum updated
+    /// incrementally (RFC 1624), as the kernel's `ip_decrease_ttl` does.
+    /// The TTL must be above 0.
+    #[inline(always)]
+    pub fn ttl_decremented(&self) -> [u8; 4] {
+        let sum = u32::from(self.csum) + 0x0100;
+        let [hi, lo] = ((sum + u32::from(sum >= 0xffff)) as u16).to_be_bytes();
+        [self.ttl - 1, self.proto, hi, lo]
     }
 
     /// TCP or UDP with ports: what flows are made of.
@@ -83,6 +97,7 @@ pub struct Arp {
 #[inline(always)]
 pub fn parse_frame<P: Packet + ?Sized>(p: &P) -> Result<Frame, Short> {
     let head: [u8; ETH_HLEN] = p.read(0)?;
+    let dst_mac = [head[0], head[1], head[2], head[3], head[4], head[5]];
     let src_mac = [head[6], head[7], head[8], head[9], head[10], head[11]];
     let mut ethertype = u16::from_be_bytes([head[2 * ETH_ALEN], head[2 * ETH_ALEN + 1]]);
     let mut l3 = ETH_HLEN;
@@ -100,6 +115,7 @@ pub fn parse_frame<P: Packet + ?Sized>(p: &P) -> Result<Frame, Short> {
         _ => Kind::Other,
     };
     Ok(Frame {
+        dst_mac,
         src_mac,
         tagged,
         kind,
@@ -125,6 +141,7 @@ fn parse_ip4<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Option<Ip4>, Short
         off,
         proto,
         ttl: ip[IP_TTL_OFF],
+        csum: u16::from_be_bytes([ip[IP_CSUM_OFF], ip[IP_CSUM_OFF + 1]]),
         saddr: u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]),
         daddr: u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]),
         fragment,

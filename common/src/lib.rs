@@ -7,6 +7,8 @@ pub mod event;
 pub mod frame;
 pub mod ip6;
 pub mod packet;
+pub mod port;
+pub mod prefix;
 pub mod snoop;
 
 /// TC ingress on a pod's host-side veth: packets leaving the pod.
@@ -44,6 +46,13 @@ pub const MAP_CLUSTER: &str = "lb_cluster";
 /// programs as the key their replies will have, so the replies take the
 /// stack too and conntrack can reverse the NAT.
 pub const MAP_FLOWS: &str = "lb_flows";
+/// Array of [`FLOW_SEEN_SLOTS`] `u32`s: when the egress programs last
+/// recorded (or the fast path refreshed) a flow of each slot
+/// ([`FlowKey::slot`], the same for both directions) in [`MAP_FLOWS`], in
+/// [`flow_seen_time`] units (0: never). The fast path looks `lb_flows` up
+/// only for a packet whose slot is recent: most pay one array read instead
+/// of two LRU hash lookups.
+pub const MAP_FLOW_SEEN: &str = "lb_flow_seen";
 /// LRU hash port ifindex -> [`DhcpPort`]: each port's DHCP snooping state.
 /// LRU: an evicted entry only gives a port a full bucket again.
 pub const MAP_DHCP_PORTS: &str = "lb_dhcp_ports";
@@ -69,6 +78,25 @@ pub const MAX_FLOWS: u32 = 65536;
 /// TCP flows live long in conntrack (established: days); others short.
 pub const FLOW_TTL_TCP_NS: u64 = 2 * 3600 * 1_000_000_000;
 pub const FLOW_TTL_OTHER_NS: u64 = 180 * 1_000_000_000;
+/// Slots of [`MAP_FLOW_SEEN`] (a power of two: [`FlowKey::slot`] takes the
+/// top bits of a hash).
+pub const FLOW_SEEN_SLOTS: u32 = 1 << FLOW_SEEN_BITS;
+const FLOW_SEEN_BITS: u32 = 16;
+
+/// `bpf_ktime_get_ns` in [`MAP_FLOW_SEEN`]'s units of 2^30 ns (~1.07 s),
+/// never 0 (which means "never seen").
+#[inline(always)]
+pub fn flow_seen_time(now_ns: u64) -> u32 {
+    ((now_ns >> 30) as u32) | 1
+}
+
+/// Whether a slot stamped `seen` may still hold a live `lb_flows` entry
+/// at `now` (both [`flow_seen_time`]s): within the longest flow TTL.
+#[inline(always)]
+pub fn flow_seen_recently(seen: u32, now: u32) -> bool {
+    const TTL: u32 = (FLOW_TTL_TCP_NS >> 30) as u32 + 2;
+    seen != 0 && now.wrapping_sub(seen) <= TTL
+}
 /// `skb->mark` bit set on fast-path packets, so the uplink's egress program
 /// does not record them as slow-path flows (it clears the bit).
 pub const FAST_PATH_MARK: u32 = 0x0010_0000;
@@ -219,6 +247,15 @@ impl FlowKey {
             proto: self.proto,
             _pad: [0; 3],
         }
+    }
+
+    /// The flow's slot in [`MAP_FLOW_SEEN`]: a hash of the 5-tuple that is
+    /// the same for both directions (addresses and ports enter by XOR).
+    #[inline(always)]
+    pub fn slot(&self) -> u32 {
+        let addrs = (self.saddr ^ self.daddr).wrapping_mul(0x9e37_79b1);
+        let ports = u32::from(self.sport ^ self.dport) | u32::from(self.proto) << 16;
+        (addrs ^ ports).wrapping_mul(0x85eb_ca6b) >> (32 - FLOW_SEEN_BITS)
     }
 }
 
@@ -425,6 +462,8 @@ mod user {
     unsafe impl aya::Pod for super::StatKey {}
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::DhcpPort {}
+    unsafe impl aya::Pod for super::port::Port {}
+    unsafe impl aya::Pod for super::prefix::Prefixes {}
     unsafe impl aya::Pod for super::event::DropEvent {}
     unsafe impl aya::Pod for super::event::EventBucket {}
 }
@@ -448,6 +487,10 @@ mod tests {
             MAP_SLOW_CIDRS,
             MAP_CLUSTER,
             MAP_FLOWS,
+            MAP_FLOW_SEEN,
+            port::MAP_PORTS,
+            port::MAP_PORT_STATS,
+            prefix::MAP_PREFIXES,
             PROG_TO_UPLINK,
             MAP_DHCP_PORTS,
             MAP_SCAN,
@@ -462,12 +505,56 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<Endpoint>(), 92);
         assert_eq!(core::mem::size_of::<NetConfig>(), 24);
+        assert_eq!(core::mem::size_of::<port::Port>(), 96);
+        assert_eq!(core::mem::size_of::<prefix::Prefixes>(), 136);
         assert_eq!(core::mem::size_of::<FlowKey>(), 16);
         assert_eq!(core::mem::size_of::<MacKey>(), 8);
         assert_eq!(core::mem::size_of::<StatKey>(), 8);
         assert_eq!(core::mem::size_of::<DhcpPort>(), 16);
         assert_eq!(core::mem::size_of::<event::DropEvent>(), 72);
         assert_eq!(core::mem::size_of::<event::EventBucket>(), 16);
+    }
+
+    #[test]
+    fn both_directions_of_a_flow_share_a_slot() {
+        let flow = FlowKey {
+            saddr: 0x3201_a8c0,
+            daddr: 0x0100_090a,
+            sport: 40000,
+            dport: 443,
+            proto: 6,
+            _pad: [0; 3],
+        };
+        assert_eq!(flow.slot(), flow.reversed().slot());
+        assert!(flow.slot() < FLOW_SEEN_SLOTS);
+        // Neighbouring source ports spread over the slots.
+        let mut slots: [u32; 64] = [0; 64];
+        for (i, slot) in slots.iter_mut().enumerate() {
+            *slot = FlowKey {
+                sport: 40000 + i as u16,
+                ..flow
+            }
+            .slot();
+        }
+        slots.sort_unstable();
+        assert!(slots.windows(2).filter(|w| w[0] == w[1]).count() <= 2);
+    }
+
+    #[test]
+    fn flow_seen_times_expire_after_the_longest_ttl() {
+        let t0 = 5_000_000_000_000;
+        let seen = flow_seen_time(t0);
+        assert!(flow_seen_recently(seen, flow_seen_time(t0)));
+        assert!(flow_seen_recently(
+            seen,
+            flow_seen_time(t0 + FLOW_TTL_TCP_NS)
+        ));
+        assert!(!flow_seen_recently(
+            seen,
+            flow_seen_time(t0 + FLOW_TTL_TCP_NS + 4_000_000_000)
+        ));
+        assert!(!flow_seen_recently(0, flow_seen_time(t0)));
+        assert_ne!(flow_seen_time(0), 0);
     }
 
     #[test]

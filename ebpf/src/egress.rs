@@ -6,14 +6,15 @@
 //! NAT (a service's DNAT, a hostPort's DNAT), and conntrack sees only what
 //! the stack forwards.
 
-use aya_ebpf::{bindings::TC_ACT_SHOT, helpers::bpf_ktime_get_ns, programs::TcContext};
+use aya_ebpf::{bindings::TC_ACT_SHOT, programs::TcContext};
 use lanbridge_common::{
     frame::{parse_frame, Frame, Kind},
     ip6::IP6_SADDR_OFF,
     FlowKey, Reason, CFG_LAN_MODE, EP_ISOLATED, FAST_PATH_MARK,
 };
 
-use crate::maps::{config, BY_IP, BY_IP6, ENDPOINTS, FLOWS};
+use crate::flows::record;
+use crate::maps::{config, endpoint, BY_IP, BY_IP6};
 use crate::skb::parse;
 use crate::verdict::{Verdict, PASS};
 
@@ -41,11 +42,7 @@ pub(crate) fn try_to_pod(ctx: &TcContext, ifindex: u32) -> Verdict {
 /// isolated pod of the node (its source address is that pod's).
 #[inline(always)]
 fn from_isolated_peer(ctx: &TcContext, frame: &Frame, ifindex: u32) -> bool {
-    let isolated = |port: u32| match ENDPOINTS.get_ptr(port) {
-        // SAFETY: a map value, valid for this run.
-        Some(ep) => (unsafe { (*ep).flags }) & EP_ISOLATED != 0,
-        None => false,
-    };
+    let isolated = |port: u32| endpoint(port).is_some_and(|ep| ep.flags & EP_ISOLATED != 0);
     if !isolated(ifindex) {
         return false;
     }
@@ -90,13 +87,4 @@ fn flow(frame: &Frame) -> Option<FlowKey> {
         Kind::Ipv4(ip) if ip.has_ports() => Some(ip.flow()),
         _ => None,
     }
-}
-
-#[inline(always)]
-fn record(key: &FlowKey) {
-    // SAFETY: a helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
-    // An LRU map: when full, the least recently used flow goes; failure
-    // costs only a fast-pathed reply, and there is nothing else to do here.
-    let _recorded = FLOWS.insert(key, now, 0);
 }

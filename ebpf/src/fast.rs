@@ -13,21 +13,17 @@ use aya_ebpf::{
         bpf_fib_lookup as FibParams, bpf_redir_neigh, BPF_FIB_LKUP_RET_NO_NEIGH,
         BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_SHOT,
     },
-    btf_maps::lpm_trie::Key,
-    helpers::{
-        bpf_check_mtu, bpf_fib_lookup, bpf_ktime_get_ns, bpf_l3_csum_replace, bpf_redirect_neigh,
-        bpf_redirect_peer,
-    },
+    helpers::{bpf_check_mtu, bpf_fib_lookup, bpf_redirect_neigh, bpf_redirect_peer},
     programs::TcContext,
 };
 use lanbridge_common::{
-    frame::{parse_frame, Ip4, Kind, IPPROTO_TCP, IP_CSUM_OFF, IP_TTL_OFF},
-    Endpoint, FlowKey, NetConfig, Reason, EP_ISOLATED, FAST_PATH_MARK, FLOW_TTL_OTHER_NS,
-    FLOW_TTL_TCP_NS,
+    frame::{Frame, Ip4, Kind, IP_TTL_OFF},
+    Endpoint, NetConfig, Reason, EP_ISOLATED, FAST_PATH_MARK,
 };
 
-use crate::maps::{BY_IP, CLUSTER, ENDPOINTS, FLOWS, SLOW_CIDRS};
-use crate::skb::{parse, redirect};
+use crate::flows;
+use crate::maps::{cluster_destination, endpoint, slow_destination, BY_IP};
+use crate::skb::redirect;
 use crate::verdict::{Verdict, ERROR, PASS};
 
 const AF_INET: u8 = 2;
@@ -44,17 +40,15 @@ pub fn from_pod(
     if let Some(slow) = slow_path(ip) {
         return Ok(slow);
     }
-    if SLOW_CIDRS.get(&Key::new(32, ip.daddr)).is_some() {
+    if slow_destination(ip.daddr) {
         return Ok((PASS.0, Reason::SlowService));
     }
     if let Some(port) = BY_IP.get_ptr(ip.daddr) {
         // SAFETY: a map value, valid for this run.
         let port = unsafe { *port };
-        let Some(peer) = ENDPOINTS.get_ptr(port) else {
+        let Some(peer) = endpoint(port) else {
             return Ok(PASS);
         };
-        // SAFETY: as above.
-        let peer = unsafe { &*peer };
         if ep.flags & peer.flags & EP_ISOLATED != 0 {
             return Ok((TC_ACT_SHOT, Reason::DropIsolated));
         }
@@ -63,21 +57,16 @@ pub fn from_pod(
     route_out(ctx, ip, cfg, true)
 }
 
-/// Subnet mode: a pod's packet for another node's pod subnet (a cluster
-/// destination: no masquerade, no NAT) goes straight out of the interface
-/// the FIB picks, towards that node. Replies come back through the stack.
+/// Subnet mode: a pod's packet to its gateway for another node's pod
+/// subnet (a cluster destination: no masquerade, no NAT) goes straight out
+/// of the interface the FIB picks, towards that node. Replies come back
+/// through the stack.
 #[inline(always)]
 pub fn subnet_from_pod(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig) -> Result<Verdict, Verdict> {
-    // Only frames for the gateway get routed; the bridge switches the rest
-    // (pods of this node) without any lookup of ours.
-    let dst: [u8; 6] = ctx.load(0).map_err(|_| ERROR)?;
-    if dst != cfg.bridge_mac {
-        return Ok(PASS);
-    }
     if let Some(slow) = slow_path(ip) {
         return Ok(slow);
     }
-    if CLUSTER.get(&Key::new(32, ip.daddr)).is_none() {
+    if !cluster_destination(ip.daddr) {
         return Ok(PASS);
     }
     route_out(ctx, ip, cfg, false)
@@ -180,15 +169,12 @@ fn fits(ctx: &TcContext, egress: u32) -> bool {
 
 /// Packets from the LAN for a pod of this node go straight into the pod.
 #[inline(always)]
-pub fn from_uplink(ctx: &TcContext, cfg: &NetConfig) -> Result<Verdict, Verdict> {
+pub fn from_uplink(ctx: &TcContext, frame: &Frame, cfg: &NetConfig) -> Result<Verdict, Verdict> {
     use lanbridge_common::{CFG_FAST_PATH, CFG_LAN_MODE};
     let fast = CFG_LAN_MODE | CFG_FAST_PATH;
     if cfg.flags & fast != fast {
         return Ok(PASS);
     }
-    let Some(frame) = parse!(ctx, parse_frame) else {
-        return Ok(PASS);
-    };
     let Kind::Ipv4(ip) = frame.kind else {
         return Ok(PASS);
     };
@@ -203,11 +189,9 @@ pub fn from_uplink(ctx: &TcContext, cfg: &NetConfig) -> Result<Verdict, Verdict>
     if let Some(slow) = slow_path(&ip) {
         return Ok(slow);
     }
-    let Some(ep) = ENDPOINTS.get_ptr(port) else {
+    let Some(ep) = endpoint(port) else {
         return Ok(PASS);
     };
-    // SAFETY: as above.
-    let ep = unsafe { &*ep };
     into_pod(ctx, &ip, port, ep, cfg)
 }
 
@@ -225,7 +209,7 @@ fn slow_path(ip: &Ip4) -> Option<Verdict> {
     // conntrack still holds the NAT-ed one (the stack then picks a fresh
     // port for it instead of reverse-NATing its replies).
     let flow = ip.flow();
-    if ip.has_ports() && (nat_flow(&flow) || nat_flow(&flow.reversed())) {
+    if ip.has_ports() && flows::carried_by_stack(&flow) {
         return Some((PASS.0, Reason::SlowFlow));
     }
     None
@@ -251,25 +235,10 @@ fn into_pod(
     Ok((action as i32, Reason::FastToPod))
 }
 
+/// TTL - 1, with the checksum updated for it: one write.
 #[inline(always)]
 fn decrement_ttl(ctx: &TcContext, ip: &Ip4) -> Result<(), Verdict> {
-    // The checksummed 16-bit word holding TTL and protocol.
-    let old = u16::from_ne_bytes([ip.ttl, ip.proto]);
-    let new = u16::from_ne_bytes([ip.ttl - 1, ip.proto]);
-    // SAFETY: the helper bounds-checks the offset against the skb.
-    let rc = unsafe {
-        bpf_l3_csum_replace(
-            ctx.skb.skb,
-            (ip.off + IP_CSUM_OFF) as u32,
-            u64::from(old),
-            u64::from(new),
-            2,
-        )
-    };
-    if rc != 0 {
-        return Err(ERROR);
-    }
-    ctx.store(ip.off + IP_TTL_OFF, &[ip.ttl - 1], 0)
+    ctx.store(ip.off + IP_TTL_OFF, &ip.ttl_decremented(), 0)
         .map_err(|_| ERROR)
 }
 
@@ -279,30 +248,4 @@ fn mark_fast(ctx: &TcContext) {
     // SAFETY: `mark` is writable by TC programs.
     let mark = unsafe { (*ctx.skb.skb).mark };
     ctx.set_mark(mark | FAST_PATH_MARK);
-}
-
-/// Whether the host stack carried this flow's other direction recently;
-/// an entry in use is refreshed, an expired one removed.
-#[inline(always)]
-fn nat_flow(key: &FlowKey) -> bool {
-    let Some(seen) = FLOWS.get_ptr_mut(key) else {
-        return false;
-    };
-    // SAFETY: a helper without preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
-    let ttl = if key.proto == IPPROTO_TCP {
-        FLOW_TTL_TCP_NS
-    } else {
-        FLOW_TTL_OTHER_NS
-    };
-    // SAFETY: a map value, valid for this run; a racing update from another
-    // CPU writes a timestamp too.
-    unsafe {
-        if now.saturating_sub(*seen) > ttl {
-            let _removed = FLOWS.remove(key);
-            return false;
-        }
-        *seen = now;
-    }
-    true
 }

@@ -4,7 +4,8 @@
 //!
 //! Layers, each importing only those below it: `programs` (the entry
 //! points) → `pod`, `uplink`, `egress` (one pipeline per hook) → `dhcp`,
-//! `fast` (the stages) → `stats`, `events`, `maps`, `verdict`, `skb`.
+//! `fast` (the stages) → `flows`, `stats`, `events`, `maps`, `verdict`,
+//! `skb`.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
 #[cfg(target_arch = "bpf")]
@@ -15,6 +16,8 @@ mod egress;
 mod events;
 #[cfg(target_arch = "bpf")]
 mod fast;
+#[cfg(target_arch = "bpf")]
+mod flows;
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]

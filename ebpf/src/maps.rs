@@ -2,16 +2,20 @@
 //! by libbpf/bpftool alike), under the names the loader pins them by.
 
 use aya_ebpf::{
-    btf_maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    btf_maps::{
+        lpm_trie::Key, Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf,
+    },
     macros::btf_map,
 };
 use lanbridge_common::{
     event::{DropEvent, EventBucket, EVENTS_BYTES},
+    port::{port_slot, Port, PortCounters, MAP_PORTS, MAP_PORT_STATS, PORT_SLOTS},
+    prefix::{Prefixes, MAP_PREFIXES},
     snoop::OptionScan,
-    DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, MAP_BY_IP, MAP_BY_IP6,
-    MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENTS, MAP_EVENT_RATE,
-    MAP_FLOWS, MAP_SCAN, MAP_SLOW_CIDRS, MAP_STATS, MAX_ENDPOINTS, MAX_FLOWS, MAX_SLOW_CIDRS,
-    MAX_STATS,
+    DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, FLOW_SEEN_SLOTS, MAP_BY_IP,
+    MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENTS,
+    MAP_EVENT_RATE, MAP_FLOWS, MAP_FLOW_SEEN, MAP_SCAN, MAP_SLOW_CIDRS, MAP_STATS, MAX_ENDPOINTS,
+    MAX_FLOWS, MAX_SLOW_CIDRS, MAX_STATS,
 };
 
 // The aya macros take names as literals; these checks keep them equal to
@@ -25,6 +29,10 @@ const _: () = assert!(str_eq(MAP_STATS, "lb_stats"));
 const _: () = assert!(str_eq(MAP_SLOW_CIDRS, "lb_slow_cidrs"));
 const _: () = assert!(str_eq(MAP_CLUSTER, "lb_cluster"));
 const _: () = assert!(str_eq(MAP_FLOWS, "lb_flows"));
+const _: () = assert!(str_eq(MAP_FLOW_SEEN, "lb_flow_seen"));
+const _: () = assert!(str_eq(MAP_PORTS, "lb_ports"));
+const _: () = assert!(str_eq(MAP_PORT_STATS, "lb_port_stats"));
+const _: () = assert!(str_eq(MAP_PREFIXES, "lb_prefixes"));
 const _: () = assert!(str_eq(MAP_DHCP_PORTS, "lb_dhcp_ports"));
 const _: () = assert!(str_eq(MAP_SCAN, "lb_scan"));
 const _: () = assert!(str_eq(MAP_EVENTS, "lb_events"));
@@ -46,7 +54,14 @@ pub(crate) const fn str_eq(a: &str, b: &str) -> bool {
 }
 
 #[btf_map(name = "lb_endpoints")]
-pub(crate) static ENDPOINTS: HashMap<u32, Endpoint, { MAX_ENDPOINTS as usize }> = HashMap::new();
+static ENDPOINTS: HashMap<u32, Endpoint, { MAX_ENDPOINTS as usize }> = HashMap::new();
+
+#[btf_map(name = "lb_ports")]
+static PORTS: Array<Port, { PORT_SLOTS as usize }> = Array::new();
+
+#[btf_map(name = "lb_port_stats")]
+pub(crate) static PORT_STATS: PerCpuArray<PortCounters, { PORT_SLOTS as usize }> =
+    PerCpuArray::new();
 
 #[btf_map(name = "lb_by_mac")]
 pub(crate) static BY_MAC: HashMap<MacKey, u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
@@ -60,14 +75,20 @@ pub(crate) static BY_IP6: HashMap<[u8; 16], u32, { MAX_ENDPOINTS as usize }> = H
 #[btf_map(name = "lb_config")]
 static CONFIG: Array<NetConfig, 1> = Array::new();
 
+#[btf_map(name = "lb_prefixes")]
+static PREFIXES: Array<Prefixes, 1> = Array::new();
+
 #[btf_map(name = "lb_slow_cidrs")]
-pub(crate) static SLOW_CIDRS: LpmTrie<u32, u8, { MAX_SLOW_CIDRS as usize }> = LpmTrie::new();
+static SLOW_CIDRS: LpmTrie<u32, u8, { MAX_SLOW_CIDRS as usize }> = LpmTrie::new();
 
 #[btf_map(name = "lb_cluster")]
-pub(crate) static CLUSTER: LpmTrie<u32, u8, { MAX_SLOW_CIDRS as usize }> = LpmTrie::new();
+static CLUSTER: LpmTrie<u32, u8, { MAX_SLOW_CIDRS as usize }> = LpmTrie::new();
 
 #[btf_map(name = "lb_flows")]
 pub(crate) static FLOWS: LruHashMap<FlowKey, u64, { MAX_FLOWS as usize }> = LruHashMap::new();
+
+#[btf_map(name = "lb_flow_seen")]
+pub(crate) static FLOW_SEEN: Array<u32, { FLOW_SEEN_SLOTS as usize }> = Array::new();
 
 #[btf_map(name = "lb_dhcp_ports")]
 pub(crate) static DHCP_PORTS: LruHashMap<u32, DhcpPort, { MAX_ENDPOINTS as usize }> =
@@ -102,5 +123,44 @@ pub(crate) fn config() -> NetConfig {
     match CONFIG.get(0) {
         Some(cfg) => *cfg,
         None => NetConfig::default(),
+    }
+}
+
+/// The port in `ifindex`'s slot of `lb_ports`, if it is that port's.
+#[inline(always)]
+pub(crate) fn own_slot(ifindex: u32) -> Option<&'static Port> {
+    PORTS
+        .get(port_slot(ifindex))
+        .filter(|port| port.ifindex == ifindex)
+}
+
+/// The endpoint of the port `ifindex`: from its slot of `lb_ports`, or
+/// from `lb_endpoints` when another port holds the slot. A map value, valid
+/// for this run.
+#[inline(always)]
+pub(crate) fn endpoint(ifindex: u32) -> Option<&'static Endpoint> {
+    if let Some(port) = own_slot(ifindex) {
+        return Some(&port.ep);
+    }
+    // SAFETY: a map value, valid for this run (RCU).
+    ENDPOINTS.get_ptr(ifindex).map(|ep| unsafe { &*ep })
+}
+
+/// Whether `addr` is a destination that always takes the host stack
+/// (`lb_slow_cidrs`): from `lb_prefixes` when the set is held there.
+#[inline(always)]
+pub(crate) fn slow_destination(addr: u32) -> bool {
+    match PREFIXES.get(0).and_then(|p| p.slow.contains(addr)) {
+        Some(slow) => slow,
+        None => SLOW_CIDRS.get(&Key::new(32, addr)).is_some(),
+    }
+}
+
+/// Whether `addr` is in a cluster CIDR (`lb_cluster`), likewise.
+#[inline(always)]
+pub(crate) fn cluster_destination(addr: u32) -> bool {
+    match PREFIXES.get(0).and_then(|p| p.cluster.contains(addr)) {
+        Some(cluster) => cluster,
+        None => CLUSTER.get(&Key::new(32, addr)).is_some(),
     }
 }

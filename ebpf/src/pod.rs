@@ -4,10 +4,12 @@
 use aya_ebpf::{bindings::TC_ACT_SHOT, programs::TcContext};
 use lanbridge_common::{
     frame::{guard, parse_frame, Ip4, Kind, IPPROTO_UDP},
-    ip6, Endpoint, NetConfig, Reason, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE,
+    ip6,
+    packet::mac_eq,
+    Endpoint, NetConfig, Reason, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE,
 };
 
-use crate::maps::{config, ENDPOINTS};
+use crate::maps::{config, endpoint};
 use crate::skb::{parse, vlan_tagged, Loaded};
 use crate::verdict::{pack, unpack, Verdict, PASS};
 use crate::{dhcp, fast};
@@ -16,15 +18,13 @@ use crate::{dhcp, fast};
 pub(crate) fn try_from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Verdict> {
     // A port without an endpoint (not, or no longer, a pod of this network)
     // gets no verdict.
-    let Some(ep) = ENDPOINTS.get_ptr(ifindex) else {
+    // An update of this very entry while the packet is judged could at
+    // worst mix old and new values for this one packet; the loader writes
+    // an endpoint before the pod runs. A reference, not a copy: the stack
+    // is small (512 bytes for the whole program) and the endpoint is not.
+    let Some(ep) = endpoint(ifindex) else {
         return Ok(PASS);
     };
-    // SAFETY: a map value, valid for this run (RCU). An update of this very
-    // entry while the packet is judged could at worst mix old and new values
-    // for this one packet; the loader writes an endpoint before the pod runs.
-    // A reference, not a copy: the stack is small (512 bytes for the whole
-    // program) and the endpoint is not.
-    let ep = unsafe { &*ep };
     let cfg = config();
     let enforce = cfg.flags & CFG_ENFORCE != 0;
     // Written field by field by `classify` (zeroed here: no undefined
@@ -33,13 +33,20 @@ pub(crate) fn try_from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Ver
         off: 0,
         proto: 0,
         ttl: 0,
+        csum: 0,
         saddr: 0,
         daddr: 0,
         fragment: false,
         sport: 0,
         dport: 0,
     };
-    let class = Class::unpack(classify(ctx, ep, enforce, (&raw mut ip).cast()));
+    let class = Class::unpack(classify(
+        ctx,
+        ep,
+        enforce,
+        &cfg.bridge_mac,
+        (&raw mut ip).cast(),
+    ));
     if let Some(reason) = class.drop {
         return Ok((TC_ACT_SHOT, reason));
     }
@@ -66,6 +73,11 @@ pub(crate) fn try_from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Ver
     if cfg.flags & CFG_FAST_PATH == 0 || class.tagged || vlan_tagged(ctx) {
         return Ok(PASS);
     }
+    // Subnet mode routes only frames for the gateway; the bridge switches
+    // the rest (pods of this node) without any lookup of ours.
+    if cfg.flags & CFG_LAN_MODE == 0 && !class.to_gateway {
+        return Ok(PASS);
+    }
     Ok(unpack(fast_path_packed(ctx, &ip, ep, &cfg)))
 }
 
@@ -89,18 +101,21 @@ struct Class {
     kind: u8,
     /// A VLAN tag in the frame.
     tagged: bool,
+    /// Sent to the gateway's MAC (the bridge's).
+    to_gateway: bool,
     /// The IPv6 header's offset ([`KIND_IPV6`]).
     ipv6_off: usize,
 }
 
 impl Class {
-    /// Bits 0-7: 1 + drop reason (0: none); 8-15: kind; 16: tagged; 32-47:
-    /// IPv6 offset.
+    /// Bits 0-7: 1 + drop reason (0: none); 8-15: kind; 16: tagged; 17: to
+    /// the gateway; 32-47: IPv6 offset.
     #[inline(always)]
     fn pack(&self) -> u64 {
         let drop = self.drop.map_or(0, |r| r as u64 + 1);
         drop | u64::from(self.kind) << 8
             | u64::from(self.tagged) << 16
+            | u64::from(self.to_gateway) << 17
             | ((self.ipv6_off as u64) & 0xffff) << 32
     }
 
@@ -112,6 +127,7 @@ impl Class {
             drop: (drop != 0).then(|| unsafe { core::mem::transmute::<u32, Reason>(drop - 1) }),
             kind: (bits >> 8) as u8,
             tagged: bits & (1 << 16) != 0,
+            to_gateway: bits & (1 << 17) != 0,
             ipv6_off: ((bits >> 32) & 0xffff) as usize,
         }
     }
@@ -121,7 +137,13 @@ impl Class {
 /// IPv4 header goes to `ip_out` (the caller's zeroed `Ip4`). A frame too
 /// short to parse is "other": it passes, with nothing to act on.
 #[inline(never)]
-fn classify(ctx: &TcContext, ep: &Endpoint, enforce: bool, ip_out: *mut u8) -> u64 {
+fn classify(
+    ctx: &TcContext,
+    ep: &Endpoint,
+    enforce: bool,
+    gateway: &[u8; 6],
+    ip_out: *mut u8,
+) -> u64 {
     let Some(frame) = parse!(ctx, parse_frame) else {
         return 0;
     };
@@ -129,6 +151,7 @@ fn classify(ctx: &TcContext, ep: &Endpoint, enforce: bool, ip_out: *mut u8) -> u
         drop: None,
         kind: KIND_OTHER,
         tagged: frame.tagged,
+        to_gateway: mac_eq(&frame.dst_mac, gateway),
         ipv6_off: 0,
     };
     if enforce {
@@ -147,6 +170,7 @@ fn classify(ctx: &TcContext, ep: &Endpoint, enforce: bool, ip_out: *mut u8) -> u
                 (*out).off = ip.off;
                 (*out).proto = ip.proto;
                 (*out).ttl = ip.ttl;
+                (*out).csum = ip.csum;
                 (*out).saddr = ip.saddr;
                 (*out).daddr = ip.daddr;
                 (*out).fragment = ip.fragment;

@@ -1,14 +1,30 @@
 //! The per-CPU counters of (port, reason), drops included.
 
 use aya_ebpf::bindings::BPF_NOEXIST;
-use lanbridge_common::{Reason, StatKey};
+use lanbridge_common::{port::port_slot, Reason, StatKey};
 
-use crate::maps::STATS;
+use crate::maps::{own_slot, PORT_STATS, STATS};
 
-/// Per-CPU packet counter of (ifindex, reason): increments the slot, creates
-/// it on first use.
+/// Per-CPU packet counter of (ifindex, reason): in the port's slot of
+/// `lb_port_stats` when it holds one (array lookups), else in `lb_stats`.
 #[inline(always)]
 pub(crate) fn count(ifindex: u32, reason: Reason) {
+    if own_slot(ifindex).is_some() {
+        if let Some(counters) = PORT_STATS.get_ptr_mut(port_slot(ifindex)) {
+            // SAFETY: this CPU's slot; TC programs do not preempt each
+            // other on one CPU.
+            if let Some(n) = unsafe { (*counters).get_mut(reason as usize) } {
+                *n += 1;
+                return;
+            }
+        }
+    }
+    count_hashed(ifindex, reason);
+}
+
+/// [`count`] in `lb_stats`: increments the entry, creates it on first use.
+#[inline(always)]
+fn count_hashed(ifindex: u32, reason: Reason) {
     let key = StatKey {
         ifindex,
         reason: reason as u32,

@@ -1,8 +1,12 @@
 //! `lb_from_uplink`'s pipeline: DHCP replies for pods, then the fast path
-//! into pods; everything else is left to the stack.
+//! into pods; everything else is left to the stack. The frame is parsed
+//! once for both; only DHCP's ports get the DHCP parser.
 
 use aya_ebpf::programs::TcContext;
-use lanbridge_common::packet::parse_from_uplink;
+use lanbridge_common::{
+    frame::{parse_frame, Kind, IPPROTO_UDP},
+    packet::{parse_from_uplink, DHCP_CLIENT_PORT, DHCP_SERVER_PORT},
+};
 
 use crate::maps::config;
 use crate::skb::{parse, vlan_tagged};
@@ -16,9 +20,18 @@ pub(crate) fn try_from_uplink(ctx: &TcContext) -> Result<Verdict, Verdict> {
     if vlan_tagged(ctx) {
         return Ok(PASS);
     }
-    match parse!(ctx, parse_from_uplink) {
-        Some(Some(reply)) => dhcp::to_pod(ctx, &reply),
-        Some(None) => fast::from_uplink(ctx, &config()),
-        None => Ok(PASS),
+    let Some(frame) = parse!(ctx, parse_frame) else {
+        return Ok(PASS);
+    };
+    // UDP 67 -> 68: parsed again, in full, as a DHCP reply for a pod.
+    if let Kind::Ipv4(ip) = frame.kind {
+        if ip.proto == IPPROTO_UDP && ip.sport == DHCP_SERVER_PORT && ip.dport == DHCP_CLIENT_PORT {
+            match parse!(ctx, parse_from_uplink) {
+                Some(Some(reply)) => return dhcp::to_pod(ctx, &reply),
+                Some(None) => {}
+                None => return Ok(PASS),
+            }
+        }
     }
+    fast::from_uplink(ctx, &frame, &config())
 }

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use std::mem::size_of;
 
+use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, MapData, PerCpuHashMap, RingBuf};
 use aya::programs::SchedClassifier;
 use aya::{Ebpf, TestRun, TestRunOptions};
@@ -29,10 +30,12 @@ use std::net::Ipv6Addr;
 
 use lanbridge_common::{
     event::{DropEvent, EVENT_BURST, EVENT_INTERVAL_NS},
-    DhcpPort, Endpoint, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_LAN_MODE,
-    EP_DHCP_RELAY, EP_GUARD_IP, EP_GUARD_IP6, EP_ISOLATED, MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC,
-    MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENTS, MAP_STATS, PROG_FROM_POD,
-    PROG_FROM_UPLINK, PROG_TO_POD,
+    port::{table, MAP_PORTS, MAP_PORT_STATS, PORT_SLOTS},
+    prefix::{PrefixSet, Prefixes, MAP_PREFIXES},
+    DhcpPort, Endpoint, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_FAST_PATH,
+    CFG_LAN_MODE, EP_DHCP_RELAY, EP_GUARD_IP, EP_GUARD_IP6, EP_ISOLATED, MAP_BY_IP, MAP_BY_IP6,
+    MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENTS, MAP_SLOW_CIDRS,
+    MAP_STATS, PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD,
 };
 use lanbridge_tests::frames6::{
     self, fragment_header, link_local, neighbour_advertisement, neighbour_solicitation,
@@ -318,6 +321,8 @@ fn object_path() -> PathBuf {
 struct Datapath {
     ebpf: Ebpf,
     endpoints: HashMap<MapData, u32, Endpoint>,
+    ports: table::Ports,
+    port_counters: table::Counters,
     by_mac: HashMap<MapData, MacKey, u32>,
     config: Array<MapData, NetConfig>,
     stats: PerCpuHashMap<MapData, StatKey, u64>,
@@ -357,6 +362,8 @@ impl Datapath {
                 .unwrap_or_else(|| panic!("no map {name} in the object"))
         };
         let endpoints = take(&mut ebpf, MAP_ENDPOINTS).try_into().unwrap();
+        let ports = take(&mut ebpf, MAP_PORTS).try_into().unwrap();
+        let port_counters = take(&mut ebpf, MAP_PORT_STATS).try_into().unwrap();
         let by_mac = take(&mut ebpf, MAP_BY_MAC).try_into().unwrap();
         let config = take(&mut ebpf, MAP_CONFIG).try_into().unwrap();
         let stats = take(&mut ebpf, MAP_STATS).try_into().unwrap();
@@ -364,6 +371,8 @@ impl Datapath {
         let mut dp = Datapath {
             ebpf,
             endpoints,
+            ports,
+            port_counters,
             by_mac,
             config,
             stats,
@@ -401,21 +410,26 @@ impl Datapath {
             ipv4,
             ..Endpoint::default()
         };
-        self.endpoints
-            .insert(port, ep, 0)
-            .expect("writing lb_endpoints");
+        self.write_endpoint(port, ep);
         self.by_mac
             .insert(MacKey::new(mac), port, 0)
             .expect("writing lb_by_mac");
+    }
+
+    /// `port`'s endpoint, written as the loader writes it: into
+    /// `lb_endpoints`, then into the port's slot of `lb_ports`.
+    fn write_endpoint(&mut self, port: u32, ep: Endpoint) {
+        self.endpoints
+            .insert(port, ep, 0)
+            .expect("writing lb_endpoints");
+        table::put(&mut self.ports, &mut self.port_counters, port, ep).expect("writing lb_ports");
     }
 
     /// The endpoint of `port`, changed by `f`.
     fn update_endpoint(&mut self, port: u32, f: impl FnOnce(&mut Endpoint)) {
         let mut ep = self.endpoints.get(&port, 0).expect("reading lb_endpoints");
         f(&mut ep);
-        self.endpoints
-            .insert(port, ep, 0)
-            .expect("writing lb_endpoints");
+        self.write_endpoint(port, ep);
     }
 
     /// `lb_by_ip` and `lb_by_ip6` entries: the pod behind `port` has `ip`.
@@ -441,9 +455,7 @@ impl Datapath {
             ..Endpoint::default()
         };
         assert!(ep.set_client_id(&CLIENT_ID));
-        self.endpoints
-            .insert(self.pod, ep, 0)
-            .expect("writing lb_endpoints");
+        self.write_endpoint(self.pod, ep);
     }
 
     /// Gives `port` a full DHCP token bucket again.
@@ -505,18 +517,14 @@ impl Datapath {
 
     /// Packets counted for (ifindex, reason), summed over the CPUs.
     fn count(&self, ifindex: u32, reason: Reason) -> u64 {
-        let key = StatKey {
-            ifindex,
-            reason: reason as u32,
-        };
-        match self.stats.get(&key, 0) {
-            Ok(values) => values.iter().sum(),
-            Err(aya::maps::MapError::KeyNotFound) => 0,
-            Err(e) => panic!("reading lb_stats: {e}"),
-        }
+        self.counters()
+            .into_iter()
+            .find(|(i, r, _)| (*i, *r) == (ifindex, reason))
+            .map_or(0, |(_, _, n)| n)
     }
 
-    /// Every non-zero counter, sorted.
+    /// Every non-zero counter, sorted: those in `lb_stats` and those in
+    /// the ports' slots.
     fn counters(&self) -> Vec<(u32, Reason, u64)> {
         let mut all: Vec<(u32, Reason, u64)> = self
             .stats
@@ -526,8 +534,15 @@ impl Datapath {
                 let reason = Reason::from_u32(key.reason).expect("a known reason");
                 (key.ifindex, reason, values.iter().sum())
             })
-            .filter(|(_, _, n)| *n != 0)
             .collect();
+        let slots = table::counted(&self.ports, &self.port_counters).expect("reading lb_ports");
+        for (port, counted) in slots {
+            for (reason, n) in counted.iter().enumerate() {
+                let reason = Reason::from_u32(reason as u32);
+                all.extend(reason.map(|r| (port, r, *n)));
+            }
+        }
+        all.retain(|(_, _, n)| *n != 0);
         all.sort_by_key(|(i, r, _)| (*i, *r as u32));
         all
     }
@@ -901,6 +916,56 @@ fn ports_without_endpoint_pass_everything() {
             assert_untouched(&run, &frame, "stranger");
         }
         assert_eq!(dp.counters(), vec![(dp.stranger, Reason::Passed, 3)]);
+    });
+}
+
+/// Two ports whose ifindexes share a slot of `lb_ports`: the first holds
+/// it, the second is found in `lb_endpoints`; each is judged by its own
+/// endpoint and counted apart, also after the first leaves.
+#[test]
+fn ports_sharing_a_slot_are_each_judged_by_their_own_endpoint() {
+    with_datapath(|dp| {
+        dp.set_config(CFG_LAN_MODE | CFG_ENFORCE);
+        let twin = dp.pod + PORT_SLOTS;
+        ip(&format!(
+            "link add lbttwin index {twin} type veth peer name lbttwinp"
+        ));
+        dp.put_endpoint(twin, OTHER_MAC, [0; 4], 0);
+        let ports = [(dp.pod, POD_MAC), (twin, OTHER_MAC)];
+        let judge = |dp: &Datapath| {
+            for (port, mac) in ports {
+                assert_eq!(dp.run_pod(port, &arp(mac)).retval, TC_ACT_UNSPEC);
+                for (_, other) in ports.iter().filter(|(p, _)| *p != port) {
+                    assert_eq!(dp.run_pod(port, &arp(*other)).retval, TC_ACT_SHOT);
+                }
+            }
+        };
+        judge(dp);
+        let held: Vec<u32> = table::counted(&dp.ports, &dp.port_counters)
+            .unwrap()
+            .into_iter()
+            .map(|(port, _)| port)
+            .collect();
+        assert!(held.contains(&dp.pod) && !held.contains(&twin), "{held:?}");
+        // The first leaves its slot (as DEL does, before its endpoint)
+        // with what it counted there.
+        let counted = table::release(&mut dp.ports, &mut dp.port_counters, dp.pod).unwrap();
+        let mut expected = [0; 16];
+        (
+            expected[Reason::Passed as usize],
+            expected[Reason::DropSpoofMac as usize],
+        ) = (1, 1);
+        assert_eq!(counted, Some(expected));
+        judge(dp);
+        assert_eq!(
+            dp.counters(),
+            vec![
+                (dp.pod, Reason::Passed, 1),
+                (dp.pod, Reason::DropSpoofMac, 1),
+                (twin, Reason::Passed, 2),
+                (twin, Reason::DropSpoofMac, 2),
+            ]
+        );
     });
 }
 
@@ -1838,5 +1903,377 @@ fn drops_are_reported_with_the_packet_and_rate_limited_per_port() {
         assert_eq!(ev.len(), 1, "{ev:?}");
         assert_eq!(ev[0].suppressed as usize, flood - sent);
         assert_eq!(dp.count(dp.pod, Reason::DropDhcpSpoof), flood as u64 + 2);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Fast path
+
+const BRIDGE_MAC: [u8; 6] = [0x02, 0xbb, 0x00, 0x00, 0x00, 0x01];
+const POD2_IP: [u8; 4] = [192, 168, 1, 51];
+/// On the LAN: a host with a known MAC, one without (no neighbour entry).
+const LAN_HOST: [u8; 4] = [10, 9, 0, 1];
+const LAN_HOST_MAC: [u8; 6] = [0x02, 0x11, 0x00, 0x00, 0x00, 0x02];
+const LAN_UNKNOWN: [u8; 4] = [10, 9, 0, 7];
+const SERVICE_IP: [u8; 4] = [10, 96, 0, 10];
+/// A pod of another node (subnet mode), routed via `LAN_HOST`.
+const REMOTE_POD: [u8; 4] = [10, 244, 2, 5];
+
+fn ip(args: &str) {
+    let out = Command::new("ip")
+        .args(args.split_whitespace())
+        .output()
+        .expect("running ip");
+    assert!(
+        out.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// A 64-byte IPv4 frame of `proto` (TCP or UDP, ports 40000 -> 5201), TTL
+/// 255: a test run may rewrite it 250 times before the TTL rule takes it.
+fn small_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    saddr: [u8; 4],
+    daddr: [u8; 4],
+    proto: u8,
+) -> Vec<u8> {
+    let spec = Frame {
+        dst_mac,
+        src_mac,
+        saddr,
+        daddr,
+        proto,
+        sport: 40000,
+        dport: 5201,
+        udp_csum: false,
+        ..Frame::default()
+    };
+    let mut f = spec.build();
+    f.truncate(64);
+    f[16..18].copy_from_slice(&50u16.to_be_bytes());
+    f[22] = 255;
+    f[24..26].copy_from_slice(&[0, 0]);
+    let sum = !fold(sum16(0, &f[14..34]));
+    f[24..26].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
+/// The IPv4 header of `frame` (untagged) has a valid checksum.
+fn ip_checksum_ok(frame: &[u8]) -> bool {
+    fold(sum16(0, &frame[14..34])) == 0xffff
+}
+
+impl Datapath {
+    /// Makes the test's namespace route like a node: forwarding on, a
+    /// bridge stand-in the FIB takes the pods' packets from, the uplink on
+    /// the LAN (10.9.0.0/24) knowing `LAN_HOST`'s MAC, a route to another
+    /// node's pod subnet via it; the second pod gets `POD2_IP`; `flags` and
+    /// both ends' MACs go to `lb_config`; a service CIDR is slow.
+    fn route_like_a_node(&mut self, flags: u16) -> u32 {
+        let bridge = device("lbtbr");
+        for dev in ["lbtbr", "lbtbrp", "lbtup", "lbtupp"] {
+            ip(&format!("link set {dev} up"));
+        }
+        ip("addr add 10.9.0.2/24 dev lbtup");
+        let lan_host_mac = LAN_HOST_MAC.map(|b| format!("{b:02x}")).join(":");
+        ip(&format!(
+            "neigh add 10.9.0.1 lladdr {lan_host_mac} dev lbtup nud permanent"
+        ));
+        ip("route add 10.244.2.0/24 via 10.9.0.1 dev lbtup");
+        std::fs::write("/proc/sys/net/ipv4/conf/all/forwarding", "1")
+            .expect("enabling forwarding in the test's namespace");
+        self.update_endpoint(self.pod2, |ep| ep.ipv4[0] = u32::from_ne_bytes(POD2_IP));
+        self.index_ip(POD_IP, self.pod);
+        self.index_ip(POD2_IP, self.pod2);
+        self.set_prefix(MAP_SLOW_CIDRS, [10, 96, 0, 0], 12);
+        self.set_prefix(MAP_CLUSTER, [10, 244, 0, 0], 16);
+        let net = |a| u32::from_ne_bytes(a);
+        self.set_inline_prefixes(Prefixes {
+            slow: PrefixSet::new(&[(net([10, 96, 0, 0]), 12)]),
+            cluster: PrefixSet::new(&[(net([10, 244, 0, 0]), 16)]),
+        });
+        self.set_routed_config(bridge, flags);
+        bridge
+    }
+
+    fn set_routed_config(&mut self, bridge: u32, flags: u16) {
+        let cfg = NetConfig {
+            uplink_ifindex: self.uplink,
+            bridge_ifindex: bridge,
+            uplink_mac: UPLINK_MAC,
+            bridge_mac: BRIDGE_MAC,
+            flags,
+            ..NetConfig::default()
+        };
+        self.config.set(0, cfg, 0).expect("writing lb_config");
+    }
+
+    /// `lb_prefixes`: the tries' sets as the loader writes them inline
+    /// (`Prefixes::default()`: not written, the tries are asked).
+    fn set_inline_prefixes(&mut self, prefixes: Prefixes) {
+        let mut map: Array<&mut MapData, Prefixes> =
+            self.ebpf.map_mut(MAP_PREFIXES).unwrap().try_into().unwrap();
+        map.set(0, prefixes, 0).unwrap();
+    }
+
+    fn set_prefix(&mut self, map: &str, net: [u8; 4], len: u32) {
+        let mut trie: LpmTrie<&mut MapData, u32, u8> =
+            self.ebpf.map_mut(map).unwrap().try_into().unwrap();
+        trie.insert(&Key::new(len, u32::from_ne_bytes(net)), 1, 0)
+            .unwrap();
+    }
+
+    /// The kernel's time per run of `name` on `frame` and of an empty
+    /// program on it, interleaved (load on the machine slows both alike):
+    /// the medians of many short test runs' means (each starts from `frame`
+    /// again, so its TTL lasts; the median shrugs off preempted runs).
+    fn per_run_ns(
+        &self,
+        name: &str,
+        ifindex: u32,
+        frame: &[u8],
+        empty: &EmptyProgram,
+    ) -> (u128, u128) {
+        let (mut prog, mut base): (Vec<u128>, Vec<u128>) = (0..400)
+            .map(|_| {
+                (
+                    self.run_repeat(name, ifindex, frame, 250).1.as_nanos(),
+                    empty.per_run_ns(frame, 250),
+                )
+            })
+            .unzip();
+        prog.sort_unstable();
+        base.sort_unstable();
+        (prog[prog.len() / 2], base[base.len() / 2])
+    }
+}
+
+/// A TC program that only returns TC_ACT_UNSPEC: the test runner's own
+/// cost per run, loaded with bpf(2) (aya loads programs from objects only).
+struct EmptyProgram(std::os::fd::OwnedFd);
+
+impl EmptyProgram {
+    const PROG_LOAD: libc::c_long = 5;
+    const PROG_TEST_RUN: libc::c_long = 10;
+    const SCHED_CLS: u32 = 3;
+
+    fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> i64 {
+        // SAFETY: `attr` is a bpf_attr of the size passed; its pointers
+        // point at live buffers of the sizes given.
+        let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
+        assert!(rc >= 0, "bpf({cmd}): {}", std::io::Error::last_os_error());
+        rc
+    }
+
+    fn load() -> EmptyProgram {
+        use std::os::fd::FromRawFd;
+        // r0 = -1; exit.
+        let insns: [u64; 2] = [
+            u64::from_le_bytes([0xb7, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]),
+            u64::from_le_bytes([0x95, 0, 0, 0, 0, 0, 0, 0]),
+        ];
+        let license = c"GPL";
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&Self::SCHED_CLS.to_ne_bytes());
+        attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
+        attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+        attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+        let fd = Self::bpf(Self::PROG_LOAD, &mut attr) as i32;
+        // SAFETY: a new fd the kernel just returned.
+        EmptyProgram(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// The kernel's mean time per run over `repeat` runs on `frame`.
+    fn per_run_ns(&self, frame: &[u8], repeat: u32) -> u128 {
+        use std::os::fd::AsRawFd;
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&(self.0.as_raw_fd() as u32).to_ne_bytes());
+        attr[8..12].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+        attr[16..24].copy_from_slice(&(frame.as_ptr() as u64).to_ne_bytes());
+        attr[32..36].copy_from_slice(&repeat.to_ne_bytes());
+        Self::bpf(Self::PROG_TEST_RUN, &mut attr);
+        u128::from(u32::from_ne_bytes(attr[36..40].try_into().unwrap()))
+    }
+}
+
+/// Asserts a fast-path delivery: redirected, `dst` as the Ethernet
+/// destination, TTL decremented with the checksum updated.
+fn assert_forwarded(run: &Run, frame: &[u8], dst: [u8; 6], what: &str) {
+    assert_eq!(run.retval, TC_ACT_REDIRECT, "{what}");
+    assert_eq!(run.out[0..6], dst, "{what}: Ethernet destination");
+    assert_eq!(run.out[22], frame[22] - 1, "{what}: TTL");
+    assert!(ip_checksum_ok(&run.out), "{what}: IPv4 checksum");
+    assert_eq!(run.out[26..], frame[26..], "{what}: addresses and payload");
+}
+
+#[test]
+fn lan_fast_path_forwards_to_the_lan_and_to_pods_and_leaves_the_rest_to_the_stack() {
+    with_datapath(|dp| {
+        dp.route_like_a_node(CFG_LAN_MODE | CFG_ENFORCE | CFG_FAST_PATH);
+        for proto in [17, 6] {
+            let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, LAN_HOST, proto);
+            let run = dp.run_pod(dp.pod, &frame);
+            assert_forwarded(&run, &frame, LAN_HOST_MAC, "to the LAN");
+            // The next hop unknown: `bpf_redirect_neigh` resolves it.
+            let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, LAN_UNKNOWN, proto);
+            let run = dp.run_pod(dp.pod, &frame);
+            assert_eq!(run.retval, TC_ACT_REDIRECT, "to an unresolved LAN host");
+            assert_eq!(run.out[22], 254, "to an unresolved LAN host: TTL");
+            assert!(ip_checksum_ok(&run.out));
+            let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, POD2_IP, proto);
+            let run = dp.run_pod(dp.pod, &frame);
+            assert_forwarded(&run, &frame, POD2_MAC, "to a pod");
+            assert_eq!(run.out[6..12], BRIDGE_MAC, "to a pod: from the gateway");
+            let frame = small_frame(UPLINK_MAC, LAN_HOST_MAC, LAN_HOST, POD_IP, proto);
+            let run = dp.run_uplink(&frame);
+            assert_forwarded(&run, &frame, POD_MAC, "from the LAN");
+            assert_eq!(run.out[6..12], BRIDGE_MAC, "from the LAN: from the gateway");
+        }
+        assert_eq!(dp.count(dp.pod, Reason::FastToLan), 4);
+        assert_eq!(dp.count(dp.pod, Reason::FastToPod), 2);
+        assert_eq!(dp.count(dp.uplink, Reason::FastToPod), 2);
+
+        let slow = [
+            (SERVICE_IP, 255, Reason::SlowService),
+            (LAN_HOST, 1, Reason::Passed),
+            ([224, 0, 0, 251], 255, Reason::Passed),
+        ];
+        // The service CIDR inline in `lb_prefixes`, then in the trie only.
+        for inline in [true, false] {
+            if !inline {
+                dp.set_inline_prefixes(Prefixes::default());
+            }
+            for (daddr, ttl, reason) in slow {
+                let mut frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, daddr, 17);
+                frame[22] = ttl;
+                let run = dp.run_pod(dp.pod, &frame);
+                let what = format!("to {daddr:?}, TTL {ttl}, inline {inline}");
+                assert_eq!(run.retval, TC_ACT_UNSPEC, "{what}");
+                assert_untouched(&run, &frame, &what);
+                assert!(dp.count(dp.pod, reason) > 0, "{reason:?}");
+            }
+            let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, LAN_HOST, 17);
+            assert_eq!(dp.run_pod(dp.pod, &frame).retval, TC_ACT_REDIRECT);
+        }
+        assert_eq!(dp.count(dp.pod, Reason::SlowService), 2);
+        // A flow the stack delivered to the pod (a service's DNAT-ed
+        // request, say): its replies and its repeats take the stack too.
+        let carried = small_frame(POD_MAC, BRIDGE_MAC, LAN_HOST, POD_IP, 6);
+        assert_eq!(dp.run(PROG_TO_POD, dp.pod, &carried).retval, TC_ACT_UNSPEC);
+        let mut reply = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, LAN_HOST, 6);
+        reply[34..38].copy_from_slice(&[0x14, 0x51, 0x9c, 0x40]);
+        let run = dp.run_pod(dp.pod, &reply);
+        assert_eq!(run.retval, TC_ACT_UNSPEC, "the reply of a carried flow");
+        assert_untouched(&run, &reply, "the reply of a carried flow");
+        let run = dp.run_uplink(&carried);
+        assert_eq!(run.retval, TC_ACT_UNSPEC, "a carried flow's next packet");
+        assert_eq!(dp.count(dp.pod, Reason::SlowFlow), 1);
+        assert_eq!(dp.count(dp.uplink, Reason::SlowFlow), 1);
+        // Other ports of the same hosts still take the fast path.
+        let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, LAN_HOST, 6);
+        assert_eq!(dp.run_pod(dp.pod, &frame).retval, TC_ACT_REDIRECT);
+
+        // A spoofed source is dropped before any forwarding.
+        let frame = small_frame(BRIDGE_MAC, POD_MAC, POD2_IP, LAN_HOST, 17);
+        dp.update_endpoint(dp.pod, |ep| ep.flags |= EP_GUARD_IP);
+        assert_eq!(dp.run_pod(dp.pod, &frame).retval, TC_ACT_SHOT);
+        // Isolated pods do not reach each other.
+        dp.update_endpoint(dp.pod, |ep| ep.flags |= EP_ISOLATED);
+        dp.update_endpoint(dp.pod2, |ep| ep.flags |= EP_ISOLATED);
+        let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, POD2_IP, 17);
+        assert_eq!(dp.run_pod(dp.pod, &frame).retval, TC_ACT_SHOT);
+        assert_eq!(dp.count(dp.pod, Reason::DropIsolated), 1);
+    });
+}
+
+#[test]
+fn subnet_fast_path_forwards_to_other_nodes_pods_only() {
+    with_datapath(|dp| {
+        dp.route_like_a_node(CFG_ENFORCE | CFG_FAST_PATH);
+        let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, REMOTE_POD, 6);
+        let run = dp.run_pod(dp.pod, &frame);
+        assert_forwarded(&run, &frame, LAN_HOST_MAC, "to a remote pod");
+        assert_eq!(dp.count(dp.pod, Reason::FastToLan), 1);
+        // Switched by the bridge, or not a cluster destination: the stack's.
+        for (dst_mac, daddr) in [(POD2_MAC, POD2_IP), (BRIDGE_MAC, LAN_HOST)] {
+            let frame = small_frame(dst_mac, POD_MAC, POD_IP, daddr, 17);
+            let run = dp.run_pod(dp.pod, &frame);
+            assert_eq!(run.retval, TC_ACT_UNSPEC, "to {daddr:?}");
+            assert_untouched(&run, &frame, &format!("to {daddr:?}"));
+        }
+        assert_eq!(dp.count(dp.pod, Reason::Passed), 2);
+        // The cluster CIDR in the trie only: the same verdicts.
+        dp.set_inline_prefixes(Prefixes::default());
+        let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, REMOTE_POD, 6);
+        assert_eq!(dp.run_pod(dp.pod, &frame).retval, TC_ACT_REDIRECT);
+        let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, LAN_HOST, 6);
+        assert_eq!(dp.run_pod(dp.pod, &frame).retval, TC_ACT_UNSPEC);
+        assert_eq!(dp.count(dp.pod, Reason::FastToLan), 2);
+    });
+}
+
+/// The cost per run of the fast path's cases, as the kernel's test runner
+/// measures it (warm caches: lower than under traffic, fit for A/B of the
+/// programs). `cargo test -p lanbridge-tests --test ebpf_programs --
+/// --ignored --nocapture cost`
+#[test]
+#[ignore = "a measurement"]
+fn cost_per_run_of_the_fast_path() {
+    with_datapath(|dp| {
+        let empty = EmptyProgram::load();
+        let bridge = dp.route_like_a_node(CFG_LAN_MODE | CFG_ENFORCE | CFG_FAST_PATH);
+        let lan = [
+            (
+                "lan: UDP pod -> LAN",
+                small_frame(BRIDGE_MAC, POD_MAC, POD_IP, LAN_HOST, 17),
+            ),
+            (
+                "lan: TCP pod -> LAN",
+                small_frame(BRIDGE_MAC, POD_MAC, POD_IP, LAN_HOST, 6),
+            ),
+            (
+                "lan: UDP pod -> pod",
+                small_frame(BRIDGE_MAC, POD_MAC, POD_IP, POD2_IP, 17),
+            ),
+            (
+                "lan: UDP pod -> service (passed)",
+                small_frame(BRIDGE_MAC, POD_MAC, POD_IP, SERVICE_IP, 17),
+            ),
+        ];
+        let report = |what: &str, (prog, base): (u128, u128)| {
+            eprintln!(
+                "{what}: {prog} ns, empty program {base} ns: {:.2}x",
+                prog as f64 / base as f64
+            );
+        };
+        for (what, frame) in &lan {
+            report(what, dp.per_run_ns(PROG_FROM_POD, dp.pod, frame, &empty));
+        }
+        let from_lan = small_frame(UPLINK_MAC, LAN_HOST_MAC, LAN_HOST, POD_IP, 6);
+        report(
+            "lan: TCP LAN -> pod (lb_from_uplink)",
+            dp.per_run_ns(PROG_FROM_UPLINK, dp.uplink, &from_lan, &empty),
+        );
+        dp.set_routed_config(bridge, CFG_ENFORCE | CFG_FAST_PATH);
+        let subnet = [
+            (
+                "subnet: TCP pod -> remote pod",
+                small_frame(BRIDGE_MAC, POD_MAC, POD_IP, REMOTE_POD, 6),
+            ),
+            (
+                "subnet: TCP pod -> pod (passed)",
+                small_frame(POD2_MAC, POD_MAC, POD_IP, POD2_IP, 6),
+            ),
+            (
+                "subnet: UDP pod -> pod (passed)",
+                small_frame(POD2_MAC, POD_MAC, POD_IP, POD2_IP, 17),
+            ),
+        ];
+        for (what, frame) in &subnet {
+            report(what, dp.per_run_ns(PROG_FROM_POD, dp.pod, frame, &empty));
+        }
     });
 }

@@ -7,9 +7,12 @@ use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, IterableMap, Map, MapData, PerCpuHashMap, PerCpuValues};
 use ipnet::Ipv4Net;
 use lanbridge_common::{
-    event::EventBucket, DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, MAP_BY_IP,
-    MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENT_RATE,
-    MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS, STAT_DEPARTED,
+    event::EventBucket,
+    port::{table, MAP_PORTS, MAP_PORT_STATS},
+    prefix::{PrefixSet, Prefixes, MAP_PREFIXES},
+    DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, MAP_BY_IP, MAP_BY_IP6,
+    MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENT_RATE, MAP_FLOWS,
+    MAP_SLOW_CIDRS, MAP_STATS, STAT_DEPARTED,
 };
 
 use super::error::DatapathError;
@@ -19,11 +22,17 @@ use crate::node::gone::{done, found};
 
 pub struct Maps {
     pub endpoints: HashMap<MapData, u32, Endpoint>,
+    /// The endpoints again, each in its port's slot if free (see
+    /// `lanbridge_common::port`), with the counters of that slot.
+    pub ports: table::Ports,
+    pub port_stats: table::Counters,
     pub by_mac: HashMap<MapData, MacKey, u32>,
     pub by_ip: HashMap<MapData, u32, u32>,
     pub by_ip6: HashMap<MapData, [u8; 16], u32>,
     pub config: Array<MapData, NetConfig>,
     pub stats: PerCpuHashMap<MapData, StatKey, u64>,
+    /// The sets of `slow_cidrs` and `cluster`, inline when small.
+    pub prefixes: Array<MapData, Prefixes>,
     pub slow_cidrs: LpmTrie<MapData, u32, u8>,
     pub cluster: LpmTrie<MapData, u32, u8>,
     pub flows: HashMap<MapData, FlowKey, u64>,
@@ -54,11 +63,14 @@ impl Maps {
     pub fn open(pins: &Pins) -> Result<Maps, DatapathError> {
         Ok(Maps {
             endpoints: typed!(pins, MAP_ENDPOINTS, HashMap),
+            ports: typed!(pins, MAP_PORTS, Array),
+            port_stats: typed!(pins, MAP_PORT_STATS, PerCpuArray),
             by_mac: typed!(pins, MAP_BY_MAC, HashMap),
             by_ip: typed!(pins, MAP_BY_IP, HashMap),
             by_ip6: typed!(pins, MAP_BY_IP6, HashMap),
             config: typed!(pins, MAP_CONFIG, Array),
             stats: typed!(pins, MAP_STATS, PerCpuHashMap),
+            prefixes: typed!(pins, MAP_PREFIXES, Array),
             slow_cidrs: typed!(pins, MAP_SLOW_CIDRS, LpmTrie),
             cluster: typed!(pins, MAP_CLUSTER, LpmTrie),
             flows: typed!(pins, MAP_FLOWS, LruHashMap),
@@ -83,12 +95,33 @@ impl Maps {
             })
     }
 
+    /// Writes `cidrs` as the set `which` picks in `lb_prefixes` (after its
+    /// trie, which holds every set in full).
+    pub fn set_inline_prefixes(
+        &mut self,
+        which: fn(&mut Prefixes) -> &mut PrefixSet,
+        cidrs: &[Ipv4Net],
+    ) -> Result<(), DatapathError> {
+        let err = |source| DatapathError::Map {
+            name: MAP_PREFIXES,
+            source,
+        };
+        let nets: Vec<(u32, u8)> = cidrs
+            .iter()
+            .map(|n| (ip_key(n.network()), n.prefix_len()))
+            .collect();
+        let mut all = self.prefixes.get(&0, 0).map_err(err)?;
+        *which(&mut all) = PrefixSet::new(&nets);
+        self.prefixes.set(0, all, 0).map_err(err)
+    }
+
     /// Adds or replaces a port's endpoint and its MAC and IP index entries.
     pub fn put_endpoint(&mut self, port: u32, ep: Endpoint) -> Result<(), DatapathError> {
         let err = |name| move |source| DatapathError::Map { name, source };
         self.endpoints
             .insert(port, ep, 0)
             .map_err(err(MAP_ENDPOINTS))?;
+        table::put(&mut self.ports, &mut self.port_stats, port, ep).map_err(err(MAP_PORTS))?;
         self.by_mac
             .insert(MacKey::new(ep.mac), port, 0)
             .map_err(err(MAP_BY_MAC))?;
@@ -159,8 +192,16 @@ impl Maps {
             }
             self.remove_ips(port, &ep)?;
             self.remove_flows(&ep)?;
-            done(self.endpoints.remove(&port)).map_err(err(MAP_ENDPOINTS))?;
         }
+        // The slot first: a port is in `lb_endpoints` as long as in a slot.
+        let in_slot =
+            table::release(&mut self.ports, &mut self.port_stats, port).map_err(err(MAP_PORTS))?;
+        for (reason, n) in in_slot.iter().flatten().enumerate() {
+            if *n > 0 {
+                self.fold_departed(reason as u32, *n)?;
+            }
+        }
+        done(self.endpoints.remove(&port)).map_err(err(MAP_ENDPOINTS))?;
         // The port's counters by key, one per reason value (gaps included:
         // an older build's reasons): walking every key of the map took a
         // system call per port and reason on the node.
@@ -223,16 +264,34 @@ impl Maps {
             })
     }
 
-    /// Counters summed over CPUs.
+    /// Counters summed over CPUs: those of `lb_stats` and those of the
+    /// ports' slots (the reasons counted there are not in `lb_stats`).
     pub fn stats(&self) -> Result<Vec<(StatKey, u64)>, DatapathError> {
-        self.stats
+        let err = |name| move |source| DatapathError::Map { name, source };
+        let mut all: Vec<(StatKey, u64)> = self
+            .stats
             .iter()
             .map(|r| r.map(|(k, per_cpu)| (k, per_cpu.iter().sum())))
             .collect::<Result<_, _>>()
-            .map_err(|source| DatapathError::Map {
-                name: MAP_STATS,
-                source,
-            })
+            .map_err(err(MAP_STATS))?;
+        let slots = table::counted(&self.ports, &self.port_stats).map_err(err(MAP_PORT_STATS))?;
+        for (ifindex, counted) in slots {
+            let counted = counted.iter().enumerate().filter(|(_, n)| **n > 0);
+            all.extend(counted.map(|(reason, n)| {
+                let reason = reason as u32;
+                (StatKey { ifindex, reason }, *n)
+            }));
+        }
+        // A port counted in `lb_stats` before it got its slot: one entry.
+        all.sort_by_key(|(k, _)| (k.ifindex, k.reason));
+        all.dedup_by(|(k, n), (kept, total)| {
+            let same = k == kept;
+            if same {
+                *total += *n;
+            }
+            same
+        });
+        Ok(all)
     }
 }
 

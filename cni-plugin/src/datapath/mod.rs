@@ -178,6 +178,9 @@ impl Datapath {
         datapath.maps.set_config(spec.config)?;
         if let Some(cidrs) = &spec.cluster_cidrs {
             maps::set_prefixes(&mut datapath.maps.cluster, MAP_CLUSTER, cidrs)?;
+            datapath
+                .maps
+                .set_inline_prefixes(|p| &mut p.cluster, cidrs)?;
         }
         if let Some(uplink) = &spec.uplink {
             maps::set_prefixes(
@@ -185,6 +188,9 @@ impl Datapath {
                 MAP_SLOW_CIDRS,
                 &uplink.slow_cidrs,
             )?;
+            datapath
+                .maps
+                .set_inline_prefixes(|p| &mut p.slow, &uplink.slow_cidrs)?;
             datapath.ensure_uplink(uplink.ifname, uplink.ifindex)?;
         }
         Ok(datapath)

@@ -3,22 +3,28 @@
 //! and the names of the maps and programs it defines.
 
 use lanbridge_common::{
+    port::{MAP_PORTS, MAP_PORT_STATS},
+    prefix::MAP_PREFIXES,
     MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS,
-    MAP_EVENTS, MAP_EVENT_RATE, MAP_FLOWS, MAP_SLOW_CIDRS, MAP_STATS, PROG_FROM_POD,
+    MAP_EVENTS, MAP_EVENT_RATE, MAP_FLOWS, MAP_FLOW_SEEN, MAP_SLOW_CIDRS, MAP_STATS, PROG_FROM_POD,
     PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK,
 };
 
 /// The maps and programs the object defines, pinned per network.
-pub const MAPS: [&str; 12] = [
+pub const MAPS: [&str; 16] = [
     MAP_ENDPOINTS,
+    MAP_PORTS,
+    MAP_PORT_STATS,
     MAP_BY_MAC,
     MAP_BY_IP,
     MAP_BY_IP6,
     MAP_CONFIG,
     MAP_STATS,
+    MAP_PREFIXES,
     MAP_SLOW_CIDRS,
     MAP_CLUSTER,
     MAP_FLOWS,
+    MAP_FLOW_SEEN,
     MAP_DHCP_PORTS,
     MAP_EVENTS,
     MAP_EVENT_RATE,

@@ -135,3 +135,54 @@ fn fragments_have_no_ports_and_short_frames_are_short() {
         assert!(parse_frame(&full[..len]).is_err(), "len {len}");
     }
 }
+
+/// The IPv4 header checksum of `h`, computed whole (its field zeroed).
+fn header_checksum(h: &[u8]) -> u16 {
+    let mut sum: u32 = h
+        .chunks(2)
+        .enumerate()
+        .filter(|(i, _)| *i != 5)
+        .map(|(_, w)| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[test]
+fn a_decremented_ttl_keeps_the_header_checksum_valid() {
+    // Every TTL, and addresses that put the checksum at the edges of the
+    // one's complement range (0x0000, 0xffff, the carries in between).
+    for ttl in 1..=255u8 {
+        for saddr in [
+            [0, 0, 0, 0],
+            [10, 0, 0, 1],
+            [255, 255, 255, 254],
+            [0xfe, 0xff, 0, 0xff],
+        ] {
+            let mut f = ipv4(POD_MAC, saddr, LAN_IP, IPPROTO_TCP, (1, 2));
+            f[ETH_HLEN + IP_TTL_OFF] = ttl;
+            let sum = header_checksum(&f[ETH_HLEN..ETH_HLEN + 20]);
+            f[ETH_HLEN + IP_CSUM_OFF..][..2].copy_from_slice(&sum.to_be_bytes());
+            let Kind::Ipv4(ip) = parse_frame(&f[..]).unwrap().kind else {
+                panic!("not IPv4")
+            };
+            assert_eq!(ip.csum, sum);
+            f[ETH_HLEN + IP_TTL_OFF..][..4].copy_from_slice(&ip.ttl_decremented());
+            let h = &f[ETH_HLEN..ETH_HLEN + 20];
+            assert_eq!(h[IP_TTL_OFF], ttl - 1);
+            let folded = {
+                let mut s: u32 = h
+                    .chunks(2)
+                    .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                    .sum();
+                while s > 0xffff {
+                    s = (s & 0xffff) + (s >> 16);
+                }
+                s
+            };
+            assert_eq!(folded, 0xffff, "TTL {ttl}, source {saddr:?}");
+        }
+    }
+}
