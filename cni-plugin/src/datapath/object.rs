@@ -41,7 +41,7 @@ static OBJECT: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("LANBRIDGE_EBPF_OB
 
 /// The object's build identity: the first 8 bytes of its SHA-256, computed
 /// by the build script (hashing 600 KiB took milliseconds of every ADD and
-/// DEL). Pinned as the version marker ([`super::upgrade`]).
+/// DEL). Pinned as the version marker that `upgrade` compares.
 #[cfg(lanbridge_ebpf_embedded)]
 const BUILD_ID: u64 = match u64::from_str_radix(env!("LANBRIDGE_EBPF_BUILD_ID"), 10) {
     Ok(id) => id,

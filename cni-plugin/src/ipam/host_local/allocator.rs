@@ -3,8 +3,9 @@
 
 use std::net::IpAddr;
 
+use super::owner::Owner;
 use super::range::{next_ip, Range, RangeSet};
-use super::store::{Owner, Store};
+use super::store::Store;
 use crate::cni::IpConfig;
 use crate::ipam::IpamError;
 

@@ -20,7 +20,7 @@ use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::store::Owner;
+use super::owner::Owner;
 use crate::node::gone::{done, found};
 use crate::node::naming;
 

@@ -3,6 +3,7 @@
 
 mod allocator;
 mod index;
+mod owner;
 mod range;
 mod store;
 
@@ -15,8 +16,9 @@ use serde_json::Value;
 
 use super::{parse_requested, resolv_conf, IpamError, IpamRequest, Result};
 use crate::cni::{CniResult, Route};
+use owner::Owner;
 pub use range::{next_ip, Range, RangeSet};
-use store::{DiskStore, Owner};
+use store::DiskStore;
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 

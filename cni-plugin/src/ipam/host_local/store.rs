@@ -12,29 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::index::OwnerIndex;
+use super::owner::Owner;
 use crate::ipam::IpamError;
 use crate::node::gone::done;
-
-/// The owner of an allocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
-    pub container_id: String,
-    pub ifname: String,
-}
-
-impl Owner {
-    pub(super) fn encode(&self) -> String {
-        format!("{}\r\n{}", self.container_id, self.ifname)
-    }
-
-    fn decode(s: &str) -> Owner {
-        let mut lines = s.lines();
-        Owner {
-            container_id: lines.next().unwrap_or_default().trim().to_string(),
-            ifname: lines.next().unwrap_or_default().trim().to_string(),
-        }
-    }
-}
 
 /// Allocation bookkeeping; the allocator is pure logic over this.
 pub trait Store {
