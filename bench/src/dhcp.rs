@@ -12,10 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::guard;
-use crate::latency::{concurrently, order, scrub, timed_add, timed_del, Pair};
+use crate::latency::{concurrently, idx, order, scrub, timed_add, timed_del, Pair};
 use crate::stats::Series;
 use lanbridge_tests::testbed::Net;
-use lanbridge_tests::Flavor;
 
 use crate::Params;
 use crate::Pool;
@@ -42,13 +41,6 @@ pub struct Dhcp {
     pub daemon_hwm_start: [Option<u64>; 2],
     pub daemon_hwm_full: [Option<u64>; 2],
     pub daemon_rss_full: [Option<u64>; 2],
-}
-
-fn idx(f: Flavor) -> usize {
-    match f {
-        Flavor::Lanbridge => 0,
-        Flavor::Reference => 1,
-    }
 }
 
 /// `nets[0]`: lanbridge lan mode, `nets[1]`: reference bridged + dhcp;

@@ -24,19 +24,25 @@ use lanbridge_tests::process;
 
 /// A metric measured for both plugins.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Pair {
-    pub lanbridge: Series,
-    pub reference: Series,
+pub struct Pair<T = Series> {
+    pub lanbridge: T,
+    pub reference: T,
 }
 
-impl Pair {
-    pub fn get_mut(&mut self, f: Flavor) -> &mut Series {
+impl<T> Pair<T> {
+    pub fn get(&self, f: Flavor) -> &T {
+        [&self.lanbridge, &self.reference][idx(f)]
+    }
+
+    pub fn get_mut(&mut self, f: Flavor) -> &mut T {
         match f {
             Flavor::Lanbridge => &mut self.lanbridge,
             Flavor::Reference => &mut self.reference,
         }
     }
+}
 
+impl Pair {
     pub fn next_rep(&mut self) {
         self.lanbridge.next_rep();
         self.reference.next_rep();
@@ -59,8 +65,8 @@ pub struct Latency {
     pub par_add_wall: Pair,
     pub par_del_wall: Pair,
     /// ADD / DEL latency of the n-th pod on one bridge (NaN: failed).
-    pub growth_add: GrowthPair,
-    pub growth_del: GrowthPair,
+    pub growth_add: Pair<Vec<f64>>,
+    pub growth_del: Pair<Vec<f64>>,
     /// Peak RSS of single ADD / DEL invocations, KiB.
     pub rss_add: Pair,
     pub rss_del: Pair,
@@ -68,28 +74,6 @@ pub struct Latency {
     pub par_pods: usize,
     pub par_workers: usize,
     pub growth_pods: usize,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct GrowthPair {
-    pub lanbridge: Vec<f64>,
-    pub reference: Vec<f64>,
-}
-
-impl GrowthPair {
-    pub fn get(&self, f: Flavor) -> &Vec<f64> {
-        match f {
-            Flavor::Lanbridge => &self.lanbridge,
-            Flavor::Reference => &self.reference,
-        }
-    }
-
-    fn get_mut(&mut self, f: Flavor) -> &mut Vec<f64> {
-        match f {
-            Flavor::Lanbridge => &mut self.lanbridge,
-            Flavor::Reference => &mut self.reference,
-        }
-    }
 }
 
 /// Both flavors, the first one first on even turns.
@@ -101,7 +85,8 @@ pub fn order(turn: usize) -> [Flavor; 2] {
     }
 }
 
-fn idx(f: Flavor) -> usize {
+/// `f`'s place in per-flavor arrays.
+pub fn idx(f: Flavor) -> usize {
     match f {
         Flavor::Lanbridge => 0,
         Flavor::Reference => 1,

@@ -113,24 +113,15 @@ pub struct Measured {
 
 impl Traffic {
     pub fn tput(&self, path: Path, setup: &str) -> Option<&Series> {
-        self.throughput
-            .iter()
-            .find(|m| m.path == path && m.setup == setup)
-            .map(|m| &m.series)
+        find(&self.throughput, path, setup)
     }
 
     pub fn pps(&self, path: Path, setup: &str) -> Option<&Series> {
-        self.pps
-            .iter()
-            .find(|m| m.path == path && m.setup == setup)
-            .map(|m| &m.series)
+        find(&self.pps, path, setup)
     }
 
     pub fn rtt(&self, path: Path, setup: &str) -> Option<&Series> {
-        self.rtt
-            .iter()
-            .find(|m| m.path == path && m.setup == setup)
-            .map(|m| &m.series)
+        find(&self.rtt, path, setup)
     }
 
     /// Whether `path` was measured for any setup (results of older runs
@@ -138,6 +129,11 @@ impl Traffic {
     pub fn has(&self, path: Path) -> bool {
         self.throughput.iter().any(|m| m.path == path)
     }
+}
+
+fn find<'m>(measured: &'m [Measured], path: Path, setup: &str) -> Option<&'m Series> {
+    let m = measured.iter().find(|m| m.path == path && m.setup == setup);
+    m.map(|m| &m.series)
 }
 
 /// iperf3 servers: one in the LAN host, one in each setup's `b` and remote pod.
@@ -347,13 +343,44 @@ fn rotation<'s, 'a>(
     })
 }
 
-/// The series of `setup` on `path` (every measured pair has one).
-fn slot<'m>(measured: &'m mut [Measured], path: Path, setup: &str) -> &'m mut Series {
-    &mut measured
-        .iter_mut()
-        .find(|m| m.path == path && m.setup == setup)
-        .expect("a slot per path and setup")
-        .series
+/// `reps` repetitions of `run` (its samples, from a setup's `a` to a target)
+/// over `paths` and the setups that have them, into their slots of
+/// `measured`; `what` is the progress line, `{}` the repetition.
+fn measure(
+    measured: &mut [Measured],
+    reps: usize,
+    paths: &[Path],
+    setups: &[Setup],
+    what: &str,
+    mut run: impl FnMut(&Setup, Path, &str) -> Result<Vec<f64>>,
+) -> Result<()> {
+    for rep in 0..reps {
+        crate::progress(&format!(
+            "traffic: {}",
+            what.replace("{}", &(rep + 1).to_string())
+        ));
+        for m in measured.iter_mut() {
+            m.series.next_rep();
+        }
+        for &path in paths {
+            for (s, to) in rotation(setups, rep, path) {
+                if guard::interrupted() {
+                    bail!("interrupted");
+                }
+                let r = run(s, path, &to);
+                let series = &mut measured
+                    .iter_mut()
+                    .find(|m| m.path == path && m.setup == s.key)
+                    .expect("a slot per path and setup")
+                    .series;
+                match r {
+                    Ok(v) => v.into_iter().for_each(|x| series.push(x)),
+                    Err(e) => series.fail(e.to_string()),
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Section 3 over `setups`; the testbed's LAN host runs the LAN-side servers. Setups
@@ -382,58 +409,33 @@ pub fn run(p: &Params, bed: &Testbed, setups: &[Setup]) -> Result<Traffic> {
             }
         }
     }
+    let reps = p.traffic_reps;
     let servers = iperf_servers(bed, setups)?;
-    for rep in 0..p.traffic_reps {
-        crate::progress(&format!(
-            "traffic: iperf3 repetition {}/{} ({} runs of {} s)",
-            rep + 1,
-            p.traffic_reps,
-            t.throughput.len(),
-            p.iperf_secs
-        ));
-        for m in t.throughput.iter_mut() {
-            m.series.next_rep();
-        }
-        for path in Path::ALL {
-            for (s, to) in rotation(setups, rep, path) {
-                if guard::interrupted() {
-                    bail!("interrupted");
-                }
-                let reverse = path == Path::LanToPod;
-                let r = iperf(s.a, &to, p.iperf_secs, p.iperf_omit, reverse);
-                let series = slot(&mut t.throughput, path, s.key);
-                match r {
-                    Ok(g) => series.push(g),
-                    Err(e) => series.fail(e.to_string()),
-                }
-            }
-        }
-    }
+    let (n, secs) = (t.throughput.len(), p.iperf_secs);
+    let what = format!("iperf3 repetition {{}}/{reps} ({n} runs of {secs} s)");
+    measure(
+        &mut t.throughput,
+        reps,
+        &Path::ALL,
+        setups,
+        &what,
+        |s, path, to| {
+            let reverse = path == Path::LanToPod;
+            Ok(vec![iperf(s.a, to, secs, p.iperf_omit, reverse)?])
+        },
+    )?;
     drop(servers);
 
-    for rep in 0..p.traffic_reps {
-        crate::progress(&format!(
-            "traffic: 64-byte UDP pod → LAN host, repetition {}/{} ({} × {} s)",
-            rep + 1,
-            p.traffic_reps,
-            t.pps.len(),
-            p.ebpf_secs
-        ));
-        for m in t.pps.iter_mut() {
-            m.series.next_rep();
-        }
-        for (s, to) in rotation(setups, rep, Path::PodToLan) {
-            if guard::interrupted() {
-                bail!("interrupted");
-            }
-            let r = blast(s.a, lan_host, &to, p.ebpf_secs);
-            let series = slot(&mut t.pps, Path::PodToLan, s.key);
-            match r {
-                Ok(n) => series.push(n as f64 / p.ebpf_secs / 1e3),
-                Err(e) => series.fail(e.to_string()),
-            }
-        }
-    }
+    let (n, secs) = (t.pps.len(), p.ebpf_secs);
+    let what = format!("64-byte UDP pod → LAN host, repetition {{}}/{reps} ({n} × {secs} s)");
+    measure(
+        &mut t.pps,
+        reps,
+        &[Path::PodToLan],
+        setups,
+        &what,
+        |s, _, to| Ok(vec![blast(s.a, lan_host, to, secs)? as f64 / secs / 1e3]),
+    )?;
 
     let _echo_lan = Echo::start(lan_host, PINGPONG_PORT)?;
     let _echo_pods: Vec<Echo> = setups
@@ -441,35 +443,14 @@ pub fn run(p: &Params, bed: &Testbed, setups: &[Setup]) -> Result<Traffic> {
         .flat_map(|s| std::iter::once(s.b).chain(s.remote.as_ref().map(|r| r.0)))
         .map(|ns| Echo::start(ns, PINGPONG_PORT))
         .collect::<Result<_>>()?;
-    for rep in 0..p.traffic_reps {
-        crate::progress(&format!(
-            "traffic: UDP ping-pong repetition {}/{} ({} × {} round trips)",
-            rep + 1,
-            p.traffic_reps,
-            t.rtt.len(),
-            p.rtt_iters
-        ));
-        for m in t.rtt.iter_mut() {
-            m.series.next_rep();
-        }
-        for path in Path::RTT {
-            for (s, to) in rotation(setups, rep, path) {
-                if guard::interrupted() {
-                    bail!("interrupted");
-                }
-                let r = pingpong(s.a, &to, PINGPONG_PORT, p.rtt_iters);
-                let series = slot(&mut t.rtt, path, s.key);
-                match r {
-                    Ok((v, lost)) => {
-                        t.rtt_lost += lost;
-                        for x in v {
-                            series.push(x);
-                        }
-                    }
-                    Err(e) => series.fail(e.to_string()),
-                }
-            }
-        }
-    }
+    let (n, iters) = (t.rtt.len(), p.rtt_iters);
+    let what = format!("UDP ping-pong repetition {{}}/{reps} ({n} × {iters} round trips)");
+    let mut lost = 0;
+    measure(&mut t.rtt, reps, &Path::RTT, setups, &what, |s, _, to| {
+        let (rtts, l) = pingpong(s.a, to, PINGPONG_PORT, iters)?;
+        lost += l;
+        Ok(rtts)
+    })?;
+    t.rtt_lost = lost;
     Ok(t)
 }

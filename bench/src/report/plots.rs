@@ -3,13 +3,18 @@
 use std::path::Path;
 
 use anyhow::Result;
+use plotters::style::RGBColor;
 use serde::Serialize;
 
-use super::chart::{self, Bar, BarChart, Line, LineChart, Style};
+use super::chart::{
+    self, Bar, BarChart, Line, LineChart, Style, LANBRIDGE, LANBRIDGE_LIGHT, REFERENCE,
+    REFERENCE_LIGHT,
+};
 use super::{Results, FAST_PATH_NS_TARGET, STACK_NS_TARGET};
 use crate::stats::Series;
 use crate::traffic::{Path as TPath, Traffic};
 use lanbridge_tests::Flavor;
+use Style::{DashedStep, Step};
 
 /// A plot written next to the report.
 #[derive(Serialize)]
@@ -27,51 +32,44 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Plot>> {
         Ok(())
     };
     if let Some(l) = &res.latency {
-        let cdf = |name: &str, s: &Series, color, style| Line {
-            name: name.into(),
-            color,
-            style,
-            points: chart::ecdf(&s.all()),
-        };
         let reps = match l.seq_add.lanbridge.reps.len() {
             0 => res.params.seq_reps,
             n => n,
         };
-        let c = LineChart {
-            title: format!(
-                "ADD / DEL latency, subnet mode, {} pods × {reps} repetitions",
-                l.seq_pods
-            ),
-            x_label: "latency, ms (log scale)".into(),
-            y_label: "fraction of invocations ≤ x".into(),
-            log_x: true,
-            lines: vec![
-                cdf(
-                    "lanbridge ADD",
+        let title = format!(
+            "ADD / DEL latency, subnet mode, {} pods × {reps} repetitions",
+            l.seq_pods
+        );
+        let c = cdf_chart(
+            title,
+            "fraction of invocations ≤ x",
+            [
+                (
+                    "lanbridge ADD".into(),
                     &l.seq_add.lanbridge,
-                    chart::LANBRIDGE,
-                    Style::Step,
+                    LANBRIDGE,
+                    Step,
                 ),
-                cdf(
-                    "reference ADD",
+                (
+                    "reference ADD".into(),
                     &l.seq_add.reference,
-                    chart::REFERENCE,
-                    Style::Step,
+                    REFERENCE,
+                    Step,
                 ),
-                cdf(
-                    "lanbridge DEL",
+                (
+                    "lanbridge DEL".into(),
                     &l.seq_del.lanbridge,
-                    chart::LANBRIDGE,
-                    Style::DashedStep,
+                    LANBRIDGE,
+                    DashedStep,
                 ),
-                cdf(
-                    "reference DEL",
+                (
+                    "reference DEL".into(),
                     &l.seq_del.reference,
-                    chart::REFERENCE,
-                    Style::DashedStep,
+                    REFERENCE,
+                    DashedStep,
                 ),
             ],
-        };
+        );
         save(
             "latency_cdf.svg",
             "ADD and DEL latency distribution (sequential pods)",
@@ -79,32 +77,39 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Plot>> {
         )?;
         let mut lines = Vec::new();
         for (f, color, light) in [
-            (Flavor::Lanbridge, chart::LANBRIDGE, chart::LANBRIDGE_LIGHT),
-            (Flavor::Reference, chart::REFERENCE, chart::REFERENCE_LIGHT),
+            (Flavor::Lanbridge, LANBRIDGE, LANBRIDGE_LIGHT),
+            (Flavor::Reference, REFERENCE, REFERENCE_LIGHT),
         ] {
-            let add = l.growth_add.get(f);
-            lines.push(Line {
-                name: format!("{} ADD (each pod)", f.label()),
-                color: light,
-                style: Style::Dots,
-                points: add
-                    .iter()
-                    .enumerate()
-                    .map(|(i, y)| ((i + 1) as f64, *y))
-                    .collect(),
-            });
-            lines.push(Line {
-                name: format!("{} ADD (rolling median of 15)", f.label()),
-                color,
-                style: Style::Line,
-                points: chart::rolling_median(add, 15),
-            });
-            lines.push(Line {
-                name: format!("{} DEL (rolling median of 15)", f.label()),
-                color,
-                style: Style::Dashed,
-                points: chart::rolling_median(l.growth_del.get(f), 15),
-            });
+            let (add, del) = (l.growth_add.get(f), l.growth_del.get(f));
+            let each = add.iter().enumerate();
+            let rolling = |what| format!("{} {what} (rolling median of 15)", f.label());
+            for (name, color, style, points) in [
+                (
+                    format!("{} ADD (each pod)", f.label()),
+                    light,
+                    Style::Dots,
+                    each.map(|(i, y)| ((i + 1) as f64, *y)).collect(),
+                ),
+                (
+                    rolling("ADD"),
+                    color,
+                    Style::Line,
+                    chart::rolling_median(add, 15),
+                ),
+                (
+                    rolling("DEL"),
+                    color,
+                    Style::Dashed,
+                    chart::rolling_median(del, 15),
+                ),
+            ] {
+                lines.push(Line {
+                    name,
+                    color,
+                    style,
+                    points,
+                });
+            }
         }
         let c = LineChart {
             title: format!("Latency vs pod count on one bridge (1 → {})", l.growth_pods),
@@ -120,45 +125,33 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Plot>> {
         )?;
     }
     if let Some(d) = &res.dhcp {
-        let cdf = |name: String, s: &Series, color, style| Line {
-            name,
-            color,
-            style,
-            points: chart::ecdf(&s.all()),
-        };
         let n = d.workers;
-        let c = LineChart {
-            title: format!("ADD with DHCP (time to a lease), one at a time and {n} at a time"),
-            x_label: "latency, ms (log scale)".into(),
-            y_label: "fraction of ADDs ≤ x".into(),
-            log_x: true,
-            lines: vec![
-                cdf(
-                    "lanbridge lan mode, one at a time".into(),
-                    &d.add.lanbridge,
-                    chart::LANBRIDGE,
-                    Style::Step,
-                ),
-                cdf(
-                    format!("lanbridge lan mode, {n} at a time"),
+        let lb = |what: &str| format!("lanbridge lan mode, {what}");
+        let c = cdf_chart(
+            format!("ADD with DHCP (time to a lease), one at a time and {n} at a time"),
+            "fraction of ADDs ≤ x",
+            [
+                (lb("one at a time"), &d.add.lanbridge, LANBRIDGE, Step),
+                (
+                    lb(&format!("{n} at a time")),
                     &d.scale_add.lanbridge,
-                    chart::LANBRIDGE,
-                    Style::DashedStep,
+                    LANBRIDGE,
+                    DashedStep,
                 ),
-                cdf(
+                (
                     "reference bridge+dhcp (uplink enslaved), one at a time".into(),
                     &d.add.reference,
-                    chart::REFERENCE,
-                    Style::Step,
+                    REFERENCE,
+                    Step,
                 ),
-                cdf(
+                (
                     format!("reference, {n} at a time"),
                     &d.scale_add.reference,
-                    chart::REFERENCE,
-                    Style::DashedStep,
+                    REFERENCE,
+                    DashedStep,
                 ),
             ],
-        };
+        );
         save(
             "dhcp_cdf.svg",
             "ADD with DHCP: time to a lease",
@@ -207,7 +200,7 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Plot>> {
             .collect();
         progs.sort();
         progs.dedup();
-        let colors = [chart::LANBRIDGE, chart::EXTRA, chart::REFERENCE, chart::RAW];
+        let colors = [LANBRIDGE, chart::EXTRA, REFERENCE, chart::RAW];
         let c = BarChart {
             title: "eBPF program cost per run (bpf_stats)".into(),
             y_label: "ns per run".into(),
@@ -252,6 +245,29 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Plot>> {
     Ok(plots)
 }
 
+/// Latency distributions (empirical CDFs) on a log axis.
+fn cdf_chart(
+    title: String,
+    y_label: &str,
+    lines: [(String, &Series, RGBColor, Style); 4],
+) -> LineChart {
+    LineChart {
+        title,
+        x_label: "latency, ms (log scale)".into(),
+        y_label: y_label.into(),
+        log_x: true,
+        lines: lines
+            .into_iter()
+            .map(|(name, s, color, style)| Line {
+                name,
+                color,
+                style,
+                points: chart::ecdf(&s.all()),
+            })
+            .collect(),
+    }
+}
+
 /// One group of bars per path, one bar per setup.
 fn traffic_chart<'t>(
     t: &'t Traffic,
@@ -262,14 +278,10 @@ fn traffic_chart<'t>(
     get: fn(&'t Traffic, TPath, &str) -> Option<&'t Series>,
 ) -> BarChart {
     let setups = [
-        ("lb_lan", "lanbridge lan mode", chart::LANBRIDGE),
-        ("lb_subnet", "lanbridge subnet", chart::LANBRIDGE_LIGHT),
-        (
-            "ref_bridged",
-            "reference, uplink enslaved",
-            chart::REFERENCE,
-        ),
-        ("ref_subnet", "reference subnet", chart::REFERENCE_LIGHT),
+        ("lb_lan", "lanbridge lan mode", LANBRIDGE),
+        ("lb_subnet", "lanbridge subnet", LANBRIDGE_LIGHT),
+        ("ref_bridged", "reference, uplink enslaved", REFERENCE),
+        ("ref_subnet", "reference subnet", REFERENCE_LIGHT),
         ("raw", "raw routed chain (limit)", chart::RAW),
     ];
     let bar = |s: Option<&Series>| {
