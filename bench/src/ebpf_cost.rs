@@ -81,36 +81,22 @@ pub struct EbpfCost {
     pub stats_was: String,
 }
 
+/// `bpftool prog show` of the program pinned at `path`.
+fn show(path: &Path) -> Option<serde_json::Value> {
+    let mut c = std::process::Command::new("bpftool");
+    c.args(["-j", "prog", "show", "pinned"]).arg(path);
+    let out = process::run(&mut c, None, Duration::from_secs(10));
+    out.success()
+        .then(|| serde_json::from_str(&out.stdout).ok())?
+}
+
 /// (run_time_ns, run_cnt) of the program pinned at `path`.
 fn stats(path: &Path) -> Option<(u64, u64)> {
-    let out = process::run(
-        std::process::Command::new("bpftool")
-            .args(["-j", "prog", "show", "pinned"])
-            .arg(path),
-        None,
-        Duration::from_secs(10),
-    );
-    if !out.success() {
-        return None;
-    }
-    let j: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+    let j = show(path)?;
     Some((
         j["run_time_ns"].as_u64().unwrap_or(0),
         j["run_cnt"].as_u64().unwrap_or(0),
     ))
-}
-
-/// The id of the program pinned at `path`.
-fn prog_id(path: &Path) -> Option<u32> {
-    let out = process::run(
-        std::process::Command::new("bpftool")
-            .args(["-j", "prog", "show", "pinned"])
-            .arg(path),
-        None,
-        Duration::from_secs(10),
-    );
-    let j: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
-    j["id"].as_u64().map(|id| id as u32)
 }
 
 /// lanbridge's programs pinned under `pins` and the twins under `twins`.
@@ -132,13 +118,9 @@ fn snapshot(pins: &Path, twins: &Path) -> Vec<(String, PathBuf, (u64, u64))> {
 fn attach_twins(node: &Path, pins: &Path, twins: &Path) -> Result<Vec<OwnedFd>> {
     let mut progs = Vec::new();
     for p in PROGRAMS {
-        if let Some(id) = pins
-            .join(p)
-            .exists()
-            .then(|| prog_id(&pins.join(p)))
-            .flatten()
-        {
-            progs.push((id, twins.join(p)));
+        let id = show(&pins.join(p)).and_then(|j| j["id"].as_u64());
+        if let Some(id) = id {
+            progs.push((id as u32, twins.join(p)));
         }
     }
     let node = node.to_path_buf();

@@ -458,54 +458,28 @@ fn body(cli: &Cli) -> Result<()> {
             res.traffic = section(&mut res, "traffic", || traffic::run(&p, &bed, &setups));
         }
         if want("ebpf") {
-            // A load on lanbridge's lan-mode or subnet network: its pins and counters.
-            let load = |name: &str, net, work| load(&lanbridge, name, net, work);
-            let lan_net = (&dhcp_nets[0], &node_lan, "lan");
-            let sub_net = (&sub_nets[0], node_tlb, "subnet");
+            // Loads from pod 0 (lan mode) or 4 (subnet) on lanbridge's
+            // network: its pins and counters.
             let secs = p.ebpf_secs;
-            let (lan_a, lan_b, sub_a, sub_b) = (t(0), t(1), t(4), t(5));
-            let (lan_host, lan_peer, sub_peer) = (&bed.host, &lb_lan[1], &lb_sub[1]);
+            let on = |net, node, mode, from| {
+                let lanbridge = &lanbridge;
+                let at = move |name: &str, work| load(lanbridge, name, (net, node, mode), work);
+                let tcp = move |name: &str, to, rev| at(name, tcp_load(t(from), to, secs, rev));
+                let udp = move |name: &str, to_ns, to| at(name, udp_load(t(from), to_ns, to, secs));
+                (tcp, udp)
+            };
+            let (lan_tcp, lan_udp) = on(&dhcp_nets[0], &node_lan, "lan", 0);
+            let (sub_tcp, sub_udp) = on(&sub_nets[0], node_tlb, "subnet", 4);
+            let (host, lan_peer, sub_peer) = (&bed.host, lb_lan[1].as_str(), lb_sub[1].as_str());
             let loads = vec![
-                load(
-                    "TCP stream pod → LAN host",
-                    lan_net,
-                    tcp_load(lan_a, LAN_HOST, secs, false),
-                ),
-                load(
-                    "TCP stream LAN host → pod",
-                    lan_net,
-                    tcp_load(lan_a, LAN_HOST, secs, true),
-                ),
-                load(
-                    "64-byte UDP pod → LAN host",
-                    lan_net,
-                    udp_load(lan_a, lan_host, LAN_HOST, secs),
-                ),
-                load(
-                    "TCP stream pod → pod",
-                    lan_net,
-                    tcp_load(lan_a, lan_peer, secs, false),
-                ),
-                load(
-                    "64-byte UDP pod → pod",
-                    lan_net,
-                    udp_load(lan_a, lan_b, lan_peer, secs),
-                ),
-                load(
-                    "TCP stream pod → pod",
-                    sub_net,
-                    tcp_load(sub_a, sub_peer, secs, false),
-                ),
-                load(
-                    "64-byte UDP pod → pod",
-                    sub_net,
-                    udp_load(sub_a, sub_b, sub_peer, secs),
-                ),
-                load(
-                    "TCP stream pod → remote pod",
-                    sub_net,
-                    tcp_load(sub_a, &lb_far, secs, false),
-                ),
+                lan_tcp("TCP stream pod → LAN host", LAN_HOST, false),
+                lan_tcp("TCP stream LAN host → pod", LAN_HOST, true),
+                lan_udp("64-byte UDP pod → LAN host", host, LAN_HOST),
+                lan_tcp("TCP stream pod → pod", lan_peer, false),
+                lan_udp("64-byte UDP pod → pod", t(1), lan_peer),
+                sub_tcp("TCP stream pod → pod", sub_peer, false),
+                sub_udp("64-byte UDP pod → pod", t(5), sub_peer),
+                sub_tcp("TCP stream pod → remote pod", &lb_far, false),
             ];
             res.ebpf = section(&mut res, "ebpf", || {
                 let _servers = traffic::iperf_servers(&bed, &setups[..2])?;
