@@ -29,29 +29,9 @@ pub struct Anatomy {
 /// Calls left out: those that only wait (for a child, a pipe, another
 /// thread, a timer), and process creation, which strace itself slows down
 /// (the children's cost is in their lifetimes).
-const WAITS: [&str; 21] = [
-    "clone",
-    "clone3",
-    "fork",
-    "vfork",
-    "execve",
-    "wait4",
-    "waitid",
-    "poll",
-    "ppoll",
-    "epoll_wait",
-    "epoll_pwait",
-    "epoll_pwait2",
-    "futex",
-    "read",
-    "nanosleep",
-    "clock_nanosleep",
-    "select",
-    "pselect6",
-    "rt_sigsuspend",
-    "restart_syscall",
-    "sched_yield",
-];
+const WAITS: &str = "clone clone3 fork vfork execve wait4 waitid poll ppoll epoll_wait \
+    epoll_pwait epoll_pwait2 futex read nanosleep clock_nanosleep select pselect6 rt_sigsuspend \
+    restart_syscall sched_yield";
 
 fn rtm(t: u32) -> String {
     let name = match t {
@@ -77,36 +57,33 @@ fn rtm(t: u32) -> String {
     format!("netlink {name}")
 }
 
+/// The identifier in `args` right after `key`.
+fn word_after<'a>(args: &'a str, key: &str) -> Option<&'a str> {
+    let rest = &args[args.find(key)? + key.len()..];
+    let end = rest.find(|c: char| !c.is_ascii_alphanumeric() && c != '_');
+    Some(&rest[..end.unwrap_or(rest.len())])
+}
+
 fn label(name: &str, args: &str) -> String {
     if matches!(name, "sendto" | "sendmsg") {
-        if let Some(i) = args.find("nlmsg_type=") {
-            let rest = &args[i + 11..];
-            let end = rest
-                .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-                .unwrap_or(rest.len());
-            let t = &rest[..end];
-            if let Some(hex) = t.strip_prefix("0x") {
-                if let Ok(v) = u32::from_str_radix(hex, 16) {
-                    // IFLA_NET_NS_FD (28): a link moved to another namespace.
-                    if v == 0x13 && args.contains("\\x08\\x00\\x1c\\x00") {
-                        return "netlink RTM_SETLINK (move to another netns)".into();
-                    }
-                    return rtm(v);
-                }
+        if let Some(t) = word_after(args, "nlmsg_type=") {
+            let Some(v) = t
+                .strip_prefix("0x")
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+            else {
+                return format!("netlink {t}");
+            };
+            // IFLA_NET_NS_FD (28): a link moved to another namespace.
+            if v == 0x13 && args.contains("\\x08\\x00\\x1c\\x00") {
+                return "netlink RTM_SETLINK (move to another netns)".into();
             }
-            return format!("netlink {t}");
+            return rtm(v);
         }
     }
-    if name == "bpf" {
-        if let Some(i) = args.find("BPF_") {
-            let rest = &args[i..];
-            let end = rest
-                .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-                .unwrap_or(rest.len());
-            return format!("bpf {}", &rest[..end]);
-        }
+    match word_after(args, "BPF_") {
+        Some(cmd) if name == "bpf" => format!("bpf BPF_{cmd}"),
+        _ => name.to_string(),
     }
-    name.to_string()
 }
 
 /// (what, how many, total ms).
@@ -174,35 +151,38 @@ pub fn parse(text: &str) -> (f64, Tally, Tally) {
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
-        if name.is_empty() || WAITS.contains(&name.as_str()) {
+        if name.is_empty() || WAITS.split_whitespace().any(|w| w == name) {
             continue;
         }
         calls.push((pid, label(&name, &full), dur));
     }
-    let mut programs: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+    let mut programs = BTreeMap::new();
     for (pid, (program, start)) in &execs {
         let end = exits.get(pid).copied().unwrap_or(last);
-        let e = programs.entry(program.clone()).or_default();
-        e.0 += 1;
-        e.1 += (end - start) * 1e3;
+        count(&mut programs, program.clone(), (end - start) * 1e3);
     }
-    let mut by_kind: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+    let mut kinds = BTreeMap::new();
     for (pid, l, d) in calls {
-        if execs.contains_key(&pid) {
-            continue; // a child program's own calls: counted in its lifetime
+        // A child program's own calls are counted in its lifetime.
+        if !execs.contains_key(&pid) {
+            count(&mut kinds, l, d * 1e3);
         }
-        let e = by_kind.entry(l).or_default();
-        e.0 += 1;
-        e.1 += d * 1e3;
     }
-    let mut programs: Vec<(String, usize, f64)> =
-        programs.into_iter().map(|(k, (n, t))| (k, n, t)).collect();
-    programs.sort_by(|a, b| b.2.total_cmp(&a.2));
-    let mut kinds: Vec<(String, usize, f64)> =
-        by_kind.into_iter().map(|(k, (n, t))| (k, n, t)).collect();
-    kinds.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let mut kinds = slowest_first(kinds);
     kinds.truncate(6);
-    ((last - first) * 1e3, programs, kinds)
+    ((last - first) * 1e3, slowest_first(programs), kinds)
+}
+
+fn count(tally: &mut BTreeMap<String, (usize, f64)>, what: String, ms: f64) {
+    let e = tally.entry(what).or_default();
+    e.0 += 1;
+    e.1 += ms;
+}
+
+fn slowest_first(tally: BTreeMap<String, (usize, f64)>) -> Tally {
+    let mut v: Tally = tally.into_iter().map(|(k, (n, t))| (k, n, t)).collect();
+    v.sort_by(|a, b| b.2.total_cmp(&a.2));
+    v
 }
 
 /// Traces one ADD and one DEL of `net` on `pod` (which must be empty).
@@ -211,23 +191,19 @@ pub fn trace(net: &Net, pod: &Netns, dir: &Path) -> Vec<Anatomy> {
     let flavor = net.flavor.label();
     let add_log = dir.join(format!("{flavor}-add.strace"));
     let del_log = dir.join(format!("{flavor}-del.strace"));
-    let wrapper = |log: &Path| {
-        vec![
-            "strace".to_string(),
-            "-f".into(),
-            "-ttt".into(),
-            "-T".into(),
-            "-o".into(),
-            log.display().to_string(),
-        ]
+    let strace = |log: &Path, cmd, prev| {
+        let log = log.display().to_string();
+        net.under(
+            &["strace", "-f", "-ttt", "-T", "-o", &log],
+            cmd,
+            "anatomy",
+            pod,
+            prev,
+        )
     };
-    let w = wrapper(&add_log);
-    let w: Vec<&str> = w.iter().map(String::as_str).collect();
-    let add = net.under(&w, "ADD", "anatomy", pod, None);
+    let add = strace(&add_log, "ADD", None);
     let prev: Option<Value> = add.success().then(|| add.json().unwrap_or(Value::Null));
-    let w2 = wrapper(&del_log);
-    let w2: Vec<&str> = w2.iter().map(String::as_str).collect();
-    let del = net.under(&w2, "DEL", "anatomy", pod, prev.as_ref());
+    let del = strace(&del_log, "DEL", prev.as_ref());
     if !del.success() {
         crate::latency::scrub(pod);
     }

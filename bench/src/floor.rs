@@ -73,12 +73,14 @@ impl Floor {
 pub fn run(
     p: &Params,
     bed: &Testbed,
-    lan_node: Netns,
+    node: Netns,
     nets: &[Net; 2],
     pools: &[Pool; 2],
 ) -> Result<Floor> {
-    let node = lan_node;
-    node_setup(&node)?;
+    // The node's bridge with the pods' gateway address.
+    node.ip(&["link", "add", BRIDGE, "type", "bridge"]);
+    node.ip(&["addr", "add", &format!("{GATEWAY}/24"), "dev", BRIDGE]);
+    node.ip(&["link", "set", BRIDGE, "up"]);
     let pins = crate::guard::bpffs_dir(&bed.prefix, "floor");
     std::fs::create_dir_all(&pins)?;
     let pod = bed.netns("fl0");
@@ -131,25 +133,6 @@ pub fn run(
     }
     let _ = std::fs::remove_dir_all(&pins);
     Ok(f)
-}
-
-/// The node's bridge with the pods' gateway address.
-fn node_setup(node: &Netns) -> Result<()> {
-    for argv in [
-        vec!["link", "add", BRIDGE, "type", "bridge"],
-        vec!["addr", "add", &format!("{GATEWAY}/24"), "dev", BRIDGE],
-        vec!["link", "set", BRIDGE, "up"],
-    ] {
-        let out = Command::new("ip")
-            .arg("-n")
-            .arg(node.name())
-            .args(&argv)
-            .output()?;
-        if !out.status.success() {
-            bail!("ip {argv:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-    }
-    Ok(())
 }
 
 // ---- the floor program ----------------------------------------------------

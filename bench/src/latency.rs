@@ -266,34 +266,9 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pool; 2], nodes: &[&Netns; 2]) 
         ));
         l.seq_add.next_rep();
         l.seq_del.next_rep();
-        let mut prevs: [Vec<Option<Value>>; 2] = [vec![None; p.seq_pods], vec![None; p.seq_pods]];
-        for i in 0..p.seq_pods {
-            for f in order(i + rep) {
-                let cid = format!("seq{rep}-{i}");
-                prevs[idx(f)][i] = timed_add(
-                    &nets[idx(f)],
-                    &cid,
-                    &pools[idx(f)][i],
-                    l.seq_add.get_mut(f),
-                    None,
-                );
-            }
-        }
-        for i in 0..p.seq_pods {
-            for f in order(i + rep) {
-                if let Some(prev) = &prevs[idx(f)][i] {
-                    let cid = format!("seq{rep}-{i}");
-                    timed_del(
-                        &nets[idx(f)],
-                        &cid,
-                        &pools[idx(f)][i],
-                        Some(prev),
-                        l.seq_del.get_mut(f),
-                        None,
-                    );
-                }
-            }
-        }
+        let tag = format!("seq{rep}-");
+        let (add, del) = (&mut l.seq_add, &mut l.seq_del);
+        add_then_del(nets, pools, p.seq_pods, rep, &tag, add, del);
     }
 
     for rep in 0..p.par_reps {
@@ -351,41 +326,52 @@ pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pool; 2], nodes: &[&Netns; 2]) 
         "latency: growth, {} pods on one bridge",
         p.growth_pods
     ));
-    let mut prevs: [Vec<Option<Value>>; 2] = [vec![None; p.growth_pods], vec![None; p.growth_pods]];
-    for i in 0..p.growth_pods {
-        if guard::interrupted() {
-            break;
-        }
-        for f in order(i) {
-            let mut s = Series::new();
-            let cid = format!("grow{i}");
-            prevs[idx(f)][i] = timed_add(&nets[idx(f)], &cid, &pools[idx(f)][i], &mut s, None);
-            let v = s.all().first().copied().unwrap_or(f64::NAN);
-            l.growth_add.get_mut(f).push(v);
-        }
-    }
-    for i in 0..p.growth_pods {
-        if guard::interrupted() {
-            break;
-        }
-        for f in order(i) {
-            let mut s = Series::new();
-            if let Some(prev) = &prevs[idx(f)][i] {
-                let cid = format!("grow{i}");
-                timed_del(
-                    &nets[idx(f)],
-                    &cid,
-                    &pools[idx(f)][i],
-                    Some(prev),
-                    &mut s,
-                    None,
-                );
-            }
-            let v = s.all().first().copied().unwrap_or(f64::NAN);
-            l.growth_del.get_mut(f).push(v);
-        }
-    }
+    let (mut add, mut del) = (Pair::default(), Pair::default());
+    [l.growth_add, l.growth_del] =
+        add_then_del(nets, pools, p.growth_pods, 0, "grow", &mut add, &mut del);
     l
+}
+
+/// ADDs pods `0..n` of both plugins, then DELs them, interleaved (who goes
+/// first alternates, starting at `turn`), container ids `<tag><pod>`; every
+/// invocation is recorded in `add` / `del`. Returns each pod's ADD and DEL
+/// ms (NaN: failed or not run).
+fn add_then_del(
+    nets: &[Net; 2],
+    pools: &[Pool; 2],
+    n: usize,
+    turn: usize,
+    tag: &str,
+    add: &mut Pair,
+    del: &mut Pair,
+) -> [Pair<Vec<f64>>; 2] {
+    let mut ms: [Pair<Vec<f64>>; 2] = Default::default();
+    let mut prevs: [Vec<Option<Value>>; 2] = [vec![None; n], vec![None; n]];
+    for (k, series) in [add, del].into_iter().enumerate() {
+        for i in 0..n {
+            if guard::interrupted() {
+                break;
+            }
+            for f in order(i + turn) {
+                let (net, pod, cid) = (&nets[idx(f)], &pools[idx(f)][i], format!("{tag}{i}"));
+                let mut s = Series::new();
+                if k == 0 {
+                    prevs[idx(f)][i] = timed_add(net, &cid, pod, &mut s, None);
+                } else if let Some(prev) = &prevs[idx(f)][i] {
+                    timed_del(net, &cid, pod, Some(prev), &mut s, None);
+                }
+                // This invocation's ms, also added to its plugin's series.
+                let v = s.all().first().copied();
+                match (v, s.first_failure) {
+                    (Some(v), _) => series.get_mut(f).push(v),
+                    (None, Some(why)) => series.get_mut(f).fail(why),
+                    (None, None) => {}
+                }
+                ms[k].get_mut(f).push(v.unwrap_or(f64::NAN));
+            }
+        }
+    }
+    ms
 }
 
 /// Growth: median of the last tenth over the median of the first tenth.
