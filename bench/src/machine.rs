@@ -34,18 +34,15 @@ fn git_state() -> String {
     if rev.is_empty() || rev.contains("fatal") {
         return String::new();
     }
-    let dirty = std::process::Command::new("git")
-        .args([
-            "status",
-            "--porcelain",
-            "--",
-            "cni-plugin",
-            "common",
-            "ebpf",
-        ])
-        .output()
-        .map(|o| !o.stdout.is_empty())
-        .unwrap_or(false);
+    let status = [
+        "status",
+        "--porcelain",
+        "--",
+        "cni-plugin",
+        "common",
+        "ebpf",
+    ];
+    let dirty = !out("git", &status).is_empty();
     if dirty {
         format!("{rev} + uncommitted changes in cni-plugin/common/ebpf")
     } else {

@@ -319,25 +319,32 @@ pub fn rows(res: &Results) -> Vec<Row> {
             l.seq_pods,
             format!("{} pods {} at a time", l.par_pods, l.par_workers),
         );
-        for (metric, p, target, headline) in [
-            ("ADD, 1 pod (warm)".to_string(), &l.warm_add, add, true),
-            ("DEL, 1 pod (warm)".into(), &l.warm_del, del, true),
+        // (what, ADD and DEL, headline, whether it names the command again)
+        let phases = [
             (
-                format!("ADD, {seq} pods sequential"),
-                &l.seq_add,
-                add,
+                "1 pod (warm)".to_string(),
+                [&l.warm_add, &l.warm_del],
+                true,
                 false,
             ),
             (
-                format!("DEL, {seq} pods sequential"),
-                &l.seq_del,
-                del,
+                format!("{seq} pods sequential"),
+                [&l.seq_add, &l.seq_del],
+                false,
                 false,
             ),
-            (format!("ADD, {par} (per ADD)"), &l.par_add, add, false),
-            (format!("DEL, {par} (per DEL)"), &l.par_del, del, false),
-        ] {
-            rows.push(Row::pair(metric, p, "ms", 1).at_most(p, target, headline));
+            (par, [&l.par_add, &l.par_del], false, true),
+        ];
+        for (what, pairs, headline, per) in phases {
+            for ((cmd, p), target) in ["ADD", "DEL"].into_iter().zip(pairs).zip([add, del]) {
+                let per = if per {
+                    format!(" (per {cmd})")
+                } else {
+                    String::new()
+                };
+                let metric = format!("{cmd}, {what}{per}");
+                rows.push(Row::pair(metric, p, "ms", 1).at_most(p, target, headline));
+            }
         }
         for (what, p) in [("ADD", &l.par_add_wall), ("DEL", &l.par_del_wall)] {
             let metric = format!(
@@ -486,28 +493,18 @@ pub fn rows(res: &Results) -> Vec<Row> {
                     row.raw = format!("{tw:.0} ns (empty program)");
                     row.ratio = fmt_ratio(Some(ns / tw));
                 }
-                let path = if fast {
-                    "fast path"
+                let (path, empty_t, ns_t) = if fast {
+                    ("fast path", EMPTY_FAST_TARGET, FAST_PATH_NS_TARGET)
                 } else {
-                    "passed to the stack"
+                    ("passed to the stack", EMPTY_STACK_TARGET, STACK_NS_TARGET)
                 };
                 if c.program == PROG_FROM_POD {
                     // Issue 15 judges it against the empty program.
-                    let t = if fast {
-                        EMPTY_FAST_TARGET
-                    } else {
-                        EMPTY_STACK_TARGET
-                    };
-                    row.target = format!("≤ {t}× empty ({path})");
-                    row.met = twin.map_or(Met::Na, |tw| Met::of(ns / tw <= t));
+                    row.target = format!("≤ {empty_t}× empty ({path})");
+                    row.met = twin.map_or(Met::Na, |tw| Met::of(ns / tw <= empty_t));
                 } else {
-                    let t = if fast {
-                        FAST_PATH_NS_TARGET
-                    } else {
-                        STACK_NS_TARGET
-                    };
-                    row.target = format!("≤ {t:.0} ns ({path})");
-                    row.met = Met::of(ns <= t);
+                    row.target = format!("≤ {ns_t:.0} ns ({path})");
+                    row.met = Met::of(ns <= ns_t);
                 }
                 row.headline = std::mem::take(&mut first);
                 rows.push(row);

@@ -235,11 +235,7 @@ pub fn verdicts(v: &std::collections::BTreeMap<String, u64>) -> String {
 fn ebpf(res: &Results) -> Option<EbpfWhy> {
     let e = res.ebpf.as_ref()?;
     let over = |fast: bool| {
-        let target = if fast {
-            FAST_PATH_NS_TARGET
-        } else {
-            STACK_NS_TARGET
-        };
+        let target = [STACK_NS_TARGET, FAST_PATH_NS_TARGET][fast as usize];
         e.loads
             .iter()
             .filter(|l| l.fast_path() == fast)
