@@ -196,14 +196,20 @@ pub fn pin_to_last_cpu() {
     }
 }
 
-/// A UDP echo server thread in `ns`; stops on drop.
-pub struct Echo {
+/// A UDP server thread in `ns` on `port` handing each datagram to `serve`
+/// (optionally on the last CPU, see [`pin_to_last_cpu`]); stops on drop.
+pub struct UdpServer {
     stop: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Echo {
-    pub fn start(ns: &Netns, port: u16) -> Result<Echo> {
+impl UdpServer {
+    pub fn start(
+        ns: &Netns,
+        port: u16,
+        pinned: bool,
+        mut serve: impl FnMut(&UdpSocket, &[u8], SocketAddr) + Send + 'static,
+    ) -> Result<UdpServer> {
         let stop = Arc::new(AtomicBool::new(false));
         let st = stop.clone();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -216,27 +222,37 @@ impl Echo {
                 }
             };
             sock.set_read_timeout(Some(Duration::from_millis(100))).ok();
-            pin_to_last_cpu();
+            if pinned {
+                pin_to_last_cpu();
+            }
             tx.send(Ok(())).ok();
             let mut buf = [0u8; 2048];
             while !st.load(Ordering::SeqCst) {
                 if let Ok((n, from)) = sock.recv_from(&mut buf) {
-                    sock.send_to(&buf[..n], from).ok();
+                    serve(&sock, &buf[..n], from);
                 }
             }
         });
+        let server = UdpServer {
+            stop,
+            handle: Some(handle),
+        };
         match rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(Ok(())) => Ok(Echo {
-                stop,
-                handle: Some(handle),
-            }),
-            Ok(Err(e)) => bail!("echo server in {}: {e}", ns.name()),
-            Err(e) => bail!("echo server in {}: {e}", ns.name()),
+            Ok(Ok(())) => Ok(server),
+            Ok(Err(e)) => bail!("UDP server in {}: {e}", ns.name()),
+            Err(e) => bail!("UDP server in {}: {e}", ns.name()),
         }
+    }
+
+    /// The echo server of the ping-pong, on the same CPU as its client.
+    pub fn echo(ns: &Netns) -> Result<UdpServer> {
+        UdpServer::start(ns, PINGPONG_PORT, true, |sock, req, from| {
+            sock.send_to(req, from).ok();
+        })
     }
 }
 
-impl Drop for Echo {
+impl Drop for UdpServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(h) = self.handle.take() {
@@ -282,29 +298,11 @@ pub fn pingpong(from: &Netns, to: &str, port: u16, iters: usize) -> Result<(Vec<
 /// 64-byte UDP datagrams to `to` for `secs`; returns the datagrams the sink
 /// received.
 pub fn blast(from: &Netns, to_ns: &Netns, to: &str, secs: f64) -> Result<u64> {
-    let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
-    let (st, rc) = (stop.clone(), received.clone());
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = to_ns.spawn(move || {
-        let Ok(sock) = UdpSocket::bind(("0.0.0.0", SINK_PORT)) else {
-            tx.send(false).ok();
-            return;
-        };
-        sock.set_read_timeout(Some(Duration::from_millis(100))).ok();
-        tx.send(true).ok();
-        let mut buf = [0u8; 2048];
-        while !st.load(Ordering::SeqCst) {
-            if sock.recv(&mut buf).is_ok() {
-                rc.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    });
-    if !rx.recv_timeout(Duration::from_secs(5)).unwrap_or(false) {
-        stop.store(true, Ordering::SeqCst);
-        sink.join().ok();
-        bail!("sink in {} did not start", to_ns.name());
-    }
+    let count = received.clone();
+    let sink = UdpServer::start(to_ns, SINK_PORT, false, move |_, _, _| {
+        count.fetch_add(1, Ordering::Relaxed);
+    })?;
     let dst: SocketAddr = format!("{to}:{SINK_PORT}").parse()?;
     let sent = from.within(move || -> Result<u64> {
         let sock = UdpSocket::bind("0.0.0.0:0")?;
@@ -322,9 +320,9 @@ pub fn blast(from: &Netns, to_ns: &Netns, to: &str, secs: f64) -> Result<u64> {
         }
         Ok(n)
     });
+    // The last datagrams in flight.
     std::thread::sleep(Duration::from_millis(200));
-    stop.store(true, Ordering::SeqCst);
-    sink.join().ok();
+    drop(sink);
     sent?;
     Ok(received.load(Ordering::Relaxed))
 }
@@ -437,11 +435,10 @@ pub fn run(p: &Params, bed: &Testbed, setups: &[Setup]) -> Result<Traffic> {
         |s, _, to| Ok(vec![blast(s.a, lan_host, to, secs)? as f64 / secs / 1e3]),
     )?;
 
-    let _echo_lan = Echo::start(lan_host, PINGPONG_PORT)?;
-    let _echo_pods: Vec<Echo> = setups
-        .iter()
-        .flat_map(|s| std::iter::once(s.b).chain(s.remote.as_ref().map(|r| r.0)))
-        .map(|ns| Echo::start(ns, PINGPONG_PORT))
+    let _echo: Vec<UdpServer> = std::iter::once(lan_host)
+        .chain(setups.iter().map(|s| s.b))
+        .chain(setups.iter().filter_map(|s| s.remote.as_ref().map(|r| r.0)))
+        .map(UdpServer::echo)
         .collect::<Result<_>>()?;
     let (n, iters) = (t.rtt.len(), p.rtt_iters);
     let what = format!("UDP ping-pong repetition {{}}/{reps} ({n} × {iters} round trips)");
