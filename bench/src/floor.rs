@@ -1,8 +1,8 @@
 //! The floor of ADD and DEL (issue 15): a minimal program doing only what
 //! an ADD must do (start a process, create the veth pair with its peer in
-//! the pod, put the host end on the bridge, attach two TC programs with TCX
-//! and pin the links, set the pod's address, bring it up and add its default
-//! route) and what a DEL must do (unpin the links, delete the pair), measured
+//! the pod, put the host end on the bridge, attach the port's TC program
+//! with TCX and pin the link, set the pod's address, bring it up and add its
+//! default route) and what a DEL must do (unpin the link, delete the pair), measured
 //! in the same run and interleaved with lanbridge's and the reference's warm
 //! ADD and DEL. The programs are empty (`return TCX_NEXT`), loaded and pinned
 //! once, as lanbridge's are.
@@ -32,6 +32,9 @@ use crate::Pool;
 
 const BRIDGE: &str = "fl0";
 const GATEWAY: &str = "10.246.1.1";
+/// The pins of the empty program and of its link on the port.
+const PROG: &str = "prog_ingress";
+const LINK: &str = "link_ingress";
 
 /// The floor beside both plugins, ms.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -180,14 +183,16 @@ async fn add(pod: &Path, pins: &Path) -> Result<()> {
         .up()
         .build();
     node.set("enslave and up", set).await?;
-    // One after the other: each TCX attach swaps the device's program array
-    // and waits for an RCU grace period holding RTNL, so attaching both at
-    // once only queues the second behind the first.
-    for (hook, name) in [(bpf::TCX_INGRESS, "ingress"), (bpf::TCX_EGRESS, "egress")] {
-        let prog = bpf::empty_program(&pins.join(format!("prog_{name}")), hook)?;
-        let link = bpf::link_create(&prog, host, hook, 0)?;
-        bpf::pin(&link, &pins.join(format!("link_{name}")))?;
-    }
+    // The hook lanbridge attaches in the measured config (subnet mode
+    // without portIsolation: ingress only), on a thread of its own while the
+    // pod's side is set up, as lanbridge does: the attach waits for an RCU
+    // grace period holding RTNL.
+    let pins = pins.to_path_buf();
+    let attach = std::thread::spawn(move || -> Result<()> {
+        let prog = bpf::empty_program(&pins.join(PROG), bpf::TCX_INGRESS)?;
+        let link = bpf::link_create(&prog, host, bpf::TCX_INGRESS, 0)?;
+        bpf::pin(&link, &pins.join(LINK))
+    });
     // The pod's side, through a netlink socket opened in the pod.
     let nl = Netlink::open(&pod_ns)?;
     let eth = index(&nl, POD_IF).await?;
@@ -197,13 +202,14 @@ async fn add(pod: &Path, pins: &Path) -> Result<()> {
     let default = "0.0.0.0/0".parse()?;
     nl.add_route(default, Some(GATEWAY.parse()?), eth, 0)
         .await?;
+    attach
+        .join()
+        .map_err(|_| anyhow::anyhow!("the attach thread panicked"))??;
     Ok(())
 }
 
 async fn del(pins: &Path) -> Result<()> {
-    for name in ["ingress", "egress"] {
-        std::fs::remove_file(pins.join(format!("link_{name}")))?;
-    }
+    std::fs::remove_file(pins.join(LINK))?;
     Netlink::current()?.delete_link(HOST).await?;
     Ok(())
 }
