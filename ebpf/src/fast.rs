@@ -5,13 +5,13 @@
 //! NAT (`lb_flows`), fragments, multicast, or packets whose TTL runs out:
 //! those go to the stack, which routes, NATs and answers them.
 
-use core::mem::{size_of, zeroed};
+use core::mem::{size_of, MaybeUninit};
 
 use aya_ebpf::{
     bindings::{
         bpf_check_mtu_flags::BPF_MTU_CHK_SEGS, bpf_check_mtu_ret::BPF_MTU_CHK_RET_SUCCESS,
-        bpf_fib_lookup as FibParams, bpf_redir_neigh, BPF_FIB_LKUP_RET_NO_NEIGH,
-        BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_SHOT,
+        bpf_fib_lookup as FibParams, bpf_redir_neigh, bpf_redir_neigh__bindgen_ty_1,
+        BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_SHOT,
     },
     helpers::{bpf_check_mtu, bpf_fib_lookup, bpf_redirect_neigh, bpf_redirect_peer},
     programs::TcContext,
@@ -25,6 +25,7 @@ use crate::flows;
 use crate::maps::{cluster_destination, endpoint, slow_destination, BY_IP};
 use crate::skb::redirect;
 use crate::verdict::{Verdict, ERROR, PASS};
+use crate::zero::zeroed;
 
 const AF_INET: u8 = 2;
 /// The Ethernet header's two addresses.
@@ -80,8 +81,9 @@ pub fn subnet_from_pod(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig) -> Result<Ver
 /// or answers "fragmentation needed".
 #[inline(always)]
 fn route_out(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig, lan: bool) -> Result<Verdict, Verdict> {
+    let mut fib = MaybeUninit::<FibParams>::uninit();
     // SAFETY: an all-zero `bpf_fib_lookup` is a valid input.
-    let mut fib: FibParams = unsafe { zeroed() };
+    let fib = unsafe { zeroed(&mut fib) };
     fib.family = AF_INET;
     fib.l4_protocol = ip.proto;
     fib.sport = ip.sport.to_be();
@@ -92,14 +94,8 @@ fn route_out(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig, lan: bool) -> Result<Ve
     fib.__bindgen_anon_3.ipv4_src = ip.saddr;
     fib.__bindgen_anon_4.ipv4_dst = ip.daddr;
     // SAFETY: the helper reads and writes `fib` only.
-    let rc = unsafe {
-        bpf_fib_lookup(
-            ctx.skb.skb as *mut _,
-            &mut fib,
-            size_of::<FibParams>() as i32,
-            0,
-        )
-    } as u32;
+    let rc = unsafe { bpf_fib_lookup(ctx.skb.skb as *mut _, fib, size_of::<FibParams>() as i32, 0) }
+        as u32;
     let egress = fib.ifindex;
     let allowed = if lan {
         egress == cfg.uplink_ifindex && egress != 0
@@ -129,12 +125,16 @@ fn route_out(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig, lan: bool) -> Result<Ve
             if lan {
                 mark_fast(ctx);
             }
-            // SAFETY: an all-zero `bpf_redir_neigh` is a valid input.
-            let mut nh: bpf_redir_neigh = unsafe { zeroed() };
-            nh.nh_family = AF_INET as u32;
-            // After the lookup `ipv4_dst` holds the next hop.
-            // SAFETY: plain union field copies.
-            unsafe { nh.__bindgen_anon_1.ipv4_nh = fib.__bindgen_anon_4.ipv4_dst };
+            // After the lookup `ipv4_dst` holds the next hop. Built whole
+            // (the address in the first word of the union's widest field),
+            // not `zeroed()` and then set: no call of the BPF `memset`.
+            let mut nh = bpf_redir_neigh {
+                nh_family: AF_INET as u32,
+                __bindgen_anon_1: bpf_redir_neigh__bindgen_ty_1 {
+                    // SAFETY: a plain union field read.
+                    ipv6_nh: [unsafe { fib.__bindgen_anon_4.ipv4_dst }, 0, 0, 0],
+                },
+            };
             // SAFETY: the helper reads `nh` only.
             let action = unsafe {
                 bpf_redirect_neigh(egress, &mut nh, size_of::<bpf_redir_neigh>() as i32, 0)
