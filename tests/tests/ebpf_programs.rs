@@ -507,6 +507,12 @@ impl Datapath {
         (run, result.duration)
     }
 
+    fn ports_with_endpoint(&self) -> Vec<u32> {
+        let keys = self.endpoints.keys();
+        keys.collect::<Result<_, _>>()
+            .expect("reading lb_endpoints")
+    }
+
     fn run_pod(&self, port: u32, frame: &[u8]) -> Run {
         self.run(PROG_FROM_POD, port, frame)
     }
@@ -535,7 +541,8 @@ impl Datapath {
                 (key.ifindex, reason, values.iter().sum())
             })
             .collect();
-        let slots = table::counted(&self.ports, &self.port_counters).expect("reading lb_ports");
+        let slots = table::counted(&self.ports, &self.port_counters, self.ports_with_endpoint())
+            .expect("reading lb_ports");
         for (port, counted) in slots {
             for (reason, n) in counted.iter().enumerate() {
                 let reason = Reason::from_u32(reason as u32);
@@ -941,7 +948,7 @@ fn ports_sharing_a_slot_are_each_judged_by_their_own_endpoint() {
             }
         };
         judge(dp);
-        let held: Vec<u32> = table::counted(&dp.ports, &dp.port_counters)
+        let held: Vec<u32> = table::counted(&dp.ports, &dp.port_counters, dp.ports_with_endpoint())
             .unwrap()
             .into_iter()
             .map(|(port, _)| port)
