@@ -61,7 +61,8 @@ impl Ip4 {
             sport: self.sport,
             dport: self.dport,
             proto: self.proto,
-            _pad: [0; 3],
+            _pad: 0,
+            _pad_hi: 0,
         }
     }
 

@@ -45,7 +45,7 @@ pub mod table {
     use aya::maps::{Array, MapData, MapError, PerCpuArray, PerCpuValues};
     use aya::sys::SyscallError;
 
-    use super::{port_slot, Port, PortCounters, PORT_REASONS, PORT_SLOTS};
+    use super::{port_slot, Port, PortCounters, PORT_REASONS};
     use crate::Endpoint;
 
     pub type Ports = Array<MapData, Port>;
@@ -87,15 +87,19 @@ pub mod table {
         Ok(Some(counted))
     }
 
-    /// Each port holding a slot, with its counters summed over the CPUs.
+    /// Each of `candidates` that holds its slot, with its counters summed
+    /// over the CPUs. The candidates are the endpoints' ports (a port holds
+    /// a slot only while it has an endpoint): a lookup per pod, not one per
+    /// slot of the whole table.
     pub fn counted(
         ports: &Ports,
         counters: &Counters,
+        candidates: impl IntoIterator<Item = u32>,
     ) -> Result<Vec<(u32, PortCounters)>, MapError> {
         let mut all = Vec::new();
-        for slot in 0..PORT_SLOTS {
-            let port = ports.get(&slot, 0)?.ifindex;
-            if port != 0 {
+        for port in candidates {
+            let slot = port_slot(port);
+            if port != 0 && ports.get(&slot, 0)?.ifindex == port {
                 all.push((port, sum(counters, slot)?));
             }
         }

@@ -5,13 +5,13 @@
 //! NAT (`lb_flows`), fragments, multicast, or packets whose TTL runs out:
 //! those go to the stack, which routes, NATs and answers them.
 
-use core::mem::{size_of, zeroed};
+use core::mem::{size_of, MaybeUninit};
 
 use aya_ebpf::{
     bindings::{
         bpf_check_mtu_flags::BPF_MTU_CHK_SEGS, bpf_check_mtu_ret::BPF_MTU_CHK_RET_SUCCESS,
-        bpf_fib_lookup as FibParams, bpf_redir_neigh, BPF_FIB_LKUP_RET_NO_NEIGH,
-        BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_SHOT,
+        bpf_fib_lookup as FibParams, bpf_redir_neigh, bpf_redir_neigh__bindgen_ty_1,
+        BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SKIP_NEIGH, TC_ACT_SHOT,
     },
     helpers::{bpf_check_mtu, bpf_fib_lookup, bpf_redirect_neigh, bpf_redirect_peer},
     programs::TcContext,
@@ -23,8 +23,8 @@ use lanbridge_common::{
 
 use crate::flows;
 use crate::maps::{cluster_destination, endpoint, slow_destination, BY_IP};
-use crate::skb::redirect;
 use crate::verdict::{Verdict, ERROR, PASS};
+use crate::zero::zeroed;
 
 const AF_INET: u8 = 2;
 /// The Ethernet header's two addresses.
@@ -72,22 +72,25 @@ pub fn subnet_from_pod(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig) -> Result<Ver
     route_out(ctx, ip, cfg, false)
 }
 
-/// `bpf_fib_lookup` as the bridge would route it, then out of the egress
-/// it found with the next hop's MAC (`bpf_redirect_neigh` when that is not
-/// known yet), TTL decremented. lan mode leaves only through the uplink;
-/// subnet mode through anything but the bridge (its own subnet is L2).
-/// What does not fit the egress's MTU goes to the stack, which fragments it
-/// or answers "fragmentation needed".
+/// `bpf_fib_lookup` as the bridge would route it, without its neighbour
+/// lookup, then out of the egress it found by `bpf_redirect_neigh` to the
+/// next hop: the kernel writes the Ethernet header at xmit, into the
+/// headroom, so the only write here is the TTL's. lan mode leaves only
+/// through the uplink; subnet mode through anything but the bridge (its own
+/// subnet is L2). What does not fit the egress's MTU goes to the stack,
+/// which fragments it or answers "fragmentation needed".
 #[inline(always)]
 fn route_out(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig, lan: bool) -> Result<Verdict, Verdict> {
+    let mut fib = MaybeUninit::<FibParams>::uninit();
     // SAFETY: an all-zero `bpf_fib_lookup` is a valid input.
-    let mut fib: FibParams = unsafe { zeroed() };
+    let fib = unsafe { zeroed(&mut fib) };
     fib.family = AF_INET;
     fib.l4_protocol = ip.proto;
     fib.sport = ip.sport.to_be();
     fib.dport = ip.dport.to_be();
-    // tot_len stays 0: with the IP length, every GSO super-packet would fail
-    // the MTU check ("fragmentation needed") and take the slow path.
+    // tot_len stays 0: the helper then checks the skb itself against the
+    // egress's MTU, GSO packets by their segments (with the IP length every
+    // GSO super-packet would fail and take the slow path).
     fib.ifindex = cfg.bridge_ifindex;
     fib.__bindgen_anon_3.ipv4_src = ip.saddr;
     fib.__bindgen_anon_4.ipv4_dst = ip.daddr;
@@ -95,9 +98,9 @@ fn route_out(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig, lan: bool) -> Result<Ve
     let rc = unsafe {
         bpf_fib_lookup(
             ctx.skb.skb as *mut _,
-            &mut fib,
+            fib,
             size_of::<FibParams>() as i32,
-            0,
+            BPF_FIB_LOOKUP_SKIP_NEIGH,
         )
     } as u32;
     let egress = fib.ifindex;
@@ -106,52 +109,45 @@ fn route_out(ctx: &TcContext, ip: &Ip4, cfg: &NetConfig, lan: bool) -> Result<Ve
     } else {
         egress != cfg.bridge_ifindex && egress != 0
     };
-    if !allowed {
+    // FRAG_NEEDED (too big for the egress) and every other failure: the
+    // stack's. The helper lets every GSO packet through; those whose
+    // segments would not fit go to the stack too.
+    if rc != BPF_FIB_LKUP_RET_SUCCESS || !allowed || (gso(ctx) && !segments_fit(ctx, egress)) {
         return Ok(PASS);
     }
-    match rc {
-        BPF_FIB_LKUP_RET_SUCCESS => {
-            let mut addrs = [0u8; ETH_ADDRS];
-            addrs[..6].copy_from_slice(&fib.dmac);
-            addrs[6..].copy_from_slice(&fib.smac);
-            ctx.store(0, &addrs, 0).map_err(|_| ERROR)?;
-            decrement_ttl(ctx, ip)?;
-            if lan {
-                mark_fast(ctx);
-            }
-            Ok((redirect(egress), Reason::FastToLan))
-        }
-        // With `tot_len` 0 the helper checked the skb against the egress's
-        // MTU only on success (FRAG_NEEDED otherwise, which passes below).
-        BPF_FIB_LKUP_RET_NO_NEIGH if !fits(ctx, egress) => Ok(PASS),
-        BPF_FIB_LKUP_RET_NO_NEIGH => {
-            decrement_ttl(ctx, ip)?;
-            if lan {
-                mark_fast(ctx);
-            }
-            // SAFETY: an all-zero `bpf_redir_neigh` is a valid input.
-            let mut nh: bpf_redir_neigh = unsafe { zeroed() };
-            nh.nh_family = AF_INET as u32;
-            // After the lookup `ipv4_dst` holds the next hop.
-            // SAFETY: plain union field copies.
-            unsafe { nh.__bindgen_anon_1.ipv4_nh = fib.__bindgen_anon_4.ipv4_dst };
-            // SAFETY: the helper reads `nh` only.
-            let action = unsafe {
-                bpf_redirect_neigh(egress, &mut nh, size_of::<bpf_redir_neigh>() as i32, 0)
-            };
-            Ok((action as i32, Reason::FastToLan))
-        }
-        _ => Ok(PASS),
+    decrement_ttl(ctx, ip)?;
+    if lan {
+        mark_fast(ctx);
     }
+    // The lookup left the next hop in `ipv4_dst`: the route's gateway, or
+    // the destination itself when it is on-link. Built whole (the address
+    // in the first word of the union's widest field), not `zeroed()` and
+    // then set: no call of the BPF `memset`.
+    let mut nh = bpf_redir_neigh {
+        nh_family: AF_INET as u32,
+        __bindgen_anon_1: bpf_redir_neigh__bindgen_ty_1 {
+            // SAFETY: a plain union field read.
+            ipv6_nh: [unsafe { fib.__bindgen_anon_4.ipv4_dst }, 0, 0, 0],
+        },
+    };
+    // SAFETY: the helper reads `nh` only.
+    let action =
+        unsafe { bpf_redirect_neigh(egress, &mut nh, size_of::<bpf_redir_neigh>() as i32, 0) };
+    Ok((action as i32, Reason::FastToLan))
 }
 
-/// Whether the packet fits the MTU of `egress`; a GSO packet when its
-/// segments do. Such a packet handed to the stack does not make its flow a
-/// NAT flow: the stack answers it with ICMP (no ports) or sends it as
-/// fragments (no ports either), and `lb_to_uplink` records only packets
-/// with ports.
 #[inline(always)]
-fn fits(ctx: &TcContext, egress: u32) -> bool {
+fn gso(ctx: &TcContext) -> bool {
+    // SAFETY: `gso_size` is readable by TC programs.
+    unsafe { (*ctx.skb.skb).gso_size != 0 }
+}
+
+/// Whether a GSO packet's segments fit the MTU of `egress`. Such a packet
+/// handed to the stack does not make its flow a NAT flow: the stack answers
+/// it with ICMP (no ports) or sends it as fragments (no ports either), and
+/// `lb_to_uplink` records only packets with ports.
+#[inline(always)]
+fn segments_fit(ctx: &TcContext, egress: u32) -> bool {
     // 0: judge the skb's own length.
     let mut mtu_len: u32 = 0;
     // SAFETY: the helper reads the skb and writes `mtu_len` only.

@@ -5,7 +5,7 @@
 //! Layers, each importing only those below it: `programs` (the entry
 //! points) → `pod`, `uplink`, `egress` (one pipeline per hook) → `dhcp`,
 //! `fast` (the stages) → `flows`, `stats`, `events`, `maps`, `verdict`,
-//! `skb`.
+//! `skb`, `zero`.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
 #[cfg(target_arch = "bpf")]
@@ -32,6 +32,8 @@ mod stats;
 mod uplink;
 #[cfg(target_arch = "bpf")]
 mod verdict;
+#[cfg(target_arch = "bpf")]
+mod zero;
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}

@@ -1,6 +1,8 @@
 //! `lb_from_pod`'s pipeline: the source guard first (every mode), then
 //! DHCP snooping and relay and the IPv6 guards, then the fast path.
 
+use core::mem::MaybeUninit;
+
 use aya_ebpf::{bindings::TC_ACT_SHOT, programs::TcContext};
 use lanbridge_common::{
     frame::{guard, parse_frame, Ip4, Kind, IPPROTO_UDP},
@@ -12,6 +14,7 @@ use lanbridge_common::{
 use crate::maps::{config, endpoint};
 use crate::skb::{parse, vlan_tagged, Loaded};
 use crate::verdict::{pack, unpack, Verdict, PASS};
+use crate::zero::zeroed;
 use crate::{dhcp, fast};
 
 #[inline(always)]
@@ -29,23 +32,15 @@ pub(crate) fn try_from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Ver
     let enforce = cfg.flags & CFG_ENFORCE != 0;
     // Written field by field by `classify` (zeroed here: no undefined
     // padding reaches the verifier).
-    let mut ip = Ip4 {
-        off: 0,
-        proto: 0,
-        ttl: 0,
-        csum: 0,
-        saddr: 0,
-        daddr: 0,
-        fragment: false,
-        sport: 0,
-        dport: 0,
-    };
+    let mut ip = MaybeUninit::<Ip4>::uninit();
+    // SAFETY: all-zero is a valid `Ip4` (`fragment` false).
+    let ip = unsafe { zeroed(&mut ip) };
     let class = Class::unpack(classify(
         ctx,
         ep,
         enforce,
         &cfg.bridge_mac,
-        (&raw mut ip).cast(),
+        (&raw mut *ip).cast(),
     ));
     if let Some(reason) = class.drop {
         return Ok((TC_ACT_SHOT, reason));
@@ -78,7 +73,7 @@ pub(crate) fn try_from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Ver
     if cfg.flags & CFG_LAN_MODE == 0 && !class.to_gateway {
         return Ok(PASS);
     }
-    Ok(unpack(fast_path_packed(ctx, &ip, ep, &cfg)))
+    Ok(unpack(fast_path_packed(ctx, ip, ep, &cfg)))
 }
 
 // `lb_from_pod`'s stages run in BPF subprograms of their own, each beside

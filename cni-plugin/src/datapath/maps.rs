@@ -274,7 +274,13 @@ impl Maps {
             .map(|r| r.map(|(k, per_cpu)| (k, per_cpu.iter().sum())))
             .collect::<Result<_, _>>()
             .map_err(err(MAP_STATS))?;
-        let slots = table::counted(&self.ports, &self.port_stats).map_err(err(MAP_PORT_STATS))?;
+        let ports: Vec<u32> = self
+            .endpoints
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(err(MAP_ENDPOINTS))?;
+        let slots =
+            table::counted(&self.ports, &self.port_stats, ports).map_err(err(MAP_PORT_STATS))?;
         for (ifindex, counted) in slots {
             let counted = counted.iter().enumerate().filter(|(_, n)| **n > 0);
             all.extend(counted.map(|(reason, n)| {
