@@ -64,29 +64,22 @@ impl DhcpSocket {
     /// Opens the sockets on `ifname` inside `netns`; they stay in that
     /// namespace. Must be called within a tokio runtime, which drives them.
     pub fn open(netns: &NetNs, ifname: &str) -> Result<DhcpSocket, DhcpError> {
-        let runtime = tokio::runtime::Handle::current();
-        let name = ifname.to_string();
-        netns
-            .run(move || {
-                let (ifindex, udp, packet, arp) = create(&name)?;
-                // Registering with the reactor doesn't care which namespace
-                // this thread is in; the sockets already belong to the pod's.
-                let _entered = runtime.enter();
-                Ok(DhcpSocket {
-                    udp: UnicastSocket::new(name, udp)?,
-                    // SAFETY: the Socket owns its fd, which nothing else
-                    // closes or replaces while the AsyncFd holds it.
-                    packet: unsafe {
-                        AsyncFd::register_with_interest(
-                            packet,
-                            Interest::READABLE | Interest::WRITABLE,
-                        )?
-                    },
-                    arp: ArpSocket::new(arp)?,
-                    ifindex,
-                })
+        open_in(netns, ifname, |name| {
+            let (ifindex, udp, packet, arp) = create(&name)?;
+            Ok(DhcpSocket {
+                udp: UnicastSocket::new(name, udp)?,
+                // SAFETY: the Socket owns its fd, which nothing else
+                // closes or replaces while the AsyncFd holds it.
+                packet: unsafe {
+                    AsyncFd::register_with_interest(
+                        packet,
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?
+                },
+                arp: ArpSocket::new(arp)?,
+                ifindex,
             })
-            .map_err(|e| open_error(ifname, e))
+        })
     }
 
     pub fn ifname(&self) -> &str {
@@ -192,15 +185,10 @@ impl UnicastSocket {
     /// Opens the UDP socket alone on `ifname` inside `netns`. Must be called
     /// within a tokio runtime, which drives it.
     pub fn open(netns: &NetNs, ifname: &str) -> Result<UnicastSocket, DhcpError> {
-        let runtime = tokio::runtime::Handle::current();
-        let name = ifname.to_string();
-        netns
-            .run(move || {
-                let udp = udp_socket(&name)?;
-                let _entered = runtime.enter();
-                UnicastSocket::new(name, udp)
-            })
-            .map_err(|e| open_error(ifname, e))
+        open_in(netns, ifname, |name| {
+            let udp = udp_socket(&name)?;
+            UnicastSocket::new(name, udp)
+        })
     }
 
     fn new(ifname: String, udp: Socket) -> io::Result<UnicastSocket> {
@@ -226,6 +214,25 @@ impl UnicastSocket {
                 source,
             })
     }
+}
+
+/// Runs `make` (given the interface's name) on a thread inside `netns`, in
+/// the caller's tokio runtime: the sockets it opens belong to the pod's
+/// namespace, and registering them with the reactor does not care which
+/// namespace the thread is in.
+fn open_in<T: Send>(
+    netns: &NetNs,
+    ifname: &str,
+    make: impl FnOnce(String) -> io::Result<T> + Send,
+) -> Result<T, DhcpError> {
+    let runtime = tokio::runtime::Handle::current();
+    let name = ifname.to_string();
+    netns
+        .run(move || {
+            let _entered = runtime.enter();
+            make(name)
+        })
+        .map_err(|e| open_error(ifname, e))
 }
 
 fn open_error(ifname: &str, e: crate::node::error::Error) -> DhcpError {
