@@ -160,3 +160,40 @@ pub fn ip_of(addr: &str) -> String {
         .map(|(ip, _)| ip.to_string())
         .unwrap_or_default()
 }
+
+/// Sends `bytes` over one TCP connection from `from` to a listener on
+/// `listen` (an `ip:port` of `to`), and returns how many bytes the receiving
+/// side read and how long it took from accepting to end of stream: a shaper
+/// or a drop shows on the side that received.
+pub fn tcp_transfer(from: &Netns, to: &Netns, listen: &str, bytes: usize) -> (usize, Duration) {
+    let addr: SocketAddr = listen.parse().expect("socket address");
+    let (ready_tx, ready) = mpsc::channel();
+    let receiver = to.spawn(move || {
+        let listener = TcpListener::bind(addr).expect("bulk listener");
+        ready_tx.send(()).expect("ready");
+        let (mut s, _) = listener.accept().expect("accept");
+        let start = std::time::Instant::now();
+        s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0;
+        while let Ok(n @ 1..) = s.read(&mut buf) {
+            got += n;
+        }
+        (got, start.elapsed())
+    });
+    ready.recv().expect("listener up");
+    from.within(move || {
+        // The first SYN may go while a neighbour is still being resolved.
+        let mut s = (0..3)
+            .find_map(|_| TcpStream::connect_timeout(&addr, IO_TIMEOUT).ok())
+            .expect("bulk connect");
+        let chunk = vec![0x5a; 64 * 1024];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            s.write_all(&chunk[..n]).expect("bulk send");
+            left -= n;
+        }
+    });
+    receiver.join().expect("bulk receiver")
+}
