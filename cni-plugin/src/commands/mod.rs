@@ -180,8 +180,8 @@ impl Cleanup<'_> {
                 errors.push(e.into());
             }
         }
-        if let Some((_, tombstone)) = retired {
-            reaper::defer(&tombstone, pins);
+        if let Some((_, tombstone)) = &retired {
+            reaper::defer(tombstone, pins);
         }
         fault::del_step("datapath");
         // The nft bridge table: only when ADD set it up, or nobody knows.
@@ -190,7 +190,8 @@ impl Cleanup<'_> {
                 errors.push(e.into());
             }
         }
-        if !self.defer {
+        // Not retired (not asked to, or the kernel refused): destroyed now.
+        if retired.is_none() {
             if let Err(e) = self.node.delete_link(&host).await {
                 errors.push(e.into());
             }
