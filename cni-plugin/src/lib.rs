@@ -23,7 +23,8 @@ pub mod cni;
 /// formatter), `gone` ("not found means done", and the first error of a
 /// teardown), `firewall` (netfilter over netlink behind one front door: the
 /// networks' FORWARD accepts and masquerade, `macspoofchk`, an older build's
-/// per-pod rules) and its own `error`.
+/// per-pod rules), `reaper` (destroys retired links in a detached child
+/// once the plugin has answered) and its own `error`.
 pub mod node;
 
 /// The network configuration: parsing and validating what the runtime hands

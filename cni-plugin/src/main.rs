@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use lanbridge::cli::{self, Reported};
+use lanbridge::node::reaper;
 use lanbridge::{commands::fault, plugin};
 
 fn main() -> ExitCode {
@@ -20,6 +21,9 @@ fn main() -> ExitCode {
         Ok(command) => plugin::main(&command),
         Err(_) => cli::main(),
     };
+    // The answer is out (stdout flushed, the runtime dropped): what DEL
+    // left to destroy in the background goes now.
+    reaper::finish(fault::deleter());
     // The one place the exit code is chosen; the failure was reported already.
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

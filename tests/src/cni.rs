@@ -161,6 +161,21 @@ pub fn exec_plugin_under(
     env: &CniEnv,
     stdin: &[u8],
 ) -> CniOutput {
+    let mut cmd = plugin_command(wrapper, ns_path, plugin, env);
+    CniOutput {
+        plugin: plugin.to_path_buf(),
+        command: env.command.clone().unwrap_or_default(),
+        run: process::run(&mut cmd, Some(stdin), PLUGIN_TIMEOUT),
+    }
+}
+
+/// The command [`exec_plugin_under`] runs, as a runtime starts a plugin.
+pub fn plugin_command(
+    wrapper: &[&str],
+    ns_path: Option<&Path>,
+    plugin: &Path,
+    env: &CniEnv,
+) -> std::process::Command {
     let mut argv: Vec<std::ffi::OsString> = wrapper.iter().map(Into::into).collect();
     if let Some(p) = ns_path {
         argv.extend([format!("--net={}", p.display()).into(), "--".into()]);
@@ -187,9 +202,5 @@ pub fn exec_plugin_under(
     for (k, v) in &env.extra {
         cmd.env(k, v);
     }
-    CniOutput {
-        plugin: plugin.to_path_buf(),
-        command: env.command.clone().unwrap_or_default(),
-        run: process::run(&mut cmd, Some(stdin), PLUGIN_TIMEOUT),
-    }
+    cmd
 }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use lanbridge::node::naming::{is_tombstone_link, tombstone_pin_ifindex};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -110,6 +111,48 @@ impl World {
         v
     }
 
+    /// What DEL retired and left to its background deleter, not yet
+    /// destroyed: the node's retired links and every network's retired link
+    /// pins.
+    pub fn retired(&self) -> Vec<String> {
+        let mut left: Vec<String> = self
+            .topo
+            .node
+            .links()
+            .into_iter()
+            .filter(|l| is_tombstone_link(l))
+            .collect();
+        for net in std::fs::read_dir(self.pin_root()).into_iter().flatten() {
+            let Ok(net) = net else { continue };
+            for pin in std::fs::read_dir(net.path()).into_iter().flatten() {
+                let Ok(pin) = pin else { continue };
+                if pin
+                    .file_name()
+                    .to_str()
+                    .and_then(tombstone_pin_ifindex)
+                    .is_some()
+                {
+                    left.push(pin.path().display().to_string());
+                }
+            }
+        }
+        left
+    }
+
+    /// Waits (≤ 2 s) until DEL's background deleter has destroyed every
+    /// retired pair of the node and unpinned its links: call it before
+    /// checking that nothing is left.
+    pub fn wait_retired_gone(&self, context: &str) {
+        let gone = crate::process::wait_until(std::time::Duration::from_secs(2), || {
+            self.retired().is_empty()
+        });
+        assert!(
+            gone,
+            "{context}: still retired after 2 s: {:?}",
+            self.retired()
+        );
+    }
+
     /// Entries of the pinned map `map` of network `net` (`bpftool map dump`).
     pub fn map_entries(&self, net: &str, map: &str) -> Vec<Value> {
         let path = self.pin_root().join(net).join(map);
@@ -211,6 +254,7 @@ impl World {
     /// [`World::subnet_conf`]'s network is left in the node, the pod, the
     /// dataDir, the stateDir, bpffs, or netfilter.
     pub fn assert_nothing_left(&self, pod: &Netns, container_id: &str, ip: &str, context: &str) {
+        self.wait_retired_gone(context);
         assert_eq!(
             self.port_links("lb0"),
             Vec::<String>::new(),

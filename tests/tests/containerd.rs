@@ -92,6 +92,7 @@ fn ctr_runs_a_container_on_a_subnet_mode_network() {
         !run_log.contains("network review"),
         "DEL failed:\n{run_log}"
     );
+    w.wait_retired_gone("after the container went");
     assert_eq!(w.port_links("lb0"), Vec::<String>::new(), "port left");
     assert_eq!(
         w.allocations("lbtnet"),
@@ -180,6 +181,7 @@ fn ctr_runs_a_container_that_leases_a_lan_address() {
         daemon.log()
     );
     assert!(!lease_file(&w, "lbtlan", CONTAINER_ID, IFNAME).exists());
+    w.wait_retired_gone("after the lan-mode container went");
     assert_eq!(
         w.port_links(LAN_NET_BRIDGE),
         Vec::<String>::new(),
@@ -238,6 +240,7 @@ fn del_leaves_alone_the_namespace_a_reused_pid_names() {
         "DEL removed the node's {NODE_UPLINK}"
     );
     assert!(out.stderr.contains("the node's own namespace"), "{out}");
+    w.wait_retired_gone("after DEL with a reused netns path");
     assert_eq!(w.port_links("lb0"), Vec::<String>::new(), "port left");
     assert_eq!(w.allocations("lbtnet"), Vec::<String>::new());
     assert_eq!(w.state_files(), Vec::<std::path::PathBuf>::new());

@@ -6,11 +6,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lanbridge::commands::fault::{Step, KILL_ENV};
+use lanbridge::commands::fault::{Step, DELETER, DEL_STEPS, KILL_ENV};
+use lanbridge_tests::binary::lanbridge_bin;
 use lanbridge_tests::bpftool::bpftool;
-use lanbridge_tests::flows::{LanNet, LanOpts};
+use lanbridge_tests::flows::{arp_frame, send_frames, Capture, LanNet, LanOpts};
 use lanbridge_tests::lan::LAN_NET_BRIDGE;
 use lanbridge_tests::netns::scoped_defaults;
+use lanbridge_tests::process::{self, DEFAULT_TIMEOUT};
 use lanbridge_tests::result::{first_ip, host_veth};
 use lanbridge_tests::runtime::Attachment;
 use lanbridge_tests::topology::{LAN_HOST, NODE_UPLINK};
@@ -93,6 +95,123 @@ fn sigkill_after_each_add_step_then_del_or_add_converge() {
     }
 }
 
+/// A DEL killed after each of its steps: DEL again, then GC, leave nothing
+/// (a retired pair the kill left is swept), and the pod can be added again.
+#[test]
+fn sigkill_after_each_del_step_then_del_and_gc_leave_nothing() {
+    let w = World::lanbridge("killdel");
+    let pod = w.topo.pod("p");
+    let att = Attachment::new("ctr-kd", &pod, "eth0");
+    for step in DEL_STEPS {
+        let ip = first_ip(&add(&w, &att, &format!("ADD before killing DEL at {step}")));
+        let env = w.rt.env("DEL", &att).with(KILL_ENV, &format!("del:{step}"));
+        let out = w.rt.exec(&conf(&w), &env);
+        assert_eq!(out.code, None, "DEL not killed after {step}: {out}");
+        del(&w, &att, &format!("DEL after a kill after {step}"));
+        gc(&w, &[], &format!("GC after a kill after {step}"));
+        w.assert_nothing_left(
+            &pod,
+            &att.container_id,
+            &ip,
+            &format!("DEL killed at {step}"),
+        );
+    }
+}
+
+/// The deleter DEL leaves the pair to is killed before it deletes: the pair
+/// stays retired (down, renamed), the pod bringing its end back up reaches
+/// nothing through it, and GC, or `lanbridge cleanup`, removes it and its
+/// link pins.
+#[test]
+fn a_killed_deleter_leaves_a_dead_port_that_gc_and_cleanup_remove() {
+    let w = World::lanbridge("reap");
+    let pod = w.topo.pod("p");
+    let att = Attachment::new("ctr-r", &pod, "eth0");
+    let live = w.topo.pod("q");
+    let control = Attachment::new("ctr-q", &live, "eth0");
+    let q_ip = first_ip(&add(&w, &control, "ADD of the control pod"));
+    for sweeper in ["GC", "cleanup"] {
+        let ip = first_ip(&add(&w, &att, "ADD"));
+        let mac = pod.ip_json(&["link", "show", "eth0"])[0]["address"]
+            .as_str()
+            .expect("the pod's MAC")
+            .to_string();
+        let env = w.rt.env("DEL", &att).with(KILL_ENV, DELETER);
+        w.rt.exec(&conf(&w), &env)
+            .expect_ok("DEL whose deleter is killed");
+        let retired = w.retired();
+        assert!(
+            retired.iter().any(|r| r.starts_with("lbgone"))
+                && retired.iter().any(|r| r.contains("/gone_")),
+            "no retired link and pins: {retired:?}"
+        );
+        let dead = pod
+            .links()
+            .into_iter()
+            .find(|l| l.starts_with("lbgone"))
+            .expect("the pod's retired end");
+
+        // The pod revives its end: what it sends never reaches the bridge,
+        // while the live pod's identical frames do.
+        pod.ip(&["link", "set", &dead, "up"]);
+        let log = w.path().join(format!("bridge-{sweeper}.log"));
+        let capture = Capture::start(&w.topo.node, "lb0", "arp", &log);
+        let ask = |mac: &str, ip: &str| {
+            arp_frame(
+                "ff:ff:ff:ff:ff:ff",
+                mac,
+                1,
+                mac,
+                ip,
+                "00:00:00:00:00:00",
+                "10.244.1.1",
+            )
+        };
+        send_frames(&pod, &dead, vec![ask(&mac, &ip); 3]);
+        let q_mac = live.ip_json(&["link", "show", "eth0"])[0]["address"]
+            .as_str()
+            .expect("the live pod's MAC")
+            .to_string();
+        send_frames(&live, "eth0", vec![ask(&q_mac, &q_ip); 3]);
+        let seen = capture.text();
+        assert!(
+            seen.contains(&format!("tell {q_ip},")),
+            "control not captured: {seen}"
+        );
+        assert!(
+            !seen.contains(&format!("tell {ip},")),
+            "the dead port forwarded: {seen}"
+        );
+        assert!(!pod.ping("10.244.1.1"), "the dead port reaches the gateway");
+
+        match sweeper {
+            "GC" => gc(&w, &[&control], "GC after the deleter was killed"),
+            _ => {
+                // cleanup refuses a network with live attachments: DEL the
+                // control pod first (its own deleter runs normally).
+                del(&w, &control, "DEL of the control pod");
+                let mut cmd = w.topo.node.command(&lanbridge_bin().display().to_string());
+                cmd.arg("cleanup");
+                let out = process::run(&mut cmd, None, DEFAULT_TIMEOUT);
+                assert!(out.success(), "lanbridge cleanup: {}", out.failure());
+            }
+        }
+        w.wait_retired_gone(&format!("after {sweeper}"));
+        assert_eq!(
+            pod.links(),
+            vec!["lo"],
+            "after {sweeper}: the pod's end left"
+        );
+        let ports: Vec<String> = w.port_links("lb0");
+        let expected = match sweeper {
+            "GC" => 1,
+            _ => 0,
+        };
+        assert_eq!(ports.len(), expected, "after {sweeper}: {ports:?}");
+        assert_eq!(w.link_pins(NET).len(), expected, "after {sweeper}");
+    }
+}
+
 /// The runtime restarted and the sandbox is gone without DEL; a new sandbox
 /// of the same container gets the interface again (the dead port's pin,
 /// endpoint and record are replaced), and DEL and GC still work.
@@ -166,6 +285,7 @@ fn truncated_records_never_block_del_or_gc() {
     truncate(&record_path(&w, &a));
     gc(&w, &[], "GC with one truncated record");
     gc(&w, &[], "GC again");
+    w.wait_retired_gone("after GC");
     assert_eq!(w.port_links("lb0"), Vec::<String>::new());
     assert_eq!(w.allocations(NET), Vec::<String>::new());
     assert_eq!(w.state_files(), Vec::<PathBuf>::new());
@@ -465,6 +585,7 @@ fn lan_sigkill_after_each_add_step() {
             .filter(|l| l != NODE_UPLINK)
             .collect();
         assert!(ports.is_empty(), "{step}: port links left: {ports:?}");
+        w.wait_retired_gone(step);
         assert_eq!(w.port_links(LAN_NET_BRIDGE), Vec::<String>::new(), "{step}");
         assert!(!record_path(w, &att).exists(), "{step}: record left");
 

@@ -236,6 +236,7 @@ fn three_pods_lease_from_dnsmasq_and_release_on_del() {
         );
     }
     assert!(dns.log().contains("DHCPRELEASE(lanbr)"), "{}", dns.log());
+    w.wait_retired_gone("after the DELs");
     assert_eq!(w.port_links(LAN_NET_BRIDGE), Vec::<String>::new());
     eprintln!("total {:?}", started.elapsed());
 }

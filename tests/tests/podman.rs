@@ -69,6 +69,7 @@ fn podman_runs_a_container_on_a_lanbridge_network() {
         out.stdout
     );
     // podman --rm ran DEL: nothing left.
+    w.wait_retired_gone("after podman rm");
     assert_eq!(
         w.allocations("lbtpod"),
         Vec::<String>::new(),

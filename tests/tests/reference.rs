@@ -208,6 +208,7 @@ fn chained_with_portmap_and_tuning() {
         "nat rules left:\n{nat}"
     );
     assert_eq!(w.allocations("lbtnet"), Vec::<String>::new());
+    w.wait_retired_gone("after DEL");
     assert_eq!(w.port_links("lb0"), Vec::<String>::new());
 }
 

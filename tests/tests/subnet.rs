@@ -2,12 +2,18 @@
 //! the node's pod subnet, masqueraded towards the LAN.
 
 use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::Stdio;
 use std::thread;
+use std::time::{Duration, Instant};
 
+use lanbridge::commands::fault::DELETER_DELAY_ENV;
 use lanbridge::commands::state::StateDir;
+use lanbridge_tests::cni::plugin_command;
 use lanbridge_tests::probe::{ip_of, udp_ask, PeerServer};
+use lanbridge_tests::process;
 use lanbridge_tests::result::{self, first_ip, host_veth};
-use lanbridge_tests::runtime::Attachment;
+use lanbridge_tests::runtime::{inject, Attachment};
 use lanbridge_tests::topology::{LAN_HOST, NODE_ADDR, NODE_UPLINK};
 use lanbridge_tests::{Netns, World};
 use serde_json::Value;
@@ -35,6 +41,70 @@ fn pods(w: &World, n: usize) -> (Vec<Netns>, Vec<Attachment>) {
         .map(|(i, p)| Attachment::new(&format!("ctr{i}"), p, "eth0"))
         .collect();
     (pods, atts)
+}
+
+/// DEL answers once the pod is cut off and its names are free: the runtime
+/// reads the plugin's output to EOF while the pair is still being destroyed
+/// in the background, the same interface can be added to the same netns at
+/// once, and the old pair and its link pins go soon after.
+#[test]
+fn del_frees_the_names_at_once_and_destroys_the_pair_in_the_background() {
+    let w = World::lanbridge("delbg");
+    let conf = w.subnet_conf("1.0.0", SUBNET);
+    let pod = w.topo.pod("p");
+    let att = Attachment::new("ctr-bg", &pod, "eth0");
+    let veth = host_veth(&add(&w, &conf, &att), BRIDGE);
+
+    // A deleter slower than any DEL: the runtime must not wait for it.
+    let env = w.rt.env("DEL", &att).with(DELETER_DELAY_ENV, "1500");
+    let mut cmd = plugin_command(&[], Some(&w.rt.node), &w.rt.find("lanbridge"), &env);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn DEL");
+    let started = Instant::now();
+    let stdin = inject(&conf, &conf, &att, None).to_string();
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write the config");
+    let out = child.wait_with_output().expect("DEL's output");
+    let took = started.elapsed();
+    assert!(out.status.success(), "DEL: {out:?}");
+    assert!(out.stdout.is_empty(), "DEL printed {:?}", out.stdout);
+    assert!(
+        took < Duration::from_millis(1000),
+        "EOF only after {took:?}"
+    );
+    let retired = w.retired();
+    assert!(
+        retired.iter().any(|l| l.starts_with("lbgone")),
+        "the pair was destroyed before DEL answered: {retired:?}"
+    );
+    assert!(!w.topo.node.has_link(&veth), "{veth} still holds its name");
+    assert!(!pod.has_link("eth0"), "the pod's eth0 still holds its name");
+
+    // Re-ADD at once, the old pair still there.
+    let r = add(&w, &conf, &att);
+    assert!(pod.ping(GATEWAY), "the re-added pod is cut off");
+    assert!(pod.ping(LAN_HOST), "the re-added pod cannot reach the LAN");
+    assert_eq!(host_veth(&r, BRIDGE), veth);
+    let gone = process::wait_until(Duration::from_secs(4), || w.retired().is_empty());
+    assert!(gone, "the slow deleter left {:?}", w.retired());
+    assert_eq!(pod.links(), vec!["eth0", "lo"]);
+    assert_eq!(w.link_pins(NET), vec![veth.clone()]);
+    assert!(
+        pod.ping(GATEWAY),
+        "the pod lost its network with the old pair"
+    );
+
+    // The plain deleter: the pair is gone within 2 s.
+    del(&w, &conf, &att, Some(&r));
+    w.assert_nothing_left(&pod, &att.container_id, &first_ip(&r), "after DEL");
 }
 
 #[test]
@@ -100,6 +170,7 @@ fn three_pods_get_distinct_addresses_and_connectivity() {
     for (a, r) in atts.iter().zip(&results) {
         del(&w, &conf, a, Some(r));
     }
+    w.wait_retired_gone("after the DELs");
     assert_eq!(w.port_links(BRIDGE), Vec::<String>::new());
     assert_eq!(w.allocations(NET), Vec::<String>::new());
     // Nothing per pod: the network's masquerade stays with its bridge.
@@ -547,6 +618,7 @@ fn add_and_del_run_no_program() {
         rt.invoke("DEL", &conf, a, Some(r))
             .expect_ok("DEL without PATH");
     }
+    w.wait_retired_gone("after DELs without PATH");
     assert_eq!(w.port_links(BRIDGE), Vec::<String>::new());
     assert!(
         !ports().contains("lb"),

@@ -196,6 +196,7 @@ impl Network<'_> {
             bridge,
             lan: true,
             routed: true,
+            defer: false,
         };
         let named = bad.iter().filter_map(|b| b.attachment.clone());
         let all: Vec<_> = records
@@ -210,6 +211,10 @@ impl Network<'_> {
                     cleanup.attachment(&cid, &ifname, record, None).await,
                 )?;
             }
+        }
+        // What a killed deleter left of DELs and GCs.
+        if !self.args.dry_run {
+            cleanup.sweep_retired().await?;
         }
         Ok(())
     }

@@ -46,16 +46,19 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
         None => None,
     };
     match Cleanup::new(&att) {
-        Ok(mut cleanup) => errors.extend(
-            cleanup
-                .attachment(
-                    &env.container_id,
-                    &env.ifname,
-                    record.as_ref(),
-                    pod.as_ref(),
-                )
-                .await,
-        ),
+        Ok(mut cleanup) => {
+            cleanup.defer = true;
+            errors.extend(
+                cleanup
+                    .attachment(
+                        &env.container_id,
+                        &env.ifname,
+                        record.as_ref(),
+                        pod.as_ref(),
+                    )
+                    .await,
+            )
+        }
         Err(e) => errors.push(e),
     }
     first_error(errors)

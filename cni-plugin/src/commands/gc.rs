@@ -17,6 +17,7 @@ pub async fn run(conf: &NetConf, env: &CniEnv) -> Result<()> {
     };
     let att = Attachment::new(conf, env)?;
     let mut cleanup = Cleanup::new(&att)?;
+    cleanup.defer = true;
     let mut errors = Vec::new();
     let (records, bad) = att.state.list()?;
     for bad in bad {

@@ -23,8 +23,9 @@ use crate::datapath::{ips_of, Datapath};
 use crate::ipam::Ipam;
 use crate::node::firewall;
 use crate::node::naming;
-use crate::node::netlink::Netlink;
+use crate::node::netlink::{LinkInfo, Netlink};
 use crate::node::netns::NetNs;
+use crate::node::reaper;
 
 /// The default directories scoped per network namespace that hold a
 /// namespace's pins, records and leases ([`crate::node::scope::claim`]).
@@ -75,6 +76,10 @@ pub struct Cleanup<'a> {
     pub lan: bool,
     /// Pods have FORWARD accept rules.
     pub routed: bool,
+    /// Retire the port's pair (down, renamed, its names free at once) and
+    /// leave its destruction to [`reaper`] (DEL, GC) instead of destroying
+    /// it before returning.
+    pub defer: bool,
 }
 
 impl Cleanup<'_> {
@@ -87,6 +92,7 @@ impl Cleanup<'_> {
             bridge: &att.conf.bridge,
             lan: att.conf.uplink.is_some(),
             routed: add::routed(att.conf),
+            defer: false,
         })
     }
 
@@ -104,32 +110,22 @@ impl Cleanup<'_> {
     ) -> Vec<Error> {
         let host = naming::host_veth(container_id, ifname);
         let mut errors = Vec::new();
-        let host_ifindex = match record {
-            Some(r) => Some(r.host_ifindex),
-            None => self
-                .node
-                .link(&host)
-                .await
-                .unwrap_or_else(|e| {
-                    errors.push(e.into());
-                    None
-                })
-                .map(|l| l.index),
-        };
+        let live = self.node.link(&host).await.unwrap_or_else(|e| {
+            errors.push(e.into());
+            None
+        });
+        let host_ifindex = record
+            .map(|r| r.host_ifindex)
+            .or(live.as_ref().map(|l| l.index));
         let mut ips: Vec<Ipv4Addr> = record
             .map(|r| r.ips.iter().filter_map(|n| v4(n.addr())).collect())
             .unwrap_or_default();
         // The port's endpoint holds the pod's current addresses: the daemon
         // moves a lease that comes back with another address, and the
         // record keeps the first one. Only while the port is still this
-        // attachment's (its ifindex not reused by another pod's), so before
-        // the pod's link, and with it the port, goes.
+        // attachment's (its ifindex not reused by another pod's).
         let ours = match record {
-            Some(r) if self.lan => self
-                .node
-                .link(&host)
-                .await
-                .is_ok_and(|l| l.is_some_and(|l| l.index == r.host_ifindex)),
+            Some(r) if self.lan => live.as_ref().is_some_and(|l| l.index == r.host_ifindex),
             Some(_) => false,
             None => true,
         };
@@ -145,21 +141,47 @@ impl Cleanup<'_> {
                 Err(e) => errors.push(e.into()),
             }
         }
+        // The pod's interface name is free at once for a re-ADD; the pod end
+        // goes with the pair.
         if let Some(pod) = pod {
-            if let Err(e) = delete_pod_link(pod, ifname).await {
+            if let Err(e) = retire_pod_link(pod, ifname).await {
                 errors.push(e);
             }
         }
         fault::del_step("pod link");
+        // Down first: the pod is cut off before anything else goes.
+        let retired = match &live {
+            Some(link) if self.defer => {
+                let tombstone = naming::tombstone_link(link.index);
+                match self.node.retire(link.index, &tombstone).await {
+                    Ok(true) => Some((link.index, tombstone)),
+                    Ok(false) => None,
+                    Err(e) => {
+                        errors.push(e.into());
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        fault::del_step("retire");
         let bridge = record.map_or(self.bridge, |r| &r.bridge);
         if let Err(e) = self.remove_host_routes(bridge, &ips).await {
             errors.push(e);
         }
         fault::del_step("routes");
+        let mut pins = Vec::new();
         if let Some(dp) = &mut self.datapath {
-            if let Err(e) = dp.remove_port(&host, host_ifindex) {
+            let removed = match &retired {
+                Some((index, _)) => dp.retire_port(&host, *index).map(|p| pins = p),
+                None => dp.remove_port(&host, host_ifindex),
+            };
+            if let Err(e) = removed {
                 errors.push(e.into());
             }
+        }
+        if let Some((_, tombstone)) = &retired {
+            reaper::defer(tombstone, pins);
         }
         fault::del_step("datapath");
         // The nft bridge table: only when ADD set it up, or nobody knows.
@@ -168,8 +190,11 @@ impl Cleanup<'_> {
                 errors.push(e.into());
             }
         }
-        if let Err(e) = self.node.delete_link(&host).await {
-            errors.push(e.into());
+        // Not retired (not asked to, or the kernel refused): destroyed now.
+        if retired.is_none() {
+            if let Err(e) = self.node.delete_link(&host).await {
+                errors.push(e.into());
+            }
         }
         fault::del_step("host link");
         // Only an older build wrote netfilter rules per pod.
@@ -190,7 +215,27 @@ impl Cleanup<'_> {
         if let Err(e) = self.state.remove(container_id, ifname) {
             errors.push(e);
         }
+        fault::del_step("record");
         errors
+    }
+
+    /// Destroys the retired links a killed deleter left ([`reaper`]; not
+    /// those this process owes) and unpins the links of retired ports whose
+    /// device is gone; returns the node's links left.
+    pub async fn sweep_retired(&mut self) -> Result<Vec<LinkInfo>> {
+        let mut links = self.node.links().await?;
+        let left = |l: &mut LinkInfo| naming::is_tombstone_link(&l.name) && !reaper::owes(&l.name);
+        for gone in links.extract_if(.., left) {
+            self.node.delete_link(&gone.name).await?;
+        }
+        if let Some(dp) = &self.datapath {
+            dp.remove_tombstones(|index| {
+                links
+                    .iter()
+                    .any(|l| l.index == index && naming::is_tombstone_link(&l.name))
+            })?;
+        }
+        Ok(links)
     }
 
     /// lan mode's /32 routes to the pod.
@@ -209,11 +254,12 @@ impl Cleanup<'_> {
 
     /// Link pins, map entries and lan-mode routes of ports whose interface
     /// no longer exists (a pod deleted without DEL, a crashed ADD).
+    /// Also what a killed deleter left ([`Cleanup::sweep_retired`]).
     pub async fn forget_vanished_ports(&mut self) -> Result<()> {
+        let links = self.sweep_retired().await?;
         let Some(dp) = &mut self.datapath else {
             return Ok(());
         };
-        let links = self.node.links().await?;
         for ifname in dp.attached_interfaces() {
             if !links.iter().any(|l| l.name == ifname) {
                 dp.remove_port(&ifname, None)?;
@@ -241,8 +287,12 @@ fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
     }
 }
 
-/// Deletes the pod's end of the pair (and so the pair) from inside the pod.
-async fn delete_pod_link(ns: &NetNs, ifname: &str) -> Result<()> {
-    Netlink::open(ns)?.delete_link(ifname).await?;
+/// Takes the pod's end of the pair out of service and frees its name.
+async fn retire_pod_link(ns: &NetNs, ifname: &str) -> Result<()> {
+    let pod = Netlink::open(ns)?;
+    if let Some(link) = pod.link(ifname).await? {
+        pod.retire(link.index, &naming::tombstone_link(link.index))
+            .await?;
+    }
     Ok(())
 }

@@ -12,7 +12,9 @@ use aya::util::KernelVersion;
 
 use super::error::DatapathError;
 use super::pins::Pins;
-use crate::node::gone::done;
+use std::path::PathBuf;
+
+use crate::node::gone::{done, found};
 
 /// Where a program runs on its interface.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -88,4 +90,20 @@ pub fn detach(pins: &Pins, ifname: &str, hook: Hook) -> Result<(), DatapathError
     let path = pins.link(ifname, hook == Hook::Egress);
     done(std::fs::remove_file(&path))
         .map_err(|e| DatapathError::io(format!("unpinning {}", path.display()), e))
+}
+
+/// Renames the interface's link pin to the dead port's (`ifindex`), leaving
+/// the link attached until its device is destroyed; returns the new path,
+/// or None when there was no pin.
+pub fn retire(
+    pins: &Pins,
+    ifname: &str,
+    ifindex: u32,
+    hook: Hook,
+) -> Result<Option<PathBuf>, DatapathError> {
+    let egress = hook == Hook::Egress;
+    let (from, to) = (pins.link(ifname, egress), pins.tombstone(ifindex, egress));
+    found(std::fs::rename(&from, &to))
+        .map(|renamed| renamed.map(|()| to))
+        .map_err(|e| DatapathError::io(format!("renaming {}", from.display()), e))
 }

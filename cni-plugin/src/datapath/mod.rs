@@ -13,7 +13,7 @@ mod raw;
 mod upgrade;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 use lanbridge_common::{
@@ -313,6 +313,29 @@ impl Datapath {
         }
     }
 
+    /// Forgets a port whose interface (index `ifindex`) is retired, not yet
+    /// destroyed: its map entries go, its link pins are renamed to the dead
+    /// port's so the links stay attached until the device goes (see
+    /// [`attach::retire`]); returns those pins, for whoever destroys it.
+    pub fn retire_port(
+        &mut self,
+        ifname: &str,
+        ifindex: u32,
+    ) -> Result<Vec<PathBuf>, DatapathError> {
+        let mut retired = Vec::new();
+        for hook in [Hook::Ingress, Hook::Egress] {
+            retired.extend(attach::retire(&self.pins, ifname, ifindex, hook)?);
+        }
+        self.forget_port(ifindex)?;
+        Ok(retired)
+    }
+
+    /// Unpins dead ports' links but those of the retired interfaces (by
+    /// index) `alive` keeps, still to be destroyed with their devices.
+    pub fn remove_tombstones(&self, alive: impl Fn(u32) -> bool) -> Result<(), DatapathError> {
+        remove_tombstones(&self.pins, alive)
+    }
+
     /// Forgets a port's map entries (its interface is gone).
     pub fn forget_port(&mut self, ifindex: u32) -> Result<(), DatapathError> {
         self.maps.remove_port(ifindex)
@@ -360,6 +383,7 @@ impl Datapath {
             attach::detach(&pins, ifname, Hook::Ingress)?;
             attach::detach(&pins, ifname, Hook::Egress)?;
         }
+        remove_tombstones(&pins, |_| false)?;
         load::remove_objects(&pins)?;
         crate::node::gone::done(std::fs::remove_dir(pins.dir()))
             .map_err(|e| DatapathError::io(format!("removing {}", pins.dir().display()), e))?;
@@ -370,4 +394,15 @@ impl Datapath {
     pub fn attached_interfaces(&self) -> Vec<String> {
         self.pins.linked_interfaces()
     }
+}
+
+fn remove_tombstones(pins: &Pins, alive: impl Fn(u32) -> bool) -> Result<(), DatapathError> {
+    for (index, pin) in pins.tombstones() {
+        if alive(index) {
+            continue;
+        }
+        crate::node::gone::done(std::fs::remove_file(&pin))
+            .map_err(|e| DatapathError::io(format!("unpinning {}", pin.display()), e))?;
+    }
+    Ok(())
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::node::naming::{self, pin_name, unpin_name};
+use crate::node::naming::{self, pin_name, tombstone_pin_ifindex, unpin_name};
 
 /// The networks with a directory under `root`, sorted.
 pub fn networks(root: &Path) -> Vec<String> {
@@ -52,6 +52,23 @@ impl Pins {
     /// (`link_<ifname>`) or egress (`egress_<ifname>`).
     pub fn link(&self, ifname: &str, egress: bool) -> PathBuf {
         self.dir.join(naming::port_link_pin(ifname, egress))
+    }
+
+    /// A dead port's link pin, renamed from [`Pins::link`]
+    /// ([`naming::tombstone_pin`]).
+    pub fn tombstone(&self, ifindex: u32, egress: bool) -> PathBuf {
+        self.dir.join(naming::tombstone_pin(ifindex, egress))
+    }
+
+    /// Dead ports' link pins here, with the ifindex each names.
+    pub fn tombstones(&self) -> Vec<(u32, PathBuf)> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| Some((tombstone_pin_ifindex(e.file_name().to_str()?)?, e.path())))
+            .collect()
     }
 
     /// Interface names with a link pinned here (ingress or egress).

@@ -8,5 +8,6 @@ pub mod mac;
 pub mod naming;
 pub mod netlink;
 pub mod netns;
+pub mod reaper;
 pub mod scope;
 pub mod sysctl;

@@ -161,6 +161,44 @@ pub fn port_link_pin(ifname: &str, egress: bool) -> String {
     format!("{prefix}_{}", pin_name(ifname))
 }
 
+/// A deleted attachment's link, down and renamed by DEL until it is
+/// destroyed in the background: `lbgone` + the link's ifindex in hex (≤ 15
+/// characters), so DEL frees the host veth's and the pod interface's names
+/// at once. The pod end is named after its own ifindex in the pod's
+/// namespace. Starts with `lb`: the bridge's own ports, never `veth*`.
+pub fn tombstone_link(ifindex: u32) -> String {
+    format!("{TOMBSTONE_LINK}{ifindex:x}")
+}
+
+const TOMBSTONE_LINK: &str = "lbgone";
+
+/// Whether a link is a [`tombstone_link`].
+pub fn is_tombstone_link(name: &str) -> bool {
+    name.strip_prefix(TOMBSTONE_LINK)
+        .is_some_and(|hex| u32::from_str_radix(hex, 16).is_ok())
+}
+
+/// A dead port's TCX link pin (`gone_<ifindex>_link`, `gone_<ifindex>_egress`):
+/// renamed from [`port_link_pin`] so the link stays attached until its
+/// device is destroyed (unpinning an attached link makes the kernel detach
+/// it under RTNL through an RCU grace period; a detached one goes cheaply).
+/// Never `link_*` or `egress_*`, which name live ports.
+pub fn tombstone_pin(ifindex: u32, egress: bool) -> String {
+    let hook = if egress { "egress" } else { "link" };
+    format!("{TOMBSTONE_PIN}{ifindex}_{hook}")
+}
+
+const TOMBSTONE_PIN: &str = "gone_";
+
+/// The host ifindex a [`tombstone_pin`] names.
+pub fn tombstone_pin_ifindex(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(TOMBSTONE_PIN)?;
+    let (index, hook) = rest.split_once('_')?;
+    matches!(hook, "link" | "egress")
+        .then(|| index.parse().ok())
+        .flatten()
+}
+
 /// An attachment's lease file in `<stateDir>/leases/<network>/`.
 pub fn lease_file(container_id: &str, ifname: &str) -> String {
     format!("{container_id}:{ifname}.json")
@@ -206,6 +244,22 @@ mod tests {
         );
         let mac = super::bridge_mac("cni0");
         assert_eq!(mac.octets()[0] & 0x03, 0x02, "locally administered unicast");
+    }
+
+    #[test]
+    fn tombstones_fit_ifnamsiz_and_read_back() {
+        let gone = super::tombstone_link(u32::MAX);
+        assert_eq!(gone, "lbgoneffffffff");
+        assert!(gone.len() <= 15 && super::is_tombstone_link(&gone));
+        assert!(!super::is_tombstone_link(&super::host_veth("c1", "eth0")));
+        assert!(!super::is_tombstone_link("lbgone"));
+        for egress in [false, true] {
+            let pin = super::tombstone_pin(42, egress);
+            assert_eq!(super::tombstone_pin_ifindex(&pin), Some(42));
+            assert!(!pin.starts_with("link_") && !pin.starts_with("egress_"));
+        }
+        assert_eq!(super::tombstone_pin_ifindex("link_lb0123"), None);
+        assert_eq!(super::tombstone_pin_ifindex("gone_7_other"), None);
     }
 
     #[test]

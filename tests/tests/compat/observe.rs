@@ -181,6 +181,7 @@ pub fn run(w: &World, case: &Case, n: usize) -> Outcome {
         Ran::of(w.rt.invoke("DEL", &conf, &att, prev))
     };
     del.record("del", &mut o);
+    w.wait_retired_gone(&format!("{}: after DEL", case.id));
 
     // What DEL left: links in the pod and the node (the bridge and a VLAN
     // gateway port belong to the network and stay), allocations, rules, state.

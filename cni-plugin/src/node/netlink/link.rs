@@ -140,6 +140,24 @@ impl Netlink {
             .await
     }
 
+    /// Takes a link out of service and frees its name: down (a veth drops
+    /// what its down peer sends, the bridge disables the port), then renamed
+    /// to `name` (the kernel refuses to rename a link that is up). Leaves the
+    /// costly destruction (RCU grace periods under RTNL) to someone else.
+    /// Returns false when the link was already gone.
+    pub async fn retire(&self, index: u32, name: &str) -> Result<bool> {
+        let down = LinkUnspec::new_with_index(index).down().build();
+        let rename = LinkUnspec::new_with_index(index).name(name).build();
+        for (op, msg) in [("set down", down), ("rename to", rename)] {
+            let done = found(self.handle.link().set(msg).execute().await)
+                .map_err(|e| Error::netlink(format!("{op} {name}: link {index}"), e))?;
+            if done.is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Deletes a link; a link that is already gone is not an error.
     pub async fn delete_link(&self, name: &str) -> Result<bool> {
         let Some(link) = self.link(name).await? else {
