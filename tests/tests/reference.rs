@@ -264,6 +264,7 @@ fn chained_with_bandwidth() {
     w.rt.del_list(&list, &att, Some(&res))
         .unwrap_or_else(|f| panic!("{f}"));
     assert_eq!(w.allocations("lbtnet"), Vec::<String>::new());
+    w.wait_retired_gone("after DEL");
     assert_eq!(
         w.port_links("lb0"),
         Vec::<String>::new(),
