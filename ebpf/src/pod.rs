@@ -7,7 +7,7 @@ use aya_ebpf::{bindings::TC_ACT_SHOT, programs::TcContext};
 use lanbridge_common::{
     frame::{guard, parse_frame, Ip4, Kind, IPPROTO_UDP},
     ip6,
-    packet::mac_eq,
+    packet::mac_word,
     Endpoint, NetConfig, Reason, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE,
 };
 
@@ -146,7 +146,7 @@ fn classify(
         drop: None,
         kind: KIND_OTHER,
         tagged: frame.tagged,
-        to_gateway: mac_eq(&frame.dst_mac, gateway),
+        to_gateway: frame.dst_mac == mac_word(gateway),
         ipv6_off: 0,
     };
     if enforce {
