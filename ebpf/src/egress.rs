@@ -30,7 +30,7 @@ pub(crate) fn try_to_pod(ctx: &TcContext, ifindex: u32) -> Verdict {
     if from_isolated_peer(ctx, &frame, ifindex) {
         return (TC_ACT_SHOT, Reason::DropIsolated);
     }
-    if config().flags & CFG_LAN_MODE != 0 {
+    if config().is_some_and(|cfg| cfg.flags & CFG_LAN_MODE != 0) {
         if let Some(key) = flow(&frame) {
             record(&key.reversed());
         }

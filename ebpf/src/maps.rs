@@ -117,13 +117,12 @@ pub(crate) struct Scan {
     pub(crate) done: Option<Result<(), Reason>>,
 }
 
-/// The network's configuration (all off before the loader wrote it).
+/// The network's configuration (all off before the loader wrote it), in
+/// place: no copy on the stack. `None` never happens (index 0 of a
+/// one-entry array); the verifier wants the check.
 #[inline(always)]
-pub(crate) fn config() -> NetConfig {
-    match CONFIG.get(0) {
-        Some(cfg) => *cfg,
-        None => NetConfig::default(),
-    }
+pub(crate) fn config() -> Option<&'static NetConfig> {
+    CONFIG.get(0)
 }
 
 /// The port in `ifindex`'s slot of `lb_ports`, if it is that port's.
@@ -139,11 +138,20 @@ pub(crate) fn own_slot(ifindex: u32) -> Option<&'static Port> {
 /// for this run.
 #[inline(always)]
 pub(crate) fn endpoint(ifindex: u32) -> Option<&'static Endpoint> {
+    find_port(ifindex).map(|(ep, _)| ep)
+}
+
+/// [`endpoint`], and whether it came from the port's slot (where its
+/// counters are too: [`crate::stats::count_port`] needs no second lookup).
+#[inline(always)]
+pub(crate) fn find_port(ifindex: u32) -> Option<(&'static Endpoint, bool)> {
     if let Some(port) = own_slot(ifindex) {
-        return Some(&port.ep);
+        return Some((&port.ep, true));
     }
     // SAFETY: a map value, valid for this run (RCU).
-    ENDPOINTS.get_ptr(ifindex).map(|ep| unsafe { &*ep })
+    ENDPOINTS
+        .get_ptr(ifindex)
+        .map(|ep| (unsafe { &*ep }, false))
 }
 
 /// Whether `addr` is a destination that always takes the host stack

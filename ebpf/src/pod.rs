@@ -11,24 +11,27 @@ use lanbridge_common::{
     Endpoint, NetConfig, Reason, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE,
 };
 
-use crate::maps::{config, endpoint};
+use crate::maps::config;
 use crate::skb::{parse, vlan_tagged, Loaded};
 use crate::verdict::{pack, unpack, Verdict, PASS};
 use crate::zero::zeroed;
 use crate::{dhcp, fast};
 
+/// The verdict on a frame the pod behind `ifindex` (endpoint `ep`) sent.
+/// `ep` is a reference into the map, not a copy: the stack is small (512
+/// bytes for the whole program) and the endpoint is not. An update of this
+/// very entry while the packet is judged could at worst mix old and new
+/// values for this one packet; the loader writes an endpoint before the
+/// pod runs.
 #[inline(always)]
-pub(crate) fn try_from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Verdict> {
-    // A port without an endpoint (not, or no longer, a pod of this network)
-    // gets no verdict.
-    // An update of this very entry while the packet is judged could at
-    // worst mix old and new values for this one packet; the loader writes
-    // an endpoint before the pod runs. A reference, not a copy: the stack
-    // is small (512 bytes for the whole program) and the endpoint is not.
-    let Some(ep) = endpoint(ifindex) else {
+pub(crate) fn try_from_pod(
+    ctx: &TcContext,
+    ifindex: u32,
+    ep: &Endpoint,
+) -> Result<Verdict, Verdict> {
+    let Some(cfg) = config() else {
         return Ok(PASS);
     };
-    let cfg = config();
     let enforce = cfg.flags & CFG_ENFORCE != 0;
     // Written field by field by `classify` (zeroed here: no undefined
     // padding reaches the verifier).
@@ -62,7 +65,7 @@ pub(crate) fn try_from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Ver
             return Ok((TC_ACT_SHOT, Reason::DropDhcpServer));
         }
         if ip.sport == 68 && ip.dport == 67 {
-            return Ok(unpack(dhcp_client_packed(ctx, ifindex, ep, &cfg)));
+            return Ok(unpack(dhcp_client_packed(ctx, ifindex, ep, cfg)));
         }
     }
     if cfg.flags & CFG_FAST_PATH == 0 || class.tagged || vlan_tagged(ctx) {
@@ -73,7 +76,7 @@ pub(crate) fn try_from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Ver
     if cfg.flags & CFG_LAN_MODE == 0 && !class.to_gateway {
         return Ok(PASS);
     }
-    Ok(unpack(fast_path_packed(ctx, ip, ep, &cfg)))
+    Ok(unpack(fast_path_packed(ctx, ip, ep, cfg)))
 }
 
 // `lb_from_pod`'s stages run in BPF subprograms of their own, each beside

@@ -9,7 +9,14 @@ use crate::maps::{own_slot, PORT_STATS, STATS};
 /// `lb_port_stats` when it holds one (array lookups), else in `lb_stats`.
 #[inline(always)]
 pub(crate) fn count(ifindex: u32, reason: Reason) {
-    if own_slot(ifindex).is_some() {
+    count_port(ifindex, own_slot(ifindex).is_some(), reason);
+}
+
+/// [`count`] for a port whose slot the caller looked up already
+/// (`in_slot`: the slot is the port's).
+#[inline(always)]
+pub(crate) fn count_port(ifindex: u32, in_slot: bool, reason: Reason) {
+    if in_slot {
         if let Some(counters) = PORT_STATS.get_ptr_mut(port_slot(ifindex)) {
             // SAFETY: this CPU's slot; TC programs do not preempt each
             // other on one CPU.
