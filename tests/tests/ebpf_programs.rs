@@ -30,6 +30,7 @@ use std::net::Ipv6Addr;
 
 use lanbridge_common::{
     event::{DropEvent, EVENT_BURST, EVENT_INTERVAL_NS},
+    ip_slots::{self, ip_slot, IpSlot, IP_SLOTS_HEADER, MAP_IP_SLOTS},
     port::{table, MAP_PORTS, MAP_PORT_STATS, PORT_SLOTS},
     prefix::{PrefixSet, Prefixes, MAP_PREFIXES},
     DhcpPort, Endpoint, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_FAST_PATH,
@@ -324,6 +325,7 @@ struct Datapath {
     ports: table::Ports,
     port_counters: table::Counters,
     by_mac: HashMap<MapData, MacKey, u32>,
+    ip_slots: ip_slots::table::Slots,
     config: Array<MapData, NetConfig>,
     stats: PerCpuHashMap<MapData, StatKey, u64>,
     dhcp_ports: HashMap<MapData, u32, DhcpPort>,
@@ -365,6 +367,9 @@ impl Datapath {
         let ports = take(&mut ebpf, MAP_PORTS).try_into().unwrap();
         let port_counters = take(&mut ebpf, MAP_PORT_STATS).try_into().unwrap();
         let by_mac = take(&mut ebpf, MAP_BY_MAC).try_into().unwrap();
+        let mut ip_slots = take(&mut ebpf, MAP_IP_SLOTS).try_into().unwrap();
+        // Complete, as the loader leaves a new network's table.
+        ip_slots::table::rebuild(&mut ip_slots, [], false).expect("writing lb_ip_slots");
         let config = take(&mut ebpf, MAP_CONFIG).try_into().unwrap();
         let stats = take(&mut ebpf, MAP_STATS).try_into().unwrap();
         let dhcp_ports = take(&mut ebpf, MAP_DHCP_PORTS).try_into().unwrap();
@@ -374,6 +379,7 @@ impl Datapath {
             ports,
             port_counters,
             by_mac,
+            ip_slots,
             config,
             stats,
             dhcp_ports,
@@ -432,11 +438,21 @@ impl Datapath {
         self.write_endpoint(port, ep);
     }
 
-    /// `lb_by_ip` and `lb_by_ip6` entries: the pod behind `port` has `ip`.
+    /// `lb_by_ip` and `lb_by_ip6` entries: the pod behind `port` has `ip`
+    /// (written as the loader writes them: `lb_by_ip`, then its slot).
     fn index_ip(&mut self, ip: [u8; 4], port: u32) {
         let mut map: HashMap<&mut MapData, u32, u32> =
             self.ebpf.map_mut(MAP_BY_IP).unwrap().try_into().unwrap();
         map.insert(u32::from_ne_bytes(ip), port, 0).unwrap();
+        ip_slots::table::put(&mut self.ip_slots, u32::from_ne_bytes(ip), port).unwrap();
+    }
+
+    /// Removes `ip -> port` as the loader does: its slot, then `lb_by_ip`.
+    fn unindex_ip(&mut self, ip: [u8; 4], port: u32) {
+        ip_slots::table::remove(&mut self.ip_slots, u32::from_ne_bytes(ip), port).unwrap();
+        let mut map: HashMap<&mut MapData, u32, u32> =
+            self.ebpf.map_mut(MAP_BY_IP).unwrap().try_into().unwrap();
+        map.remove(&u32::from_ne_bytes(ip)).unwrap();
     }
 
     fn index_ip6(&mut self, ip: Ipv6Addr, port: u32) {
@@ -2303,6 +2319,70 @@ fn subnet_fast_path_forwards_to_other_nodes_pods_only() {
         let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, LAN_HOST, 6);
         assert_eq!(dp.run_pod(dp.pod, &frame).retval, TC_ACT_UNSPEC);
         assert_eq!(dp.count(dp.pod, Reason::FastToLan), 2);
+    });
+}
+
+#[test]
+fn pods_are_found_whether_their_address_holds_its_slot_or_shares_it() {
+    with_datapath(|dp| {
+        dp.route_like_a_node(CFG_LAN_MODE | CFG_ENFORCE | CFG_FAST_PATH);
+        // Two pod addresses in the slot of a LAN host: the first holds the
+        // slot, the second is in `lb_by_ip` only and marks it shared.
+        let slot = ip_slot(u32::from_ne_bytes(LAN_UNKNOWN));
+        let mut colliding = (0..=u16::MAX)
+            .map(|i| {
+                let [a, b] = i.to_be_bytes();
+                [192, 168, a, b]
+            })
+            .filter(|ip| ip_slot(u32::from_ne_bytes(*ip)) == slot);
+        let (held, shared) = (colliding.next().unwrap(), colliding.next().unwrap());
+        let key = |ip| u32::from_ne_bytes(ip);
+        dp.put_endpoint(dp.stranger, OTHER_MAC, [key(held), key(shared), 0, 0], 0);
+        dp.index_ip(held, dp.stranger);
+        dp.index_ip(shared, dp.stranger);
+        let slot_now = |dp: &Datapath| dp.ip_slots.get(&slot, 0).unwrap();
+        assert_eq!(slot_now(dp).addr, key(held));
+        let check = |dp: &Datapath, pods: &[[u8; 4]], what: &str| {
+            for &pod in pods {
+                let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, pod, 17);
+                let run = dp.run_pod(dp.pod, &frame);
+                assert_forwarded(&run, &frame, OTHER_MAC, &format!("to {pod:?}, {what}"));
+                let frame = small_frame(UPLINK_MAC, LAN_HOST_MAC, LAN_HOST, pod, 6);
+                let run = dp.run_uplink(&frame);
+                assert_forwarded(
+                    &run,
+                    &frame,
+                    OTHER_MAC,
+                    &format!("from the LAN to {pod:?}, {what}"),
+                );
+            }
+            // The LAN host of the slot is no pod: routed out of the node.
+            let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, LAN_UNKNOWN, 17);
+            assert_routed_out(
+                &dp.run_pod(dp.pod, &frame),
+                &frame,
+                &format!("to the LAN, {what}"),
+            );
+        };
+        check(dp, &[held, shared], "slot held and shared");
+        // The holder leaves: the slot is free, still shared.
+        dp.unindex_ip(held, dp.stranger);
+        assert_eq!(slot_now(dp).addr, 0);
+        check(dp, &[shared], "slot freed");
+        let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, held, 17);
+        let run = dp.run_pod(dp.pod, &frame);
+        assert_eq!(
+            run.out[0..14],
+            frame[0..14],
+            "a departed pod's address: not delivered into a pod"
+        );
+        // A table the loader has not completed (another build's): every
+        // answer comes from `lb_by_ip`, the same.
+        dp.ip_slots
+            .set(IP_SLOTS_HEADER, IpSlot::default(), 0)
+            .unwrap();
+        dp.ip_slots.set(slot, IpSlot::default(), 0).unwrap();
+        check(dp, &[shared], "table incomplete");
     });
 }
 

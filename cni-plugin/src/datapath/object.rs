@@ -3,6 +3,7 @@
 //! and the names of the maps and programs it defines.
 
 use lanbridge_common::{
+    ip_slots::MAP_IP_SLOTS,
     port::{MAP_PORTS, MAP_PORT_STATS},
     prefix::MAP_PREFIXES,
     MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS,
@@ -11,12 +12,13 @@ use lanbridge_common::{
 };
 
 /// The maps and programs the object defines, pinned per network.
-pub const MAPS: [&str; 16] = [
+pub const MAPS: [&str; 17] = [
     MAP_ENDPOINTS,
     MAP_PORTS,
     MAP_PORT_STATS,
     MAP_BY_MAC,
     MAP_BY_IP,
+    MAP_IP_SLOTS,
     MAP_BY_IP6,
     MAP_CONFIG,
     MAP_STATS,
