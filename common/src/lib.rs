@@ -496,6 +496,7 @@ mod tests {
             MAP_FLOW_SEEN,
             port::MAP_PORTS,
             port::MAP_PORT_STATS,
+            port::MAP_UPLINK_STATS,
             ip_slots::MAP_IP_SLOTS,
             prefix::MAP_PREFIXES,
             PROG_TO_UPLINK,

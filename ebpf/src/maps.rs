@@ -10,7 +10,9 @@ use aya_ebpf::{
 use lanbridge_common::{
     event::{DropEvent, EventBucket, EVENTS_BYTES},
     ip_slots::{ip_slot, IpSlot, IP_SLOTS, IP_SLOTS_HEADER, MAP_IP_SLOTS, SLOTS_COMPLETE},
-    port::{port_slot, Port, PortCounters, MAP_PORTS, MAP_PORT_STATS, PORT_SLOTS},
+    port::{
+        port_slot, Port, PortCounters, MAP_PORTS, MAP_PORT_STATS, MAP_UPLINK_STATS, PORT_SLOTS,
+    },
     prefix::{Prefixes, MAP_PREFIXES},
     snoop::OptionScan,
     DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, FLOW_SEEN_SLOTS, MAP_BY_IP,
@@ -34,6 +36,7 @@ const _: () = assert!(str_eq(MAP_FLOW_SEEN, "lb_flow_seen"));
 const _: () = assert!(str_eq(MAP_PORTS, "lb_ports"));
 const _: () = assert!(str_eq(MAP_PORT_STATS, "lb_port_stats"));
 const _: () = assert!(str_eq(MAP_IP_SLOTS, "lb_ip_slots"));
+const _: () = assert!(str_eq(MAP_UPLINK_STATS, "lb_uplink_stats"));
 const _: () = assert!(str_eq(MAP_PREFIXES, "lb_prefixes"));
 const _: () = assert!(str_eq(MAP_DHCP_PORTS, "lb_dhcp_ports"));
 const _: () = assert!(str_eq(MAP_SCAN, "lb_scan"));
@@ -64,6 +67,9 @@ static PORTS: Array<Port, { PORT_SLOTS as usize }> = Array::new();
 #[btf_map(name = "lb_port_stats")]
 pub(crate) static PORT_STATS: PerCpuArray<PortCounters, { PORT_SLOTS as usize }> =
     PerCpuArray::new();
+
+#[btf_map(name = "lb_uplink_stats")]
+pub(crate) static UPLINK_STATS: PerCpuArray<PortCounters, 1> = PerCpuArray::new();
 
 #[btf_map(name = "lb_by_mac")]
 pub(crate) static BY_MAC: HashMap<MacKey, u32, { MAX_ENDPOINTS as usize }> = HashMap::new();

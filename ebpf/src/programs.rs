@@ -39,7 +39,8 @@ pub fn lb_from_pod(ctx: TcContext) -> i32 {
 pub fn lb_from_uplink(ctx: TcContext) -> i32 {
     let ifindex = ifindex(&ctx);
     let (action, reason) = uplink::try_from_uplink(&ctx).unwrap_or_else(|e| e);
-    account(&ctx, ifindex, reason);
+    stats::count_uplink(ifindex, reason);
+    report_drop(&ctx, ifindex, reason);
     action
 }
 

@@ -31,7 +31,7 @@ use std::net::Ipv6Addr;
 use lanbridge_common::{
     event::{DropEvent, EVENT_BURST, EVENT_INTERVAL_NS},
     ip_slots::{self, ip_slot, IpSlot, IP_SLOTS_HEADER, MAP_IP_SLOTS},
-    port::{table, MAP_PORTS, MAP_PORT_STATS, PORT_SLOTS},
+    port::{table, MAP_PORTS, MAP_PORT_STATS, MAP_UPLINK_STATS, PORT_SLOTS},
     prefix::{PrefixSet, Prefixes, MAP_PREFIXES},
     DhcpPort, Endpoint, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_FAST_PATH,
     CFG_LAN_MODE, EP_DHCP_RELAY, EP_GUARD_IP, EP_GUARD_IP6, EP_ISOLATED, MAP_BY_IP, MAP_BY_IP6,
@@ -324,6 +324,7 @@ struct Datapath {
     endpoints: HashMap<MapData, u32, Endpoint>,
     ports: table::Ports,
     port_counters: table::Counters,
+    uplink_counters: table::Counters,
     by_mac: HashMap<MapData, MacKey, u32>,
     ip_slots: ip_slots::table::Slots,
     config: Array<MapData, NetConfig>,
@@ -366,6 +367,7 @@ impl Datapath {
         let endpoints = take(&mut ebpf, MAP_ENDPOINTS).try_into().unwrap();
         let ports = take(&mut ebpf, MAP_PORTS).try_into().unwrap();
         let port_counters = take(&mut ebpf, MAP_PORT_STATS).try_into().unwrap();
+        let uplink_counters = take(&mut ebpf, MAP_UPLINK_STATS).try_into().unwrap();
         let by_mac = take(&mut ebpf, MAP_BY_MAC).try_into().unwrap();
         let mut ip_slots = take(&mut ebpf, MAP_IP_SLOTS).try_into().unwrap();
         // Complete, as the loader leaves a new network's table.
@@ -378,6 +380,7 @@ impl Datapath {
             endpoints,
             ports,
             port_counters,
+            uplink_counters,
             by_mac,
             ip_slots,
             config,
@@ -545,8 +548,8 @@ impl Datapath {
             .map_or(0, |(_, _, n)| n)
     }
 
-    /// Every non-zero counter, sorted: those in `lb_stats` and those in
-    /// the ports' slots.
+    /// Every non-zero counter, sorted: those in `lb_stats`, in the ports'
+    /// slots and in `lb_uplink_stats`.
     fn counters(&self) -> Vec<(u32, Reason, u64)> {
         let mut all: Vec<(u32, Reason, u64)> = self
             .stats
@@ -557,8 +560,11 @@ impl Datapath {
                 (key.ifindex, reason, values.iter().sum())
             })
             .collect();
-        let slots = table::counted(&self.ports, &self.port_counters, self.ports_with_endpoint())
-            .expect("reading lb_ports");
+        let mut slots =
+            table::counted(&self.ports, &self.port_counters, self.ports_with_endpoint())
+                .expect("reading lb_ports");
+        let uplink = table::sum(&self.uplink_counters, 0).expect("reading lb_uplink_stats");
+        slots.push((self.uplink, uplink));
         for (port, counted) in slots {
             for (reason, n) in counted.iter().enumerate() {
                 let reason = Reason::from_u32(reason as u32);

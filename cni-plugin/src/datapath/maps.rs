@@ -9,7 +9,7 @@ use ipnet::Ipv4Net;
 use lanbridge_common::{
     event::EventBucket,
     ip_slots::{self, MAP_IP_SLOTS},
-    port::{table, MAP_PORTS, MAP_PORT_STATS},
+    port::{table, MAP_PORTS, MAP_PORT_STATS, MAP_UPLINK_STATS},
     prefix::{PrefixSet, Prefixes, MAP_PREFIXES},
     DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, MAP_BY_IP, MAP_BY_IP6,
     MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENT_RATE, MAP_FLOWS,
@@ -28,6 +28,8 @@ pub struct Maps {
     /// `lanbridge_common::port`), with the counters of that slot.
     pub ports: table::Ports,
     pub port_stats: table::Counters,
+    /// The uplink's counters (one entry).
+    pub uplink_stats: table::Counters,
     pub by_mac: HashMap<MapData, MacKey, u32>,
     pub by_ip: HashMap<MapData, u32, u32>,
     /// `by_ip` again, direct-mapped (see `lanbridge_common::ip_slots`).
@@ -71,6 +73,7 @@ impl Maps {
             endpoints: typed!(pins, MAP_ENDPOINTS, HashMap),
             ports: typed!(pins, MAP_PORTS, Array),
             port_stats: typed!(pins, MAP_PORT_STATS, PerCpuArray),
+            uplink_stats: typed!(pins, MAP_UPLINK_STATS, PerCpuArray),
             by_mac: typed!(pins, MAP_BY_MAC, HashMap),
             by_ip: typed!(pins, MAP_BY_IP, HashMap),
             ip_slots: typed!(pins, MAP_IP_SLOTS, Array),
@@ -327,7 +330,28 @@ impl Maps {
                 (StatKey { ifindex, reason }, *n)
             }));
         }
-        // A port counted in `lb_stats` before it got its slot: one entry.
+        let uplink = self.config()?.uplink_ifindex;
+        if uplink != 0 {
+            let counted = table::sum(&self.uplink_stats, 0).map_err(err(MAP_UPLINK_STATS))?;
+            all.extend(
+                counted
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(reason, n)| {
+                        let reason = reason as u32;
+                        (
+                            StatKey {
+                                ifindex: uplink,
+                                reason,
+                            },
+                            *n,
+                        )
+                    }),
+            );
+        }
+        // A port counted in `lb_stats` before it got its slot, the uplink
+        // before `lb_uplink_stats` (another build): one entry.
         all.sort_by_key(|(k, _)| (k.ifindex, k.reason));
         all.dedup_by(|(k, n), (kept, total)| {
             let same = k == kept;
