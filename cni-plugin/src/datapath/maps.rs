@@ -137,15 +137,15 @@ impl Maps {
             .insert(MacKey::new(ep.mac), port, 0)
             .map_err(err(MAP_BY_MAC))?;
         let ipv4 = || ep.ipv4.iter().filter(|ip| **ip != 0);
+        // Both indexes under the lock: a rebuild of the slots reads
+        // `lb_by_ip` whole. The slots after `lb_by_ip`: a slot never names
+        // what the hash lacks.
+        let _writers = ipv4().next().map(|_| lock(&self.pins)).transpose()?;
         for ip in ipv4() {
             self.by_ip.insert(*ip, port, 0).map_err(err(MAP_BY_IP))?;
         }
-        if ipv4().next().is_some() {
-            // After `lb_by_ip`: a slot never names what the hash lacks.
-            let _writers = lock(&self.pins)?;
-            for ip in ipv4() {
-                ip_slots::table::put(&mut self.ip_slots, *ip, port).map_err(err(MAP_IP_SLOTS))?;
-            }
+        for ip in ipv4() {
+            ip_slots::table::put(&mut self.ip_slots, *ip, port).map_err(err(MAP_IP_SLOTS))?;
         }
         for ip in ipv6_in_use(&ep) {
             self.by_ip6.insert(ip, port, 0).map_err(err(MAP_BY_IP6))?;
@@ -159,11 +159,10 @@ impl Maps {
         let err = |name| move |source| DatapathError::Map { name, source };
         for ip in ep.ipv4.iter().filter(|ip| **ip != 0) {
             if found(self.by_ip.get(ip, 0)).map_err(err(MAP_BY_IP))? == Some(port) {
-                // The slot first: a slot never names what the hash lacks.
-                let writers = lock(&self.pins)?;
+                // As in `put_endpoint`; the slot first.
+                let _writers = lock(&self.pins)?;
                 ip_slots::table::remove(&mut self.ip_slots, *ip, port)
                     .map_err(err(MAP_IP_SLOTS))?;
-                drop(writers);
                 done(self.by_ip.remove(ip)).map_err(err(MAP_BY_IP))?;
             }
         }
