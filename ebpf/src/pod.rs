@@ -7,12 +7,12 @@ use aya_ebpf::{bindings::TC_ACT_SHOT, programs::TcContext};
 use lanbridge_common::{
     frame::{guard, parse_frame, Ip4, Kind, IPPROTO_UDP},
     ip6,
-    packet::mac_word,
+    packet::{mac_word, Packet, Short},
     Endpoint, NetConfig, Reason, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE,
 };
 
 use crate::maps::config;
-use crate::skb::{parse, vlan_tagged, Loaded};
+use crate::skb::{vlan_tagged, Direct, Loaded};
 use crate::verdict::{pack, unpack, Verdict, PASS};
 use crate::zero::zeroed;
 use crate::{dhcp, fast};
@@ -38,13 +38,15 @@ pub(crate) fn try_from_pod(
     let mut ip = MaybeUninit::<Ip4>::uninit();
     // SAFETY: all-zero is a valid `Ip4` (`fragment` false).
     let ip = unsafe { zeroed(&mut ip) };
-    let class = Class::unpack(classify(
-        ctx,
-        ep,
-        enforce,
-        &cfg.bridge_mac,
-        (&raw mut *ip).cast(),
-    ));
+    let ip_out = (&raw mut *ip).cast();
+    // The linear data inline (the common case: no call, no packing), the
+    // rest through `bpf_skb_load_bytes` in a subprogram of its own.
+    let class = Class::unpack(
+        match classify(&Direct(ctx), ep, enforce, &cfg.bridge_mac, ip_out) {
+            Ok(class) => class,
+            Err(Short) => classify_loaded(ctx, ep, enforce, &cfg.bridge_mac, ip_out),
+        },
+    );
     if let Some(reason) = class.drop {
         return Ok((TC_ACT_SHOT, reason));
     }
@@ -81,12 +83,14 @@ pub(crate) fn try_from_pod(
 
 // `lb_from_pod`'s stages run in BPF subprograms of their own, each beside
 // (not on top of) the others on a small main frame: a call chain has 512
-// bytes of stack, and the frame parser's two instances, the DHCP snooping,
-// the IPv6 guard and the fast path each need a good part of it inlined. A
-// subprogram returns one register: results come packed in a `u64`, and
-// structured data crosses only as a flat `Ip4` behind a byte pointer (a
-// pointer to a Rust enum would put a BTF type in the object that the kernel
-// rejects).
+// bytes of stack, and the frame parser through `bpf_skb_load_bytes`, the
+// DHCP snooping, the IPv6 guard and the fast path each need a good part of
+// it inlined. Only the parser of the linear data is inline: it needs
+// little stack, and every packet runs it (a call costs it more than its
+// work on packets the stack takes). A subprogram returns one register:
+// results come packed in a `u64`, and structured data crosses only as a
+// flat `Ip4` behind a byte pointer (a pointer to a Rust enum would put a
+// BTF type in the object that the kernel rejects).
 
 const KIND_OTHER: u8 = 0;
 const KIND_IPV4: u8 = 1;
@@ -131,20 +135,32 @@ impl Class {
     }
 }
 
-/// Parses the frame and, with `enforce`, runs the source guard on it; an
-/// IPv4 header goes to `ip_out` (the caller's zeroed `Ip4`). A frame too
-/// short to parse is "other": it passes, with nothing to act on.
+/// [`classify`] through `bpf_skb_load_bytes`, which reaches paged data
+/// too (headers there: a NIC that splits them, or a pod crafting such skbs
+/// to slip past the guard). A frame too short to parse is "other": it
+/// passes, with nothing to act on.
 #[inline(never)]
-fn classify(
+fn classify_loaded(
     ctx: &TcContext,
     ep: &Endpoint,
     enforce: bool,
     gateway: &[u8; 6],
     ip_out: *mut u8,
 ) -> u64 {
-    let Some(frame) = parse!(ctx, parse_frame) else {
-        return 0;
-    };
+    classify(&Loaded(ctx), ep, enforce, gateway, ip_out).unwrap_or(0)
+}
+
+/// Parses the frame and, with `enforce`, runs the source guard on it; an
+/// IPv4 header goes to `ip_out` (the caller's zeroed `Ip4`).
+#[inline(always)]
+fn classify<P: Packet>(
+    p: &P,
+    ep: &Endpoint,
+    enforce: bool,
+    gateway: &[u8; 6],
+    ip_out: *mut u8,
+) -> Result<u64, Short> {
+    let frame = parse_frame(p)?;
     let mut class = Class {
         drop: None,
         kind: KIND_OTHER,
@@ -155,7 +171,7 @@ fn classify(
     if enforce {
         if let Err(reason) = guard(&frame, ep) {
             class.drop = Some(reason);
-            return class.pack();
+            return Ok(class.pack());
         }
     }
     match frame.kind {
@@ -182,7 +198,7 @@ fn classify(
         }
         Kind::Arp(_) | Kind::Other => {}
     }
-    class.pack()
+    Ok(class.pack())
 }
 
 /// The fast path in a BPF subprogram of its own, the verdict [`pack`]ed.
