@@ -4,7 +4,8 @@
 
 use crate::ip6::ETH_P_IPV6;
 use crate::packet::{
-    mac_eq, Packet, Short, ETH_ALEN, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, VLAN_HLEN,
+    mac_eq, mac_word, Packet, Short, ETH_ALEN, ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP,
+    VLAN_HLEN,
 };
 use crate::{Endpoint, FlowKey, Reason, EP_GUARD_IP};
 
@@ -18,8 +19,9 @@ pub const IP_CSUM_OFF: usize = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame {
-    pub dst_mac: [u8; 6],
-    pub src_mac: [u8; 6],
+    /// The MACs as [`mac_word`]s: one comparison each.
+    pub dst_mac: u64,
+    pub src_mac: u64,
     /// A non-zero VLAN id in the frame (see [`crate::packet::Udp4::tagged`]).
     pub tagged: bool,
     pub kind: Kind,
@@ -98,8 +100,8 @@ pub struct Arp {
 #[inline(always)]
 pub fn parse_frame<P: Packet + ?Sized>(p: &P) -> Result<Frame, Short> {
     let head: [u8; ETH_HLEN] = p.read(0)?;
-    let dst_mac = [head[0], head[1], head[2], head[3], head[4], head[5]];
-    let src_mac = [head[6], head[7], head[8], head[9], head[10], head[11]];
+    let dst_mac = mac_word(&[head[0], head[1], head[2], head[3], head[4], head[5]]);
+    let src_mac = mac_word(&[head[6], head[7], head[8], head[9], head[10], head[11]]);
     let mut ethertype = u16::from_be_bytes([head[2 * ETH_ALEN], head[2 * ETH_ALEN + 1]]);
     let mut l3 = ETH_HLEN;
     let mut tagged = false;
@@ -171,7 +173,7 @@ fn parse_arp<P: Packet + ?Sized>(p: &P, off: usize) -> Result<Option<Arp>, Short
 /// [`crate::ip6::verdict`].
 #[inline(always)]
 pub fn guard(frame: &Frame, ep: &Endpoint) -> Result<(), Reason> {
-    if !mac_eq(&frame.src_mac, &ep.mac) {
+    if frame.src_mac != mac_word(&ep.mac) {
         return Err(Reason::DropSpoofMac);
     }
     let check_ip = ep.flags & EP_GUARD_IP != 0;

@@ -6,6 +6,7 @@
 pub mod event;
 pub mod frame;
 pub mod ip6;
+pub mod ip_slots;
 pub mod packet;
 pub mod port;
 pub mod prefix;
@@ -467,6 +468,7 @@ mod user {
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::DhcpPort {}
     unsafe impl aya::Pod for super::port::Port {}
+    unsafe impl aya::Pod for super::ip_slots::IpSlot {}
     unsafe impl aya::Pod for super::prefix::Prefixes {}
     unsafe impl aya::Pod for super::event::DropEvent {}
     unsafe impl aya::Pod for super::event::EventBucket {}
@@ -494,6 +496,8 @@ mod tests {
             MAP_FLOW_SEEN,
             port::MAP_PORTS,
             port::MAP_PORT_STATS,
+            port::MAP_UPLINK_STATS,
+            ip_slots::MAP_IP_SLOTS,
             prefix::MAP_PREFIXES,
             PROG_TO_UPLINK,
             MAP_DHCP_PORTS,
@@ -510,6 +514,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<Endpoint>(), 92);
         assert_eq!(core::mem::size_of::<NetConfig>(), 24);
         assert_eq!(core::mem::size_of::<port::Port>(), 96);
+        assert_eq!(core::mem::size_of::<ip_slots::IpSlot>(), 12);
         assert_eq!(core::mem::size_of::<prefix::Prefixes>(), 136);
         assert_eq!(core::mem::size_of::<FlowKey>(), 16);
         assert_eq!(core::mem::size_of::<MacKey>(), 8);

@@ -14,6 +14,10 @@ pub const MAP_PORTS: &str = "lb_ports";
 /// Per-CPU array of [`PORT_SLOTS`] [`PortCounters`], slot by slot with
 /// `lb_ports`.
 pub const MAP_PORT_STATS: &str = "lb_port_stats";
+/// Per-CPU array of one [`PortCounters`]: the counters of the network's
+/// uplink (`lb_from_uplink` runs on it only), in place of `lb_stats`'s
+/// hash lookup on every packet the node receives.
+pub const MAP_UPLINK_STATS: &str = "lb_uplink_stats";
 pub const PORT_SLOTS: u32 = 4096;
 /// Reasons (by value) counted in a port's slot; the others in `lb_stats`.
 pub const PORT_REASONS: usize = 16;
@@ -106,7 +110,8 @@ pub mod table {
         Ok(all)
     }
 
-    fn sum(counters: &Counters, slot: u32) -> Result<PortCounters, MapError> {
+    /// The counters of `slot`, summed over the CPUs.
+    pub fn sum(counters: &Counters, slot: u32) -> Result<PortCounters, MapError> {
         let mut total = [0u64; PORT_REASONS];
         for cpu in counters.get(&slot, 0)?.iter() {
             for (t, n) in total.iter_mut().zip(cpu) {

@@ -14,7 +14,7 @@ use lanbridge_common::{
 };
 
 use crate::flows::record;
-use crate::maps::{config, endpoint, BY_IP, BY_IP6};
+use crate::maps::{config, endpoint, pod_port, BY_IP6};
 use crate::skb::parse;
 use crate::verdict::{Verdict, PASS};
 
@@ -30,7 +30,7 @@ pub(crate) fn try_to_pod(ctx: &TcContext, ifindex: u32) -> Verdict {
     if from_isolated_peer(ctx, &frame, ifindex) {
         return (TC_ACT_SHOT, Reason::DropIsolated);
     }
-    if config().flags & CFG_LAN_MODE != 0 {
+    if config().is_some_and(|cfg| cfg.flags & CFG_LAN_MODE != 0) {
         if let Some(key) = flow(&frame) {
             record(&key.reversed());
         }
@@ -47,9 +47,10 @@ fn from_isolated_peer(ctx: &TcContext, frame: &Frame, ifindex: u32) -> bool {
         return false;
     }
     let source = match frame.kind {
-        Kind::Ipv4(ip) => BY_IP.get_ptr(ip.saddr),
+        Kind::Ipv4(ip) => pod_port(ip.saddr),
         Kind::Ipv6(off) => match ctx.load::<[u8; 16]>(off + IP6_SADDR_OFF) {
-            Ok(saddr) => BY_IP6.get_ptr(saddr),
+            // SAFETY: a map value, valid for this run.
+            Ok(saddr) => BY_IP6.get_ptr(saddr).map(|port| unsafe { *port }),
             Err(_) => None,
         },
         _ => None,
@@ -57,8 +58,6 @@ fn from_isolated_peer(ctx: &TcContext, frame: &Frame, ifindex: u32) -> bool {
     let Some(source) = source else {
         return false;
     };
-    // SAFETY: as above.
-    let source = unsafe { *source };
     source != ifindex && isolated(source)
 }
 
@@ -76,7 +75,7 @@ pub(crate) fn try_to_uplink(ctx: &TcContext) {
     let Some(key) = parse!(ctx, parse_frame).and_then(|frame| flow(&frame)) else {
         return;
     };
-    if BY_IP.get_ptr(key.saddr).is_some() {
+    if pod_port(key.saddr).is_some() {
         record(&key.reversed());
     }
 }

@@ -22,7 +22,7 @@ use lanbridge_common::{
 };
 
 use crate::flows;
-use crate::maps::{cluster_destination, endpoint, slow_destination, BY_IP};
+use crate::maps::{cluster_destination, endpoint, pod_port, slow_destination};
 use crate::verdict::{Verdict, ERROR, PASS};
 use crate::zero::zeroed;
 
@@ -43,9 +43,7 @@ pub fn from_pod(
     if slow_destination(ip.daddr) {
         return Ok((PASS.0, Reason::SlowService));
     }
-    if let Some(port) = BY_IP.get_ptr(ip.daddr) {
-        // SAFETY: a map value, valid for this run.
-        let port = unsafe { *port };
+    if let Some(port) = pod_port(ip.daddr) {
         let Some(peer) = endpoint(port) else {
             return Ok(PASS);
         };
@@ -177,11 +175,9 @@ pub fn from_uplink(ctx: &TcContext, frame: &Frame, cfg: &NetConfig) -> Result<Ve
     if frame.tagged {
         return Ok(PASS);
     }
-    let Some(port) = BY_IP.get_ptr(ip.daddr) else {
+    let Some(port) = pod_port(ip.daddr) else {
         return Ok(PASS);
     };
-    // SAFETY: a map value, valid for this run.
-    let port = unsafe { *port };
     if let Some(slow) = slow_path(&ip) {
         return Ok(slow);
     }

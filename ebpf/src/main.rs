@@ -7,6 +7,8 @@
 //! `fast` (the stages) → `flows`, `stats`, `events`, `maps`, `verdict`,
 //! `skb`, `zero`.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
+// Inline BPF assembly: the packet loads of `skb` (as aya-ebpf does).
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 #[cfg(target_arch = "bpf")]
 mod dhcp;

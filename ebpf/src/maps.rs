@@ -9,7 +9,10 @@ use aya_ebpf::{
 };
 use lanbridge_common::{
     event::{DropEvent, EventBucket, EVENTS_BYTES},
-    port::{port_slot, Port, PortCounters, MAP_PORTS, MAP_PORT_STATS, PORT_SLOTS},
+    ip_slots::{ip_slot, IpSlot, IP_SLOTS, IP_SLOTS_HEADER, MAP_IP_SLOTS, SLOTS_COMPLETE},
+    port::{
+        port_slot, Port, PortCounters, MAP_PORTS, MAP_PORT_STATS, MAP_UPLINK_STATS, PORT_SLOTS,
+    },
     prefix::{Prefixes, MAP_PREFIXES},
     snoop::OptionScan,
     DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, FLOW_SEEN_SLOTS, MAP_BY_IP,
@@ -32,6 +35,8 @@ const _: () = assert!(str_eq(MAP_FLOWS, "lb_flows"));
 const _: () = assert!(str_eq(MAP_FLOW_SEEN, "lb_flow_seen"));
 const _: () = assert!(str_eq(MAP_PORTS, "lb_ports"));
 const _: () = assert!(str_eq(MAP_PORT_STATS, "lb_port_stats"));
+const _: () = assert!(str_eq(MAP_IP_SLOTS, "lb_ip_slots"));
+const _: () = assert!(str_eq(MAP_UPLINK_STATS, "lb_uplink_stats"));
 const _: () = assert!(str_eq(MAP_PREFIXES, "lb_prefixes"));
 const _: () = assert!(str_eq(MAP_DHCP_PORTS, "lb_dhcp_ports"));
 const _: () = assert!(str_eq(MAP_SCAN, "lb_scan"));
@@ -63,11 +68,18 @@ static PORTS: Array<Port, { PORT_SLOTS as usize }> = Array::new();
 pub(crate) static PORT_STATS: PerCpuArray<PortCounters, { PORT_SLOTS as usize }> =
     PerCpuArray::new();
 
+#[btf_map(name = "lb_uplink_stats")]
+pub(crate) static UPLINK_STATS: PerCpuArray<PortCounters, 1> = PerCpuArray::new();
+
 #[btf_map(name = "lb_by_mac")]
 pub(crate) static BY_MAC: HashMap<MacKey, u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
 
 #[btf_map(name = "lb_by_ip")]
-pub(crate) static BY_IP: HashMap<u32, u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
+static BY_IP: HashMap<u32, u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
+
+/// The slots, then the header.
+#[btf_map(name = "lb_ip_slots")]
+static IP_SLOT_TABLE: Array<IpSlot, { IP_SLOTS as usize + 1 }> = Array::new();
 
 #[btf_map(name = "lb_by_ip6")]
 pub(crate) static BY_IP6: HashMap<[u8; 16], u32, { MAX_ENDPOINTS as usize }> = HashMap::new();
@@ -117,13 +129,12 @@ pub(crate) struct Scan {
     pub(crate) done: Option<Result<(), Reason>>,
 }
 
-/// The network's configuration (all off before the loader wrote it).
+/// The network's configuration (all off before the loader wrote it), in
+/// place: no copy on the stack. `None` never happens (index 0 of a
+/// one-entry array); the verifier wants the check.
 #[inline(always)]
-pub(crate) fn config() -> NetConfig {
-    match CONFIG.get(0) {
-        Some(cfg) => *cfg,
-        None => NetConfig::default(),
-    }
+pub(crate) fn config() -> Option<&'static NetConfig> {
+    CONFIG.get(0)
 }
 
 /// The port in `ifindex`'s slot of `lb_ports`, if it is that port's.
@@ -139,11 +150,37 @@ pub(crate) fn own_slot(ifindex: u32) -> Option<&'static Port> {
 /// for this run.
 #[inline(always)]
 pub(crate) fn endpoint(ifindex: u32) -> Option<&'static Endpoint> {
+    find_port(ifindex).map(|(ep, _)| ep)
+}
+
+/// [`endpoint`], and whether it came from the port's slot (where its
+/// counters are too: [`crate::stats::count_port`] needs no second lookup).
+#[inline(always)]
+pub(crate) fn find_port(ifindex: u32) -> Option<(&'static Endpoint, bool)> {
     if let Some(port) = own_slot(ifindex) {
-        return Some(&port.ep);
+        return Some((&port.ep, true));
     }
     // SAFETY: a map value, valid for this run (RCU).
-    ENDPOINTS.get_ptr(ifindex).map(|ep| unsafe { &*ep })
+    ENDPOINTS
+        .get_ptr(ifindex)
+        .map(|ep| (unsafe { &*ep }, false))
+}
+
+/// The port of the pod of this network with IPv4 address `addr`: from
+/// `lb_ip_slots` when it speaks for `addr` (one array read, most often
+/// "none" for the LAN's hosts), else from `lb_by_ip`.
+#[inline(always)]
+pub(crate) fn pod_port(addr: u32) -> Option<u32> {
+    let complete = IP_SLOT_TABLE
+        .get(IP_SLOTS_HEADER)
+        .is_some_and(|header| header.flags & SLOTS_COMPLETE != 0);
+    if complete {
+        if let Some(found) = IP_SLOT_TABLE.get(ip_slot(addr)).and_then(|s| s.find(addr)) {
+            return found;
+        }
+    }
+    // SAFETY: a map value, valid for this run.
+    BY_IP.get_ptr(addr).map(|port| unsafe { *port })
 }
 
 /// Whether `addr` is a destination that always takes the host stack

@@ -7,41 +7,46 @@ use aya_ebpf::{bindings::TC_ACT_SHOT, programs::TcContext};
 use lanbridge_common::{
     frame::{guard, parse_frame, Ip4, Kind, IPPROTO_UDP},
     ip6,
-    packet::mac_eq,
+    packet::{mac_word, Packet, Short},
     Endpoint, NetConfig, Reason, CFG_ENFORCE, CFG_FAST_PATH, CFG_LAN_MODE,
 };
 
-use crate::maps::{config, endpoint};
-use crate::skb::{parse, vlan_tagged, Loaded};
+use crate::maps::config;
+use crate::skb::{vlan_tagged, Direct, Loaded};
 use crate::verdict::{pack, unpack, Verdict, PASS};
 use crate::zero::zeroed;
 use crate::{dhcp, fast};
 
+/// The verdict on a frame the pod behind `ifindex` (endpoint `ep`) sent.
+/// `ep` is a reference into the map, not a copy: the stack is small (512
+/// bytes for the whole program) and the endpoint is not. An update of this
+/// very entry while the packet is judged could at worst mix old and new
+/// values for this one packet; the loader writes an endpoint before the
+/// pod runs.
 #[inline(always)]
-pub(crate) fn try_from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Verdict> {
-    // A port without an endpoint (not, or no longer, a pod of this network)
-    // gets no verdict.
-    // An update of this very entry while the packet is judged could at
-    // worst mix old and new values for this one packet; the loader writes
-    // an endpoint before the pod runs. A reference, not a copy: the stack
-    // is small (512 bytes for the whole program) and the endpoint is not.
-    let Some(ep) = endpoint(ifindex) else {
+pub(crate) fn try_from_pod(
+    ctx: &TcContext,
+    ifindex: u32,
+    ep: &Endpoint,
+) -> Result<Verdict, Verdict> {
+    let Some(cfg) = config() else {
         return Ok(PASS);
     };
-    let cfg = config();
     let enforce = cfg.flags & CFG_ENFORCE != 0;
     // Written field by field by `classify` (zeroed here: no undefined
     // padding reaches the verifier).
     let mut ip = MaybeUninit::<Ip4>::uninit();
     // SAFETY: all-zero is a valid `Ip4` (`fragment` false).
     let ip = unsafe { zeroed(&mut ip) };
-    let class = Class::unpack(classify(
-        ctx,
-        ep,
-        enforce,
-        &cfg.bridge_mac,
-        (&raw mut *ip).cast(),
-    ));
+    let ip_out = (&raw mut *ip).cast();
+    // The linear data inline (the common case: no call, no packing), the
+    // rest through `bpf_skb_load_bytes` in a subprogram of its own.
+    let class = Class::unpack(
+        match classify(&Direct(ctx), ep, enforce, &cfg.bridge_mac, ip_out) {
+            Ok(class) => class,
+            Err(Short) => classify_loaded(ctx, ep, enforce, &cfg.bridge_mac, ip_out),
+        },
+    );
     if let Some(reason) = class.drop {
         return Ok((TC_ACT_SHOT, reason));
     }
@@ -62,7 +67,7 @@ pub(crate) fn try_from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Ver
             return Ok((TC_ACT_SHOT, Reason::DropDhcpServer));
         }
         if ip.sport == 68 && ip.dport == 67 {
-            return Ok(unpack(dhcp_client_packed(ctx, ifindex, ep, &cfg)));
+            return Ok(unpack(dhcp_client_packed(ctx, ifindex, ep, cfg)));
         }
     }
     if cfg.flags & CFG_FAST_PATH == 0 || class.tagged || vlan_tagged(ctx) {
@@ -73,17 +78,19 @@ pub(crate) fn try_from_pod(ctx: &TcContext, ifindex: u32) -> Result<Verdict, Ver
     if cfg.flags & CFG_LAN_MODE == 0 && !class.to_gateway {
         return Ok(PASS);
     }
-    Ok(unpack(fast_path_packed(ctx, ip, ep, &cfg)))
+    Ok(unpack(fast_path_packed(ctx, ip, ep, cfg)))
 }
 
 // `lb_from_pod`'s stages run in BPF subprograms of their own, each beside
 // (not on top of) the others on a small main frame: a call chain has 512
-// bytes of stack, and the frame parser's two instances, the DHCP snooping,
-// the IPv6 guard and the fast path each need a good part of it inlined. A
-// subprogram returns one register: results come packed in a `u64`, and
-// structured data crosses only as a flat `Ip4` behind a byte pointer (a
-// pointer to a Rust enum would put a BTF type in the object that the kernel
-// rejects).
+// bytes of stack, and the frame parser through `bpf_skb_load_bytes`, the
+// DHCP snooping, the IPv6 guard and the fast path each need a good part of
+// it inlined. Only the parser of the linear data is inline: it needs
+// little stack, and every packet runs it (a call costs it more than its
+// work on packets the stack takes). A subprogram returns one register:
+// results come packed in a `u64`, and structured data crosses only as a
+// flat `Ip4` behind a byte pointer (a pointer to a Rust enum would put a
+// BTF type in the object that the kernel rejects).
 
 const KIND_OTHER: u8 = 0;
 const KIND_IPV4: u8 = 1;
@@ -128,31 +135,43 @@ impl Class {
     }
 }
 
-/// Parses the frame and, with `enforce`, runs the source guard on it; an
-/// IPv4 header goes to `ip_out` (the caller's zeroed `Ip4`). A frame too
-/// short to parse is "other": it passes, with nothing to act on.
+/// [`classify`] through `bpf_skb_load_bytes`, which reaches paged data
+/// too (headers there: a NIC that splits them, or a pod crafting such skbs
+/// to slip past the guard). A frame too short to parse is "other": it
+/// passes, with nothing to act on.
 #[inline(never)]
-fn classify(
+fn classify_loaded(
     ctx: &TcContext,
     ep: &Endpoint,
     enforce: bool,
     gateway: &[u8; 6],
     ip_out: *mut u8,
 ) -> u64 {
-    let Some(frame) = parse!(ctx, parse_frame) else {
-        return 0;
-    };
+    classify(&Loaded(ctx), ep, enforce, gateway, ip_out).unwrap_or(0)
+}
+
+/// Parses the frame and, with `enforce`, runs the source guard on it; an
+/// IPv4 header goes to `ip_out` (the caller's zeroed `Ip4`).
+#[inline(always)]
+fn classify<P: Packet>(
+    p: &P,
+    ep: &Endpoint,
+    enforce: bool,
+    gateway: &[u8; 6],
+    ip_out: *mut u8,
+) -> Result<u64, Short> {
+    let frame = parse_frame(p)?;
     let mut class = Class {
         drop: None,
         kind: KIND_OTHER,
         tagged: frame.tagged,
-        to_gateway: mac_eq(&frame.dst_mac, gateway),
+        to_gateway: frame.dst_mac == mac_word(gateway),
         ipv6_off: 0,
     };
     if enforce {
         if let Err(reason) = guard(&frame, ep) {
             class.drop = Some(reason);
-            return class.pack();
+            return Ok(class.pack());
         }
     }
     match frame.kind {
@@ -179,7 +198,7 @@ fn classify(
         }
         Kind::Arp(_) | Kind::Other => {}
     }
-    class.pack()
+    Ok(class.pack())
 }
 
 /// The fast path in a BPF subprogram of its own, the verdict [`pack`]ed.

@@ -2,10 +2,11 @@
 //! port, runs its hook's pipeline and accounts for the verdict.
 
 use aya_ebpf::{bindings::TC_ACT_UNSPEC, macros::classifier, programs::TcContext};
-use lanbridge_common::{PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK};
+use lanbridge_common::{Reason, PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK};
 
-use crate::maps::str_eq;
+use crate::maps::{find_port, str_eq};
 use crate::skb::ifindex;
+use crate::verdict::PASS;
 use crate::{egress, events, pod, stats, uplink};
 
 // The aya macros take names from the item's identifier; these checks keep
@@ -19,8 +20,16 @@ const _: () = assert!(str_eq(PROG_TO_UPLINK, "lb_to_uplink"));
 #[classifier]
 pub fn lb_from_pod(ctx: TcContext) -> i32 {
     let ifindex = ifindex(&ctx);
-    let (action, reason) = pod::try_from_pod(&ctx, ifindex).unwrap_or_else(|e| e);
-    account(&ctx, ifindex, reason);
+    // A port without an endpoint (not, or no longer, a pod of this network)
+    // gets no verdict. The port is looked up once, for the verdict and the
+    // counter.
+    let port = find_port(ifindex);
+    let (action, reason) = match port {
+        Some((ep, _)) => pod::try_from_pod(&ctx, ifindex, ep).unwrap_or_else(|e| e),
+        None => PASS,
+    };
+    stats::count_port(ifindex, port.is_some_and(|(_, in_slot)| in_slot), reason);
+    report_drop(&ctx, ifindex, reason);
     action
 }
 
@@ -30,7 +39,8 @@ pub fn lb_from_pod(ctx: TcContext) -> i32 {
 pub fn lb_from_uplink(ctx: TcContext) -> i32 {
     let ifindex = ifindex(&ctx);
     let (action, reason) = uplink::try_from_uplink(&ctx).unwrap_or_else(|e| e);
-    account(&ctx, ifindex, reason);
+    stats::count_uplink(ifindex, reason);
+    report_drop(&ctx, ifindex, reason);
     action
 }
 
@@ -55,8 +65,13 @@ pub fn lb_to_uplink(ctx: TcContext) -> i32 {
 
 /// Counts the verdict; a drop is reported too.
 #[inline(always)]
-fn account(ctx: &TcContext, ifindex: u32, reason: lanbridge_common::Reason) {
+fn account(ctx: &TcContext, ifindex: u32, reason: Reason) {
     stats::count(ifindex, reason);
+    report_drop(ctx, ifindex, reason);
+}
+
+#[inline(always)]
+fn report_drop(ctx: &TcContext, ifindex: u32, reason: Reason) {
     if reason.is_drop() {
         events::report(ctx, ifindex, reason);
     }

@@ -2,6 +2,9 @@
 //! [`Packet`], the `parse!` that tries both, and the skb fields and
 //! redirect the pipelines use.
 
+use core::arch::asm;
+use core::mem::MaybeUninit;
+
 use aya_ebpf::{helpers::bpf_redirect, programs::TcContext};
 use lanbridge_common::packet::{Packet, Short};
 
@@ -56,8 +59,72 @@ impl Packet for Direct<'_> {
             return Err(Short);
         }
         // SAFETY: within [data, data_end), checked just above.
-        Ok(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) })
+        Ok(unsafe { load(start + off) })
     }
+}
+
+/// `N` bytes at `at` in as few loads as fit: 8, 4, 2 and 1 bytes wide.
+/// LLVM reads memory not known to be aligned a byte at a time (a load, a
+/// shift and an or per byte, often a spill), and packet data promises no
+/// alignment; a BPF load from the packet needs none (the verifier asks for
+/// it only on CPUs without efficient unaligned access), so the loads are
+/// written in BPF assembly, where Rust would require aligned pointers.
+/// The words land in an aligned buffer: the parsers' fields are then
+/// aligned loads or shifts of a register.
+///
+/// # Safety
+/// `[at, at + N)` must be readable packet data.
+#[inline(always)]
+unsafe fn load<const N: usize>(at: usize) -> [u8; N] {
+    #[repr(C, align(8))]
+    struct Words<const N: usize>([u8; N]);
+    let mut out = MaybeUninit::<Words<N>>::uninit();
+    let dst = out.as_mut_ptr().cast::<u8>();
+    let mut i = 0;
+    // SAFETY: each load within [at, at + N) (the caller's), each store
+    // within `out` at an offset aligned for its width (8-byte chunks
+    // first, from an 8-aligned buffer); every byte written once.
+    unsafe {
+        while i + 8 <= N {
+            dst.add(i).cast::<u64>().write(load_as::<8>(at + i));
+            i += 8;
+        }
+        if i + 4 <= N {
+            dst.add(i).cast::<u32>().write(load_as::<4>(at + i) as u32);
+            i += 4;
+        }
+        if i + 2 <= N {
+            dst.add(i).cast::<u16>().write(load_as::<2>(at + i) as u16);
+            i += 2;
+        }
+        if i < N {
+            dst.add(i).write(load_as::<1>(at + i) as u8);
+        }
+        out.assume_init().0
+    }
+}
+
+/// One load of `W` bytes at `at`, whatever its alignment, zero-extended.
+///
+/// # Safety
+/// `[at, at + W)` must be readable packet data.
+#[inline(always)]
+unsafe fn load_as<const W: usize>(at: usize) -> u64 {
+    let v: u64;
+    // SAFETY: the caller's; a load, nothing else.
+    unsafe {
+        match W {
+            8 => asm!("{v} = *(u64 *)({at} + 0)", v = out(reg) v, at = in(reg) at,
+                options(pure, readonly, nostack, preserves_flags)),
+            4 => asm!("{v} = *(u32 *)({at} + 0)", v = out(reg) v, at = in(reg) at,
+                options(pure, readonly, nostack, preserves_flags)),
+            2 => asm!("{v} = *(u16 *)({at} + 0)", v = out(reg) v, at = in(reg) at,
+                options(pure, readonly, nostack, preserves_flags)),
+            _ => asm!("{v} = *(u8 *)({at} + 0)", v = out(reg) v, at = in(reg) at,
+                options(pure, readonly, nostack, preserves_flags)),
+        }
+    }
+    v
 }
 
 /// The whole skb as a [`Packet`], copied out by `bpf_skb_load_bytes`, which

@@ -33,5 +33,8 @@ pub(crate) fn try_from_uplink(ctx: &TcContext) -> Result<Verdict, Verdict> {
             }
         }
     }
-    fast::from_uplink(ctx, &frame, &config())
+    match config() {
+        Some(cfg) => fast::from_uplink(ctx, &frame, cfg),
+        None => Ok(PASS),
+    }
 }

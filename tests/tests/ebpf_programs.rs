@@ -30,7 +30,8 @@ use std::net::Ipv6Addr;
 
 use lanbridge_common::{
     event::{DropEvent, EVENT_BURST, EVENT_INTERVAL_NS},
-    port::{table, MAP_PORTS, MAP_PORT_STATS, PORT_SLOTS},
+    ip_slots::{self, ip_slot, IpSlot, IP_SLOTS_HEADER, MAP_IP_SLOTS},
+    port::{table, MAP_PORTS, MAP_PORT_STATS, MAP_UPLINK_STATS, PORT_SLOTS},
     prefix::{PrefixSet, Prefixes, MAP_PREFIXES},
     DhcpPort, Endpoint, MacKey, NetConfig, Reason, StatKey, CFG_ENFORCE, CFG_FAST_PATH,
     CFG_LAN_MODE, EP_DHCP_RELAY, EP_GUARD_IP, EP_GUARD_IP6, EP_ISOLATED, MAP_BY_IP, MAP_BY_IP6,
@@ -323,7 +324,9 @@ struct Datapath {
     endpoints: HashMap<MapData, u32, Endpoint>,
     ports: table::Ports,
     port_counters: table::Counters,
+    uplink_counters: table::Counters,
     by_mac: HashMap<MapData, MacKey, u32>,
+    ip_slots: ip_slots::table::Slots,
     config: Array<MapData, NetConfig>,
     stats: PerCpuHashMap<MapData, StatKey, u64>,
     dhcp_ports: HashMap<MapData, u32, DhcpPort>,
@@ -364,7 +367,11 @@ impl Datapath {
         let endpoints = take(&mut ebpf, MAP_ENDPOINTS).try_into().unwrap();
         let ports = take(&mut ebpf, MAP_PORTS).try_into().unwrap();
         let port_counters = take(&mut ebpf, MAP_PORT_STATS).try_into().unwrap();
+        let uplink_counters = take(&mut ebpf, MAP_UPLINK_STATS).try_into().unwrap();
         let by_mac = take(&mut ebpf, MAP_BY_MAC).try_into().unwrap();
+        let mut ip_slots = take(&mut ebpf, MAP_IP_SLOTS).try_into().unwrap();
+        // Complete, as the loader leaves a new network's table.
+        ip_slots::table::rebuild(&mut ip_slots, [], false).expect("writing lb_ip_slots");
         let config = take(&mut ebpf, MAP_CONFIG).try_into().unwrap();
         let stats = take(&mut ebpf, MAP_STATS).try_into().unwrap();
         let dhcp_ports = take(&mut ebpf, MAP_DHCP_PORTS).try_into().unwrap();
@@ -373,7 +380,9 @@ impl Datapath {
             endpoints,
             ports,
             port_counters,
+            uplink_counters,
             by_mac,
+            ip_slots,
             config,
             stats,
             dhcp_ports,
@@ -432,11 +441,21 @@ impl Datapath {
         self.write_endpoint(port, ep);
     }
 
-    /// `lb_by_ip` and `lb_by_ip6` entries: the pod behind `port` has `ip`.
+    /// `lb_by_ip` and `lb_by_ip6` entries: the pod behind `port` has `ip`
+    /// (written as the loader writes them: `lb_by_ip`, then its slot).
     fn index_ip(&mut self, ip: [u8; 4], port: u32) {
         let mut map: HashMap<&mut MapData, u32, u32> =
             self.ebpf.map_mut(MAP_BY_IP).unwrap().try_into().unwrap();
         map.insert(u32::from_ne_bytes(ip), port, 0).unwrap();
+        ip_slots::table::put(&mut self.ip_slots, u32::from_ne_bytes(ip), port).unwrap();
+    }
+
+    /// Removes `ip -> port` as the loader does: its slot, then `lb_by_ip`.
+    fn unindex_ip(&mut self, ip: [u8; 4], port: u32) {
+        ip_slots::table::remove(&mut self.ip_slots, u32::from_ne_bytes(ip), port).unwrap();
+        let mut map: HashMap<&mut MapData, u32, u32> =
+            self.ebpf.map_mut(MAP_BY_IP).unwrap().try_into().unwrap();
+        map.remove(&u32::from_ne_bytes(ip)).unwrap();
     }
 
     fn index_ip6(&mut self, ip: Ipv6Addr, port: u32) {
@@ -529,8 +548,8 @@ impl Datapath {
             .map_or(0, |(_, _, n)| n)
     }
 
-    /// Every non-zero counter, sorted: those in `lb_stats` and those in
-    /// the ports' slots.
+    /// Every non-zero counter, sorted: those in `lb_stats`, in the ports'
+    /// slots and in `lb_uplink_stats`.
     fn counters(&self) -> Vec<(u32, Reason, u64)> {
         let mut all: Vec<(u32, Reason, u64)> = self
             .stats
@@ -541,8 +560,11 @@ impl Datapath {
                 (key.ifindex, reason, values.iter().sum())
             })
             .collect();
-        let slots = table::counted(&self.ports, &self.port_counters, self.ports_with_endpoint())
-            .expect("reading lb_ports");
+        let mut slots =
+            table::counted(&self.ports, &self.port_counters, self.ports_with_endpoint())
+                .expect("reading lb_ports");
+        let uplink = table::sum(&self.uplink_counters, 0).expect("reading lb_uplink_stats");
+        slots.push((self.uplink, uplink));
         for (port, counted) in slots {
             for (reason, n) in counted.iter().enumerate() {
                 let reason = Reason::from_u32(reason as u32);
@@ -2044,38 +2066,40 @@ impl Datapath {
             .unwrap();
     }
 
-    /// The kernel's time per run of `name` on `frame` and of an empty
-    /// program on it, interleaved (load on the machine slows both alike):
-    /// the medians of many single-run test runs. One run each: repeated
-    /// runs share the skb, so every run after the first judged the frame
-    /// the first rewrote (the gateway's source MAC: a spoof, dropped early),
-    /// not `frame`. The median shrugs off preempted runs.
+    /// The kernel's time per run of `name` on `frame` and of each of
+    /// `baselines` on it, interleaved (load on the machine slows all
+    /// alike): the medians of many single-run test runs. One run each:
+    /// repeated runs share the skb, so every run after the first judged the
+    /// frame the first rewrote (the gateway's source MAC: a spoof, dropped
+    /// early), not `frame`. The median shrugs off preempted runs.
     fn per_run_ns(
         &self,
         name: &str,
         ifindex: u32,
         frame: &[u8],
-        empty: &EmptyProgram,
-    ) -> (u128, u128) {
-        let (mut prog, mut base): (Vec<u128>, Vec<u128>) = (0..4000)
-            .map(|_| {
-                (
-                    self.run_repeat(name, ifindex, frame, 1).1.as_nanos(),
-                    empty.per_run_ns(frame, 1),
-                )
-            })
-            .unzip();
-        prog.sort_unstable();
-        base.sort_unstable();
-        (prog[prog.len() / 2], base[base.len() / 2])
+        baselines: &[&RawProgram],
+    ) -> (u128, Vec<u128>) {
+        let median = |mut runs: Vec<u128>| {
+            runs.sort_unstable();
+            runs[runs.len() / 2]
+        };
+        let mut prog = Vec::new();
+        let mut base = vec![Vec::new(); baselines.len()];
+        for _ in 0..4000 {
+            prog.push(self.run_repeat(name, ifindex, frame, 1).1.as_nanos());
+            for (runs, program) in base.iter_mut().zip(baselines) {
+                runs.push(program.per_run_ns(frame, 1));
+            }
+        }
+        (median(prog), base.into_iter().map(median).collect())
     }
 }
 
-/// A TC program that only returns TC_ACT_UNSPEC: the test runner's own
-/// cost per run, loaded with bpf(2) (aya loads programs from objects only).
-struct EmptyProgram(std::os::fd::OwnedFd);
+/// A TC program written as BPF instructions and loaded with bpf(2) (aya
+/// loads programs from objects only): the baselines of the cost probe.
+struct RawProgram(std::os::fd::OwnedFd);
 
-impl EmptyProgram {
+impl RawProgram {
     const PROG_LOAD: libc::c_long = 5;
     const PROG_TEST_RUN: libc::c_long = 10;
     const SCHED_CLS: u32 = 3;
@@ -2088,26 +2112,71 @@ impl EmptyProgram {
         rc
     }
 
-    fn load() -> EmptyProgram {
+    /// One instruction: opcode, registers, offset, immediate.
+    fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+        let [o0, o1] = off.to_le_bytes();
+        let [i0, i1, i2, i3] = imm.to_le_bytes();
+        u64::from_le_bytes([code, src << 4 | dst, o0, o1, i0, i1, i2, i3])
+    }
+
+    /// `r0 = -1; exit`: returns TC_ACT_UNSPEC, the test runner's own cost
+    /// per run.
+    fn empty() -> RawProgram {
+        RawProgram::load(&[Self::insn(0xb7, 0, 0, 0, -1), Self::insn(0x95, 0, 0, 0, 0)])
+    }
+
+    /// Only the fast path's `bpf_fib_lookup` (the same parameters and
+    /// flags as `route_out`), returning its result: the floor of a fast
+    /// path that asks the FIB per packet.
+    fn fib_lookup(bridge: u32, saddr: [u8; 4], daddr: [u8; 4], proto: u8) -> RawProgram {
+        const FIB_LOOKUP: i32 = 69;
+        const SKIP_NEIGH: i32 = 4;
+        // The 64-byte `struct bpf_fib_lookup` at r10 - 64.
+        let at = |off: i16| off - 64;
+        let word = |a: [u8; 4]| i32::from_ne_bytes(a);
+        let (st_b, st_h, st_w, st_dw) = (0x72, 0x6a, 0x62, 0x7a);
+        let mut insns: Vec<u64> = (0..8)
+            .map(|i| Self::insn(st_dw, 10, 0, at(i * 8), 0))
+            .collect();
+        insns.extend([
+            Self::insn(st_b, 10, 0, at(0), 2),
+            Self::insn(st_b, 10, 0, at(1), i32::from(proto)),
+            Self::insn(st_h, 10, 0, at(2), i32::from(40000u16.to_be())),
+            Self::insn(st_h, 10, 0, at(4), i32::from(5201u16.to_be())),
+            Self::insn(st_w, 10, 0, at(8), bridge as i32),
+            Self::insn(st_w, 10, 0, at(16), word(saddr)),
+            Self::insn(st_w, 10, 0, at(32), word(daddr)),
+            // r2 = r10 - 64; r3 = 64; r4 = flags; r0 = call; exit.
+            Self::insn(0xbf, 2, 10, 0, 0),
+            Self::insn(0x07, 2, 0, 0, -64),
+            Self::insn(0xb7, 3, 0, 0, 64),
+            Self::insn(0xb7, 4, 0, 0, SKIP_NEIGH),
+            Self::insn(0x85, 0, 0, 0, FIB_LOOKUP),
+            Self::insn(0x95, 0, 0, 0, 0),
+        ]);
+        RawProgram::load(&insns)
+    }
+
+    fn load(insns: &[u64]) -> RawProgram {
         use std::os::fd::FromRawFd;
-        // r0 = -1; exit.
-        let insns: [u64; 2] = [
-            u64::from_le_bytes([0xb7, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]),
-            u64::from_le_bytes([0x95, 0, 0, 0, 0, 0, 0, 0]),
-        ];
         let license = c"GPL";
         let mut attr = [0u8; 128];
         attr[0..4].copy_from_slice(&Self::SCHED_CLS.to_ne_bytes());
-        attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
+        attr[4..8].copy_from_slice(&(insns.len() as u32).to_ne_bytes());
         attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
         attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
         let fd = Self::bpf(Self::PROG_LOAD, &mut attr) as i32;
         // SAFETY: a new fd the kernel just returned.
-        EmptyProgram(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+        RawProgram(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
     }
 
     /// The kernel's mean time per run over `repeat` runs on `frame`.
     fn per_run_ns(&self, frame: &[u8], repeat: u32) -> u128 {
+        self.test_run(frame, repeat).1
+    }
+
+    /// The program's return value on `frame` and its mean time per run.
+    fn test_run(&self, frame: &[u8], repeat: u32) -> (u32, u128) {
         use std::os::fd::AsRawFd;
         let mut attr = [0u8; 128];
         attr[0..4].copy_from_slice(&(self.0.as_raw_fd() as u32).to_ne_bytes());
@@ -2115,7 +2184,8 @@ impl EmptyProgram {
         attr[16..24].copy_from_slice(&(frame.as_ptr() as u64).to_ne_bytes());
         attr[32..36].copy_from_slice(&repeat.to_ne_bytes());
         Self::bpf(Self::PROG_TEST_RUN, &mut attr);
-        u128::from(u32::from_ne_bytes(attr[36..40].try_into().unwrap()))
+        let word = |at: usize| u32::from_ne_bytes(attr[at..at + 4].try_into().unwrap());
+        (word(4), u128::from(word(36)))
     }
 }
 
@@ -2258,65 +2328,156 @@ fn subnet_fast_path_forwards_to_other_nodes_pods_only() {
     });
 }
 
+#[test]
+fn pods_are_found_whether_their_address_holds_its_slot_or_shares_it() {
+    with_datapath(|dp| {
+        dp.route_like_a_node(CFG_LAN_MODE | CFG_ENFORCE | CFG_FAST_PATH);
+        // Two pod addresses in the slot of a LAN host: the first holds the
+        // slot, the second is in `lb_by_ip` only and marks it shared.
+        let slot = ip_slot(u32::from_ne_bytes(LAN_UNKNOWN));
+        let mut colliding = (0..=u16::MAX)
+            .map(|i| {
+                let [a, b] = i.to_be_bytes();
+                [192, 168, a, b]
+            })
+            .filter(|ip| ip_slot(u32::from_ne_bytes(*ip)) == slot);
+        let (held, shared) = (colliding.next().unwrap(), colliding.next().unwrap());
+        let key = |ip| u32::from_ne_bytes(ip);
+        dp.put_endpoint(dp.stranger, OTHER_MAC, [key(held), key(shared), 0, 0], 0);
+        dp.index_ip(held, dp.stranger);
+        dp.index_ip(shared, dp.stranger);
+        let slot_now = |dp: &Datapath| dp.ip_slots.get(&slot, 0).unwrap();
+        assert_eq!(slot_now(dp).addr, key(held));
+        let check = |dp: &Datapath, pods: &[[u8; 4]], what: &str| {
+            for &pod in pods {
+                let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, pod, 17);
+                let run = dp.run_pod(dp.pod, &frame);
+                assert_forwarded(&run, &frame, OTHER_MAC, &format!("to {pod:?}, {what}"));
+                let frame = small_frame(UPLINK_MAC, LAN_HOST_MAC, LAN_HOST, pod, 6);
+                let run = dp.run_uplink(&frame);
+                assert_forwarded(
+                    &run,
+                    &frame,
+                    OTHER_MAC,
+                    &format!("from the LAN to {pod:?}, {what}"),
+                );
+            }
+            // The LAN host of the slot is no pod: routed out of the node.
+            let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, LAN_UNKNOWN, 17);
+            assert_routed_out(
+                &dp.run_pod(dp.pod, &frame),
+                &frame,
+                &format!("to the LAN, {what}"),
+            );
+        };
+        check(dp, &[held, shared], "slot held and shared");
+        // The holder leaves: the slot is free, still shared.
+        dp.unindex_ip(held, dp.stranger);
+        assert_eq!(slot_now(dp).addr, 0);
+        check(dp, &[shared], "slot freed");
+        let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, held, 17);
+        let run = dp.run_pod(dp.pod, &frame);
+        assert_eq!(
+            run.out[0..14],
+            frame[0..14],
+            "a departed pod's address: not delivered into a pod"
+        );
+        // A table the loader has not completed (another build's): every
+        // answer comes from `lb_by_ip`, the same.
+        dp.ip_slots
+            .set(IP_SLOTS_HEADER, IpSlot::default(), 0)
+            .unwrap();
+        dp.ip_slots.set(slot, IpSlot::default(), 0).unwrap();
+        check(dp, &[shared], "table incomplete");
+    });
+}
+
 /// The cost per run of the fast path's cases, as the kernel's test runner
 /// measures it (warm caches: lower than under traffic, fit for A/B of the
-/// programs). `cargo test -p lanbridge-tests --test ebpf_programs --
+/// programs), beside an empty program and, for the routed cases, a program
+/// doing only the fast path's FIB lookup (the floor of routing by the FIB
+/// per packet). `cargo test -p lanbridge-tests --test ebpf_programs --
 /// --ignored --nocapture cost`
 #[test]
 #[ignore = "a measurement"]
 fn cost_per_run_of_the_fast_path() {
     with_datapath(|dp| {
-        let empty = EmptyProgram::load();
+        let empty = RawProgram::empty();
         let bridge = dp.route_like_a_node(CFG_LAN_MODE | CFG_ENFORCE | CFG_FAST_PATH);
+        // (case, frame, the FIB lookup the fast path makes for it)
+        let routed = |daddr, proto| {
+            let fib = RawProgram::fib_lookup(bridge, POD_IP, daddr, proto);
+            let frame = small_frame(BRIDGE_MAC, POD_MAC, POD_IP, daddr, proto);
+            assert_eq!(fib.test_run(&frame, 1).0, 0, "the FIB routes {daddr:?}");
+            Some(fib)
+        };
         let lan = [
             (
                 "lan: UDP pod -> LAN",
                 small_frame(BRIDGE_MAC, POD_MAC, POD_IP, LAN_HOST, 17),
+                routed(LAN_HOST, 17),
             ),
             (
                 "lan: TCP pod -> LAN",
                 small_frame(BRIDGE_MAC, POD_MAC, POD_IP, LAN_HOST, 6),
+                routed(LAN_HOST, 6),
             ),
             (
                 "lan: UDP pod -> pod",
                 small_frame(BRIDGE_MAC, POD_MAC, POD_IP, POD2_IP, 17),
+                None,
             ),
             (
                 "lan: UDP pod -> service (passed)",
                 small_frame(BRIDGE_MAC, POD_MAC, POD_IP, SERVICE_IP, 17),
+                None,
             ),
         ];
-        let report = |what: &str, (prog, base): (u128, u128)| {
+        let measure = |dp: &Datapath, name, port, frame: &[u8], fib: &Option<RawProgram>| {
+            let baselines: Vec<&RawProgram> =
+                [Some(&empty), fib.as_ref()].into_iter().flatten().collect();
+            dp.per_run_ns(name, port, frame, &baselines)
+        };
+        let report = |what: &str, (prog, base): (u128, Vec<u128>)| {
+            let ratio = |ns: u128| ns as f64 / base[0] as f64;
+            let fib = match base.get(1) {
+                Some(&fib) => format!("; the FIB lookup alone {fib} ns: {:.2}x", ratio(fib)),
+                None => String::new(),
+            };
             eprintln!(
-                "{what}: {prog} ns, empty program {base} ns: {:.2}x",
-                prog as f64 / base as f64
+                "{what}: {prog} ns, empty program {} ns: {:.2}x{fib}",
+                base[0],
+                ratio(prog)
             );
         };
-        for (what, frame) in &lan {
-            report(what, dp.per_run_ns(PROG_FROM_POD, dp.pod, frame, &empty));
+        for (what, frame, fib) in &lan {
+            report(what, measure(dp, PROG_FROM_POD, dp.pod, frame, fib));
         }
         let from_lan = small_frame(UPLINK_MAC, LAN_HOST_MAC, LAN_HOST, POD_IP, 6);
         report(
             "lan: TCP LAN -> pod (lb_from_uplink)",
-            dp.per_run_ns(PROG_FROM_UPLINK, dp.uplink, &from_lan, &empty),
+            measure(dp, PROG_FROM_UPLINK, dp.uplink, &from_lan, &None),
         );
         dp.set_routed_config(bridge, CFG_ENFORCE | CFG_FAST_PATH);
         let subnet = [
             (
                 "subnet: TCP pod -> remote pod",
                 small_frame(BRIDGE_MAC, POD_MAC, POD_IP, REMOTE_POD, 6),
+                routed(REMOTE_POD, 6),
             ),
             (
                 "subnet: TCP pod -> pod (passed)",
                 small_frame(POD2_MAC, POD_MAC, POD_IP, POD2_IP, 6),
+                None,
             ),
             (
                 "subnet: UDP pod -> pod (passed)",
                 small_frame(POD2_MAC, POD_MAC, POD_IP, POD2_IP, 17),
+                None,
             ),
         ];
-        for (what, frame) in &subnet {
-            report(what, dp.per_run_ns(PROG_FROM_POD, dp.pod, frame, &empty));
+        for (what, frame, fib) in &subnet {
+            report(what, measure(dp, PROG_FROM_POD, dp.pod, frame, fib));
         }
     });
 }

@@ -7,6 +7,7 @@ use aya::programs::SchedClassifier;
 use aya::EbpfLoader;
 
 use super::error::DatapathError;
+use super::maps::Maps;
 use super::object::{embedded, MAPS, PROGRAMS};
 use super::pins::Pins;
 use super::upgrade;
@@ -43,11 +44,15 @@ pub fn ensure_loaded(pins: &Pins) -> Result<(), DatapathError> {
         return Ok(());
     }
     if is_loaded(pins) {
-        return upgrade::replace(pins, object, id);
+        upgrade::replace(pins, object, id)?;
+        return Maps::rebuild_ip_slots(pins, false);
     }
     // A previous load that died half-way: start over.
     remove_objects(pins)?;
-    if let Err(e) = load_and_pin(pins, object).and_then(|()| upgrade::mark(pins, id)) {
+    let loaded = load_and_pin(pins, object)
+        .and_then(|()| Maps::rebuild_ip_slots(pins, true))
+        .and_then(|()| upgrade::mark(pins, id));
+    if let Err(e) = loaded {
         if let Err(cleanup) = remove_objects(pins) {
             tracing::error!("removing a partial load: {cleanup}");
         }
@@ -67,10 +72,11 @@ pub fn ensure_current(pins: &Pins) -> Result<bool, DatapathError> {
     Ok(true)
 }
 
-/// Serialises loads and upgrades of a network's datapath: an exclusive
+/// Serialises loads and upgrades of a network's datapath, and the writers
+/// of its `lb_ip_slots` (a slot is read, then written): an exclusive
 /// `flock` of its pin directory (bpffs holds no regular files, but its
 /// directories take locks).
-fn lock(pins: &Pins) -> Result<File, DatapathError> {
+pub(super) fn lock(pins: &Pins) -> Result<File, DatapathError> {
     let dir = pins.dir();
     fs::create_dir_all(dir)
         .map_err(|e| DatapathError::io(format!("creating {}", dir.display()), e))?;

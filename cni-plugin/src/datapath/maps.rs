@@ -8,7 +8,8 @@ use aya::maps::{Array, HashMap, IterableMap, Map, MapData, PerCpuHashMap, PerCpu
 use ipnet::Ipv4Net;
 use lanbridge_common::{
     event::EventBucket,
-    port::{table, MAP_PORTS, MAP_PORT_STATS},
+    ip_slots::{self, MAP_IP_SLOTS},
+    port::{table, MAP_PORTS, MAP_PORT_STATS, MAP_UPLINK_STATS},
     prefix::{PrefixSet, Prefixes, MAP_PREFIXES},
     DhcpPort, Endpoint, FlowKey, MacKey, NetConfig, Reason, StatKey, MAP_BY_IP, MAP_BY_IP6,
     MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS, MAP_EVENT_RATE, MAP_FLOWS,
@@ -16,6 +17,7 @@ use lanbridge_common::{
 };
 
 use super::error::DatapathError;
+use super::load::lock;
 use super::pins::Pins;
 use super::raw;
 use crate::node::gone::{done, found};
@@ -26,8 +28,12 @@ pub struct Maps {
     /// `lanbridge_common::port`), with the counters of that slot.
     pub ports: table::Ports,
     pub port_stats: table::Counters,
+    /// The uplink's counters (one entry).
+    pub uplink_stats: table::Counters,
     pub by_mac: HashMap<MapData, MacKey, u32>,
     pub by_ip: HashMap<MapData, u32, u32>,
+    /// `by_ip` again, direct-mapped (see `lanbridge_common::ip_slots`).
+    pub ip_slots: ip_slots::table::Slots,
     pub by_ip6: HashMap<MapData, [u8; 16], u32>,
     pub config: Array<MapData, NetConfig>,
     pub stats: PerCpuHashMap<MapData, StatKey, u64>,
@@ -40,6 +46,8 @@ pub struct Maps {
     pub dhcp_ports: HashMap<MapData, u32, DhcpPort>,
     /// Port -> its drop event rate limit.
     pub event_rate: HashMap<MapData, u32, EventBucket>,
+    /// Where the writers of `ip_slots` take their lock.
+    pins: Pins,
 }
 
 fn open(pins: &Pins, name: &'static str, wrap: fn(MapData) -> Map) -> Result<Map, DatapathError> {
@@ -65,8 +73,10 @@ impl Maps {
             endpoints: typed!(pins, MAP_ENDPOINTS, HashMap),
             ports: typed!(pins, MAP_PORTS, Array),
             port_stats: typed!(pins, MAP_PORT_STATS, PerCpuArray),
+            uplink_stats: typed!(pins, MAP_UPLINK_STATS, PerCpuArray),
             by_mac: typed!(pins, MAP_BY_MAC, HashMap),
             by_ip: typed!(pins, MAP_BY_IP, HashMap),
+            ip_slots: typed!(pins, MAP_IP_SLOTS, Array),
             by_ip6: typed!(pins, MAP_BY_IP6, HashMap),
             config: typed!(pins, MAP_CONFIG, Array),
             stats: typed!(pins, MAP_STATS, PerCpuHashMap),
@@ -76,6 +86,7 @@ impl Maps {
             flows: typed!(pins, MAP_FLOWS, LruHashMap),
             dhcp_ports: typed!(pins, MAP_DHCP_PORTS, LruHashMap),
             event_rate: typed!(pins, MAP_EVENT_RATE, LruHashMap),
+            pins: pins.clone(),
         })
     }
 
@@ -125,8 +136,16 @@ impl Maps {
         self.by_mac
             .insert(MacKey::new(ep.mac), port, 0)
             .map_err(err(MAP_BY_MAC))?;
-        for ip in ep.ipv4.iter().filter(|ip| **ip != 0) {
+        let ipv4 = || ep.ipv4.iter().filter(|ip| **ip != 0);
+        // Both indexes under the lock: a rebuild of the slots reads
+        // `lb_by_ip` whole. The slots after `lb_by_ip`: a slot never names
+        // what the hash lacks.
+        let _writers = ipv4().next().map(|_| lock(&self.pins)).transpose()?;
+        for ip in ipv4() {
             self.by_ip.insert(*ip, port, 0).map_err(err(MAP_BY_IP))?;
+        }
+        for ip in ipv4() {
+            ip_slots::table::put(&mut self.ip_slots, *ip, port).map_err(err(MAP_IP_SLOTS))?;
         }
         for ip in ipv6_in_use(&ep) {
             self.by_ip6.insert(ip, port, 0).map_err(err(MAP_BY_IP6))?;
@@ -140,6 +159,10 @@ impl Maps {
         let err = |name| move |source| DatapathError::Map { name, source };
         for ip in ep.ipv4.iter().filter(|ip| **ip != 0) {
             if found(self.by_ip.get(ip, 0)).map_err(err(MAP_BY_IP))? == Some(port) {
+                // As in `put_endpoint`; the slot first.
+                let _writers = lock(&self.pins)?;
+                ip_slots::table::remove(&mut self.ip_slots, *ip, port)
+                    .map_err(err(MAP_IP_SLOTS))?;
                 done(self.by_ip.remove(ip)).map_err(err(MAP_BY_IP))?;
             }
         }
@@ -149,6 +172,24 @@ impl Maps {
             }
         }
         Ok(())
+    }
+
+    /// Makes `lb_ip_slots` follow `lb_by_ip` and speak for absent
+    /// addresses: after this build loaded the maps (`fresh`: both just
+    /// created, empty) or replaced another build's programs (whose table
+    /// may be missing or stale). The caller holds the load lock.
+    pub fn rebuild_ip_slots(pins: &Pins, fresh: bool) -> Result<(), DatapathError> {
+        let mut maps = Maps::open(pins)?;
+        let err = |name| move |source| DatapathError::Map { name, source };
+        let by_ip: Vec<(u32, u32)> = match fresh {
+            true => Vec::new(),
+            false => maps
+                .by_ip
+                .iter()
+                .collect::<Result<_, _>>()
+                .map_err(err(MAP_BY_IP))?,
+        };
+        ip_slots::table::rebuild(&mut maps.ip_slots, by_ip, !fresh).map_err(err(MAP_IP_SLOTS))
     }
 
     pub fn endpoint(&self, port: u32) -> Result<Option<Endpoint>, DatapathError> {
@@ -288,7 +329,28 @@ impl Maps {
                 (StatKey { ifindex, reason }, *n)
             }));
         }
-        // A port counted in `lb_stats` before it got its slot: one entry.
+        let uplink = self.config()?.uplink_ifindex;
+        if uplink != 0 {
+            let counted = table::sum(&self.uplink_stats, 0).map_err(err(MAP_UPLINK_STATS))?;
+            all.extend(
+                counted
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(reason, n)| {
+                        let reason = reason as u32;
+                        (
+                            StatKey {
+                                ifindex: uplink,
+                                reason,
+                            },
+                            *n,
+                        )
+                    }),
+            );
+        }
+        // A port counted in `lb_stats` before it got its slot, the uplink
+        // before `lb_uplink_stats` (another build): one entry.
         all.sort_by_key(|(k, _)| (k.ifindex, k.reason));
         all.dedup_by(|(k, n), (kept, total)| {
             let same = k == kept;

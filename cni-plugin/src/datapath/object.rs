@@ -3,7 +3,8 @@
 //! and the names of the maps and programs it defines.
 
 use lanbridge_common::{
-    port::{MAP_PORTS, MAP_PORT_STATS},
+    ip_slots::MAP_IP_SLOTS,
+    port::{MAP_PORTS, MAP_PORT_STATS, MAP_UPLINK_STATS},
     prefix::MAP_PREFIXES,
     MAP_BY_IP, MAP_BY_IP6, MAP_BY_MAC, MAP_CLUSTER, MAP_CONFIG, MAP_DHCP_PORTS, MAP_ENDPOINTS,
     MAP_EVENTS, MAP_EVENT_RATE, MAP_FLOWS, MAP_FLOW_SEEN, MAP_SLOW_CIDRS, MAP_STATS, PROG_FROM_POD,
@@ -11,12 +12,14 @@ use lanbridge_common::{
 };
 
 /// The maps and programs the object defines, pinned per network.
-pub const MAPS: [&str; 16] = [
+pub const MAPS: [&str; 18] = [
     MAP_ENDPOINTS,
     MAP_PORTS,
     MAP_PORT_STATS,
+    MAP_UPLINK_STATS,
     MAP_BY_MAC,
     MAP_BY_IP,
+    MAP_IP_SLOTS,
     MAP_BY_IP6,
     MAP_CONFIG,
     MAP_STATS,
