@@ -1,7 +1,7 @@
 //! Loading a network's programs and maps once and pinning them. Later plugin
 //! runs only open the pins. A lock file serialises first loads that race.
 
-use std::fs::{self, File};
+use std::fs;
 
 use aya::programs::SchedClassifier;
 use aya::EbpfLoader;
@@ -39,7 +39,7 @@ pub fn ensure_loaded(pins: &Pins) -> Result<(), DatapathError> {
     if is_current(pins, id) {
         return Ok(());
     }
-    let _lock = lock(pins)?;
+    let _lock = pins.lock()?;
     if is_current(pins, id) {
         return Ok(());
     }
@@ -70,22 +70,6 @@ pub fn ensure_current(pins: &Pins) -> Result<bool, DatapathError> {
     }
     ensure_loaded(pins)?;
     Ok(true)
-}
-
-/// Serialises loads and upgrades of a network's datapath, and the writers
-/// of its `lb_ip_slots` (a slot is read, then written): an exclusive
-/// `flock` of its pin directory (bpffs holds no regular files, but its
-/// directories take locks).
-pub(super) fn lock(pins: &Pins) -> Result<File, DatapathError> {
-    let dir = pins.dir();
-    fs::create_dir_all(dir)
-        .map_err(|e| DatapathError::io(format!("creating {}", dir.display()), e))?;
-    let handle =
-        File::open(dir).map_err(|e| DatapathError::io(format!("opening {}", dir.display()), e))?;
-    handle
-        .lock()
-        .map_err(|e| DatapathError::io(format!("locking {}", dir.display()), e))?;
-    Ok(handle)
 }
 
 fn load_and_pin(pins: &Pins, object: &[u8]) -> Result<(), DatapathError> {

@@ -17,7 +17,6 @@ use lanbridge_common::{
 };
 
 use super::error::DatapathError;
-use super::load::lock;
 use super::pins::Pins;
 use super::raw;
 use crate::node::gone::{done, found};
@@ -140,7 +139,7 @@ impl Maps {
         // Both indexes under the lock: a rebuild of the slots reads
         // `lb_by_ip` whole. The slots after `lb_by_ip`: a slot never names
         // what the hash lacks.
-        let _writers = ipv4().next().map(|_| lock(&self.pins)).transpose()?;
+        let _writers = ipv4().next().map(|_| self.pins.lock()).transpose()?;
         for ip in ipv4() {
             self.by_ip.insert(*ip, port, 0).map_err(err(MAP_BY_IP))?;
         }
@@ -160,7 +159,7 @@ impl Maps {
         for ip in ep.ipv4.iter().filter(|ip| **ip != 0) {
             if found(self.by_ip.get(ip, 0)).map_err(err(MAP_BY_IP))? == Some(port) {
                 // As in `put_endpoint`; the slot first.
-                let _writers = lock(&self.pins)?;
+                let _writers = self.pins.lock()?;
                 ip_slots::table::remove(&mut self.ip_slots, *ip, port)
                     .map_err(err(MAP_IP_SLOTS))?;
                 done(self.by_ip.remove(ip)).map_err(err(MAP_BY_IP))?;

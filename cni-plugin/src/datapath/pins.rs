@@ -2,8 +2,10 @@
 //! `<root>/<network>/<name>`, so `bpftool ... pinned` can find them and
 //! they outlive the short-lived plugin process.
 
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
+use super::error::DatapathError;
 use crate::node::naming::{self, pin_name, tombstone_pin_ifindex, unpin_name};
 
 /// The networks with a directory under `root`, sorted.
@@ -27,6 +29,22 @@ pub struct Pins {
 }
 
 impl Pins {
+    /// Serialises loads and upgrades of the network's datapath, and the
+    /// writers of its `lb_ip_slots` (a slot is read, then written): an
+    /// exclusive `flock` of the pin directory (bpffs holds no regular files,
+    /// but its directories take locks).
+    pub fn lock(&self) -> Result<File, DatapathError> {
+        let dir = &self.dir;
+        fs::create_dir_all(dir)
+            .map_err(|e| DatapathError::io(format!("creating {}", dir.display()), e))?;
+        let handle = File::open(dir)
+            .map_err(|e| DatapathError::io(format!("opening {}", dir.display()), e))?;
+        handle
+            .lock()
+            .map_err(|e| DatapathError::io(format!("locking {}", dir.display()), e))?;
+        Ok(handle)
+    }
+
     pub fn new(root: &Path, network: &str) -> Pins {
         Pins {
             dir: root.join(pin_name(network)),
