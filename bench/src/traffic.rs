@@ -116,10 +116,6 @@ impl Traffic {
         find(&self.throughput, path, setup)
     }
 
-    pub fn pps(&self, path: Path, setup: &str) -> Option<&Series> {
-        find(&self.pps, path, setup)
-    }
-
     pub fn rtt(&self, path: Path, setup: &str) -> Option<&Series> {
         find(&self.rtt, path, setup)
     }

@@ -10,7 +10,8 @@ use super::chart::{
     self, Bar, BarChart, Line, LineChart, Style, LANBRIDGE, LANBRIDGE_LIGHT, REFERENCE,
     REFERENCE_LIGHT,
 };
-use super::{Results, FAST_PATH_NS_TARGET, STACK_NS_TARGET};
+use super::rows::TABLE;
+use super::Results;
 use crate::stats::Series;
 use crate::traffic::{Path as TPath, Traffic};
 use lanbridge_tests::Flavor;
@@ -201,6 +202,7 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Plot>> {
         progs.sort();
         progs.dedup();
         let colors = [LANBRIDGE, chart::EXTRA, REFERENCE, chart::RAW];
+        let (stack_ns, fast_ns) = (TABLE.targets["stack_ns"], TABLE.targets["fast_ns"]);
         let c = BarChart {
             title: "eBPF program cost per run (bpf_stats)".into(),
             y_label: "ns per run".into(),
@@ -236,8 +238,8 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Plot>> {
                 })
                 .collect(),
             targets: vec![
-                (STACK_NS_TARGET, "100 ns: passed to the stack".into()),
-                (FAST_PATH_NS_TARGET, "300 ns: fast path".into()),
+                (stack_ns, format!("{stack_ns} ns: passed to the stack")),
+                (fast_ns, format!("{fast_ns} ns: fast path")),
             ],
         };
         save("ebpf_cost.svg", "eBPF cost per program run", c.render()?)?;
