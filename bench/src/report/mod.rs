@@ -4,7 +4,6 @@
 //! are written apart (`target/bench/results.json`) and can be rendered again
 //! with `--from-results`.
 
-mod chart;
 mod plots;
 mod prose;
 mod rows;
