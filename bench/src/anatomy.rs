@@ -205,7 +205,7 @@ pub fn trace(net: &Net, pod: &Netns, dir: &Path) -> Vec<Anatomy> {
     let prev: Option<Value> = add.success().then(|| add.json().unwrap_or(Value::Null));
     let del = strace(&del_log, "DEL", prev.as_ref());
     if !del.success() {
-        crate::latency::scrub(pod);
+        crate::ab::scrub(pod);
     }
     for (cmd, log, ok) in [
         ("ADD", &add_log, add.success()),

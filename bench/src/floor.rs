@@ -22,8 +22,8 @@ use lanbridge_tests::process::{self, Finished};
 use rtnetlink::LinkUnspec;
 use serde::{Deserialize, Serialize};
 
+use crate::ab::{rotation, Pair};
 use crate::bpf;
-use crate::latency::Pair;
 use crate::stats::Series;
 use lanbridge_tests::testbed::{Net, Testbed};
 
@@ -106,8 +106,8 @@ pub fn run(
         }
     }
     for i in 0..p.warm_iters {
-        for k in 0..3 {
-            match (i + k) % 3 {
+        for k in rotation(3, i) {
+            match k {
                 0 => {
                     let add = floor("add");
                     let del = floor("del");
@@ -128,8 +128,8 @@ pub fn run(
                     if !del.success() {
                         bail!("{} DEL: {}", net.name(), del.failure());
                     }
-                    f.plugins_add.get_mut(net.flavor).push(add.ms());
-                    f.plugins_del.get_mut(net.flavor).push(del.ms());
+                    f.plugins_add.at(j - 1).push(add.ms());
+                    f.plugins_del.at(j - 1).push(del.ms());
                 }
             }
         }

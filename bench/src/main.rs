@@ -6,6 +6,7 @@
 //! bpffs directory and temp dir the run makes is removed at the end, also on
 //! failure and on SIGINT / SIGTERM.
 
+mod ab;
 mod anatomy;
 mod bpf;
 mod cluster;
@@ -97,40 +98,28 @@ pub struct Params {
 
 impl Params {
     fn new(quick: bool) -> Params {
-        if quick {
-            Params {
-                warm_iters: 10,
-                seq_pods: 20,
-                seq_reps: 2,
-                par_pods: 24,
-                par_reps: 2,
-                par_workers: 8,
-                growth_pods: 50,
-                dhcp_iters: 4,
-                leases: 24,
-                iperf_secs: 1.0,
-                iperf_omit: 0,
-                traffic_reps: 2,
-                rtt_iters: 2000,
-                ebpf_secs: 1.0,
+        fn q<T>(quick: bool, short: T, full: T) -> T {
+            if quick {
+                short
+            } else {
+                full
             }
-        } else {
-            Params {
-                warm_iters: 30,
-                seq_pods: 100,
-                seq_reps: 3,
-                par_pods: 100,
-                par_reps: 3,
-                par_workers: 8,
-                growth_pods: 250,
-                dhcp_iters: 20,
-                leases: 250,
-                iperf_secs: 4.0,
-                iperf_omit: 1,
-                traffic_reps: 3,
-                rtt_iters: 10000,
-                ebpf_secs: 3.0,
-            }
+        }
+        Params {
+            warm_iters: q(quick, 10, 30),
+            seq_pods: q(quick, 20, 100),
+            seq_reps: q(quick, 2, 3),
+            par_pods: q(quick, 24, 100),
+            par_reps: q(quick, 2, 3),
+            par_workers: 8,
+            growth_pods: q(quick, 50, 250),
+            dhcp_iters: q(quick, 4, 20),
+            leases: q(quick, 24, 250),
+            iperf_secs: q(quick, 1.0, 4.0),
+            iperf_omit: q(quick, 0, 1),
+            traffic_reps: q(quick, 2, 3),
+            rtt_iters: q(quick, 2000, 10000),
+            ebpf_secs: q(quick, 1.0, 3.0),
         }
     }
 

@@ -12,6 +12,7 @@ use anyhow::{bail, Result};
 use lanbridge_tests::netns::Netns;
 use serde::{Deserialize, Serialize};
 
+use crate::ab::rotation;
 use crate::guard;
 use crate::stats::Series;
 use crate::Params;
@@ -323,20 +324,6 @@ pub fn blast(from: &Netns, to_ns: &Netns, to: &str, secs: f64) -> Result<u64> {
     Ok(received.load(Ordering::Relaxed))
 }
 
-/// The setups that have `path`, with its target, starting at a different
-/// setup each repetition (so that none always goes first).
-fn rotation<'s, 'a>(
-    setups: &'s [Setup<'a>],
-    rep: usize,
-    path: Path,
-) -> impl Iterator<Item = (&'s Setup<'a>, String)> {
-    let n = setups.len();
-    (0..n).filter_map(move |k| {
-        let s = &setups[(k + rep) % n];
-        s.target(path).map(|to| (s, to))
-    })
-}
-
 /// `reps` repetitions of `run` (its samples, from a setup's `a` to a target)
 /// over `paths` and the setups that have them, into their slots of
 /// `measured`; `what` is the progress line, `{}` the repetition.
@@ -357,7 +344,9 @@ fn measure(
             m.series.next_rep();
         }
         for &path in paths {
-            for (s, to) in rotation(setups, rep, path) {
+            // Every setup that has the path, starting at another each repetition.
+            let turn = rotation(setups.len(), rep).map(|k| &setups[k]);
+            for (s, to) in turn.filter_map(|s| Some((s, s.target(path)?))) {
                 if guard::interrupted() {
                     bail!("interrupted");
                 }
