@@ -31,15 +31,13 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use lanbridge_tests::daemon::{LanbridgeDaemon, ReferenceDhcp};
-use lanbridge_tests::lan::{counters_by_reason, inspect_with};
 use lanbridge_tests::netns::Netns;
-use lanbridge_tests::testbed::{
-    Net, RawChain, Testbed, TwoNodes, LAN_HOST, RAW_DST, RAW_FAR, RAW_SRC,
-};
+use lanbridge_tests::testbed::{RawChain, Testbed, TwoNodes, LAN_HOST, RAW_DST, RAW_FAR, RAW_SRC};
 use lanbridge_tests::Flavor;
 use serde::{Deserialize, Serialize};
 
-use crate::ebpf_cost::{tcp_load, udp_load, Load};
+use crate::ebpf_cost::Load;
+use crate::ebpf_cost::Send::{Tcp, Udp};
 use crate::report::Results;
 use crate::traffic::Setup;
 
@@ -385,51 +383,49 @@ fn body(cli: &Cli) -> Result<()> {
         for two in [&lb_two, &ref_two] {
             res.errors.extend(two.check_forwarding());
         }
-        let pair = |key, label, i: usize, ips: &[String], remote| Setup {
-            key,
-            label,
-            a: t(i),
-            a_ip: ips[0].clone(),
-            b: t(i + 1),
-            b_ip: ips[1].clone(),
-            remote,
-        };
-        let raw_ips = [RAW_SRC.to_string(), RAW_DST.to_string()];
-        let setups = vec![
-            pair("lb_lan", "lanbridge lan mode", 0, &lb_lan, None),
-            pair(
-                "lb_subnet",
-                "lanbridge subnet",
-                4,
-                &lb_sub,
-                Some((t(8), lb_far.clone())),
-            ),
-            pair(
+        let raw_ips = vec![RAW_SRC.to_string(), RAW_DST.to_string()];
+        let (lb_r, ref_r) = (Some((t(8), lb_far.clone())), Some((t(9), ref_far)));
+        let raw_r = Some((&raw.far, RAW_FAR.to_string()));
+        let setups = [
+            ("lb_lan", "lanbridge lan mode", (t(0), t(1)), &lb_lan, None),
+            ("lb_subnet", "lanbridge subnet", (t(4), t(5)), &lb_sub, lb_r),
+            (
                 "ref_bridged",
                 "reference, uplink enslaved",
-                2,
+                (t(2), t(3)),
                 &ref_brd,
                 None,
             ),
-            pair(
+            (
                 "ref_subnet",
                 "reference subnet",
-                6,
+                (t(6), t(7)),
                 &ref_sub,
-                Some((t(9), ref_far)),
+                ref_r,
             ),
-            Setup {
-                a: &raw.src,
-                b: &raw.dst,
-                ..pair(
-                    "raw",
-                    "raw routed chain",
-                    0,
-                    &raw_ips,
-                    Some((&raw.far, RAW_FAR.into())),
-                )
-            },
+            (
+                "raw",
+                "raw routed chain",
+                (&raw.src, &raw.dst),
+                &raw_ips,
+                raw_r,
+            ),
         ];
+        let setups: Vec<Setup> = setups
+            .into_iter()
+            .map(|(key, label, (a, b), ips, remote)| {
+                let (a_ip, b_ip) = (ips[0].clone(), ips[1].clone());
+                Setup {
+                    key,
+                    label,
+                    a,
+                    a_ip,
+                    b,
+                    b_ip,
+                    remote,
+                }
+            })
+            .collect();
         // Every pair reaches the LAN host and each other before measuring.
         for s in &setups {
             for dst in [LAN_HOST, s.b_ip.as_str()] {
@@ -449,32 +445,32 @@ fn body(cli: &Cli) -> Result<()> {
         if want("ebpf") {
             // Loads from pod 0 (lan mode) or 4 (subnet) on lanbridge's
             // network: its pins and counters.
-            let secs = p.ebpf_secs;
-            let on = |net, node, mode, from| {
-                let lanbridge = &lanbridge;
-                let at = move |name: &str, work| load(lanbridge, name, (net, node, mode), work);
-                let tcp = move |name: &str, to, rev| at(name, tcp_load(t(from), to, secs, rev));
-                let udp = move |name: &str, to_ns, to| at(name, udp_load(t(from), to_ns, to, secs));
-                (tcp, udp)
-            };
-            let (lan_tcp, lan_udp) = on(&dhcp_nets[0], &node_lan, "lan", 0);
-            let (sub_tcp, sub_udp) = on(&sub_nets[0], node_tlb, "subnet", 4);
+            let lan = (&dhcp_nets[0], &node_lan, t(0), "lan");
+            let sub = (&sub_nets[0], node_tlb, t(4), "subnet");
             let (host, lan_peer, sub_peer) = (&bed.host, lb_lan[1].as_str(), lb_sub[1].as_str());
-            let loads = vec![
-                lan_tcp("TCP stream pod → LAN host", LAN_HOST, false),
-                lan_tcp("TCP stream LAN host → pod", LAN_HOST, true),
-                lan_udp("64-byte UDP pod → LAN host", host, LAN_HOST),
-                lan_tcp("TCP stream pod → pod", lan_peer, false),
-                lan_udp("64-byte UDP pod → pod", t(1), lan_peer),
-                sub_tcp("TCP stream pod → pod", sub_peer, false),
-                sub_udp("64-byte UDP pod → pod", t(5), sub_peer),
-                sub_tcp("TCP stream pod → remote pod", &lb_far, false),
+            let loads = [
+                (lan, "TCP stream pod → LAN host", Tcp(LAN_HOST, false)),
+                (lan, "TCP stream LAN host → pod", Tcp(LAN_HOST, true)),
+                (lan, "64-byte UDP pod → LAN host", Udp(host, LAN_HOST)),
+                (lan, "TCP stream pod → pod", Tcp(lan_peer, false)),
+                (lan, "64-byte UDP pod → pod", Udp(t(1), lan_peer)),
+                (sub, "TCP stream pod → pod", Tcp(sub_peer, false)),
+                (sub, "64-byte UDP pod → pod", Udp(t(5), sub_peer)),
+                (sub, "TCP stream pod → remote pod", Tcp(&lb_far, false)),
             ];
+            let loads = loads.map(|((net, node, from, mode), name, send)| Load {
+                name,
+                mode,
+                net,
+                node,
+                from,
+                send,
+            });
             res.ebpf = section(&mut res, "ebpf", || {
                 let _servers = traffic::iperf_servers(&bed, &setups[..2])?;
                 let twins = guard::bpffs_dir(&prefix, "empty");
                 std::fs::create_dir_all(&twins)?;
-                Ok(ebpf_cost::run(&loads, secs, &twins))
+                Ok(ebpf_cost::run(&lanbridge, &loads, p.ebpf_secs, &twins))
             });
         }
     }
@@ -534,25 +530,6 @@ fn write_readme(cli: &Cli, res: &Results, rows: &[report::Row], out: &Path) -> R
     report::update_readme(&cli.readme, res, rows, &rel.display().to_string())?;
     eprintln!("README section updated in {}", cli.readme.display());
     Ok(())
-}
-
-/// A load on lanbridge's lan-mode or subnet network `net` in `node`: its
-/// pins and counters.
-fn load<'a>(
-    lanbridge: &'a Path,
-    name: &str,
-    (net, node, mode): (&Net, &'a Netns, &'static str),
-    run: Box<dyn Fn() -> Result<()> + 'a>,
-) -> Load<'a> {
-    let net_name = net.name().to_string();
-    Load {
-        name: name.into(),
-        mode,
-        pins: net.pins(),
-        node: node.path(),
-        run,
-        counters: Box::new(move || counters_by_reason(&inspect_with(lanbridge, node, &net_name))),
-    }
 }
 
 fn summary(rows: &[report::Row]) -> String {
