@@ -481,29 +481,12 @@ fn body(cli: &Cli) -> Result<()> {
     if guard::interrupted() {
         bail!("interrupted");
     }
-    let out = out_dir(cli, res.quick);
     report::write_raw(&res, &cli.raw)?;
-    let rows = report::write(&res, &out)?;
-    progress(&format!(
-        "report written to {}",
-        out.join("REPORT.md").display()
-    ));
-    write_readme(cli, &res, &rows, &out)?;
+    let rows = render(cli, &res)?;
     print!("{}", summary(&rows));
     drop(lb_daemon);
     drop(ref_daemon);
     Ok(())
-}
-
-/// `--out`, or docs/bench for a full run and target/bench/quick for a quick one.
-fn out_dir(cli: &Cli, quick: bool) -> PathBuf {
-    cli.out.clone().unwrap_or_else(|| {
-        PathBuf::from(if quick {
-            "target/bench/quick"
-        } else {
-            "docs/bench"
-        })
-    })
 }
 
 /// Writes the report of a previous run again (after a change to the report).
@@ -512,24 +495,30 @@ fn rerender(cli: &Cli, path: &Path) -> Result<()> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let res: Results =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let out = out_dir(cli, res.quick);
-    let rows = report::write(&res, &out)?;
-    eprintln!("report written to {}", out.join("REPORT.md").display());
-    write_readme(cli, &res, &rows, &out)?;
-    Ok(())
+    render(cli, &res).map(drop)
 }
 
-fn write_readme(cli: &Cli, res: &Results, rows: &[report::Row], out: &Path) -> Result<()> {
+/// Writes the report into `--out` (docs/bench for a full run and
+/// target/bench/quick for a quick one) and, for a full run, the README's section.
+fn render(cli: &Cli, res: &Results) -> Result<Vec<report::Row>> {
+    let default = if res.quick {
+        "target/bench/quick"
+    } else {
+        "docs/bench"
+    };
+    let out = cli.out.clone().unwrap_or_else(|| default.into());
+    let rows = report::write(res, &out)?;
+    eprintln!("report written to {}", out.join("REPORT.md").display());
     if res.quick || cli.no_readme || !cli.readme.is_file() {
-        return Ok(());
+        return Ok(rows);
     }
     let rel = out.join("REPORT.md");
     let rel = rel
         .strip_prefix(cli.readme.parent().unwrap_or(Path::new("")))
         .unwrap_or(&rel);
-    report::update_readme(&cli.readme, res, rows, &rel.display().to_string())?;
+    report::update_readme(&cli.readme, res, &rows, &rel.display().to_string())?;
     eprintln!("README section updated in {}", cli.readme.display());
-    Ok(())
+    Ok(rows)
 }
 
 fn summary(rows: &[report::Row]) -> String {
