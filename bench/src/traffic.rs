@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use lanbridge_tests::netns::Netns;
 use serde::{Deserialize, Serialize};
 
@@ -207,22 +207,16 @@ impl UdpServer {
         pinned: bool,
         mut serve: impl FnMut(&UdpSocket, &[u8], SocketAddr) + Send + 'static,
     ) -> Result<UdpServer> {
+        // Bound in the namespace, served from a thread of ours.
+        let sock = ns.within(move || UdpSocket::bind(("0.0.0.0", port)));
+        let sock = sock.map_err(|e| anyhow!("UDP server in {}: {e}", ns.name()))?;
+        sock.set_read_timeout(Some(Duration::from_millis(100)))?;
         let stop = Arc::new(AtomicBool::new(false));
         let st = stop.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let handle = ns.spawn(move || {
-            let sock = match UdpSocket::bind(("0.0.0.0", port)) {
-                Ok(s) => s,
-                Err(e) => {
-                    tx.send(Err(e.to_string())).ok();
-                    return;
-                }
-            };
-            sock.set_read_timeout(Some(Duration::from_millis(100))).ok();
+        let handle = std::thread::spawn(move || {
             if pinned {
                 pin_to_last_cpu();
             }
-            tx.send(Ok(())).ok();
             let mut buf = [0u8; 2048];
             while !st.load(Ordering::SeqCst) {
                 if let Ok((n, from)) = sock.recv_from(&mut buf) {
@@ -230,15 +224,8 @@ impl UdpServer {
                 }
             }
         });
-        let server = UdpServer {
-            stop,
-            handle: Some(handle),
-        };
-        match rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(Ok(())) => Ok(server),
-            Ok(Err(e)) => bail!("UDP server in {}: {e}", ns.name()),
-            Err(e) => bail!("UDP server in {}: {e}", ns.name()),
-        }
+        let handle = Some(handle);
+        Ok(UdpServer { stop, handle })
     }
 
     /// The echo server of the ping-pong, on the same CPU as its client.
