@@ -26,6 +26,7 @@ use crate::ebpf_cost::EbpfCost;
 use crate::floor::Floor;
 use crate::latency::Latency;
 use crate::machine::Machine;
+use crate::stats::{quantile_sorted, Series};
 use crate::traffic::{Path as TPath, Traffic};
 use crate::Params;
 use lanbridge_tests::cluster::CLUSTER_CIDR;
@@ -92,6 +93,12 @@ fn environment() -> Result<Environment<'static>> {
         ns if ns >= 1e3 => format!("{:.2} µs", ns / 1e3),
         ns => format!("{ns:.1} ns"),
     });
+    // `samples`: every sample of a series; `quantile(q)` of samples.
+    env.add_filter("samples", |s: Serde<Series>| s.all());
+    env.add_filter("quantile", |mut v: Vec<f64>, q: f64| {
+        v.sort_by(f64::total_cmp);
+        quantile_sorted(&v, q)
+    });
     // `diff(a, b)`: a - b, none when either is missing.
     env.add_function("diff", |a: Option<f64>, b: Option<f64>| Some(a? - b?));
     // `all([a, b])`: both, each evaluated (so a missing figure fails both).
@@ -128,8 +135,7 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Row>> {
         tg => Serde(&rows::TABLE.targets),
         plots => Serde(&plots),
         noise => m.foreign_netns_max > 0 || load_high(&m.load_start) || load_high(&m.load_end),
-        tput => traffic.map(prose::tput_details),
-        rtt => traffic.map(prose::rtt_details),
+        path_labels => Serde(TPath::ALL.map(|p| (format!("{p:?}"), p.label())).into_iter().collect::<std::collections::BTreeMap<_, _>>()),
         remote => traffic.is_some_and(|t| t.has(TPath::PodToRemotePod)),
         source_seen => Serde(res.source_seen.iter().map(|s| (s, rows::Met::of(s.ok()).text())).collect::<Vec<_>>()),
         loads => Serde(res.ebpf.as_ref().map(|e| e.loads.iter().map(|l| (l, prose::verdicts(&l.verdicts))).collect::<Vec<_>>())),

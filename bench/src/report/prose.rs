@@ -16,7 +16,7 @@ use super::rows::{med, ratio, Met, Row, TABLE};
 use super::Results;
 use crate::ebpf_cost::{twin_name, TWIN_PREFIX};
 use crate::latency::growth_ratio;
-use crate::stats::{median, quantile_sorted, Series};
+use crate::stats::Series;
 use crate::traffic::{Measured, Path, SETUPS};
 
 /// The eBPF load of pod → remote pod, if it ran.
@@ -235,32 +235,4 @@ fn ebpf(res: &Results) -> Option<J> {
         over.collect::<Vec<_>>()
     };
     Some(context! { fast_over => over(true), stack_over => over(false) })
-}
-
-/// The rows of the throughput details table: path, setup, median and the
-/// per-repetition medians.
-pub fn tput_details(t: &crate::traffic::Traffic) -> Vec<J> {
-    let reps = |s: &Series| -> Vec<f64> {
-        s.reps
-            .iter()
-            .filter(|r| !r.is_empty())
-            .map(|r| median(r))
-            .collect()
-    };
-    let rows = t.throughput.iter().map(|m| {
-        context! { path => m.path.label(), label => m.label.clone(), median => med(&m.series), reps => Serde(reps(&m.series)) }
-    });
-    rows.collect()
-}
-
-/// The rows of the round-trip details table: path, setup, median, p90, p99.
-pub fn rtt_details(t: &crate::traffic::Traffic) -> Vec<J> {
-    let rows = t.rtt.iter().filter_map(|m| {
-        let s = m.series.summary()?;
-        let mut all = m.series.all();
-        all.sort_by(f64::total_cmp);
-        let p99 = quantile_sorted(&all, 0.99);
-        Some(context! { path => m.path.label(), label => m.label.clone(), median => s.median, p90 => s.p90, p99 => p99 })
-    });
-    rows.collect()
 }
