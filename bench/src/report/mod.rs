@@ -121,8 +121,9 @@ fn environment() -> Result<Environment<'static>> {
 pub fn write(res: &Results, out: &Path) -> Result<Vec<Row>> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let env = environment()?;
-    let med = J::from(Serde(prose::medians(res)));
-    let rows = rows::rows(res, &env, &med);
+    let view = rows::view(res);
+    let med = J::from(Serde(prose::medians(&view)));
+    let rows = rows::rows(&view, &env, &med);
     let plots = plots::write(res, out)?;
     let traffic = res.traffic.as_ref();
     let m = &res.machine;

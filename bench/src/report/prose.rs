@@ -10,28 +10,29 @@ use std::collections::{BTreeMap, BTreeSet};
 use lanbridge_common::PROG_FROM_POD;
 use minijinja::value::Serde;
 use minijinja::{context, Value as J};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::rows::{med, ratio, Met, Row, TABLE};
 use super::Results;
 use crate::ebpf_cost::{twin_name, TWIN_PREFIX};
 use crate::latency::growth_ratio;
 use crate::stats::Series;
-use crate::traffic::{Measured, Path, SETUPS};
+use crate::traffic::{Path, SETUPS};
 
 /// The eBPF load of pod → remote pod, if it ran.
 pub const REMOTE_LOAD: &str = "TCP stream pod → remote pod";
 
-pub fn medians(res: &Results) -> Value {
-    let mut v = serde_json::to_value(res).unwrap_or_default();
+/// The results' [`super::rows::view`] with every series replaced by its
+/// median, and `null` for every traffic path and setup not measured.
+pub fn medians(view: &Value) -> Value {
+    let mut v = view.clone();
     squash(&mut v);
-    let t = res.traffic.as_ref();
-    for (key, list) in [
-        ("tput", t.map(|t| &t.throughput)),
-        ("pps", t.map(|t| &t.pps)),
-        ("rtt", t.map(|t| &t.rtt)),
-    ] {
-        v[key] = by_path(list.map_or(&[][..], Vec::as_slice));
+    for key in ["tput", "pps", "rtt"] {
+        for (path, setup) in Path::ALL.iter().flat_map(|p| SETUPS.map(|s| (p, s))) {
+            // Indexing inserts a missing slot as `null`.
+            let slot = &mut v[key][format!("{path:?}")][setup];
+            *slot = slot.take();
+        }
     }
     v
 }
@@ -48,22 +49,6 @@ fn squash(v: &mut Value) {
         Value::Array(a) => a.iter_mut().for_each(squash),
         _ => {}
     }
-}
-
-/// `{path: {setup: median}}`, `null` for every path and setup not measured.
-fn by_path(list: &[Measured]) -> Value {
-    let mut m = Map::new();
-    for path in Path::ALL {
-        let setups = SETUPS.map(|k| (k.to_string(), Value::Null));
-        m.insert(
-            format!("{path:?}"),
-            Value::Object(setups.into_iter().collect()),
-        );
-    }
-    for x in list {
-        m[&format!("{:?}", x.path)][&x.setup] = json!(med(&x.series));
-    }
-    Value::Object(m)
 }
 
 /// What the Issue 15 lines need beyond medians: ADD growth (first tenth,

@@ -186,7 +186,7 @@ pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 /// The results as the table's paths see them: traffic by path and setup
 /// (`tput.PodToLan.lb_lan`), and `ebpf_runs`, one per program and load
 /// that ran (the empty twins beside their program).
-fn view(res: &Results) -> Value {
+pub fn view(res: &Results) -> Value {
     let mut v = serde_json::to_value(res).unwrap_or_default();
     let by_path = |list: &[Measured]| {
         let mut m = Map::new();
@@ -233,10 +233,9 @@ fn at<'a>(root: &'a Value, x: &'a Value, path: &str) -> Option<&'a Value> {
     })
 }
 
-/// Every row the results have, in the table's order; `med` is the results
-/// with each series replaced by its median (what names are rendered over).
-pub fn rows(res: &Results, env: &Environment, med: &J) -> Vec<Row> {
-    let view = view(res);
+/// Every row of the results' [`view`], in the table's order; `med` is the
+/// view with each series replaced by its median (what names are rendered over).
+pub fn rows(view: &Value, env: &Environment, med: &J) -> Vec<Row> {
     let mut rows = Vec::new();
     for m in TABLE.metrics.iter().map(Metric::of) {
         let items = match &m.each {
@@ -244,7 +243,7 @@ pub fn rows(res: &Results, env: &Environment, med: &J) -> Vec<Row> {
             None => vec![Value::Null],
         };
         for (i, x) in items.iter().enumerate() {
-            if let Some(row) = row(&m, &view, x, env, med) {
+            if let Some(row) = row(&m, view, x, env, med) {
                 rows.push(Row {
                     headline: m.headline && i == 0,
                     ..row
