@@ -183,16 +183,10 @@ async fn add(pod: &Path, pins: &Path) -> Result<()> {
         .up()
         .build();
     node.set("enslave and up", set).await?;
-    // The hook lanbridge attaches in the measured config (subnet mode
-    // without portIsolation: ingress only), on a thread of its own while the
-    // pod's side is set up, as lanbridge does: the attach waits for an RCU
-    // grace period holding RTNL.
+    // On a thread of its own while the pod's side is set up, as lanbridge
+    // does: the attach waits for an RCU grace period holding RTNL.
     let pins = pins.to_path_buf();
-    let attach = std::thread::spawn(move || -> Result<()> {
-        let prog = bpf::empty_program(&pins.join(PROG), bpf::TCX_INGRESS)?;
-        let link = bpf::link_create(&prog, host, bpf::TCX_INGRESS, 0)?;
-        bpf::pin(&link, &pins.join(LINK))
-    });
+    let attached = std::thread::spawn(move || attach(&pins, host));
     // The pod's side, through a netlink socket opened in the pod.
     let nl = Netlink::open(&pod_ns)?;
     let eth = index(&nl, POD_IF).await?;
@@ -202,10 +196,19 @@ async fn add(pod: &Path, pins: &Path) -> Result<()> {
     let default = "0.0.0.0/0".parse()?;
     nl.add_route(default, Some(GATEWAY.parse()?), eth, 0)
         .await?;
-    attach
+    attached
         .join()
         .map_err(|_| anyhow::anyhow!("the attach thread panicked"))??;
     Ok(())
+}
+
+/// What lanbridge's ADD attaches to the host end `host` in the measured
+/// config (subnet mode without portIsolation: its program at TCX ingress),
+/// the empty program in its place, the link pinned under `pins`.
+fn attach(pins: &Path, host: u32) -> Result<()> {
+    let prog = bpf::empty_program(&pins.join(PROG), bpf::TCX_INGRESS)?;
+    let link = bpf::link_create(&prog, host, bpf::TCX_INGRESS, 0)?;
+    bpf::pin(&link, &pins.join(LINK))
 }
 
 async fn del(pins: &Path) -> Result<()> {

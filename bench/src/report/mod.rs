@@ -8,6 +8,7 @@ mod plots;
 mod prose;
 mod rows;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -127,6 +128,7 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Row>> {
     let plots = plots::write(res, out)?;
     let traffic = res.traffic.as_ref();
     let m = &res.machine;
+    let path_labels: BTreeMap<_, _> = TPath::ALL.map(|p| (format!("{p:?}"), p.label())).into();
     let ctx = context! {
         res => Serde(res),
         rows => Serde(&rows),
@@ -136,7 +138,7 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Row>> {
         tg => Serde(&rows::TABLE.targets),
         plots => Serde(&plots),
         noise => m.foreign_netns_max > 0 || load_high(&m.load_start) || load_high(&m.load_end),
-        path_labels => Serde(TPath::ALL.map(|p| (format!("{p:?}"), p.label())).into_iter().collect::<std::collections::BTreeMap<_, _>>()),
+        path_labels => Serde(path_labels),
         remote => traffic.is_some_and(|t| t.has(TPath::PodToRemotePod)),
         source_seen => Serde(res.source_seen.iter().map(|s| (s, rows::Met::of(s.ok()).text())).collect::<Vec<_>>()),
         loads => Serde(res.ebpf.as_ref().map(|e| e.loads.iter().map(|l| (l, prose::verdicts(&l.verdicts))).collect::<Vec<_>>())),

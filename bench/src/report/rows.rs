@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::Results;
 use crate::ebpf_cost::{twin_name, TWIN_PREFIX};
-use crate::stats::{quantile_sorted, Series};
+use crate::stats::{Series, Summary};
 use crate::traffic::Measured;
 
 /// The metrics and their targets.
@@ -95,36 +95,6 @@ impl Met {
     }
 }
 
-/// The numbers behind one cell: the repository's summary of the samples.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Stat {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-    /// Quartiles over every sample.
-    pub q1: f64,
-    pub q3: f64,
-    pub n: usize,
-    pub failures: usize,
-}
-
-impl Stat {
-    fn of(s: &Series) -> Option<Stat> {
-        let m = s.summary()?;
-        let mut all = s.all();
-        all.sort_by(f64::total_cmp);
-        Some(Stat {
-            median: m.median,
-            min: m.min,
-            max: m.max,
-            q1: quantile_sorted(&all, 0.25),
-            q3: quantile_sorted(&all, 0.75),
-            n: m.n,
-            failures: s.failures,
-        })
-    }
-}
-
 #[derive(Serialize)]
 pub struct Row {
     pub metric: String,
@@ -138,7 +108,7 @@ pub struct Row {
     /// Whether the row goes into the README summary.
     pub headline: bool,
     /// The samples behind the lanbridge / reference / raw cells.
-    pub stats: BTreeMap<&'static str, Stat>,
+    pub stats: BTreeMap<&'static str, Summary>,
     /// The paragraph of "Targets not met, and why" a miss calls for.
     #[serde(skip)]
     pub why: Option<String>,
@@ -317,7 +287,7 @@ fn row(m: &Metric, view: &Value, x: &Value, env: &Environment, medians: &J) -> O
             (None, Some(sum)) => sum.clone(),
             _ => "—".into(),
         };
-        if let Some(st) = series[k].as_ref().and_then(Stat::of) {
+        if let Some(st) = series[k].as_ref().and_then(Series::summary) {
             row.stats.insert(COLUMNS[k], st);
         }
     }
