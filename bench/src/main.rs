@@ -152,24 +152,12 @@ fn main() -> ExitCode {
     // The floor program the floor section times, started like a plugin.
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("floor") {
-        return match floor::main(&args[2..]) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("floor: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit("floor", floor::main(&args[2..]));
     }
     lanbridge_tests::cleanup::on_signals(guard::bpf_stats_restore);
     let cli = Cli::parse();
     if let Some(path) = &cli.from_results {
-        return match rerender(&cli, path) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("lanbridge-bench: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit("lanbridge-bench", rerender(&cli, path));
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -183,14 +171,21 @@ fn main() -> ExitCode {
         eprintln!("[bench] left behind (removing failed): {leftovers:?}");
     }
     match outcome {
-        Ok(Ok(())) if leftovers.is_empty() => ExitCode::SUCCESS,
-        Ok(Ok(())) => ExitCode::FAILURE,
-        Ok(Err(e)) => {
-            eprintln!("lanbridge-bench: {e:#}");
-            ExitCode::FAILURE
-        }
+        Ok(Ok(())) if !leftovers.is_empty() => ExitCode::FAILURE,
+        Ok(r) => exit("lanbridge-bench", r),
         Err(_) => {
             eprintln!("lanbridge-bench: panicked (see above); everything it made was removed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The exit code of `r`, its error printed as `<who>: <error>`.
+fn exit(who: &str, r: Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{who}: {e:#}");
             ExitCode::FAILURE
         }
     }
