@@ -30,7 +30,7 @@ pub static TABLE: LazyLock<Table> = LazyLock::new(|| {
 });
 
 /// One entry of the table, its kind's defaults filled in.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Metric {
     name: String,
@@ -246,12 +246,10 @@ fn row(m: &Metric, view: &Value, x: &Value, env: &Environment, medians: &J) -> O
         from_pod => PROG_FROM_POD, ..medians.clone()
     };
     let ctx = context! { ..J::from(BTreeMap::from([("ref", figs[1].clone())])), ..base };
-    let render = |t: &Option<String>| {
-        t.as_ref()
-            .map_or(Some("—".to_string()), |t| {
-                env.render_str(t, ctx.clone()).ok()
-            })
-            .unwrap_or_else(|| "—".into())
+    // A figure the template needs is missing: "—".
+    let render = |t: Option<&String>| {
+        let text = t.and_then(|t| env.render_str(t, ctx.clone()).ok());
+        text.unwrap_or_else(|| "—".into())
     };
     if let Some(when) = &m.when {
         let expr = env.compile_expression(when).ok()?;
@@ -259,12 +257,12 @@ fn row(m: &Metric, view: &Value, x: &Value, env: &Environment, medians: &J) -> O
     }
     let (unit, digits) = (m.unit.as_deref().unwrap_or(""), m.digits.unwrap_or(0));
     let mut row = Row {
-        metric: render(&Some(m.name.clone())),
+        metric: render(Some(&m.name)),
         lanbridge: String::new(),
         reference: String::new(),
         raw: String::new(),
-        ratio: render(&m.ratio),
-        target: render(&m.target),
+        ratio: render(m.ratio.as_ref()),
+        target: render(m.target.as_ref()),
         met: m.met.as_ref().map_or(Met::Na, |e| {
             let v = env.compile_expression(e).and_then(|e| e.eval(ctx.clone()));
             v.ok()
@@ -292,4 +290,31 @@ fn row(m: &Metric, view: &Value, x: &Value, env: &Environment, medians: &J) -> O
         }
     }
     Some(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_parses_and_its_templates_compile() {
+        let env = super::super::environment().expect("environment");
+        for m in TABLE.metrics.iter().map(Metric::of) {
+            let templates = [Some(&m.name), m.ratio.as_ref(), m.target.as_ref()];
+            let cells = m.cells.iter().flatten().flatten();
+            for t in templates.into_iter().flatten().chain(cells) {
+                env.template_from_str(t)
+                    .unwrap_or_else(|e| panic!("{}: {t}: {e}", m.name));
+            }
+            for e in m.met.iter().chain(&m.when) {
+                env.compile_expression(e)
+                    .unwrap_or_else(|err| panic!("{}: {e}: {err}", m.name));
+            }
+            assert!(
+                m.pair.is_some() != m.cols.is_some(),
+                "{}: pair or cols",
+                m.name
+            );
+        }
+    }
 }
