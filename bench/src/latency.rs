@@ -43,7 +43,7 @@ pub struct Latency {
 
 /// Section 1. `nets[0]` is lanbridge, `nets[1]` the reference, each on its
 /// own node; `pools[k]` are `nets[k]`'s pods.
-pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pool; 2], nodes: &[&Netns; 2]) -> Latency {
+pub fn run(p: &Params, nets: &[Net; 2], pools: &[Pool; 2], nodes: &[Netns; 2]) -> Latency {
     let mut l = Latency {
         seq_pods: p.seq_pods,
         par_pods: p.par_pods,

@@ -32,7 +32,9 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use lanbridge_tests::daemon::{LanbridgeDaemon, ReferenceDhcp};
 use lanbridge_tests::netns::Netns;
-use lanbridge_tests::testbed::{RawChain, Testbed, TwoNodes, LAN_HOST, RAW_DST, RAW_FAR, RAW_SRC};
+use lanbridge_tests::testbed::{
+    Net, RawChain, Testbed, TwoNodes, LAN_HOST, RAW_DST, RAW_FAR, RAW_SRC,
+};
 use lanbridge_tests::Flavor;
 use serde::{Deserialize, Serialize};
 
@@ -231,6 +233,15 @@ fn check_tools(lanbridge: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A node per plugin on the LAN (`names`, `addrs`), each with the latency
+/// config: subnet mode, `tests/src/fixture.rs` `subnet_conf`.
+fn subnet_nodes(bed: &Testbed, names: [&str; 2], addrs: [&str; 2]) -> ([Netns; 2], [Net; 2]) {
+    let nodes = [0, 1].map(|k| bed.node(names[k], addrs[k]));
+    let flavors = [Flavor::Lanbridge, Flavor::Reference];
+    let nets = [0, 1].map(|k| bed.subnet(flavors[k], &nodes[k], "10.244.1.0/24", true));
+    (nodes, nets)
+}
+
 /// Runs one section; a failure or panic is recorded and the run goes on.
 fn section<T>(res: &mut Results, name: &str, f: impl FnOnce() -> Result<T>) -> Option<T> {
     if guard::interrupted() {
@@ -294,39 +305,22 @@ fn body(cli: &Cli) -> Result<()> {
 
     // 1. ADD / DEL latency, subnet mode.
     if want("latency") {
-        let node_l = bed.node("sublb", "10.77.0.21");
-        let node_r = bed.node("subref", "10.77.0.22");
-        let nets = [
-            bed.subnet(Flavor::Lanbridge, &node_l, "10.244.1.0/24", true),
-            bed.subnet(Flavor::Reference, &node_r, "10.244.1.0/24", true),
-        ];
+        let (nodes, nets) = subnet_nodes(&bed, ["sublb", "subref"], ["10.77.0.21", "10.77.0.22"]);
         res.latency = section(&mut res, "latency", || {
-            Ok(latency::run(&p, &nets, &pools, &[&node_l, &node_r]))
+            Ok(latency::run(&p, &nets, &pools, &nodes))
         });
         if Path::new("/usr/bin/strace").exists() {
             progress("latency: one traced ADD and DEL per plugin (strace)");
             let dir = bed.dir("strace");
-            res.anatomy = section(&mut res, "anatomy", || {
-                Ok([
-                    anatomy::trace(&nets[0], &pools[0][0], &dir),
-                    anatomy::trace(&nets[1], &pools[1][0], &dir),
-                ]
-                .concat())
-            })
-            .unwrap_or_default();
+            let trace = |k: usize| anatomy::trace(&nets[k], &pools[k][0], &dir);
+            res.anatomy = section(&mut res, "anatomy", || Ok([trace(0), trace(1)].concat()))
+                .unwrap_or_default();
         }
     }
 
     // The floor of ADD and DEL beside both plugins (issue 15).
     if want("floor") {
-        let nodes = [
-            bed.node("flolb", "10.77.0.24"),
-            bed.node("floref", "10.77.0.25"),
-        ];
-        let nets = [
-            bed.subnet(Flavor::Lanbridge, &nodes[0], "10.244.1.0/24", true),
-            bed.subnet(Flavor::Reference, &nodes[1], "10.244.1.0/24", true),
-        ];
+        let (_nodes, nets) = subnet_nodes(&bed, ["flolb", "floref"], ["10.77.0.24", "10.77.0.25"]);
         let node = bed.node("floor", "10.77.0.26");
         progress("floor: warm ADD and DEL of the floor program, lanbridge and the reference");
         res.floor = section(&mut res, "floor", || {
