@@ -66,7 +66,26 @@ pub fn record(out: &CniOutput, lat: &mut Series, rss: Option<&mut Series>) {
     }
 }
 
-/// ADD (recorded); its result on success, else whatever half-happened undone.
+/// ADD; whatever half-happened undone when it fails.
+fn try_add(net: &Net, cid: &str, pod: &Netns) -> CniOutput {
+    let out = net.add(cid, pod);
+    if !out.success() {
+        let _ = net.del(cid, pod, None);
+        scrub(pod);
+    }
+    out
+}
+
+/// DEL with the ADD's result as `prevResult`; the pod scrubbed when it fails.
+fn try_del(net: &Net, cid: &str, pod: &Netns, prev: Option<&Value>) -> CniOutput {
+    let out = net.del(cid, pod, prev);
+    if !out.success() {
+        scrub(pod);
+    }
+    out
+}
+
+/// ADD, recorded; its result on success.
 pub fn add(
     net: &Net,
     cid: &str,
@@ -74,17 +93,12 @@ pub fn add(
     lat: &mut Series,
     rss: Option<&mut Series>,
 ) -> Option<Value> {
-    let out = net.add(cid, pod);
+    let out = try_add(net, cid, pod);
     record(&out, lat, rss);
-    if out.success() {
-        return Some(out.json().unwrap_or(Value::Null));
-    }
-    let _ = net.del(cid, pod, None);
-    scrub(pod);
-    None
+    out.success().then(|| out.json().unwrap_or(Value::Null))
 }
 
-/// DEL (recorded) with the ADD's result as `prevResult`.
+/// DEL, recorded.
 pub fn del(
     net: &Net,
     cid: &str,
@@ -93,11 +107,7 @@ pub fn del(
     lat: &mut Series,
     rss: Option<&mut Series>,
 ) {
-    let out = net.del(cid, pod, prev);
-    record(&out, lat, rss);
-    if !out.success() {
-        scrub(pod);
-    }
+    record(&try_del(net, cid, pod, prev), lat, rss);
 }
 
 /// `iters` rounds of an ADD and its DEL on pod 0 of both plugins,
@@ -153,14 +163,7 @@ pub fn batch(
 ) {
     let [adds, add_wall, dels, del_wall] = rec;
     let cid = |i: usize| format!("{tag}{i}");
-    let (outs, wall) = concurrently(n, workers, |i| {
-        let out = net.add(&cid(i), &pool[i]);
-        if !out.success() {
-            let _ = net.del(&cid(i), &pool[i], None);
-            scrub(&pool[i]);
-        }
-        out
-    });
+    let (outs, wall) = concurrently(n, workers, |i| try_add(net, &cid(i), &pool[i]));
     add_wall.push(wall.as_secs_f64());
     let mut prevs = vec![None; n];
     for (i, out) in outs.iter().enumerate() {
@@ -171,11 +174,7 @@ pub fn batch(
     between(prevs.iter().flatten().count());
     let (outs, wall) = concurrently(n, workers, |i| {
         let prev = prevs[i].as_ref()?;
-        let out = net.del(&cid(i), &pool[i], Some(prev));
-        if !out.success() {
-            scrub(&pool[i]);
-        }
-        Some(out)
+        Some(try_del(net, &cid(i), &pool[i], Some(prev)))
     });
     del_wall.push(wall.as_secs_f64());
     for out in outs.into_iter().flatten().flatten() {
