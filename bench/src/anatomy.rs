@@ -33,28 +33,19 @@ const WAITS: &str = "clone clone3 fork vfork execve wait4 waitid poll ppoll epol
     epoll_pwait epoll_pwait2 futex read nanosleep clock_nanosleep select pselect6 rt_sigsuspend \
     restart_syscall sched_yield";
 
+/// The rtnetlink message types the plugins send, by number (hex).
+const RTM: &str = "10 NEWLINK 11 DELLINK 12 GETLINK 13 SETLINK 14 NEWADDR 15 DELADDR 16 GETADDR \
+    18 NEWROUTE 19 DELROUTE 1a GETROUTE 1c NEWNEIGH 1e GETNEIGH 24 NEWQDISC 2c NEWTFILTER \
+    4a GETNETCONF 58 NEWNSID 5a GETNSID";
+
 fn rtm(t: u32) -> String {
-    let name = match t {
-        0x10 => "RTM_NEWLINK",
-        0x11 => "RTM_DELLINK",
-        0x12 => "RTM_GETLINK",
-        0x13 => "RTM_SETLINK",
-        0x14 => "RTM_NEWADDR",
-        0x15 => "RTM_DELADDR",
-        0x16 => "RTM_GETADDR",
-        0x18 => "RTM_NEWROUTE",
-        0x19 => "RTM_DELROUTE",
-        0x1a => "RTM_GETROUTE",
-        0x1c => "RTM_NEWNEIGH",
-        0x1e => "RTM_GETNEIGH",
-        0x24 => "RTM_NEWQDISC",
-        0x2c => "RTM_NEWTFILTER",
-        0x4a => "RTM_GETNETCONF",
-        0x58 => "RTM_NEWNSID",
-        0x5a => "RTM_GETNSID",
-        _ => return format!("netlink type {t:#x}"),
-    };
-    format!("netlink {name}")
+    let words: Vec<&str> = RTM.split_whitespace().collect();
+    let name = words
+        .chunks(2)
+        .find(|w| u32::from_str_radix(w[0], 16) == Ok(t));
+    name.map_or(format!("netlink type {t:#x}"), |w| {
+        format!("netlink RTM_{}", w[1])
+    })
 }
 
 /// The identifier in `args` right after `key`.
@@ -205,7 +196,7 @@ pub fn trace(net: &Net, pod: &Netns, dir: &Path) -> Vec<Anatomy> {
     let prev: Option<Value> = add.success().then(|| add.json().unwrap_or(Value::Null));
     let del = strace(&del_log, "DEL", prev.as_ref());
     if !del.success() {
-        crate::latency::scrub(pod);
+        crate::ab::scrub(pod);
     }
     for (cmd, log, ok) in [
         ("ADD", &add_log, add.success()),

@@ -8,17 +8,14 @@
 //! its ping check on, as shipped (issue 12: the time to a lease operators see).
 
 use lanbridge_tests::netns::Netns;
+use lanbridge_tests::process::proc_status_kib;
+use lanbridge_tests::testbed::Net;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::guard;
-use crate::latency::{concurrently, idx, order, scrub, timed_add, timed_del, Pair};
+use crate::ab::{self, rotation, Pair};
 use crate::stats::Series;
-use lanbridge_tests::testbed::Net;
-
-use crate::Params;
-use crate::Pool;
-use lanbridge_tests::process::proc_status_kib;
+use crate::{progress, Params, Pool};
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Dhcp {
@@ -44,7 +41,7 @@ pub struct Dhcp {
 }
 
 /// `nets[0]`: lanbridge lan mode, `nets[1]`: reference bridged + dhcp;
-/// `daemons[i]` (PIDs) serve them.
+/// `daemons[k]` (PIDs) serve them.
 /// `set_ping` restarts the LAN's dnsmasq with its ping check on or off.
 pub fn run(
     p: &Params,
@@ -58,109 +55,65 @@ pub fn run(
         workers: p.par_workers,
         ..Dhcp::default()
     };
-    for f in order(0) {
-        d.daemon_hwm_start[idx(f)] = daemons[idx(f)].and_then(|p| proc_status_kib(p, "VmHWM"));
+    let kib = |k: usize, what| daemons[k].and_then(|pid| proc_status_kib(pid, what));
+    d.daemon_hwm_start = [0, 1].map(|k| kib(k, "VmHWM"));
+    progress("dhcp: cold ADD and warm-up");
+    for k in rotation(2, 0) {
+        let prev = ab::add(&nets[k], "dwarm0", &pools[k][0], d.cold_add.at(k), None);
+        ab::del(
+            &nets[k],
+            "dwarm0",
+            &pools[k][0],
+            prev.as_ref(),
+            &mut Series::new(),
+            None,
+        );
     }
-    crate::progress("dhcp: cold ADD and warm-up");
-    for f in order(0) {
-        let net = &nets[idx(f)];
-        let pod = &pools[idx(f)][0];
-        let prev = timed_add(net, "dwarm0", pod, d.cold_add.get_mut(f), None);
-        timed_del(net, "dwarm0", pod, prev.as_ref(), &mut Series::new(), None);
-    }
-    crate::progress(&format!("dhcp: {} ADD/DEL each", p.dhcp_iters));
+    progress(&format!("dhcp: {} ADD/DEL each", p.dhcp_iters));
     // Repetitions of a quarter (at least two ADDs) each, for the spread.
     let chunk = (p.dhcp_iters / 4).max(2);
-    for i in 0..p.dhcp_iters {
-        if guard::interrupted() {
-            break;
-        }
-        if i.is_multiple_of(chunk) {
-            for s in [&mut d.add, &mut d.del, &mut d.rss_add] {
-                s.next_rep();
-            }
-        }
-        for f in order(i) {
-            let net = &nets[idx(f)];
-            let pod = &pools[idx(f)][0];
-            let cid = format!("dhcp{i}");
-            let prev = timed_add(net, &cid, pod, d.add.get_mut(f), Some(d.rss_add.get_mut(f)));
-            if prev.is_some() {
-                timed_del(net, &cid, pod, prev.as_ref(), d.del.get_mut(f), None);
-            }
-        }
-    }
+    let rec = [&mut d.add, &mut d.del, &mut d.rss_add, &mut Pair::default()];
+    ab::rounds(nets, pools, p.dhcp_iters, chunk, "dhcp", rec);
 
     // Each ADD asks for a new address (a new client identifier), so dnsmasq
     // pings before every OFFER.
     let iters = (p.dhcp_iters / 4).max(2);
-    crate::progress(&format!("dhcp: {iters} ADD/DEL each, dnsmasq pinging"));
+    progress(&format!("dhcp: {iters} ADD/DEL each, dnsmasq pinging"));
     set_ping(true);
-    for i in 0..iters {
-        if guard::interrupted() {
-            break;
-        }
-        for f in order(i) {
-            let net = &nets[idx(f)];
-            let pod = &pools[idx(f)][0];
-            let cid = format!("dping{i}");
-            let prev = timed_add(net, &cid, pod, d.add_ping.get_mut(f), None);
-            if prev.is_some() {
-                timed_del(net, &cid, pod, prev.as_ref(), &mut Series::new(), None);
-            }
-        }
-    }
+    let mut unused = [(); 3].map(|_| Pair::default());
+    let [a, b, c] = &mut unused;
+    ab::rounds(
+        nets,
+        pools,
+        iters,
+        usize::MAX,
+        "dping",
+        [&mut d.add_ping, a, b, c],
+    );
     set_ping(false);
 
-    for f in order(1) {
-        crate::progress(&format!(
-            "dhcp: {} leases on the {} daemon, {} at a time",
-            p.leases,
-            f.label(),
-            p.par_workers
+    for k in rotation(2, 1) {
+        let (n, w) = (p.leases, p.par_workers);
+        let label = nets[k].flavor.label();
+        progress(&format!(
+            "dhcp: {n} leases on the {label} daemon, {w} at a time"
         ));
-        let net = &nets[idx(f)];
-        let pool = &pools[idx(f)];
-        let (adds, wall) = concurrently(p.leases, p.par_workers, |i| {
-            let out = net.add(&format!("lease{i}"), &pool[i]);
-            if !out.success() {
-                let _ = net.del(&format!("lease{i}"), &pool[i], None);
-                scrub(&pool[i]);
-            }
-            out
+        let mut del_wall = Series::new();
+        let rec = [
+            d.scale_add.at(k),
+            d.scale_add_wall.at(k),
+            d.scale_del.at(k),
+            &mut del_wall,
+        ];
+        let (held, hwm, rss) = (
+            &mut d.held[k],
+            &mut d.daemon_hwm_full[k],
+            &mut d.daemon_rss_full[k],
+        );
+        ab::batch(&nets[k], &pools[k], (n, w), "lease", rec, |added| {
+            *held = added;
+            (*hwm, *rss) = (kib(k, "VmHWM"), kib(k, "VmRSS"));
         });
-        d.scale_add_wall.get_mut(f).push(wall.as_secs_f64());
-        let s = d.scale_add.get_mut(f);
-        let mut prevs: Vec<Option<Value>> = vec![None; p.leases];
-        for (i, out) in adds.iter().enumerate() {
-            let Some(out) = out else { continue };
-            if out.success() {
-                s.push(out.ms());
-                prevs[i] = Some(out.json().unwrap_or(Value::Null));
-            } else {
-                s.fail(out.failure());
-            }
-        }
-        d.held[idx(f)] = prevs.iter().filter(|p| p.is_some()).count();
-        d.daemon_hwm_full[idx(f)] = daemons[idx(f)].and_then(|p| proc_status_kib(p, "VmHWM"));
-        d.daemon_rss_full[idx(f)] = daemons[idx(f)].and_then(|p| proc_status_kib(p, "VmRSS"));
-        let (dels, _) = concurrently(p.leases, p.par_workers, |i| {
-            prevs[i].as_ref().map(|prev| {
-                let out = net.del(&format!("lease{i}"), &pool[i], Some(prev));
-                if !out.success() {
-                    scrub(&pool[i]);
-                }
-                out
-            })
-        });
-        let s = d.scale_del.get_mut(f);
-        for out in dels.into_iter().flatten().flatten() {
-            if out.success() {
-                s.push(out.ms());
-            } else {
-                s.fail(out.failure());
-            }
-        }
     }
     d
 }

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use lanbridge_common::{PROG_FROM_POD, PROG_FROM_UPLINK, PROG_TO_POD, PROG_TO_UPLINK};
+use lanbridge_tests::lan::{counters_by_reason, inspect_with};
 use lanbridge_tests::netns::Netns;
+use lanbridge_tests::testbed::Net;
 use serde::{Deserialize, Serialize};
 
 use crate::bpf;
@@ -165,17 +167,36 @@ fn interfaces() -> Vec<u32> {
     v
 }
 
-/// A load to measure under: a description and the closure that generates it.
+/// What a load sends: a TCP stream to an address (`true`: from it), or
+/// 64-byte UDP datagrams to a sink at an address in a namespace.
+pub enum Send<'a> {
+    Tcp(&'a str, bool),
+    Udp(&'a Netns, &'a str),
+}
+
+/// A load from pod `from` on lanbridge's lan-mode or subnet network `net`
+/// in `node` (its pins, counters, and hooks for the twins).
 pub struct Load<'a> {
-    pub name: String,
+    pub name: &'static str,
     pub mode: &'static str,
-    /// `<pinRoot>/<network>`.
-    pub pins: PathBuf,
-    /// The namespace of the network's node (where the twins go).
-    pub node: PathBuf,
-    pub run: Box<dyn Fn() -> Result<()> + 'a>,
+    pub net: &'a Net,
+    pub node: &'a Netns,
+    pub from: &'a Netns,
+    pub send: Send<'a>,
+}
+
+impl Load<'_> {
+    fn run(&self, secs: f64) -> Result<()> {
+        match self.send {
+            Send::Tcp(to, reverse) => traffic::iperf(self.from, to, secs, 0, reverse).map(drop),
+            Send::Udp(ns, to) => traffic::blast(self.from, ns, to, secs).map(drop),
+        }
+    }
+
     /// The network's counters by verdict (summed over ports).
-    pub counters: Box<dyn Fn() -> BTreeMap<String, u64> + 'a>,
+    fn counters(&self, lanbridge: &Path) -> BTreeMap<String, u64> {
+        counters_by_reason(&inspect_with(lanbridge, self.node, self.net.name()))
+    }
 }
 
 /// Restores `bpf_stats_enabled` when dropped.
@@ -187,8 +208,9 @@ impl Drop for StatsOn {
     }
 }
 
-/// Measures each load; the twins are pinned under `twins` (a bpffs dir).
-pub fn run(loads: &[Load], seconds: f64, twins: &Path) -> EbpfCost {
+/// Measures each load for `seconds`; the twins are pinned under `twins`
+/// (a bpffs dir), lanbridge's counters read with `lanbridge` (the binary).
+pub fn run(lanbridge: &Path, loads: &[Load], seconds: f64, twins: &Path) -> EbpfCost {
     let mut r = EbpfCost {
         stats_was: std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
             .unwrap_or_default()
@@ -207,28 +229,27 @@ pub fn run(loads: &[Load], seconds: f64, twins: &Path) -> EbpfCost {
             break;
         }
         crate::progress(&format!("ebpf: {} ({})", load.name, load.mode));
-        let _links = match attach_twins(&load.node, &load.pins, twins) {
+        let pins = load.net.pins();
+        let _links = match attach_twins(&load.node.path(), &pins, twins) {
             Ok(links) => links,
             Err(e) => {
                 r.errors.push(format!("{}: empty twins: {e:#}", load.name));
                 Vec::new()
             }
         };
-        let before = snapshot(&load.pins, twins);
+        let before = snapshot(&pins, twins);
         if before.is_empty() {
-            r.errors.push(format!(
-                "{}: no programs pinned under {}",
-                load.name,
-                load.pins.display()
-            ));
+            let (name, pins) = (load.name, pins.display());
+            r.errors
+                .push(format!("{name}: no programs pinned under {pins}"));
             continue;
         }
-        let counters_before = (load.counters)();
-        if let Err(e) = (load.run)() {
+        let counters_before = load.counters(lanbridge);
+        if let Err(e) = load.run(seconds) {
             r.errors.push(format!("{}: {e}", load.name));
             continue;
         }
-        let mut verdicts = (load.counters)();
+        let mut verdicts = load.counters(lanbridge);
         for (k, v) in verdicts.iter_mut() {
             *v = v.saturating_sub(counters_before.get(k).copied().unwrap_or(0));
         }
@@ -244,7 +265,7 @@ pub fn run(loads: &[Load], seconds: f64, twins: &Path) -> EbpfCost {
             }
         }
         r.loads.push(LoadResult {
-            load: load.name.clone(),
+            load: load.name.to_string(),
             mode: load.mode.to_string(),
             seconds,
             programs,
@@ -252,24 +273,4 @@ pub fn run(loads: &[Load], seconds: f64, twins: &Path) -> EbpfCost {
         });
     }
     r
-}
-
-/// A TCP stream load from `from` to `to` (or reversed).
-pub fn tcp_load<'a>(
-    from: &'a Netns,
-    to: &'a str,
-    secs: f64,
-    reverse: bool,
-) -> Box<dyn Fn() -> Result<()> + 'a> {
-    Box::new(move || traffic::iperf(from, to, secs, 0, reverse).map(|_| ()))
-}
-
-/// A 64-byte UDP load from `from` to `to` (sink in `to_ns`).
-pub fn udp_load<'a>(
-    from: &'a Netns,
-    to_ns: &'a Netns,
-    to: &'a str,
-    secs: f64,
-) -> Box<dyn Fn() -> Result<()> + 'a> {
-    Box::new(move || traffic::blast(from, to_ns, to, secs).map(|_| ()))
 }

@@ -22,8 +22,8 @@ use lanbridge_tests::process::{self, Finished};
 use rtnetlink::LinkUnspec;
 use serde::{Deserialize, Serialize};
 
+use crate::ab::{rotation, Pair};
 use crate::bpf;
-use crate::latency::Pair;
 use crate::stats::Series;
 use lanbridge_tests::testbed::{Net, Testbed};
 
@@ -106,8 +106,8 @@ pub fn run(
         }
     }
     for i in 0..p.warm_iters {
-        for k in 0..3 {
-            match (i + k) % 3 {
+        for k in rotation(3, i) {
+            match k {
                 0 => {
                     let add = floor("add");
                     let del = floor("del");
@@ -128,8 +128,8 @@ pub fn run(
                     if !del.success() {
                         bail!("{} DEL: {}", net.name(), del.failure());
                     }
-                    f.plugins_add.get_mut(net.flavor).push(add.ms());
-                    f.plugins_del.get_mut(net.flavor).push(del.ms());
+                    f.plugins_add.at(j - 1).push(add.ms());
+                    f.plugins_del.at(j - 1).push(del.ms());
                 }
             }
         }
@@ -183,16 +183,10 @@ async fn add(pod: &Path, pins: &Path) -> Result<()> {
         .up()
         .build();
     node.set("enslave and up", set).await?;
-    // The hook lanbridge attaches in the measured config (subnet mode
-    // without portIsolation: ingress only), on a thread of its own while the
-    // pod's side is set up, as lanbridge does: the attach waits for an RCU
-    // grace period holding RTNL.
+    // On a thread of its own while the pod's side is set up, as lanbridge
+    // does: the attach waits for an RCU grace period holding RTNL.
     let pins = pins.to_path_buf();
-    let attach = std::thread::spawn(move || -> Result<()> {
-        let prog = bpf::empty_program(&pins.join(PROG), bpf::TCX_INGRESS)?;
-        let link = bpf::link_create(&prog, host, bpf::TCX_INGRESS, 0)?;
-        bpf::pin(&link, &pins.join(LINK))
-    });
+    let attached = std::thread::spawn(move || attach(&pins, host));
     // The pod's side, through a netlink socket opened in the pod.
     let nl = Netlink::open(&pod_ns)?;
     let eth = index(&nl, POD_IF).await?;
@@ -202,10 +196,19 @@ async fn add(pod: &Path, pins: &Path) -> Result<()> {
     let default = "0.0.0.0/0".parse()?;
     nl.add_route(default, Some(GATEWAY.parse()?), eth, 0)
         .await?;
-    attach
+    attached
         .join()
         .map_err(|_| anyhow::anyhow!("the attach thread panicked"))??;
     Ok(())
+}
+
+/// What lanbridge's ADD attaches to the host end `host` in the measured
+/// config (subnet mode without portIsolation: its program at TCX ingress),
+/// the empty program in its place, the link pinned under `pins`.
+fn attach(pins: &Path, host: u32) -> Result<()> {
+    let prog = bpf::empty_program(&pins.join(PROG), bpf::TCX_INGRESS)?;
+    let link = bpf::link_create(&prog, host, bpf::TCX_INGRESS, 0)?;
+    bpf::pin(&link, &pins.join(LINK))
 }
 
 async fn del(pins: &Path) -> Result<()> {

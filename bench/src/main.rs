@@ -6,6 +6,7 @@
 //! bpffs directory and temp dir the run makes is removed at the end, also on
 //! failure and on SIGINT / SIGTERM.
 
+mod ab;
 mod anatomy;
 mod bpf;
 mod cluster;
@@ -30,7 +31,6 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use lanbridge_tests::daemon::{LanbridgeDaemon, ReferenceDhcp};
-use lanbridge_tests::lan::{counters_by_reason, inspect_with};
 use lanbridge_tests::netns::Netns;
 use lanbridge_tests::testbed::{
     Net, RawChain, Testbed, TwoNodes, LAN_HOST, RAW_DST, RAW_FAR, RAW_SRC,
@@ -38,7 +38,8 @@ use lanbridge_tests::testbed::{
 use lanbridge_tests::Flavor;
 use serde::{Deserialize, Serialize};
 
-use crate::ebpf_cost::{tcp_load, udp_load, Load};
+use crate::ebpf_cost::Load;
+use crate::ebpf_cost::Send::{Tcp, Udp};
 use crate::report::Results;
 use crate::traffic::Setup;
 
@@ -97,40 +98,28 @@ pub struct Params {
 
 impl Params {
     fn new(quick: bool) -> Params {
-        if quick {
-            Params {
-                warm_iters: 10,
-                seq_pods: 20,
-                seq_reps: 2,
-                par_pods: 24,
-                par_reps: 2,
-                par_workers: 8,
-                growth_pods: 50,
-                dhcp_iters: 4,
-                leases: 24,
-                iperf_secs: 1.0,
-                iperf_omit: 0,
-                traffic_reps: 2,
-                rtt_iters: 2000,
-                ebpf_secs: 1.0,
+        fn q<T>(quick: bool, short: T, full: T) -> T {
+            if quick {
+                short
+            } else {
+                full
             }
-        } else {
-            Params {
-                warm_iters: 30,
-                seq_pods: 100,
-                seq_reps: 3,
-                par_pods: 100,
-                par_reps: 3,
-                par_workers: 8,
-                growth_pods: 250,
-                dhcp_iters: 20,
-                leases: 250,
-                iperf_secs: 4.0,
-                iperf_omit: 1,
-                traffic_reps: 3,
-                rtt_iters: 10000,
-                ebpf_secs: 3.0,
-            }
+        }
+        Params {
+            warm_iters: q(quick, 10, 30),
+            seq_pods: q(quick, 20, 100),
+            seq_reps: q(quick, 2, 3),
+            par_pods: q(quick, 24, 100),
+            par_reps: q(quick, 2, 3),
+            par_workers: 8,
+            growth_pods: q(quick, 50, 250),
+            dhcp_iters: q(quick, 4, 20),
+            leases: q(quick, 24, 250),
+            iperf_secs: q(quick, 1.0, 4.0),
+            iperf_omit: q(quick, 0, 1),
+            traffic_reps: q(quick, 2, 3),
+            rtt_iters: q(quick, 2000, 10000),
+            ebpf_secs: q(quick, 1.0, 3.0),
         }
     }
 
@@ -165,24 +154,12 @@ fn main() -> ExitCode {
     // The floor program the floor section times, started like a plugin.
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("floor") {
-        return match floor::main(&args[2..]) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("floor: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit("floor", floor::main(&args[2..]));
     }
     lanbridge_tests::cleanup::on_signals(guard::bpf_stats_restore);
     let cli = Cli::parse();
     if let Some(path) = &cli.from_results {
-        return match rerender(&cli, path) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("lanbridge-bench: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit("lanbridge-bench", rerender(&cli, path));
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -196,14 +173,21 @@ fn main() -> ExitCode {
         eprintln!("[bench] left behind (removing failed): {leftovers:?}");
     }
     match outcome {
-        Ok(Ok(())) if leftovers.is_empty() => ExitCode::SUCCESS,
-        Ok(Ok(())) => ExitCode::FAILURE,
-        Ok(Err(e)) => {
-            eprintln!("lanbridge-bench: {e:#}");
-            ExitCode::FAILURE
-        }
+        Ok(Ok(())) if !leftovers.is_empty() => ExitCode::FAILURE,
+        Ok(r) => exit("lanbridge-bench", r),
         Err(_) => {
             eprintln!("lanbridge-bench: panicked (see above); everything it made was removed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The exit code of `r`, its error printed as `<who>: <error>`.
+fn exit(who: &str, r: Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{who}: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -247,6 +231,15 @@ fn check_tools(lanbridge: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A node per plugin on the LAN (`names`, `addrs`), each with the latency
+/// config: subnet mode, `tests/src/fixture.rs` `subnet_conf`.
+fn subnet_nodes(bed: &Testbed, names: [&str; 2], addrs: [&str; 2]) -> ([Netns; 2], [Net; 2]) {
+    let nodes = [0, 1].map(|k| bed.node(names[k], addrs[k]));
+    let flavors = [Flavor::Lanbridge, Flavor::Reference];
+    let nets = [0, 1].map(|k| bed.subnet(flavors[k], &nodes[k], "10.244.1.0/24", true));
+    (nodes, nets)
 }
 
 /// Runs one section; a failure or panic is recorded and the run goes on.
@@ -312,39 +305,22 @@ fn body(cli: &Cli) -> Result<()> {
 
     // 1. ADD / DEL latency, subnet mode.
     if want("latency") {
-        let node_l = bed.node("sublb", "10.77.0.21");
-        let node_r = bed.node("subref", "10.77.0.22");
-        let nets = [
-            bed.subnet(Flavor::Lanbridge, &node_l, "10.244.1.0/24", true),
-            bed.subnet(Flavor::Reference, &node_r, "10.244.1.0/24", true),
-        ];
+        let (nodes, nets) = subnet_nodes(&bed, ["sublb", "subref"], ["10.77.0.21", "10.77.0.22"]);
         res.latency = section(&mut res, "latency", || {
-            Ok(latency::run(&p, &nets, &pools, &[&node_l, &node_r]))
+            Ok(latency::run(&p, &nets, &pools, &nodes))
         });
         if Path::new("/usr/bin/strace").exists() {
             progress("latency: one traced ADD and DEL per plugin (strace)");
             let dir = bed.dir("strace");
-            res.anatomy = section(&mut res, "anatomy", || {
-                Ok([
-                    anatomy::trace(&nets[0], &pools[0][0], &dir),
-                    anatomy::trace(&nets[1], &pools[1][0], &dir),
-                ]
-                .concat())
-            })
-            .unwrap_or_default();
+            let trace = |k: usize| anatomy::trace(&nets[k], &pools[k][0], &dir);
+            res.anatomy = section(&mut res, "anatomy", || Ok([trace(0), trace(1)].concat()))
+                .unwrap_or_default();
         }
     }
 
     // The floor of ADD and DEL beside both plugins (issue 15).
     if want("floor") {
-        let nodes = [
-            bed.node("flolb", "10.77.0.24"),
-            bed.node("floref", "10.77.0.25"),
-        ];
-        let nets = [
-            bed.subnet(Flavor::Lanbridge, &nodes[0], "10.244.1.0/24", true),
-            bed.subnet(Flavor::Reference, &nodes[1], "10.244.1.0/24", true),
-        ];
+        let (_nodes, nets) = subnet_nodes(&bed, ["flolb", "floref"], ["10.77.0.24", "10.77.0.25"]);
         let node = bed.node("floor", "10.77.0.26");
         progress("floor: warm ADD and DEL of the floor program, lanbridge and the reference");
         res.floor = section(&mut res, "floor", || {
@@ -396,51 +372,49 @@ fn body(cli: &Cli) -> Result<()> {
         for two in [&lb_two, &ref_two] {
             res.errors.extend(two.check_forwarding());
         }
-        let pair = |key, label, i: usize, ips: &[String], remote| Setup {
-            key,
-            label,
-            a: t(i),
-            a_ip: ips[0].clone(),
-            b: t(i + 1),
-            b_ip: ips[1].clone(),
-            remote,
-        };
-        let raw_ips = [RAW_SRC.to_string(), RAW_DST.to_string()];
-        let setups = vec![
-            pair("lb_lan", "lanbridge lan mode", 0, &lb_lan, None),
-            pair(
-                "lb_subnet",
-                "lanbridge subnet",
-                4,
-                &lb_sub,
-                Some((t(8), lb_far.clone())),
-            ),
-            pair(
+        let raw_ips = vec![RAW_SRC.to_string(), RAW_DST.to_string()];
+        let (lb_r, ref_r) = (Some((t(8), lb_far.clone())), Some((t(9), ref_far)));
+        let raw_r = Some((&raw.far, RAW_FAR.to_string()));
+        let setups = [
+            ("lb_lan", "lanbridge lan mode", (t(0), t(1)), &lb_lan, None),
+            ("lb_subnet", "lanbridge subnet", (t(4), t(5)), &lb_sub, lb_r),
+            (
                 "ref_bridged",
                 "reference, uplink enslaved",
-                2,
+                (t(2), t(3)),
                 &ref_brd,
                 None,
             ),
-            pair(
+            (
                 "ref_subnet",
                 "reference subnet",
-                6,
+                (t(6), t(7)),
                 &ref_sub,
-                Some((t(9), ref_far)),
+                ref_r,
             ),
-            Setup {
-                a: &raw.src,
-                b: &raw.dst,
-                ..pair(
-                    "raw",
-                    "raw routed chain",
-                    0,
-                    &raw_ips,
-                    Some((&raw.far, RAW_FAR.into())),
-                )
-            },
+            (
+                "raw",
+                "raw routed chain",
+                (&raw.src, &raw.dst),
+                &raw_ips,
+                raw_r,
+            ),
         ];
+        let setups: Vec<Setup> = setups
+            .into_iter()
+            .map(|(key, label, (a, b), ips, remote)| {
+                let (a_ip, b_ip) = (ips[0].clone(), ips[1].clone());
+                Setup {
+                    key,
+                    label,
+                    a,
+                    a_ip,
+                    b,
+                    b_ip,
+                    remote,
+                }
+            })
+            .collect();
         // Every pair reaches the LAN host and each other before measuring.
         for s in &setups {
             for dst in [LAN_HOST, s.b_ip.as_str()] {
@@ -460,32 +434,32 @@ fn body(cli: &Cli) -> Result<()> {
         if want("ebpf") {
             // Loads from pod 0 (lan mode) or 4 (subnet) on lanbridge's
             // network: its pins and counters.
-            let secs = p.ebpf_secs;
-            let on = |net, node, mode, from| {
-                let lanbridge = &lanbridge;
-                let at = move |name: &str, work| load(lanbridge, name, (net, node, mode), work);
-                let tcp = move |name: &str, to, rev| at(name, tcp_load(t(from), to, secs, rev));
-                let udp = move |name: &str, to_ns, to| at(name, udp_load(t(from), to_ns, to, secs));
-                (tcp, udp)
-            };
-            let (lan_tcp, lan_udp) = on(&dhcp_nets[0], &node_lan, "lan", 0);
-            let (sub_tcp, sub_udp) = on(&sub_nets[0], node_tlb, "subnet", 4);
+            let lan = (&dhcp_nets[0], &node_lan, t(0), "lan");
+            let sub = (&sub_nets[0], node_tlb, t(4), "subnet");
             let (host, lan_peer, sub_peer) = (&bed.host, lb_lan[1].as_str(), lb_sub[1].as_str());
-            let loads = vec![
-                lan_tcp("TCP stream pod → LAN host", LAN_HOST, false),
-                lan_tcp("TCP stream LAN host → pod", LAN_HOST, true),
-                lan_udp("64-byte UDP pod → LAN host", host, LAN_HOST),
-                lan_tcp("TCP stream pod → pod", lan_peer, false),
-                lan_udp("64-byte UDP pod → pod", t(1), lan_peer),
-                sub_tcp("TCP stream pod → pod", sub_peer, false),
-                sub_udp("64-byte UDP pod → pod", t(5), sub_peer),
-                sub_tcp("TCP stream pod → remote pod", &lb_far, false),
+            let loads = [
+                (lan, "TCP stream pod → LAN host", Tcp(LAN_HOST, false)),
+                (lan, "TCP stream LAN host → pod", Tcp(LAN_HOST, true)),
+                (lan, "64-byte UDP pod → LAN host", Udp(host, LAN_HOST)),
+                (lan, "TCP stream pod → pod", Tcp(lan_peer, false)),
+                (lan, "64-byte UDP pod → pod", Udp(t(1), lan_peer)),
+                (sub, "TCP stream pod → pod", Tcp(sub_peer, false)),
+                (sub, "64-byte UDP pod → pod", Udp(t(5), sub_peer)),
+                (sub, "TCP stream pod → remote pod", Tcp(&lb_far, false)),
             ];
+            let loads = loads.map(|((net, node, from, mode), name, send)| Load {
+                name,
+                mode,
+                net,
+                node,
+                from,
+                send,
+            });
             res.ebpf = section(&mut res, "ebpf", || {
                 let _servers = traffic::iperf_servers(&bed, &setups[..2])?;
                 let twins = guard::bpffs_dir(&prefix, "empty");
                 std::fs::create_dir_all(&twins)?;
-                Ok(ebpf_cost::run(&loads, secs, &twins))
+                Ok(ebpf_cost::run(&lanbridge, &loads, p.ebpf_secs, &twins))
             });
         }
     }
@@ -496,29 +470,12 @@ fn body(cli: &Cli) -> Result<()> {
     if guard::interrupted() {
         bail!("interrupted");
     }
-    let out = out_dir(cli, res.quick);
     report::write_raw(&res, &cli.raw)?;
-    let rows = report::write(&res, &out)?;
-    progress(&format!(
-        "report written to {}",
-        out.join("REPORT.md").display()
-    ));
-    write_readme(cli, &res, &rows, &out)?;
+    let rows = render(cli, &res)?;
     print!("{}", summary(&rows));
     drop(lb_daemon);
     drop(ref_daemon);
     Ok(())
-}
-
-/// `--out`, or docs/bench for a full run and target/bench/quick for a quick one.
-fn out_dir(cli: &Cli, quick: bool) -> PathBuf {
-    cli.out.clone().unwrap_or_else(|| {
-        PathBuf::from(if quick {
-            "target/bench/quick"
-        } else {
-            "docs/bench"
-        })
-    })
 }
 
 /// Writes the report of a previous run again (after a change to the report).
@@ -527,43 +484,30 @@ fn rerender(cli: &Cli, path: &Path) -> Result<()> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let res: Results =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let out = out_dir(cli, res.quick);
-    let rows = report::write(&res, &out)?;
-    eprintln!("report written to {}", out.join("REPORT.md").display());
-    write_readme(cli, &res, &rows, &out)?;
-    Ok(())
+    render(cli, &res).map(drop)
 }
 
-fn write_readme(cli: &Cli, res: &Results, rows: &[report::Row], out: &Path) -> Result<()> {
+/// Writes the report into `--out` (docs/bench for a full run and
+/// target/bench/quick for a quick one) and, for a full run, the README's section.
+fn render(cli: &Cli, res: &Results) -> Result<Vec<report::Row>> {
+    let default = if res.quick {
+        "target/bench/quick"
+    } else {
+        "docs/bench"
+    };
+    let out = cli.out.clone().unwrap_or_else(|| default.into());
+    let rows = report::write(res, &out)?;
+    eprintln!("report written to {}", out.join("REPORT.md").display());
     if res.quick || cli.no_readme || !cli.readme.is_file() {
-        return Ok(());
+        return Ok(rows);
     }
     let rel = out.join("REPORT.md");
     let rel = rel
         .strip_prefix(cli.readme.parent().unwrap_or(Path::new("")))
         .unwrap_or(&rel);
-    report::update_readme(&cli.readme, res, rows, &rel.display().to_string())?;
+    report::update_readme(&cli.readme, res, &rows, &rel.display().to_string())?;
     eprintln!("README section updated in {}", cli.readme.display());
-    Ok(())
-}
-
-/// A load on lanbridge's lan-mode or subnet network `net` in `node`: its
-/// pins and counters.
-fn load<'a>(
-    lanbridge: &'a Path,
-    name: &str,
-    (net, node, mode): (&Net, &'a Netns, &'static str),
-    run: Box<dyn Fn() -> Result<()> + 'a>,
-) -> Load<'a> {
-    let net_name = net.name().to_string();
-    Load {
-        name: name.into(),
-        mode,
-        pins: net.pins(),
-        node: node.path(),
-        run,
-        counters: Box::new(move || counters_by_reason(&inspect_with(lanbridge, node, &net_name))),
-    }
+    Ok(rows)
 }
 
 fn summary(rows: &[report::Row]) -> String {

@@ -42,44 +42,23 @@ impl Series {
         self.reps.iter().flatten().copied().collect()
     }
 
+    /// `None` without samples.
     pub fn summary(&self) -> Option<Summary> {
-        Summary::of(&self.all(), &self.reps)
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct Summary {
-    pub n: usize,
-    pub median: f64,
-    pub p10: f64,
-    pub p90: f64,
-    pub min: f64,
-    pub max: f64,
-    /// Smallest and largest per-repetition median.
-    pub rep_min: f64,
-    pub rep_max: f64,
-    pub reps: usize,
-}
-
-impl Summary {
-    pub fn of(all: &[f64], reps: &[Vec<f64>]) -> Option<Summary> {
-        if all.is_empty() {
-            return None;
-        }
-        let mut sorted = all.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let rep_medians: Vec<f64> = reps
-            .iter()
-            .filter(|r| !r.is_empty())
-            .map(|r| median(r))
-            .collect();
+        let mut all = self.all();
+        all.sort_by(f64::total_cmp);
+        let q = |q| quantile_sorted(&all, q);
+        let reps = self.reps.iter().filter(|r| !r.is_empty());
+        let rep_medians: Vec<f64> = reps.map(|r| median(r)).collect();
         Some(Summary {
-            n: sorted.len(),
-            median: quantile_sorted(&sorted, 0.5),
-            p10: quantile_sorted(&sorted, 0.1),
-            p90: quantile_sorted(&sorted, 0.9),
-            min: sorted[0],
-            max: sorted[sorted.len() - 1],
+            median: q(0.5),
+            min: *all.first()?,
+            max: *all.last()?,
+            q1: q(0.25),
+            q3: q(0.75),
+            n: all.len(),
+            failures: self.failures,
+            p10: q(0.1),
+            p90: q(0.9),
             rep_min: rep_medians.iter().copied().fold(f64::INFINITY, f64::min),
             rep_max: rep_medians
                 .iter()
@@ -88,6 +67,31 @@ impl Summary {
             reps: rep_medians.len(),
         })
     }
+}
+
+/// What the samples of a series say. Serialized (what the repository keeps
+/// of each cell of the results table): median, min, max, quartiles, the
+/// number of samples and of failures.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Summary {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub q1: f64,
+    pub q3: f64,
+    pub n: usize,
+    pub failures: usize,
+    #[serde(skip)]
+    pub p10: f64,
+    #[serde(skip)]
+    pub p90: f64,
+    /// Smallest and largest per-repetition median, and how many repetitions.
+    #[serde(skip)]
+    pub rep_min: f64,
+    #[serde(skip)]
+    pub rep_max: f64,
+    #[serde(skip)]
+    pub reps: usize,
 }
 
 pub fn median(v: &[f64]) -> f64 {

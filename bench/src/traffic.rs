@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use lanbridge_tests::netns::Netns;
 use serde::{Deserialize, Serialize};
 
+use crate::ab::rotation;
 use crate::guard;
 use crate::stats::Series;
 use crate::Params;
@@ -116,10 +117,6 @@ impl Traffic {
         find(&self.throughput, path, setup)
     }
 
-    pub fn pps(&self, path: Path, setup: &str) -> Option<&Series> {
-        find(&self.pps, path, setup)
-    }
-
     pub fn rtt(&self, path: Path, setup: &str) -> Option<&Series> {
         find(&self.rtt, path, setup)
     }
@@ -210,22 +207,16 @@ impl UdpServer {
         pinned: bool,
         mut serve: impl FnMut(&UdpSocket, &[u8], SocketAddr) + Send + 'static,
     ) -> Result<UdpServer> {
+        // Bound in the namespace, served from a thread of ours.
+        let sock = ns.within(move || UdpSocket::bind(("0.0.0.0", port)));
+        let sock = sock.map_err(|e| anyhow!("UDP server in {}: {e}", ns.name()))?;
+        sock.set_read_timeout(Some(Duration::from_millis(100)))?;
         let stop = Arc::new(AtomicBool::new(false));
         let st = stop.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let handle = ns.spawn(move || {
-            let sock = match UdpSocket::bind(("0.0.0.0", port)) {
-                Ok(s) => s,
-                Err(e) => {
-                    tx.send(Err(e.to_string())).ok();
-                    return;
-                }
-            };
-            sock.set_read_timeout(Some(Duration::from_millis(100))).ok();
+        let handle = std::thread::spawn(move || {
             if pinned {
                 pin_to_last_cpu();
             }
-            tx.send(Ok(())).ok();
             let mut buf = [0u8; 2048];
             while !st.load(Ordering::SeqCst) {
                 if let Ok((n, from)) = sock.recv_from(&mut buf) {
@@ -233,15 +224,8 @@ impl UdpServer {
                 }
             }
         });
-        let server = UdpServer {
-            stop,
-            handle: Some(handle),
-        };
-        match rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(Ok(())) => Ok(server),
-            Ok(Err(e)) => bail!("UDP server in {}: {e}", ns.name()),
-            Err(e) => bail!("UDP server in {}: {e}", ns.name()),
-        }
+        let handle = Some(handle);
+        Ok(UdpServer { stop, handle })
     }
 
     /// The echo server of the ping-pong, on the same CPU as its client.
@@ -327,50 +311,47 @@ pub fn blast(from: &Netns, to_ns: &Netns, to: &str, secs: f64) -> Result<u64> {
     Ok(received.load(Ordering::Relaxed))
 }
 
-/// The setups that have `path`, with its target, starting at a different
-/// setup each repetition (so that none always goes first).
-fn rotation<'s, 'a>(
-    setups: &'s [Setup<'a>],
-    rep: usize,
-    path: Path,
-) -> impl Iterator<Item = (&'s Setup<'a>, String)> {
-    let n = setups.len();
-    (0..n).filter_map(move |k| {
-        let s = &setups[(k + rep) % n];
-        s.target(path).map(|to| (s, to))
-    })
-}
-
 /// `reps` repetitions of `run` (its samples, from a setup's `a` to a target)
-/// over `paths` and the setups that have them, into their slots of
-/// `measured`; `what` is the progress line, `{}` the repetition.
+/// over `paths` and the setups that have them, a slot each; `what` is the
+/// progress line, `{rep}` the repetition and `{n}` the number of slots.
 fn measure(
-    measured: &mut [Measured],
     reps: usize,
     paths: &[Path],
     setups: &[Setup],
     what: &str,
     mut run: impl FnMut(&Setup, Path, &str) -> Result<Vec<f64>>,
-) -> Result<()> {
+) -> Result<Vec<Measured>> {
+    let slots = paths.iter().flat_map(|&path| {
+        let has = setups.iter().filter(move |s| s.target(path).is_some());
+        has.map(move |s| Measured {
+            path,
+            setup: s.key.to_string(),
+            label: s.label.to_string(),
+            series: Series::new(),
+        })
+    });
+    let mut measured: Vec<Measured> = slots.collect();
+    let what = what.replace("{n}", &measured.len().to_string());
     for rep in 0..reps {
         crate::progress(&format!(
             "traffic: {}",
-            what.replace("{}", &(rep + 1).to_string())
+            what.replace("{rep}", &(rep + 1).to_string())
         ));
         for m in measured.iter_mut() {
             m.series.next_rep();
         }
         for &path in paths {
-            for (s, to) in rotation(setups, rep, path) {
+            // Every setup that has the path, starting at another each repetition.
+            let turn = rotation(setups.len(), rep).map(|k| &setups[k]);
+            for (s, to) in turn.filter_map(|s| Some((s, s.target(path)?))) {
                 if guard::interrupted() {
                     bail!("interrupted");
                 }
                 let r = run(s, path, &to);
-                let series = &mut measured
+                let slot = measured
                     .iter_mut()
-                    .find(|m| m.path == path && m.setup == s.key)
-                    .expect("a slot per path and setup")
-                    .series;
+                    .find(|m| m.path == path && m.setup == s.key);
+                let series = &mut slot.expect("a slot per path and setup").series;
                 match r {
                     Ok(v) => v.into_iter().for_each(|x| series.push(x)),
                     Err(e) => series.fail(e.to_string()),
@@ -378,76 +359,53 @@ fn measure(
             }
         }
     }
-    Ok(())
+    Ok(measured)
 }
 
-/// Section 3 over `setups`; the testbed's LAN host runs the LAN-side servers. Setups
-/// without a remote pod have no slot for [`Path::PodToRemotePod`].
+/// Section 3 over `setups`; the testbed's LAN host runs the LAN-side
+/// servers. Setups without a remote pod have no slot for
+/// [`Path::PodToRemotePod`].
 pub fn run(p: &Params, bed: &Testbed, setups: &[Setup]) -> Result<Traffic> {
-    let lan_host = &bed.host;
-    let mut t = Traffic {
-        seconds: p.iperf_secs,
-        rtt_iters: p.rtt_iters,
-        ..Traffic::default()
-    };
-    for path in Path::ALL {
-        for s in setups.iter().filter(|s| s.target(path).is_some()) {
-            let slot = || Measured {
-                path,
-                setup: s.key.to_string(),
-                label: s.label.to_string(),
-                series: Series::new(),
-            };
-            t.throughput.push(slot());
-            if Path::RTT.contains(&path) {
-                t.rtt.push(slot());
-            }
-            if path == Path::PodToLan {
-                t.pps.push(slot());
-            }
-        }
-    }
-    let reps = p.traffic_reps;
+    let (lan_host, reps) = (&bed.host, p.traffic_reps);
     let servers = iperf_servers(bed, setups)?;
-    let (n, secs) = (t.throughput.len(), p.iperf_secs);
-    let what = format!("iperf3 repetition {{}}/{reps} ({n} runs of {secs} s)");
-    measure(
-        &mut t.throughput,
-        reps,
-        &Path::ALL,
-        setups,
-        &what,
-        |s, path, to| {
-            let reverse = path == Path::LanToPod;
-            Ok(vec![iperf(s.a, to, secs, p.iperf_omit, reverse)?])
-        },
-    )?;
+    let secs = p.iperf_secs;
+    let what = format!("iperf3 repetition {{rep}}/{reps} ({{n}} runs of {secs} s)");
+    let throughput = measure(reps, &Path::ALL, setups, &what, |s, path, to| {
+        Ok(vec![iperf(
+            s.a,
+            to,
+            secs,
+            p.iperf_omit,
+            path == Path::LanToPod,
+        )?])
+    })?;
     drop(servers);
 
-    let (n, secs) = (t.pps.len(), p.ebpf_secs);
-    let what = format!("64-byte UDP pod → LAN host, repetition {{}}/{reps} ({n} × {secs} s)");
-    measure(
-        &mut t.pps,
-        reps,
-        &[Path::PodToLan],
-        setups,
-        &what,
-        |s, _, to| Ok(vec![blast(s.a, lan_host, to, secs)? as f64 / secs / 1e3]),
-    )?;
+    let secs = p.ebpf_secs;
+    let what = format!("64-byte UDP pod → LAN host, repetition {{rep}}/{reps} ({{n}} × {secs} s)");
+    let pps = measure(reps, &[Path::PodToLan], setups, &what, |s, _, to| {
+        Ok(vec![blast(s.a, lan_host, to, secs)? as f64 / secs / 1e3])
+    })?;
 
     let _echo: Vec<UdpServer> = std::iter::once(lan_host)
         .chain(setups.iter().map(|s| s.b))
         .chain(setups.iter().filter_map(|s| s.remote.as_ref().map(|r| r.0)))
         .map(UdpServer::echo)
         .collect::<Result<_>>()?;
-    let (n, iters) = (t.rtt.len(), p.rtt_iters);
-    let what = format!("UDP ping-pong repetition {{}}/{reps} ({n} × {iters} round trips)");
+    let iters = p.rtt_iters;
+    let what = format!("UDP ping-pong repetition {{rep}}/{reps} ({{n}} × {iters} round trips)");
     let mut lost = 0;
-    measure(&mut t.rtt, reps, &Path::RTT, setups, &what, |s, _, to| {
+    let rtt = measure(reps, &Path::RTT, setups, &what, |s, _, to| {
         let (rtts, l) = pingpong(s.a, to, PINGPONG_PORT, iters)?;
         lost += l;
         Ok(rtts)
     })?;
-    t.rtt_lost = lost;
-    Ok(t)
+    Ok(Traffic {
+        seconds: p.iperf_secs,
+        throughput,
+        rtt,
+        pps,
+        rtt_iters: iters,
+        rtt_lost: lost,
+    })
 }

@@ -4,18 +4,17 @@
 //! are written apart (`target/bench/results.json`) and can be rendered again
 //! with `--from-results`.
 
-mod chart;
 mod plots;
+mod prose;
 mod rows;
-mod values;
-mod why;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use lanbridge_common::{Reason, PROG_FROM_POD, PROG_FROM_UPLINK};
 use minijinja::value::Serde;
-use minijinja::{context, Environment};
+use minijinja::{context, Environment, Value as J};
 use serde::{Deserialize, Serialize};
 
 pub use rows::Row;
@@ -28,13 +27,12 @@ use crate::ebpf_cost::EbpfCost;
 use crate::floor::Floor;
 use crate::latency::Latency;
 use crate::machine::Machine;
+use crate::stats::{quantile_sorted, Series};
 use crate::traffic::{Path as TPath, Traffic};
 use crate::Params;
 use lanbridge_tests::cluster::CLUSTER_CIDR;
 use lanbridge_tests::testbed::TwoNodes;
 use lanbridge_tests::Flavor;
-
-use rows::{FAST_PATH_NS_TARGET, STACK_NS_TARGET};
 
 const REPORT: &str = include_str!("../../templates/REPORT.md.j2");
 const README: &str = include_str!("../../templates/README-section.md.j2");
@@ -96,8 +94,25 @@ fn environment() -> Result<Environment<'static>> {
         ns if ns >= 1e3 => format!("{:.2} µs", ns / 1e3),
         ns => format!("{ns:.1} ns"),
     });
+    // `samples`: every sample of a series; `quantile(q)` of samples.
+    env.add_filter("samples", |s: Serde<Series>| s.all());
+    env.add_filter("quantile", |mut v: Vec<f64>, q: f64| {
+        v.sort_by(f64::total_cmp);
+        quantile_sorted(&v, q)
+    });
     // `diff(a, b)`: a - b, none when either is missing.
     env.add_function("diff", |a: Option<f64>, b: Option<f64>| Some(a? - b?));
+    // `all([a, b])`: both, each evaluated (so a missing figure fails both).
+    env.add_function("all", |v: Vec<bool>| v.iter().all(|b| *b));
+    // `r(a, b)`: a / b as "1.23×", "—" when either is missing.
+    env.add_function("r", |a: Option<f64>, b: Option<f64>| {
+        rows::ratio(a, b).map_or("—".into(), |r| format!("{r:.2}×"))
+    });
+    // `growth(ms)`: (first tenth, last tenth, ratio) of per-pod latencies.
+    env.add_function("growth", |v: Vec<Option<f64>>| {
+        let v: Vec<f64> = v.into_iter().flatten().collect();
+        J::from(Serde(crate::latency::growth_ratio(&v)))
+    });
     env.add_template("REPORT.md", REPORT)?;
     env.add_template("README", README)?;
     Ok(env)
@@ -106,24 +121,27 @@ fn environment() -> Result<Environment<'static>> {
 /// Writes REPORT.md, the SVGs and the summary `results.json` into `out`.
 pub fn write(res: &Results, out: &Path) -> Result<Vec<Row>> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let rows = rows::rows(res);
+    let env = environment()?;
+    let view = rows::view(res);
+    let med = J::from(Serde(prose::medians(&view)));
+    let rows = rows::rows(&view, &env, &med);
     let plots = plots::write(res, out)?;
     let traffic = res.traffic.as_ref();
     let m = &res.machine;
+    let path_labels: BTreeMap<_, _> = TPath::ALL.map(|p| (format!("{p:?}"), p.label())).into();
     let ctx = context! {
         res => Serde(res),
         rows => Serde(&rows),
-        why => Serde(why::why(res, &rows)),
-        med => Serde(values::medians(res)),
-        fig => Serde(values::figures(res)),
-        tg => Serde(rows::targets()),
+        why => prose::why(res, &rows),
+        med => med,
+        fig => prose::figures(res),
+        tg => Serde(&rows::TABLE.targets),
         plots => Serde(&plots),
         noise => m.foreign_netns_max > 0 || load_high(&m.load_start) || load_high(&m.load_end),
-        tput => Serde(traffic.map(why::tput_details)),
-        rtt => Serde(traffic.map(why::rtt_details)),
+        path_labels => Serde(path_labels),
         remote => traffic.is_some_and(|t| t.has(TPath::PodToRemotePod)),
         source_seen => Serde(res.source_seen.iter().map(|s| (s, rows::Met::of(s.ok()).text())).collect::<Vec<_>>()),
-        loads => Serde(res.ebpf.as_ref().map(|e| e.loads.iter().map(|l| (l, why::verdicts(&l.verdicts))).collect::<Vec<_>>())),
+        loads => Serde(res.ebpf.as_ref().map(|e| e.loads.iter().map(|l| (l, prose::verdicts(&l.verdicts))).collect::<Vec<_>>())),
         any_fast => res.ebpf.as_ref().is_some_and(|e| e.loads.iter().any(|l| l.fast_path())),
         lb_nodes => TwoNodes::describe(Flavor::Lanbridge),
         ref_nodes => TwoNodes::describe(Flavor::Reference),
@@ -132,9 +150,9 @@ pub fn write(res: &Results, out: &Path) -> Result<Vec<Row>> {
         from_uplink => PROG_FROM_UPLINK,
         fast_to_lan => Reason::FastToLan.name(),
         fast_to_pod => Reason::FastToPod.name(),
-        remote_load => why::REMOTE_LOAD,
+        remote_load => prose::REMOTE_LOAD,
     };
-    let md = environment()?.get_template("REPORT.md")?.render(ctx)?;
+    let md = env.get_template("REPORT.md")?.render(ctx)?;
     std::fs::write(out.join("REPORT.md"), md)?;
     let summary = Summary {
         quick: res.quick,
@@ -208,10 +226,12 @@ mod tests {
         }
     }
 
-    fn render(res: &Results) -> String {
+    /// The rows and REPORT.md of `res`.
+    fn render(res: &Results) -> (Vec<Row>, String) {
         let dir = tempfile::tempdir().expect("temp dir");
-        write(res, dir.path()).expect("report renders");
-        std::fs::read_to_string(dir.path().join("REPORT.md")).expect("REPORT.md")
+        let rows = write(res, dir.path()).expect("report renders");
+        let md = std::fs::read_to_string(dir.path().join("REPORT.md")).expect("REPORT.md");
+        (rows, md)
     }
 
     #[test]
@@ -223,10 +243,9 @@ mod tests {
             throughput: vec![measured(TPath::PodToPod, "lb_subnet", 10.0)],
             ..Traffic::default()
         });
-        let rows = rows::rows(&res);
+        let (rows, md) = render(&res);
         let remote = TPath::PodToRemotePod.label();
         assert!(rows.iter().all(|r| !r.metric.contains(remote)));
-        let md = render(&res);
         assert!(md.contains("not measured in this run"), "{md}");
         assert!(!md.contains("- **Pod → pod on another node**:"), "{md}");
     }
@@ -244,13 +263,12 @@ mod tests {
             }),
             ..Results::default()
         };
-        let rows = rows::rows(&res);
+        let (rows, md) = render(&res);
         let find = |m: &str| rows.iter().find(|r| r.metric == m).expect(m);
         let t = find("TCP throughput, pod → pod on another node, subnet mode");
         assert!(t.headline && t.met == rows::Met::No, "{}", t.ratio);
         let r = find("UDP round trip (64 B), pod ↔ pod on another node, subnet mode");
         assert!(r.headline && r.met == rows::Met::No);
-        let md = render(&res);
         assert!(
             md.contains("- **Pod → pod on another node.** The eBPF section did not run"),
             "{md}"

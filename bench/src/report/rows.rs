@@ -1,52 +1,77 @@
-//! The rows of the results table: each metric's cells as the report prints
-//! them, its target and verdict, and the numbers behind the cells (what the
-//! repository keeps as the run's summary).
+//! The rows of the results table, one per metric of
+//! `bench/templates/metrics.yaml` (where its figures are, how they print, its
+//! target and how "met" is judged), with the numbers behind the cells (what
+//! the repository keeps as the run's summary).
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use lanbridge_common::{PROG_FROM_POD, PROG_FROM_UPLINK};
-use serde::Serialize;
+use minijinja::value::Serde;
+use minijinja::{context, Environment, Value as J};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 
 use super::Results;
 use crate::ebpf_cost::{twin_name, TWIN_PREFIX};
-use crate::latency::{growth_ratio, Pair};
-use crate::stats::Series;
-use crate::traffic::{Path as TPath, Traffic};
+use crate::stats::{Series, Summary};
+use crate::traffic::Measured;
 
-/// Targets of issue 6, tightened or added by issue 15.
-pub const LATENCY_RATIO_TARGET: f64 = 0.25;
-pub const DEL_RATIO_TARGET: f64 = 0.35;
-pub const FLOOR_TARGET: f64 = 1.5;
-pub const GROWTH_TARGET: f64 = 1.1;
-pub const PODS_PER_S_TARGET: f64 = 3.0;
-pub const LAN_DEL_TARGET: f64 = 1.0;
-pub const DHCP_RATIO_TARGET: f64 = 0.10;
-pub const TPUT_VS_RAW_TARGET: f64 = 1.0;
-pub const TPUT_VS_REF_TARGET: f64 = 1.10;
-pub const PPS_VS_RAW_TARGET: f64 = 1.0;
-pub const PPS_VS_REF_TARGET: f64 = 1.2;
-pub const FAST_PATH_NS_TARGET: f64 = 300.0;
-pub const STACK_NS_TARGET: f64 = 100.0;
-/// `lb_from_pod` over the empty program at the same hooks.
-pub const EMPTY_FAST_TARGET: f64 = 3.0;
-pub const EMPTY_STACK_TARGET: f64 = 1.5;
+/// The metrics and their targets.
+#[derive(Deserialize)]
+pub struct Table {
+    pub targets: BTreeMap<String, f64>,
+    kinds: Map<String, Value>,
+    metrics: Vec<Value>,
+}
 
-/// The targets by the names the template uses.
-pub fn targets() -> BTreeMap<&'static str, f64> {
-    BTreeMap::from([
-        ("add", LATENCY_RATIO_TARGET),
-        ("del", DEL_RATIO_TARGET),
-        ("floor", FLOOR_TARGET),
-        ("growth", GROWTH_TARGET),
-        ("pods_per_s", PODS_PER_S_TARGET),
-        ("lan_del", LAN_DEL_TARGET),
-        ("tput_vs_raw", TPUT_VS_RAW_TARGET),
-        ("tput_vs_ref", TPUT_VS_REF_TARGET),
-        ("pps_vs_raw", PPS_VS_RAW_TARGET),
-        ("pps_vs_ref", PPS_VS_REF_TARGET),
-        ("empty_fast", EMPTY_FAST_TARGET),
-        ("empty_stack", EMPTY_STACK_TARGET),
-    ])
+pub static TABLE: LazyLock<Table> = LazyLock::new(|| {
+    serde_norway::from_str(include_str!("../../templates/metrics.yaml")).expect("metrics.yaml")
+});
+
+/// One entry of the table, its kind's defaults filled in.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Metric {
+    name: String,
+    each: Option<String>,
+    pair: Option<String>,
+    cols: Option<[Option<String>; 3]>,
+    unit: Option<String>,
+    digits: Option<usize>,
+    cells: Option<[Option<String>; 3]>,
+    ratio: Option<String>,
+    target: Option<String>,
+    met: Option<String>,
+    when: Option<String>,
+    #[serde(default)]
+    headline: bool,
+    why: Option<String>,
+}
+
+impl Metric {
+    /// `m` with the keys it lacks taken from its kind (and the kind's kind).
+    fn of(m: &Value) -> Metric {
+        let mut m = m.as_object().cloned().unwrap_or_default();
+        while let Some(Value::String(kind)) = m.remove("kind") {
+            for (k, v) in TABLE.kinds[&kind].as_object().into_iter().flatten() {
+                m.entry(k).or_insert(v.clone());
+            }
+        }
+        serde_json::from_value(Value::Object(m)).expect("a metric of metrics.yaml")
+    }
+
+    fn cols(&self) -> [Option<String>; 3] {
+        match (&self.pair, &self.cols) {
+            (Some(p), _) => [
+                Some(format!("{p}.lanbridge")),
+                Some(format!("{p}.reference")),
+                None,
+            ],
+            (None, Some(c)) => c.clone(),
+            _ => Default::default(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -58,11 +83,7 @@ pub enum Met {
 
 impl Met {
     pub fn of(ok: bool) -> Met {
-        if ok {
-            Met::Yes
-        } else {
-            Met::No
-        }
+        [Met::No, Met::Yes][usize::from(ok)]
     }
 
     pub fn text(self) -> &'static str {
@@ -71,36 +92,6 @@ impl Met {
             Met::No => "❌ no",
             Met::Na => "—",
         }
-    }
-}
-
-/// The numbers behind one cell: the repository's summary of the samples.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Stat {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-    /// Quartiles over every sample.
-    pub q1: f64,
-    pub q3: f64,
-    pub n: usize,
-    pub failures: usize,
-}
-
-impl Stat {
-    fn of(s: &Series) -> Option<Stat> {
-        let m = s.summary()?;
-        let mut all = s.all();
-        all.sort_by(f64::total_cmp);
-        Some(Stat {
-            median: m.median,
-            min: m.min,
-            max: m.max,
-            q1: crate::stats::quantile_sorted(&all, 0.25),
-            q3: crate::stats::quantile_sorted(&all, 0.75),
-            n: m.n,
-            failures: s.failures,
-        })
     }
 }
 
@@ -117,84 +108,25 @@ pub struct Row {
     /// Whether the row goes into the README summary.
     pub headline: bool,
     /// The samples behind the lanbridge / reference / raw cells.
-    pub stats: BTreeMap<&'static str, Stat>,
+    pub stats: BTreeMap<&'static str, Summary>,
+    /// The paragraph of "Targets not met, and why" a miss calls for.
+    #[serde(skip)]
+    pub why: Option<String>,
 }
 
 fn met_text<S: serde::Serializer>(m: &Met, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(m.text())
 }
 
-impl Row {
-    fn new(metric: impl Into<String>) -> Row {
-        Row {
-            metric: metric.into(),
-            lanbridge: "—".into(),
-            reference: "—".into(),
-            raw: "—".into(),
-            ratio: "—".into(),
-            target: "—".into(),
-            met: Met::Na,
-            headline: false,
-            stats: BTreeMap::new(),
-        }
-    }
-
-    /// A row of lanbridge's, the reference's and the raw limit's `series`
-    /// (each kept in `stats`), printed in `unit` with `digits` decimals.
-    fn of(
-        metric: impl Into<String>,
-        series: [Option<&Series>; 3],
-        unit: &str,
-        digits: usize,
-    ) -> Row {
-        let mut row = Row::new(metric);
-        let cells = [&mut row.lanbridge, &mut row.reference, &mut row.raw];
-        for ((cell, s), column) in cells.into_iter().zip(series).zip(COLUMNS) {
-            if let Some(s) = s {
-                *cell = fmt_sum(s, unit, digits);
-                if let Some(st) = Stat::of(s) {
-                    row.stats.insert(column, st);
-                }
-            }
-        }
-        row
-    }
-
-    /// [`Row::of`] a pair, with the lanbridge / reference ratio.
-    fn pair(metric: impl Into<String>, p: &Pair, unit: &str, digits: usize) -> Row {
-        let mut row = Row::of(
-            metric,
-            [Some(&p.lanbridge), Some(&p.reference), None],
-            unit,
-            digits,
-        );
-        row.ratio = fmt_ratio(ratio(med(&p.lanbridge), med(&p.reference)));
-        row
-    }
-
-    /// Judged: lanbridge / reference ≤ `target`, without a failed sample.
-    fn at_most(mut self, p: &Pair, target: f64, headline: bool) -> Row {
-        let r = ratio(med(&p.lanbridge), med(&p.reference));
-        self.target = format!("≤ {target}× reference");
-        self.met = r.map_or(Met::Na, |r| {
-            Met::of(r <= target && p.lanbridge.failures == 0)
-        });
-        self.headline = headline;
-        self
-    }
-}
-
 const COLUMNS: [&str; 3] = ["lanbridge", "reference", "raw"];
 
 /// `12.3 ms [11.9–12.8]`: median over all samples, and the range of the
 /// per-repetition medians (or p10–p90, marked, with a single repetition).
-fn fmt_sum(s: &Series, unit: &str, digits: usize) -> String {
-    let fail = if s.failures > 0 {
-        format!(" ({} failed)", s.failures)
-    } else {
-        String::new()
+fn fmt_sum(s: &Series, unit: &str, d: usize) -> String {
+    let fail = match s.failures {
+        0 => String::new(),
+        n => format!(" ({n} failed)"),
     };
-    let d = digits;
     match s.summary() {
         None if s.failures > 0 => format!("failed ({}×)", s.failures),
         None => "—".into(),
@@ -221,322 +153,168 @@ pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-fn fmt_ratio(r: Option<f64>) -> String {
-    r.map_or("—".into(), |r| format!("{r:.2}×"))
-}
-
-/// An ADD or DEL of both plugins beside the floor, interleaved with it.
-fn floor_row(metric: &str, pair: &Pair, floor: &Series, target: Option<f64>) -> Row {
-    let mut row = Row::of(
-        metric,
-        [Some(&pair.lanbridge), Some(&pair.reference), Some(floor)],
-        "ms",
-        1,
-    );
-    row.raw += " (floor)";
-    let (l, r, f) = (med(&pair.lanbridge), med(&pair.reference), med(floor));
-    row.ratio = format!(
-        "{} floor, {} ref; ref {} floor",
-        fmt_ratio(ratio(l, f)),
-        fmt_ratio(ratio(l, r)),
-        fmt_ratio(ratio(r, f))
-    );
-    if let Some(t) = target {
-        row.target = format!("≤ {t}× floor");
-        row.met = ratio(l, f).map_or(Met::Na, |x| Met::of(x <= t));
-    }
-    row.headline = target.is_some();
-    row
-}
-
-fn mib(kib: f64) -> String {
-    format!("{:.1} MiB", kib / 1024.0)
-}
-
-type Getter = for<'a> fn(&'a Traffic, TPath, &str) -> Option<&'a Series>;
-
-/// What a traffic row measures.
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    Tput,
-    Pps,
-    Rtt,
-}
-
-/// A traffic row of `path`: lanbridge's setup `lb` against `reference` and
-/// the raw chain.
-fn traffic_row(t: &Traffic, kind: Kind, path: TPath, lb: &str, reference: &str, what: &str) -> Row {
-    let (get, metric, unit, digits): (Getter, _, _, _) = match kind {
-        Kind::Tput => (
-            Traffic::tput,
-            format!("TCP throughput, {}", path.label()),
-            "Gbit/s",
-            2,
-        ),
-        Kind::Pps => (
-            Traffic::pps,
-            format!("64-byte UDP packets/s, {}", path.label()),
-            "kpps",
-            0,
-        ),
-        Kind::Rtt => (
-            Traffic::rtt,
-            format!("UDP round trip (64 B), {}", path.rtt_label()),
-            "µs",
-            1,
-        ),
+/// The results as the table's paths see them: traffic by path and setup
+/// (`tput.PodToLan.lb_lan`), and `ebpf_runs`, one per program and load
+/// that ran (the empty twins beside their program).
+pub fn view(res: &Results) -> Value {
+    let mut v = serde_json::to_value(res).unwrap_or_default();
+    let by_path = |list: &[Measured]| {
+        let mut m = Map::new();
+        for x in list {
+            let path = m.entry(format!("{:?}", x.path)).or_insert(json!({}));
+            path[&x.setup] = json!(x.series);
+        }
+        Value::Object(m)
     };
-    let series = [lb, reference, "raw"].map(|k| get(t, path, k));
-    let mut row = Row::of(format!("{metric}, {what}"), series, unit, digits);
-    let [l, r, w] = series.map(|s| s.and_then(med));
-    let (vs_raw, vs_ref) = (ratio(l, w), ratio(l, r));
-    row.ratio = format!("{} raw, {} ref", fmt_ratio(vs_raw), fmt_ratio(vs_ref));
-    let (raw_t, ref_t) = match kind {
-        Kind::Tput => (TPUT_VS_RAW_TARGET, TPUT_VS_REF_TARGET),
-        _ => (PPS_VS_RAW_TARGET, PPS_VS_REF_TARGET),
-    };
-    if kind == Kind::Rtt {
-        row.target = "lower than ref and raw".into();
-        row.met = match (l, r, w) {
-            (Some(l), Some(r), Some(w)) => Met::of(l < r && l < w),
-            _ => Met::Na,
-        };
-    } else {
-        row.target = format!("≥ {raw_t}× raw, ≥ {ref_t}× ref");
-        row.met = match (vs_raw, vs_ref) {
-            (Some(a), Some(b)) => Met::of(a >= raw_t && b >= ref_t),
-            _ => Met::Na,
-        };
-    }
-    row
-}
-
-pub fn rows(res: &Results) -> Vec<Row> {
-    let mut rows = Vec::new();
-    if let Some(l) = &res.latency {
-        let (add, del) = (LATENCY_RATIO_TARGET, DEL_RATIO_TARGET);
-        let (seq, par) = (
-            l.seq_pods,
-            format!("{} pods {} at a time", l.par_pods, l.par_workers),
-        );
-        // (what, ADD and DEL, headline, whether it names the command again)
-        let phases = [
-            (
-                "1 pod (warm)".to_string(),
-                [&l.warm_add, &l.warm_del],
-                true,
-                false,
-            ),
-            (
-                format!("{seq} pods sequential"),
-                [&l.seq_add, &l.seq_del],
-                false,
-                false,
-            ),
-            (par, [&l.par_add, &l.par_del], false, true),
-        ];
-        for (what, pairs, headline, per) in phases {
-            for ((cmd, p), target) in ["ADD", "DEL"].into_iter().zip(pairs).zip([add, del]) {
-                let per = if per {
-                    format!(" (per {cmd})")
-                } else {
-                    String::new()
-                };
-                let metric = format!("{cmd}, {what}{per}");
-                rows.push(Row::pair(metric, p, "ms", 1).at_most(p, target, headline));
-            }
-        }
-        for (what, p) in [("ADD", &l.par_add_wall), ("DEL", &l.par_del_wall)] {
-            let metric = format!(
-                "{} pods {what}ed {} at a time: pods/s (wall time)",
-                l.par_pods, l.par_workers
-            );
-            let mut row = Row::pair(metric, p, "s", 2);
-            let rate = |s: &Series| {
-                med(s).map_or("—".into(), |w| {
-                    format!(
-                        "{:.1} pods/s ({})",
-                        l.par_pods as f64 / w,
-                        fmt_sum(s, "s", 2)
-                    )
-                })
-            };
-            row.lanbridge = rate(&p.lanbridge);
-            row.reference = rate(&p.reference);
-            // pods/s ratio: the reference's wall time over lanbridge's.
-            let r = ratio(med(&p.reference), med(&p.lanbridge));
-            row.ratio = fmt_ratio(r);
-            if what == "ADD" {
-                row.target = format!("≥ {PODS_PER_S_TARGET}× reference pods/s");
-                row.met = r.map_or(Met::Na, |r| Met::of(r >= PODS_PER_S_TARGET));
-                row.headline = true;
-            }
-            rows.push(row);
-        }
-        for (what, g) in [("ADD", &l.growth_add), ("DEL", &l.growth_del)] {
-            let mut row = Row::new(format!(
-                "{what} growth, pod 1 → {} on one bridge (last/first tenth)",
-                l.growth_pods
-            ));
-            let lb = growth_ratio(&g.lanbridge);
-            let f = |x: Option<(f64, f64, f64)>| {
-                x.map_or("—".into(), |(a, b, r)| {
-                    format!("{r:.2}× ({a:.1} → {b:.1} ms)")
-                })
-            };
-            row.lanbridge = f(lb);
-            row.reference = f(growth_ratio(&g.reference));
-            row.target = format!("flat: ≤ {GROWTH_TARGET}×");
-            row.met = lb.map_or(Met::Na, |(_, _, r)| Met::of(r <= GROWTH_TARGET));
-            row.headline = what == "ADD";
-            rows.push(row);
-        }
-        let metric =
-            "first ADD on a node (creates the bridge; lanbridge loads and pins its programs)";
-        let mut row = Row::pair(metric, &l.cold_add, "ms", 1);
-        row.ratio = "—".into();
-        rows.push(row);
-        let metric = "exec floor: `nsenter --net=<node> /bin/true`";
-        rows.push(Row::of(metric, [None, None, Some(&l.exec_floor)], "ms", 2));
-    }
-    if let Some(f) = &res.floor {
-        let (add, del) = (&f.plugins_add, &f.plugins_del);
-        rows.push(floor_row(
-            "ADD (warm) beside the floor program",
-            add,
-            &f.add,
-            Some(FLOOR_TARGET),
-        ));
-        rows.push(floor_row(
-            "DEL (warm) beside the floor program",
-            del,
-            &f.del,
-            None,
-        ));
-    }
-    if let Some(d) = &res.dhcp {
-        let metric =
-            "ADD with DHCP (time to a lease): lan mode vs reference bridge+dhcp, uplink enslaved";
-        rows.push(Row::pair(metric, &d.add, "ms", 0).at_most(&d.add, DHCP_RATIO_TARGET, true));
-        if d.add_ping.lanbridge.summary().is_some() {
-            let metric = "ADD with DHCP, dnsmasq's ping check on (as shipped): time to a lease";
-            let mut row = Row::pair(metric, &d.add_ping, "ms", 0);
-            row.headline = true;
-            rows.push(row);
-        }
-        let metric = "DEL with DHCP (release), lan mode";
-        rows.push(Row::pair(metric, &d.del, "ms", 0).at_most(&d.del, LAN_DEL_TARGET, true));
-        let metric = format!(
-            "ADD with DHCP, {} pods {} at a time (per ADD)",
-            d.leases, d.workers
-        );
-        rows.push(Row::pair(metric, &d.scale_add, "ms", 0));
-    }
     if let Some(t) = &res.traffic {
-        // lan mode has no second node; runs before pod → remote pod existed
-        // have no such rows at all.
-        let paths = || TPath::ALL.into_iter().filter(|p| t.has(*p));
-        let remote = TPath::PodToRemotePod;
-        let lan = ("lb_lan", "ref_bridged", "lan mode vs bridged reference");
-        let sub = ("lb_subnet", "ref_subnet", "subnet mode");
-        let mut push = |kind, path, (lb, reference, what), headline| {
-            let mut row = traffic_row(t, kind, path, lb, reference, what);
-            row.headline = headline;
-            rows.push(row);
+        v["tput"] = by_path(&t.throughput);
+        v["pps"] = by_path(&t.pps);
+        v["rtt"] = by_path(&t.rtt);
+    }
+    let mut runs = Vec::new();
+    for l in res.ebpf.iter().flat_map(|e| &e.loads) {
+        let twin = |name: &str| l.programs.iter().find(|c| c.program == name)?.ns_per_run();
+        for c in l.programs.iter() {
+            let Some(ns) = c
+                .ns_per_run()
+                .filter(|_| !c.program.starts_with(TWIN_PREFIX))
+            else {
+                continue;
+            };
+            let fast = [PROG_FROM_POD, PROG_FROM_UPLINK].contains(&c.program.as_str());
+            runs.push(json!({
+                "program": c.program, "load": l.load, "mode": l.mode, "runs": c.runs,
+                "ns": ns, "twin_ns": twin(&twin_name(&c.program)), "fast": l.fast_path() && fast,
+            }));
+        }
+    }
+    v["ebpf_runs"] = Value::Array(runs);
+    v
+}
+
+/// The value at `path` (`a.b.0`) under `root`, or under the item `x`.
+fn at<'a>(root: &'a Value, x: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut keys = path.split('.');
+    let first = keys.next()?;
+    let start = if first == "x" { x } else { root.get(first)? };
+    keys.try_fold(start, |v, k| match v {
+        Value::Array(a) => a.get(k.parse::<usize>().ok()?),
+        v => v.get(k),
+    })
+}
+
+/// Every row of the results' [`view`], in the table's order; `med` is the
+/// view with each series replaced by its median (what names are rendered over).
+pub fn rows(view: &Value, env: &Environment, med: &J) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for m in TABLE.metrics.iter().map(Metric::of) {
+        let items = match &m.each {
+            Some(list) => view[list].as_array().cloned().unwrap_or_default(),
+            None => vec![Value::Null],
         };
-        for path in paths() {
-            if path != remote {
-                push(Kind::Tput, path, lan, path == TPath::PodToLan);
-            }
-            push(
-                Kind::Tput,
-                path,
-                sub,
-                path == TPath::PodToPod || path == remote,
-            );
-        }
-        for setups in [lan, sub] {
-            if t.pps(TPath::PodToLan, setups.0).is_some() {
-                push(Kind::Pps, TPath::PodToLan, setups, setups == lan);
+        for (i, x) in items.iter().enumerate() {
+            if let Some(row) = row(&m, view, x, env, med) {
+                rows.push(Row {
+                    headline: m.headline && i == 0,
+                    ..row
+                });
             }
         }
-        for path in paths().filter(|p| TPath::RTT.contains(p)) {
-            if path != remote {
-                push(Kind::Rtt, path, lan, path == TPath::PodToLan);
-            }
-            push(Kind::Rtt, path, sub, path == remote);
-        }
-    }
-    if let Some(e) = &res.ebpf {
-        let mut first = true;
-        for l in &e.loads {
-            for c in l
-                .programs
-                .iter()
-                .filter(|c| !c.program.starts_with(TWIN_PREFIX))
-            {
-                let Some(ns) = c.ns_per_run() else { continue };
-                let fast =
-                    l.fast_path() && (c.program == PROG_FROM_POD || c.program == PROG_FROM_UPLINK);
-                let mut row = Row::new(format!(
-                    "eBPF `{}` per run, {} ({})",
-                    c.program, l.load, l.mode
-                ));
-                row.lanbridge = format!("{ns:.0} ns ({} runs)", c.runs);
-                // The empty twin in front of it at the same hooks, same load.
-                let twin = l
-                    .programs
-                    .iter()
-                    .find(|t| t.program == twin_name(&c.program))
-                    .and_then(|t| t.ns_per_run());
-                if let Some(tw) = twin {
-                    row.raw = format!("{tw:.0} ns (empty program)");
-                    row.ratio = fmt_ratio(Some(ns / tw));
-                }
-                let (path, empty_t, ns_t) = if fast {
-                    ("fast path", EMPTY_FAST_TARGET, FAST_PATH_NS_TARGET)
-                } else {
-                    ("passed to the stack", EMPTY_STACK_TARGET, STACK_NS_TARGET)
-                };
-                if c.program == PROG_FROM_POD {
-                    // Issue 15 judges it against the empty program.
-                    row.target = format!("≤ {empty_t}× empty ({path})");
-                    row.met = twin.map_or(Met::Na, |tw| Met::of(ns / tw <= empty_t));
-                } else {
-                    row.target = format!("≤ {ns_t:.0} ns ({path})");
-                    row.met = Met::of(ns <= ns_t);
-                }
-                row.headline = std::mem::take(&mut first);
-                rows.push(row);
-            }
-        }
-    }
-    let mut mem = |metric: &str, p: &Pair, headline: bool| {
-        let mut row = Row::pair(metric, p, "", 0);
-        let (l, r) = (med(&p.lanbridge), med(&p.reference));
-        row.lanbridge = l.map_or("—".into(), mib);
-        row.reference = r.map_or("—".into(), mib);
-        row.headline = headline;
-        rows.push(row);
-    };
-    if let Some(l) = &res.latency {
-        let metric =
-            "peak RSS of one ADD (subnet, host-local; max over the plugin and its children)";
-        mem(metric, &l.rss_add, true);
-        mem("peak RSS of one DEL (subnet)", &l.rss_del, false);
-    }
-    if let Some(d) = &res.dhcp {
-        mem("peak RSS of one ADD with DHCP", &d.rss_add, false);
-        let mut row = Row::new(format!(
-            "DHCP daemon peak RSS (VmHWM) holding {} / {} leases",
-            d.held[0], d.held[1]
-        ));
-        let kib = d.daemon_hwm_full.map(|v| v.map(|k| k as f64));
-        row.lanbridge = kib[0].map_or("—".into(), mib);
-        row.reference = kib[1].map_or("—".into(), mib);
-        row.ratio = fmt_ratio(ratio(kib[0], kib[1]));
-        row.headline = true;
-        rows.push(row);
     }
     rows
+}
+
+fn row(m: &Metric, view: &Value, x: &Value, env: &Environment, medians: &J) -> Option<Row> {
+    let cols = m.cols().map(|p| p.and_then(|p| at(view, x, &p)));
+    if cols.iter().all(Option::is_none) {
+        return None;
+    }
+    // A column of samples is its median; any other value is itself.
+    let series = cols.map(|c| {
+        c.filter(|c| c.get("reps").is_some())
+            .and_then(|c| serde_json::from_value::<Series>(c.clone()).ok())
+    });
+    let figs = [0, 1, 2].map(|k| match (&series[k], cols[k]) {
+        (Some(s), _) => J::from(med(s)),
+        (None, Some(v)) => J::from(Serde(v)),
+        (None, None) => J::from(()),
+    });
+    let failures = series[0].as_ref().map_or(0, |s| s.failures);
+    let base = context! {
+        lb => figs[0].clone(), raw => figs[2].clone(), x => J::from(Serde(x)),
+        lb_failures => failures, tg => J::from(Serde(&TABLE.targets)),
+        from_pod => PROG_FROM_POD, ..medians.clone()
+    };
+    let ctx = context! { ..J::from(BTreeMap::from([("ref", figs[1].clone())])), ..base };
+    // A figure the template needs is missing: "—".
+    let render = |t: Option<&String>| {
+        let text = t.and_then(|t| env.render_str(t, ctx.clone()).ok());
+        text.unwrap_or_else(|| "—".into())
+    };
+    if let Some(when) = &m.when {
+        let expr = env.compile_expression(when).ok()?;
+        expr.eval(ctx.clone()).ok().filter(|v| v.is_true())?;
+    }
+    let (unit, digits) = (m.unit.as_deref().unwrap_or(""), m.digits.unwrap_or(0));
+    let mut row = Row {
+        metric: render(Some(&m.name)),
+        lanbridge: String::new(),
+        reference: String::new(),
+        raw: String::new(),
+        ratio: render(m.ratio.as_ref()),
+        target: render(m.target.as_ref()),
+        met: m.met.as_ref().map_or(Met::Na, |e| {
+            let v = env.compile_expression(e).and_then(|e| e.eval(ctx.clone()));
+            v.ok()
+                .filter(|v| !v.is_none())
+                .map_or(Met::Na, |v| Met::of(v.is_true()))
+        }),
+        headline: false,
+        stats: BTreeMap::new(),
+        why: m.why.clone(),
+    };
+    let cells = [&mut row.lanbridge, &mut row.reference, &mut row.raw];
+    for (k, cell) in cells.into_iter().enumerate() {
+        let sum = series[k].as_ref().map(|s| fmt_sum(s, unit, digits));
+        let tpl = m.cells.as_ref().and_then(|c| c[k].as_ref());
+        *cell = match (tpl, &sum) {
+            (Some(t), _) if cols[k].is_some() => {
+                let c = context! { v => figs[k].clone(), sum => sum.clone(), ..ctx.clone() };
+                env.render_str(t, c).unwrap_or_else(|_| "—".into())
+            }
+            (None, Some(sum)) => sum.clone(),
+            _ => "—".into(),
+        };
+        if let Some(st) = series[k].as_ref().and_then(Series::summary) {
+            row.stats.insert(COLUMNS[k], st);
+        }
+    }
+    Some(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_parses_and_its_templates_compile() {
+        let env = super::super::environment().expect("environment");
+        for m in TABLE.metrics.iter().map(Metric::of) {
+            let templates = [Some(&m.name), m.ratio.as_ref(), m.target.as_ref()];
+            let cells = m.cells.iter().flatten().flatten();
+            for t in templates.into_iter().flatten().chain(cells) {
+                env.template_from_str(t)
+                    .unwrap_or_else(|e| panic!("{}: {t}: {e}", m.name));
+            }
+            for e in m.met.iter().chain(&m.when) {
+                env.compile_expression(e)
+                    .unwrap_or_else(|err| panic!("{}: {e}: {err}", m.name));
+            }
+            assert!(
+                m.pair.is_some() != m.cols.is_some(),
+                "{}: pair or cols",
+                m.name
+            );
+        }
+    }
 }
