@@ -2,9 +2,10 @@
 //! an ADD must do (start a process, create the veth pair with its peer in
 //! the pod, put the host end on the bridge, attach the port's TC program
 //! with TCX and pin the link, set the pod's address, bring it up and add its
-//! default route) and what a DEL must do (unpin the link, delete the pair), measured
-//! in the same run and interleaved with lanbridge's and the reference's warm
-//! ADD and DEL. The programs are empty (`return TCX_NEXT`), loaded and pinned
+//! default route) and what a DEL must do before it answers (both ends down
+//! and renamed, the link's pin renamed; the pair destroyed by a detached
+//! child, as lanbridge's DEL does), measured in the same run and interleaved
+//! with lanbridge's and the reference's warm ADD and DEL. The programs are empty (`return TCX_NEXT`), loaded and pinned
 //! once, as lanbridge's are.
 //!
 //! The program is this binary: `lanbridge-bench floor add|del …`, run in the
@@ -15,8 +16,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use lanbridge::node::naming;
 use lanbridge::node::netlink::{Netlink, VethSpec};
 use lanbridge::node::netns::NetNs;
+use lanbridge::node::reaper::{self, Deleter};
 use lanbridge_tests::netns::Netns;
 use lanbridge_tests::process::{self, Finished};
 use rtnetlink::LinkUnspec;
@@ -152,12 +155,15 @@ pub fn main(args: &[String]) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;
-    let pins = Path::new(pins);
-    match verb.as_str() {
-        "add" => rt.block_on(add(Path::new(pod), pins)),
-        "del" => rt.block_on(del(pins)),
+    let (pod, pins) = (Path::new(pod), Path::new(pins));
+    let done = match verb.as_str() {
+        "add" => rt.block_on(add(pod, pins)),
+        "del" => rt.block_on(del(pod, pins)),
         _ => bail!("floor: add or del, not {verb}"),
-    }
+    };
+    drop(rt);
+    reaper::finish(Deleter::Normal);
+    done
 }
 
 /// The index of link `name` (it must exist).
@@ -211,8 +217,20 @@ fn attach(pins: &Path, host: u32) -> Result<()> {
     bpf::pin(&link, &pins.join(LINK))
 }
 
-async fn del(pins: &Path) -> Result<()> {
-    std::fs::remove_file(pins.join(LINK))?;
-    Netlink::current()?.delete_link(HOST).await?;
+/// What a DEL must do before it answers: cut the pod off and free every
+/// name the next ADD needs (both ends down and renamed, the link's pin
+/// renamed); destroying the pair, which waits for RCU grace periods, is
+/// left to a detached child, as lanbridge's DEL does.
+async fn del(pod: &Path, pins: &Path) -> Result<()> {
+    let node = Netlink::current()?;
+    let host = index(&node, HOST).await?;
+    let retired = naming::tombstone_link(host);
+    node.retire(host, &retired).await?;
+    let nl = Netlink::open(&NetNs::open(pod)?)?;
+    let eth = index(&nl, POD_IF).await?;
+    nl.retire(eth, &naming::tombstone_link(eth)).await?;
+    let pin = pins.join(naming::tombstone_pin(host, false));
+    std::fs::rename(pins.join(LINK), &pin)?;
+    reaper::defer(&retired, vec![pin]);
     Ok(())
 }
