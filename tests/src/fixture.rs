@@ -91,6 +91,13 @@ impl World {
         state
     }
 
+    /// Where lanbridge keeps the node namespace's scope marker and the
+    /// daemon's default socket (under /run); removed with the node.
+    pub fn run_dir(&self) -> PathBuf {
+        let [_, _, run] = scoped_defaults(self.topo.node.inode());
+        run
+    }
+
     /// lanbridge's default `pinRoot` (on bpffs) as the node's namespace
     /// scopes it; removed with the node.
     pub fn pin_root(&self) -> PathBuf {

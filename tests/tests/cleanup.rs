@@ -23,6 +23,8 @@ struct Snapshot {
     nft: String,
     bpffs: Vec<String>,
     state: Vec<String>,
+    /// The scope's marker and the daemon's socket.
+    run: Vec<String>,
 }
 
 fn snapshot(w: &World) -> Snapshot {
@@ -86,6 +88,7 @@ fn snapshot(w: &World) -> Snapshot {
         nft: nft_tables(node),
         bpffs: tree(&w.pin_root()),
         state: tree(&w.state_dir().join("lbtnet")),
+        run: tree(&w.run_dir()),
     }
 }
 
@@ -135,6 +138,7 @@ fn assert_same(before: &Snapshot, after: &Snapshot, context: &str) {
         ("iptables", &before.iptables, &after.iptables),
         ("bpffs", &before.bpffs, &after.bpffs),
         ("state", &before.state, &after.state),
+        ("run", &before.run, &after.run),
     ] {
         let gone: Vec<_> = a.iter().filter(|l| !b.contains(l)).collect();
         let new: Vec<_> = b.iter().filter(|l| !a.contains(l)).collect();

@@ -88,11 +88,18 @@ async fn run(args: &Args) -> Result<()> {
         };
         ctx.clean().await?;
     }
-    // The roots too, once nothing is left in them.
+    // The roots too, once nothing is left in them, and then the scope's
+    // marker in /run, once the scoped defaults are gone.
     if !args.dry_run {
         for root in [&args.pin_root, &args.state_dir] {
             if fs::remove_dir(root).is_ok() {
                 println!("removed {}", root.display());
+            }
+        }
+        let defaults = [DEFAULT_PIN_ROOT, DEFAULT_STATE_DIR];
+        if defaults.iter().all(|d| !scope::dir(d).exists()) {
+            if let Some(marker) = scope::forget() {
+                println!("removed {}", marker.display());
             }
         }
     }

@@ -103,6 +103,27 @@ pub fn claim(defaults: &[&str], used: &[&Path]) -> Result<()> {
         .map_err(io(format!("writing {}", marker.display())))
 }
 
+/// Removes this namespace's scope marker (`lanbridge cleanup`, once the
+/// scoped pins and state are gone), unless something else lives beside it
+/// (the daemon's socket). Returns the directory removed.
+pub fn forget() -> Option<PathBuf> {
+    let marker_dir = Path::new(MARKER_ROOT).join(SCOPE.as_ref()?);
+    let ours = |n: &std::ffi::OsStr| n == "netns-cookie" || n == "claim.lock";
+    let only_ours = fs::read_dir(&marker_dir)
+        .ok()?
+        .all(|e| e.is_ok_and(|e| ours(&e.file_name())));
+    if !only_ours {
+        return None;
+    }
+    for name in ["netns-cookie", "claim.lock"] {
+        let _ = fs::remove_file(marker_dir.join(name));
+    }
+    fs::remove_dir(&marker_dir).ok()?;
+    // The shared root too, when this was its last scope.
+    let _ = fs::remove_dir(MARKER_ROOT);
+    Some(marker_dir)
+}
+
 /// `SO_NETNS_COOKIE` of this namespace (Linux 5.14+), never reused until reboot.
 fn netns_cookie() -> Option<u64> {
     let sock = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::DGRAM, None).ok()?;
