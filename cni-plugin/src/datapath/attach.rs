@@ -5,16 +5,16 @@
 //! (Debian's bpftool 7.1 prints TCX links as "type 11"). Older kernels get a
 //! clsact qdisc and a netlink filter (`bpftool net show`).
 
+use std::path::PathBuf;
+
 use aya::programs::links::FdLink;
 use aya::programs::tc::{self, NlOptions, TcAttachOptions};
 use aya::programs::{LinkOrder, SchedClassifier, TcAttachType};
 use aya::util::KernelVersion;
 
 use super::error::DatapathError;
-use super::pins::Pins;
-use std::path::PathBuf;
-
-use crate::node::gone::{done, found};
+use super::pins::{unpin, Pins};
+use crate::node::gone::found;
 
 /// Where a program runs on its interface.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -87,9 +87,7 @@ pub fn is_attached(pins: &Pins, ifname: &str, hook: Hook) -> bool {
 
 /// Unpins the interface's link, which detaches it; a missing pin is fine.
 pub fn detach(pins: &Pins, ifname: &str, hook: Hook) -> Result<(), DatapathError> {
-    let path = pins.link(ifname, hook == Hook::Egress);
-    done(std::fs::remove_file(&path))
-        .map_err(|e| DatapathError::io(format!("unpinning {}", path.display()), e))
+    unpin(&pins.link(ifname, hook == Hook::Egress))
 }
 
 /// Renames the interface's link pin to the dead port's (`ifindex`), leaving

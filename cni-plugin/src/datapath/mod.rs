@@ -333,7 +333,7 @@ impl Datapath {
     /// Unpins dead ports' links but those of the retired interfaces (by
     /// index) `alive` keeps, still to be destroyed with their devices.
     pub fn remove_tombstones(&self, alive: impl Fn(u32) -> bool) -> Result<(), DatapathError> {
-        remove_tombstones(&self.pins, alive)
+        self.pins.remove_tombstones(alive)
     }
 
     /// Forgets a port's map entries (its interface is gone).
@@ -383,7 +383,7 @@ impl Datapath {
             attach::detach(&pins, ifname, Hook::Ingress)?;
             attach::detach(&pins, ifname, Hook::Egress)?;
         }
-        remove_tombstones(&pins, |_| false)?;
+        pins.remove_tombstones(|_| false)?;
         load::remove_objects(&pins)?;
         crate::node::gone::done(std::fs::remove_dir(pins.dir()))
             .map_err(|e| DatapathError::io(format!("removing {}", pins.dir().display()), e))?;
@@ -394,15 +394,4 @@ impl Datapath {
     pub fn attached_interfaces(&self) -> Vec<String> {
         self.pins.linked_interfaces()
     }
-}
-
-fn remove_tombstones(pins: &Pins, alive: impl Fn(u32) -> bool) -> Result<(), DatapathError> {
-    for (index, pin) in pins.tombstones() {
-        if alive(index) {
-            continue;
-        }
-        crate::node::gone::done(std::fs::remove_file(&pin))
-            .map_err(|e| DatapathError::io(format!("unpinning {}", pin.display()), e))?;
-    }
-    Ok(())
 }

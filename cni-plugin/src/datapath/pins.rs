@@ -6,6 +6,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use super::error::DatapathError;
+use crate::node::gone::done;
 use crate::node::naming::{self, pin_name, tombstone_pin_ifindex, unpin_name};
 
 /// The networks with a directory under `root`, sorted.
@@ -79,7 +80,7 @@ impl Pins {
     }
 
     /// Dead ports' link pins here, with the ifindex each names.
-    pub fn tombstones(&self) -> Vec<(u32, PathBuf)> {
+    fn tombstones(&self) -> Vec<(u32, PathBuf)> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
@@ -87,6 +88,17 @@ impl Pins {
             .filter_map(|e| e.ok())
             .filter_map(|e| Some((tombstone_pin_ifindex(e.file_name().to_str()?)?, e.path())))
             .collect()
+    }
+
+    /// Unpins dead ports' links, but those of the retired interfaces (by
+    /// index) `alive` keeps, still to be destroyed with their devices.
+    pub fn remove_tombstones(&self, alive: impl Fn(u32) -> bool) -> Result<(), DatapathError> {
+        for (index, pin) in self.tombstones() {
+            if !alive(index) {
+                unpin(&pin)?;
+            }
+        }
+        Ok(())
     }
 
     /// Interface names with a link pinned here (ingress or egress).
@@ -106,6 +118,13 @@ impl Pins {
         names.dedup();
         names
     }
+}
+
+/// Removes a pin (a link's: its link detaches unless something else holds
+/// it); a missing pin is fine.
+pub fn unpin(path: &Path) -> Result<(), DatapathError> {
+    done(fs::remove_file(path))
+        .map_err(|e| DatapathError::io(format!("unpinning {}", path.display()), e))
 }
 
 #[cfg(test)]
